@@ -1,0 +1,4 @@
+import oomguard from './index.js'
+
+export const { getMemoryMetrics } = oomguard
+export default oomguard

@@ -1,0 +1,487 @@
+//! Reading the live values. A [`Reader`] locates the cgroup once, keeps the
+//! files open and re-reads them with `pread` at offset 0: the kernel
+//! regenerates the text on every read, so each read is fresh.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ParseError, Result};
+use crate::locate::{locate, under_root, CgroupVersion, Located, Location};
+use crate::parse::{
+    lookup, parse_flat_keyed, parse_limit, parse_meminfo, parse_pressure, parse_statm_rss, parse_u64, Pressure,
+};
+use crate::stat::MemoryStat;
+
+/// How often `/proc/self/cgroup` is re-read to notice that the process was
+/// moved to another cgroup. A failed read of the usage file re-checks at once.
+const RELOCATE_EVERY: Duration = Duration::from_secs(1);
+
+/// A file kept open for repeated `pread`s.
+#[derive(Debug)]
+pub struct OpenFile {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl OpenFile {
+    pub fn new(path: PathBuf) -> Self {
+        OpenFile { path, file: None }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn pread_all(file: &File, buf: &mut Vec<u8>) -> io::Result<usize> {
+        if buf.len() < 16384 {
+            buf.resize(16384, 0);
+        }
+        let mut n = 0;
+        loop {
+            if n == buf.len() {
+                let len = buf.len() * 2;
+                buf.resize(len, 0);
+            }
+            match file.read_at(&mut buf[n..], n as u64) {
+                Ok(0) => return Ok(n),
+                // Kernel pseudo-files (seq_file) fill the buffer until their
+                // end: a short read is the end, and saves a second syscall.
+                Ok(k) if n + k < buf.len() => return Ok(n + k),
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Read the whole file into `buf` and return it as text. Opens the file
+    /// on first use; if a read on an open descriptor fails (the cgroup was
+    /// removed, for example), opens it again once.
+    pub fn read<'b>(&mut self, buf: &'b mut Vec<u8>) -> Result<&'b str> {
+        let n = match &self.file {
+            Some(f) => match Self::pread_all(f, buf) {
+                Ok(n) => n,
+                Err(_) => {
+                    self.file = None;
+                    return self.read_fresh(buf);
+                }
+            },
+            None => return self.read_fresh(buf),
+        };
+        self.text(buf, n)
+    }
+
+    fn read_fresh<'b>(&mut self, buf: &'b mut Vec<u8>) -> Result<&'b str> {
+        let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let n = Self::pread_all(&file, buf).map_err(|e| Error::io(&self.path, e))?;
+        self.file = Some(file);
+        self.text(buf, n)
+    }
+
+    fn text<'b>(&self, buf: &'b [u8], n: usize) -> Result<&'b str> {
+        std::str::from_utf8(&buf[..n]).map_err(|e| Error::parse(&self.path, ParseError::new(0, format!("not UTF-8: {e}"))))
+    }
+
+    /// Read and parse; parse errors name this file.
+    pub fn parse<T>(&mut self, buf: &mut Vec<u8>, f: impl FnOnce(&str) -> std::result::Result<T, ParseError>) -> Result<T> {
+        let text = self.read(buf)?;
+        f(text).map_err(|e| Error::parse(&self.path, e))
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.file.is_some()
+    }
+}
+
+/// Which PSI file the pressure numbers came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PressureScope {
+    /// The cgroup's own `memory.pressure` (v2).
+    Cgroup,
+    /// `/proc/pressure/memory`: the whole machine (or VM).
+    System,
+}
+
+/// Where the effective limit came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitSource {
+    CgroupV1,
+    CgroupV2,
+    /// No cgroup limit anywhere: the host's MemTotal.
+    Host,
+}
+
+impl LimitSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitSource::CgroupV1 => "cgroup-v1",
+            LimitSource::CgroupV2 => "cgroup-v2",
+            LimitSource::Host => "host",
+        }
+    }
+}
+
+/// Memory events: v2 `memory.events`; v1 `memory.oom_control` and `memory.failcnt`.
+/// A counter the kernel did not print is `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Events {
+    pub low: Option<u64>,
+    pub high: Option<u64>,
+    pub max: Option<u64>,
+    pub oom: Option<u64>,
+    pub oom_kill: Option<u64>,
+    pub oom_group_kill: Option<u64>,
+    /// v1 `under_oom` (1 while the cgroup is in OOM and the killer is disabled).
+    pub under_oom: Option<u64>,
+    /// v1 `memory.failcnt`: how often usage hit the limit.
+    pub failcnt: Option<u64>,
+}
+
+/// Everything read in one pass.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub location: Option<Location>,
+    /// Effective cgroup limit: the smallest on the path up the hierarchy.
+    pub cgroup_limit: Option<u64>,
+    /// The process's own cgroup's limit (the leaf), for reporting.
+    pub leaf_limit: Option<u64>,
+    /// v2 only: the smallest `memory.high` on the path.
+    pub cgroup_high: Option<u64>,
+    pub usage: Option<u64>,
+    pub working_set: Option<u64>,
+    pub stat: Option<MemoryStat>,
+    pub events: Option<Events>,
+    pub pressure: Option<(Pressure, PressureScope)>,
+    pub rss: Option<u64>,
+    pub mem_total: Option<u64>,
+    pub mem_available: Option<u64>,
+    /// Files that should have been readable and were not (or did not parse).
+    pub problems: Vec<Error>,
+    /// Why the cgroup could not be located (the error, naming its file).
+    pub locate_error: Option<String>,
+}
+
+impl Snapshot {
+    /// The limit everything is measured against and where it came from:
+    /// the effective cgroup limit, else the host's MemTotal.
+    pub fn limit(&self) -> Option<(u64, LimitSource)> {
+        match (self.cgroup_limit, &self.location) {
+            (Some(l), Some(loc)) => Some((
+                l,
+                match loc.version {
+                    CgroupVersion::V1 => LimitSource::CgroupV1,
+                    CgroupVersion::V2 => LimitSource::CgroupV2,
+                },
+            )),
+            _ => self.mem_total.map(|t| (t, LimitSource::Host)),
+        }
+    }
+
+    /// The number ratios are computed from: the cgroup's working set, else its
+    /// usage, else the host's used memory (MemTotal - MemAvailable).
+    pub fn basis(&self) -> Option<u64> {
+        self.working_set.or(self.usage).or_else(|| match (self.mem_total, self.mem_available) {
+            (Some(t), Some(a)) => Some(t.saturating_sub(a)),
+            _ => None,
+        })
+    }
+}
+
+/// The open files of one located cgroup.
+#[derive(Debug)]
+struct CgroupFiles {
+    location: Location,
+    usage: OpenFile,
+    stat: OpenFile,
+    events: OpenFile,
+    /// v1 `memory.failcnt`
+    failcnt: Option<OpenFile>,
+    /// v2 `memory.pressure`
+    pressure: Option<OpenFile>,
+    /// v1 `memory.kmem.usage_in_bytes`, `memory.kmem.tcp.usage_in_bytes`
+    kmem: Option<OpenFile>,
+    kmem_tcp: Option<OpenFile>,
+    /// limit file of each directory from the leaf up (v2 memory.max, v1 memory.limit_in_bytes)
+    limits: Vec<OpenFile>,
+    /// v2 memory.high of each directory from the leaf up
+    highs: Vec<OpenFile>,
+}
+
+impl CgroupFiles {
+    fn new(location: Location) -> Self {
+        let d = &location.dir;
+        let ancestry = location.ancestry();
+        let at = |name: &str| OpenFile::new(d.join(name));
+        let all = |name: &str| ancestry.iter().map(|p| OpenFile::new(p.join(name))).collect::<Vec<_>>();
+        match location.version {
+            CgroupVersion::V2 => CgroupFiles {
+                usage: at("memory.current"),
+                stat: at("memory.stat"),
+                events: at("memory.events"),
+                failcnt: None,
+                pressure: Some(at("memory.pressure")),
+                kmem: None,
+                kmem_tcp: None,
+                limits: all("memory.max"),
+                highs: all("memory.high"),
+                location,
+            },
+            CgroupVersion::V1 => CgroupFiles {
+                usage: at("memory.usage_in_bytes"),
+                stat: at("memory.stat"),
+                events: at("memory.oom_control"),
+                failcnt: Some(at("memory.failcnt")),
+                pressure: None,
+                kmem: Some(at("memory.kmem.usage_in_bytes")),
+                kmem_tcp: Some(at("memory.kmem.tcp.usage_in_bytes")),
+                limits: all("memory.limit_in_bytes"),
+                highs: Vec::new(),
+                location,
+            },
+        }
+    }
+}
+
+enum State {
+    Unlocated,
+    Located(Box<CgroupFiles>),
+    NoMemoryController,
+    Failed(Error),
+}
+
+/// Reads one root's cgroup and process files, keeping them open between reads.
+pub struct Reader {
+    root: PathBuf,
+    state: State,
+    proc_cgroup_text: String,
+    last_locate: Option<Instant>,
+    proc_cgroup: OpenFile,
+    statm: OpenFile,
+    meminfo: OpenFile,
+    system_pressure: OpenFile,
+    buf: Vec<u8>,
+    page_size: u64,
+}
+
+/// An optional file: absent is None without complaint, other failures are problems.
+fn optional<T>(r: Result<T>, problems: &mut Vec<Error>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => {
+            problems.push(e);
+            None
+        }
+    }
+}
+
+/// A file that should be there: every failure is a problem.
+fn required<T>(r: Result<T>, problems: &mut Vec<Error>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            problems.push(e);
+            None
+        }
+    }
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if v > 0 {
+        v as u64
+    } else {
+        4096
+    }
+}
+
+impl Reader {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        Reader {
+            proc_cgroup: OpenFile::new(under_root(&root, "/proc/self/cgroup")),
+            statm: OpenFile::new(under_root(&root, "/proc/self/statm")),
+            meminfo: OpenFile::new(under_root(&root, "/proc/meminfo")),
+            system_pressure: OpenFile::new(under_root(&root, "/proc/pressure/memory")),
+            root,
+            state: State::Unlocated,
+            proc_cgroup_text: String::new(),
+            last_locate: None,
+            buf: Vec::with_capacity(8192),
+            page_size: page_size(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn location(&self) -> Option<&Location> {
+        match &self.state {
+            State::Located(f) => Some(&f.location),
+            _ => None,
+        }
+    }
+
+    /// Locate (again) when never done, when `/proc/self/cgroup` changed, or
+    /// when `force` is set.
+    fn ensure_located(&mut self, force: bool) {
+        let due = force || self.last_locate.map_or(true, |t| t.elapsed() >= RELOCATE_EVERY);
+        if !due {
+            return;
+        }
+        self.last_locate = Some(Instant::now());
+        let current = self.proc_cgroup.read(&mut self.buf).map(str::to_string);
+        let changed = match &current {
+            Ok(text) => *text != self.proc_cgroup_text,
+            Err(_) => true,
+        };
+        if !changed && !force && !matches!(self.state, State::Unlocated) {
+            return;
+        }
+        if let Ok(text) = current {
+            self.proc_cgroup_text = text;
+        }
+        self.state = match locate(&self.root) {
+            Ok(Located::Found(loc)) => State::Located(Box::new(CgroupFiles::new(loc))),
+            Ok(Located::NoMemoryController) => State::NoMemoryController,
+            Err(e) => State::Failed(e),
+        };
+    }
+
+    /// Read everything once. Never fails: what cannot be read is `None` and
+    /// its error is in `problems`.
+    pub fn snapshot(&mut self) -> Snapshot {
+        self.ensure_located(false);
+        let mut snap = Snapshot::default();
+        let buf = &mut self.buf;
+        let mut problems = Vec::new();
+
+        snap.rss = required(self.statm.parse(buf, |t| parse_statm_rss(t, self.page_size)), &mut problems);
+        if let Some(mi) = required(self.meminfo.parse(buf, parse_meminfo), &mut problems) {
+            snap.mem_total = mi.mem_total;
+            snap.mem_available = mi.mem_available;
+        }
+
+        let mut usage = None;
+        if let State::Located(files) = &mut self.state {
+            usage = Some(files.usage.parse(buf, parse_u64));
+        }
+        // A failed usage read may mean the cgroup went away: look again now.
+        if matches!(usage, Some(Err(_))) {
+            self.ensure_located(true);
+            if let State::Located(files) = &mut self.state {
+                usage = Some(files.usage.parse(&mut self.buf, parse_u64));
+            }
+        }
+        let buf = &mut self.buf;
+
+        match &mut self.state {
+            State::Located(files) => {
+                snap.usage = usage.and_then(|r| required(r, &mut problems));
+                read_cgroup(files, buf, &mut snap, &mut problems);
+                snap.location = Some(files.location.clone());
+            }
+            State::Failed(e) => snap.locate_error = Some(e.to_string()),
+            State::NoMemoryController | State::Unlocated => {}
+        }
+
+        if snap.pressure.is_none() {
+            snap.pressure = optional(self.system_pressure.parse(buf, parse_pressure), &mut problems)
+                .map(|p| (p, PressureScope::System));
+        }
+        snap.problems = problems;
+        snap
+    }
+}
+
+fn read_cgroup(files: &mut CgroupFiles, buf: &mut Vec<u8>, snap: &mut Snapshot, problems: &mut Vec<Error>) {
+    let version = files.location.version;
+    let raw_stat = required(files.stat.parse(buf, parse_flat_keyed), problems);
+
+    // Limits up the hierarchy. A missing file is normal (the v2 root has none).
+    let mut limits = Vec::with_capacity(files.limits.len());
+    for (i, f) in files.limits.iter_mut().enumerate() {
+        let r = f.parse(buf, parse_limit);
+        let v = if i == 0 { required(r, problems) } else { optional(r, problems) };
+        if i == 0 {
+            snap.leaf_limit = v.flatten();
+        }
+        limits.push(v.flatten());
+    }
+    let mut highs = Vec::with_capacity(files.highs.len());
+    for f in files.highs.iter_mut() {
+        highs.push(optional(f.parse(buf, parse_limit), problems).flatten());
+    }
+
+    let stat = match version {
+        CgroupVersion::V2 => raw_stat.map(MemoryStat::from_v2),
+        CgroupVersion::V1 => {
+            let kmem = files.kmem.as_mut().and_then(|f| optional(f.parse(buf, parse_u64), problems));
+            let tcp = files.kmem_tcp.as_mut().and_then(|f| optional(f.parse(buf, parse_u64), problems));
+            raw_stat.map(|raw| MemoryStat::from_v1(raw, kmem, tcp))
+        }
+    };
+    if let Some(h) = stat.as_ref().and_then(|s| s.hierarchical_memory_limit) {
+        limits.push(Some(h));
+    }
+    snap.cgroup_limit = limits.into_iter().flatten().min();
+    snap.cgroup_high = highs.into_iter().flatten().min();
+
+    snap.working_set = match (snap.usage, stat.as_ref()) {
+        (Some(u), Some(s)) => s.inactive_file.map(|inactive| u.saturating_sub(inactive)),
+        _ => None,
+    };
+    snap.stat = stat;
+
+    if let Some(raw) = required(files.events.parse(buf, parse_flat_keyed), problems) {
+        let g = |k: &str| lookup(&raw, k);
+        snap.events = Some(match version {
+            CgroupVersion::V2 => Events {
+                low: g("low"),
+                high: g("high"),
+                max: g("max"),
+                oom: g("oom"),
+                oom_kill: g("oom_kill"),
+                oom_group_kill: g("oom_group_kill"),
+                under_oom: None,
+                failcnt: None,
+            },
+            CgroupVersion::V1 => Events {
+                oom_kill: g("oom_kill"),
+                under_oom: g("under_oom"),
+                failcnt: files.failcnt.as_mut().and_then(|f| optional(f.parse(buf, parse_u64), problems)),
+                ..Events::default()
+            },
+        });
+    }
+
+    if let Some(f) = files.pressure.as_mut() {
+        snap.pressure = optional(f.parse(buf, parse_pressure), problems).map(|p| (p, PressureScope::Cgroup));
+    }
+}
+
+/// Read a root's snapshot once without keeping files open (for tools).
+pub fn snapshot_once(root: &Path) -> Snapshot {
+    Reader::new(root).snapshot()
+}
+
+#[cfg(test)]
+mod timing {
+    #[test]
+    #[ignore]
+    fn snapshot_speed() {
+        let mut r = super::Reader::new("/");
+        let _ = r.snapshot();
+        let n = 20000;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(r.snapshot());
+        }
+        eprintln!("snapshot: {:.2} us", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    }
+}
