@@ -23,6 +23,9 @@ export interface CgroupInfo {
   resolved: boolean
 }
 
+/** The strings and lists of the last `sample()` of `root` (internal). */
+export declare function describe(root?: string | undefined | null): Shape_
+
 /** A finding, with a stable code and the numbers behind it. */
 export interface Diagnosis {
   /**
@@ -44,17 +47,6 @@ export interface Diagnosis {
   /** The file or directory concerned. */
   path: string | null
 }
-
-/**
- * Read the process's memory as the kernel counts it (its memory cgroup) and
- * combine it with the V8 numbers passed in. Never throws because a kernel
- * file is missing or unreadable: that part is `null` and a diagnosis says why.
- * Throws `TypeError`/`RangeError` naming the field for bad input.
- *
- * The package's JavaScript wrapper fills `usage` from `process.memoryUsage()`
- * and `v8.getHeapStatistics()` when it is left out.
- */
-export declare function getMemoryMetrics(usage?: MemoryUsageInput | null, options?: MetricsOptions | null): MemoryMetrics
 
 /**
  * Memory events (counts since the cgroup was created). v2 `memory.events`;
@@ -210,7 +202,7 @@ export interface MemoryStat {
    * its own names (v1 prints both local and `total_*` fields). Values at or
    * above the v1 unlimited value (`9223372036854771712`) are `null`.
    */
-  raw: Record<string, number | undefined | null>
+  raw: Record<string, number | null>
 }
 
 /**
@@ -249,6 +241,27 @@ export interface PressureLine {
   /** Total stall time, microseconds. */
   totalUs: number
 }
+
+/**
+ * Read the cgroup and process files of `root` (default `/`) once and fill
+ * `out` (internal layout: see `slotNames()`). The V8 numbers are read from
+ * their slots of `out`, written by the caller beforehand. Returns the shape
+ * generation: when it differs from the last one seen, call `describe()`.
+ */
+export declare function sample(out: Float64Array, root?: string | undefined | null): number
+
+/** What `describe()` returns (internal). */
+export interface Shape {
+  generation: number
+  source: string | null
+  cgroup: CgroupInfo | null
+  rawKeys: Array<string>
+  pressureScope: string | null
+  diagnoses: Array<Diagnosis>
+}
+
+/** Property paths of the slots `sample()` fills, in slot order (internal). */
+export declare function slotNames(): Array<string>
 
 /** The V8 numbers used. */
 export interface V8Metrics {

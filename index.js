@@ -835,4 +835,6 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
-module.exports.getMemoryMetrics = nativeBinding.getMemoryMetrics
+module.exports.describe = nativeBinding.describe
+module.exports.sample = nativeBinding.sample
+module.exports.slotNames = nativeBinding.slotNames

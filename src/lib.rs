@@ -8,6 +8,7 @@ pub mod error;
 pub mod locate;
 pub mod parse;
 pub mod reader;
+pub mod slots;
 pub mod stat;
 
 use std::collections::HashMap;
@@ -17,19 +18,64 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use indexmap::IndexMap;
 use napi::bindgen_prelude::*;
-use napi::{Env, Unknown, ValueType};
 use napi_derive::napi;
 use once_cell::sync::Lazy;
 
-use diagnose::{derive, diagnose, V8Numbers};
-use reader::{PressureScope, Reader, Snapshot};
+use diagnose::{derive, diagnose};
+use reader::{LimitSource, PressureScope, Reader, Snapshot};
 
-/// One reader per root, each keeping its files open between calls.
-static READERS: Lazy<Mutex<HashMap<PathBuf, Reader>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+// ---------------------------------------------------------------------------
+// Readers: one per root, each keeping its files open between calls.
+
+/// The structural half of a reading: strings and lists that change rarely.
+/// JavaScript fetches it again only when `generation` moves.
+#[derive(Debug, Clone, PartialEq)]
+struct Shape {
+    source: Option<LimitSource>,
+    location: Option<locate::Location>,
+    raw_keys: Vec<String>,
+    pressure_scope: Option<PressureScope>,
+    diagnoses: Vec<diagnose::Diagnosis>,
+}
+
+struct Entry {
+    reader: Reader,
+    shape: Option<Shape>,
+    generation: u32,
+}
+
+impl Entry {
+    /// Bring the cached shape up to date with `snap`; returns the generation.
+    fn observe(&mut self, snap: &Snapshot, diagnoses: Vec<diagnose::Diagnosis>) -> u32 {
+        let raw = snap.stat.as_ref().map(|s| s.raw.as_slice()).unwrap_or(&[]);
+        let same = self.shape.as_ref().is_some_and(|sh| {
+            sh.source == snap.limit().map(|(_, s)| s)
+                && sh.location == snap.location
+                && sh.pressure_scope == snap.pressure.as_ref().map(|(_, s)| *s)
+                && sh.raw_keys.len() == raw.len()
+                && sh.raw_keys.iter().zip(raw).all(|(a, (b, _))| a == b)
+                && sh.diagnoses == diagnoses
+        });
+        if !same {
+            self.shape = Some(Shape {
+                source: snap.limit().map(|(_, s)| s),
+                location: snap.location.clone(),
+                raw_keys: raw.iter().map(|(k, _)| k.clone()).collect(),
+                pressure_scope: snap.pressure.as_ref().map(|(_, s)| *s),
+                diagnoses,
+            });
+            self.generation = self.generation.wrapping_add(1);
+        }
+        self.generation
+    }
+}
+
+static READERS: Lazy<Mutex<HashMap<PathBuf, Entry>>> = Lazy::new(|| Mutex::new(HashMap::new()));
 /// Readers for fixture roots are cheap to rebuild; bound how many stay open.
 const MAX_READERS: usize = 16;
 
-fn with_reader<T>(root: PathBuf, f: impl FnOnce(&mut Reader) -> T) -> T {
+fn with_entry<T>(root: Option<String>, f: impl FnOnce(&mut Entry) -> T) -> T {
+    let root = PathBuf::from(root.unwrap_or_else(|| "/".to_string()));
     let mut map = READERS.lock().unwrap_or_else(|p| p.into_inner());
     if !map.contains_key(&root) && map.len() >= MAX_READERS {
         let victim = map.keys().find(|k| k.as_os_str() != "/").cloned();
@@ -37,111 +83,120 @@ fn with_reader<T>(root: PathBuf, f: impl FnOnce(&mut Reader) -> T) -> T {
             map.remove(&v);
         }
     }
-    let reader = map.entry(root.clone()).or_insert_with(|| Reader::new(root));
-    f(reader)
+    let entry = map.entry(root.clone()).or_insert_with(|| Entry {
+        reader: Reader::new(root),
+        shape: None,
+        generation: 0,
+    });
+    f(entry)
 }
 
-fn f(v: Option<u64>) -> Option<f64> {
-    v.map(|v| v as f64)
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(f64::NAN)
 }
 
 // ---------------------------------------------------------------------------
-// Input validation: bad input from JS is a TypeError or RangeError naming it.
+// The native functions. The package's JavaScript layer (lib/) validates
+// input and builds the public objects; these are its building blocks.
 
-fn type_error(env: &Env, msg: String) -> Error {
-    let _ = env.throw_type_error(&msg, Some("ERR_INVALID_ARG_TYPE"));
-    Error::new(Status::PendingException, msg)
+/// Property paths of the slots `sample()` fills, in slot order (internal).
+#[napi]
+pub fn slot_names() -> Vec<&'static str> {
+    slots::NAMES.to_vec()
 }
 
-fn range_error(env: &Env, msg: String) -> Error {
-    let _ = env.throw_range_error(&msg, Some("ERR_OUT_OF_RANGE"));
-    Error::new(Status::PendingException, msg)
-}
-
-fn describe(t: ValueType) -> &'static str {
-    match t {
-        ValueType::Undefined => "undefined",
-        ValueType::Null => "null",
-        ValueType::Boolean => "a boolean",
-        ValueType::Number => "a number",
-        ValueType::String => "a string",
-        ValueType::Symbol => "a symbol",
-        ValueType::Object => "an object",
-        ValueType::Function => "a function",
-        ValueType::External => "an external",
-        _ => "a bigint or other value",
+/// Read the cgroup and process files of `root` (default `/`) once and fill
+/// `out` (internal layout: see `slotNames()`). The V8 numbers are read from
+/// their slots of `out`, written by the caller beforehand. Returns the shape
+/// generation: when it differs from the last one seen, call `describe()`.
+#[napi]
+pub fn sample(mut out: Float64ArraySlice, root: Option<String>) -> Result<u32> {
+    // SAFETY: this runs synchronously on the JS thread; no JavaScript can
+    // touch the array until it returns.
+    let buf: &mut [f64] = unsafe { out.as_mut() };
+    if buf.len() < slots::RAW_START {
+        return Err(Error::new(
+            Status::InvalidArg,
+            format!("out must be a Float64Array of at least {} slots", slots::RAW_START),
+        ));
     }
+    let v8 = slots::read_v8(buf);
+    Ok(with_entry(root, |entry| {
+        let snap = entry.reader.snapshot();
+        slots::fill(buf, &snap, &derive(&snap, &v8), now_ms());
+        entry.observe(&snap, diagnose(&snap, &v8))
+    }))
 }
 
-/// `None` for null/undefined, the object otherwise, a TypeError for anything else.
-fn as_object<'e>(env: &Env, v: Option<Unknown<'e>>, name: &str) -> Result<Option<Object<'e>>> {
-    let Some(v) = v else { return Ok(None) };
-    match v.get_type()? {
-        ValueType::Undefined | ValueType::Null => Ok(None),
-        ValueType::Object => Ok(Some(unsafe { v.cast::<Object>()? })),
-        t => Err(type_error(env, format!("{name} must be an object, got {}", describe(t)))),
-    }
-}
-
-/// A byte count: absent is None; it must be a finite, non-negative number.
-fn byte_field(env: &Env, obj: &Object, key: &str, owner: &str) -> Result<Option<f64>> {
-    let v: Unknown = obj.get_named_property_unchecked(key)?;
-    match v.get_type()? {
-        ValueType::Undefined => Ok(None),
-        ValueType::Number => {
-            let n: f64 = unsafe { v.cast()? };
-            if !n.is_finite() || n < 0.0 {
-                Err(range_error(
-                    env,
-                    format!("{owner}.{key} must be a finite, non-negative number of bytes, got {n}"),
-                ))
-            } else {
-                Ok(Some(n))
-            }
-        }
-        t => Err(type_error(env, format!("{owner}.{key} must be a number of bytes, got {}", describe(t)))),
-    }
-}
-
-fn root_option(env: &Env, options: Option<Unknown>) -> Result<PathBuf> {
-    let Some(obj) = as_object(env, options, "options")? else {
-        return Ok(PathBuf::from("/"));
-    };
-    let v: Unknown = obj.get_named_property_unchecked("root")?;
-    match v.get_type()? {
-        ValueType::Undefined => Ok(PathBuf::from("/")),
-        ValueType::String => {
-            let s: String = unsafe { v.cast()? };
-            if s.is_empty() {
-                return Err(range_error(env, "options.root must not be empty".into()));
-            }
-            if s.contains('\0') {
-                return Err(range_error(env, "options.root must not contain NUL bytes".into()));
-            }
-            let p = PathBuf::from(s);
-            Ok(if p.is_absolute() {
-                p
-            } else {
-                std::env::current_dir().map(|c| c.join(&p)).unwrap_or(p)
-            })
-        }
-        t => Err(type_error(env, format!("options.root must be a string, got {}", describe(t)))),
-    }
-}
-
-fn v8_numbers(env: &Env, usage: Option<Unknown>) -> Result<V8Numbers> {
-    let Some(obj) = as_object(env, usage, "usage")? else {
-        return Ok(V8Numbers::default());
-    };
-    let g = |k: &str| byte_field(env, &obj, k, "usage");
-    Ok(V8Numbers {
-        rss: g("rss")?,
-        heap_total: g("heapTotal")?,
-        heap_used: g("heapUsed")?,
-        external: g("external")?,
-        array_buffers: g("arrayBuffers")?,
-        heap_size_limit: g("heapSizeLimit")?,
+/// The strings and lists of the last `sample()` of `root` (internal).
+#[napi]
+pub fn describe(root: Option<String>) -> Shape_ {
+    with_entry(root, |entry| match &entry.shape {
+        Some(sh) => Shape_::from(sh, entry.generation),
+        None => Shape_ {
+            generation: entry.generation,
+            source: None,
+            cgroup: None,
+            raw_keys: Vec::new(),
+            pressure_scope: None,
+            diagnoses: Vec::new(),
+        },
     })
+}
+
+/// What `describe()` returns (internal).
+#[napi(object, js_name = "Shape", object_from_js = false, use_nullable = true)]
+pub struct Shape_ {
+    pub generation: u32,
+    pub source: Option<String>,
+    pub cgroup: Option<CgroupInfo>,
+    pub raw_keys: Vec<String>,
+    pub pressure_scope: Option<String>,
+    pub diagnoses: Vec<Diagnosis>,
+}
+
+impl Shape_ {
+    fn from(sh: &Shape, generation: u32) -> Self {
+        let mut diagnoses: Vec<Diagnosis> = sh
+            .diagnoses
+            .iter()
+            .map(|d| Diagnosis {
+                code: d.code.to_string(),
+                severity: d.severity.as_str().to_string(),
+                message: d.message.clone(),
+                limit_bytes: d.limit_bytes,
+                heap_size_limit_bytes: d.heap_size_limit_bytes,
+                recommended_max_old_space_size_mib: d.recommended_max_old_space_size_mib,
+                oom_kill_count: d.oom_kill_count,
+                path: d.path.clone(),
+            })
+            .collect();
+        diagnoses.sort_by_key(|d| match d.severity.as_str() {
+            "error" => 0,
+            "warning" => 1,
+            _ => 2,
+        });
+        Shape_ {
+            generation,
+            source: sh.source.map(|s| s.as_str().to_string()),
+            cgroup: sh.location.as_ref().map(|l| CgroupInfo {
+                version: l.version.number(),
+                path: l.cgroup_path.clone(),
+                dir: l.dir.display().to_string(),
+                mount_point: l.mount_point.display().to_string(),
+                resolved: l.resolved,
+            }),
+            raw_keys: sh.raw_keys.clone(),
+            pressure_scope: sh.pressure_scope.map(|s| match s {
+                PressureScope::Cgroup => "cgroup".to_string(),
+                PressureScope::System => "system".to_string(),
+            }),
+            diagnoses,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -149,7 +204,7 @@ fn v8_numbers(env: &Env, usage: Option<Unknown>) -> Result<V8Numbers> {
 
 /// The V8 and process numbers passed in: `process.memoryUsage()` plus
 /// `heapSizeLimit` from `v8.getHeapStatistics().heap_size_limit`. All bytes.
-#[napi(object)]
+#[napi(object, object_to_js = false, object_from_js = false)]
 pub struct MemoryUsageInput {
     /// Resident set size of the process, bytes (`process.memoryUsage().rss`).
     pub rss: Option<f64>,
@@ -166,14 +221,14 @@ pub struct MemoryUsageInput {
 }
 
 /// Options shared by the readers.
-#[napi(object)]
+#[napi(object, object_to_js = false, object_from_js = false)]
 pub struct MetricsOptions {
     /// A directory that stands in for `/` (a fixture tree). Default `/`.
     pub root: Option<String>,
 }
 
 /// Where the process's memory cgroup is.
-#[napi(object, use_nullable = true)]
+#[napi(object, object_from_js = false, use_nullable = true)]
 pub struct CgroupInfo {
     /// Version of the memory controller: 1 (legacy or hybrid) or 2 (unified).
     pub version: u32,
@@ -190,7 +245,7 @@ pub struct CgroupInfo {
 /// `memory.stat` in the cgroup v2 vocabulary, bytes unless noted. On v1 the
 /// hierarchical `total_*` fields are used (`total_rss` is `anon`,
 /// `total_cache` is `file`). A field the kernel did not print is `null`.
-#[napi(object, use_nullable = true)]
+#[napi(object, object_to_js = false, object_from_js = false, use_nullable = true)]
 pub struct MemoryStat {
     /// Anonymous memory (heap, stacks, Buffers): v2 `anon`, v1 `total_rss`.
     pub anon: Option<f64>,
@@ -238,12 +293,13 @@ pub struct MemoryStat {
     /// Every line of `memory.stat` as the kernel printed it, in its order and
     /// its own names (v1 prints both local and `total_*` fields). Values at or
     /// above the v1 unlimited value (`9223372036854771712`) are `null`.
+    #[napi(ts_type = "Record<string, number | null>")]
     pub raw: IndexMap<String, Option<f64>>,
 }
 
 /// Memory events (counts since the cgroup was created). v2 `memory.events`;
 /// v1 `memory.oom_control` and `memory.failcnt`. `null` where the kernel has no such counter.
-#[napi(object, use_nullable = true)]
+#[napi(object, object_to_js = false, object_from_js = false, use_nullable = true)]
 pub struct MemoryEvents {
     /// v2 `low`: reclaimed below memory.low.
     pub low: Option<f64>,
@@ -265,7 +321,7 @@ pub struct MemoryEvents {
 }
 
 /// One PSI line.
-#[napi(object, use_nullable = true)]
+#[napi(object, object_to_js = false, object_from_js = false, use_nullable = true)]
 pub struct PressureLine {
     /// Percent of time stalled, 10 s average.
     pub avg10: f64,
@@ -278,7 +334,7 @@ pub struct PressureLine {
 }
 
 /// Memory pressure (PSI).
-#[napi(object, use_nullable = true)]
+#[napi(object, object_to_js = false, object_from_js = false, use_nullable = true)]
 pub struct MemoryPressure {
     /// `cgroup`: the cgroup's v2 `memory.pressure`; `system`: `/proc/pressure/memory`.
     #[napi(ts_type = "'cgroup' | 'system'")]
@@ -290,7 +346,7 @@ pub struct MemoryPressure {
 }
 
 /// The V8 numbers used.
-#[napi(object, use_nullable = true)]
+#[napi(object, object_to_js = false, object_from_js = false, use_nullable = true)]
 pub struct V8Metrics {
     /// `process.memoryUsage().rss`, bytes.
     pub rss_bytes: Option<f64>,
@@ -307,7 +363,7 @@ pub struct V8Metrics {
 }
 
 /// A finding, with a stable code and the numbers behind it.
-#[napi(object, use_nullable = true)]
+#[napi(object, object_from_js = false, use_nullable = true)]
 pub struct Diagnosis {
     /// Stable identifier, e.g. `HEAP_LIMIT_ABOVE_CONTAINER_LIMIT`, `NO_LIMIT`,
     /// `PREVIOUS_OOM_KILL`, `CGROUP_UNRESOLVED`, `CGROUP_FILE_UNREADABLE`, `NO_MEMORY_CGROUP`.
@@ -329,7 +385,7 @@ pub struct Diagnosis {
 }
 
 /// One reading of the process's memory as the kernel and V8 see it.
-#[napi(object, use_nullable = true)]
+#[napi(object, object_to_js = false, object_from_js = false, use_nullable = true)]
 pub struct MemoryMetrics {
     /// When this was read, milliseconds since the epoch.
     pub timestamp_ms: f64,
@@ -382,132 +438,3 @@ pub struct MemoryMetrics {
     pub diagnoses: Vec<Diagnosis>,
 }
 
-fn pressure_line(p: &parse::PressureLine) -> PressureLine {
-    PressureLine {
-        avg10: p.avg10,
-        avg60: p.avg60,
-        avg300: p.avg300,
-        total_us: p.total_us as f64,
-    }
-}
-
-fn to_js(snap: &Snapshot, v8: &V8Numbers) -> MemoryMetrics {
-    let derived = derive(snap, v8);
-    let limit = snap.limit();
-    let mut diagnoses: Vec<Diagnosis> = diagnose(snap, v8)
-        .into_iter()
-        .map(|d| Diagnosis {
-            code: d.code.to_string(),
-            severity: d.severity.as_str().to_string(),
-            message: d.message,
-            limit_bytes: d.limit_bytes,
-            heap_size_limit_bytes: d.heap_size_limit_bytes,
-            recommended_max_old_space_size_mib: d.recommended_max_old_space_size_mib,
-            oom_kill_count: d.oom_kill_count,
-            path: d.path,
-        })
-        .collect();
-    diagnoses.sort_by_key(|d| match d.severity.as_str() {
-        "error" => 0,
-        "warning" => 1,
-        _ => 2,
-    });
-    MemoryMetrics {
-        timestamp_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .unwrap_or(0.0),
-        source: limit.map(|(_, s)| s.as_str().to_string()),
-        limit_bytes: limit.map(|(l, _)| l as f64),
-        cgroup_limit_bytes: f(snap.cgroup_limit),
-        leaf_limit_bytes: f(snap.leaf_limit),
-        high_bytes: f(snap.cgroup_high),
-        usage_bytes: f(snap.usage),
-        working_set_bytes: f(snap.working_set),
-        basis_bytes: f(snap.basis()),
-        usage_ratio: derived.usage_ratio,
-        headroom_bytes: derived.headroom_bytes,
-        heap_limit_ratio: derived.heap_limit_ratio,
-        cgroup: snap.location.as_ref().map(|l| CgroupInfo {
-            version: l.version.number(),
-            path: l.cgroup_path.clone(),
-            dir: l.dir.display().to_string(),
-            mount_point: l.mount_point.display().to_string(),
-            resolved: l.resolved,
-        }),
-        stat: snap.stat.as_ref().map(|s| MemoryStat {
-            anon: f(s.anon),
-            file: f(s.file),
-            kernel: f(s.kernel),
-            kernel_stack: f(s.kernel_stack),
-            pagetables: f(s.pagetables),
-            sock: f(s.sock),
-            shmem: f(s.shmem),
-            file_mapped: f(s.file_mapped),
-            file_dirty: f(s.file_dirty),
-            file_writeback: f(s.file_writeback),
-            anon_thp: f(s.anon_thp),
-            inactive_anon: f(s.inactive_anon),
-            active_anon: f(s.active_anon),
-            inactive_file: f(s.inactive_file),
-            active_file: f(s.active_file),
-            unevictable: f(s.unevictable),
-            slab: f(s.slab),
-            slab_reclaimable: f(s.slab_reclaimable),
-            slab_unreclaimable: f(s.slab_unreclaimable),
-            pgfault: f(s.pgfault),
-            pgmajfault: f(s.pgmajfault),
-            raw: s
-                .raw
-                .iter()
-                .map(|(k, v)| (k.clone(), f(parse::limit_from_value(*v))))
-                .collect(),
-        }),
-        events: snap.events.as_ref().map(|e| MemoryEvents {
-            low: f(e.low),
-            high: f(e.high),
-            max: f(e.max),
-            oom: f(e.oom),
-            oom_kill: f(e.oom_kill),
-            oom_group_kill: f(e.oom_group_kill),
-            under_oom: f(e.under_oom),
-            failcnt: f(e.failcnt),
-        }),
-        pressure: snap.pressure.as_ref().map(|(p, scope)| MemoryPressure {
-            scope: match scope {
-                PressureScope::Cgroup => "cgroup",
-                PressureScope::System => "system",
-            }
-            .to_string(),
-            some: pressure_line(&p.some),
-            full: p.full.as_ref().map(pressure_line),
-        }),
-        rss_bytes: f(snap.rss),
-        host_total_bytes: f(snap.mem_total),
-        host_available_bytes: f(snap.mem_available),
-        v8: V8Metrics {
-            rss_bytes: v8.rss,
-            heap_total_bytes: v8.heap_total,
-            heap_used_bytes: v8.heap_used,
-            external_bytes: v8.external,
-            array_buffers_bytes: v8.array_buffers,
-            heap_size_limit_bytes: v8.heap_size_limit,
-        },
-        diagnoses,
-    }
-}
-
-/// Read the process's memory as the kernel counts it (its memory cgroup) and
-/// combine it with the V8 numbers passed in. Never throws because a kernel
-/// file is missing or unreadable: that part is `null` and a diagnosis says why.
-/// Throws `TypeError`/`RangeError` naming the field for bad input.
-///
-/// The package's JavaScript wrapper fills `usage` from `process.memoryUsage()`
-/// and `v8.getHeapStatistics()` when it is left out.
-#[napi(ts_args_type = "usage?: MemoryUsageInput | null, options?: MetricsOptions | null")]
-pub fn get_memory_metrics(env: Env, usage: Option<Unknown>, options: Option<Unknown>) -> Result<MemoryMetrics> {
-    let v8 = v8_numbers(&env, usage)?;
-    let root = root_option(&env, options)?;
-    let snap = with_reader(root, |r| r.snapshot());
-    Ok(to_js(&snap, &v8))
-}

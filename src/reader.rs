@@ -194,9 +194,11 @@ impl Snapshot {
 #[derive(Debug)]
 struct CgroupFiles {
     location: Location,
-    usage: OpenFile,
+    /// None for the cgroup v2 root, which has no `memory.current`.
+    usage: Option<OpenFile>,
     stat: OpenFile,
-    events: OpenFile,
+    /// None for the cgroup v2 root, which has no `memory.events`.
+    events: Option<OpenFile>,
     /// v1 `memory.failcnt`
     failcnt: Option<OpenFile>,
     /// v2 `memory.pressure`
@@ -208,6 +210,8 @@ struct CgroupFiles {
     limits: Vec<OpenFile>,
     /// v2 memory.high of each directory from the leaf up
     highs: Vec<OpenFile>,
+    /// The process sits in the v2 root cgroup: no usage, events or limits.
+    v2_root: bool,
 }
 
 impl CgroupFiles {
@@ -216,29 +220,37 @@ impl CgroupFiles {
         let ancestry = location.ancestry();
         let at = |name: &str| OpenFile::new(d.join(name));
         let all = |name: &str| ancestry.iter().map(|p| OpenFile::new(p.join(name))).collect::<Vec<_>>();
+        // The v2 root cgroup (a process at the top of the hierarchy with no
+        // cgroup namespace) has memory.stat and memory.pressure but no
+        // memory.current, memory.events or memory.max: that is the whole host.
+        let v2_root = location.version == CgroupVersion::V2
+            && location.dir == location.mount_point
+            && !d.join("memory.current").exists();
         match location.version {
             CgroupVersion::V2 => CgroupFiles {
-                usage: at("memory.current"),
+                usage: (!v2_root).then(|| at("memory.current")),
                 stat: at("memory.stat"),
-                events: at("memory.events"),
+                events: (!v2_root).then(|| at("memory.events")),
                 failcnt: None,
                 pressure: Some(at("memory.pressure")),
                 kmem: None,
                 kmem_tcp: None,
                 limits: all("memory.max"),
                 highs: all("memory.high"),
+                v2_root,
                 location,
             },
             CgroupVersion::V1 => CgroupFiles {
-                usage: at("memory.usage_in_bytes"),
+                usage: Some(at("memory.usage_in_bytes")),
                 stat: at("memory.stat"),
-                events: at("memory.oom_control"),
+                events: Some(at("memory.oom_control")),
                 failcnt: Some(at("memory.failcnt")),
                 pressure: None,
                 kmem: Some(at("memory.kmem.usage_in_bytes")),
                 kmem_tcp: Some(at("memory.kmem.tcp.usage_in_bytes")),
                 limits: all("memory.limit_in_bytes"),
                 highs: Vec::new(),
+                v2_root,
                 location,
             },
         }
@@ -369,13 +381,13 @@ impl Reader {
 
         let mut usage = None;
         if let State::Located(files) = &mut self.state {
-            usage = Some(files.usage.parse(buf, parse_u64));
+            usage = files.usage.as_mut().map(|f| f.parse(buf, parse_u64));
         }
         // A failed usage read may mean the cgroup went away: look again now.
         if matches!(usage, Some(Err(_))) {
             self.ensure_located(true);
             if let State::Located(files) = &mut self.state {
-                usage = Some(files.usage.parse(&mut self.buf, parse_u64));
+                usage = files.usage.as_mut().map(|f| f.parse(&mut self.buf, parse_u64));
             }
         }
         let buf = &mut self.buf;
@@ -407,7 +419,8 @@ fn read_cgroup(files: &mut CgroupFiles, buf: &mut Vec<u8>, snap: &mut Snapshot, 
     let mut limits = Vec::with_capacity(files.limits.len());
     for (i, f) in files.limits.iter_mut().enumerate() {
         let r = f.parse(buf, parse_limit);
-        let v = if i == 0 { required(r, problems) } else { optional(r, problems) };
+        // A missing limit file is normal above the leaf (the v2 root has none).
+        let v = if i == 0 && !files.v2_root { required(r, problems) } else { optional(r, problems) };
         if i == 0 {
             snap.leaf_limit = v.flatten();
         }
@@ -438,7 +451,8 @@ fn read_cgroup(files: &mut CgroupFiles, buf: &mut Vec<u8>, snap: &mut Snapshot, 
     };
     snap.stat = stat;
 
-    if let Some(raw) = required(files.events.parse(buf, parse_flat_keyed), problems) {
+    let raw_events = files.events.as_mut().map(|f| f.parse(buf, parse_flat_keyed));
+    if let Some(raw) = raw_events.and_then(|r| required(r, problems)) {
         let g = |k: &str| lookup(&raw, k);
         snap.events = Some(match version {
             CgroupVersion::V2 => Events {

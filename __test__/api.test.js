@@ -1,0 +1,156 @@
+'use strict'
+// The public API on the live kernel: input validation, the numbers passed
+// in, and the declared types matching what is returned.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const path = require('node:path')
+const oomguard = require('..')
+const { getMemoryMetrics } = oomguard
+
+const FIXTURES = path.join(__dirname, 'fixtures')
+
+test('live: getMemoryMetrics() reads this machine without throwing', () => {
+  const r = getMemoryMetrics()
+  assert.ok(r.hostTotalBytes > 0)
+  assert.ok(r.rssBytes > 0)
+  assert.ok(r.limitBytes > 0)
+  assert.ok(['cgroup-v1', 'cgroup-v2', 'host'].includes(r.source), r.source)
+  assert.ok(r.v8.heapUsedBytes > 0, 'process.memoryUsage() was called')
+  assert.ok(r.v8.heapSizeLimitBytes > 0, 'v8.getHeapStatistics() was called')
+  assert.ok(Math.abs(r.timestampMs - Date.now()) < 5000)
+  if (process.platform === 'linux' && fs.existsSync('/sys/fs/cgroup')) {
+    const own = fs.readFileSync('/proc/self/cgroup', 'utf8')
+    assert.ok(r.cgroup, 'a Linux machine with cgroups has a memory cgroup here')
+    assert.ok(own.includes(`:${r.cgroup.path}\n`), `${r.cgroup.path} in ${own}`)
+    assert.ok(r.usageBytes > 0)
+    assert.ok(r.workingSetBytes <= r.usageBytes)
+  }
+})
+
+test('live: values are fresh on every call (pread, not cached)', async () => {
+  const before = getMemoryMetrics()
+  const hold = Buffer.alloc(64 * 1024 * 1024, 1) // 64 MiB touched
+  const after = getMemoryMetrics()
+  assert.ok(after.rssBytes - before.rssBytes > 48 * 1024 * 1024, `rss ${before.rssBytes} -> ${after.rssBytes}`)
+  if (before.usageBytes !== null) {
+    assert.ok(after.usageBytes - before.usageBytes > 32 * 1024 * 1024, `usage ${before.usageBytes} -> ${after.usageBytes}`)
+  }
+  assert.equal(hold[hold.length - 1], 1)
+})
+
+test('the usage object passed in is used as given and not modified', () => {
+  const usage = { rss: 1, heapTotal: 2, heapUsed: 3, external: 4, arrayBuffers: 5 }
+  const copy = { ...usage }
+  const r = getMemoryMetrics(usage)
+  assert.deepEqual(
+    { ...r.v8, heapSizeLimitBytes: null },
+    { rssBytes: 1, heapTotalBytes: 2, heapUsedBytes: 3, externalBytes: 4, arrayBuffersBytes: 5, heapSizeLimitBytes: null },
+  )
+  assert.ok(r.v8.heapSizeLimitBytes > 0, 'heap limit filled from v8 when not given')
+  assert.deepEqual(usage, copy)
+  const partial = getMemoryMetrics({ heapUsed: 7 })
+  assert.equal(partial.v8.heapUsedBytes, 7)
+  assert.equal(partial.v8.rssBytes, null, 'a field not passed is null, not 0')
+})
+
+test('bad usage input: TypeError or RangeError naming the field', () => {
+  const cases = [
+    ['a string', 'nope', TypeError, /^usage must be an object/],
+    ['a number', 42, TypeError, /^usage must be an object/],
+    ['an array', [], TypeError, /^usage must be an object/],
+    ['string field', { heapUsed: '12' }, TypeError, /usage\.heapUsed must be a number/],
+    ['bigint field', { rss: 5n }, TypeError, /usage\.rss must be a number/],
+    ['NaN', { external: NaN }, RangeError, /usage\.external must be a finite, non-negative/],
+    ['negative', { arrayBuffers: -1 }, RangeError, /usage\.arrayBuffers/],
+    ['Infinity', { heapTotal: Infinity }, RangeError, /usage\.heapTotal/],
+    ['negative heap limit', { heapSizeLimit: -5 }, RangeError, /usage\.heapSizeLimit/],
+  ]
+  for (const [name, input, type, message] of cases) {
+    assert.throws(() => getMemoryMetrics(input), (err) => {
+      assert.ok(err instanceof type, `${name}: ${err}`)
+      assert.match(err.message, message, name)
+      return true
+    })
+  }
+})
+
+test('bad options: TypeError or RangeError naming the option', () => {
+  const cases = [
+    ['options a string', 'x', TypeError, /^options must be an object/],
+    ['root a number', { root: 1 }, TypeError, /^options\.root must be a string, got a number/],
+    ['root null', { root: null }, TypeError, /^options\.root must be a string, got null/],
+    ['root empty', { root: '' }, RangeError, /^options\.root must be a non-empty path/],
+    ['root with NUL', { root: 'a\0b' }, RangeError, /^options\.root/],
+  ]
+  for (const [name, options, type, message] of cases) {
+    assert.throws(() => getMemoryMetrics(undefined, options), (err) => {
+      assert.ok(err instanceof type, `${name}: ${err}`)
+      assert.match(err.message, message, name)
+      assert.ok(err.code, `${name}: has a code`)
+      return true
+    })
+  }
+  // null and undefined mean defaults
+  assert.ok(getMemoryMetrics(null, null).hostTotalBytes > 0)
+})
+
+test('a relative root is resolved against the working directory', () => {
+  const rel = path.relative(process.cwd(), path.join(FIXTURES, 'v2-busy'))
+  assert.equal(getMemoryMetrics(null, { root: rel }).limitBytes, 268435456)
+})
+
+test('byte counts are plain numbers and results are independent objects', () => {
+  const a = getMemoryMetrics(null, { root: path.join(FIXTURES, 'v1-hybrid-busy') })
+  const b = getMemoryMetrics(null, { root: path.join(FIXTURES, 'v1-hybrid-busy') })
+  assert.equal(typeof a.usageBytes, 'number')
+  assert.equal(typeof a.stat.raw.total_rss, 'number')
+  assert.notEqual(a, b)
+  assert.notEqual(a.stat, b.stat)
+  a.stat.anon = -1
+  assert.notEqual(b.stat.anon, -1)
+  assert.ok(Object.isFrozen(a.diagnoses), 'shared diagnoses are frozen')
+})
+
+// Parse `export interface X { field: type }` blocks from the generated index.d.ts.
+function interfaces() {
+  const dts = fs.readFileSync(path.join(__dirname, '..', 'index.d.ts'), 'utf8')
+  const out = {}
+  for (const m of dts.matchAll(/export interface (\w+) \{([\s\S]*?)\n\}/g)) {
+    const body = m[2].replace(/\/\*\*[\s\S]*?\*\//g, '')
+    out[m[1]] = Object.fromEntries(
+      [...body.matchAll(/^\s+(\w+)(\??): ([^\n]+)$/gm)].map((f) => [f[1], { optional: f[2] === '?', type: f[3].trim() }]),
+    )
+  }
+  return out
+}
+
+test('index.d.ts declares exactly the fields getMemoryMetrics() returns, with JSDoc', () => {
+  const types = interfaces()
+  const r = getMemoryMetrics({ heapSizeLimit: 300 * 1024 * 1024 }, { root: path.join(FIXTURES, 'v2-busy') })
+  const check = (obj, name, where) => {
+    const decl = types[name]
+    assert.ok(decl, `interface ${name} in index.d.ts`)
+    assert.deepEqual(Object.keys(obj).sort(), Object.keys(decl).sort(), `${where}: fields of ${name}`)
+    for (const [key, { type }] of Object.entries(decl)) {
+      const ref = type.replace(/ \| null$/, '')
+      if (types[ref] && obj[key] !== null) check(obj[key], ref, `${where}.${key}`)
+      if (ref.endsWith('[]') && types[ref.slice(0, -2)]) {
+        for (const item of obj[key]) check(item, ref.slice(0, -2), `${where}.${key}[]`)
+      }
+    }
+  }
+  check(r, 'MemoryMetrics', 'result')
+  assert.ok(r.diagnoses.length > 0, 'v2-busy has a diagnosis to check')
+  const dts = fs.readFileSync(path.join(__dirname, '..', 'index.d.ts'), 'utf8')
+  const block = dts.slice(dts.indexOf('export interface MemoryMetrics'))
+  assert.match(block, /\/\*\* Memory charged to the cgroup: v2 `memory\.current`, v1 `memory\.usage_in_bytes`\. \*\//)
+})
+
+test('the package exports what its types declare', () => {
+  const lib = fs.readFileSync(path.join(__dirname, '..', 'lib', 'index.d.ts'), 'utf8')
+  for (const m of lib.matchAll(/export declare function (\w+)/g)) {
+    assert.equal(typeof oomguard[m[1]], 'function', m[1])
+  }
+})

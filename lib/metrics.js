@@ -1,0 +1,199 @@
+'use strict'
+// getMemoryMetrics(): validates input, lets the native side fill a reused
+// Float64Array (numbers) and builds the result object here. Building it in
+// JavaScript is several times cheaper than creating it property by property
+// through N-API.
+
+const path = require('node:path')
+const v8 = require('node:v8')
+const native = require('../index.js')
+
+const NAMES = native.slotNames()
+const SLOT = Object.create(null)
+NAMES.forEach((name, i) => {
+  SLOT[name] = i
+})
+const RAW_COUNT = SLOT['']
+const RAW_START = NAMES.length
+const RAW_CAPACITY = 256
+
+// Which V8 field goes to which slot, and its name in the caller's object.
+const V8_INPUTS = [
+  ['rss', SLOT['v8.rssBytes']],
+  ['heapTotal', SLOT['v8.heapTotalBytes']],
+  ['heapUsed', SLOT['v8.heapUsedBytes']],
+  ['external', SLOT['v8.externalBytes']],
+  ['arrayBuffers', SLOT['v8.arrayBuffersBytes']],
+  ['heapSizeLimit', SLOT['v8.heapSizeLimitBytes']],
+]
+
+// Properties that come from describe() rather than from a slot, by section.
+const SHAPE_FIELDS = {
+  '': ['source: s.source', 'cgroup: s.cgroup'],
+  stat: ['raw: raw(b, s.rawKeys)'],
+  pressure: ['scope: s.pressureScope'],
+}
+const TAIL_FIELDS = ['diagnoses: s.diagnoses']
+
+/**
+ * Generate the object-building function from the slot names once, so the
+ * property list lives in one place (the native slot table) and the result is
+ * an object literal V8 can build quickly.
+ */
+function compileBuilder() {
+  const tree = { children: new Map(), slot: -1 }
+  NAMES.forEach((name, i) => {
+    if (name === '') return
+    let node = tree
+    for (const part of name.split('.')) {
+      if (!node.children.has(part)) node.children.set(part, { children: new Map(), slot: -1 })
+      node = node.children.get(part)
+    }
+    node.slot = i
+  })
+  const emit = (node, prefix) => {
+    const fields = []
+    for (const [key, child] of node.children) {
+      const full = prefix ? `${prefix}.${key}` : key
+      if (child.children.size === 0) {
+        fields.push(`${key}: nn(b[${child.slot}])`)
+      } else {
+        const inner = emit(child, full)
+        fields.push(`${key}: b[${child.slot}] === 1 ? ${inner} : null`)
+      }
+    }
+    if (prefix === '') {
+      fields.splice(1, 0, ...SHAPE_FIELDS[''])
+      fields.push(...TAIL_FIELDS)
+    } else if (SHAPE_FIELDS[prefix]) {
+      fields.push(...SHAPE_FIELDS[prefix])
+    }
+    return `{ ${fields.join(', ')} }`
+  }
+  // eslint-disable-next-line no-new-func
+  return new Function('nn', 'raw', 'b', 's', `return ${emit(tree, '')}`)
+}
+
+const nn = (x) => (x === x ? x : null) // NaN is null
+function raw(b, keys) {
+  const out = {}
+  const n = Math.min(b[RAW_COUNT], keys.length)
+  for (let i = 0; i < n; i++) out[keys[i]] = nn(b[RAW_START + i])
+  return out
+}
+const build = compileBuilder()
+
+function freezeShape(shape) {
+  if (shape.cgroup) Object.freeze(shape.cgroup)
+  for (const d of shape.diagnoses) Object.freeze(d)
+  Object.freeze(shape.diagnoses)
+  Object.freeze(shape.rawKeys)
+  return Object.freeze(shape)
+}
+
+/** Per-root state: the slot buffer and the cached shape. */
+class Sampler {
+  constructor(root) {
+    this.root = root
+    this.buf = new Float64Array(RAW_START + RAW_CAPACITY)
+    this.shape = null
+  }
+
+  /** Fill the buffer; the V8 slots must have been written. Returns the shape. */
+  sample() {
+    const generation = native.sample(this.buf, this.root)
+    if (this.shape === null || this.shape.generation !== generation) {
+      this.shape = freezeShape(native.describe(this.root))
+    }
+    return this.shape
+  }
+
+  read() {
+    const shape = this.sample()
+    return build(nn, raw, this.buf, shape)
+  }
+}
+
+const samplers = new Map()
+function samplerFor(root) {
+  let s = samplers.get(root)
+  if (s === undefined) {
+    if (samplers.size >= 16) samplers.delete(samplers.keys().next().value)
+    s = new Sampler(root)
+    samplers.set(root, s)
+  }
+  return s
+}
+
+function typeName(v) {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'an array'
+  return typeof v === 'object' ? 'an object' : `${typeof v === 'undefined' ? '' : 'a '}${typeof v}`
+}
+
+function invalidType(name, expected, value) {
+  const err = new TypeError(`${name} must be ${expected}, got ${typeName(value)}`)
+  err.code = 'ERR_INVALID_ARG_TYPE'
+  return err
+}
+
+function outOfRange(name, expected, value) {
+  const err = new RangeError(`${name} must be ${expected}, got ${String(value)}`)
+  err.code = 'ERR_OUT_OF_RANGE'
+  return err
+}
+
+/** Validate `options` and return the root path (absolute), `undefined` for `/`. */
+function rootOption(options, name = 'options') {
+  if (options === undefined || options === null) return undefined
+  if (typeof options !== 'object' || Array.isArray(options)) throw invalidType(name, 'an object', options)
+  const root = options.root
+  if (root === undefined) return undefined
+  if (typeof root !== 'string') throw invalidType(`${name}.root`, 'a string', root)
+  if (root === '' || root.includes('\0')) throw outOfRange(`${name}.root`, 'a non-empty path without NUL bytes', JSON.stringify(root))
+  const abs = path.resolve(root)
+  return abs === '/' ? undefined : abs
+}
+
+let heapSizeLimit = 0
+function currentHeapSizeLimit() {
+  // Fixed at start-up (flags, cgroup): read it once.
+  if (heapSizeLimit === 0) heapSizeLimit = v8.getHeapStatistics().heap_size_limit
+  return heapSizeLimit
+}
+
+/** Write the caller's V8 numbers into the input slots, validating each. */
+function writeUsage(buf, usage) {
+  if (usage === undefined || usage === null) {
+    usage = process.memoryUsage()
+  } else if (typeof usage !== 'object' || Array.isArray(usage)) {
+    throw invalidType('usage', 'an object such as process.memoryUsage()', usage)
+  }
+  for (let i = 0; i < V8_INPUTS.length; i++) {
+    const [key, slot] = V8_INPUTS[i]
+    let v = usage[key]
+    if (v === undefined) {
+      v = key === 'heapSizeLimit' ? currentHeapSizeLimit() : NaN
+    } else if (typeof v !== 'number') {
+      throw invalidType(`usage.${key}`, 'a number of bytes', v)
+    } else if (!(v >= 0) || v === Infinity) {
+      throw outOfRange(`usage.${key}`, 'a finite, non-negative number of bytes', v)
+    }
+    buf[slot] = v
+  }
+}
+
+/**
+ * Read the process's memory as the kernel counts it and combine it with V8's numbers.
+ * @param {import('../index').MemoryUsageInput | null} [usage] defaults to `process.memoryUsage()`
+ * @param {import('../index').MetricsOptions | null} [options]
+ * @returns {import('../index').MemoryMetrics}
+ */
+function getMemoryMetrics(usage, options) {
+  const root = rootOption(options)
+  const sampler = samplerFor(root)
+  writeUsage(sampler.buf, usage)
+  return sampler.read()
+}
+
+module.exports = { getMemoryMetrics, rootOption, invalidType, outOfRange, SLOT, RAW_START, Sampler }
