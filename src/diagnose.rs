@@ -86,7 +86,9 @@ pub fn recommended_max_old_space_size_mib(limit_bytes: f64) -> f64 {
     let target = (limit_bytes * HEAP_SHARE / MIB).floor();
     // In tiny containers the young generation would eat the whole target:
     // never recommend less than half of it for the old space.
-    (target - YOUNG_GENERATION_MIB).max((target / 2.0).floor()).max(1.0)
+    (target - YOUNG_GENERATION_MIB)
+        .max((target / 2.0).floor())
+        .max(1.0)
 }
 
 fn mib(bytes: f64) -> String {
@@ -171,7 +173,8 @@ pub fn diagnose(snap: &Snapshot, v8: &V8Numbers) -> Vec<Diagnosis> {
         None => out.push(Diagnosis::new(
             codes::NO_LIMIT,
             Severity::Warning,
-            "No memory limit could be found: neither a cgroup limit nor the host's MemTotal.".to_string(),
+            "No memory limit could be found: neither a cgroup limit nor the host's MemTotal."
+                .to_string(),
         )),
         _ => {}
     }
@@ -180,30 +183,30 @@ pub fn diagnose(snap: &Snapshot, v8: &V8Numbers) -> Vec<Diagnosis> {
         if source != LimitSource::Host {
             let l = l as f64;
             let rec = recommended_max_old_space_size_mib(l);
-            let (code, severity, what) = if h >= l {
+            let (code, severity, relation, consequence) = if h >= l {
                 (
                     codes::HEAP_LIMIT_ABOVE_CONTAINER_LIMIT,
                     Severity::Error,
-                    "is not below the container limit: the kernel will OOM-kill the process before V8 \
-                     ever reports heap exhaustion",
+                    "is not below",
+                    "the kernel will OOM-kill the process before V8 ever reports heap exhaustion",
                 )
             } else if h > l * HEAP_SHARE + MIB {
                 (
                     codes::HEAP_LIMIT_NEAR_CONTAINER_LIMIT,
                     Severity::Warning,
-                    "leaves less than a quarter of the container limit for memory outside the V8 heap \
-                     (Buffers, native code, thread stacks, page cache)",
+                    "is above 75% of",
+                    "too little is left for memory outside the V8 heap (Buffers, native code, thread stacks, page cache)",
                 )
             } else {
-                ("", Severity::Info, "")
+                ("", Severity::Info, "", "")
             };
             if !code.is_empty() {
                 let mut d = Diagnosis::new(
                     code,
                     severity,
                     format!(
-                        "The V8 heap limit ({}) {what} ({}). Start node with \
-                         NODE_OPTIONS=--max-old-space-size={rec:.0} (heap limit about {}).",
+                        "The V8 heap limit ({}) {relation} the container limit ({}): {consequence}. \
+                         Start node with NODE_OPTIONS=--max-old-space-size={rec:.0} (heap limit about {}).",
                         mib(h),
                         mib(l),
                         mib((rec + YOUNG_GENERATION_MIB) * MIB)
@@ -217,7 +220,12 @@ pub fn diagnose(snap: &Snapshot, v8: &V8Numbers) -> Vec<Diagnosis> {
         }
     }
 
-    if let Some(kills) = snap.events.as_ref().and_then(|e| e.oom_kill).filter(|k| *k > 0) {
+    if let Some(kills) = snap
+        .events
+        .as_ref()
+        .and_then(|e| e.oom_kill)
+        .filter(|k| *k > 0)
+    {
         let mut d = Diagnosis::new(
             codes::PREVIOUS_OOM_KILL,
             Severity::Warning,
@@ -276,9 +284,24 @@ mod tests {
     #[test]
     fn heap_limit_cases() {
         let cases: &[(&str, u64, f64, Option<&str>)] = &[
-            ("node 20 in 256 MiB", 256 << 20, 259.0 * MIB, Some(codes::HEAP_LIMIT_ABOVE_CONTAINER_LIMIT)),
-            ("equal", 256 << 20, 256.0 * MIB, Some(codes::HEAP_LIMIT_ABOVE_CONTAINER_LIMIT)),
-            ("90%", 1 << 30, 0.9 * 1024.0 * MIB, Some(codes::HEAP_LIMIT_NEAR_CONTAINER_LIMIT)),
+            (
+                "node 20 in 256 MiB",
+                256 << 20,
+                259.0 * MIB,
+                Some(codes::HEAP_LIMIT_ABOVE_CONTAINER_LIMIT),
+            ),
+            (
+                "equal",
+                256 << 20,
+                256.0 * MIB,
+                Some(codes::HEAP_LIMIT_ABOVE_CONTAINER_LIMIT),
+            ),
+            (
+                "90%",
+                1 << 30,
+                0.9 * 1024.0 * MIB,
+                Some(codes::HEAP_LIMIT_NEAR_CONTAINER_LIMIT),
+            ),
             ("exactly 75%", 1 << 30, 0.75 * 1024.0 * MIB, None),
             ("half", 1 << 30, 512.0 * MIB, None),
         ];
@@ -288,7 +311,10 @@ mod tests {
                 ..V8Numbers::default()
             };
             let d = diagnose(&limited(*limit), &v8);
-            let got = d.iter().find(|d| d.code.starts_with("HEAP_LIMIT")).map(|d| d.code);
+            let got = d
+                .iter()
+                .find(|d| d.code.starts_with("HEAP_LIMIT"))
+                .map(|d| d.code);
             assert_eq!(got, *want, "case {name}");
         }
     }
@@ -304,7 +330,11 @@ mod tests {
             ..V8Numbers::default()
         };
         assert!(diagnose(&limited(1 << 30), &v8).is_empty());
-        assert_eq!(recommended_max_old_space_size_mib(64.0 * MIB), 24.0, "tiny: half the target");
+        assert_eq!(
+            recommended_max_old_space_size_mib(64.0 * MIB),
+            24.0,
+            "tiny: half the target"
+        );
     }
 
     #[test]

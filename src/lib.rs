@@ -120,7 +120,10 @@ pub fn sample(mut out: Float64ArraySlice, root: Option<String>) -> Result<u32> {
     if buf.len() < slots::RAW_START {
         return Err(Error::new(
             Status::InvalidArg,
-            format!("out must be a Float64Array of at least {} slots", slots::RAW_START),
+            format!(
+                "out must be a Float64Array of at least {} slots",
+                slots::RAW_START
+            ),
         ));
     }
     let v8 = slots::read_v8(buf);
@@ -245,7 +248,12 @@ pub struct CgroupInfo {
 /// `memory.stat` in the cgroup v2 vocabulary, bytes unless noted. On v1 the
 /// hierarchical `total_*` fields are used (`total_rss` is `anon`,
 /// `total_cache` is `file`). A field the kernel did not print is `null`.
-#[napi(object, object_to_js = false, object_from_js = false, use_nullable = true)]
+#[napi(
+    object,
+    object_to_js = false,
+    object_from_js = false,
+    use_nullable = true
+)]
 pub struct MemoryStat {
     /// Anonymous memory (heap, stacks, Buffers): v2 `anon`, v1 `total_rss`.
     pub anon: Option<f64>,
@@ -299,7 +307,12 @@ pub struct MemoryStat {
 
 /// Memory events (counts since the cgroup was created). v2 `memory.events`;
 /// v1 `memory.oom_control` and `memory.failcnt`. `null` where the kernel has no such counter.
-#[napi(object, object_to_js = false, object_from_js = false, use_nullable = true)]
+#[napi(
+    object,
+    object_to_js = false,
+    object_from_js = false,
+    use_nullable = true
+)]
 pub struct MemoryEvents {
     /// v2 `low`: reclaimed below memory.low.
     pub low: Option<f64>,
@@ -321,7 +334,12 @@ pub struct MemoryEvents {
 }
 
 /// One PSI line.
-#[napi(object, object_to_js = false, object_from_js = false, use_nullable = true)]
+#[napi(
+    object,
+    object_to_js = false,
+    object_from_js = false,
+    use_nullable = true
+)]
 pub struct PressureLine {
     /// Percent of time stalled, 10 s average.
     pub avg10: f64,
@@ -334,7 +352,12 @@ pub struct PressureLine {
 }
 
 /// Memory pressure (PSI).
-#[napi(object, object_to_js = false, object_from_js = false, use_nullable = true)]
+#[napi(
+    object,
+    object_to_js = false,
+    object_from_js = false,
+    use_nullable = true
+)]
 pub struct MemoryPressure {
     /// `cgroup`: the cgroup's v2 `memory.pressure`; `system`: `/proc/pressure/memory`.
     #[napi(ts_type = "'cgroup' | 'system'")]
@@ -346,7 +369,12 @@ pub struct MemoryPressure {
 }
 
 /// The V8 numbers used.
-#[napi(object, object_to_js = false, object_from_js = false, use_nullable = true)]
+#[napi(
+    object,
+    object_to_js = false,
+    object_from_js = false,
+    use_nullable = true
+)]
 pub struct V8Metrics {
     /// `process.memoryUsage().rss`, bytes.
     pub rss_bytes: Option<f64>,
@@ -385,7 +413,12 @@ pub struct Diagnosis {
 }
 
 /// One reading of the process's memory as the kernel and V8 see it.
-#[napi(object, object_to_js = false, object_from_js = false, use_nullable = true)]
+#[napi(
+    object,
+    object_to_js = false,
+    object_from_js = false,
+    use_nullable = true
+)]
 pub struct MemoryMetrics {
     /// When this was read, milliseconds since the epoch.
     pub timestamp_ms: f64,
@@ -437,4 +470,3 @@ pub struct MemoryMetrics {
     /// Findings, most important first.
     pub diagnoses: Vec<Diagnosis>,
 }
-

@@ -88,7 +88,10 @@ fn relative_to_mount_root<'a>(path: &'a str, mount_root: &str) -> Option<&'a str
 }
 
 /// Pick the mount whose root holds the path (the longest such root), else the first.
-fn choose_mount<'m>(mounts: &[&'m MountInfo], path: &str) -> Option<(&'m MountInfo, Option<String>)> {
+fn choose_mount<'m>(
+    mounts: &[&'m MountInfo],
+    path: &str,
+) -> Option<(&'m MountInfo, Option<String>)> {
     let best = mounts
         .iter()
         .filter_map(|m| relative_to_mount_root(path, &m.root).map(|rel| (*m, rel.to_string())))
@@ -99,10 +102,21 @@ fn choose_mount<'m>(mounts: &[&'m MountInfo], path: &str) -> Option<(&'m MountIn
     }
 }
 
-fn resolve(root: &Path, version: CgroupVersion, line: &ProcCgroupLine, mounts: &[&MountInfo]) -> Option<Location> {
+fn resolve(
+    root: &Path,
+    version: CgroupVersion,
+    line: &ProcCgroupLine,
+    mounts: &[&MountInfo],
+) -> Option<Location> {
     let (mount, rel) = choose_mount(mounts, &line.path)?;
     let mount_point = under_root(root, &mount.mount_point);
-    let candidate = rel.as_ref().map(|rel| if rel.is_empty() { mount_point.clone() } else { mount_point.join(rel) });
+    let candidate = rel.as_ref().map(|rel| {
+        if rel.is_empty() {
+            mount_point.clone()
+        } else {
+            mount_point.join(rel)
+        }
+    });
     let (dir, resolved) = match candidate {
         Some(dir) if dir.is_dir() => (dir, true),
         _ => (mount_point.clone(), false),
@@ -132,9 +146,11 @@ fn v2_has_memory(loc: &Location) -> bool {
 /// hierarchy wins over a cgroup2 mount without memory.
 pub fn locate(root: &Path) -> Result<Located> {
     let cgroup_file = under_root(root, "/proc/self/cgroup");
-    let lines = parse_proc_cgroup(&read_text(&cgroup_file)?).map_err(|e| Error::parse(&cgroup_file, e))?;
+    let lines =
+        parse_proc_cgroup(&read_text(&cgroup_file)?).map_err(|e| Error::parse(&cgroup_file, e))?;
     let mountinfo_file = under_root(root, "/proc/self/mountinfo");
-    let mounts = parse_mountinfo(&read_text(&mountinfo_file)?).map_err(|e| Error::parse(&mountinfo_file, e))?;
+    let mounts = parse_mountinfo(&read_text(&mountinfo_file)?)
+        .map_err(|e| Error::parse(&mountinfo_file, e))?;
 
     let v1_line = lines
         .iter()
@@ -148,7 +164,10 @@ pub fn locate(root: &Path) -> Result<Located> {
             return Ok(Located::Found(loc));
         }
     }
-    if let Some(line) = lines.iter().find(|l| l.hierarchy_id == 0 && l.controllers.is_empty()) {
+    if let Some(line) = lines
+        .iter()
+        .find(|l| l.hierarchy_id == 0 && l.controllers.is_empty())
+    {
         let v2_mounts: Vec<&MountInfo> = mounts.iter().filter(|m| m.fs_type == "cgroup2").collect();
         if let Some(loc) = resolve(root, CgroupVersion::V2, line, &v2_mounts) {
             if v2_has_memory(&loc) {
@@ -168,9 +187,24 @@ mod tests {
         let cases: &[(&str, &str, &str, Option<&str>)] = &[
             ("plain", "/a/b", "/", Some("a/b")),
             ("namespace root", "/", "/", Some("")),
-            ("docker v1 without cgroupns", "/docker/abc", "/docker/abc", Some("")),
-            ("below the mount root", "/docker/abc/x", "/docker/abc", Some("x")),
-            ("sibling prefix is not a parent", "/docker/abcdef", "/docker/abc", None),
+            (
+                "docker v1 without cgroupns",
+                "/docker/abc",
+                "/docker/abc",
+                Some(""),
+            ),
+            (
+                "below the mount root",
+                "/docker/abc/x",
+                "/docker/abc",
+                Some("x"),
+            ),
+            (
+                "sibling prefix is not a parent",
+                "/docker/abcdef",
+                "/docker/abc",
+                None,
+            ),
             ("elsewhere", "/other", "/docker/abc", None),
         ];
         for (name, path, root, want) in cases {
@@ -195,7 +229,10 @@ mod tests {
                 PathBuf::from("/r/sys/fs/cgroup")
             ]
         );
-        let at_mount = Location { dir: PathBuf::from("/r/sys/fs/cgroup"), ..loc };
+        let at_mount = Location {
+            dir: PathBuf::from("/r/sys/fs/cgroup"),
+            ..loc
+        };
         assert_eq!(at_mount.ancestry(), vec![PathBuf::from("/r/sys/fs/cgroup")]);
     }
 }

@@ -10,9 +10,12 @@ pub const V1_UNLIMITED: u64 = 9_223_372_036_854_771_712;
 type PResult<T> = Result<T, ParseError>;
 
 fn parse_number(token: &str, line: usize, what: &str) -> PResult<u64> {
-    token
-        .parse::<u64>()
-        .map_err(|_| ParseError::new(line, format!("{what}: expected an unsigned integer, found {token:?}")))
+    token.parse::<u64>().map_err(|_| {
+        ParseError::new(
+            line,
+            format!("{what}: expected an unsigned integer, found {token:?}"),
+        )
+    })
 }
 
 /// The single value of a file such as `memory.current`, `memory.usage_in_bytes`
@@ -30,7 +33,11 @@ pub fn parse_limit(text: &str) -> PResult<Option<u64>> {
         return Ok(None);
     }
     let value = parse_number(token, 1, "limit")?;
-    Ok(if value >= V1_UNLIMITED { None } else { Some(value) })
+    Ok(if value >= V1_UNLIMITED {
+        None
+    } else {
+        Some(value)
+    })
 }
 
 /// Limit value as printed inside `memory.stat` (`hierarchical_memory_limit`).
@@ -49,10 +56,16 @@ fn single_token(text: &str) -> PResult<&str> {
         return Err(ParseError::new(0, "empty file"));
     }
     if first.split_ascii_whitespace().count() != 1 {
-        return Err(ParseError::new(1, format!("expected one value, found {first:?}")));
+        return Err(ParseError::new(
+            1,
+            format!("expected one value, found {first:?}"),
+        ));
     }
     if let Some((i, extra)) = lines.enumerate().find(|(_, l)| !l.trim().is_empty()) {
-        return Err(ParseError::new(i + 2, format!("unexpected text after the value: {extra:?}")));
+        return Err(ParseError::new(
+            i + 2,
+            format!("unexpected text after the value: {extra:?}"),
+        ));
     }
     Ok(first)
 }
@@ -71,7 +84,10 @@ pub fn parse_flat_keyed(text: &str) -> PResult<Vec<(String, u64)>> {
         let (key, value) = match (parts.next(), parts.next(), parts.next()) {
             (Some(k), Some(v), None) => (k, v),
             _ => {
-                return Err(ParseError::new(line_no, format!("expected \"key value\", found {line:?}")));
+                return Err(ParseError::new(
+                    line_no,
+                    format!("expected \"key value\", found {line:?}"),
+                ));
             }
         };
         out.push((key.to_string(), parse_number(value, line_no, key)?));
@@ -111,11 +127,14 @@ pub fn parse_proc_cgroup(text: &str) -> PResult<Vec<ProcCgroupLine>> {
                 ))
             }
         };
-        let hierarchy_id = id
-            .parse::<u32>()
-            .map_err(|_| ParseError::new(line_no, format!("hierarchy id is not a number: {id:?}")))?;
+        let hierarchy_id = id.parse::<u32>().map_err(|_| {
+            ParseError::new(line_no, format!("hierarchy id is not a number: {id:?}"))
+        })?;
         if !path.starts_with('/') {
-            return Err(ParseError::new(line_no, format!("cgroup path is not absolute: {path:?}")));
+            return Err(ParseError::new(
+                line_no,
+                format!("cgroup path is not absolute: {path:?}"),
+            ));
         }
         let controllers = if ctrl.is_empty() {
             Vec::new()
@@ -152,7 +171,9 @@ pub fn unescape_mountinfo(field: &str) -> String {
         if bytes[i] == b'\\' && i + 4 <= bytes.len() {
             let oct = &bytes[i + 1..i + 4];
             if oct.iter().all(|b| (b'0'..=b'7').contains(b)) {
-                let v = (oct[0] - b'0') as u32 * 64 + (oct[1] - b'0') as u32 * 8 + (oct[2] - b'0') as u32;
+                let v = (oct[0] - b'0') as u32 * 64
+                    + (oct[1] - b'0') as u32 * 8
+                    + (oct[2] - b'0') as u32;
                 if v <= 255 {
                     out.push(v as u8);
                     i += 4;
@@ -177,12 +198,12 @@ pub fn parse_mountinfo(text: &str) -> PResult<Vec<MountInfo>> {
         let sep = fields.iter().position(|f| *f == "-");
         let sep = match sep {
             Some(s) if s >= 6 && fields.len() >= s + 3 => s,
-            _ => {
-                return Err(ParseError::new(
-                    line_no,
-                    format!("not a mountinfo line (need 6+ fields, \"-\", type, source, options): {line:?}"),
-                ))
-            }
+            _ => return Err(ParseError::new(
+                line_no,
+                format!(
+                    "not a mountinfo line (need 6+ fields, \"-\", type, source, options): {line:?}"
+                ),
+            )),
         };
         out.push(MountInfo {
             root: unescape_mountinfo(fields[3]),
@@ -223,9 +244,9 @@ pub fn parse_pressure(text: &str) -> PResult<Pressure> {
         let kind = parts.next().unwrap_or("");
         let (mut a10, mut a60, mut a300, mut total) = (None, None, None, None);
         for part in parts {
-            let (k, v) = part
-                .split_once('=')
-                .ok_or_else(|| ParseError::new(line_no, format!("expected key=value, found {part:?}")))?;
+            let (k, v) = part.split_once('=').ok_or_else(|| {
+                ParseError::new(line_no, format!("expected key=value, found {part:?}"))
+            })?;
             let bad = || ParseError::new(line_no, format!("{k}: not a number: {v:?}"));
             match k {
                 "avg10" => a10 = Some(v.parse::<f64>().map_err(|_| bad())?),
@@ -256,7 +277,12 @@ pub fn parse_pressure(text: &str) -> PResult<Pressure> {
         match kind {
             "some" => some = Some(parsed),
             "full" => full = Some(parsed),
-            other => return Err(ParseError::new(line_no, format!("expected some or full, found {other:?}"))),
+            other => {
+                return Err(ParseError::new(
+                    line_no,
+                    format!("expected some or full, found {other:?}"),
+                ))
+            }
         }
     }
     match some {
@@ -306,9 +332,12 @@ pub fn parse_statm_rss(text: &str, page_size: u64) -> PResult<u64> {
     let line = text.lines().next().unwrap_or("");
     let mut fields = line.split_ascii_whitespace();
     let _size = fields.next();
-    let resident = fields
-        .next()
-        .ok_or_else(|| ParseError::new(1, format!("expected size and resident pages, found {line:?}")))?;
+    let resident = fields.next().ok_or_else(|| {
+        ParseError::new(
+            1,
+            format!("expected size and resident pages, found {line:?}"),
+        )
+    })?;
     parse_number(resident, 1, "resident")?
         .checked_mul(page_size)
         .ok_or_else(|| ParseError::new(1, "resident bytes overflow"))
@@ -345,7 +374,11 @@ mod tests {
             ("v2 max no newline", "max", Ok(None)),
             ("v1 unlimited", "9223372036854771712\n", Ok(None)),
             ("above v1 unlimited", "9223372036854775807\n", Ok(None)),
-            ("just below unlimited", "9223372036854767616\n", Ok(Some(9223372036854767616))),
+            (
+                "just below unlimited",
+                "9223372036854767616\n",
+                Ok(Some(9223372036854767616)),
+            ),
             ("256 MiB", "268435456\n", Ok(Some(268435456))),
             ("no trailing newline", "268435456", Ok(Some(268435456))),
             ("zero", "0\n", Ok(Some(0))),
@@ -362,7 +395,11 @@ mod tests {
     fn flat_keyed_cases() {
         let ok = parse_flat_keyed("anon 1\nfile 2\n").unwrap();
         assert_eq!(ok, vec![("anon".into(), 1), ("file".into(), 2)]);
-        assert_eq!(parse_flat_keyed("anon 1\nfile 2").unwrap().len(), 2, "no trailing newline");
+        assert_eq!(
+            parse_flat_keyed("anon 1\nfile 2").unwrap().len(),
+            2,
+            "no trailing newline"
+        );
         assert_eq!(parse_flat_keyed("").unwrap(), vec![], "empty");
         assert_eq!(lookup(&ok, "file"), Some(2));
         assert_eq!(lookup(&ok, "kernel"), None, "missing field is None, not 0");
@@ -371,7 +408,11 @@ mod tests {
         let err = parse_flat_keyed("anon 1\nfile -3\n").unwrap_err();
         assert_eq!(err.line, 2, "negative value named");
         assert!(err.message.contains("file"));
-        assert_eq!(parse_flat_keyed("a 1 2\n").unwrap_err().line, 1, "three fields");
+        assert_eq!(
+            parse_flat_keyed("a 1 2\n").unwrap_err().line,
+            1,
+            "three fields"
+        );
     }
 
     #[test]
@@ -384,7 +425,10 @@ mod tests {
         assert!(lines[2].controllers.is_empty());
 
         let colons = parse_proc_cgroup("4:memory:/kubepods/pod:abc:1/ctr").unwrap();
-        assert_eq!(colons[0].path, "/kubepods/pod:abc:1/ctr", "colons in path, no trailing newline");
+        assert_eq!(
+            colons[0].path, "/kubepods/pod:abc:1/ctr",
+            "colons in path, no trailing newline"
+        );
 
         let multi = parse_proc_cgroup("3:cpu,cpuacct:/x\n").unwrap();
         assert_eq!(multi[0].controllers, vec!["cpu", "cpuacct"]);
@@ -402,14 +446,27 @@ mod tests {
         let m = parse_mountinfo(text).unwrap();
         assert_eq!(m[0].fs_type, "cgroup");
         assert_eq!(m[0].super_options, vec!["rw", "memory"]);
-        assert_eq!(m[1].fs_type, "cgroup2", "optional fields before the separator");
-        assert_eq!(m[2].mount_point, "/sys/fs/cgroup/mem ory", "\\040 is a space");
+        assert_eq!(
+            m[1].fs_type, "cgroup2",
+            "optional fields before the separator"
+        );
+        assert_eq!(
+            m[2].mount_point, "/sys/fs/cgroup/mem ory",
+            "\\040 is a space"
+        );
         assert_eq!(m[2].root, "/docker/abc");
         assert_eq!(unescape_mountinfo("a\\011b\\012c\\134d"), "a\tb\nc\\d");
-        assert_eq!(unescape_mountinfo("trailing\\04"), "trailing\\04", "short escape kept");
+        assert_eq!(
+            unescape_mountinfo("trailing\\04"),
+            "trailing\\04",
+            "short escape kept"
+        );
         assert_eq!(unescape_mountinfo("\\999"), "\\999", "not octal");
         assert_eq!(parse_mountinfo("1 2 3\n").unwrap_err().line, 1);
-        assert!(parse_mountinfo("1 2 0:1 / /x rw - cgroup\n").is_err(), "missing options");
+        assert!(
+            parse_mountinfo("1 2 0:1 / /x rw - cgroup\n").is_err(),
+            "missing options"
+        );
     }
 
     #[test]
@@ -421,17 +478,31 @@ mod tests {
         assert_eq!(p.some.avg10, 1.5);
         assert_eq!(p.some.total_us, 12345);
         assert_eq!(p.full.unwrap().total_us, 7);
-        assert!(parse_pressure("some avg10=0.00 avg60=0.00 avg300=0.00 total=1\n").unwrap().full.is_none());
+        assert!(
+            parse_pressure("some avg10=0.00 avg60=0.00 avg300=0.00 total=1\n")
+                .unwrap()
+                .full
+                .is_none()
+        );
         assert!(parse_pressure("").is_err(), "empty");
         assert!(parse_pressure("some avg10=x avg60=0 avg300=0 total=0").is_err());
-        assert!(parse_pressure("some avg10=0 avg60=0 total=0").is_err(), "missing avg300");
-        assert!(parse_pressure("some avg10=NaN avg60=0 avg300=0 total=0").is_err(), "NaN");
+        assert!(
+            parse_pressure("some avg10=0 avg60=0 total=0").is_err(),
+            "missing avg300"
+        );
+        assert!(
+            parse_pressure("some avg10=NaN avg60=0 avg300=0 total=0").is_err(),
+            "NaN"
+        );
         assert!(parse_pressure("half avg10=0 avg60=0 avg300=0 total=0").is_err());
     }
 
     #[test]
     fn meminfo_cases() {
-        let m = parse_meminfo("MemTotal:       24669184 kB\nMemFree: 1 kB\nMemAvailable:   20000000 kB\n").unwrap();
+        let m = parse_meminfo(
+            "MemTotal:       24669184 kB\nMemFree: 1 kB\nMemAvailable:   20000000 kB\n",
+        )
+        .unwrap();
         assert_eq!(m.mem_total, Some(24669184 * 1024));
         assert_eq!(m.mem_available, Some(20000000 * 1024));
         let old = parse_meminfo("MemTotal: 1024 kB").unwrap();
@@ -442,11 +513,17 @@ mod tests {
 
     #[test]
     fn statm_cases() {
-        assert_eq!(parse_statm_rss("100 25 3 4 0 5 0\n", 4096).unwrap(), 25 * 4096);
+        assert_eq!(
+            parse_statm_rss("100 25 3 4 0 5 0\n", 4096).unwrap(),
+            25 * 4096
+        );
         assert_eq!(parse_statm_rss("100 25", 4096).unwrap(), 25 * 4096);
         assert!(parse_statm_rss("100\n", 4096).is_err());
         assert!(parse_statm_rss("", 4096).is_err());
-        assert!(parse_statm_rss("1 99999999999999999", 4096).is_err(), "overflow");
+        assert!(
+            parse_statm_rss("1 99999999999999999", 4096).is_err(),
+            "overflow"
+        );
     }
 
     proptest! {

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, ParseError, Result};
 use crate::locate::{locate, under_root, CgroupVersion, Located, Location};
 use crate::parse::{
-    lookup, parse_flat_keyed, parse_limit, parse_meminfo, parse_pressure, parse_statm_rss, parse_u64, Pressure,
+    lookup, parse_flat_keyed, parse_limit, parse_meminfo, parse_pressure, parse_statm_rss,
+    parse_u64, Pressure,
 };
 use crate::stat::MemoryStat;
 
@@ -82,11 +83,16 @@ impl OpenFile {
     }
 
     fn text<'b>(&self, buf: &'b [u8], n: usize) -> Result<&'b str> {
-        std::str::from_utf8(&buf[..n]).map_err(|e| Error::parse(&self.path, ParseError::new(0, format!("not UTF-8: {e}"))))
+        std::str::from_utf8(&buf[..n])
+            .map_err(|e| Error::parse(&self.path, ParseError::new(0, format!("not UTF-8: {e}"))))
     }
 
     /// Read and parse; parse errors name this file.
-    pub fn parse<T>(&mut self, buf: &mut Vec<u8>, f: impl FnOnce(&str) -> std::result::Result<T, ParseError>) -> Result<T> {
+    pub fn parse<T>(
+        &mut self,
+        buf: &mut Vec<u8>,
+        f: impl FnOnce(&str) -> std::result::Result<T, ParseError>,
+    ) -> Result<T> {
         let text = self.read(buf)?;
         f(text).map_err(|e| Error::parse(&self.path, e))
     }
@@ -183,10 +189,12 @@ impl Snapshot {
     /// The number ratios are computed from: the cgroup's working set, else its
     /// usage, else the host's used memory (MemTotal - MemAvailable).
     pub fn basis(&self) -> Option<u64> {
-        self.working_set.or(self.usage).or_else(|| match (self.mem_total, self.mem_available) {
-            (Some(t), Some(a)) => Some(t.saturating_sub(a)),
-            _ => None,
-        })
+        self.working_set
+            .or(self.usage)
+            .or_else(|| match (self.mem_total, self.mem_available) {
+                (Some(t), Some(a)) => Some(t.saturating_sub(a)),
+                _ => None,
+            })
     }
 }
 
@@ -219,7 +227,12 @@ impl CgroupFiles {
         let d = &location.dir;
         let ancestry = location.ancestry();
         let at = |name: &str| OpenFile::new(d.join(name));
-        let all = |name: &str| ancestry.iter().map(|p| OpenFile::new(p.join(name))).collect::<Vec<_>>();
+        let all = |name: &str| {
+            ancestry
+                .iter()
+                .map(|p| OpenFile::new(p.join(name)))
+                .collect::<Vec<_>>()
+        };
         // The v2 root cgroup (a process at the top of the hierarchy with no
         // cgroup namespace) has memory.stat and memory.pressure but no
         // memory.current, memory.events or memory.max: that is the whole host.
@@ -342,7 +355,10 @@ impl Reader {
     /// Locate (again) when never done, when `/proc/self/cgroup` changed, or
     /// when `force` is set.
     fn ensure_located(&mut self, force: bool) {
-        let due = force || self.last_locate.map_or(true, |t| t.elapsed() >= RELOCATE_EVERY);
+        let due = force
+            || self
+                .last_locate
+                .map_or(true, |t| t.elapsed() >= RELOCATE_EVERY);
         if !due {
             return;
         }
@@ -373,7 +389,11 @@ impl Reader {
         let buf = &mut self.buf;
         let mut problems = Vec::new();
 
-        snap.rss = required(self.statm.parse(buf, |t| parse_statm_rss(t, self.page_size)), &mut problems);
+        snap.rss = required(
+            self.statm
+                .parse(buf, |t| parse_statm_rss(t, self.page_size)),
+            &mut problems,
+        );
         if let Some(mi) = required(self.meminfo.parse(buf, parse_meminfo), &mut problems) {
             snap.mem_total = mi.mem_total;
             snap.mem_available = mi.mem_available;
@@ -387,7 +407,10 @@ impl Reader {
         if matches!(usage, Some(Err(_))) {
             self.ensure_located(true);
             if let State::Located(files) = &mut self.state {
-                usage = files.usage.as_mut().map(|f| f.parse(&mut self.buf, parse_u64));
+                usage = files
+                    .usage
+                    .as_mut()
+                    .map(|f| f.parse(&mut self.buf, parse_u64));
             }
         }
         let buf = &mut self.buf;
@@ -403,15 +426,23 @@ impl Reader {
         }
 
         if snap.pressure.is_none() {
-            snap.pressure = optional(self.system_pressure.parse(buf, parse_pressure), &mut problems)
-                .map(|p| (p, PressureScope::System));
+            snap.pressure = optional(
+                self.system_pressure.parse(buf, parse_pressure),
+                &mut problems,
+            )
+            .map(|p| (p, PressureScope::System));
         }
         snap.problems = problems;
         snap
     }
 }
 
-fn read_cgroup(files: &mut CgroupFiles, buf: &mut Vec<u8>, snap: &mut Snapshot, problems: &mut Vec<Error>) {
+fn read_cgroup(
+    files: &mut CgroupFiles,
+    buf: &mut Vec<u8>,
+    snap: &mut Snapshot,
+    problems: &mut Vec<Error>,
+) {
     let version = files.location.version;
     let raw_stat = required(files.stat.parse(buf, parse_flat_keyed), problems);
 
@@ -420,7 +451,11 @@ fn read_cgroup(files: &mut CgroupFiles, buf: &mut Vec<u8>, snap: &mut Snapshot, 
     for (i, f) in files.limits.iter_mut().enumerate() {
         let r = f.parse(buf, parse_limit);
         // A missing limit file is normal above the leaf (the v2 root has none).
-        let v = if i == 0 && !files.v2_root { required(r, problems) } else { optional(r, problems) };
+        let v = if i == 0 && !files.v2_root {
+            required(r, problems)
+        } else {
+            optional(r, problems)
+        };
         if i == 0 {
             snap.leaf_limit = v.flatten();
         }
@@ -434,8 +469,14 @@ fn read_cgroup(files: &mut CgroupFiles, buf: &mut Vec<u8>, snap: &mut Snapshot, 
     let stat = match version {
         CgroupVersion::V2 => raw_stat.map(MemoryStat::from_v2),
         CgroupVersion::V1 => {
-            let kmem = files.kmem.as_mut().and_then(|f| optional(f.parse(buf, parse_u64), problems));
-            let tcp = files.kmem_tcp.as_mut().and_then(|f| optional(f.parse(buf, parse_u64), problems));
+            let kmem = files
+                .kmem
+                .as_mut()
+                .and_then(|f| optional(f.parse(buf, parse_u64), problems));
+            let tcp = files
+                .kmem_tcp
+                .as_mut()
+                .and_then(|f| optional(f.parse(buf, parse_u64), problems));
             raw_stat.map(|raw| MemoryStat::from_v1(raw, kmem, tcp))
         }
     };
@@ -451,7 +492,10 @@ fn read_cgroup(files: &mut CgroupFiles, buf: &mut Vec<u8>, snap: &mut Snapshot, 
     };
     snap.stat = stat;
 
-    let raw_events = files.events.as_mut().map(|f| f.parse(buf, parse_flat_keyed));
+    let raw_events = files
+        .events
+        .as_mut()
+        .map(|f| f.parse(buf, parse_flat_keyed));
     if let Some(raw) = raw_events.and_then(|r| required(r, problems)) {
         let g = |k: &str| lookup(&raw, k);
         snap.events = Some(match version {
@@ -468,14 +512,18 @@ fn read_cgroup(files: &mut CgroupFiles, buf: &mut Vec<u8>, snap: &mut Snapshot, 
             CgroupVersion::V1 => Events {
                 oom_kill: g("oom_kill"),
                 under_oom: g("under_oom"),
-                failcnt: files.failcnt.as_mut().and_then(|f| optional(f.parse(buf, parse_u64), problems)),
+                failcnt: files
+                    .failcnt
+                    .as_mut()
+                    .and_then(|f| optional(f.parse(buf, parse_u64), problems)),
                 ..Events::default()
             },
         });
     }
 
     if let Some(f) = files.pressure.as_mut() {
-        snap.pressure = optional(f.parse(buf, parse_pressure), problems).map(|p| (p, PressureScope::Cgroup));
+        snap.pressure =
+            optional(f.parse(buf, parse_pressure), problems).map(|p| (p, PressureScope::Cgroup));
     }
 }
 
@@ -496,6 +544,9 @@ mod timing {
         for _ in 0..n {
             std::hint::black_box(r.snapshot());
         }
-        eprintln!("snapshot: {:.2} us", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+        eprintln!(
+            "snapshot: {:.2} us",
+            t.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
     }
 }

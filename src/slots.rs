@@ -227,7 +227,10 @@ mod tests {
             assert!(seen.insert(*n), "duplicate slot name {n}");
             if let Some((parent, _)) = n.rsplit_once('.') {
                 let p = NAMES.iter().position(|x| *x == parent);
-                assert!(p.is_some_and(|p| p < i), "{n}: section {parent} must come first");
+                assert!(
+                    p.is_some_and(|p| p < i),
+                    "{n}: section {parent} must come first"
+                );
             }
         }
         assert_eq!(NAMES[Slot::RAW_COUNT as usize], "");

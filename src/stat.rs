@@ -99,7 +99,8 @@ impl MemoryStat {
             slab_unreclaimable: None,
             pgfault: g("total_pgfault"),
             pgmajfault: g("total_pgmajfault"),
-            hierarchical_memory_limit: g("hierarchical_memory_limit").and_then(crate::parse::limit_from_value),
+            hierarchical_memory_limit: g("hierarchical_memory_limit")
+                .and_then(crate::parse::limit_from_value),
             raw,
         }
     }
@@ -134,6 +135,9 @@ mod tests {
         let raw = parse_flat_keyed("anon 1\nslab_reclaimable 3\nslab_unreclaimable 4\n").unwrap();
         let s = MemoryStat::from_v2(raw);
         assert_eq!(s.slab, Some(7));
-        assert_eq!(s.kernel, None, "kernel field missing before 5.18 stays None");
+        assert_eq!(
+            s.kernel, None,
+            "kernel field missing before 5.18 stays None"
+        );
     }
 }

@@ -232,16 +232,16 @@ function v1Support() {
   if (!own) {
     return { reason: 'no cgroup v1 memory controller for this process (/proc/self/cgroup has no usable memory line)' }
   }
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    return { reason: `creating cgroups under ${own.dir} needs root (uid ${process.getuid()})` }
-  }
+  // Try it for real (root, or a delegated writable hierarchy), on a throwaway cgroup.
   let dir = null
   try {
     dir = makeCgroup(own.dir, uniqueName('oomguard-probe'))
     setV1Limit(dir, 64 * 1024 * 1024)
   } catch (e) {
     if (dir) removeCgroup(dir)
-    return { reason: `cannot create a memory cgroup with a limit under ${own.dir}: ${e.code || e.message}` }
+    const uid = typeof process.getuid === 'function' ? process.getuid() : null
+    const who = uid === 0 ? 'as root' : `as uid ${uid}: creating cgroups needs root`
+    return { reason: `cannot create a memory cgroup with a limit under ${own.dir} (${who}): ${e.code || e.message}` }
   }
   removeCgroup(dir)
   return { own }
