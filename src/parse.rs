@@ -198,12 +198,14 @@ pub fn parse_mountinfo(text: &str) -> PResult<Vec<MountInfo>> {
         let sep = fields.iter().position(|f| *f == "-");
         let sep = match sep {
             Some(s) if s >= 6 && fields.len() >= s + 3 => s,
-            _ => return Err(ParseError::new(
-                line_no,
-                format!(
+            _ => {
+                return Err(ParseError::new(
+                    line_no,
+                    format!(
                     "not a mountinfo line (need 6+ fields, \"-\", type, source, options): {line:?}"
                 ),
-            )),
+                ))
+            }
         };
         out.push(MountInfo {
             root: unescape_mountinfo(fields[3]),

@@ -25,11 +25,19 @@ const RELOCATE_EVERY: Duration = Duration::from_secs(1);
 pub struct OpenFile {
     path: PathBuf,
     file: Option<File>,
+    /// The file did not exist when first opened. It is not looked for again
+    /// (an absent controller file stays absent); relocating builds new
+    /// `OpenFile`s, which look again.
+    missing: bool,
 }
 
 impl OpenFile {
     pub fn new(path: PathBuf) -> Self {
-        OpenFile { path, file: None }
+        OpenFile {
+            path,
+            file: None,
+            missing: false,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -76,7 +84,13 @@ impl OpenFile {
     }
 
     fn read_fresh<'b>(&mut self, buf: &'b mut Vec<u8>) -> Result<&'b str> {
-        let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        if self.missing {
+            return Err(Error::io(&self.path, io::ErrorKind::NotFound.into()));
+        }
+        let file = File::open(&self.path).map_err(|e| {
+            self.missing = e.kind() == io::ErrorKind::NotFound;
+            Error::io(&self.path, e)
+        })?;
         let n = Self::pread_all(&file, buf).map_err(|e| Error::io(&self.path, e))?;
         self.file = Some(file);
         self.text(buf, n)
