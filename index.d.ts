@@ -230,6 +230,21 @@ export interface MetricsOptions {
   root?: string
 }
 
+/** An event from the sampler thread (internal; lib/watch.js adds the V8 numbers). */
+export interface NativeWatchEvent {
+  level: number
+  threshold: number | null
+  ratio: number | null
+  basisBytes: number | null
+  limitBytes: number | null
+  headroomBytes: number | null
+  growthBytesPerSec: number | null
+  timeToLimitMs: number | null
+  timestampMs: number
+  message: string | null
+  lastWords: string | null
+}
+
 /** One PSI line. */
 export interface PressureLine {
   /** Percent of time stalled, 10 s average. */
@@ -249,6 +264,19 @@ export interface PressureLine {
  * generation: when it differs from the last one seen, call `describe()`.
  */
 export declare function sample(out: Float64Array, root?: string | undefined | null): number
+
+export declare function samplerInfo(): SamplerInfo
+
+/** The shared sampler's state (for tests and benchmarks). */
+export interface SamplerInfo {
+  running: boolean
+  /** Linux thread id of the sampler thread (`/proc/self/task/<id>`). */
+  threadId: number | null
+  monitors: number
+  roots: number
+  /** Kernel wake-ups in force (v1 `cgroup.event_control`, v2 inotify). */
+  triggers: Array<string>
+}
 
 /** What `describe()` returns (internal). */
 export interface Shape {
@@ -278,3 +306,30 @@ export interface V8Metrics {
   /** `v8.getHeapStatistics().heap_size_limit`, bytes. */
   heapSizeLimitBytes: number | null
 }
+
+/** The monitor's shared block as a Float64Array (layout: `watchSlots()`). */
+export declare function watchBlock(id: number): Float64Array
+
+/** A monitor's settings, validated by the JavaScript layer. */
+export interface WatchConfig {
+  thresholds: Array<number>
+  hysteresis: number
+  basis: 'workingSet' | 'usage' | 'rss'
+  minIntervalMs: number
+  maxIntervalMs: number
+  lastWordsStderr: boolean
+  lastWordsPath?: string
+  root?: string
+}
+
+/** Slot names of a monitor's block, as [name, index] pairs (internal). */
+export declare function watchSlots(): Array<[string, number]>
+
+/**
+ * Start a monitor on the shared sampler thread. `dispatch(id, kind, event)`
+ * receives its events; the first call in an environment registers it.
+ */
+export declare function watchStart(config: WatchConfig, dispatch: (id: number, kind: 'threshold' | 'recovered' | 'error', event: NativeWatchEvent) => void): number
+
+/** Stop a monitor; joins the sampler thread when it was the last. */
+export declare function watchStop(id: number): boolean

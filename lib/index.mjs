@@ -1,4 +1,4 @@
 import oomguard from './index.js'
 
-export const { getMemoryMetrics } = oomguard
+export const { getMemoryMetrics, watch, Monitor, WATCH_DEFAULTS } = oomguard
 export default oomguard

@@ -5,11 +5,14 @@
 
 pub mod diagnose;
 pub mod error;
+pub mod lastwords;
 pub mod locate;
 pub mod parse;
 pub mod reader;
 pub mod slots;
 pub mod stat;
+pub mod trigger;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,6 +21,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use indexmap::IndexMap;
 use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::Env;
 use napi_derive::napi;
 use once_cell::sync::Lazy;
 
@@ -199,6 +204,166 @@ impl Shape_ {
             }),
             diagnoses,
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The watcher's native half (internal; lib/watch.js is the public API).
+
+/// A monitor's settings, validated by the JavaScript layer.
+#[napi(object, object_to_js = false)]
+pub struct WatchConfig {
+    pub thresholds: Vec<f64>,
+    pub hysteresis: f64,
+    #[napi(ts_type = "'workingSet' | 'usage' | 'rss'")]
+    pub basis: String,
+    pub min_interval_ms: f64,
+    pub max_interval_ms: f64,
+    pub last_words_stderr: bool,
+    pub last_words_path: Option<String>,
+    pub root: Option<String>,
+}
+
+/// An event from the sampler thread (internal; lib/watch.js adds the V8 numbers).
+#[napi(object, object_from_js = false, use_nullable = true)]
+pub struct NativeWatchEvent {
+    pub level: u32,
+    pub threshold: Option<f64>,
+    pub ratio: Option<f64>,
+    pub basis_bytes: Option<f64>,
+    pub limit_bytes: Option<f64>,
+    pub headroom_bytes: Option<f64>,
+    pub growth_bytes_per_sec: Option<f64>,
+    pub time_to_limit_ms: Option<f64>,
+    pub timestamp_ms: f64,
+    pub message: Option<String>,
+    pub last_words: Option<String>,
+}
+
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
+type DispatchArgs = FnArgs<(u32, &'static str, NativeWatchEvent)>;
+type Dispatch = ThreadsafeFunction<watch::Event, (), DispatchArgs, Status, false, true>;
+
+/// Delivers events to one JavaScript environment's dispatch function.
+struct TsfnSink(Dispatch);
+
+impl watch::Sink for TsfnSink {
+    fn deliver(&self, e: watch::Event) -> bool {
+        self.0.call(e, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
+    }
+}
+
+/// Start a monitor on the shared sampler thread. `dispatch(id, kind, event)`
+/// receives its events; the first call in an environment registers it.
+#[napi(
+    ts_args_type = "config: WatchConfig, dispatch: (id: number, kind: 'threshold' | 'recovered' | 'error', event: NativeWatchEvent) => void"
+)]
+pub fn watch_start(
+    env: Env,
+    config: WatchConfig,
+    dispatch: Function<DispatchArgs, ()>,
+) -> Result<u32> {
+    let basis = watch::Basis::parse(&config.basis)
+        .ok_or_else(|| Error::new(Status::InvalidArg, format!("unknown basis {:?}", config.basis)))?;
+    let env_id = env.raw() as usize;
+    if !watch::SAMPLER.has_sink(env_id) {
+        let tsfn: Dispatch = dispatch
+            .build_threadsafe_function::<watch::Event>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build_callback(|ctx: ThreadsafeCallContext<watch::Event>| {
+                let e = ctx.value;
+                Ok(FnArgs::from((
+                    e.monitor,
+                    e.kind.as_str(),
+                    NativeWatchEvent {
+                        level: e.level,
+                        threshold: finite(e.threshold),
+                        ratio: finite(e.ratio),
+                        basis_bytes: finite(e.basis_bytes),
+                        limit_bytes: finite(e.limit_bytes),
+                        headroom_bytes: finite(e.headroom_bytes),
+                        growth_bytes_per_sec: finite(e.growth_bytes_per_sec),
+                        time_to_limit_ms: e.time_to_limit_ms.and_then(finite),
+                        timestamp_ms: e.timestamp_ms,
+                        message: e.message,
+                        last_words: e.last_words,
+                    },
+                )))
+            })?;
+        watch::SAMPLER.add_sink(env_id, Box::new(TsfnSink(tsfn)));
+        // A worker that terminates (or a process that exits) with monitors
+        // open: stop them before the environment goes.
+        env.add_env_cleanup_hook(env_id, |id| watch::SAMPLER.drop_env(id))?;
+    }
+    let ms = |v: f64| std::time::Duration::from_secs_f64((v / 1000.0).max(0.0));
+    let (id, _block) = watch::SAMPLER.start(
+        env_id,
+        watch::Config {
+            thresholds: config.thresholds,
+            hysteresis: config.hysteresis,
+            basis,
+            min_interval: ms(config.min_interval_ms),
+            max_interval: ms(config.max_interval_ms),
+            last_words: (config.last_words_stderr || config.last_words_path.is_some()).then(|| {
+                watch::LastWordsConfig {
+                    stderr: config.last_words_stderr,
+                    path: config.last_words_path.map(PathBuf::from),
+                }
+            }),
+            root: PathBuf::from(config.root.unwrap_or_else(|| "/".into())),
+        },
+    );
+    Ok(id)
+}
+
+/// The monitor's shared block as a Float64Array (layout: `watchSlots()`).
+#[napi]
+pub fn watch_block(env: &Env, id: u32) -> Result<Float64ArraySlice<'_>> {
+    let block = watch::SAMPLER
+        .block(id)
+        .ok_or_else(|| Error::new(Status::InvalidArg, format!("no monitor {id}")))?;
+    let ptr = block.as_ptr();
+    // SAFETY: the memory lives as long as the Arc, which the finalizer drops.
+    unsafe { Float64ArraySlice::from_external(env, ptr, watch::block::LEN, block, |_, b| drop(b)) }
+}
+
+/// Slot names of a monitor's block, as [name, index] pairs (internal).
+#[napi]
+pub fn watch_slots() -> Vec<(&'static str, u32)> {
+    watch::block::NAMES.iter().map(|(n, i)| (*n, *i as u32)).collect()
+}
+
+/// Stop a monitor; joins the sampler thread when it was the last.
+#[napi]
+pub fn watch_stop(id: u32) -> bool {
+    watch::SAMPLER.stop(id)
+}
+
+/// The shared sampler's state (for tests and benchmarks).
+#[napi(object, object_from_js = false, use_nullable = true)]
+pub struct SamplerInfo {
+    pub running: bool,
+    /// Linux thread id of the sampler thread (`/proc/self/task/<id>`).
+    pub thread_id: Option<i64>,
+    pub monitors: u32,
+    pub roots: u32,
+    /// Kernel wake-ups in force (v1 `cgroup.event_control`, v2 inotify).
+    pub triggers: Vec<String>,
+}
+
+#[napi]
+pub fn sampler_info() -> SamplerInfo {
+    let i = watch::SAMPLER.info();
+    SamplerInfo {
+        running: i.running,
+        thread_id: i.thread_id,
+        monitors: i.monitors as u32,
+        roots: i.roots as u32,
+        triggers: i.triggers,
     }
 }
 

@@ -1,0 +1,173 @@
+'use strict'
+// Runs inside a memory-limited cgroup and grows memory until the kernel
+// OOM-kills it, with a monitor on default settings watching.
+//
+//   node oom-child.js SCENARIO RATE_MIB_S MARKER_FILE LAST_WORDS_FILE [PACKAGE_DIR] [PREFILL]
+//
+// SCENARIO: buffers | objects | arraybuffers | worker | pagecache
+// RATE_MIB_S: allocation rate; 0 = as fast as possible in a synchronous loop
+// MARKER_FILE: every 'threshold' event appends one JSON line here, written
+//   synchronously from the listener (proof that JavaScript heard it in time)
+// LAST_WORDS_FILE: lastWords.path for the monitor
+// PREFILL: grow quickly (same kind of memory) to this share of the limit
+//   before the paced phase, so slow rates reach the thresholds in seconds
+
+const fs = require('node:fs')
+const path = require('node:path')
+
+const [scenario, rateArg, markerFile, lastWordsFile, pkgDir, prefillArg] = process.argv.slice(2)
+const oomguard = require(pkgDir ? path.resolve(pkgDir) : path.join(__dirname, '..', '..'))
+const rate = Number(rateArg) * 1024 * 1024
+const prefill = prefillArg === undefined ? 0 : Number(prefillArg)
+const MiB = 1024 * 1024
+
+const marker = fs.openSync(markerFile, 'a')
+const monitor = oomguard.watch({ lastWords: { path: lastWordsFile } }, (e) => {
+  fs.writeSync(
+    marker,
+    `${JSON.stringify({ level: e.level, threshold: e.threshold, ratio: e.ratio, headroomBytes: e.headroomBytes, timeToLimitMs: e.timeToLimitMs, t: Date.now() })}\n`,
+  )
+})
+monitor.on('error', (err) => fs.writeSync(marker, `${JSON.stringify({ error: err.message })}\n`))
+
+const keep = []
+function grow(bytes) {
+  switch (scenario) {
+    case 'buffers':
+    case 'worker': {
+      const b = Buffer.allocUnsafe(bytes)
+      b.fill(1)
+      keep.push(b)
+      break
+    }
+    case 'arraybuffers': {
+      const ab = new ArrayBuffer(bytes)
+      new Uint8Array(ab).fill(1)
+      keep.push(ab)
+      break
+    }
+    case 'objects': {
+      // Plain objects with a string each: about 100 bytes of V8 heap apiece.
+      const n = Math.ceil(bytes / 100)
+      const arr = new Array(n)
+      for (let i = 0; i < n; i++) arr[i] = { id: i, name: `item-${i}-${keep.length}`, next: null }
+      keep.push(arr)
+      break
+    }
+    default:
+      throw new Error(`unknown scenario ${scenario}`)
+  }
+}
+
+function basisRatio() {
+  const c = monitor.current
+  return c.ratio === null ? 0 : c.ratio
+}
+
+function paced(step) {
+  // Allocate `rate` bytes per second in 10 ms steps.
+  const t0 = Date.now()
+  let done = 0
+  const tick = () => {
+    const want = ((Date.now() - t0) / 1000) * rate
+    while (done < want) {
+      step(Math.min(MiB, want - done))
+      done += Math.min(MiB, want - done)
+    }
+    setTimeout(tick, 10)
+  }
+  tick()
+}
+
+function start() {
+  if (scenario === 'pagecache') return pagecache()
+  if (scenario === 'worker') return worker()
+  // Prefill quickly, letting the event loop turn so the sampler's numbers land.
+  const fill = () => {
+    if (basisRatio() < prefill) {
+      for (let i = 0; i < 8; i++) grow(MiB)
+      setImmediate(fill)
+      return
+    }
+    if (rate === 0) {
+      for (;;) grow(MiB) // full speed, the event loop never turns again
+    }
+    paced(grow)
+  }
+  fill()
+}
+
+function worker() {
+  const { Worker } = require('node:worker_threads')
+  const code = `
+    const { workerData } = require('node:worker_threads')
+    const keep = []
+    const MiB = 1024 * 1024
+    const t0 = Date.now()
+    let done = 0
+    const tick = () => {
+      const want = workerData.prefillBytes + ((Date.now() - t0) / 1000) * workerData.rate
+      while (done < want) { const b = Buffer.allocUnsafe(MiB); b.fill(2); keep.push(b); done += MiB }
+      setTimeout(tick, 10)
+    }
+    tick()`
+  // The worker cannot see the limit before the monitor's first sample: wait for it.
+  const go = () => {
+    const c = monitor.current
+    if (c.limitBytes === null) return setTimeout(go, 5)
+    const prefillBytes = Math.max(0, prefill * c.limitBytes - c.basisBytes)
+    new Worker(code, { eval: true, workerData: { rate, prefillBytes } })
+  }
+  go()
+}
+
+function pagecache() {
+  // Write and read back a file several times the limit, with a small steady
+  // heap: page cache fills the cgroup, the working set does not.
+  const wait = () => {
+    const c = monitor.current
+    if (c.limitBytes === null) return setTimeout(wait, 5)
+    const file = path.join(path.dirname(markerFile), 'pagecache.bin')
+    const chunk = Buffer.alloc(4 * MiB, 7)
+    const total = Math.ceil((3 * c.limitBytes) / chunk.length)
+    const fd = fs.openSync(file, 'w')
+    let i = 0
+    let maxLevel = 0
+    let maxUsageRatio = 0
+    const look = () => {
+      const now = monitor.current
+      maxLevel = Math.max(maxLevel, monitor.level)
+      if (now.usageBytes !== null) maxUsageRatio = Math.max(maxUsageRatio, now.usageBytes / now.limitBytes)
+    }
+    const writeSome = () => {
+      for (let k = 0; k < 8 && i < total; k++, i++) fs.writeSync(fd, chunk)
+      look()
+      if (i < total) return setImmediate(writeSome)
+      fs.fsyncSync(fd)
+      fs.closeSync(fd)
+      const rfd = fs.openSync(file, 'r')
+      const buf = Buffer.alloc(4 * MiB)
+      for (let pass = 0; pass < 2; pass++) {
+        let pos = 0
+        while (fs.readSync(rfd, buf, 0, buf.length, pos) > 0) {
+          pos += buf.length
+          look()
+        }
+      }
+      fs.closeSync(rfd)
+      fs.unlinkSync(file)
+      // Let the sampler take a last look before reporting.
+      setTimeout(() => {
+        look()
+        const m = oomguard.getMemoryMetrics()
+        console.log(`OOMGUARD_PAGECACHE ${JSON.stringify({ maxLevel, maxUsageRatio, usageBytes: m.usageBytes, workingSetBytes: m.workingSetBytes, fileBytes: m.stat && m.stat.file, limitBytes: m.limitBytes })}`)
+        monitor.close()
+      }, 50)
+    }
+    writeSome()
+  }
+  wait()
+}
+
+// Give the sampler its first sample (the limit) before growing.
+setTimeout(start, 20)

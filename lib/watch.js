@@ -1,0 +1,275 @@
+'use strict'
+// watch(): a monitor that warns before the kernel's OOM killer acts. The
+// native sampler thread (one per process, shared by every monitor and worker)
+// reads the cgroup, moves each monitor's level and writes into a small
+// Float64Array shared with this side, so `monitor.level` and
+// `monitor.current` cost no file read and no native call.
+
+const { EventEmitter } = require('node:events')
+const v8 = require('node:v8')
+const native = require('../index.js')
+const { rootOption, invalidType, outOfRange } = require('./metrics.js')
+
+const S = Object.fromEntries(native.watchSlots())
+const SOURCES = [null, 'cgroup-v1', 'cgroup-v2', 'host']
+const BASES = ['workingSet', 'usage', 'rss']
+
+/** Defaults, documented in the README. */
+const DEFAULTS = Object.freeze({
+  thresholds: Object.freeze([0.8, 0.9, 0.95]),
+  basis: 'workingSet',
+  hysteresis: 0.05,
+  minIntervalMs: 1,
+  maxIntervalMs: 1000,
+  lastWords: Object.freeze({ stderr: true, path: undefined }),
+})
+
+function validate(options) {
+  if (options === undefined || options === null) options = {}
+  if (typeof options !== 'object' || Array.isArray(options)) throw invalidType('options', 'an object', options)
+  const root = rootOption(options)
+
+  let thresholds = options.thresholds === undefined ? DEFAULTS.thresholds : options.thresholds
+  if (!Array.isArray(thresholds)) throw invalidType('options.thresholds', 'an array of ratios', thresholds)
+  if (thresholds.length === 0 || thresholds.length > 16) {
+    throw outOfRange('options.thresholds', 'an array of 1 to 16 ratios', `${thresholds.length} entries`)
+  }
+  thresholds.forEach((t, i) => {
+    if (typeof t !== 'number') throw invalidType(`options.thresholds[${i}]`, 'a number', t)
+    if (!(t > 0 && t < 1)) throw outOfRange(`options.thresholds[${i}]`, 'a ratio between 0 and 1 (exclusive)', t)
+    if (i > 0 && !(t > thresholds[i - 1])) {
+      throw outOfRange(`options.thresholds[${i}]`, `above options.thresholds[${i - 1}] (${thresholds[i - 1]}): thresholds must ascend`, t)
+    }
+  })
+  thresholds = [...thresholds]
+
+  const basis = options.basis === undefined ? DEFAULTS.basis : options.basis
+  if (typeof basis !== 'string') throw invalidType('options.basis', 'a string', basis)
+  if (!BASES.includes(basis)) throw outOfRange('options.basis', `one of ${BASES.map((b) => `'${b}'`).join(', ')}`, JSON.stringify(basis))
+
+  const number = (name, def, lo, hi, what) => {
+    const v = options[name] === undefined ? def : options[name]
+    if (typeof v !== 'number') throw invalidType(`options.${name}`, 'a number', v)
+    if (!(v >= lo && v <= hi)) throw outOfRange(`options.${name}`, what, v)
+    return v
+  }
+  const hysteresis = number('hysteresis', DEFAULTS.hysteresis, 0, 0.5, 'a ratio from 0 to 0.5')
+  const minIntervalMs = number('minIntervalMs', DEFAULTS.minIntervalMs, 0.1, 60_000, 'between 0.1 and 60000 ms')
+  const maxIntervalMs = number('maxIntervalMs', Math.max(DEFAULTS.maxIntervalMs, minIntervalMs), minIntervalMs, 3_600_000, `between minIntervalMs (${minIntervalMs}) and 3600000 ms`)
+
+  let lastWords = options.lastWords === undefined ? DEFAULTS.lastWords : options.lastWords
+  if (lastWords === true) lastWords = DEFAULTS.lastWords
+  if (lastWords === false || lastWords === null) lastWords = { stderr: false, path: undefined }
+  if (typeof lastWords !== 'object' || Array.isArray(lastWords)) {
+    throw invalidType('options.lastWords', 'a boolean or { path?, stderr? }', lastWords)
+  }
+  const stderr = lastWords.stderr === undefined ? true : lastWords.stderr
+  if (typeof stderr !== 'boolean') throw invalidType('options.lastWords.stderr', 'a boolean', stderr)
+  const path = lastWords.path
+  if (path !== undefined && typeof path !== 'string') throw invalidType('options.lastWords.path', 'a string', path)
+  if (path === '') throw outOfRange('options.lastWords.path', 'a non-empty path', '""')
+
+  return {
+    thresholds,
+    hysteresis,
+    basis,
+    minIntervalMs,
+    maxIntervalMs,
+    lastWordsStderr: stderr,
+    lastWordsPath: path,
+    root,
+  }
+}
+
+// ---------------------------------------------------------------------------
+// V8 numbers: the sampler thread cannot ask V8, so this side writes the
+// latest ones into each monitor's block, often while any monitor is above
+// its first threshold. The last-words line carries them and their age.
+
+const live = new Map() // id -> Monitor, in this thread
+let refresher = null
+const REFRESH_CALM_MS = 250
+const REFRESH_ALERT_MS = 20
+
+function refreshV8() {
+  if (live.size === 0) return
+  const u = process.memoryUsage()
+  const limit = v8.getHeapStatistics().heap_size_limit
+  const now = Date.now()
+  for (const m of live.values()) {
+    const b = m._block
+    b[S['v8.heapUsedBytes']] = u.heapUsed
+    b[S['v8.heapTotalBytes']] = u.heapTotal
+    b[S['v8.externalBytes']] = u.external
+    b[S['v8.arrayBuffersBytes']] = u.arrayBuffers
+    b[S['v8.heapSizeLimitBytes']] = limit
+    b[S['v8.rssBytes']] = u.rss
+    b[S['v8.timestampMs']] = now
+  }
+  return u
+}
+
+function scheduleRefresh() {
+  if (refresher !== null || live.size === 0) return
+  let alert = false
+  for (const m of live.values()) if (m._block[S.level] > 0) alert = true
+  refresher = setTimeout(() => {
+    refresher = null
+    refreshV8()
+    scheduleRefresh()
+  }, alert ? REFRESH_ALERT_MS : REFRESH_CALM_MS)
+  refresher.unref()
+}
+
+function restartRefresh() {
+  if (refresher !== null) clearTimeout(refresher)
+  refresher = null
+  scheduleRefresh()
+}
+
+const nn = (x) => (x === x ? x : null)
+
+function dispatch(id, kind, e) {
+  const m = live.get(id)
+  if (m === undefined) return
+  const u = refreshV8()
+  restartRefresh()
+  if (kind === 'error') {
+    const err = new Error(`oomguard: reading memory failed: ${e.message}; keeping the last good sample and retrying`)
+    err.code = 'ERR_OOMGUARD_READ'
+    if (m.listenerCount('error') > 0) m.emit('error', err)
+    else process.emitWarning(err.message, { code: err.code })
+    return
+  }
+  m.emit(kind, {
+    level: e.level,
+    threshold: e.threshold,
+    ratio: e.ratio,
+    basisBytes: e.basisBytes,
+    limitBytes: e.limitBytes,
+    headroomBytes: e.headroomBytes,
+    growthBytesPerSec: e.growthBytesPerSec,
+    timeToLimitMs: e.timeToLimitMs,
+    timestampMs: e.timestampMs,
+    lastWords: e.lastWords,
+    v8: {
+      heapUsedBytes: u.heapUsed,
+      heapTotalBytes: u.heapTotal,
+      externalBytes: u.external,
+      arrayBuffersBytes: u.arrayBuffers,
+      rssBytes: u.rss,
+      heapSizeLimitBytes: v8.getHeapStatistics().heap_size_limit,
+    },
+  })
+}
+
+function noop() {}
+
+class Monitor extends EventEmitter {
+  constructor(config) {
+    super()
+    this.thresholds = Object.freeze(config.thresholds)
+    this.basis = config.basis
+    this._id = native.watchStart(config, dispatch)
+    this._block = native.watchBlock(this._id)
+    this._closed = false
+    this._keepAlive = null
+    live.set(this._id, this)
+    refreshV8()
+    restartRefresh()
+  }
+
+  /** Number of thresholds the basis is at or above (0 = below all). No I/O. */
+  get level() {
+    return this._block[1]
+  }
+
+  /** True while at or above the highest threshold. */
+  get critical() {
+    return this._block[1] === this.thresholds.length
+  }
+
+  /** The latest sample, read from memory the sampler thread writes. No I/O. */
+  get current() {
+    const b = this._block
+    for (;;) {
+      const seq = b[0]
+      if (seq % 2 === 1) continue // the sampler is writing; it takes nanoseconds
+      const sample = {
+        level: b[1],
+        timestampMs: nn(b[2]),
+        ratio: nn(b[3]),
+        basisBytes: nn(b[4]),
+        limitBytes: nn(b[5]),
+        headroomBytes: nn(b[6]),
+        growthBytesPerSec: nn(b[7]),
+        timeToLimitMs: nn(b[8]),
+        usageBytes: nn(b[9]),
+        workingSetBytes: nn(b[10]),
+        rssBytes: nn(b[11]),
+        source: SOURCES[b[12]] ?? null,
+        samples: b[13],
+        intervalMs: nn(b[14]),
+        failing: b[15] === 1,
+      }
+      if (b[0] === seq) return sample
+    }
+  }
+
+  get closed() {
+    return this._closed
+  }
+
+  /** Stop watching. Idempotent; joins the sampler thread if it was the last monitor. */
+  close() {
+    if (this._closed) return
+    this._closed = true
+    live.delete(this._id)
+    native.watchStop(this._id)
+    this.unref()
+    if (live.size === 0 && refresher !== null) {
+      clearTimeout(refresher)
+      refresher = null
+    }
+  }
+
+  /** Keep the process alive while this monitor runs (like a timer's ref()). */
+  ref() {
+    if (this._keepAlive === null && !this._closed) this._keepAlive = setInterval(noop, 2 ** 31 - 1)
+    return this
+  }
+
+  /** Let the process exit with this monitor running (the default). */
+  unref() {
+    if (this._keepAlive !== null) clearInterval(this._keepAlive)
+    this._keepAlive = null
+    return this
+  }
+
+  hasRef() {
+    return this._keepAlive !== null
+  }
+}
+
+// The slot indices `current` hard-codes must be the native layout's.
+const EXPECTED = ['seq', 'level', 'timestampMs', 'ratio', 'basisBytes', 'limitBytes', 'headroomBytes', 'growthBytesPerSec', 'timeToLimitMs', 'usageBytes', 'workingSetBytes', 'rssBytes', 'source', 'samples', 'intervalMs', 'failing']
+EXPECTED.forEach((name, i) => {
+  if (S[name] !== i) throw new Error(`oomguard: native block layout changed (${name})`)
+})
+
+/**
+ * Start a monitor. `watch(listener)` and `watch(options, listener)` attach
+ * `listener` to 'threshold'.
+ */
+function watch(options, listener) {
+  if (typeof options === 'function' && listener === undefined) {
+    listener = options
+    options = undefined
+  }
+  if (listener !== undefined && typeof listener !== 'function') throw invalidType('listener', 'a function', listener)
+  const monitor = new Monitor(validate(options))
+  if (listener) monitor.on('threshold', listener)
+  return monitor
+}
+
+module.exports = { watch, Monitor, DEFAULTS, samplerInfo: native.samplerInfo }
