@@ -53,7 +53,11 @@ pub fn verdict(snap: &Snapshot, basis: f64, v8: Option<V8Known>) -> (Verdict, St
     if kernel >= 0.4 * basis {
         return (
             Verdict::Kernel,
-            format!("kernel memory ({}, sockets included) is {:.0}% of the working set", mib(kernel), 100.0 * kernel / basis),
+            format!(
+                "kernel memory ({}, sockets included) is {:.0}% of the working set",
+                mib(kernel),
+                100.0 * kernel / basis
+            ),
         );
     }
     if cache >= 0.5 * basis {
@@ -264,7 +268,11 @@ pub fn write(line: &str, cfg: &LastWordsConfig) -> String {
         if let Ok(c) = CString::new(path.as_os_str().as_bytes()) {
             // SAFETY: plain syscalls on a valid path and our own fd.
             unsafe {
-                let fd = libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC, 0o644);
+                let fd = libc::open(
+                    c.as_ptr(),
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+                    0o644,
+                );
                 if fd >= 0 {
                     if write_fd(fd, line.as_bytes()) {
                         went.push(path.display().to_string());
@@ -313,11 +321,36 @@ mod tests {
     #[test]
     fn verdicts() {
         let cases: &[(&str, Snapshot, Option<V8Known>, Verdict)] = &[
-            ("js objects", snap(200 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB), v8(180.0 * MIB as f64), Verdict::V8Heap),
-            ("buffers", snap(200 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB), v8(20.0 * MIB as f64), Verdict::OutsideHeap),
-            ("tmpfs", snap(30 * MIB, 200 * MIB, 10 * MIB, 180 * MIB, 5 * MIB), v8(20.0 * MIB as f64), Verdict::PageCache),
-            ("sockets/slab", snap(30 * MIB, 5 * MIB, 4 * MIB, 0, 120 * MIB), v8(20.0 * MIB as f64), Verdict::Kernel),
-            ("no v8", snap(200 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB), None, Verdict::Unknown),
+            (
+                "js objects",
+                snap(200 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB),
+                v8(180.0 * MIB as f64),
+                Verdict::V8Heap,
+            ),
+            (
+                "buffers",
+                snap(200 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB),
+                v8(20.0 * MIB as f64),
+                Verdict::OutsideHeap,
+            ),
+            (
+                "tmpfs",
+                snap(30 * MIB, 200 * MIB, 10 * MIB, 180 * MIB, 5 * MIB),
+                v8(20.0 * MIB as f64),
+                Verdict::PageCache,
+            ),
+            (
+                "sockets/slab",
+                snap(30 * MIB, 5 * MIB, 4 * MIB, 0, 120 * MIB),
+                v8(20.0 * MIB as f64),
+                Verdict::Kernel,
+            ),
+            (
+                "no v8",
+                snap(200 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB),
+                None,
+                Verdict::Unknown,
+            ),
         ];
         for (name, s, v, want) in cases {
             let basis = s.working_set.unwrap() as f64;

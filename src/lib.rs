@@ -21,7 +21,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use indexmap::IndexMap;
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::threadsafe_function::{
+    ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
+};
 use napi::Env;
 use napi_derive::napi;
 use once_cell::sync::Lazy;
@@ -266,8 +268,12 @@ pub fn watch_start(
     config: WatchConfig,
     dispatch: Function<DispatchArgs, ()>,
 ) -> Result<u32> {
-    let basis = watch::Basis::parse(&config.basis)
-        .ok_or_else(|| Error::new(Status::InvalidArg, format!("unknown basis {:?}", config.basis)))?;
+    let basis = watch::Basis::parse(&config.basis).ok_or_else(|| {
+        Error::new(
+            Status::InvalidArg,
+            format!("unknown basis {:?}", config.basis),
+        )
+    })?;
     let env_id = env.raw() as usize;
     if !watch::SAMPLER.has_sink(env_id) {
         let tsfn: Dispatch = dispatch
@@ -334,7 +340,10 @@ pub fn watch_block(env: &Env, id: u32) -> Result<Float64ArraySlice<'_>> {
 /// Slot names of a monitor's block, as [name, index] pairs (internal).
 #[napi]
 pub fn watch_slots() -> Vec<(&'static str, u32)> {
-    watch::block::NAMES.iter().map(|(n, i)| (*n, *i as u32)).collect()
+    watch::block::NAMES
+        .iter()
+        .map(|(n, i)| (*n, *i as u32))
+        .collect()
 }
 
 /// Stop a monitor; joins the sampler thread when it was the last.

@@ -77,7 +77,10 @@ impl Triggers {
         };
         let line = format!("{} {} {}", event.as_raw_fd(), usage.as_raw_fd(), bytes);
         if write_all(control.as_raw_fd(), line.as_bytes()) {
-            self.usage.push(UsageThreshold { event, _usage: usage });
+            self.usage.push(UsageThreshold {
+                event,
+                _usage: usage,
+            });
         }
     }
 
@@ -87,7 +90,9 @@ impl Triggers {
         if loc.version != CgroupVersion::V2 || self.inotify.is_some() {
             return;
         }
-        let Ok(c) = CString::new(loc.dir.join("memory.events").as_os_str().as_bytes()) else { return };
+        let Ok(c) = CString::new(loc.dir.join("memory.events").as_os_str().as_bytes()) else {
+            return;
+        };
         // SAFETY: plain syscalls on fds we own.
         unsafe {
             let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
@@ -105,7 +110,10 @@ impl Triggers {
     pub fn kinds(&self) -> Vec<String> {
         let mut out = Vec::new();
         if !self.usage.is_empty() {
-            out.push(format!("cgroup.event_control ({} thresholds)", self.usage.len()));
+            out.push(format!(
+                "cgroup.event_control ({} thresholds)",
+                self.usage.len()
+            ));
         }
         if self.inotify.is_some() {
             out.push("inotify memory.events".to_string());

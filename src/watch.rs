@@ -150,7 +150,9 @@ pub struct Block {
 
 impl Block {
     pub fn new() -> Arc<Block> {
-        let slots: Vec<AtomicU64> = (0..block::LEN).map(|_| AtomicU64::new(f64::NAN.to_bits())).collect();
+        let slots: Vec<AtomicU64> = (0..block::LEN)
+            .map(|_| AtomicU64::new(f64::NAN.to_bits()))
+            .collect();
         let b = Block {
             slots: slots.into_boxed_slice(),
         };
@@ -313,7 +315,8 @@ pub fn time_to_limit_ms(headroom: f64, rate: f64) -> Option<f64> {
 /// get there, within the bounds.
 pub fn interval_for(distance: f64, rate: f64, min: Duration, max: Duration) -> Duration {
     let speed = ASSUMED_RATE.max(rate * 3.0);
-    let secs = (distance.max(0.0) / speed).clamp(min.as_secs_f64(), max.as_secs_f64().max(min.as_secs_f64()));
+    let secs = (distance.max(0.0) / speed)
+        .clamp(min.as_secs_f64(), max.as_secs_f64().max(min.as_secs_f64()));
     Duration::from_secs_f64(secs)
 }
 
@@ -411,11 +414,13 @@ impl Sampler {
         let mut reg = self.lock();
         reg.next_id = reg.next_id.wrapping_add(1).max(1);
         let id = reg.next_id;
-        reg.roots.entry(config.root.clone()).or_insert_with(|| RootState {
-            reader: Reader::new(config.root.clone()),
-            growth: [Growth::default(); 3],
-            last_good: None,
-        });
+        reg.roots
+            .entry(config.root.clone())
+            .or_insert_with(|| RootState {
+                reader: Reader::new(config.root.clone()),
+                growth: [Growth::default(); 3],
+                last_good: None,
+            });
         reg.monitors.push(Monitor {
             id,
             env,
@@ -482,7 +487,11 @@ impl Sampler {
 
     /// The shared block of a running monitor.
     pub fn block(&self, id: u32) -> Option<Arc<Block>> {
-        self.lock().monitors.iter().find(|m| m.id == id).map(|m| m.block.clone())
+        self.lock()
+            .monitors
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.block.clone())
     }
 
     pub fn info(&self) -> Info {
@@ -515,7 +524,11 @@ impl Sampler {
             let wait = sample_all(&mut reg);
             // Sleep until the interval passes, a kernel trigger fires, or a
             // monitor is added or removed (the wake fd).
-            let fds = reg.triggers.as_ref().map(|t| t.poll_fds()).unwrap_or_default();
+            let fds = reg
+                .triggers
+                .as_ref()
+                .map(|t| t.poll_fds())
+                .unwrap_or_default();
             drop(reg);
             Triggers::wait(&fds, wait);
             reg = self.lock();
@@ -539,7 +552,9 @@ fn rearm(reg: &mut Registry) {
     triggers.clear();
     for (root, state) in reg.roots.iter_mut() {
         let limit = state.reader.snapshot().cgroup_limit;
-        let Some(loc) = state.reader.location().cloned() else { continue };
+        let Some(loc) = state.reader.location().cloned() else {
+            continue;
+        };
         for (r, t) in &wanted {
             if r == root {
                 if let Some(limit) = limit {
@@ -555,7 +570,10 @@ fn rearm(reg: &mut Registry) {
 /// One pass: sample every root, update every monitor. Returns how long to sleep.
 fn sample_all(reg: &mut Registry) -> Duration {
     let Registry {
-        monitors, sinks, roots, ..
+        monitors,
+        sinks,
+        roots,
+        ..
     } = reg;
     let mut wait = Duration::from_secs(3600);
     let mut snapshots: HashMap<PathBuf, (Snapshot, Instant, f64, [f64; 3])> = HashMap::new();
@@ -582,7 +600,9 @@ fn sample_all(reg: &mut Registry) -> Duration {
     let v8 = latest_v8(monitors);
 
     for m in monitors.iter_mut() {
-        let Some((snap, _, ts, rates)) = snapshots.get(&m.config.root) else { continue };
+        let Some((snap, _, ts, rates)) = snapshots.get(&m.config.root) else {
+            continue;
+        };
         let limit = snap.limit();
         let basis = m.config.basis.bytes(snap);
         let (Some((limit, source)), Some(basis)) = (limit, basis) else {
@@ -591,9 +611,15 @@ fn sample_all(reg: &mut Registry) -> Duration {
                 m.failing = true;
                 m.block.set(block::FAILING, 1.0);
                 let msg = if snap.problems.is_empty() {
-                    snap.locate_error.clone().unwrap_or_else(|| "no memory numbers could be read".into())
+                    snap.locate_error
+                        .clone()
+                        .unwrap_or_else(|| "no memory numbers could be read".into())
                 } else {
-                    snap.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ")
+                    snap.problems
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 };
                 if let Some(sink) = sinks.get(&m.env) {
                     sink.deliver(Event {
@@ -619,7 +645,11 @@ fn sample_all(reg: &mut Registry) -> Duration {
         m.failing = false;
         let limit_f = limit as f64;
         let basis_f = basis as f64;
-        let ratio = if limit_f > 0.0 { basis_f / limit_f } else { f64::NAN };
+        let ratio = if limit_f > 0.0 {
+            basis_f / limit_f
+        } else {
+            f64::NAN
+        };
         let rate = rates[basis_index(m.config.basis)];
         let headroom = limit_f - basis_f;
         let ttl = time_to_limit_ms(headroom, rate);
@@ -636,7 +666,10 @@ fn sample_all(reg: &mut Registry) -> Duration {
             b.set(block::GROWTH, rate);
             b.set(block::TIME_TO_LIMIT, ttl.unwrap_or(f64::NAN));
             b.set(block::USAGE, snap.usage.map_or(f64::NAN, |v| v as f64));
-            b.set(block::WORKING_SET, snap.working_set.map_or(f64::NAN, |v| v as f64));
+            b.set(
+                block::WORKING_SET,
+                snap.working_set.map_or(f64::NAN, |v| v as f64),
+            );
             b.set(block::RSS, snap.rss.map_or(f64::NAN, |v| v as f64));
             b.set(
                 block::SOURCE,
@@ -655,7 +688,16 @@ fn sample_all(reg: &mut Registry) -> Duration {
         if new == top && old < top {
             if let Some(lw) = &m.config.last_words {
                 if last_words_done.is_none() {
-                    let line = lastwords::record(snap, basis_f, ratio, m.config.thresholds[top - 1], rate, ttl, v8, *ts);
+                    let line = lastwords::record(
+                        snap,
+                        basis_f,
+                        ratio,
+                        m.config.thresholds[top - 1],
+                        rate,
+                        ttl,
+                        v8,
+                        *ts,
+                    );
                     last_words_done = Some(lastwords::write(&line, lw));
                 }
                 written = last_words_done.clone();
@@ -699,7 +741,12 @@ fn sample_all(reg: &mut Registry) -> Duration {
         } else {
             limit_f
         };
-        let w = interval_for(next - basis_f, rate, m.config.min_interval, m.config.max_interval);
+        let w = interval_for(
+            next - basis_f,
+            rate,
+            m.config.min_interval,
+            m.config.max_interval,
+        );
         m.block.set(block::INTERVAL, w.as_secs_f64() * 1000.0);
         wait = wait.min(w);
     }
@@ -768,7 +815,10 @@ mod tests {
             rate = g.observe(t0 + Duration::from_millis(i * 20), i as f64 * 0.2 * mib);
         }
         assert!((rate - 10.0 * mib).abs() < 0.01 * mib, "rate {rate}");
-        assert_eq!(time_to_limit_ms(100.0 * mib, rate).map(|v| v.round()), Some(10000.0));
+        assert_eq!(
+            time_to_limit_ms(100.0 * mib, rate).map(|v| v.round()),
+            Some(10000.0)
+        );
         assert_eq!(time_to_limit_ms(100.0 * mib, 0.0), None);
         assert_eq!(time_to_limit_ms(100.0 * mib, -5.0 * mib), None);
     }

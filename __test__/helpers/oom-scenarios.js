@@ -1,0 +1,67 @@
+'use strict'
+// The OOM scenarios both the cgroup v1 and the cgroup v2 tests run, and the
+// checks each killed (or surviving) run must pass.
+
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+
+const MiB = 1024 * 1024
+const LIMIT = 256 * MiB
+
+// name, oom-child.js scenario, rate MiB/s (0 = full speed, synchronous),
+// prefill share of the limit, the expected verdict, whether the JS listener
+// must have run before the kill (required at 100 MiB/s or slower).
+const SCENARIOS = [
+  { name: 'slow leak, Buffers at 10 MiB/s', scenario: 'buffers', rate: 10, prefill: 0.7, verdict: 'outside-heap', listener: true },
+  { name: 'Buffers at full speed', scenario: 'buffers', rate: 0, prefill: 0, verdict: 'outside-heap', listener: false },
+  { name: 'growing JS objects (V8 heap) at 50 MiB/s', scenario: 'objects', rate: 50, prefill: 0.5, verdict: 'v8-heap', listener: true },
+  { name: 'ArrayBuffers at 100 MiB/s', scenario: 'arraybuffers', rate: 100, prefill: 0.5, verdict: 'outside-heap', listener: true },
+  { name: 'leak in a worker thread at 100 MiB/s', scenario: 'worker', rate: 100, prefill: 0.5, verdict: 'outside-heap', listener: true },
+]
+
+function readLines(file) {
+  if (!fs.existsSync(file)) return []
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
+}
+
+const LAST_WORDS_KEYS = [
+  'oomguard', 'version', 'time', 'pid', 'source', 'cgroup', 'limitBytes', 'usageBytes', 'workingSetBytes',
+  'basisBytes', 'ratio', 'threshold', 'growthBytesPerSec', 'timeToLimitMs', 'breakdown', 'v8', 'verdict', 'reason',
+]
+
+/**
+ * Check one killed run. `run` has the process result, `lastWordsText` the
+ * termination file's text, `markers` the listener's lines, `oomKills` how
+ * much oom_kill went up.
+ */
+function checkKilled(s, { run, lastWordsText, markers, oomKills, source }, describe) {
+  assert.equal(run.signal === 'SIGKILL' || run.code === 137, true, `${s.name}: killed by SIGKILL (exit 137)\n${describe}`)
+  assert.equal(oomKills, 1, `${s.name}: oom_kill went up by one\n${describe}`)
+
+  // Last words: in the file, complete, one line, the stable shape.
+  assert.ok(lastWordsText && lastWordsText.endsWith('\n'), `${s.name}: last-words file written and complete\n${describe}`)
+  assert.ok(Buffer.byteLength(lastWordsText) <= 4096, `${s.name}: fits Kubernetes' 4096 bytes`)
+  const lw = JSON.parse(lastWordsText)
+  assert.deepEqual(Object.keys(lw), LAST_WORDS_KEYS, `${s.name}: last-words shape`)
+  assert.equal(lw.oomguard, 'last-words')
+  assert.equal(lw.source, source)
+  assert.equal(lw.limitBytes, LIMIT)
+  assert.ok(lw.ratio >= 0.95, `${s.name}: written at the highest threshold (ratio ${lw.ratio})`)
+  for (const k of ['anon', 'file', 'shmem', 'kernel', 'sock', 'slab']) assert.ok(k in lw.breakdown, `breakdown.${k}`)
+  assert.ok(lw.v8 && lw.v8.heapSizeLimitBytes > 0, `${s.name}: V8 numbers known`)
+  assert.equal(lw.verdict, s.verdict, `${s.name}: verdict (${lw.reason})`)
+  // The same line went to stderr.
+  assert.ok(run.stderr.includes(lastWordsText.trim()), `${s.name}: last words on stderr too`)
+
+  if (s.listener) {
+    const levels = markers.filter((m) => m.level !== undefined).map((m) => m.level)
+    assert.deepEqual(levels, [1, 2, 3], `${s.name}: the JS listener heard every threshold before the kill\n${describe}`)
+  }
+  return lw
+}
+
+module.exports = { SCENARIOS, LIMIT, MiB, readLines, checkKilled, LAST_WORDS_KEYS }
