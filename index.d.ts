@@ -24,7 +24,7 @@ export interface CgroupInfo {
 }
 
 /** The strings and lists of the last `sample()` of `root` (internal). */
-export declare function describe(root?: string | undefined | null): Shape_
+export declare function describe(root?: string | undefined | null): Shape
 
 /** A finding, with a stable code and the numbers behind it. */
 export interface Diagnosis {

@@ -37,7 +37,7 @@ use reader::{LimitSource, PressureScope, Reader, Snapshot};
 /// The structural half of a reading: strings and lists that change rarely.
 /// JavaScript fetches it again only when `generation` moves.
 #[derive(Debug, Clone, PartialEq)]
-struct Shape {
+struct CachedShape {
     source: Option<LimitSource>,
     location: Option<locate::Location>,
     raw_keys: Vec<String>,
@@ -47,7 +47,7 @@ struct Shape {
 
 struct Entry {
     reader: Reader,
-    shape: Option<Shape>,
+    shape: Option<CachedShape>,
     generation: u32,
 }
 
@@ -64,7 +64,7 @@ impl Entry {
                 && sh.diagnoses == diagnoses
         });
         if !same {
-            self.shape = Some(Shape {
+            self.shape = Some(CachedShape {
                 source: snap.limit().map(|(_, s)| s),
                 location: snap.location.clone(),
                 raw_keys: raw.iter().map(|(k, _)| k.clone()).collect(),
@@ -143,10 +143,10 @@ pub fn sample(mut out: Float64ArraySlice, root: Option<String>) -> Result<u32> {
 
 /// The strings and lists of the last `sample()` of `root` (internal).
 #[napi]
-pub fn describe(root: Option<String>) -> Shape_ {
+pub fn describe(root: Option<String>) -> Shape {
     with_entry(root, |entry| match &entry.shape {
-        Some(sh) => Shape_::from(sh, entry.generation),
-        None => Shape_ {
+        Some(sh) => Shape::from(sh, entry.generation),
+        None => Shape {
             generation: entry.generation,
             source: None,
             cgroup: None,
@@ -158,8 +158,8 @@ pub fn describe(root: Option<String>) -> Shape_ {
 }
 
 /// What `describe()` returns (internal).
-#[napi(object, js_name = "Shape", object_from_js = false, use_nullable = true)]
-pub struct Shape_ {
+#[napi(object, object_from_js = false, use_nullable = true)]
+pub struct Shape {
     pub generation: u32,
     pub source: Option<String>,
     pub cgroup: Option<CgroupInfo>,
@@ -168,8 +168,8 @@ pub struct Shape_ {
     pub diagnoses: Vec<Diagnosis>,
 }
 
-impl Shape_ {
-    fn from(sh: &Shape, generation: u32) -> Self {
+impl Shape {
+    fn from(sh: &CachedShape, generation: u32) -> Self {
         let mut diagnoses: Vec<Diagnosis> = sh
             .diagnoses
             .iter()
@@ -189,7 +189,7 @@ impl Shape_ {
             "warning" => 1,
             _ => 2,
         });
-        Shape_ {
+        Shape {
             generation,
             source: sh.source.map(|s| s.as_str().to_string()),
             cgroup: sh.location.as_ref().map(|l| CgroupInfo {

@@ -371,7 +371,8 @@ mod tests {
 
     #[test]
     fn limit_cases() {
-        let cases: &[(&str, &str, Result<Option<u64>, ()>)] = &[
+        type Case = (&'static str, &'static str, Result<Option<u64>, ()>);
+        let cases: &[Case] = &[
             ("v2 max", "max\n", Ok(None)),
             ("v2 max no newline", "max", Ok(None)),
             ("v1 unlimited", "9223372036854771712\n", Ok(None)),

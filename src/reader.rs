@@ -370,9 +370,7 @@ impl Reader {
     /// when `force` is set.
     fn ensure_located(&mut self, force: bool) {
         let due = force
-            || self
-                .last_locate
-                .map_or(true, |t| t.elapsed() >= RELOCATE_EVERY);
+            || self.last_locate.is_none_or(|t| t.elapsed() >= RELOCATE_EVERY);
         if !due {
             return;
         }

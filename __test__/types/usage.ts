@@ -1,0 +1,32 @@
+// Compiled by __test__/types.test.js with `tsc --noEmit`: the declarations a
+// TypeScript user gets must describe the API as it is used.
+import { getMemoryMetrics, watch, WATCH_DEFAULTS, type MemoryMetrics, type ThresholdEvent } from 'oomguard'
+
+const m: MemoryMetrics = getMemoryMetrics()
+const limit: number | null = m.limitBytes
+const source: 'cgroup-v1' | 'cgroup-v2' | 'host' | null = m.source
+const anon: number | null | undefined = m.stat?.anon
+getMemoryMetrics(process.memoryUsage(), { root: '/tmp/fixture' })
+for (const d of m.diagnoses) {
+  const code: string = d.code
+  const rec: number | null = d.recommendedMaxOldSpaceSizeMib
+  void code
+  void rec
+}
+
+const monitor = watch({ thresholds: [0.7, 0.9], basis: 'usage', lastWords: { path: '/dev/termination-log' } }, (e: ThresholdEvent) => {
+  const ttl: number | null = e.timeToLimitMs
+  void ttl
+})
+monitor.on('recovered', (e) => void e.headroomBytes)
+monitor.on('error', (err) => void err.message)
+const level: number = monitor.level
+const ratio: number | null = monitor.current.ratio
+monitor.ref().unref()
+monitor.close()
+const t: readonly number[] = WATCH_DEFAULTS.thresholds
+
+// @ts-expect-error basis must be one of the documented values
+watch({ basis: 'heap' })
+
+void [limit, source, anon, level, ratio, t]
