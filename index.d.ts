@@ -42,6 +42,13 @@ export interface Diagnosis {
   heapSizeLimitBytes: number | null
   /** The `--max-old-space-size` value (MiB) that puts the heap limit at about 75% of the limit. */
   recommendedMaxOldSpaceSizeMib: number | null
+  /**
+   * The `--max-semi-space-size` value (MiB) to use with it, for small
+   * containers where the default young generation is too big; else `null`.
+   */
+  recommendedMaxSemiSpaceSizeMib: number | null
+  /** The exact `NODE_OPTIONS` value to use, e.g. `--max-old-space-size=144`. */
+  nodeOptions: string | null
   /** OOM kills counted by the kernel in this cgroup. */
   oomKillCount: number | null
   /** The file or directory concerned. */
@@ -49,7 +56,7 @@ export interface Diagnosis {
 }
 
 /**
- * Memory events (counts since the cgroup was created). v2 `memory.events`;
+ * Memory events: counters since the cgroup was created (`underOom` is a 0/1 state). v2 `memory.events`;
  * v1 `memory.oom_control` and `memory.failcnt`. `null` where the kernel has no such counter.
  */
 export interface MemoryEvents {
@@ -82,7 +89,7 @@ export interface MemoryMetrics {
    * Where `limitBytes` came from: the cgroup (`cgroup-v1`, `cgroup-v2`) or,
    * with no cgroup limit anywhere, the host's MemTotal (`host`).
    */
-  source: 'cgroup-v1' | 'cgroup-v2' | 'host' | null | null
+  source: 'cgroup-v1' | 'cgroup-v2' | 'host' | null
   /**
    * The limit everything is measured against, bytes: the effective cgroup
    * limit, else MemTotal.

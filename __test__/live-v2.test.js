@@ -9,10 +9,9 @@
 
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
-const fs = require('node:fs')
-const os = require('node:os')
 const path = require('node:path')
 const h = require('./helpers/cgroup')
+const { needVm, stageHostDir, runVm } = require('./helpers/vm')
 
 const PROBE = path.join(__dirname, 'helpers', 'probe-v2.js')
 const PREFIX = 'OOMGUARD_PROBE_V2 '
@@ -27,44 +26,11 @@ const USAGE_TOLERANCE = 4 * MiB
 const TEST_TIMEOUT_MS = 120000
 const VM_TIMEOUT_S = 100 // the runner kills its VM first; we kill the runner at 115 s
 
-function needVm(t) {
-  const vm = process.env.OOMGUARD_CGROUP2_VM
-  if (!vm) {
-    h.privileged(
-      t,
-      'OOMGUARD_CGROUP2_VM is not set: point it at the cgroup v2 VM runner script ' +
-        '(usage: "$OOMGUARD_CGROUP2_VM" HOST_DIR MEMORY_MAX -- COMMAND...) to run the live cgroup v2 tests',
-    )
-    return null
-  }
-  try {
-    fs.accessSync(vm, fs.constants.X_OK)
-  } catch (e) {
-    throw new Error(`OOMGUARD_CGROUP2_VM=${vm} is not an executable file (${e.code})`)
-  }
-  return vm
-}
-
-/** A small HOST_DIR: the package (lib/, index.js, package.json, the .node file) and the probe. */
-function stageHostDir(t) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-v2-'))
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
-  const root = h.REPO_ROOT
-  fs.cpSync(path.join(root, 'lib'), path.join(dir, 'lib'), { recursive: true })
-  for (const f of ['index.js', 'package.json']) fs.copyFileSync(path.join(root, f), path.join(dir, f))
-  const addons = fs.readdirSync(root).filter((f) => f.endsWith('.node'))
-  assert.ok(addons.length > 0, `no *.node file in ${root}: build the addon first (npx napi build --platform --release)`)
-  for (const f of addons) fs.copyFileSync(path.join(root, f), path.join(dir, f))
-  fs.copyFileSync(PROBE, path.join(dir, 'probe-v2.js'))
-  return dir
-}
-
 async function runProbeInVm(t, options) {
   const vm = needVm(t)
   if (!vm) return null
-  const hostDir = stageHostDir(t)
-  const args = [...options, '--timeout', String(VM_TIMEOUT_S), hostDir, MEMORY_MAX, '--', 'node', 'probe-v2.js', 'main']
-  const r = await h.runProcess(vm, args, { timeoutMs: 115000, group: true })
+  const hostDir = stageHostDir(t, [PROBE])
+  const r = await runVm(vm, { options, hostDir, memoryMax: MEMORY_MAX, command: ['node', 'probe-v2.js', 'main'], vmTimeoutS: VM_TIMEOUT_S })
   t.diagnostic(`VM run took ${(r.ms / 1000).toFixed(1)} s`)
   assert.equal(r.code, 0, `VM runner failed: ${h.describeRun(r)}`)
   const byKind = {}

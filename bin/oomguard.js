@@ -1,66 +1,98 @@
 #!/usr/bin/env node
 'use strict'
-// `oomguard report` (and `npm start` in the repository): this process's
-// memory as the kernel counts it, in plain words.
+// `oomguard doctor` (the default command; `report` is an alias, and
+// `npm start` in the repository runs it): this container's memory as the
+// kernel counts it, V8's heap limit against it, and a sizing checklist.
 
-const { getMemoryMetrics } = require('../lib/index.js')
+const fs = require('node:fs')
+const v8 = require('node:v8')
+const { getMemoryMetrics } = require('../lib/metrics.js')
+const { diagnose, render, useColor } = require('../lib/doctor.js')
 
-const USAGE = `usage: oomguard [report] [--json] [--root DIR]
+const USAGE = `usage: oomguard [doctor] [options]
 
-  report      print the live memory report of this container (default)
-  --json      print getMemoryMetrics() as JSON
-  --root DIR  read a fixture tree that stands in for /`
+  doctor             check this container's memory sizing (the default; "report" is an alias)
+
+options:
+  --json             print the report as JSON
+  --heap-limit MIB   the service's V8 heap limit in MiB, when it differs from this
+                     doctor's own (node -p "v8.getHeapStatistics().heap_size_limit/2**20")
+  --workers N        the number of worker threads the service runs (each has its own heap)
+  --root DIR         read a fixture tree that stands in for /
+  --strict           exit with status 1 when a check fails
+  -h, --help         print this help
+
+Colour: on a terminal; FORCE_COLOR=1 forces it, NO_COLOR=1 turns it off.
+Exit status: 0 done, 1 a check failed (with --strict), 2 bad arguments.`
+
+class UsageError extends Error {}
 
 function parseArgs(argv) {
-  const opts = { json: false, root: undefined }
+  const opts = { json: false, strict: false, help: false, root: undefined, heapLimitMib: undefined, workers: undefined }
+  let command = null
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    if (a === 'report' || a === 'doctor') continue
-    else if (a === '--json') opts.json = true
-    else if (a === '--root') {
-      if (i + 1 >= argv.length) throw new Error('--root needs a directory')
-      opts.root = argv[++i]
-    } else if (a === '-h' || a === '--help') {
-      opts.help = true
-    } else throw new Error(`unknown argument: ${a}`)
+    let a = argv[i]
+    let inline
+    if (a.startsWith('--') && a.includes('=')) {
+      inline = a.slice(a.indexOf('=') + 1)
+      a = a.slice(0, a.indexOf('='))
+    }
+    const value = () => {
+      if (inline !== undefined) return inline
+      if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new UsageError(`${a} needs a value`)
+      return argv[++i]
+    }
+    const flag = () => {
+      if (inline !== undefined) throw new UsageError(`${a} takes no value`)
+    }
+    switch (a) {
+      case 'doctor':
+      case 'report':
+        if (command !== null) throw new UsageError(`unexpected argument: ${a}`)
+        command = a
+        break
+      case '--json':
+        flag()
+        opts.json = true
+        break
+      case '--strict':
+        flag()
+        opts.strict = true
+        break
+      case '-h':
+      case '--help':
+        flag()
+        opts.help = true
+        break
+      case '--root': {
+        const dir = value()
+        let st = null
+        try {
+          st = fs.statSync(dir)
+        } catch {}
+        if (!st || !st.isDirectory()) throw new UsageError(`--root ${dir}: not a directory`)
+        opts.root = dir
+        break
+      }
+      case '--heap-limit': {
+        const v = value()
+        const n = Number(v)
+        if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new UsageError(`--heap-limit must be a positive number of MiB, got ${JSON.stringify(v)}`)
+        opts.heapLimitMib = n
+        break
+      }
+      case '--workers': {
+        const v = value()
+        const n = Number(v)
+        if (!/^\d+$/.test(v) || !Number.isSafeInteger(n)) throw new UsageError(`--workers must be a whole number (0 or more), got ${JSON.stringify(v)}`)
+        opts.workers = n
+        break
+      }
+      default:
+        throw new UsageError(a.startsWith('-') ? `unknown option: ${a}` : `unknown command: ${a}`)
+    }
   }
   return opts
-}
-
-const MiB = 1024 * 1024
-const mib = (b) => (b === null || b === undefined ? 'n/a' : `${(b / MiB).toFixed(1)} MiB`)
-const pct = (r) => (r === null || r === undefined ? 'n/a' : `${(r * 100).toFixed(1)}%`)
-
-function report(r) {
-  const lines = []
-  const cg = r.cgroup
-  lines.push('oomguard: memory as the kernel counts it')
-  lines.push('')
-  if (cg) {
-    lines.push(`  cgroup        v${cg.version} ${cg.path}${cg.resolved ? '' : ' (not found; reading the mount point)'}`)
-    lines.push(`  files         ${cg.dir}`)
-  } else {
-    lines.push('  cgroup        none with the memory controller')
-  }
-  lines.push(`  limit         ${mib(r.limitBytes)} (from ${r.source ?? 'nowhere'})${r.highBytes !== null ? `, memory.high ${mib(r.highBytes)}` : ''}`)
-  lines.push(`  usage         ${mib(r.usageBytes)}`)
-  lines.push(`  working set   ${mib(r.workingSetBytes)} (${pct(r.usageRatio)} of the limit)`)
-  lines.push(`  headroom      ${mib(r.headroomBytes)}`)
-  if (r.stat) {
-    const s = r.stat
-    lines.push(`  breakdown     anon ${mib(s.anon)}, file ${mib(s.file)}, shmem ${mib(s.shmem)}, kernel ${mib(s.kernel)}, sock ${mib(s.sock)}`)
-  }
-  lines.push(`  process rss   ${mib(r.rssBytes)}`)
-  lines.push(`  V8 heap       ${mib(r.v8.heapUsedBytes)} used of ${mib(r.v8.heapTotalBytes)}, limit ${mib(r.v8.heapSizeLimitBytes)} (${pct(r.heapLimitRatio)} of the limit)`)
-  if (r.events) lines.push(`  oom kills     ${r.events.oomKill ?? 'n/a'}`)
-  if (r.pressure) {
-    lines.push(`  pressure      some avg10 ${r.pressure.some.avg10}%, full avg10 ${r.pressure.full ? r.pressure.full.avg10 : 'n/a'}% (${r.pressure.scope})`)
-  }
-  lines.push(`  host          ${mib(r.hostAvailableBytes)} available of ${mib(r.hostTotalBytes)}`)
-  lines.push('')
-  if (r.diagnoses.length === 0) lines.push('  no findings')
-  for (const d of r.diagnoses) lines.push(`  [${d.severity}] ${d.code}: ${d.message}`)
-  return lines.join('\n')
 }
 
 function main() {
@@ -68,16 +100,28 @@ function main() {
   try {
     opts = parseArgs(process.argv.slice(2))
   } catch (err) {
-    console.error(`oomguard: ${err.message}\n${USAGE}`)
+    if (!(err instanceof UsageError)) throw err
+    process.stderr.write(`oomguard: ${err.message}\n\n${USAGE}\n`)
     process.exitCode = 2
     return
   }
   if (opts.help) {
-    console.log(USAGE)
+    process.stdout.write(`${USAGE}\n`)
     return
   }
-  const r = getMemoryMetrics(undefined, { root: opts.root })
-  console.log(opts.json ? JSON.stringify(r, null, 2) : report(r))
+  const fromFlag = opts.heapLimitMib !== undefined
+  const heapSizeLimit = fromFlag ? Math.round(opts.heapLimitMib * 1024 * 1024) : v8.getHeapStatistics().heap_size_limit
+  // Only the heap limit is passed: the doctor's own heap use says nothing about the service.
+  const metrics = getMemoryMetrics({ heapSizeLimit }, { root: opts.root })
+  const report = diagnose(metrics, {
+    heapLimitFrom: fromFlag ? 'flag' : 'process',
+    nodeVersion: process.version,
+    nodeOptions: process.env.NODE_OPTIONS || null,
+    workers: opts.workers,
+  })
+  const out = opts.json ? `${JSON.stringify(report, null, 2)}\n` : render(report, { color: useColor(process.stdout, process.env) })
+  process.stdout.write(out)
+  if (opts.strict && report.summary.fail > 0) process.exitCode = 1
 }
 
 main()

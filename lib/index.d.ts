@@ -160,3 +160,384 @@ export declare const WATCH_DEFAULTS: Readonly<{
   maxIntervalMs: number
   lastWords: Readonly<{ stderr: boolean; path: undefined }>
 }>
+
+// ---------------------------------------------------------------------------
+// shed(): load shedding for node:http, Express and Connect (lib/shed.js).
+
+import type { IncomingMessage, ServerResponse } from 'node:http'
+
+/** What the health route answers (JSON), and what `guard.health()` returns. No I/O. */
+export interface ShedHealth {
+  /** `shedding` while requests get 503 (the health route then answers 503 too). */
+  status: 'ok' | 'shedding'
+  /** The monitor's level now: how many thresholds the basis is at or above. */
+  level: number
+  /** The level at which requests are shed (`options.level`). */
+  shedLevel: number
+  /** The monitor's thresholds (ratios of the limit). */
+  thresholds: number[]
+  /** What the ratio measures: `workingSet` unless the monitor was made otherwise. */
+  basis: 'workingSet' | 'usage' | 'rss' | null
+  /** basis / limit; `null` before the first sample. */
+  ratio: number | null
+  limitBytes: number | null
+  workingSetBytes: number | null
+  usageBytes: number | null
+  basisBytes: number | null
+  /** limit - basis, bytes. */
+  headroomBytes: number | null
+  growthBytesPerSec: number | null
+  /** Milliseconds until the limit at the current growth rate; `null` when not growing. */
+  timeToLimitMs: number | null
+  source: 'cgroup-v1' | 'cgroup-v2' | 'host' | null
+  /** True while the monitor's reads fail (the numbers are the last good ones). */
+  failing: boolean
+  /** When the sampler took the numbers (ISO 8601). */
+  sampledAt: string | null
+  /** Requests answered 503 so far by this guard (or plugin). */
+  shedTotal: number
+  /** The `Retry-After` seconds while shedding, else `null`. */
+  retryAfter: number | null
+}
+
+/** Options of `shed()` (and of the Fastify plugin, `oomguard/fastify`). */
+export interface ShedOptions<Req = IncomingMessage, Res = ServerResponse> {
+  /**
+   * The monitor to read. Default: `shed()` creates one with
+   * `watch(options.watch)` and owns it: `guard.close()` closes it. A monitor
+   * passed in is never closed by the guard.
+   */
+  monitor?: Monitor
+  /** Options for the monitor `shed()` creates (only without `monitor`). */
+  watch?: WatchOptions
+  /**
+   * Shed while `monitor.level >= level`, a whole number from 1 to
+   * `monitor.thresholds.length` (default: the highest, i.e. at or above the
+   * last threshold; with the default thresholds, 95% of the limit). Shedding
+   * stops when the monitor leaves that level (its threshold minus the
+   * hysteresis). To shed at another ratio, give the monitor that threshold:
+   * `shed({ watch: { thresholds: [0.85] } })`.
+   */
+  level?: number
+  /** The `Retry-After` header, whole seconds (0 to 2^31-1). Default 10. */
+  retryAfter?: number
+  /**
+   * Requests that are never shed. Paths are compared with the request's path
+   * (query string ignored), as prefixes at a `/` boundary: `/health` covers
+   * `/health` and `/health/db`, not `/healthy`. Default: `/health`,
+   * `/healthz`, `/ready`, `/readyz`, `/live`, `/livez`, `/metrics`. `[]`
+   * excludes nothing. A function decides per request instead (it receives
+   * the framework's request object; it runs only while shedding).
+   */
+  exclude?: readonly string[] | ((req: Req) => boolean)
+  /**
+   * The memory health route (GET/HEAD): JSON `ShedHealth`, 200 when `ok`,
+   * 503 with `Retry-After` when `shedding`. Exact path, query string allowed.
+   * Default `/health/memory`; `false` for none.
+   */
+  healthPath?: string | false | null
+  /** Called after each 503 is sent (for logs, metrics). It must not throw. */
+  onShed?: (req: Req, res: Res) => void
+}
+
+/** Connect/Express-style middleware with the shedding state attached. */
+export interface ShedMiddleware {
+  (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void
+  /** The monitor read on each request (created by `shed()` unless passed in). */
+  readonly monitor: Monitor
+  /** The level at which requests are shed. */
+  readonly level: number
+  readonly retryAfter: number
+  readonly healthPath: string | null
+  /** True while requests are being shed. No I/O. */
+  readonly shedding: boolean
+  /** Requests answered 503 so far. */
+  readonly shedTotal: number
+  /** The health route's body, now. No I/O. */
+  health(): ShedHealth
+  /**
+   * A plain node:http handler that sheds, then calls `handler`:
+   * `http.createServer(guard.wrap(handler))`. Allocates nothing per request.
+   */
+  wrap<R>(handler: (req: IncomingMessage, res: ServerResponse) => R): (req: IncomingMessage, res: ServerResponse) => R | undefined
+  /**
+   * Stop: the guard then passes every request on (no shedding, no health
+   * route), and closes the monitor if `shed()` created it. Idempotent.
+   */
+  close(): void
+}
+
+/**
+ * Load shedding. Returns middleware for node:http, Express and Connect that,
+ * while the container's memory is at or above `options.level` of the monitor,
+ * answers `503 Service Unavailable` with `Retry-After` and a small JSON body
+ * (`{ statusCode, code: 'OOMGUARD_SHEDDING', error, message }`) instead of
+ * calling `next()`. Health and metrics paths pass (`options.exclude`), and
+ * `options.healthPath` answers the memory state.
+ *
+ * The per-request check reads `monitor.level` only (shared memory the native
+ * sampler writes): no file read, no native call.
+ *
+ * ```js
+ * app.use(shed())                                       // Express, Connect
+ * const guard = shed()
+ * http.createServer(guard.wrap(handler))                // node:http
+ * http.createServer((req, res) => guard(req, res, () => handler(req, res)))
+ * ```
+ *
+ * Paths are matched against `req.url` as the middleware sees it: in Express,
+ * mount it with `app.use(guard)` at the top so that is the full path.
+ * Throws a `TypeError` or `RangeError` naming the option for bad options.
+ */
+export declare function shed(options?: ShedOptions | null): ShedMiddleware
+
+/** The defaults of `shed()`. */
+export declare const SHED_DEFAULTS: Readonly<{
+  retryAfter: number
+  exclude: readonly string[]
+  healthPath: string
+}>
+
+// ---------------------------------------------------------------------------
+// Metrics: Prometheus text, prom-client, OpenTelemetry (lib/prometheus.js,
+// lib/prom-client.js, lib/otel.js). The names are listed in docs-metrics.md.
+// prom-client and @opentelemetry/api are optional peer dependencies, so their
+// types are described structurally here rather than imported.
+
+/** What the metrics integrations read from a watch() monitor (a `Monitor` fits). */
+export interface MonitorLike {
+  readonly level: number
+  readonly thresholds: readonly number[]
+  /** When `true`, the level is not reported (the thresholds still are). */
+  readonly closed?: boolean
+}
+
+/** Options of `prometheus()`. */
+export interface PrometheusOptions {
+  /**
+   * The prefix of every metric name. Default `oomguard_`. Must be a metric
+   * name prefix (`[a-zA-Z_][a-zA-Z0-9_]*`, no colons, no leading `__`) that
+   * keeps the names out of `container_memory_*`, `process_*` and `nodejs_*`
+   * (cAdvisor, prom-client); else a `RangeError` naming `options.prefix`.
+   */
+  prefix?: string
+  /** Also report this monitor's level and thresholds. */
+  monitor?: MonitorLike | null
+  /** A directory that stands in for `/` (passed to getMemoryMetrics()). Not with `metrics`. */
+  root?: string
+  /** A `getMemoryMetrics()` result to format instead of reading one. */
+  metrics?: MemoryMetrics | null
+}
+
+/**
+ * One snapshot of the process's memory in the Prometheus text exposition
+ * format 0.0.4: HELP and TYPE for every family, gauges for levels, counters
+ * (`_total`) for the kernel's event counts, no series where a value is not
+ * known. Serve it with the `Content-Type` `prometheus.contentType`.
+ *
+ * ```js
+ * if (req.url === '/metrics') {
+ *   res.writeHead(200, { 'Content-Type': prometheus.contentType })
+ *   res.end(prometheus({ monitor }))
+ * }
+ * ```
+ *
+ * Throws a `TypeError` or `RangeError` naming the option for bad options.
+ */
+export declare const prometheus: {
+  (options?: PrometheusOptions | null): string
+  /** `text/plain; version=0.0.4; charset=utf-8` */
+  readonly contentType: string
+}
+
+/** The part of a prom-client `Registry` that `registerPromClient()` uses. */
+export interface PromClientRegistryLike {
+  registerMetric(metric: any): void
+  getSingleMetric(name: string): unknown
+  removeSingleMetric(name: string): void
+}
+
+/** Options of `registerPromClient()`. */
+export interface PromClientOptions {
+  /**
+   * The registry to register on. Default: prom-client's global `register`
+   * (prom-client is then required; without it an error with code
+   * `ERR_OOMGUARD_PEER_MISSING` is thrown).
+   */
+  register?: PromClientRegistryLike | null
+  /** The prefix of every metric name, as in `prometheus()`. Default `oomguard_`. */
+  prefix?: string
+  /** Also report this monitor's level and thresholds. */
+  monitor?: MonitorLike | null
+  /** A directory that stands in for `/` (passed to getMemoryMetrics()). */
+  root?: string
+}
+
+/** What the integrations return. */
+export interface MetricsRegistration {
+  /** The metric (or instrument) names registered. */
+  readonly names: readonly string[]
+  /** Remove them (prom-client) or the collection callback (OpenTelemetry). Idempotent. */
+  unregister(): void
+}
+
+/**
+ * Register the memory metrics on a prom-client registry, with the same names,
+ * types and labels as `prometheus()`. Each scrape reads one getMemoryMetrics()
+ * snapshot, shared by all the families. Throws an error with code
+ * `ERR_OOMGUARD_DUPLICATE_METRIC` when a name is already registered.
+ *
+ * ```js
+ * const client = require('prom-client')
+ * client.collectDefaultMetrics()
+ * registerPromClient({ register: client.register })
+ * ```
+ */
+export declare function registerPromClient(options?: PromClientOptions | null): MetricsRegistration
+
+/** The part of an OpenTelemetry `Meter` that `observeMemory()` uses. */
+export interface OtelMeterLike {
+  createObservableGauge(name: string, options?: any): any
+  createObservableCounter(name: string, options?: any): any
+  createObservableUpDownCounter(name: string, options?: any): any
+  addBatchObservableCallback(callback: (observableResult: any) => void, observables: any[]): void
+  removeBatchObservableCallback(callback: (observableResult: any) => void, observables: any[]): void
+}
+
+/** Options of `observeMemory()`. */
+export interface OtelOptions {
+  /** Also report this monitor's level and thresholds. */
+  monitor?: MonitorLike | null
+  /** A directory that stands in for `/` (passed to getMemoryMetrics()). */
+  root?: string
+}
+
+/**
+ * Observe the memory numbers on an OpenTelemetry Meter: asynchronous
+ * instruments with semantic-convention names where they exist
+ * (`container.memory.usage`, `container.memory.working_set`,
+ * `container.memory.available`, `container.memory.rss`,
+ * `process.memory.usage`, `v8js.memory.heap.used` and
+ * `v8js.memory.heap.space.size` per `v8js.heap.space.name`), `oomguard.*`
+ * otherwise. One batch callback: one snapshot per collection.
+ * `unregister()` removes the callback.
+ *
+ * ```js
+ * const { metrics } = require('@opentelemetry/api')
+ * observeMemory(metrics.getMeter('my-service'))
+ * ```
+ */
+export declare function observeMemory(meter: OtelMeterLike, options?: OtelOptions | null): MetricsRegistration
+
+// ---------------------------------------------------------------------------
+// doctor: the report `oomguard doctor` prints (lib/doctor.js).
+
+import type { CgroupInfo, Diagnosis, MemoryEvents, PressureLine } from '../index'
+
+/** The mark of one checklist item: `manual` is "check by hand" (not checkable from inside). */
+export type DoctorCheckStatus = 'pass' | 'warn' | 'fail' | 'manual'
+
+/** One item of the doctor's sizing checklist. */
+export interface DoctorCheck {
+  /**
+   * Stable identifier: `limit-set`, `heap-below-limit`, `native-headroom`,
+   * `workers`, `usage-now`, `oom-kills`, `pressure`, `files-readable` (only
+   * with a memory cgroup), `pod-limits`.
+   */
+  id: string
+  title: string
+  status: DoctorCheckStatus
+  /** What was found, one or two sentences. */
+  detail: string
+  /** What to check by hand (with `status: 'manual'`, and where a by-hand check helps). */
+  howTo?: string
+  /** A command for the check by hand. */
+  command?: string
+}
+
+/** One segment of the breakdown bar, bytes and share of the limit. */
+export interface DoctorSegment {
+  /** `free` is limit - usage; `file` is page cache without shmem; `other` is charged but in none of the others; `used` replaces them when memory.stat is unreadable. */
+  key: 'anon' | 'file' | 'shmem' | 'kernel' | 'other' | 'used' | 'free'
+  label: string
+  bytes: number
+  ratio: number
+}
+
+/** What `doctor.diagnose()` returns, and what `oomguard doctor --json` prints. */
+export interface DoctorReport {
+  oomguard: 'doctor'
+  /** The report's format version. */
+  version: 1
+  /** When the metrics were read (ISO 8601). */
+  time: string | null
+  cgroup: CgroupInfo | null
+  limit: {
+    bytes: number | null
+    source: MemoryMetrics['source']
+    /** Where the limit came from, in words (which file, this cgroup or a parent, or the host). */
+    origin: string
+    cgroupLimitBytes: number | null
+    leafLimitBytes: number | null
+    highBytes: number | null
+    hostTotalBytes: number | null
+  }
+  memory: {
+    usageBytes: number | null
+    workingSetBytes: number | null
+    basisBytes: number | null
+    usageRatio: number | null
+    headroomBytes: number | null
+  }
+  /** The charged memory against the limit; `null` without cgroup usage. */
+  breakdown: { limitBytes: number; usageBytes: number; segments: DoctorSegment[] } | null
+  heap: {
+    heapSizeLimitBytes: number | null
+    /** `process`: the doctor process's own heap limit; `flag`: given with --heap-limit (`env.heapLimitFrom`). */
+    from: 'process' | 'flag'
+    nodeVersion: string | null
+    nodeOptions: string | null
+    /** The container limit (cgroup), `null` when the limit is the host's. */
+    containerLimitBytes: number | null
+    ratio: number | null
+    /** From the HEAP_LIMIT_* diagnoses: `fail` above the limit, `warn` above 75% of it. */
+    verdict: 'pass' | 'warn' | 'fail' | 'unknown'
+    message: string
+    /** The diagnosis's `recommendedMaxOldSpaceSizeMib`, when there is one. */
+    recommendedMaxOldSpaceSizeMib: number | null
+    /** `NODE_OPTIONS=--max-old-space-size=N`, when there is a recommendation. */
+    recommendation: string | null
+  }
+  oomKills: {
+    count: number | null
+    /** `memory.events` (v2) or `memory.oom_control` (v1). */
+    file: string | null
+    events: MemoryEvents | null
+  }
+  pressure: { scope: 'cgroup' | 'system'; some: PressureLine; full: PressureLine | null } | null
+  checks: DoctorCheck[]
+  summary: { pass: number; warn: number; fail: number; manual: number }
+  diagnoses: Diagnosis[]
+}
+
+/** What the doctor cannot read from the metrics; all optional. */
+export interface DoctorEnv {
+  /** Where `metrics.v8.heapSizeLimitBytes` came from (default `process`). */
+  heapLimitFrom?: 'process' | 'flag'
+  /** `process.version`, shown when the heap limit is the process's own. */
+  nodeVersion?: string | null
+  /** `process.env.NODE_OPTIONS`, shown when the heap limit is the process's own. */
+  nodeOptions?: string | null
+  /** The service's worker thread count; without it the workers check is by hand. */
+  workers?: number | null
+}
+
+/** The doctor as pure functions (`oomguard doctor` is diagnose + render). */
+export declare const doctor: Readonly<{
+  /** Build the report from one `getMemoryMetrics()` result. */
+  diagnose(metrics: MemoryMetrics, env?: DoctorEnv | null): DoctorReport
+  /** The report as text; `color: true` adds ANSI colours. */
+  render(report: DoctorReport, options?: { color?: boolean } | null): string
+  /** Whether to colour: FORCE_COLOR, then NO_COLOR, then `stream.isTTY` (and TERM not `dumb`). */
+  useColor(stream: { isTTY?: boolean } | null | undefined, env: Record<string, string | undefined>): boolean
+}>

@@ -7,3 +7,23 @@ const { getMemoryMetrics } = require('./metrics.js')
 const { watch, Monitor, DEFAULTS } = require('./watch.js')
 
 module.exports = { getMemoryMetrics, watch, Monitor, WATCH_DEFAULTS: DEFAULTS }
+
+// Load shedding (lib/shed.js): 503 + Retry-After while memory is near the limit.
+const { shed, SHED_DEFAULTS } = require('./shed.js')
+module.exports.shed = shed
+module.exports.SHED_DEFAULTS = SHED_DEFAULTS
+
+// Metrics (/metrics): Prometheus text, prom-client and OpenTelemetry
+// (lib/prometheus.js, lib/prom-client.js, lib/otel.js). None of them loads
+// prom-client or @opentelemetry/api here.
+const { prometheus } = require('./prometheus.js')
+const { registerPromClient } = require('./prom-client.js')
+const { observeMemory } = require('./otel.js')
+module.exports.prometheus = prometheus
+module.exports.registerPromClient = registerPromClient
+module.exports.observeMemory = observeMemory
+
+// The doctor (lib/doctor.js): the report `oomguard doctor` prints, as pure
+// functions over a getMemoryMetrics() result.
+const { diagnose: doctorDiagnose, render: doctorRender, useColor: doctorUseColor } = require('./doctor.js')
+module.exports.doctor = Object.freeze({ diagnose: doctorDiagnose, render: doctorRender, useColor: doctorUseColor })

@@ -53,7 +53,11 @@ function validate(options) {
     if (!(v >= lo && v <= hi)) throw outOfRange(`options.${name}`, what, v)
     return v
   }
-  const hysteresis = number('hysteresis', DEFAULTS.hysteresis, 0, 0.5, 'a ratio from 0 to 0.5')
+  // The default never exceeds half the lowest threshold, so that level can be left.
+  const hysteresis = number('hysteresis', Math.min(DEFAULTS.hysteresis, thresholds[0] / 2), 0, 0.5, 'a ratio from 0 to 0.5')
+  if (hysteresis >= thresholds[0]) {
+    throw outOfRange('options.hysteresis', `below the lowest threshold (${thresholds[0]}), or that level could never be left`, hysteresis)
+  }
   const minIntervalMs = number('minIntervalMs', DEFAULTS.minIntervalMs, 0.1, 60_000, 'between 0.1 and 60000 ms')
   const maxIntervalMs = number('maxIntervalMs', Math.max(DEFAULTS.maxIntervalMs, minIntervalMs), minIntervalMs, 3_600_000, `between minIntervalMs (${minIntervalMs}) and 3600000 ms`)
 
@@ -86,7 +90,12 @@ function validate(options) {
 // latest ones into each monitor's block, often while any monitor is above
 // its first threshold. The last-words line carries them and their age.
 
-const live = new Map() // id -> Monitor, in this thread
+// id -> Monitor, for this thread. Kept on the global object so that a second
+// copy of this module (a cleared require cache, test runners' module resets)
+// shares it: the native side delivers every event of this thread through the
+// dispatch function of whichever copy registered first.
+const kLive = Symbol.for('oomguard.watch.live')
+const live = globalThis[kLive] || (globalThis[kLive] = new Map())
 let refresher = null
 const REFRESH_CALM_MS = 250
 const REFRESH_ALERT_MS = 20

@@ -61,6 +61,9 @@ pub struct Diagnosis {
     pub limit_bytes: Option<f64>,
     pub heap_size_limit_bytes: Option<f64>,
     pub recommended_max_old_space_size_mib: Option<f64>,
+    pub recommended_max_semi_space_size_mib: Option<f64>,
+    /// The exact NODE_OPTIONS value to use.
+    pub node_options: Option<String>,
     pub oom_kill_count: Option<f64>,
     pub path: Option<String>,
 }
@@ -74,21 +77,56 @@ impl Diagnosis {
             limit_bytes: None,
             heap_size_limit_bytes: None,
             recommended_max_old_space_size_mib: None,
+            recommended_max_semi_space_size_mib: None,
+            node_options: None,
             oom_kill_count: None,
             path: None,
         }
     }
 }
 
-/// `--max-old-space-size` (MiB) that puts V8's whole heap limit at about
-/// [`HEAP_SHARE`] of `limit_bytes`.
-pub fn recommended_max_old_space_size_mib(limit_bytes: f64) -> f64 {
-    let target = (limit_bytes * HEAP_SHARE / MIB).floor();
-    // In tiny containers the young generation would eat the whole target:
-    // never recommend less than half of it for the old space.
-    (target - YOUNG_GENERATION_MIB)
-        .max((target / 2.0).floor())
-        .max(1.0)
+/// Flags that put V8's whole heap limit at about [`HEAP_SHARE`] of a limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeapAdvice {
+    /// `--max-old-space-size`, MiB.
+    pub max_old_space_size_mib: f64,
+    /// `--max-semi-space-size`, MiB: only for small containers, where the
+    /// default young generation (48 MiB) would not leave half the target
+    /// for the old space.
+    pub max_semi_space_size_mib: Option<f64>,
+    /// The `heap_size_limit` V8 will then report, MiB (old space plus three
+    /// semi-spaces; measured on Node 20).
+    pub heap_limit_mib: f64,
+}
+
+impl HeapAdvice {
+    pub fn node_options(&self) -> String {
+        match self.max_semi_space_size_mib {
+            Some(s) => format!(
+                "--max-old-space-size={:.0} --max-semi-space-size={s:.0}",
+                self.max_old_space_size_mib
+            ),
+            None => format!("--max-old-space-size={:.0}", self.max_old_space_size_mib),
+        }
+    }
+}
+
+pub fn heap_advice(limit_bytes: f64) -> HeapAdvice {
+    let target = (limit_bytes * HEAP_SHARE / MIB).floor().max(4.0);
+    if target - YOUNG_GENERATION_MIB >= target / 2.0 {
+        return HeapAdvice {
+            max_old_space_size_mib: target - YOUNG_GENERATION_MIB,
+            max_semi_space_size_mib: None,
+            heap_limit_mib: target,
+        };
+    }
+    // Small container: shrink the young generation to a quarter of the target.
+    let semi = (target / 12.0).floor().max(1.0);
+    HeapAdvice {
+        max_old_space_size_mib: target - 3.0 * semi,
+        max_semi_space_size_mib: Some(semi),
+        heap_limit_mib: target,
+    }
 }
 
 fn mib(bytes: f64) -> String {
@@ -170,7 +208,8 @@ pub fn diagnose(snap: &Snapshot, v8: &V8Numbers) -> Vec<Diagnosis> {
             d.limit_bytes = Some(l as f64);
             out.push(d);
         }
-        None => out.push(Diagnosis::new(
+        // A limit file that failed to read has its own diagnosis below.
+        None if !snap.failed.limit => out.push(Diagnosis::new(
             codes::NO_LIMIT,
             Severity::Warning,
             "No memory limit could be found: neither a cgroup limit nor the host's MemTotal."
@@ -182,7 +221,7 @@ pub fn diagnose(snap: &Snapshot, v8: &V8Numbers) -> Vec<Diagnosis> {
     if let (Some((l, source)), Some(h)) = (limit, v8.heap_size_limit) {
         if source != LimitSource::Host {
             let l = l as f64;
-            let rec = recommended_max_old_space_size_mib(l);
+            let advice = heap_advice(l);
             let (code, severity, relation, consequence) = if h >= l {
                 (
                     codes::HEAP_LIMIT_ABOVE_CONTAINER_LIMIT,
@@ -206,15 +245,18 @@ pub fn diagnose(snap: &Snapshot, v8: &V8Numbers) -> Vec<Diagnosis> {
                     severity,
                     format!(
                         "The V8 heap limit ({}) {relation} the container limit ({}): {consequence}. \
-                         Start node with NODE_OPTIONS=--max-old-space-size={rec:.0} (heap limit about {}).",
+                         Start node with NODE_OPTIONS=\"{}\" (heap limit about {}).",
                         mib(h),
                         mib(l),
-                        mib((rec + YOUNG_GENERATION_MIB) * MIB)
+                        advice.node_options(),
+                        mib(advice.heap_limit_mib * MIB)
                     ),
                 );
                 d.limit_bytes = Some(l);
                 d.heap_size_limit_bytes = Some(h);
-                d.recommended_max_old_space_size_mib = Some(rec);
+                d.recommended_max_old_space_size_mib = Some(advice.max_old_space_size_mib);
+                d.recommended_max_semi_space_size_mib = advice.max_semi_space_size_mib;
+                d.node_options = Some(advice.node_options());
                 out.push(d);
             }
         }
@@ -321,20 +363,42 @@ mod tests {
 
     #[test]
     fn recommendation_lands_heap_at_three_quarters() {
-        let l = 1024.0 * MIB;
-        let rec = recommended_max_old_space_size_mib(l);
-        assert_eq!(rec, 768.0 - 48.0);
+        // (limit MiB, old space, semi space, heap limit): heap = old + 3 * semi,
+        // with Node 20's default semi-space of 16 MiB.
+        let cases: &[(f64, f64, Option<f64>, f64)] = &[
+            (1024.0, 720.0, None, 768.0),
+            (256.0, 144.0, None, 192.0),
+            (128.0, 48.0, None, 96.0),
+            (96.0, 54.0, Some(6.0), 72.0),
+            (64.0, 36.0, Some(4.0), 48.0),
+            (16.0, 9.0, Some(1.0), 12.0),
+        ];
+        for (limit, old, semi, heap) in cases {
+            let a = heap_advice(limit * MIB);
+            assert_eq!(a.max_old_space_size_mib, *old, "{limit} MiB");
+            assert_eq!(a.max_semi_space_size_mib, *semi, "{limit} MiB");
+            assert_eq!(a.heap_limit_mib, *heap, "{limit} MiB");
+            let young = semi.map_or(YOUNG_GENERATION_MIB, |s| 3.0 * s);
+            assert_eq!(
+                a.max_old_space_size_mib + young,
+                a.heap_limit_mib,
+                "{limit} MiB adds up"
+            );
+            assert!(
+                a.heap_limit_mib <= limit * HEAP_SHARE,
+                "{limit} MiB: at most 75%"
+            );
+        }
+        assert_eq!(
+            heap_advice(64.0 * MIB).node_options(),
+            "--max-old-space-size=36 --max-semi-space-size=4"
+        );
         // Following the advice must silence the warning.
         let v8 = V8Numbers {
-            heap_size_limit: Some((rec + YOUNG_GENERATION_MIB) * MIB),
+            heap_size_limit: Some(heap_advice(1024.0 * MIB).heap_limit_mib * MIB),
             ..V8Numbers::default()
         };
         assert!(diagnose(&limited(1 << 30), &v8).is_empty());
-        assert_eq!(
-            recommended_max_old_space_size_mib(64.0 * MIB),
-            24.0,
-            "tiny: half the target"
-        );
     }
 
     #[test]

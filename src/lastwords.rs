@@ -257,9 +257,9 @@ fn write_fd(fd: libc::c_int, bytes: &[u8]) -> bool {
     true
 }
 
-/// Write the record where the config says; returns a description of where
-/// it went (for the JS event), e.g. "stderr" or "stderr,/dev/termination-log".
-pub fn write(line: &str, cfg: &LastWordsConfig) -> String {
+/// Write the record where the config says; returns where it went (for the
+/// JS event), e.g. `["stderr", "/dev/termination-log"]`.
+pub fn write(line: &str, cfg: &LastWordsConfig) -> Vec<String> {
     let mut went = Vec::new();
     if cfg.stderr && write_fd(2, line.as_bytes()) {
         went.push("stderr".to_string());
@@ -282,7 +282,7 @@ pub fn write(line: &str, cfg: &LastWordsConfig) -> String {
             }
         }
     }
-    went.join(",")
+    went
 }
 
 #[cfg(test)]
@@ -361,7 +361,7 @@ mod tests {
     #[test]
     fn record_is_one_line_of_json_that_fits() {
         let s = snap(200 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB);
-        let line = record(&s, 2e8, 0.95, 0.95, 1e8, Some(120.4), v8(1e8), 1.7e12);
+        let line = record(&s, 2e8, 0.95, 0.95, 1e8, Some(120.4), v8(1.8e8), 1.7e12);
         assert!(line.ends_with("}\n") && line.matches('\n').count() == 1);
         assert!(line.len() < MAX_BYTES);
         assert!(line.contains("\"verdict\":\"v8-heap\""), "{line}");

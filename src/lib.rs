@@ -180,6 +180,8 @@ impl Shape {
                 limit_bytes: d.limit_bytes,
                 heap_size_limit_bytes: d.heap_size_limit_bytes,
                 recommended_max_old_space_size_mib: d.recommended_max_old_space_size_mib,
+                recommended_max_semi_space_size_mib: d.recommended_max_semi_space_size_mib,
+                node_options: d.node_options.clone(),
                 oom_kill_count: d.oom_kill_count,
                 path: d.path.clone(),
             })
@@ -479,7 +481,7 @@ pub struct MemoryStat {
     pub raw: IndexMap<String, Option<f64>>,
 }
 
-/// Memory events (counts since the cgroup was created). v2 `memory.events`;
+/// Memory events: counters since the cgroup was created (`underOom` is a 0/1 state). v2 `memory.events`;
 /// v1 `memory.oom_control` and `memory.failcnt`. `null` where the kernel has no such counter.
 #[napi(
     object,
@@ -580,6 +582,11 @@ pub struct Diagnosis {
     pub heap_size_limit_bytes: Option<f64>,
     /// The `--max-old-space-size` value (MiB) that puts the heap limit at about 75% of the limit.
     pub recommended_max_old_space_size_mib: Option<f64>,
+    /// The `--max-semi-space-size` value (MiB) to use with it, for small
+    /// containers where the default young generation is too big; else `null`.
+    pub recommended_max_semi_space_size_mib: Option<f64>,
+    /// The exact `NODE_OPTIONS` value to use, e.g. `--max-old-space-size=144`.
+    pub node_options: Option<String>,
     /// OOM kills counted by the kernel in this cgroup.
     pub oom_kill_count: Option<f64>,
     /// The file or directory concerned.
@@ -598,7 +605,7 @@ pub struct MemoryMetrics {
     pub timestamp_ms: f64,
     /// Where `limitBytes` came from: the cgroup (`cgroup-v1`, `cgroup-v2`) or,
     /// with no cgroup limit anywhere, the host's MemTotal (`host`).
-    #[napi(ts_type = "'cgroup-v1' | 'cgroup-v2' | 'host' | null")]
+    #[napi(ts_type = "'cgroup-v1' | 'cgroup-v2' | 'host'")]
     pub source: Option<String>,
     /// The limit everything is measured against, bytes: the effective cgroup
     /// limit, else MemTotal.

@@ -180,14 +180,35 @@ pub struct Snapshot {
     pub mem_available: Option<u64>,
     /// Files that should have been readable and were not (or did not parse).
     pub problems: Vec<Error>,
+    /// Which of the numbers that limits and ratios depend on failed to read.
+    pub failed: Failed,
+    /// The process is in the cgroup v2 root: no usage or limit files exist,
+    /// and the host's numbers stand in.
+    pub v2_root: bool,
     /// Why the cgroup could not be located (the error, naming its file).
     pub locate_error: Option<String>,
 }
 
+/// Reads that failed this time (not absent files: failures).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Failed {
+    /// A limit file up the hierarchy.
+    pub limit: bool,
+    /// The usage file.
+    pub usage: bool,
+    /// `memory.stat`.
+    pub stat: bool,
+}
+
 impl Snapshot {
     /// The limit everything is measured against and where it came from:
-    /// the effective cgroup limit, else the host's MemTotal.
+    /// the effective cgroup limit, else (no limit anywhere) the host's
+    /// MemTotal. None when a limit file could not be read: a guess would
+    /// raise or silence alarms.
     pub fn limit(&self) -> Option<(u64, LimitSource)> {
+        if self.failed.limit {
+            return None;
+        }
         match (self.cgroup_limit, &self.location) {
             (Some(l), Some(loc)) => Some((
                 l,
@@ -200,15 +221,36 @@ impl Snapshot {
         }
     }
 
-    /// The number ratios are computed from: the cgroup's working set, else its
-    /// usage, else the host's used memory (MemTotal - MemAvailable).
+    /// The number ratios are computed from: the cgroup's working set; the
+    /// host's used memory (MemTotal - MemAvailable) where there is no cgroup
+    /// to measure (no memory controller, the v2 root). None when the files
+    /// it needs failed to read: never silently another number.
     pub fn basis(&self) -> Option<u64> {
-        self.working_set
-            .or(self.usage)
-            .or_else(|| match (self.mem_total, self.mem_available) {
-                (Some(t), Some(a)) => Some(t.saturating_sub(a)),
-                _ => None,
-            })
+        if self.has_cgroup_usage() {
+            self.working_set
+        } else {
+            self.host_used()
+        }
+    }
+
+    /// The cgroup's usage where it has one, else the host's used memory.
+    pub fn usage_basis(&self) -> Option<u64> {
+        if self.has_cgroup_usage() {
+            self.usage
+        } else {
+            self.host_used()
+        }
+    }
+
+    fn has_cgroup_usage(&self) -> bool {
+        self.location.is_some() && !self.v2_root
+    }
+
+    fn host_used(&self) -> Option<u64> {
+        match (self.mem_total, self.mem_available) {
+            (Some(t), Some(a)) => Some(t.saturating_sub(a)),
+            _ => None,
+        }
     }
 }
 
@@ -370,7 +412,9 @@ impl Reader {
     /// when `force` is set.
     fn ensure_located(&mut self, force: bool) {
         let due = force
-            || self.last_locate.is_none_or(|t| t.elapsed() >= RELOCATE_EVERY);
+            || self
+                .last_locate
+                .is_none_or(|t| t.elapsed() >= RELOCATE_EVERY);
         if !due {
             return;
         }
@@ -429,7 +473,9 @@ impl Reader {
 
         match &mut self.state {
             State::Located(files) => {
+                snap.failed.usage = matches!(usage, Some(Err(_)));
                 snap.usage = usage.and_then(|r| required(r, &mut problems));
+                snap.v2_root = files.v2_root;
                 read_cgroup(files, buf, &mut snap, &mut problems);
                 snap.location = Some(files.location.clone());
             }
@@ -457,6 +503,8 @@ fn read_cgroup(
 ) {
     let version = files.location.version;
     let raw_stat = required(files.stat.parse(buf, parse_flat_keyed), problems);
+    snap.failed.stat = raw_stat.is_none();
+    let before_limits = problems.len();
 
     // Limits up the hierarchy. A missing file is normal (the v2 root has none).
     let mut limits = Vec::with_capacity(files.limits.len());
@@ -473,6 +521,7 @@ fn read_cgroup(
         }
         limits.push(v.flatten());
     }
+    snap.failed.limit = problems.len() > before_limits;
     let mut highs = Vec::with_capacity(files.highs.len());
     for f in files.highs.iter_mut() {
         highs.push(optional(f.parse(buf, parse_limit), problems).flatten());

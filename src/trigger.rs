@@ -5,10 +5,11 @@
 //! the sampler look now; when registration is refused, the interval policy
 //! alone does the work. A wake eventfd lets other threads interrupt the wait.
 
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::locate::{CgroupVersion, Location};
@@ -32,6 +33,39 @@ fn write_all(fd: RawFd, bytes: &[u8]) -> bool {
     n == bytes.len() as isize
 }
 
+/// v1: ask the kernel to signal an eventfd when usage crosses `bytes`.
+fn register_usage_threshold(loc: &Location, bytes: u64) -> Option<UsageThreshold> {
+    if loc.version != CgroupVersion::V1 {
+        return None;
+    }
+    let event = eventfd()?;
+    let usage = open(&loc.dir.join("memory.usage_in_bytes"), libc::O_RDONLY)?;
+    let control = open(&loc.dir.join("cgroup.event_control"), libc::O_WRONLY)?;
+    let line = format!("{} {} {}", event.as_raw_fd(), usage.as_raw_fd(), bytes);
+    write_all(control.as_raw_fd(), line.as_bytes()).then_some(UsageThreshold {
+        event,
+        _usage: usage,
+    })
+}
+
+/// v2: an inotify instance that wakes on changes to `memory.events` (the
+/// kernel notifies on high, max and oom events).
+fn watch_events(loc: &Location) -> Option<OwnedFd> {
+    if loc.version != CgroupVersion::V2 {
+        return None;
+    }
+    let c = CString::new(loc.dir.join("memory.events").as_os_str().as_bytes()).ok()?;
+    // SAFETY: plain syscalls on an fd we own.
+    unsafe {
+        let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+        if fd < 0 {
+            return None;
+        }
+        let owned = OwnedFd::from_raw_fd(fd);
+        (libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_MODIFY) >= 0).then_some(owned)
+    }
+}
+
 /// A v1 usage threshold registration: the eventfd and the usage file it
 /// watches. Closing the eventfd unregisters it.
 struct UsageThreshold {
@@ -41,67 +75,45 @@ struct UsageThreshold {
 
 pub struct Triggers {
     wake: Option<OwnedFd>,
-    usage: Vec<UsageThreshold>,
-    inotify: Option<OwnedFd>,
+    /// (cgroup dir, bytes) -> registration
+    usage: HashMap<(PathBuf, u64), UsageThreshold>,
+    /// cgroup dir -> inotify instance watching its memory.events
+    inotify: HashMap<PathBuf, OwnedFd>,
 }
 
 impl Default for Triggers {
     fn default() -> Self {
         Triggers {
             wake: eventfd(),
-            usage: Vec::new(),
-            inotify: None,
+            usage: HashMap::new(),
+            inotify: HashMap::new(),
         }
     }
 }
 
 impl Triggers {
-    /// Drop every kernel registration (the wake fd stays).
-    pub fn clear(&mut self) {
-        self.usage.clear();
-        self.inotify = None;
-    }
-
-    /// v1: ask the kernel to signal when usage crosses `bytes`. Silently does
-    /// nothing where that is refused (no write access, v2, a fixture tree).
-    pub fn add_usage_threshold(&mut self, loc: &Location, bytes: u64) {
-        if loc.version != CgroupVersion::V1 {
-            return;
-        }
-        let (Some(event), Some(usage), Some(control)) = (
-            eventfd(),
-            open(&loc.dir.join("memory.usage_in_bytes"), libc::O_RDONLY),
-            open(&loc.dir.join("cgroup.event_control"), libc::O_WRONLY),
-        ) else {
-            return;
-        };
-        let line = format!("{} {} {}", event.as_raw_fd(), usage.as_raw_fd(), bytes);
-        if write_all(control.as_raw_fd(), line.as_bytes()) {
-            self.usage.push(UsageThreshold {
-                event,
-                _usage: usage,
-            });
-        }
-    }
-
-    /// v2: wake on changes to `memory.events` (the kernel notifies on high,
-    /// max and oom events).
-    pub fn add_events_watch(&mut self, loc: &Location) {
-        if loc.version != CgroupVersion::V2 || self.inotify.is_some() {
-            return;
-        }
-        let Ok(c) = CString::new(loc.dir.join("memory.events").as_os_str().as_bytes()) else {
-            return;
-        };
-        // SAFETY: plain syscalls on fds we own.
-        unsafe {
-            let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
-            if fd < 0 {
-                return;
+    /// Make the registrations exactly `usage` (v1 usage thresholds) and
+    /// `events` (v2 `memory.events` watches): keep those already in force,
+    /// drop the rest, add the new ones. What the kernel refuses (no write
+    /// access, a fixture tree) is silently left out.
+    pub fn set(&mut self, usage: &[(Location, u64)], events: &[Location]) {
+        self.usage
+            .retain(|(dir, bytes), _| usage.iter().any(|(l, b)| l.dir == *dir && b == bytes));
+        for (loc, bytes) in usage {
+            let key = (loc.dir.clone(), *bytes);
+            if !self.usage.contains_key(&key) {
+                if let Some(reg) = register_usage_threshold(loc, *bytes) {
+                    self.usage.insert(key, reg);
+                }
             }
-            let owned = OwnedFd::from_raw_fd(fd);
-            if libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_MODIFY) >= 0 {
-                self.inotify = Some(owned);
+        }
+        self.inotify
+            .retain(|dir, _| events.iter().any(|l| l.dir == *dir));
+        for loc in events {
+            if !self.inotify.contains_key(&loc.dir) {
+                if let Some(fd) = watch_events(loc) {
+                    self.inotify.insert(loc.dir.clone(), fd);
+                }
             }
         }
     }
@@ -115,16 +127,19 @@ impl Triggers {
                 self.usage.len()
             ));
         }
-        if self.inotify.is_some() {
-            out.push("inotify memory.events".to_string());
+        if !self.inotify.is_empty() {
+            out.push(format!(
+                "inotify memory.events ({} cgroups)",
+                self.inotify.len()
+            ));
         }
         out
     }
 
     pub fn poll_fds(&self) -> Vec<RawFd> {
-        let mut fds: Vec<RawFd> = self.usage.iter().map(|u| u.event.as_raw_fd()).collect();
+        let mut fds: Vec<RawFd> = self.usage.values().map(|u| u.event.as_raw_fd()).collect();
         fds.extend(self.wake.iter().map(|f| f.as_raw_fd()));
-        fds.extend(self.inotify.iter().map(|f| f.as_raw_fd()));
+        fds.extend(self.inotify.values().map(|f| f.as_raw_fd()));
         fds
     }
 

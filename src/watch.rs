@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::lastwords;
+use crate::locate::Location;
 use crate::reader::{LimitSource, Reader, Snapshot};
 use crate::trigger::Triggers;
 
@@ -51,12 +52,13 @@ impl Basis {
         }
     }
 
-    /// The bytes this basis measures in a snapshot. Without a memory cgroup
-    /// the working set and usage fall back to the host's used memory.
+    /// The bytes this basis measures in a snapshot; None when a file it
+    /// needs failed. Without a memory cgroup the working set and usage are
+    /// the host's used memory.
     fn bytes(self, s: &Snapshot) -> Option<u64> {
         match self {
             Basis::WorkingSet => s.basis(),
-            Basis::Usage => s.usage.or_else(|| s.basis()),
+            Basis::Usage => s.usage_basis(),
             Basis::Rss => s.rss,
         }
     }
@@ -335,7 +337,10 @@ struct Monitor {
 struct RootState {
     reader: Reader,
     growth: [Growth; 3],
-    last_good: Option<Instant>,
+    /// Where the cgroup was and its limit at the last sample: what kernel
+    /// wake-ups are registered for.
+    location: Option<Location>,
+    cgroup_limit: Option<u64>,
 }
 
 #[derive(Default)]
@@ -419,7 +424,8 @@ impl Sampler {
             .or_insert_with(|| RootState {
                 reader: Reader::new(config.root.clone()),
                 growth: [Growth::default(); 3],
-                last_good: None,
+                location: None,
+                cgroup_limit: None,
             });
         reg.monitors.push(Monitor {
             id,
@@ -510,18 +516,21 @@ impl Sampler {
         let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i64;
         let mut reg = self.lock();
         reg.thread_id = Some(tid);
-        let mut armed_epoch = u64::MAX;
+        let mut armed = None;
         loop {
             if reg.stop {
                 reg.thread_id = None;
                 reg.triggers = None;
                 return;
             }
-            if armed_epoch != reg.epoch {
-                armed_epoch = reg.epoch;
-                rearm(&mut reg);
-            }
             let wait = sample_all(&mut reg);
+            // Re-register kernel wake-ups when monitors, a cgroup or a
+            // limit changed.
+            let key = arm_key(&reg);
+            if armed.as_ref() != Some(&key) {
+                rearm(&mut reg);
+                armed = Some(key);
+            }
             // Sleep until the interval passes, a kernel trigger fires, or a
             // monitor is added or removed (the wake fd).
             let fds = reg
@@ -539,32 +548,47 @@ impl Sampler {
     }
 }
 
+type ArmKey = (u64, Vec<(PathBuf, Option<PathBuf>, Option<u64>)>);
+
+fn arm_key(reg: &Registry) -> ArmKey {
+    let mut roots: Vec<_> = reg
+        .roots
+        .iter()
+        .map(|(root, st)| {
+            (
+                root.clone(),
+                st.location.as_ref().map(|l| l.dir.clone()),
+                st.cgroup_limit,
+            )
+        })
+        .collect();
+    roots.sort();
+    (reg.epoch, roots)
+}
+
 /// Register kernel wake-ups for the live monitors: v1 usage thresholds
-/// through `cgroup.event_control`, v2 `memory.events` changes.
+/// through `cgroup.event_control` (usage is never below the working set, so
+/// it crosses first), v2 `memory.events` changes.
 fn rearm(reg: &mut Registry) {
-    let mut wanted: Vec<(PathBuf, f64)> = Vec::new();
+    let mut usage: Vec<(Location, u64)> = Vec::new();
+    let mut events: Vec<Location> = Vec::new();
     for m in &reg.monitors {
-        for t in &m.config.thresholds {
-            wanted.push((m.config.root.clone(), *t));
-        }
-    }
-    let mut triggers = reg.triggers.take().unwrap_or_default();
-    triggers.clear();
-    for (root, state) in reg.roots.iter_mut() {
-        let limit = state.reader.snapshot().cgroup_limit;
-        let Some(loc) = state.reader.location().cloned() else {
+        let Some(st) = reg.roots.get(&m.config.root) else {
             continue;
         };
-        for (r, t) in &wanted {
-            if r == root {
-                if let Some(limit) = limit {
-                    triggers.add_usage_threshold(&loc, (limit as f64 * t) as u64);
-                }
+        let Some(loc) = &st.location else { continue };
+        if let Some(limit) = st.cgroup_limit {
+            for t in &m.config.thresholds {
+                usage.push((loc.clone(), (limit as f64 * t) as u64));
             }
         }
-        triggers.add_events_watch(&loc);
+        if !events.iter().any(|l| l.dir == loc.dir) {
+            events.push(loc.clone());
+        }
     }
-    reg.triggers = Some(triggers);
+    reg.triggers
+        .get_or_insert_with(Triggers::default)
+        .set(&usage, &events);
 }
 
 /// One pass: sample every root, update every monitor. Returns how long to sleep.
@@ -589,14 +613,16 @@ fn sample_all(reg: &mut Registry) -> Duration {
                 rates[basis_index(b)] = state.growth[basis_index(b)].rate();
             }
         }
-        if snap.limit().is_some() {
-            state.last_good = Some(at);
+        state.location = snap.location.clone();
+        if !snap.failed.limit {
+            state.cgroup_limit = snap.cgroup_limit;
         }
         snapshots.insert(root.clone(), (snap, at, ts, rates));
     }
 
-    // Last words once per pass, for the first monitor that asked.
-    let mut last_words_done: Option<String> = None;
+    // Several monitors may cross in one pass: stderr gets one line, each
+    // monitor's file gets its own.
+    let mut stderr_written = false;
     let v8 = latest_v8(monitors);
 
     for m in monitors.iter_mut() {
@@ -687,20 +713,26 @@ fn sample_all(reg: &mut Registry) -> Duration {
         let mut written = None;
         if new == top && old < top {
             if let Some(lw) = &m.config.last_words {
-                if last_words_done.is_none() {
-                    let line = lastwords::record(
-                        snap,
-                        basis_f,
-                        ratio,
-                        m.config.thresholds[top - 1],
-                        rate,
-                        ttl,
-                        v8,
-                        *ts,
-                    );
-                    last_words_done = Some(lastwords::write(&line, lw));
+                let line = lastwords::record(
+                    snap,
+                    basis_f,
+                    ratio,
+                    m.config.thresholds[top - 1],
+                    rate,
+                    ttl,
+                    v8,
+                    *ts,
+                );
+                let to = LastWordsConfig {
+                    stderr: lw.stderr && !stderr_written,
+                    path: lw.path.clone(),
+                };
+                let mut went = lastwords::write(&line, &to);
+                if lw.stderr && stderr_written {
+                    went.insert(0, "stderr".to_string());
                 }
-                written = last_words_done.clone();
+                stderr_written |= lw.stderr;
+                written = Some(went.join(","));
             }
         }
 
@@ -814,11 +846,10 @@ mod tests {
         for i in 0..=100 {
             rate = g.observe(t0 + Duration::from_millis(i * 20), i as f64 * 0.2 * mib);
         }
-        assert!((rate - 10.0 * mib).abs() < 0.01 * mib, "rate {rate}");
-        assert_eq!(
-            time_to_limit_ms(100.0 * mib, rate).map(|v| v.round()),
-            Some(10000.0)
-        );
+        assert!((rate - 10.0 * mib).abs() < 0.01 * 10.0 * mib, "rate {rate}");
+        assert_eq!(time_to_limit_ms(100.0 * mib, 10.0 * mib), Some(10000.0));
+        let ttl = time_to_limit_ms(100.0 * mib, rate).unwrap();
+        assert!((ttl - 10000.0).abs() < 100.0, "{ttl}");
         assert_eq!(time_to_limit_ms(100.0 * mib, 0.0), None);
         assert_eq!(time_to_limit_ms(100.0 * mib, -5.0 * mib), None);
     }

@@ -19,6 +19,22 @@ const SCENARIOS = [
   { name: 'leak in a worker thread at 100 MiB/s', scenario: 'worker', rate: 100, prefill: 0.5, verdict: 'outside-heap', listener: true },
 ]
 
+/**
+ * SCENARIOS with some rates replaced for one environment: `overrides` maps a
+ * scenario's name to its rate there (MiB/s). The name is rewritten to say the
+ * rate it really runs at, and `rateNote` keeps the usual one.
+ */
+function withRates(overrides) {
+  for (const name of Object.keys(overrides)) {
+    if (!SCENARIOS.some((s) => s.name === name)) throw new Error(`withRates: no scenario named ${JSON.stringify(name)}`)
+  }
+  return SCENARIOS.map((s) => {
+    if (!(s.name in overrides) || overrides[s.name] === s.rate) return s
+    const rate = overrides[s.name]
+    return { ...s, rate, name: s.name.replace(/at \d+ MiB\/s/, `at ${rate} MiB/s`), rateNote: `${s.rate} MiB/s elsewhere` }
+  })
+}
+
 function readLines(file) {
   if (!fs.existsSync(file)) return []
   return fs
@@ -64,4 +80,4 @@ function checkKilled(s, { run, lastWordsText, markers, oomKills, source }, descr
   return lw
 }
 
-module.exports = { SCENARIOS, LIMIT, MiB, readLines, checkKilled, LAST_WORDS_KEYS }
+module.exports = { SCENARIOS, LIMIT, MiB, withRates, readLines, checkKilled, LAST_WORDS_KEYS }

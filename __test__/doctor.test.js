@@ -1,0 +1,256 @@
+'use strict'
+// `oomguard doctor`: snapshot tests of its plain and --json output on fixture
+// trees, colour, --strict, bad flags, and a live run on this machine.
+//
+// Snapshots live in __test__/snapshots/ and are compared exactly. After an
+// intended change to the output, rewrite them with
+//   UPDATE_SNAPSHOTS=1 node --test __test__/doctor.test.js
+// and review the diff. What varies between runs and machines is fixed or
+// masked: the heap limit is passed with --heap-limit (the doctor's own
+// depends on the node binary and flags), the fixture trees are copied to a
+// path of fixed length (/tmp/oomguard-doctor-XXXXXX: paths are part of the
+// text and change how it wraps), and the JSON's time is masked.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const path = require('node:path')
+const { spawnSync } = require('node:child_process')
+const { diagnose, render, useColor } = require('../lib/doctor.js')
+const { getMemoryMetrics } = require('..')
+
+const REPO = path.join(__dirname, '..')
+const BIN = path.join(REPO, 'bin', 'oomguard.js')
+const FIXTURES = path.join(__dirname, 'fixtures')
+const SNAPSHOTS = path.join(__dirname, 'snapshots')
+const UPDATE = process.env.UPDATE_SNAPSHOTS === '1'
+
+// Each tree with a heap limit that exercises a different verdict.
+const CASES = [
+  { tree: 'v1-hybrid-busy', args: ['--heap-limit', '192'] }, // 75% of 256 MiB: ok
+  { tree: 'v2-busy', args: ['--heap-limit', '259'] }, // Node 20's floor in a 256 MiB container: above the limit
+  { tree: 'v2-oom-after', args: ['--heap-limit', '60', '--workers', '1'] }, // near the 64 MiB limit; two heaps do not fit
+  { tree: 'no-memory-controller', args: ['--heap-limit', '2048'] }, // no container limit
+  { tree: 'unreadable', args: ['--heap-limit', '144'] }, // memory.stat and memory.events unreadable
+]
+
+// A copy of the fixture trees at a path of fixed length.
+const WORK = fs.mkdtempSync('/tmp/oomguard-doctor-')
+const MASKED_WORK = '/tmp/oomguard-doctor-XXXXXX'
+assert.equal(WORK.length, MASKED_WORK.length)
+for (const c of CASES) fs.cpSync(path.join(FIXTURES, c.tree), path.join(WORK, c.tree), { recursive: true })
+test.after(() => fs.rmSync(WORK, { recursive: true, force: true }))
+
+/** The environment of a doctor run: no colour variables, no NODE_OPTIONS. */
+function cleanEnv(extra) {
+  const env = { ...process.env }
+  for (const k of ['FORCE_COLOR', 'NO_COLOR', 'NODE_OPTIONS', 'NODE_DISABLE_COLORS']) delete env[k]
+  return { ...env, ...extra }
+}
+
+function doctor(args, env) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: cleanEnv(env), timeout: 30_000 })
+  if (r.error) throw r.error
+  return r
+}
+
+const mask = (s) => s.split(WORK).join(MASKED_WORK)
+
+function compareSnapshot(name, actual) {
+  const file = path.join(SNAPSHOTS, name)
+  if (UPDATE) {
+    fs.mkdirSync(SNAPSHOTS, { recursive: true })
+    fs.writeFileSync(file, actual)
+    return
+  }
+  assert.ok(fs.existsSync(file), `snapshot ${name} is missing: run with UPDATE_SNAPSHOTS=1 to write it`)
+  assert.equal(actual, fs.readFileSync(file, 'utf8'), `output differs from __test__/snapshots/${name} (UPDATE_SNAPSHOTS=1 rewrites it)`)
+}
+
+const ANSI = /\u001b\[[0-9;]*m/
+
+for (const c of CASES) {
+  test(`snapshot: doctor --root ${c.tree} ${c.args.join(' ')} (plain)`, () => {
+    const r = doctor(['doctor', '--root', path.join(WORK, c.tree), ...c.args])
+    assert.equal(r.status, 0, r.stderr)
+    assert.equal(r.stderr, '')
+    assert.doesNotMatch(r.stdout, ANSI, 'piped output has no colour')
+    compareSnapshot(`doctor-${c.tree}.txt`, mask(r.stdout))
+  })
+
+  test(`snapshot: doctor --root ${c.tree} ${c.args.join(' ')} --json`, () => {
+    const r = doctor(['doctor', '--json', '--root', path.join(WORK, c.tree), ...c.args])
+    assert.equal(r.status, 0, r.stderr)
+    const report = JSON.parse(r.stdout)
+    assert.match(report.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+    report.time = '<time>'
+    compareSnapshot(`doctor-${c.tree}.json`, `${mask(JSON.stringify(report, null, 2))}\n`)
+  })
+}
+
+test('the JSON report: statuses, summary, and the recommendation taken from the diagnoses', () => {
+  for (const c of CASES) {
+    const report = JSON.parse(doctor(['--json', '--root', path.join(WORK, c.tree), ...c.args]).stdout)
+    const counts = { pass: 0, warn: 0, fail: 0, manual: 0 }
+    for (const ch of report.checks) {
+      assert.ok(ch.status in counts, `${c.tree}: ${ch.id} has status ${ch.status}`)
+      counts[ch.status]++
+      if (ch.status === 'manual') assert.ok(ch.howTo, `${c.tree}: ${ch.id} says what to check by hand`)
+    }
+    assert.deepEqual(report.summary, counts)
+    const rec = report.diagnoses.find((d) => d.recommendedMaxOldSpaceSizeMib !== null)
+    assert.equal(report.heap.recommendedMaxOldSpaceSizeMib, rec ? rec.recommendedMaxOldSpaceSizeMib : null, c.tree)
+    if (rec) assert.equal(report.heap.recommendation, `NODE_OPTIONS="${rec.nodeOptions}"`)
+    assert.ok(report.checks.some((ch) => ch.id === 'pod-limits' && ch.status === 'manual'), 'pod limits: by hand')
+  }
+  // Spot checks of the verdicts the cases were chosen for.
+  const status = (tree, args, id) =>
+    JSON.parse(doctor(['--json', '--root', path.join(WORK, tree), ...args]).stdout).checks.find((ch) => ch.id === id).status
+  assert.equal(status('v1-hybrid-busy', ['--heap-limit', '192'], 'heap-below-limit'), 'pass')
+  assert.equal(status('v2-busy', ['--heap-limit', '259'], 'heap-below-limit'), 'fail')
+  assert.equal(status('v2-oom-after', ['--heap-limit', '60'], 'native-headroom'), 'warn')
+  assert.equal(status('v2-oom-after', ['--heap-limit', '60', '--workers', '1'], 'workers'), 'fail')
+  assert.equal(status('v2-oom-after', ['--heap-limit', '60'], 'workers'), 'manual')
+  assert.equal(status('v2-oom-after', ['--heap-limit', '60'], 'oom-kills'), 'warn')
+  assert.equal(status('unreadable', ['--heap-limit', '144'], 'files-readable'), 'warn')
+  assert.equal(status('unreadable', ['--heap-limit', '144'], 'oom-kills'), 'manual')
+})
+
+test('colour: FORCE_COLOR=1 adds ANSI codes, NO_COLOR and FORCE_COLOR=0 keep them out', () => {
+  const root = path.join(WORK, 'v2-busy')
+  const plain = doctor(['--root', root, '--heap-limit', '259']).stdout
+  const forced = doctor(['--root', root, '--heap-limit', '259'], { FORCE_COLOR: '1' }).stdout
+  assert.match(forced, ANSI)
+  assert.match(forced, /\u001b\[31m\[FAIL\]\u001b\[39m/, 'a failed check is red')
+  assert.match(forced, /\u001b\[32m\[pass\]\u001b\[39m/, 'a passed check is green')
+  assert.match(forced, /\u2588/, 'the bar is drawn with blocks')
+  assert.doesNotMatch(plain, ANSI)
+  assert.doesNotMatch(doctor(['--root', root, '--heap-limit', '259'], { NO_COLOR: '1' }).stdout, ANSI)
+  assert.doesNotMatch(doctor(['--root', root, '--heap-limit', '259'], { FORCE_COLOR: '0' }).stdout, ANSI)
+  assert.doesNotMatch(doctor(['--json', '--root', root, '--heap-limit', '259'], { FORCE_COLOR: '1' }).stdout, ANSI, '--json is never coloured')
+
+  // Without the codes, the coloured text is the plain text except for the bar's characters.
+  const strip = (s) => s.replace(/\u001b\[[0-9;]*m/g, '')
+  const a = strip(forced).split('\n')
+  const b = plain.split('\n')
+  assert.equal(a.length, b.length)
+  const barLine = /^ {2}\[|^ {3}[a-z.u] |^ {3}[\u2588\u2591] /
+  a.forEach((line, i) => {
+    if (!barLine.test(b[i])) assert.equal(line, b[i], `line ${i + 1}`)
+  })
+})
+
+test('useColor(): FORCE_COLOR wins, then NO_COLOR, then the TTY', () => {
+  const tty = { isTTY: true }
+  const pipe = { isTTY: false }
+  assert.equal(useColor(tty, {}), true)
+  assert.equal(useColor(pipe, {}), false)
+  assert.equal(useColor(tty, { NO_COLOR: '1' }), false)
+  assert.equal(useColor(tty, { NO_COLOR: '' }), true, 'an empty NO_COLOR does not count')
+  assert.equal(useColor(tty, { TERM: 'dumb' }), false)
+  assert.equal(useColor(pipe, { FORCE_COLOR: '1' }), true)
+  assert.equal(useColor(pipe, { FORCE_COLOR: '' }), true)
+  assert.equal(useColor(tty, { FORCE_COLOR: '0' }), false)
+  assert.equal(useColor(tty, { FORCE_COLOR: 'false' }), false)
+  assert.equal(useColor(pipe, { FORCE_COLOR: '1', NO_COLOR: '1' }), true)
+})
+
+test('--strict: exit 1 when a check fails, 0 otherwise', () => {
+  assert.equal(doctor(['--strict', '--root', path.join(WORK, 'v2-busy'), '--heap-limit', '259']).status, 1)
+  assert.equal(doctor(['--root', path.join(WORK, 'v2-busy'), '--heap-limit', '259']).status, 0, 'without --strict a failed check still exits 0')
+  assert.equal(doctor(['--strict', '--json', '--root', path.join(WORK, 'v2-busy'), '--heap-limit', '259']).status, 1)
+  assert.equal(doctor(['--strict', '--root', path.join(WORK, 'v1-hybrid-busy'), '--heap-limit', '192']).status, 0)
+  assert.equal(doctor(['--strict', '--root', path.join(WORK, 'no-memory-controller'), '--heap-limit', '2048']).status, 0, 'warnings and checks by hand do not fail')
+  assert.equal(doctor(['report', '--strict', '--root', path.join(WORK, 'v2-busy'), '--heap-limit=259']).status, 1, '`report` is an alias; --flag=value works')
+})
+
+test('bad arguments: one clear line, the usage, exit 2', () => {
+  const cases = [
+    [['--bogus'], 'oomguard: unknown option: --bogus'],
+    [['frobnicate'], 'oomguard: unknown command: frobnicate'],
+    [['--heap-limit'], 'oomguard: --heap-limit needs a value'],
+    [['--heap-limit', 'lots'], 'oomguard: --heap-limit must be a positive number of MiB, got "lots"'],
+    [['--heap-limit', '-5'], 'oomguard: --heap-limit must be a positive number of MiB, got "-5"'],
+    [['--workers', '1.5'], 'oomguard: --workers must be a whole number (0 or more), got "1.5"'],
+    [['--root', '/nonexistent/oomguard'], 'oomguard: --root /nonexistent/oomguard: not a directory'],
+    [['--json=yes'], 'oomguard: --json takes no value'],
+    [['doctor', 'doctor'], 'oomguard: unexpected argument: doctor'],
+  ]
+  for (const [args, line] of cases) {
+    const r = doctor(args)
+    assert.equal(r.status, 2, `${args.join(' ')}: exit 2`)
+    assert.equal(r.stdout, '', `${args.join(' ')}: nothing on stdout`)
+    const lines = r.stderr.split('\n')
+    assert.equal(lines[0], line)
+    assert.equal(lines[1], '')
+    assert.match(lines[2], /^usage: oomguard /)
+  }
+  const help = doctor(['--help'])
+  assert.equal(help.status, 0)
+  assert.match(help.stdout, /^usage: oomguard \[doctor\] \[options\]/)
+  for (const flag of ['--json', '--heap-limit', '--workers', '--root', '--strict', '--help']) assert.ok(help.stdout.includes(flag), flag)
+})
+
+test('live: `node bin/oomguard.js doctor` on this machine exits 0 and prints the cgroup path from /proc/self/cgroup', () => {
+  const r = doctor(['doctor'])
+  assert.equal(r.status, 0, r.stderr)
+  assert.match(r.stdout, /sizing checklist/)
+  assert.match(r.stdout, /from {10}this doctor process \(node v\d+/, 'the heap limit is the doctor\'s own, and it says so')
+  let own = null
+  try {
+    own = fs.readFileSync('/proc/self/cgroup', 'utf8')
+  } catch {}
+  const m = getMemoryMetrics()
+  if (own !== null && m.cgroup) {
+    // The memory controller's line on v1, the 0:: line on v2.
+    const line = own.split('\n').find((l) => (m.cgroup.version === 1 ? /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l) : l.startsWith('0::')))
+    const cgPath = line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1)
+    assert.ok(r.stdout.includes(`  path          ${cgPath} (from /proc/self/cgroup)`), `${cgPath} in\n${r.stdout}`)
+  } else {
+    assert.match(r.stdout, /none: no cgroup with the memory controller is visible/)
+  }
+  const json = JSON.parse(doctor(['--json']).stdout)
+  assert.equal(json.heap.from, 'process')
+  assert.equal(json.heap.nodeVersion, process.version)
+  assert.ok(json.heap.heapSizeLimitBytes > 0)
+  assert.equal(doctor(['report']).status, 0, 'report is an alias of doctor')
+})
+
+test('the doctor reports the heap limit of NODE_OPTIONS it runs under', () => {
+  const r = spawnSync(process.execPath, [BIN, '--json', '--root', path.join(WORK, 'v2-busy')], {
+    encoding: 'utf8',
+    env: cleanEnv({ NODE_OPTIONS: '--max-old-space-size=144' }),
+  })
+  const report = JSON.parse(r.stdout)
+  assert.equal(report.heap.nodeOptions, '--max-old-space-size=144')
+  assert.ok(report.heap.heapSizeLimitBytes < 256 * 1024 * 1024, `144 MiB old space gives a heap limit under 256 MiB (${report.heap.heapSizeLimitBytes})`)
+  assert.equal(report.heap.verdict, 'pass')
+})
+
+test('diagnose() and render() are pure: the same input gives the same output', () => {
+  const m = getMemoryMetrics({ heapSizeLimit: 259 * 1024 * 1024 }, { root: path.join(WORK, 'v2-busy') })
+  const env = { heapLimitFrom: 'flag' }
+  assert.deepEqual(diagnose(m, env), diagnose(m, env))
+  assert.equal(render(diagnose(m, env)), render(diagnose(m, env)))
+  assert.doesNotMatch(render(diagnose(m, env), { color: false }), ANSI)
+  assert.match(render(diagnose(m, env), { color: true }), ANSI)
+  assert.throws(() => diagnose(null), TypeError)
+  assert.throws(() => diagnose({}), TypeError)
+})
+
+test('numbers the kernel did not give are n/a or a check by hand, never a guess', () => {
+  // As a core that refuses to stand another number in for the working set reports memory.stat failing.
+  const m = getMemoryMetrics({ heapSizeLimit: 144 * 1024 * 1024 }, { root: path.join(WORK, 'unreadable') })
+  const partial = { ...m, workingSetBytes: null, basisBytes: null, usageRatio: null, headroomBytes: null }
+  const report = diagnose(partial, { heapLimitFrom: 'flag' })
+  const usageNow = report.checks.find((c) => c.id === 'usage-now')
+  assert.equal(usageNow.status, 'manual')
+  assert.match(usageNow.detail, /^Usage is 172\.8 MiB \(67\.5% of the limit\), but the working set .* could not be read\.$/)
+  const text = render(report)
+  assert.match(text, /^ {2}headroom {6}n\/a$/m)
+  assert.match(text, /^ {2}working set {3}n\/a$/m)
+  // Nothing at all: no cgroup, no host numbers.
+  const empty = diagnose({ ...partial, source: null, limitBytes: null, cgroup: null, usageBytes: null, stat: null, events: null, pressure: null, hostTotalBytes: null, cgroupLimitBytes: null, leafLimitBytes: null, highBytes: null, diagnoses: [] }, {})
+  assert.ok(render(empty).includes('no limit found'))
+  assert.equal(empty.summary.fail, 0)
+})

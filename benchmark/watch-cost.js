@@ -1,0 +1,386 @@
+#!/usr/bin/env node
+'use strict'
+// What watching costs.
+//
+// (a) CPU: the sampler thread's CPU time while the working set sits steady at
+//     shares of a cgroup v1 limit (default 10%, 50%, 90% of 512 MiB), from
+//     /proc/self/task/<tid>/schedstat (ns, exact) and .../stat (utime+stime in
+//     clock ticks, CLK_TCK from getconf), per minute and as % of one core.
+//     A control process without oomguard holds the same memory at the same
+//     time in its own cgroup; the whole-process difference is oomguard's full
+//     cost (the sampler plus the main thread's V8-numbers refresh timer).
+// (b) RSS added by require('oomguard') and watch(): fresh processes in a
+//     cgroup with the limit, median of several, next to control processes
+//     that load nothing and wait the same (RSS drift on its own).
+// (c) monitor.level and monitor.current, ns per call, tight loop, median of
+//     round-robin rounds, next to a plain property read.
+//
+//   node benchmark/watch-cost.js [--json] [--check] [--parts a,b,c] [--seconds 20] ...
+//
+// (a) and (b) need root and cgroup v1 (skipped with the reason otherwise).
+
+const fs = require('node:fs')
+const path = require('node:path')
+const h = require('../__test__/helpers/cgroup')
+const u = require('./watch-util')
+
+const { MiB, fmt, median, quantile } = u
+const COST_CHILD = path.join(__dirname, 'cost-child.js')
+const RSS_CHILD = path.join(__dirname, 'rss-child.js')
+
+const SPEC = {
+  parts: { def: 'a,b,c', type: 'str', help: 'which parts to run' },
+  limitMib: { def: 512, type: 'int', help: '(a, b) memory.limit_in_bytes of the cgroups, MiB' },
+  levels: { def: [0.1, 0.5, 0.9], type: 'list', help: '(a) shares of the limit to hold, ascending' },
+  seconds: { def: 20, type: 'num', help: '(a) measurement window per level, s' },
+  settleMs: { def: 2000, type: 'int', help: '(a) wait after growing to a level, before its window' },
+  sequential: { def: false, type: 'bool', help: '(a) run the control process after the monitored one instead of beside it' },
+  processes: { def: 7, type: 'int', help: '(b) fresh processes per variant' },
+  waitMs: { def: 300, type: 'int', help: '(b) idle wait before require and after watch()' },
+  rounds: { def: 31, type: 'int', help: '(c) round-robin rounds' },
+  batchMs: { def: 10, type: 'num', help: '(c) target duration of one timed batch, ms' },
+  save: { def: null, type: 'str', help: 'also write the JSON results to this file' },
+  json: { def: false, type: 'bool', help: 'machine-readable results on stdout (messages on stderr)' },
+  check: { def: false, type: 'bool', help: 'exit 1 unless the targets hold (see README)' },
+}
+const USAGE = 'usage: node benchmark/watch-cost.js [options]'
+
+const TARGET_CPU_PCT = 0.1 // of one core, while under 50% of the limit
+const TARGET_RSS_MIB = 2
+
+// ------------------------------------------------------------------ (a) CPU
+
+async function partCpu(opts, support, log) {
+  const limit = opts.limitMib * MiB
+  const dirs = {}
+  try {
+    for (const mode of ['monitor', 'control']) {
+      dirs[mode] = h.makeCgroup(support.own.dir, h.uniqueName('oomguard-bench'))
+      h.setV1Limit(dirs[mode], limit)
+    }
+    const timeoutMs = (opts.levels.length * (opts.seconds + opts.settleMs / 1000 + 10) + 30) * 1000
+    const start = (mode) =>
+      h.runNodeInCgroup(dirs[mode], COST_CHILD, [mode, opts.levels.join(','), opts.seconds, opts.settleMs, h.REPO_ROOT], { timeoutMs })
+    log(`(a) holding ${opts.levels.map((l) => `${l * 100}%`).join(', ')} of ${opts.limitMib} MiB for ${opts.seconds} s each, monitor and control ${opts.sequential ? 'one after the other' : 'side by side'}…`)
+    let runs
+    if (opts.sequential) runs = [await start('monitor'), await start('control')]
+    else runs = await Promise.all([start('monitor'), start('control')])
+    const [mon, ctl] = runs.map((r, i) => {
+      if (r.code !== 0) throw new Error(`cost-child (${i ? 'control' : 'monitor'}) failed:\n${h.describeRun(r)}`)
+      return h.parsePrefixed(r.stdout, 'OOMGUARD_COST ')
+    })
+    const tck = u.clkTck()
+    const perMin = (ns, s) => (ns === null ? null : ns / 1e6 / s) * 60
+    const ticksPerMin = (t, s) => (t === null ? null : ((t * 1000) / tck / s) * 60)
+    const pct = (msPerMin) => (msPerMin === null ? null : (msPerMin / 60000) * 100)
+    return {
+      clkTck: tck,
+      rows: mon.map((m, i) => {
+        const c = ctl[i]
+        const samplerMsMin = perMin(m.sampler.ns, m.windowS)
+        const processMon = perMin(m.process.ns, m.windowS)
+        const processCtl = perMin(c.process.ns, c.windowS)
+        return {
+          share: m.share,
+          ratio: m.workingSetBytes[0] / m.limitBytes,
+          ratioControl: c.workingSetBytes[0] / c.limitBytes,
+          level: m.monitor.level,
+          windowS: m.windowS,
+          samplesPerSec: m.monitor.samples / m.windowS,
+          intervalMs: m.monitor.intervalMs,
+          samplerWakeupsPerSec: m.sampler.wakeups / m.windowS,
+          sampler: { msPerMin: samplerMsMin, pctCore: pct(samplerMsMin), ticksMsPerMin: ticksPerMin(m.sampler.ticks, m.windowS), usPerSample: m.sampler.ns / 1000 / Math.max(1, m.monitor.samples) },
+          mainThread: { monitorMsPerMin: perMin(m.main.ns, m.windowS), controlMsPerMin: perMin(c.main.ns, c.windowS), monitorWakeupsPerSec: m.main.wakeups / m.windowS, controlWakeupsPerSec: c.main.wakeups / c.windowS },
+          process: { monitorMsPerMin: processMon, controlMsPerMin: processCtl, deltaMsPerMin: processMon - processCtl, deltaPctCore: pct(processMon - processCtl), threads: [m.process.threads, c.process.threads] },
+          target: m.share <= 0.5 ? { pctCore: TARGET_CPU_PCT, pass: pct(samplerMsMin) < TARGET_CPU_PCT } : null,
+        }
+      }),
+    }
+  } finally {
+    for (const d of Object.values(dirs)) h.removeCgroup(d)
+  }
+}
+
+// ------------------------------------------------------------------ (b) RSS
+
+async function partRss(opts, support, log) {
+  const dir = h.makeCgroup(support.own.dir, h.uniqueName('oomguard-bench'))
+  try {
+    h.setV1Limit(dir, opts.limitMib * MiB)
+    log(`(b) ${opts.processes} fresh processes per variant…`)
+    const res = { oomguard: [], control: [] }
+    for (let i = 0; i < opts.processes; i++) {
+      for (const mode of i % 2 ? ['control', 'oomguard'] : ['oomguard', 'control']) {
+        const r = await h.runNodeInCgroup(dir, RSS_CHILD, [mode, opts.waitMs, h.REPO_ROOT], { timeoutMs: 30000 })
+        if (r.code !== 0) throw new Error(`rss-child failed:\n${h.describeRun(r)}`)
+        res[mode].push(h.parsePrefixed(r.stdout, 'OOMGUARD_RSS ')[0])
+      }
+    }
+    const mib = (v) => (v === null ? null : v / MiB)
+    const stat = (arr, from, to, k) => {
+      const d = arr.map((r) => r[to][k] - r[from][k])
+      return { median: mib(median(d)), p25: mib(quantile(d, 0.25)), p75: mib(quantile(d, 0.75)) }
+    }
+    const kinds = ['rss', 'anon', 'file']
+    const by = (arr, from, to) => Object.fromEntries(kinds.map((k) => [k, stat(arr, from, to, k)]))
+    const steps = {
+      native: by(res.oomguard, 'before', 'afterNative'),
+      lib: by(res.oomguard, 'afterNative', 'afterRequire'),
+      require: by(res.oomguard, 'before', 'afterRequire'),
+      watch: by(res.oomguard, 'afterRequire', 'afterWatch'),
+      total: by(res.oomguard, 'before', 'afterWatch'),
+      controlDrift: by(res.control, 'before', 'afterWatch'),
+    }
+    return {
+      processes: opts.processes,
+      baselineMiB: mib(median(res.oomguard.map((r) => r.before.rss))),
+      source: res.oomguard[0] && res.oomguard[0].source,
+      steps,
+      net: steps.total.rss.median - steps.controlDrift.rss.median,
+      mappingsMiB: Object.fromEntries(['node', 'addon', 'anon', 'other'].map((k) => [k, mib(median(res.oomguard.map((r) => r.mappings[k])))])),
+      target: { mib: TARGET_RSS_MIB, pass: steps.total.rss.median < TARGET_RSS_MIB, anonPass: steps.total.anon.median < TARGET_RSS_MIB },
+      raw: res,
+    }
+  } finally {
+    h.removeCgroup(dir)
+  }
+}
+
+// ------------------------------------------------------------------ (c) ns per call
+
+let sink = 0
+
+function partReads(opts, log) {
+  const oomguard = require(u.ROOT)
+  const monitor = oomguard.watch({ lastWords: false })
+  const plain = { level: 0, ratio: 0.5 }
+  const f64 = new Float64Array(32)
+  class Getter {
+    constructor() {
+      this._block = f64
+    }
+    get level() {
+      return this._block[1]
+    }
+  }
+  const getter = new Getter()
+  // One function per contender, so each loop stays monomorphic.
+  const contenders = [
+    {
+      name: 'plain property read (`obj.level`)',
+      key: 'plain',
+      run(n) {
+        let s = 0
+        for (let i = 0; i < n; i++) s += plain.level
+        return s
+      },
+    },
+    {
+      name: 'JS getter over a Float64Array (what `level` does, without the addon)',
+      key: 'getter',
+      run(n) {
+        let s = 0
+        for (let i = 0; i < n; i++) s += getter.level
+        return s
+      },
+    },
+    {
+      name: '`monitor.level`',
+      key: 'level',
+      run(n) {
+        let s = 0
+        for (let i = 0; i < n; i++) s += monitor.level
+        return s
+      },
+    },
+    {
+      name: '`monitor.current` (builds the sample object)',
+      key: 'current',
+      run(n) {
+        let s = 0
+        for (let i = 0; i < n; i++) s += monitor.current.samples
+        return s
+      },
+    },
+    {
+      name: '`getMemoryMetrics()` (reads the files; for scale)',
+      key: 'getMemoryMetrics',
+      run(n) {
+        let s = 0
+        for (let i = 0; i < n; i++) s += oomguard.getMemoryMetrics().limitBytes > 0 ? 1 : 0
+        return s
+      },
+    },
+  ]
+  log(`(c) ${opts.rounds} rounds of ~${opts.batchMs} ms batches…`)
+  const time = (c, n) => {
+    const t = process.hrtime.bigint()
+    sink += c.run(n)
+    return Number(process.hrtime.bigint() - t)
+  }
+  for (const c of contenders) {
+    // Warm up (JIT), then size a batch to ~batchMs.
+    let n = 100
+    for (let t = 0; t < 400e6; ) {
+      const ns = time(c, n)
+      t += ns
+      if (ns < 5e6) n *= 2
+    }
+    const per = Math.min(...[0, 1, 2].map(() => time(c, n) / n))
+    c.batch = Math.max(10, Math.round((opts.batchMs * 1e6) / per))
+    c.samples = []
+  }
+  for (let r = 0; r < opts.rounds; r++) {
+    for (let k = 0; k < contenders.length; k++) {
+      const c = contenders[(r + k) % contenders.length]
+      c.samples.push(time(c, c.batch) / c.batch)
+    }
+  }
+  const source = monitor.current.source
+  monitor.close()
+  return {
+    source,
+    rows: contenders.map((c) => ({
+      key: c.key,
+      name: c.name,
+      nsPerCall: median(c.samples),
+      p25: quantile(c.samples, 0.25),
+      p75: quantile(c.samples, 0.75),
+      callsPerBatch: c.batch,
+    })),
+  }
+}
+
+// ------------------------------------------------------------------ main
+
+async function main() {
+  const opts = u.parseArgs(process.argv.slice(2), SPEC, USAGE)
+  const parts = new Set(opts.parts.split(',').map((s) => s.trim()))
+  const log = opts.json ? (...a) => console.error(...a) : (...a) => console.log(...a)
+  const progress = (...a) => console.error(...a)
+  const machine = u.machineInfo()
+  const vers = u.versions()
+  const result = { machine, versions: vers, options: opts, cpu: null, rss: null, reads: null, skipped: [] }
+
+  const needCgroup = parts.has('a') || parts.has('b')
+  const support = needCgroup ? h.v1Support() : null
+  if (support && support.reason) {
+    for (const p of ['a', 'b']) if (parts.has(p)) result.skipped.push({ part: p, reason: support.reason })
+    progress(`watch-cost: skipping (a) and (b): ${support.reason}`)
+  }
+  const canCgroup = support && !support.reason
+  if (parts.has('a') && canCgroup) result.cpu = await partCpu(opts, support, progress)
+  if (parts.has('b') && canCgroup) result.rss = await partRss(opts, support, progress)
+  if (parts.has('c')) result.reads = partReads(opts, progress)
+
+  const checks = []
+  if (result.cpu) for (const r of result.cpu.rows) if (r.target) checks.push({ what: `sampler CPU at ${r.share * 100}%`, pass: r.target.pass })
+  if (result.rss) checks.push({ what: 'RSS added', pass: result.rss.target.pass })
+  result.checks = checks
+
+  const json = JSON.stringify(result, null, 1)
+  if (opts.save) fs.writeFileSync(opts.save, json + '\n')
+  if (opts.json) {
+    console.log(json)
+  } else {
+    log(u.describeMachine(machine, vers))
+    if (result.cpu) {
+      const c = result.cpu
+      log('')
+      log(
+        `(a) CPU while the working set holds steady, ${opts.limitMib} MiB cgroup v1 limit, ${opts.seconds} s window per level ` +
+          `(sampler: schedstat ns; stat utime+stime at CLK_TCK ${c.clkTck} beside it; % = of one core; control = the same process without oomguard, ${opts.sequential ? 'run after it' : 'run beside it'}):`,
+      )
+      log('')
+      log(
+        u.table(
+          [
+            'working set',
+            'level',
+            'samples/s (interval ms)',
+            'sampler CPU ms/min',
+            'sampler % core',
+            'sampler µs/sample',
+            'stat ticks ms/min',
+            'main thread ms/min (wakeups/s): oomguard / control',
+            'whole process ms/min: oomguard / control',
+            'oomguard total % core',
+            `target (sampler < ${TARGET_CPU_PCT}% ≤ 50%)`,
+          ],
+          c.rows.map((r) => [
+            `${fmt(r.ratio * 100)}% (target ${r.share * 100}%)`,
+            String(r.level),
+            `${fmt(r.samplesPerSec)} (${fmt(r.intervalMs)})`,
+            fmt(r.sampler.msPerMin, 2),
+            `${fmt(r.sampler.pctCore, 3)}%`,
+            fmt(r.sampler.usPerSample),
+            fmt(r.sampler.ticksMsPerMin, 0),
+            `${fmt(r.mainThread.monitorMsPerMin, 2)} (${fmt(r.mainThread.monitorWakeupsPerSec)}) / ${fmt(r.mainThread.controlMsPerMin, 2)} (${fmt(r.mainThread.controlWakeupsPerSec)})`,
+            `${fmt(r.process.monitorMsPerMin, 1)} / ${fmt(r.process.controlMsPerMin, 1)}`,
+            `${fmt(r.process.deltaPctCore, 3)}%`,
+            r.target ? (r.target.pass ? 'pass' : '**FAIL**') : 'n/a',
+          ]),
+        ),
+      )
+    }
+    if (result.rss) {
+      const r = result.rss
+      const q = (s) => `${fmt(s.median, 2)} (${fmt(s.p25, 2)}–${fmt(s.p75, 2)})`
+      const row = (name, st) => [name, q(st.rss), q(st.anon), q(st.file)]
+      log('')
+      log(
+        `(b) RSS added, MiB, median (p25–p75) of ${r.processes} fresh processes each, in a ${opts.limitMib} MiB cgroup (source ${r.source}); ` +
+          `RSS before: ${fmt(r.baselineMiB, 1)} MiB; anon/file = RssAnon/RssFile of /proc/self/status:`,
+      )
+      log('')
+      log(
+        u.table(
+          ['step', 'RSS', 'anon', 'file-backed'],
+          [
+            row('napi-rs loader + `.node` (`index.js`)', r.steps.native),
+            row('the package\'s JS (`lib/`)', r.steps.lib),
+            row('`require(oomguard)` in all', r.steps.require),
+            row(`\`watch()\`, ${opts.waitMs} ms later`, r.steps.watch),
+            row('**total**', r.steps.total),
+            row('control: the same waits, nothing loaded', r.steps.controlDrift),
+          ],
+        ),
+      )
+      const mp = r.mappingsMiB
+      log('')
+      log(
+        `file-backed pages by mapping (smaps, median MiB): the node executable ${fmt(mp.node, 2)}, the .node addon ${fmt(mp.addon, 2)}, ` +
+          `other files ${fmt(mp.other, 2)} (pages of files shared with every process that maps them; the anonymous part is the column above)`,
+      )
+      log('')
+      log(
+        `target: total RSS < ${TARGET_RSS_MIB} MiB: ${r.target.pass ? 'pass' : '**FAIL**'} (${fmt(r.steps.total.rss.median, 2)} MiB; ` +
+          `anonymous part ${fmt(r.steps.total.anon.median, 2)} MiB: ${r.target.anonPass ? 'under' : 'over'} the target)`,
+      )
+    }
+    if (result.reads) {
+      log('')
+      log(`(c) reads, ns per call, median (p25–p75) of ${opts.rounds} round-robin rounds (sampler source ${result.reads.source}):`)
+      log('')
+      log(
+        u.table(
+          ['read', 'ns/call', 'p25–p75', 'calls/batch'],
+          result.reads.rows.map((r) => [r.name, fmt(r.nsPerCall, 1), `${fmt(r.p25, 1)}–${fmt(r.p75, 1)}`, String(r.callsPerBatch)]),
+        ),
+      )
+    }
+    for (const s of result.skipped) log(`skipped (${s.part}): ${s.reason}`)
+  }
+  if (opts.check) {
+    const failed = checks.filter((c) => !c.pass)
+    log(failed.length ? `check: FAIL: ${failed.map((c) => c.what).join(', ')}` : `check: PASS (${checks.map((c) => c.what).join(', ')})`)
+    if (failed.length) process.exitCode = 1
+  }
+  if (sink === 0.5) console.error('')
+}
+
+main().catch((err) => {
+  console.error(err && err.stack ? err.stack : err)
+  h.cleanupAll()
+  process.exit(2)
+})

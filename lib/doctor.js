@@ -1,0 +1,514 @@
+'use strict'
+// The doctor: turns one getMemoryMetrics() result into a structured report
+// (what the container's limit is and where it came from, what fills it, how
+// V8's heap limit sits against it, and a sizing checklist) and renders that
+// report as text. Pure functions: no file, process or clock access here;
+// bin/oomguard.js gathers the inputs.
+
+const MiB = 1024 * 1024
+
+/** The share of the container limit V8's heap limit may take (the core's HEAP_SHARE). */
+const HEAP_SHARE = 0.75
+
+/** The first and the last of watch()'s default thresholds, for the "usage now" check. */
+const USAGE_WARN = 0.8
+const USAGE_FAIL = 0.95
+
+/** PSI percentages (avg10) the pressure check warns and fails at. */
+const PRESSURE_SOME_WARN = 10
+const PRESSURE_FULL_WARN = 1
+const PRESSURE_FULL_FAIL = 10
+
+const STATUSES = ['pass', 'warn', 'fail', 'manual']
+
+const isNum = (x) => typeof x === 'number' && Number.isFinite(x)
+
+/** `123.4 MiB`, or `12.34 GiB` from 10 GiB up; `n/a` for null. */
+function bytes(b) {
+  if (!isNum(b)) return 'n/a'
+  const neg = b < 0 ? '-' : ''
+  const a = Math.abs(b)
+  if (a >= 10 * 1024 * MiB) return `${neg}${(a / 1024 / MiB).toFixed(2)} GiB`
+  return `${neg}${(a / MiB).toFixed(1)} MiB`
+}
+
+/** `51.5%`; `n/a` for null. */
+function pct(r) {
+  return isNum(r) ? `${(r * 100).toFixed(1)}%` : 'n/a'
+}
+
+/** What `basisBytes` is: the working set, usage, or (without a cgroup to measure) the host's used memory. */
+function basisName(m) {
+  if (isNum(m.workingSetBytes) && m.basisBytes === m.workingSetBytes) return 'working set'
+  if (isNum(m.usageBytes) && m.basisBytes === m.usageBytes) return 'usage'
+  return 'host memory in use'
+}
+
+/** The file the OOM-kill counter comes from; null without a memory cgroup. */
+function oomKillFile(m) {
+  if (!m.cgroup) return null
+  return m.cgroup.version === 1 ? 'memory.oom_control' : 'memory.events'
+}
+
+function isContainerSource(source) {
+  return source === 'cgroup-v1' || source === 'cgroup-v2'
+}
+
+// ---------------------------------------------------------------- sections
+
+/** Where the limit came from, in words. */
+function limitOrigin(m) {
+  const cg = m.cgroup
+  if (isContainerSource(m.source)) {
+    const v1 = m.source === 'cgroup-v1'
+    const file = v1 ? 'memory.limit_in_bytes' : 'memory.max'
+    if (m.leafLimitBytes !== null && m.leafLimitBytes === m.cgroupLimitBytes) {
+      return `${file} of this cgroup (cgroup v${v1 ? 1 : 2})`
+    }
+    const own = m.leafLimitBytes === null ? 'unlimited' : bytes(m.leafLimitBytes)
+    return `${file} of a parent cgroup${v1 ? ' (hierarchical_memory_limit)' : ''}; this cgroup's own is ${own}`
+  }
+  if (m.source === 'host') {
+    return cg
+      ? 'no cgroup limit on this cgroup or any parent: the host\'s MemTotal (/proc/meminfo)'
+      : 'no memory cgroup: the host\'s MemTotal (/proc/meminfo)'
+  }
+  return 'no limit found (neither a cgroup limit nor /proc/meminfo)'
+}
+
+/**
+ * The charged memory split into anon, file (page cache without shmem), shmem,
+ * kernel, other (charged but in none of those: sockets, per-cpu, ...) and
+ * free (limit - usage). Without memory.stat: used and free.
+ */
+function breakdown(m) {
+  const limit = m.limitBytes
+  const usage = m.usageBytes
+  if (!isNum(limit) || limit <= 0 || !isNum(usage)) return null
+  const segments = []
+  const add = (key, label, b) => segments.push({ key, label, bytes: Math.max(0, b), ratio: Math.max(0, b) / limit })
+  const s = m.stat
+  if (s && isNum(s.anon) && isNum(s.file)) {
+    const shmem = isNum(s.shmem) ? s.shmem : 0
+    const kernel = isNum(s.kernel) ? s.kernel : 0
+    add('anon', 'anon', s.anon)
+    add('file', 'file', s.file - shmem)
+    add('shmem', 'shmem', shmem)
+    add('kernel', 'kernel', kernel)
+    const other = usage - (s.anon + s.file + kernel)
+    if (other > 0) add('other', 'other', other)
+  } else {
+    add('used', 'used (memory.stat unreadable)', usage)
+  }
+  add('free', 'free', limit - usage)
+  return { limitBytes: limit, usageBytes: usage, segments }
+}
+
+function heapSection(m, env) {
+  const limit = isContainerSource(m.source) ? m.limitBytes : null
+  const heap = m.v8 ? m.v8.heapSizeLimitBytes : null
+  const diag =
+    m.diagnoses.find((d) => d.code === 'HEAP_LIMIT_ABOVE_CONTAINER_LIMIT') ||
+    m.diagnoses.find((d) => d.code === 'HEAP_LIMIT_NEAR_CONTAINER_LIMIT') ||
+    null
+  const from = env.heapLimitFrom === 'flag' ? 'flag' : 'process'
+  let verdict
+  let message
+  if (!isNum(heap)) {
+    verdict = 'unknown'
+    message = 'V8\'s heap limit is not known.'
+  } else if (limit === null) {
+    verdict = 'unknown'
+    message = 'There is no container limit to compare the heap limit with.'
+  } else if (diag) {
+    verdict = diag.code === 'HEAP_LIMIT_ABOVE_CONTAINER_LIMIT' ? 'fail' : 'warn'
+    message = diag.message
+  } else {
+    verdict = 'pass'
+    message = `The V8 heap limit (${bytes(heap)}) is at most ${HEAP_SHARE * 100}% of the container limit (${bytes(limit)}): no change needed.`
+  }
+  const rec = diag ? diag.recommendedMaxOldSpaceSizeMib : null
+  return {
+    heapSizeLimitBytes: isNum(heap) ? heap : null,
+    from,
+    nodeVersion: from === 'process' ? env.nodeVersion ?? null : null,
+    nodeOptions: from === 'process' ? env.nodeOptions ?? null : null,
+    containerLimitBytes: limit,
+    ratio: limit !== null && isNum(heap) ? heap / limit : null,
+    verdict,
+    message,
+    recommendedMaxOldSpaceSizeMib: isNum(rec) ? rec : null,
+    // The core's exact flags (small containers also need --max-semi-space-size).
+    recommendation: diag && diag.nodeOptions ? `NODE_OPTIONS="${diag.nodeOptions}"` : null,
+  }
+}
+
+// ---------------------------------------------------------------- checks
+
+function check(id, title, status, detail, howTo, command) {
+  const c = { id, title, status, detail }
+  if (howTo) c.howTo = howTo
+  if (command) c.command = command
+  return c
+}
+
+const POD_HOW_TO =
+  'from inside a container only its own cgroup is visible. Check that every container in the pod ' +
+  '(sidecars and init containers included) has resources.limits.memory, and that this container\'s limit ' +
+  'is the one the heap was sized for:'
+const POD_COMMAND =
+  'kubectl get pod POD -o jsonpath=\'{range .spec.containers[*]}{.name}{"\\t"}{.resources.limits.memory}{"\\n"}{end}\''
+
+function checks(m, heap, env) {
+  const out = []
+  const limit = heap.containerLimitBytes
+  const codes = new Set(m.diagnoses.map((d) => d.code))
+
+  // 1. A limit at all.
+  if (m.cgroup && !m.cgroup.resolved) {
+    out.push(check('limit-set', 'a memory limit is set on this container', 'warn',
+      `The cgroup directory for ${m.cgroup.path} was not found; the mount point is read instead, so ${bytes(m.limitBytes)} may be another cgroup's limit.`,
+      'kubectl describe pod (Limits: memory) or docker inspect --format \'{{.HostConfig.Memory}}\'.'))
+  } else if (limit !== null) {
+    out.push(check('limit-set', 'a memory limit is set on this container', 'pass',
+      `${bytes(limit)} from ${limitOrigin(m)}.`))
+  } else if (m.cgroup) {
+    out.push(check('limit-set', 'a memory limit is set on this container', 'warn',
+      `No limit on this cgroup or any parent; the host's ${bytes(m.hostTotalBytes)} is the only ceiling. Set a container memory limit (resources.limits.memory, docker run -m).`))
+  } else {
+    out.push(check('limit-set', 'a memory limit is set on this container', 'warn',
+      `Not in a memory cgroup: the numbers are the host's (${bytes(m.hostTotalBytes)}). In a container, the memory controller is not visible or not enabled.`))
+  }
+
+  // 2 and 3. The heap limit against the container limit.
+  const heapMib = heap.heapSizeLimitBytes === null ? 'n/a' : bytes(heap.heapSizeLimitBytes)
+  if (heap.verdict === 'unknown') {
+    const how = heap.heapSizeLimitBytes === null
+      ? 'pass the service\'s heap limit with --heap-limit MiB.'
+      : `run the doctor where the limit is set (inside the container), or compare by hand: the heap limit (${heapMib}) must stay at or below ${HEAP_SHARE * 100}% of the container limit.`
+    out.push(check('heap-below-limit', 'V8 heap limit set below the container limit', 'manual', heap.message, how))
+    out.push(check('native-headroom', 'headroom for native memory and page cache', 'manual',
+      `At most ${HEAP_SHARE * 100}% of the limit should go to the V8 heap; the rest is for Buffers, native code, thread stacks, page cache and kernel memory.`, how))
+  } else {
+    const above = heap.verdict === 'fail'
+    out.push(check('heap-below-limit', 'V8 heap limit set below the container limit', above ? 'fail' : 'pass',
+      `Heap limit ${heapMib} is ${pct(heap.ratio)} of ${bytes(limit)}${above ? `: the kernel kills before V8 runs out of heap. Use ${heap.recommendation}.` : '.'}`))
+    const left = limit - heap.heapSizeLimitBytes
+    out.push(check('native-headroom', 'headroom for native memory and page cache', heap.verdict,
+      heap.verdict === 'pass'
+        ? `${bytes(left)} (${pct(left / limit)}) of the limit is outside the heap limit for Buffers, native code, thread stacks and page cache.`
+        : `${left > 0 ? `Only ${bytes(left)} (${pct(left / limit)})` : 'Nothing'} of the limit is left outside the heap limit for Buffers, native code, thread stacks and page cache; keep the heap limit at or below ${HEAP_SHARE * 100}% of the limit${heap.recommendation ? `: ${heap.recommendation}` : ''}.`))
+  }
+
+  // 4. Worker threads: each has its own heap.
+  const workers = env.workers
+  const workerTitle = 'worker threads counted (each has its own V8 heap)'
+  if (limit === null || heap.heapSizeLimitBytes === null) {
+    out.push(check('workers', workerTitle, 'manual', 'No container limit or heap limit to count them against.',
+      'each worker_threads Worker has its own V8 heap, as large as the main thread\'s unless resourceLimits says otherwise: (1 + workers) x the heap limit must fit in the container limit.'))
+  } else if (isNum(workers)) {
+    const total = heap.heapSizeLimitBytes * (1 + workers)
+    const status = total >= limit ? 'fail' : total > limit * HEAP_SHARE + MiB ? 'warn' : 'pass'
+    out.push(check('workers', workerTitle, status,
+      `(1 + ${workers}) x ${heapMib} = ${bytes(total)}, ${pct(total / limit)} of ${bytes(limit)}.` +
+        (status === 'pass' ? '' : ' Give each worker resourceLimits.maxOldGenerationSizeMb, or lower --max-old-space-size, so that all heaps together stay at or below ' +
+          `${HEAP_SHARE * 100}% of the limit.`)))
+  } else {
+    out.push(check('workers', workerTitle, 'manual',
+      'The doctor cannot see the service\'s worker threads (another process).',
+      `each worker_threads Worker has its own V8 heap, as large as the main thread's (${heapMib}) unless resourceLimits.maxOldGenerationSizeMb says otherwise: (1 + workers) x the heap limit must stay within ${HEAP_SHARE * 100}% of ${bytes(limit)}. Rerun with --workers N to check.`))
+  }
+
+  // 5. Usage now.
+  if (isNum(m.usageRatio)) {
+    const r = m.usageRatio
+    const status = r >= USAGE_FAIL ? 'fail' : r >= USAGE_WARN ? 'warn' : 'pass'
+    const what = basisName(m)
+    out.push(check('usage-now', `usage now below ${USAGE_WARN * 100}% of the limit`, status,
+      `${what} ${bytes(m.basisBytes)} is ${pct(r)} of ${bytes(m.limitBytes)}; ${bytes(m.headroomBytes)} headroom.`))
+  } else {
+    const partly = isNum(m.usageBytes) && isNum(m.limitBytes)
+      ? `Usage is ${bytes(m.usageBytes)} (${pct(m.usageBytes / m.limitBytes)} of the limit), but the working set (usage minus inactive page cache, from memory.stat) could not be read.`
+      : 'Usage could not be read.'
+    out.push(check('usage-now', `usage now below ${USAGE_WARN * 100}% of the limit`, 'manual', partly,
+      'kubectl top pod (it shows the working set), or memory.current / memory.usage_in_bytes minus inactive_file from memory.stat.'))
+  }
+
+  // 6. Earlier OOM kills.
+  const kills = m.events ? m.events.oomKill : null
+  const killFile = oomKillFile(m)
+  if (isNum(kills)) {
+    out.push(check('oom-kills', 'no earlier OOM kills in this cgroup', kills > 0 ? 'warn' : 'pass',
+      kills > 0
+        ? `The kernel has OOM-killed ${kills} process${kills === 1 ? '' : 'es'} in this cgroup (oom_kill in ${killFile}).`
+        : `oom_kill is 0 in ${killFile}.`))
+  } else {
+    out.push(check('oom-kills', 'no earlier OOM kills in this cgroup', 'manual',
+      m.cgroup ? `${killFile} could not be read.` : 'Not in a memory cgroup: there is no per-container OOM-kill counter.',
+      'kubectl describe pod (Last State: Terminated, Reason: OOMKilled, Exit Code: 137), or dmesg | grep -i "killed process".'))
+  }
+
+  // 7. Pressure.
+  const p = m.pressure
+  if (p) {
+    const some = p.some.avg10
+    const full = p.full ? p.full.avg10 : 0
+    const status = full >= PRESSURE_FULL_FAIL ? 'fail' : some >= PRESSURE_SOME_WARN || full >= PRESSURE_FULL_WARN ? 'warn' : 'pass'
+    out.push(check('pressure', 'memory pressure low', status,
+      `some ${some.toFixed(2)}%, full ${p.full ? `${full.toFixed(2)}%` : 'n/a'} (avg10, ${p.scope === 'cgroup' ? 'this cgroup' : 'system-wide: the host\'s, not this container\'s'}).`))
+  } else {
+    out.push(check('pressure', 'memory pressure low', 'manual', 'No pressure stall information (PSI) on this kernel.',
+      'watch major page faults (pgmajfault in memory.stat) and latency; PSI needs a kernel with CONFIG_PSI and psi=1.'))
+  }
+
+  // 8. Files readable.
+  if (m.cgroup) {
+    const bad = m.diagnoses.filter((d) => d.code === 'CGROUP_FILE_UNREADABLE')
+    out.push(check('files-readable', 'cgroup memory files readable', bad.length ? 'warn' : 'pass',
+      bad.length ? `Could not read ${bad.map((d) => d.path).join(', ')}; what comes from ${bad.length === 1 ? 'it' : 'them'} is unknown.` : `Read from ${m.cgroup.dir}.`))
+  }
+
+  // 9. The pod.
+  let podDetail = 'Not checkable from inside: other containers\' limits are not visible here.'
+  if (codes.has('NO_LIMIT') || !m.cgroup) podDetail = 'Not checkable from inside, and this container has no limit of its own.'
+  else if (isNum(m.cgroupLimitBytes) && (m.leafLimitBytes === null || m.cgroupLimitBytes < m.leafLimitBytes)) {
+    podDetail = `A parent cgroup (the pod's, on Kubernetes) has the lower limit (${bytes(m.cgroupLimitBytes)}), shared by every container in it.`
+  }
+  out.push(check('pod-limits', 'per-container limits in the pod', 'manual', podDetail, POD_HOW_TO, POD_COMMAND))
+  return out
+}
+
+/**
+ * Build the doctor's report from one `getMemoryMetrics()` result.
+ *
+ * `env` (all optional): `heapLimitFrom` ('process': the heap limit is the
+ * doctor process's own; 'flag': passed in with --heap-limit), `nodeVersion`,
+ * `nodeOptions` (shown when the heap limit is the process's own), `workers`
+ * (the service's worker thread count, when known).
+ */
+function diagnose(metrics, env) {
+  if (metrics === null || typeof metrics !== 'object' || !Array.isArray(metrics.diagnoses)) {
+    throw new TypeError('metrics must be a getMemoryMetrics() result')
+  }
+  env = env || {}
+  const m = metrics
+  const heap = heapSection(m, env)
+  const list = checks(m, heap, env)
+  const summary = { pass: 0, warn: 0, fail: 0, manual: 0 }
+  for (const c of list) summary[c.status]++
+  return {
+    oomguard: 'doctor',
+    version: 1,
+    time: isNum(m.timestampMs) ? new Date(m.timestampMs).toISOString() : null,
+    cgroup: m.cgroup ? { ...m.cgroup } : null,
+    limit: {
+      bytes: m.limitBytes,
+      source: m.source,
+      origin: limitOrigin(m),
+      cgroupLimitBytes: m.cgroupLimitBytes,
+      leafLimitBytes: m.leafLimitBytes,
+      highBytes: m.highBytes,
+      hostTotalBytes: m.hostTotalBytes,
+    },
+    memory: {
+      usageBytes: m.usageBytes,
+      workingSetBytes: m.workingSetBytes,
+      basisBytes: m.basisBytes,
+      usageRatio: m.usageRatio,
+      headroomBytes: m.headroomBytes,
+    },
+    breakdown: breakdown(m),
+    heap,
+    oomKills: {
+      count: m.events ? m.events.oomKill : null,
+      file: oomKillFile(m),
+      events: m.events ? { ...m.events } : null,
+    },
+    pressure: m.pressure ? { scope: m.pressure.scope, some: { ...m.pressure.some }, full: m.pressure.full ? { ...m.pressure.full } : null } : null,
+    checks: list,
+    summary,
+    diagnoses: m.diagnoses.map((d) => ({ ...d })),
+  }
+}
+
+// ---------------------------------------------------------------- rendering
+
+const ESC = '\u001b['
+const sgr = (open, close) => (s) => `${ESC}${open}m${s}${ESC}${close}m`
+const STYLES = {
+  bold: sgr(1, 22),
+  dim: sgr(2, 22),
+  red: sgr(31, 39),
+  green: sgr(32, 39),
+  yellow: sgr(33, 39),
+  blue: sgr(34, 39),
+  magenta: sgr(35, 39),
+  cyan: sgr(36, 39),
+  gray: sgr(90, 39),
+}
+const PLAIN = Object.fromEntries(Object.keys(STYLES).map((k) => [k, (s) => s]))
+
+const SEGMENT_LOOK = {
+  anon: { char: 'a', style: 'magenta' },
+  file: { char: 'f', style: 'blue' },
+  shmem: { char: 's', style: 'cyan' },
+  kernel: { char: 'k', style: 'yellow' },
+  other: { char: 'o', style: 'gray' },
+  used: { char: 'u', style: 'magenta' },
+  free: { char: '.', style: 'green' },
+}
+const MARK = { pass: ['pass', 'green'], warn: ['warn', 'yellow'], fail: ['FAIL', 'red'], manual: ['hand', 'cyan'] }
+const VERDICT = { pass: ['ok', 'green'], warn: ['too high', 'yellow'], fail: ['too high', 'red'], unknown: ['unknown', 'cyan'] }
+const BAR_WIDTH = 60
+
+/** Split `width` characters between the segments by their share (largest remainder). */
+function barCells(segments, width) {
+  const total = segments.reduce((a, s) => a + s.bytes, 0)
+  if (total <= 0) return segments.map(() => 0)
+  const exact = segments.map((s) => (s.bytes / total) * width)
+  const cells = exact.map(Math.floor)
+  let left = width - cells.reduce((a, b) => a + b, 0)
+  const order = exact.map((e, i) => [e - Math.floor(e), i]).sort((a, b) => b[0] - a[0] || a[1] - b[1])
+  for (let k = 0; left > 0; k = (k + 1) % order.length, left--) cells[order[k][1]]++
+  return cells
+}
+
+function renderBar(b, c, color) {
+  const cells = barCells(b.segments, BAR_WIDTH)
+  let bar = ''
+  b.segments.forEach((s, i) => {
+    const look = SEGMENT_LOOK[s.key]
+    if (cells[i] === 0) return
+    if (color) bar += c[look.style]((s.key === 'free' ? '\u2591' : '\u2588').repeat(cells[i]))
+    else bar += look.char.repeat(cells[i])
+  })
+  const legend = b.segments.map((s) => {
+    const look = SEGMENT_LOOK[s.key]
+    const key = color ? c[look.style](s.key === 'free' ? '\u2591' : '\u2588') : look.char
+    return `${key} ${s.label} ${bytes(s.bytes)} (${pct(s.ratio)})`
+  })
+  const lines = [`  [${bar}] ${bytes(b.limitBytes)}`]
+  // Three legend entries per line keeps the lines short.
+  for (let i = 0; i < legend.length; i += 3) lines.push(`   ${legend.slice(i, i + 3).join('   ')}`)
+  return lines
+}
+
+function wrap(text, width, indent) {
+  const words = text.split(' ')
+  const lines = []
+  let line = ''
+  for (const w of words) {
+    if (line && line.length + 1 + w.length > width) {
+      lines.push(line)
+      line = w
+    } else line = line ? `${line} ${w}` : w
+  }
+  if (line) lines.push(line)
+  return lines.map((l) => indent + l)
+}
+
+/**
+ * Render a report from `diagnose()` as text. `color: true` adds ANSI colours
+ * (decide with `useColor()`); without it the text has no escape codes.
+ */
+function render(report, options) {
+  const color = !!(options && options.color)
+  const c = color ? STYLES : PLAIN
+  const L = []
+  const head = (s) => L.push('', c.bold(s))
+  const row = (k, v) => L.push(`  ${k.padEnd(13)} ${v}`)
+
+  L.push(c.bold('oomguard doctor: memory as the kernel counts it, for this container'))
+
+  head('cgroup')
+  const cg = report.cgroup
+  if (cg) {
+    row('version', `v${cg.version}`)
+    row('path', `${cg.path} (from /proc/self/cgroup)`)
+    row('files', cg.resolved ? cg.dir : `${cg.dir} (the cgroup's directory was not found; reading the mount point)`)
+  } else {
+    row('version', 'none: no cgroup with the memory controller is visible')
+  }
+  row('limit from', report.limit.origin)
+
+  head('memory')
+  const mem = report.memory
+  row('limit', `${bytes(report.limit.bytes)}${isNum(report.limit.highBytes) ? `, memory.high ${bytes(report.limit.highBytes)} (throttling starts there)` : ''}`)
+  row('usage', `${bytes(mem.usageBytes)}${isNum(mem.usageBytes) && isNum(report.limit.bytes) ? ` (${pct(mem.usageBytes / report.limit.bytes)})` : ''}`)
+  row('working set', `${bytes(mem.workingSetBytes)}${isNum(mem.workingSetBytes) && isNum(report.limit.bytes) ? ` (${pct(mem.workingSetBytes / report.limit.bytes)}; usage minus inactive page cache)` : ''}`)
+  row('headroom', isNum(mem.headroomBytes) ? `${bytes(mem.headroomBytes)} (limit minus ${basisName(mem)})` : 'n/a')
+  if (report.breakdown) {
+    L.push('')
+    L.push(...renderBar(report.breakdown, c, color))
+  } else {
+    row('breakdown', 'n/a (no memory cgroup usage to break down)')
+  }
+
+  head('V8 heap')
+  const h = report.heap
+  row('heap limit', `${bytes(h.heapSizeLimitBytes)}${isNum(h.ratio) ? ` (${pct(h.ratio)} of the container limit)` : ''}`)
+  if (h.from === 'flag') row('from', '--heap-limit')
+  else {
+    const about = [h.nodeVersion && `node ${h.nodeVersion}`, h.nodeOptions && `NODE_OPTIONS=${JSON.stringify(h.nodeOptions)}`].filter(Boolean)
+    row('from', `this doctor process${about.length ? ` (${about.join(', ')})` : ''}`)
+    L.push(...wrap('The service\'s heap limit is the same only if it runs the same node with the same flags; if not, pass its limit with --heap-limit MiB.', 66, '                '))
+  }
+  const [vText, vStyle] = VERDICT[h.verdict]
+  row('verdict', c[vStyle](c.bold(vText)))
+  L.push(...wrap(h.message, 66, '                '))
+  if (h.recommendation) row('use', c.bold(h.recommendation))
+
+  head('OOM kills')
+  const k = report.oomKills
+  if (isNum(k.count)) row('earlier', `${k.count === 0 ? 'none' : c.red(String(k.count))} in this cgroup (oom_kill in ${k.file})`)
+  else row('earlier', report.cgroup ? `unknown (${k.file} could not be read)` : 'unknown (not in a memory cgroup)')
+
+  head('pressure')
+  const p = report.pressure
+  if (p) {
+    const line = (l) => (l ? `${l.avg10.toFixed(2)}% / ${l.avg60.toFixed(2)}% / ${l.avg300.toFixed(2)}%` : 'n/a')
+    row('some', `${line(p.some)} (avg10 / avg60 / avg300)`)
+    row('full', line(p.full))
+    row('scope', p.scope === 'cgroup' ? 'this cgroup (memory.pressure)' : 'system-wide (/proc/pressure/memory): the host\'s, not this container\'s')
+  } else {
+    row('pressure', 'n/a (no PSI on this kernel)')
+  }
+
+  head('sizing checklist')
+  for (const ch of report.checks) {
+    const [mark, style] = MARK[ch.status]
+    L.push(`  ${c[style](`[${mark}]`)} ${c.bold(ch.title)}`)
+    L.push(...wrap(ch.detail, 70, '         '))
+    if (ch.howTo) L.push(...wrap(`Check by hand: ${ch.howTo}`, 70, '         '))
+    if (ch.command) L.push(`           ${ch.command}`)
+  }
+
+  if (report.diagnoses.length) {
+    head('findings (getMemoryMetrics().diagnoses)')
+    for (const d of report.diagnoses) {
+      const style = d.severity === 'error' ? 'red' : d.severity === 'warning' ? 'yellow' : 'cyan'
+      L.push(`  ${c[style](d.severity)} ${d.code}`)
+      L.push(...wrap(d.message, 70, '    '))
+    }
+  }
+
+  const s = report.summary
+  L.push('')
+  L.push(`${c.bold('summary')}: ${c.green(`${s.pass} pass`)}, ${c.yellow(`${s.warn} warn`)}, ${c.red(`${s.fail} fail`)}, ${c.cyan(`${s.manual} to check by hand`)}`)
+  return `${L.join('\n')}\n`
+}
+
+/**
+ * Whether to colour output written to `stream`: FORCE_COLOR (set and not
+ * `0`/`false`) forces it on, FORCE_COLOR=0 or a non-empty NO_COLOR turn it
+ * off, otherwise only on a TTY whose TERM is not `dumb`.
+ */
+function useColor(stream, env) {
+  env = env || {}
+  const force = env.FORCE_COLOR
+  if (force !== undefined) return !(force === '0' || force.toLowerCase() === 'false')
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false
+  return !!(stream && stream.isTTY) && env.TERM !== 'dumb'
+}
+
+module.exports = { diagnose, render, useColor, STATUSES, HEAP_SHARE }

@@ -1,0 +1,5 @@
+// `import 'oomguard/register'` (lib/register.mjs).
+import type state from './register.js'
+
+declare const registered: state.RegisterState
+export default registered

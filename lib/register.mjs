@@ -1,0 +1,9 @@
+// `node --import oomguard/register app.mjs`: the same as the CommonJS
+// register (lib/register.js), which runs once per process however often and
+// however (require, import, -r, --import) it is loaded.
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+const state = require('./register.js')
+
+export default state
