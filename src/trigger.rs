@@ -100,19 +100,22 @@ impl Triggers {
         self.usage
             .retain(|(dir, bytes), _| usage.iter().any(|(l, b)| l.dir == *dir && b == bytes));
         for (loc, bytes) in usage {
-            let key = (loc.dir.clone(), *bytes);
-            if !self.usage.contains_key(&key) {
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                self.usage.entry((loc.dir.clone(), *bytes))
+            {
                 if let Some(reg) = register_usage_threshold(loc, *bytes) {
-                    self.usage.insert(key, reg);
+                    slot.insert(reg);
                 }
             }
         }
         self.inotify
             .retain(|dir, _| events.iter().any(|l| l.dir == *dir));
         for loc in events {
-            if !self.inotify.contains_key(&loc.dir) {
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                self.inotify.entry(loc.dir.clone())
+            {
                 if let Some(fd) = watch_events(loc) {
-                    self.inotify.insert(loc.dir.clone(), fd);
+                    slot.insert(fd);
                 }
             }
         }
