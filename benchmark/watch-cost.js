@@ -373,7 +373,8 @@ async function main() {
   }
   if (opts.check) {
     const failed = checks.filter((c) => !c.pass)
-    log(failed.length ? `check: FAIL: ${failed.map((c) => c.what).join(', ')}` : `check: PASS (${checks.map((c) => c.what).join(', ')})`)
+    if (checks.length === 0) log('check: no target in the parts that ran (targets are in (a) and (b))')
+    else log(failed.length ? `check: FAIL: ${failed.map((c) => c.what).join(', ')}` : `check: PASS (${checks.map((c) => c.what).join(', ')})`)
     if (failed.length) process.exitCode = 1
   }
   if (sink === 0.5) console.error('')

@@ -162,7 +162,7 @@ async function runOne(ctx, variant, rate) {
         ratio: pm.usageBytes / pm.limitBytes,
       }
     }
-    if (!rec.oomKilled) rec.stderrTail = run.stderr.slice(-600)
+    if (!rec.oomKilled || (variant === 'oomguard' && !rec.lastWords)) rec.stderrTail = run.stderr.slice(-1500)
     return rec
   } finally {
     if (poll) clearInterval(poll)
@@ -185,6 +185,9 @@ class SamplerTrace {
     this.tid = null
     this.points = [] // [wallMs, cpuNs, waitNs, slices]
     this.polls = 0
+    this.stillSince = null
+    this.noted = null
+    this.stills = []
   }
 
   poll() {
@@ -202,9 +205,32 @@ class SamplerTrace {
         }
         if (this.tid === null) return
       }
-      const [cpu, wait, slices] = fs.readFileSync(`/proc/${this.pid}/task/${this.tid}/schedstat`, 'utf8').split(' ').map(Number)
-      this.points.push([Date.now(), cpu, wait, slices])
+      const task = `/proc/${this.pid}/task/${this.tid}`
+      const [cpu, wait, slices] = fs.readFileSync(`${task}/schedstat`, 'utf8').split(' ').map(Number)
+      const now = Date.now()
+      const last = this.points[this.points.length - 1]
+      this.points.push([now, cpu, wait, slices])
       if (this.points.length > 8000) this.points.splice(0, 4000)
+      // Not run for 30 ms: note once per stretch what it is doing (state,
+      // system call, kernel stack), to tell a chosen sleep from a block.
+      if (last && last[3] !== slices) this.stillSince = now
+      else if (now - (this.stillSince ?? now) >= 30 && this.noted !== this.stillSince) {
+        this.noted = this.stillSince
+        const stat = fs.readFileSync(`${task}/stat`, 'utf8')
+        let stack = ''
+        try {
+          stack = fs.readFileSync(`${task}/stack`, 'utf8').split('\n').slice(0, 4).map((l) => l.replace(/^\[<[^>]*>\] /, '').replace(/\+0x.*$/, '')).join(' < ')
+        } catch {}
+        const sc = fs.readFileSync(`${task}/syscall`, 'utf8').trim().split(' ')
+        this.stills.push({
+          atMs: now,
+          stillMs: now - this.stillSince,
+          state: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0],
+          syscall: sc[0] === 'running' ? 'running' : Number(sc[0]),
+          pollTimeoutMs: sc[0] === '7' ? parseInt(sc[3], 16) : undefined,
+          stack,
+        })
+      }
     } catch {
       // not started yet, exec'ing, or gone
     }
@@ -213,7 +239,8 @@ class SamplerTrace {
   summary(killMs) {
     const from = killMs - 500
     const pts = this.points.filter((p) => p[0] >= from - 1 && p[0] <= killMs + 1)
-    if (pts.length < 2) return { found: this.tid !== null, points: pts.length }
+    const stills = this.stills.map((x) => ({ ...x, atMs: killMs - x.atMs })) // ms before the kill
+    if (pts.length < 2) return { found: this.tid !== null, points: pts.length, stills }
     // Longest stretch between two polls that saw the slice count move.
     // Stretches of 15 ms or more without a run, as [start, end] in ms before
     // the kill, each with the longest pause of this poll inside it (a long
@@ -245,6 +272,7 @@ class SamplerTrace {
       longestIdleMs,
       longestPollPauseMs,
       gapsBeforeKillMs: gaps,
+      stills,
     }
   }
 }

@@ -46,7 +46,7 @@ export interface WatchOptions {
   hysteresis?: number
   /** Shortest sampling interval, ms, used close to a threshold. Default 1. */
   minIntervalMs?: number
-  /** Longest sampling interval, ms, used far from every threshold. Default 1000. */
+  /** Longest sampling interval, ms, used far from every threshold or where the kernel wakes the sampler (v1). Default 5000. */
   maxIntervalMs?: number
   /**
    * The line the sampler thread writes itself when the highest threshold is

@@ -1,7 +1,27 @@
 import oomguard from './index.js'
 
-export const { getMemoryMetrics, watch, Monitor, WATCH_DEFAULTS } = oomguard
 export default oomguard
-export const { shed, SHED_DEFAULTS } = oomguard
-export const { prometheus, registerPromClient, observeMemory } = oomguard
-export const { doctor } = oomguard
+export const { getMemoryMetrics, watch, Monitor, WATCH_DEFAULTS } = oomguard
+
+// The integrations stay lazy for ES modules too: these wrappers load them on
+// first call. (Their constants and objects are read from the default export.)
+export function shed(...args) {
+  return oomguard.shed(...args)
+}
+export function prometheus(...args) {
+  return oomguard.prometheus(...args)
+}
+Object.defineProperty(prometheus, 'contentType', { enumerable: true, get: () => oomguard.prometheus.contentType })
+export function registerPromClient(...args) {
+  return oomguard.registerPromClient(...args)
+}
+export function observeMemory(...args) {
+  return oomguard.observeMemory(...args)
+}
+export const doctor = Object.freeze({
+  diagnose: (...args) => oomguard.doctor.diagnose(...args),
+  render: (...args) => oomguard.doctor.render(...args),
+  useColor: (...args) => oomguard.doctor.useColor(...args),
+})
+// A constant has no lazy form: reading it loads lib/shed.js.
+export const SHED_DEFAULTS = oomguard.SHED_DEFAULTS

@@ -20,7 +20,7 @@ const VARIABLES = Object.freeze({
   OOMGUARD_BASIS: 'workingSet, usage or rss (default workingSet)',
   OOMGUARD_HYSTERESIS: 'ratio from 0 to 0.5 (default 0.05)',
   OOMGUARD_MIN_INTERVAL_MS: 'fastest sampling interval, ms (default 1)',
-  OOMGUARD_MAX_INTERVAL_MS: 'slowest sampling interval, ms (default 1000)',
+  OOMGUARD_MAX_INTERVAL_MS: 'slowest sampling interval, ms (default 5000)',
   OOMGUARD_LAST_WORDS_PATH: 'file for the last-words line, e.g. /dev/termination-log (default none)',
   OOMGUARD_LAST_WORDS_STDERR: 'write the last-words line to stderr: 1 or 0 (default 1)',
   OOMGUARD_LOG_FORMAT: 'json, text or none (default json)',
@@ -97,10 +97,10 @@ function parseEnv(env) {
   }
   number('OOMGUARD_HYSTERESIS', 'hysteresis', 0, 0.5, 'a ratio from 0 to 0.5', '0.05')
   number('OOMGUARD_MIN_INTERVAL_MS', 'minIntervalMs', 0.1, 60000, 'milliseconds from 0.1 to 60000', '1')
-  number('OOMGUARD_MAX_INTERVAL_MS', 'maxIntervalMs', 0.1, 3600000, 'milliseconds from 0.1 to 3600000', '1000')
+  number('OOMGUARD_MAX_INTERVAL_MS', 'maxIntervalMs', 0.1, 3600000, 'milliseconds from 0.1 to 3600000', '5000')
   const { minIntervalMs: lo, maxIntervalMs: hi } = settings.watch
   if (hi !== undefined && hi < (lo === undefined ? 1 : lo)) {
-    bad('OOMGUARD_MAX_INTERVAL_MS', `at least the minimum interval (${lo === undefined ? 1 : lo} ms)`, '1000')
+    bad('OOMGUARD_MAX_INTERVAL_MS', `at least the minimum interval (${lo === undefined ? 1 : lo} ms)`, '5000')
     delete settings.watch.maxIntervalMs
   }
 

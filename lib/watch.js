@@ -20,7 +20,7 @@ const DEFAULTS = Object.freeze({
   basis: 'workingSet',
   hysteresis: 0.05,
   minIntervalMs: 1,
-  maxIntervalMs: 1000,
+  maxIntervalMs: 5000,
   lastWords: Object.freeze({ stderr: true, path: undefined }),
 })
 
@@ -97,8 +97,8 @@ function validate(options) {
 const kLive = Symbol.for('oomguard.watch.live')
 const live = globalThis[kLive] || (globalThis[kLive] = new Map())
 let refresher = null
-const REFRESH_CALM_MS = 250
-const REFRESH_ALERT_MS = 20
+const REFRESH_CALM_MS = 5000
+const REFRESH_ALERT_MS = 250
 
 function refreshV8() {
   if (live.size === 0) return

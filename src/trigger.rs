@@ -48,13 +48,13 @@ fn register_usage_threshold(loc: &Location, bytes: u64) -> Option<UsageThreshold
     })
 }
 
-/// v2: an inotify instance that wakes on changes to `memory.events` (the
-/// kernel notifies on high, max and oom events).
+/// v2: an inotify instance that wakes on changes to `memory.events` of the
+/// cgroup and each ancestor up to the mount point: the kernel records high
+/// and max events on the cgroup whose limit was hit, which may be a parent.
 fn watch_events(loc: &Location) -> Option<OwnedFd> {
     if loc.version != CgroupVersion::V2 {
         return None;
     }
-    let c = CString::new(loc.dir.join("memory.events").as_os_str().as_bytes()).ok()?;
     // SAFETY: plain syscalls on an fd we own.
     unsafe {
         let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
@@ -62,7 +62,16 @@ fn watch_events(loc: &Location) -> Option<OwnedFd> {
             return None;
         }
         let owned = OwnedFd::from_raw_fd(fd);
-        (libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_MODIFY) >= 0).then_some(owned)
+        let mut watched = 0;
+        for dir in loc.ancestry() {
+            let Ok(c) = CString::new(dir.join("memory.events").as_os_str().as_bytes()) else {
+                continue;
+            };
+            if libc::inotify_add_watch(fd, c.as_ptr(), libc::IN_MODIFY) >= 0 {
+                watched += 1;
+            }
+        }
+        (watched > 0).then_some(owned)
     }
 }
 
@@ -121,6 +130,11 @@ impl Triggers {
         }
     }
 
+    /// Is a v1 usage trigger registered for `dir` at `bytes`?
+    pub fn has_usage_threshold(&self, dir: &Path, bytes: u64) -> bool {
+        self.usage.contains_key(&(dir.to_path_buf(), bytes))
+    }
+
     /// Names of the wake-ups in force, for reports and tests.
     pub fn kinds(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -139,10 +153,15 @@ impl Triggers {
         out
     }
 
-    pub fn poll_fds(&self) -> Vec<RawFd> {
+    /// The fds to poll. `with_events`: include the v2 `memory.events`
+    /// watches (left out for a while after one fired: a cgroup full of page
+    /// cache hits `max` constantly, which says nothing new).
+    pub fn poll_fds(&self, with_events: bool) -> Vec<RawFd> {
         let mut fds: Vec<RawFd> = self.usage.values().map(|u| u.event.as_raw_fd()).collect();
         fds.extend(self.wake.iter().map(|f| f.as_raw_fd()));
-        fds.extend(self.inotify.values().map(|f| f.as_raw_fd()));
+        if with_events {
+            fds.extend(self.inotify.values().map(|f| f.as_raw_fd()));
+        }
         fds
     }
 
@@ -166,13 +185,20 @@ impl Triggers {
         unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
     }
 
-    /// Consume pending notifications so the next poll waits again.
-    pub fn drain(&self) {
+    /// Consume pending notifications so the next poll waits again. Returns
+    /// true when a `memory.events` watch had fired.
+    pub fn drain(&self) -> bool {
         let mut buf = [0u8; 512];
-        for fd in self.poll_fds() {
+        for fd in self.poll_fds(false) {
             // SAFETY: nonblocking reads into a local buffer.
             unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
         }
+        let mut events = false;
+        for fd in self.inotify.values() {
+            // SAFETY: as above.
+            events |= unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0;
+        }
+        events
     }
 
     /// Interrupt a `wait` from another thread.

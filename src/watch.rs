@@ -24,6 +24,8 @@ use crate::trigger::Triggers;
 const ASSUMED_RATE: f64 = 2.0 * 1024.0 * 1024.0 * 1024.0;
 /// Time constant of the growth-rate average.
 const GROWTH_TAU_S: f64 = 0.3;
+/// After a v2 `memory.events` wake-up, ignore further ones this long.
+const EVENTS_WAKE_GAP: Duration = Duration::from_millis(50);
 /// Below this rate (bytes/s) the basis is not growing: no time-to-limit.
 const MIN_GROWTH: f64 = 64.0 * 1024.0;
 
@@ -517,6 +519,7 @@ impl Sampler {
         let mut reg = self.lock();
         reg.thread_id = Some(tid);
         let mut armed = None;
+        let mut last_events_wake = None;
         loop {
             if reg.stop {
                 reg.thread_id = None;
@@ -527,22 +530,29 @@ impl Sampler {
             // Re-register kernel wake-ups when monitors, a cgroup or a
             // limit changed.
             let key = arm_key(&reg);
+            let mut wait = wait;
             if armed.as_ref() != Some(&key) {
+                // Registering a v1 trigger can block for tens of ms in the
+                // kernel (synchronize_rcu): that time counts against the wait.
+                let t0 = Instant::now();
                 rearm(&mut reg);
                 armed = Some(key);
+                wait = wait.saturating_sub(t0.elapsed());
             }
             // Sleep until the interval passes, a kernel trigger fires, or a
             // monitor is added or removed (the wake fd).
+            let with_events =
+                last_events_wake.is_none_or(|t: Instant| t.elapsed() >= EVENTS_WAKE_GAP);
             let fds = reg
                 .triggers
                 .as_ref()
-                .map(|t| t.poll_fds())
+                .map(|t| t.poll_fds(with_events))
                 .unwrap_or_default();
             drop(reg);
             Triggers::wait(&fds, wait);
             reg = self.lock();
-            if let Some(t) = reg.triggers.as_ref() {
-                t.drain();
+            if reg.triggers.as_ref().is_some_and(|t| t.drain()) {
+                last_events_wake = Some(Instant::now());
             }
         }
     }
@@ -579,7 +589,7 @@ fn rearm(reg: &mut Registry) {
         let Some(loc) = &st.location else { continue };
         if let Some(limit) = st.cgroup_limit {
             for t in &m.config.thresholds {
-                usage.push((loc.clone(), (limit as f64 * t) as u64));
+                usage.push((loc.clone(), threshold_bytes(limit, *t)));
             }
         }
         if !events.iter().any(|l| l.dir == loc.dir) {
@@ -592,11 +602,17 @@ fn rearm(reg: &mut Registry) {
 }
 
 /// One pass: sample every root, update every monitor. Returns how long to sleep.
+/// The usage value a v1 kernel trigger is registered at for a threshold.
+fn threshold_bytes(limit: u64, threshold: f64) -> u64 {
+    (limit as f64 * threshold) as u64
+}
+
 fn sample_all(reg: &mut Registry) -> Duration {
     let Registry {
         monitors,
         sinks,
         roots,
+        triggers,
         ..
     } = reg;
     let mut wait = Duration::from_secs(3600);
@@ -773,12 +789,34 @@ fn sample_all(reg: &mut Registry) -> Duration {
         } else {
             limit_f
         };
-        let w = interval_for(
-            next - basis_f,
-            rate,
-            m.config.min_interval,
-            m.config.max_interval,
-        );
+        // Where the kernel itself will say when usage reaches the next
+        // threshold (v1 cgroup.event_control), and usage is below it, the
+        // thread can sleep long: usage is never below the working set, so it
+        // crosses first. Elsewhere, the interval policy.
+        let kernel_wakes = new < top
+            && m.config.basis != Basis::Rss
+            && match (
+                &snap.location,
+                snap.cgroup_limit,
+                snap.usage,
+                triggers.as_ref(),
+            ) {
+                (Some(loc), Some(cg_limit), Some(usage), Some(t)) => {
+                    let at = threshold_bytes(cg_limit, m.config.thresholds[new]);
+                    usage < at && t.has_usage_threshold(&loc.dir, at)
+                }
+                _ => false,
+            };
+        let w = if kernel_wakes {
+            m.config.max_interval
+        } else {
+            interval_for(
+                next - basis_f,
+                rate,
+                m.config.min_interval,
+                m.config.max_interval,
+            )
+        };
         m.block.set(block::INTERVAL, w.as_secs_f64() * 1000.0);
         wait = wait.min(w);
     }
