@@ -6,9 +6,10 @@
 
 const path = require('node:path')
 const v8 = require('node:v8')
-const native = require('../index.js')
+const native = require('./native.js')
+const { portableMetrics } = require('./portable.js')
 
-const NAMES = native.slotNames()
+const NAMES = native ? native.slotNames() : []
 const SLOT = Object.create(null)
 NAMES.forEach((name, i) => {
   SLOT[name] = i
@@ -81,7 +82,7 @@ function raw(b, keys) {
   for (let i = 0; i < n; i++) out[keys[i]] = nn(b[RAW_START + i])
   return out
 }
-const build = compileBuilder()
+const build = native ? compileBuilder() : null
 
 function freezeShape(shape) {
   if (shape.cgroup) Object.freeze(shape.cgroup)
@@ -162,15 +163,21 @@ function currentHeapSizeLimit() {
   return heapSizeLimit
 }
 
-/** Write the caller's V8 numbers into the input slots, validating each. */
-function writeUsage(buf, usage) {
+const USAGE_KEYS = ['rss', 'heapTotal', 'heapUsed', 'external', 'arrayBuffers', 'heapSizeLimit']
+const usageScratch = new Float64Array(USAGE_KEYS.length)
+
+/**
+ * Validate the caller's V8 numbers (or take process.memoryUsage()) and
+ * return them in USAGE_KEYS order, NaN where unknown. Reuses one array.
+ */
+function usageValues(usage) {
   if (usage === undefined || usage === null) {
     usage = process.memoryUsage()
   } else if (typeof usage !== 'object' || Array.isArray(usage)) {
     throw invalidType('usage', 'an object such as process.memoryUsage()', usage)
   }
-  for (let i = 0; i < V8_INPUTS.length; i++) {
-    const [key, slot] = V8_INPUTS[i]
+  for (let i = 0; i < USAGE_KEYS.length; i++) {
+    const key = USAGE_KEYS[i]
     let v = usage[key]
     if (v === undefined) {
       v = key === 'heapSizeLimit' ? currentHeapSizeLimit() : NaN
@@ -179,8 +186,15 @@ function writeUsage(buf, usage) {
     } else if (!(v >= 0) || v === Infinity) {
       throw outOfRange(`usage.${key}`, 'a finite, non-negative number of bytes', v)
     }
-    buf[slot] = v
+    usageScratch[i] = v
   }
+  return usageScratch
+}
+
+/** Write the caller's V8 numbers into the input slots, validating each. */
+function writeUsage(buf, usage) {
+  const v = usageValues(usage)
+  for (let i = 0; i < V8_INPUTS.length; i++) buf[V8_INPUTS[i][1]] = v[i]
 }
 
 /**
@@ -191,6 +205,7 @@ function writeUsage(buf, usage) {
  */
 function getMemoryMetrics(usage, options) {
   const root = rootOption(options)
+  if (native === null) return portableMetrics(usageValues(usage))
   const sampler = samplerFor(root)
   writeUsage(sampler.buf, usage)
   return sampler.read()

@@ -7,10 +7,10 @@
 
 const { EventEmitter } = require('node:events')
 const v8 = require('node:v8')
-const native = require('../index.js')
+const native = require('./native.js')
 const { rootOption, invalidType, outOfRange } = require('./metrics.js')
 
-const S = Object.fromEntries(native.watchSlots())
+const S = native ? Object.fromEntries(native.watchSlots()) : {}
 const SOURCES = [null, 'cgroup-v1', 'cgroup-v2', 'host']
 const BASES = ['workingSet', 'usage', 'rss']
 
@@ -263,7 +263,7 @@ class Monitor extends EventEmitter {
 // The slot indices `current` hard-codes must be the native layout's.
 const EXPECTED = ['seq', 'level', 'timestampMs', 'ratio', 'basisBytes', 'limitBytes', 'headroomBytes', 'growthBytesPerSec', 'timeToLimitMs', 'usageBytes', 'workingSetBytes', 'rssBytes', 'source', 'samples', 'intervalMs', 'failing']
 EXPECTED.forEach((name, i) => {
-  if (S[name] !== i) throw new Error(`oomguard: native block layout changed (${name})`)
+  if (native && S[name] !== i) throw new Error(`oomguard: native block layout changed (${name})`)
 })
 
 /**
@@ -276,9 +276,15 @@ function watch(options, listener) {
     options = undefined
   }
   if (listener !== undefined && typeof listener !== 'function') throw invalidType('listener', 'a function', listener)
-  const monitor = new Monitor(validate(options))
+  const config = validate(options)
+  if (native === null) {
+    const err = new Error(`oomguard: watch() needs Linux (the kernel's memory cgroup); this is ${process.platform}`)
+    err.code = 'ERR_OOMGUARD_UNSUPPORTED_PLATFORM'
+    throw err
+  }
+  const monitor = new Monitor(config)
   if (listener) monitor.on('threshold', listener)
   return monitor
 }
 
-module.exports = { watch, Monitor, DEFAULTS, samplerInfo: native.samplerInfo }
+module.exports = { watch, Monitor, DEFAULTS, samplerInfo: native ? native.samplerInfo : null }
