@@ -1,7 +1,7 @@
 // oomguard for Fastify (`oomguard/fastify`): load shedding and a memory
 // health route, as a Fastify plugin (Fastify 4 and 5).
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import type { Monitor, ShedHealth, ShedOptions } from './index'
+import type { Monitor, ShedOptions, ShedState } from './index'
 
 export type { ShedHealth } from './index'
 
@@ -11,21 +11,9 @@ export type { ShedHealth } from './index'
  */
 export type OomguardFastifyOptions = ShedOptions<FastifyRequest, FastifyReply>
 
-/** What the plugin decorates the instance with as `fastify.oomguard`. */
-export interface OomguardFastifyState {
-  /** The monitor read on each request (created by the plugin unless passed in). */
-  readonly monitor: Monitor
-  /** The level at which requests are shed. */
-  readonly level: number
-  readonly retryAfter: number
-  readonly healthPath: string | null
-  /** True while requests are being shed. No I/O. */
-  readonly shedding: boolean
-  /** Requests answered 503 so far. */
-  readonly shedTotal: number
-  /** The health route's body, now. No I/O. */
-  health(): ShedHealth
-}
+/** What the plugin decorates the instance with as `fastify.oomguard`: the
+ * same state `shed()`'s middleware exposes. */
+export type OomguardFastifyState = ShedState
 
 declare module 'fastify' {
   interface FastifyInstance {

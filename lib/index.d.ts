@@ -241,8 +241,8 @@ export interface ShedOptions<Req = IncomingMessage, Res = ServerResponse> {
 }
 
 /** Connect/Express-style middleware with the shedding state attached. */
-export interface ShedMiddleware {
-  (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void
+/** The state of a load-shedding guard (middleware or Fastify plugin). */
+export interface ShedState {
   /** The monitor read on each request (created by `shed()` unless passed in). */
   readonly monitor: Monitor
   /** The level at which requests are shed. */
@@ -255,6 +255,10 @@ export interface ShedMiddleware {
   readonly shedTotal: number
   /** The health route's body, now. No I/O. */
   health(): ShedHealth
+}
+
+export interface ShedMiddleware extends ShedState {
+  (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void
   /**
    * A plain node:http handler that sheds, then calls `handler`:
    * `http.createServer(guard.wrap(handler))`. Allocates nothing per request.

@@ -12,22 +12,12 @@
 const v8 = require('node:v8')
 const core = require('./metrics.js')
 const { invalidType } = core
-const { optionsObject, monitorOption, readOptions, VERSION } = require('./prometheus.js')
+const { optionsObject, monitorOption, readOptions, VERSION, STAT_KINDS, EVENTS } = require('./prometheus.js')
 
 // @opentelemetry/api's ValueType enum (INT = 0, DOUBLE = 1), without requiring it.
 const INT = 0
 const DOUBLE = 1
 
-const STAT_KINDS = ['anon', 'file', 'shmem', 'kernel', 'sock', 'slab']
-const EVENTS = [
-  ['low', 'low'],
-  ['high', 'high'],
-  ['max', 'max'],
-  ['oom', 'oom'],
-  ['oom_kill', 'oomKill'],
-  ['oom_group_kill', 'oomGroupKill'],
-  ['failcnt', 'failcnt'],
-]
 const WINDOWS = [
   ['10s', 'avg10'],
   ['60s', 'avg60'],

@@ -21,14 +21,9 @@ const PREFIX_RE = /^(?!__)[a-zA-Z_][a-zA-Z0-9_]*$/
 // Namespaces of other exporters a name must stay out of.
 const RESERVED = ['container_memory_', 'process_', 'nodejs_']
 
-const STAT_KINDS = [
-  ['anon', 'anon'],
-  ['file', 'file'],
-  ['shmem', 'shmem'],
-  ['kernel', 'kernel'],
-  ['sock', 'sock'],
-  ['slab', 'slab'],
-]
+// The breakdown kinds and the event counters, with their result keys; the
+// OpenTelemetry integration uses the same lists.
+const STAT_KINDS = ['anon', 'file', 'shmem', 'kernel', 'sock', 'slab']
 const EVENTS = [
   ['low', 'low'],
   ['high', 'high'],
@@ -157,7 +152,7 @@ const FAMILIES = [
     help: 'memory.stat breakdown (v1: total_rss, total_cache, total_shmem, memory.kmem.*); kinds overlap (shmem is in file, slab in kernel), do not sum them.',
     labels: ['kind'],
     aggregator: 'first',
-    samples: (r) => STAT_KINDS.map(([kind, key]) => [{ kind }, r.num(`stat.${key}`)]),
+    samples: (r) => STAT_KINDS.map((kind) => [{ kind }, r.num(`stat.${kind}`)]),
   },
   {
     name: 'memory_events_total',
@@ -377,6 +372,8 @@ Object.defineProperty(prometheus, 'contentType', { value: CONTENT_TYPE, enumerab
 
 module.exports = {
   prometheus,
+  STAT_KINDS,
+  EVENTS,
   DEFAULT_PREFIX,
   CONTENT_TYPE,
   familyDefs,
