@@ -417,22 +417,6 @@ test('OOMGUARD_METRICS_PORT: /metrics on 127.0.0.1 only', { skip: HAS_EXPORTER ?
   assert.deepEqual(await app.exited, { code: null, signal: 'SIGTERM' })
 })
 
-test('without lib/prometheus.js: OOMGUARD_METRICS_PORT prints one line and nothing listens', async (t) => {
-  // A copy of the package without the exporter.
-  const pkg = path.join(WORK, 'pkg-without-exporter')
-  fs.mkdirSync(path.join(pkg, 'lib'), { recursive: true })
-  for (const f of fs.readdirSync(REPO)) if (f.endsWith('.node') || f === 'index.js' || f === 'package.json') fs.copyFileSync(path.join(REPO, f), path.join(pkg, f))
-  for (const f of ['register.js', 'register.mjs', 'watch.js', 'metrics.js']) fs.copyFileSync(path.join(REPO, 'lib', f), path.join(pkg, 'lib', f))
-  const app = start(['-r', path.join(pkg, 'lib', 'register.js'), APP_CJS], { OOMGUARD_ROOT: makeRoot(), OOMGUARD_METRICS_PORT: '0' })
-  t.after(app.stop)
-  const info = await app.ready()
-  assert.equal(info.started, true)
-  assert.equal(info.server, false)
-  await app.waitFor('the warning', (o) => o.stderr.length >= 1)
-  assert.deepEqual(app.out.stderr, ['oomguard: OOMGUARD_METRICS_PORT is set, but this build of oomguard has no Prometheus exporter (lib/prometheus.js); not serving /metrics'])
-  assert.deepEqual(listening(app.child.pid), [])
-})
-
 test('without OOMGUARD_METRICS_PORT nothing listens', async (t) => {
   const app = start(['-r', REGISTER_CJS, APP_CJS], { OOMGUARD_ROOT: makeRoot(), OOMGUARD_METRICS_HOST: '0.0.0.0' })
   t.after(app.stop)

@@ -227,39 +227,14 @@ function startMonitor(state, settings) {
 
 // ---------------------------------------------------------------- /metrics
 
-/** The Prometheus exporter (lib/prometheus.js), or null when this build has none. */
-function loadExporter() {
-  let mod
-  try {
-    mod = require('./prometheus.js')
-  } catch (err) {
-    if (err && err.code === 'MODULE_NOT_FOUND' && String(err.message).includes('prometheus.js')) return null
-    throw err
-  }
-  return mod && typeof mod.prometheus === 'function' ? mod.prometheus : null
-}
-
-const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
-
-/** Turn what the exporter gives (text, a promise of it, or { body, contentType }) into a response. */
-async function exposition(prometheus, state, settings) {
-  let out = prometheus({ root: settings.root, monitor: state.monitor })
-  if (out && typeof out.then === 'function') out = await out
-  if (typeof out === 'string') return { body: out, contentType: typeof prometheus.contentType === 'string' ? prometheus.contentType : CONTENT_TYPE }
-  if (out && typeof out === 'object') {
-    const body = out.body ?? out.text
-    if (typeof body === 'string') return { body, contentType: out.contentType || CONTENT_TYPE }
-  }
-  throw new Error('the Prometheus exporter returned no text')
+/** The exposition for one scrape, with the register's monitor. */
+function exposition(prometheus, state, settings) {
+  return { body: prometheus({ root: settings.root, monitor: state.monitor }), contentType: prometheus.contentType }
 }
 
 function startMetrics(state, settings) {
   const { port, host } = settings.metrics
-  const prometheus = loadExporter()
-  if (prometheus === null) {
-    warn('OOMGUARD_METRICS_PORT is set, but this build of oomguard has no Prometheus exporter (lib/prometheus.js); not serving /metrics')
-    return
-  }
+  const { prometheus } = require('./prometheus.js')
   const http = require('node:http')
   const server = http.createServer((req, res) => {
     const path = (req.url || '').split('?')[0]
@@ -273,16 +248,16 @@ function startMetrics(state, settings) {
       res.end('method not allowed\n')
       return
     }
-    exposition(prometheus, state, settings).then(
-      ({ body, contentType }) => {
-        res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) })
-        res.end(req.method === 'HEAD' ? undefined : body)
-      },
-      (err) => {
-        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' })
-        res.end(`oomguard: ${err && err.message}\n`)
-      },
-    )
+    let body
+    try {
+      body = exposition(prometheus, state, settings)
+    } catch (err) {
+      res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' })
+      res.end(`oomguard: ${err && err.message}\n`)
+      return
+    }
+    res.writeHead(200, { 'content-type': body.contentType, 'content-length': Buffer.byteLength(body.body) })
+    res.end(req.method === 'HEAD' ? undefined : body.body)
   })
   // Neither the server nor a scraper's keep-alive connection keeps the process alive.
   server.on('connection', (socket) => socket.unref())
