@@ -21,11 +21,9 @@ const app = express()
 const guard = shed({ retryAfter: 10, watch: { root } })
 app.use(guard)
 
-if (typeof prometheus === 'function') {
-  app.get('/metrics', (req, res) => {
-    res.type(prometheus.contentType).send(prometheus({ monitor: guard.monitor, root }))
-  })
-}
+app.get('/metrics', (req, res) => {
+  res.type(prometheus.contentType).send(prometheus({ monitor: guard.monitor, root }))
+})
 
 app.get('/', (req, res) => {
   res.type('text/plain').send('hello\n')

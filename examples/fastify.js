@@ -21,12 +21,10 @@ const fastify = Fastify({ logger: false })
 // /health/memory, decorates fastify.memoryMonitor, closes the monitor on close.
 fastify.register(require('oomguard/fastify'), { retryAfter: 10, watch: { root } })
 
-if (typeof prometheus === 'function') {
-  fastify.get('/metrics', async (request, reply) => {
-    reply.type(prometheus.contentType)
-    return prometheus({ monitor: fastify.memoryMonitor, root })
-  })
-}
+fastify.get('/metrics', async (request, reply) => {
+  reply.type(prometheus.contentType)
+  return prometheus({ monitor: fastify.memoryMonitor, root })
+})
 
 fastify.get('/', async () => 'hello\n')
 

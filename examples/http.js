@@ -21,7 +21,7 @@ const root = process.env.OOMGUARD_ROOT || undefined
 const guard = shed({ retryAfter: 10, watch: { root } })
 
 function handler(req, res) {
-  if (req.url === '/metrics' && typeof prometheus === 'function') {
+  if (req.url === '/metrics') {
     res.writeHead(200, { 'content-type': prometheus.contentType })
     res.end(prometheus({ monitor: guard.monitor, root }))
     return
