@@ -20,29 +20,16 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { PlainCgroupReader } = require('./plain-reader')
+const { parseArgs, quantile, readJson } = require('./util')
 
 const ROOT = path.join(__dirname, '..')
 
-function parseArgs(argv) {
-  const opts = { json: false, check: false, rounds: 61, batchMs: 25, warmupMs: 400 }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const num = () => {
-      const v = Number(argv[++i])
-      if (!Number.isFinite(v) || v <= 0) throw new Error(`${a} needs a positive number`)
-      return v
-    }
-    if (a === '--json') opts.json = true
-    else if (a === '--check') opts.check = true
-    else if (a === '--rounds') opts.rounds = Math.round(num())
-    else if (a === '--batch-ms') opts.batchMs = num()
-    else if (a === '--warmup-ms') opts.warmupMs = num()
-    else if (a === '-h' || a === '--help') {
-      console.log('usage: node benchmark/core.js [--json] [--check] [--rounds N] [--batch-ms N] [--warmup-ms N]')
-      process.exit(0)
-    } else throw new Error(`unknown argument ${a}`)
-  }
-  return opts
+const OPTIONS = {
+  json: { def: false, type: 'bool', help: 'machine-readable results on stdout (messages on stderr)' },
+  check: { def: false, type: 'bool', help: "exit 1 unless getMemoryMetrics(usage) takes at most a third of the plain-JS reader's time" },
+  rounds: { def: 61, type: 'int', help: 'round-robin rounds' },
+  batchMs: { def: 25, type: 'num', help: 'target duration of one timed batch, ms' },
+  warmupMs: { def: 400, type: 'num', help: 'warm-up per contender, ms' },
 }
 
 // A full GC before each timed batch, outside the timing, so no contender pays
@@ -73,21 +60,7 @@ async function timeBatch(c, n) {
   return nsSince(t)
 }
 
-function quantile(sorted, q) {
-  if (sorted.length === 0) return NaN
-  const pos = (sorted.length - 1) * q
-  const lo = Math.floor(pos)
-  const hi = Math.ceil(pos)
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo)
-}
 
-function readJson(file) {
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8'))
-  } catch {
-    return null
-  }
-}
 
 function machineInfo(cgroupVersion) {
   const cpus = os.cpus()
@@ -122,7 +95,7 @@ function fmtBytes(v) {
 }
 
 async function main() {
-  const opts = parseArgs(process.argv.slice(2))
+  const opts = parseArgs(process.argv.slice(2), OPTIONS, 'usage: node benchmark/core.js [options]')
   const log = opts.json ? (...a) => console.error(...a) : (...a) => console.log(...a)
 
   const oomguard = require(ROOT)
@@ -268,10 +241,7 @@ async function main() {
   }
   const measuredSeconds = (Date.now() - started) / 1000
 
-  const plainMedian = quantile(
-    [...contenders.find((c) => c.key === 'plain').samples].sort((a, b) => a - b),
-    0.5,
-  )
+  const plainMedian = quantile(contenders.find((c) => c.key === 'plain').samples, 0.5)
   const rows = contenders.map((c) => {
     const s = [...c.samples].sort((a, b) => a - b)
     const median = quantile(s, 0.5)

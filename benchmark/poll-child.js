@@ -20,6 +20,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { ownV1MemoryCgroup } = require('../__test__/helpers/cgroup')
+const { growBuffer, paced } = require('../__test__/helpers/alloc')
 
 const [rateArg, markerFile, prefillArg, intervalArg, shareArg] = process.argv.slice(2)
 const MiB = 1024 * 1024
@@ -52,27 +53,9 @@ setInterval(() => {
   }
 }, intervalMs)
 
-// The growth: the same as oom-child.js 'buffers'.
+// The growth: the same as oom-child.js 'buffers' (shared helpers).
 const keep = []
-function grow(bytes) {
-  const b = Buffer.allocUnsafe(bytes)
-  b.fill(1)
-  keep.push(b)
-}
-
-function paced(step) {
-  const t0 = Date.now()
-  let done = 0
-  const tick = () => {
-    const want = ((Date.now() - t0) / 1000) * rate
-    while (done < want) {
-      step(Math.min(MiB, want - done))
-      done += Math.min(MiB, want - done)
-    }
-    setTimeout(tick, 10)
-  }
-  tick()
-}
+const grow = (bytes) => growBuffer(keep, bytes)
 
 function start() {
   const fill = () => {
@@ -84,7 +67,7 @@ function start() {
     if (rate === 0) {
       for (;;) grow(MiB) // full speed, the event loop never turns again
     }
-    paced(grow)
+    paced(rate, grow)
   }
   fill()
 }

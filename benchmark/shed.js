@@ -26,6 +26,7 @@ const http = require('node:http')
 const os = require('node:os')
 const path = require('node:path')
 const { spawn } = require('node:child_process')
+const { parseArgs, summary } = require('./util')
 
 const ROOT = path.join(__dirname, '..')
 
@@ -61,44 +62,18 @@ function serve(kind) {
 
 // ------------------------------------------------------------------ options
 
-function parseArgs(argv) {
-  const opts = { json: false, check: false, http: true, rounds: 5, duration: 2, connections: 10, microRounds: 31 }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const num = () => {
-      const v = Number(argv[++i])
-      if (!Number.isFinite(v) || v <= 0) throw new Error(`${a} needs a positive number`)
-      return v
-    }
-    if (a === '--json') opts.json = true
-    else if (a === '--check') opts.check = true
-    else if (a === '--no-http') opts.http = false
-    else if (a === '--rounds') opts.rounds = Math.round(num())
-    else if (a === '--duration') opts.duration = num()
-    else if (a === '--connections') opts.connections = Math.round(num())
-    else if (a === '--micro-rounds') opts.microRounds = Math.round(num())
-    else if (a === '-h' || a === '--help') {
-      console.log('usage: node benchmark/shed.js [--json] [--check] [--no-http] [--rounds N] [--duration S] [--connections N] [--micro-rounds N]')
-      process.exit(0)
-    } else throw new Error(`unknown argument ${a}`)
-  }
-  return opts
+const OPTIONS = {
+  json: { def: false, type: 'bool', help: 'machine-readable results on stdout (messages on stderr)' },
+  check: { def: false, type: 'bool', help: 'exit 1 unless the guard costs under 1% of a hello-world request' },
+  noHttp: { def: false, type: 'bool', help: 'skip the autocannon part' },
+  rounds: { def: 5, type: 'int', help: 'autocannon rounds per server' },
+  duration: { def: 2, type: 'num', help: 'seconds per autocannon round' },
+  connections: { def: 10, type: 'int', help: 'autocannon connections' },
+  microRounds: { def: 31, type: 'int', help: 'rounds of the per-call measurement' },
 }
 
 // ------------------------------------------------------------------ statistics
 
-function quantile(sorted, q) {
-  if (sorted.length === 0) return NaN
-  const pos = (sorted.length - 1) * q
-  const lo = Math.floor(pos)
-  const hi = Math.ceil(pos)
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo)
-}
-
-function summary(values) {
-  const s = [...values].sort((a, b) => a - b)
-  return { median: quantile(s, 0.5), p25: quantile(s, 0.25), p75: quantile(s, 0.75), n: s.length }
-}
 
 // ------------------------------------------------------------------ 1. raw cost
 
@@ -236,7 +211,7 @@ const pct = (x) => `${(x * 100).toFixed(3)}%`
 const signedPct = (x) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(2)}%`
 
 async function main() {
-  const opts = parseArgs(process.argv.slice(2))
+  const opts = parseArgs(process.argv.slice(2), OPTIONS, 'usage: node benchmark/shed.js [options]')
   const log = opts.json ? (...a) => console.error(...a) : (...a) => console.log(...a)
   const cpus = os.cpus()
   const machine = { cpuModel: cpus.length ? cpus[0].model.trim() : 'unknown', cores: cpus.length, node: process.version, kernel: `${os.type()} ${os.release()}` }
@@ -256,7 +231,7 @@ async function main() {
   log(`\nAdded by the guard: ${added.toFixed(2)} ns per request (middleware form), ${addedWrap.toFixed(2)} ns (wrap form).\n`)
 
   let httpResult = null
-  if (opts.http) {
+  if (!opts.noHttp) {
     log(`## 2. autocannon, 127.0.0.1, ${opts.connections} connections, ${opts.rounds} rounds × ${opts.duration} s per server, alternating\n`)
     httpResult = await httpbench(opts, log)
     const b = httpResult.bare

@@ -22,7 +22,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const h = require('../__test__/helpers/cgroup')
-const u = require('./watch-util')
+const u = require('./util')
 
 const { MiB, fmt, median, quantile } = u
 const COST_CHILD = path.join(__dirname, 'cost-child.js')

@@ -30,7 +30,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const h = require('../__test__/helpers/cgroup')
-const u = require('./watch-util')
+const u = require('./util')
 
 const { MiB, fmt, median, minOf } = u
 const OOM_CHILD = path.join(u.ROOT, '__test__', 'helpers', 'oom-child.js')

@@ -14,12 +14,12 @@
 
 const fs = require('node:fs')
 const path = require('node:path')
+const { MiB, growBuffer, paced } = require('./alloc')
 
 const [scenario, rateArg, markerFile, lastWordsFile, pkgDir, prefillArg] = process.argv.slice(2)
 const oomguard = require(pkgDir ? path.resolve(pkgDir) : path.join(__dirname, '..', '..'))
 const rate = Number(rateArg) * 1024 * 1024
 const prefill = prefillArg === undefined ? 0 : Number(prefillArg)
-const MiB = 1024 * 1024
 
 const marker = fs.openSync(markerFile, 'a')
 const monitor = oomguard.watch({ lastWords: { path: lastWordsFile } }, (e) => {
@@ -34,12 +34,9 @@ const keep = []
 function grow(bytes) {
   switch (scenario) {
     case 'buffers':
-    case 'worker': {
-      const b = Buffer.allocUnsafe(bytes)
-      b.fill(1)
-      keep.push(b)
+    case 'worker':
+      growBuffer(keep, bytes)
       break
-    }
     case 'arraybuffers': {
       const ab = new ArrayBuffer(bytes)
       new Uint8Array(ab).fill(1)
@@ -64,20 +61,6 @@ function basisRatio() {
   return c.ratio === null ? 0 : c.ratio
 }
 
-function paced(step) {
-  // Allocate `rate` bytes per second in 10 ms steps.
-  const t0 = Date.now()
-  let done = 0
-  const tick = () => {
-    const want = ((Date.now() - t0) / 1000) * rate
-    while (done < want) {
-      step(Math.min(MiB, want - done))
-      done += Math.min(MiB, want - done)
-    }
-    setTimeout(tick, 10)
-  }
-  tick()
-}
 
 function start() {
   if (scenario === 'pagecache') return pagecache()
@@ -92,7 +75,7 @@ function start() {
     if (rate === 0) {
       for (;;) grow(MiB) // full speed, the event loop never turns again
     }
-    paced(grow)
+    paced(rate, grow)
   }
   fill()
 }

@@ -1,6 +1,6 @@
 'use strict'
-// Shared bits of the watch benchmarks (watch-lead.js, watch-cost.js): option
-// parsing, statistics, markdown tables, machine/version info, and a reader of
+// Shared bits of the benchmarks: option parsing, statistics, markdown
+// tables, machine/version info, and (for the watch benchmarks) a reader of
 // the kernel log (/dev/kmsg) that gives the kernel's own timestamp of an OOM
 // kill, converted to wall-clock milliseconds.
 
@@ -67,6 +67,11 @@ function quantile(values, q) {
   return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 }
 const median = (v) => quantile(v, 0.5)
+/** Median and quartiles of the finite numbers in `values`. */
+function summary(values) {
+  const n = values.filter((v) => typeof v === 'number' && Number.isFinite(v)).length
+  return { median: quantile(values, 0.5), p25: quantile(values, 0.25), p75: quantile(values, 0.75), n }
+}
 const minOf = (v) => quantile(v, 0)
 
 /** Format a number, or '–' when missing. */
@@ -285,6 +290,8 @@ module.exports = {
   parseArgs,
   quantile,
   median,
+  summary,
+  readJson,
   minOf,
   fmt,
   table,
