@@ -23,7 +23,7 @@ const { needVm, vmHasOption, stageHostDir, runVm } = require('./helpers/vm')
 const { LIMIT, withRates, checkKilled } = require('./helpers/oom-scenarios')
 
 const HELPERS = path.join(__dirname, 'helpers')
-const FILES = [path.join(HELPERS, 'oom-child.js'), path.join(HELPERS, 'oom-v2-driver.js')]
+const FILES = ['oom-child.js', 'alloc.js', 'oom-v2-driver.js'].map((f) => path.join(HELPERS, f))
 const PREFIX = 'OOMGUARD_V2_RESULT '
 const VM_MEMORY_MAX = '400M'
 // About 65 s for the OOM boot and 90 s for the page-cache one on an idle
