@@ -1,34 +1,50 @@
 'use strict'
 // The package as users meet it: `npm pack`, install the tarball into a fresh
-// folder outside the repository, then require() and import it there.
+// folder outside the repository, then require() and import it there, and
+// preload its register by absolute path and by file: URL, as Dockerfiles do.
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { execFileSync } = require('node:child_process')
+const { pathToFileURL } = require('node:url')
+const { execFileSync, spawnSync } = require('node:child_process')
 
 const REPO = path.join(__dirname, '..')
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-pack-'))
+test.after(() => fs.rmSync(work, { recursive: true, force: true }))
 
-test('npm pack, install elsewhere, require and import', { timeout: 180_000 }, (t) => {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-pack-'))
-  t.after(() => fs.rmSync(work, { recursive: true, force: true }))
-  const npm = (args, cwd) =>
-    execFileSync('npm', args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_update_notifier: 'false' } })
+const npm = (args, cwd) =>
+  execFileSync('npm', args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_update_notifier: 'false' } })
 
+/** Pack once and install the tarball into `work/app`: `{ files, app }`. */
+let installed = null
+function install() {
+  if (installed) return installed
   const packed = JSON.parse(npm(['pack', '--json', '--ignore-scripts', '--pack-destination', work], REPO))
-  const files = packed[0].files.map((f) => f.path)
-  for (const f of ['index.js', 'index.d.ts', 'lib/index.js', 'lib/index.mjs', 'lib/index.d.ts', 'package.json', 'README.md']) {
-    assert.ok(files.includes(f), `${f} in the tarball`)
-  }
-  assert.ok(files.some((f) => f.endsWith('.node')), 'the native addon is in the tarball')
-  assert.ok(!files.some((f) => f.startsWith('__test__/') || f.startsWith('target/')), 'no tests or build output')
-
   const app = path.join(work, 'app')
   fs.mkdirSync(app)
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
   npm(['install', '--no-audit', '--no-fund', '--offline', path.join(work, packed[0].filename)], app)
+  installed = { files: packed[0].files.map((f) => f.path), app }
+  return installed
+}
+
+/** The environment of a child: no OOMGUARD_* or NODE_OPTIONS from outside. */
+function childEnv(extra = {}) {
+  const env = {}
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('OOMGUARD_') && k !== 'NODE_OPTIONS') env[k] = v
+  return { ...env, ...extra }
+}
+
+test('npm pack, install elsewhere, require and import', { timeout: 180_000 }, () => {
+  const { files, app } = install()
+  for (const f of ['index.js', 'index.d.ts', 'lib/index.js', 'lib/index.mjs', 'lib/index.d.ts', 'register.js', 'register.mjs', 'package.json', 'README.md']) {
+    assert.ok(files.includes(f), `${f} in the tarball`)
+  }
+  assert.ok(files.some((f) => f.endsWith('.node')), 'the native addon is in the tarball')
+  assert.ok(!files.some((f) => f.startsWith('__test__/') || f.startsWith('target/')), 'no tests or build output')
 
   const cjs = `const { getMemoryMetrics } = require('oomguard');
     const r = getMemoryMetrics();
@@ -46,4 +62,44 @@ test('npm pack, install elsewhere, require and import', { timeout: 180_000 }, (t
     assert.ok(r.limit > 0 && r.rss > 0 && r.heap > 0, JSON.stringify(r))
   }
   assert.equal(b.same, true)
+})
+
+test('the register preloaded by absolute path and by file: URL, from the installed package', { timeout: 180_000 }, () => {
+  const { app } = install()
+  const pkg = path.join(app, 'node_modules', 'oomguard')
+  // The app runs from a folder with no node_modules, as a Dockerfile's CMD
+  // may: only the preload path leads to the package.
+  const elsewhere = fs.mkdtempSync(path.join(work, 'elsewhere-'))
+  const report = `const s = globalThis[Symbol.for('oomguard.register')];
+    console.log(JSON.stringify({ started: s ? s.started : null, reason: s ? s.reason : null,
+      thresholds: s && s.monitor ? s.monitor.thresholds : null, problems: s ? s.problems : null,
+      preloaded: Object.keys(require.cache).filter((f) => f.includes('/node_modules/')) }))`
+  fs.writeFileSync(path.join(elsewhere, 'app.js'), report)
+  fs.writeFileSync(path.join(elsewhere, 'app.mjs'), `import { createRequire } from 'node:module'\nconst require = createRequire(import.meta.url)\n${report}`)
+  const register = path.join(pkg, 'register')
+  const fileUrl = pathToFileURL(path.join(pkg, 'register.mjs')).href
+  const cases = [
+    { name: `-r ${register}`, args: ['-r', register, 'app.js'] },
+    { name: `NODE_OPTIONS=-r ${register}`, args: ['app.js'], env: { NODE_OPTIONS: `-r ${register}` } },
+    { name: `--import ${fileUrl}`, args: ['--import', fileUrl, 'app.mjs'] },
+    { name: `NODE_OPTIONS=--import ${fileUrl}`, args: ['app.mjs'], env: { NODE_OPTIONS: `--import ${fileUrl}` } },
+    { name: `--import ${path.join(pkg, 'register.mjs')}`, args: ['--import', path.join(pkg, 'register.mjs'), 'app.mjs'] },
+  ]
+  for (const c of cases) {
+    const r = spawnSync(process.execPath, c.args, { cwd: elsewhere, encoding: 'utf8', env: childEnv({ OOMGUARD_THRESHOLDS: '0.7,0.99', ...c.env }), timeout: 30_000 })
+    assert.equal(r.status, 0, `${c.name}: exit ${r.status}\n${r.stderr}`)
+    const info = JSON.parse(r.stdout)
+    assert.equal(info.started, true, `${c.name}: the monitor started (${JSON.stringify(info)})`)
+    assert.deepEqual(info.thresholds, [0.7, 0.99], `${c.name}: the settings come from the environment`)
+    assert.deepEqual(info.problems, [])
+    assert.ok(
+      info.preloaded.length > 0 && info.preloaded.every((f) => f.startsWith(pkg + path.sep)),
+      `${c.name}: the installed package was loaded, nothing else: ${JSON.stringify(info.preloaded)}`,
+    )
+  }
+  // Without the root register.js, the first case is MODULE_NOT_FOUND: make sure the
+  // test would see that (the same spawn with a path that does not exist).
+  const missing = spawnSync(process.execPath, ['-r', path.join(pkg, 'no-such-register'), 'app.js'], { cwd: elsewhere, encoding: 'utf8', env: childEnv(), timeout: 30_000 })
+  assert.notEqual(missing.status, 0)
+  assert.match(missing.stderr, /MODULE_NOT_FOUND|Cannot find module/)
 })
