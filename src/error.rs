@@ -39,6 +39,15 @@ pub enum Error {
     Io { path: PathBuf, source: io::Error },
     /// The file was read but its text is not what the kernel prints.
     Parse { path: PathBuf, source: ParseError },
+    /// The path names something that is not read on purpose: a FIFO, a
+    /// device, a socket or a directory in place of a kernel file, or a path
+    /// that leads outside the root.
+    Refused { path: PathBuf, reason: String },
+    /// Reading or parsing the file hit a bug in oomguard (a caught panic).
+    Bug {
+        path: PathBuf,
+        panic: crate::guard::Panic,
+    },
 }
 
 impl Error {
@@ -56,9 +65,19 @@ impl Error {
         }
     }
 
+    pub fn refused(path: &Path, reason: impl Into<String>) -> Self {
+        Error::Refused {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         match self {
-            Error::Io { path, .. } | Error::Parse { path, .. } => path,
+            Error::Io { path, .. }
+            | Error::Parse { path, .. }
+            | Error::Refused { path, .. }
+            | Error::Bug { path, .. } => path,
         }
     }
 
@@ -73,6 +92,10 @@ impl fmt::Display for Error {
         match self {
             Error::Io { path, source } => write!(f, "{}: {}", path.display(), source),
             Error::Parse { path, source } => write!(f, "{}: {}", path.display(), source),
+            Error::Refused { path, reason } => {
+                write!(f, "{}: not read: {}", path.display(), reason)
+            }
+            Error::Bug { path, panic } => write!(f, "{}: {}", path.display(), panic),
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod diagnose;
 pub mod error;
+pub mod guard;
 pub mod lastwords;
 pub mod locate;
 pub mod parse;
@@ -15,8 +16,8 @@ pub mod trigger;
 pub mod watch;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use indexmap::IndexMap;
@@ -77,25 +78,51 @@ impl Entry {
     }
 }
 
-static READERS: Lazy<Mutex<HashMap<PathBuf, Entry>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+impl Entry {
+    fn new(root: PathBuf) -> Self {
+        Entry {
+            reader: Reader::new(root),
+            shape: None,
+            generation: 0,
+        }
+    }
+}
+
+/// One entry per root. The map's lock is held only to find or insert an
+/// entry, never while a reader reads: a thread reading one root never makes
+/// another wait on a different root.
+type Readers = HashMap<PathBuf, Arc<Mutex<Entry>>>;
+static READERS: Lazy<Mutex<Readers>> = Lazy::new(|| Mutex::new(HashMap::new()));
 /// Readers for fixture roots are cheap to rebuild; bound how many stay open.
 const MAX_READERS: usize = 16;
 
-fn with_entry<T>(root: Option<String>, f: impl FnOnce(&mut Entry) -> T) -> T {
-    let root = PathBuf::from(root.unwrap_or_else(|| "/".to_string()));
-    let mut map = READERS.lock().unwrap_or_else(|p| p.into_inner());
-    if !map.contains_key(&root) && map.len() >= MAX_READERS {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn root_path(root: Option<String>) -> PathBuf {
+    PathBuf::from(root.unwrap_or_else(|| "/".to_string()))
+}
+
+fn entry_for(root: &Path) -> Arc<Mutex<Entry>> {
+    let mut map = lock(&READERS);
+    if let Some(e) = map.get(root) {
+        return e.clone();
+    }
+    if map.len() >= MAX_READERS {
         let victim = map.keys().find(|k| k.as_os_str() != "/").cloned();
         if let Some(v) = victim {
             map.remove(&v);
         }
     }
-    let entry = map.entry(root.clone()).or_insert_with(|| Entry {
-        reader: Reader::new(root),
-        shape: None,
-        generation: 0,
-    });
-    f(entry)
+    let entry = Arc::new(Mutex::new(Entry::new(root.to_path_buf())));
+    map.insert(root.to_path_buf(), entry.clone());
+    entry
+}
+
+/// A caught panic as the JS error an entry point throws.
+fn internal_error(p: guard::Panic) -> Error {
+    Error::new(Status::GenericFailure, p.to_string())
 }
 
 fn now_ms() -> f64 {
@@ -111,8 +138,8 @@ fn now_ms() -> f64 {
 
 /// Property paths of the slots `sample()` fills, in slot order (internal).
 #[napi]
-pub fn slot_names() -> Vec<&'static str> {
-    slots::NAMES.to_vec()
+pub fn slot_names() -> Result<Vec<&'static str>> {
+    guard::catch("slotNames", || slots::NAMES.to_vec()).map_err(internal_error)
 }
 
 /// Read the cgroup and process files of `root` (default `/`) once and fill
@@ -133,18 +160,31 @@ pub fn sample(mut out: Float64ArraySlice, root: Option<String>) -> Result<u32> {
             ),
         ));
     }
-    let v8 = slots::read_v8(buf);
-    Ok(with_entry(root, |entry| {
+    let root = root_path(root);
+    let entry = entry_for(&root);
+    let mut entry = lock(&entry);
+    let result = guard::catch("sample", || {
+        guard::failpoint(|| "sample".to_string());
+        let v8 = slots::read_v8(buf);
         let snap = entry.reader.snapshot();
         slots::fill(buf, &snap, &derive(&snap, &v8), now_ms());
         entry.observe(&snap, diagnose(&snap, &v8))
-    }))
+    });
+    result.map_err(|p| {
+        // The reader may be half-updated: start this root afresh.
+        entry.reader = Reader::new(root);
+        entry.shape = None;
+        entry.generation = entry.generation.wrapping_add(1);
+        internal_error(p)
+    })
 }
 
 /// The strings and lists of the last `sample()` of `root` (internal).
 #[napi]
-pub fn describe(root: Option<String>) -> Shape {
-    with_entry(root, |entry| match &entry.shape {
+pub fn describe(root: Option<String>) -> Result<Shape> {
+    let entry = entry_for(&root_path(root));
+    let entry = lock(&entry);
+    guard::catch("describe", || match &entry.shape {
         Some(sh) => Shape::from(sh, entry.generation),
         None => Shape {
             generation: entry.generation,
@@ -155,6 +195,7 @@ pub fn describe(root: Option<String>) -> Shape {
             diagnoses: Vec::new(),
         },
     })
+    .map_err(internal_error)
 }
 
 /// What `describe()` returns (internal).
@@ -341,11 +382,14 @@ pub fn watch_block(env: &Env, id: u32) -> Result<Float64ArraySlice<'_>> {
 
 /// Slot names of a monitor's block, as [name, index] pairs (internal).
 #[napi]
-pub fn watch_slots() -> Vec<(&'static str, u32)> {
-    watch::block::NAMES
-        .iter()
-        .map(|(n, i)| (*n, *i as u32))
-        .collect()
+pub fn watch_slots() -> Result<Vec<(&'static str, u32)>> {
+    guard::catch("watchSlots", || {
+        watch::block::NAMES
+            .iter()
+            .map(|(n, i)| (*n, *i as u32))
+            .collect()
+    })
+    .map_err(internal_error)
 }
 
 /// Stop a monitor; joins the sampler thread when it was the last.
@@ -367,15 +411,18 @@ pub struct SamplerInfo {
 }
 
 #[napi]
-pub fn sampler_info() -> SamplerInfo {
-    let i = watch::SAMPLER.info();
-    SamplerInfo {
-        running: i.running,
-        thread_id: i.thread_id,
-        monitors: i.monitors as u32,
-        roots: i.roots as u32,
-        triggers: i.triggers,
-    }
+pub fn sampler_info() -> Result<SamplerInfo> {
+    guard::catch("samplerInfo", || {
+        let i = watch::SAMPLER.info();
+        SamplerInfo {
+            running: i.running,
+            thread_id: i.thread_id,
+            monitors: i.monitors as u32,
+            roots: i.roots as u32,
+            triggers: i.triggers,
+        }
+    })
+    .map_err(internal_error)
 }
 
 // ---------------------------------------------------------------------------

@@ -197,7 +197,8 @@ pub fn parse_mountinfo(text: &str) -> PResult<Vec<MountInfo>> {
         let fields: Vec<&str> = line.split(' ').collect();
         let sep = fields.iter().position(|f| *f == "-");
         let sep = match sep {
-            Some(s) if s >= 6 && fields.len() >= s + 3 => s,
+            // Fields after "-": type, source, super options.
+            Some(s) if s >= 6 && fields.len() >= s + 4 => s,
             _ => {
                 return Err(ParseError::new(
                     line_no,
@@ -349,6 +350,7 @@ pub fn parse_statm_rss(text: &str, page_size: u64) -> PResult<u64> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use proptest::test_runner::RngSeed;
 
     #[test]
     fn u64_cases() {
@@ -470,6 +472,19 @@ mod tests {
             parse_mountinfo("1 2 0:1 / /x rw - cgroup\n").is_err(),
             "missing options"
         );
+        assert_eq!(
+            parse_mountinfo("1 2 0:1 / /sys/fs/cgroup rw - cgroup2 cgroup\n")
+                .unwrap_err()
+                .line,
+            1,
+            "no super options: an error, not a panic"
+        );
+        assert!(parse_mountinfo("      -  ").is_err(), "the proptest case");
+        assert_eq!(
+            parse_mountinfo("1 2 0:1 / /x rw - cgroup2 cgroup \n").unwrap()[0].super_options,
+            vec![""],
+            "empty super options"
+        );
     }
 
     #[test]
@@ -529,8 +544,33 @@ mod tests {
         );
     }
 
+    /// `cargo test` is deterministic: a fixed seed and case count, whatever
+    /// `PROPTEST_*` says, plus the committed cases in `proptest-regressions/`.
+    /// `OOMGUARD_PROPTEST_RANDOM=1` makes it a randomized run instead, with
+    /// `PROPTEST_CASES` cases (default 100000): see the README's Development section.
+    fn config(cases: u32) -> ProptestConfig {
+        if std::env::var_os("OOMGUARD_PROPTEST_RANDOM").is_some() {
+            let cases = std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(100_000);
+            ProptestConfig {
+                cases,
+                rng_seed: RngSeed::Random,
+                ..ProptestConfig::default()
+            }
+        } else {
+            ProptestConfig {
+                cases,
+                rng_seed: RngSeed::Fixed(0x00_6f_6f_6d_67_75_61_72),
+                max_shrink_iters: 4096,
+                ..ProptestConfig::default()
+            }
+        }
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(config(2000))]
         #[test]
         fn parsers_never_panic(s in "\\PC*") {
             let _ = parse_u64(&s);

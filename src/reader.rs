@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ParseError, Result};
+use crate::guard;
 use crate::locate::{locate, under_root, CgroupVersion, Located, Location};
 use crate::parse::{
     lookup, parse_flat_keyed, parse_limit, parse_meminfo, parse_pressure, parse_statm_rss,
@@ -101,14 +102,29 @@ impl OpenFile {
             .map_err(|e| Error::parse(&self.path, ParseError::new(0, format!("not UTF-8: {e}"))))
     }
 
-    /// Read and parse; parse errors name this file.
+    /// Read and parse; parse errors name this file. A panic in the parser
+    /// (a bug) is caught here and is this file's error: only the values from
+    /// this file are lost.
     pub fn parse<T>(
         &mut self,
         buf: &mut Vec<u8>,
         f: impl FnOnce(&str) -> std::result::Result<T, ParseError>,
     ) -> Result<T> {
         let text = self.read(buf)?;
-        f(text).map_err(|e| Error::parse(&self.path, e))
+        let path = &self.path;
+        match guard::catch("parsing", || {
+            guard::failpoint(|| {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                format!("parse:{name}")
+            });
+            f(text)
+        }) {
+            Ok(r) => r.map_err(|e| Error::parse(path, e)),
+            Err(panic) => Err(Error::Bug {
+                path: path.clone(),
+                panic,
+            }),
+        }
     }
 
     pub fn is_open(&self) -> bool {
@@ -430,10 +446,19 @@ impl Reader {
         if let Ok(text) = current {
             self.proc_cgroup_text = text;
         }
-        self.state = match locate(&self.root) {
-            Ok(Located::Found(loc)) => State::Located(Box::new(CgroupFiles::new(loc))),
-            Ok(Located::NoMemoryController) => State::NoMemoryController,
-            Err(e) => State::Failed(e),
+        let root = &self.root;
+        self.state = match guard::catch("locating the cgroup", || {
+            locate(root).map(|found| match found {
+                Located::Found(loc) => State::Located(Box::new(CgroupFiles::new(loc))),
+                Located::NoMemoryController => State::NoMemoryController,
+            })
+        }) {
+            Ok(Ok(state)) => state,
+            Ok(Err(e)) => State::Failed(e),
+            Err(panic) => State::Failed(Error::Bug {
+                path: under_root(root, "/proc/self/mountinfo"),
+                panic,
+            }),
         };
     }
 
