@@ -8,27 +8,31 @@ const fs = require('node:fs')
 const v8 = require('node:v8')
 const { getMemoryMetrics } = require('../lib/metrics.js')
 const { diagnose, render, useColor } = require('../lib/doctor.js')
+const { CLI_FLAGS, cliFlagsUsage } = require('../lib/options.js')
 
 const USAGE = `usage: oomguard [doctor] [options]
 
   doctor             check this container's memory sizing (the default; "report" is an alias)
 
 options:
-  --json             print the report as JSON
-  --heap-limit MIB   the service's V8 heap limit in MiB, when it differs from this
-                     doctor's own (node -p "v8.getHeapStatistics().heap_size_limit/2**20")
-  --workers N        the number of worker threads the service runs (each has its own heap)
-  --root DIR         read a fixture tree that stands in for /
-  --strict           exit with status 1 when a check fails
-  -h, --help         print this help
+${cliFlagsUsage()}
 
 Colour: on a terminal; FORCE_COLOR=1 forces it, NO_COLOR=1 turns it off.
-Exit status: 0 done, 1 a check failed (with --strict), 2 bad arguments.`
+Exit status: 0 done, 1 a check failed (with --strict) or stdout could not be
+written, 2 bad arguments. A reader that stops early (| head, | true) is not an
+error: the doctor stops quietly.`
 
 class UsageError extends Error {}
 
+const FLAGS = new Map()
+for (const f of CLI_FLAGS) {
+  FLAGS.set(f.flag, f)
+  if (f.short) FLAGS.set(f.short, f)
+}
+
 function parseArgs(argv) {
-  const opts = { json: false, strict: false, help: false, root: undefined, heapLimitMib: undefined, workers: undefined }
+  const opts = Object.create(null)
+  for (const f of CLI_FLAGS) opts[f.key] = f.arg ? undefined : false
   let command = null
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i]
@@ -37,62 +41,46 @@ function parseArgs(argv) {
       inline = a.slice(a.indexOf('=') + 1)
       a = a.slice(0, a.indexOf('='))
     }
-    const value = () => {
-      if (inline !== undefined) return inline
-      if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new UsageError(`${a} needs a value`)
-      return argv[++i]
+    if (a === 'doctor' || a === 'report') {
+      if (command !== null) throw new UsageError(`unexpected argument: ${a}`)
+      command = a
+      continue
     }
-    const flag = () => {
+    const f = FLAGS.get(a)
+    if (f === undefined) throw new UsageError(a.startsWith('-') ? `unknown option: ${a}` : `unknown command: ${a}`)
+    if (!f.arg) {
       if (inline !== undefined) throw new UsageError(`${a} takes no value`)
+      opts[f.key] = true
+      continue
     }
-    switch (a) {
-      case 'doctor':
-      case 'report':
-        if (command !== null) throw new UsageError(`unexpected argument: ${a}`)
-        command = a
-        break
-      case '--json':
-        flag()
-        opts.json = true
-        break
-      case '--strict':
-        flag()
-        opts.strict = true
-        break
-      case '-h':
-      case '--help':
-        flag()
-        opts.help = true
-        break
-      case '--root': {
-        const dir = value()
-        let st = null
-        try {
-          st = fs.statSync(dir)
-        } catch {}
-        if (!st || !st.isDirectory()) throw new UsageError(`--root ${dir}: not a directory`)
-        opts.root = dir
-        break
-      }
-      case '--heap-limit': {
-        const v = value()
-        const n = Number(v)
-        if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new UsageError(`--heap-limit must be a positive number of MiB, got ${JSON.stringify(v)}`)
-        opts.heapLimitMib = n
-        break
-      }
-      case '--workers': {
-        const v = value()
-        const n = Number(v)
-        if (!/^\d+$/.test(v) || !Number.isSafeInteger(n)) throw new UsageError(`--workers must be a whole number (0 or more), got ${JSON.stringify(v)}`)
-        opts.workers = n
-        break
-      }
-      default:
-        throw new UsageError(a.startsWith('-') ? `unknown option: ${a}` : `unknown command: ${a}`)
+    let v = inline
+    if (v === undefined) {
+      if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new UsageError(`${a} needs a value`)
+      v = argv[++i]
     }
+    const parsed = f.parse(v)
+    if (parsed.error !== undefined) throw new UsageError(parsed.error)
+    opts[f.key] = parsed.value
   }
   return opts
+}
+
+/**
+ * Write the whole output to stdout and end quietly if it cannot be: a reader
+ * that went away (EPIPE: `| head`, `| true`) is no failure and keeps the exit
+ * status; any other error (ENOSPC: `> /dev/full`) is one line on stderr and
+ * exit status 1. Never a stack trace.
+ */
+function output(text) {
+  const stdout = process.stdout
+  stdout.on('error', (err) => {
+    if (err && err.code === 'EPIPE') return
+    try {
+      fs.writeSync(2, `oomguard: cannot write to stdout (${(err && (err.code || err.message)) || 'error'})\n`)
+    } catch {}
+    process.exitCode = 1
+  })
+  stdout.write(text)
 }
 
 function main() {
@@ -101,12 +89,14 @@ function main() {
     opts = parseArgs(process.argv.slice(2))
   } catch (err) {
     if (!(err instanceof UsageError)) throw err
-    process.stderr.write(`oomguard: ${err.message}\n\n${USAGE}\n`)
+    try {
+      fs.writeSync(2, `oomguard: ${err.message}\n\n${USAGE}\n`)
+    } catch {}
     process.exitCode = 2
     return
   }
   if (opts.help) {
-    process.stdout.write(`${USAGE}\n`)
+    output(`${USAGE}\n`)
     return
   }
   const fromFlag = opts.heapLimitMib !== undefined
@@ -120,8 +110,8 @@ function main() {
     workers: opts.workers,
   })
   const out = opts.json ? `${JSON.stringify(report, null, 2)}\n` : render(report, { color: useColor(process.stdout, process.env) })
-  process.stdout.write(out)
   if (opts.strict && report.summary.fail > 0) process.exitCode = 1
+  output(out)
 }
 
 main()

@@ -5,6 +5,8 @@
 // report as text. Pure functions: no file, process or clock access here;
 // bin/oomguard.js gathers the inputs.
 
+const { diagnoseMetrics, diagnoseEnv, renderReport, renderOptions } = require('./options.js')
+
 const MiB = 1024 * 1024
 
 /** The share of the container limit V8's heap limit may take (the core's HEAP_SHARE). */
@@ -287,10 +289,9 @@ function checks(m, heap, env) {
  * (the service's worker thread count, when known).
  */
 function diagnose(metrics, env) {
-  if (metrics === null || typeof metrics !== 'object' || !Array.isArray(metrics.diagnoses)) {
-    throw new TypeError('metrics must be a getMemoryMetrics() result')
-  }
-  env = env || {}
+  // Bad input is a named TypeError/RangeError with a code; `env` is copied from own properties.
+  diagnoseMetrics(metrics)
+  env = diagnoseEnv(env)
   const m = metrics
   const heap = heapSection(m, env)
   const list = checks(m, heap, env)
@@ -412,7 +413,8 @@ function wrap(text, width, indent) {
  * (decide with `useColor()`); without it the text has no escape codes.
  */
 function render(report, options) {
-  const color = !!(options && options.color)
+  renderReport(report)
+  const { color } = renderOptions(options)
   const c = color ? STYLES : PLAIN
   const L = []
   const head = (s) => L.push('', c.bold(s))

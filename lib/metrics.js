@@ -4,10 +4,10 @@
 // JavaScript is several times cheaper than creating it property by property
 // through N-API.
 
-const path = require('node:path')
 const v8 = require('node:v8')
 const native = require('./native.js')
 const { portableMetrics } = require('./portable.js')
+const { rootOption, invalidType, outOfRange } = require('./options.js')
 
 const NAMES = native ? native.slotNames() : []
 const SLOT = Object.create(null)
@@ -126,36 +126,6 @@ function samplerFor(root) {
   return s
 }
 
-function typeName(v) {
-  if (v === null) return 'null'
-  if (Array.isArray(v)) return 'an array'
-  return typeof v === 'object' ? 'an object' : `${typeof v === 'undefined' ? '' : 'a '}${typeof v}`
-}
-
-function invalidType(name, expected, value) {
-  const err = new TypeError(`${name} must be ${expected}, got ${typeName(value)}`)
-  err.code = 'ERR_INVALID_ARG_TYPE'
-  return err
-}
-
-function outOfRange(name, expected, value) {
-  const err = new RangeError(`${name} must be ${expected}, got ${String(value)}`)
-  err.code = 'ERR_OUT_OF_RANGE'
-  return err
-}
-
-/** Validate `options` and return the root path (absolute), `undefined` for `/`. */
-function rootOption(options, name = 'options') {
-  if (options === undefined || options === null) return undefined
-  if (typeof options !== 'object' || Array.isArray(options)) throw invalidType(name, 'an object', options)
-  const root = options.root
-  if (root === undefined) return undefined
-  if (typeof root !== 'string') throw invalidType(`${name}.root`, 'a string', root)
-  if (root === '' || root.includes('\0')) throw outOfRange(`${name}.root`, 'a non-empty path without NUL bytes', JSON.stringify(root))
-  const abs = path.resolve(root)
-  return abs === '/' ? undefined : abs
-}
-
 let heapSizeLimit = 0
 function currentHeapSizeLimit() {
   // Fixed at start-up (flags, cgroup): read it once.
@@ -178,7 +148,8 @@ function usageValues(usage) {
   }
   for (let i = 0; i < USAGE_KEYS.length; i++) {
     const key = USAGE_KEYS[i]
-    let v = usage[key]
+    // Own properties only: a polluted Object.prototype is not the caller's number.
+    let v = Object.hasOwn(usage, key) ? usage[key] : undefined
     if (v === undefined) {
       v = key === 'heapSizeLimit' ? currentHeapSizeLimit() : NaN
     } else if (typeof v !== 'number') {

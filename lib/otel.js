@@ -11,8 +11,8 @@
 
 const v8 = require('node:v8')
 const core = require('./metrics.js')
-const { invalidType } = core
-const { optionsObject, monitorOption, readOptions, VERSION, STAT_KINDS, EVENTS } = require('./prometheus.js')
+const { invalidType, metricsConfig, monitorLevel } = require('./options.js')
+const { readOptions, VERSION, STAT_KINDS, EVENTS } = require('./prometheus.js')
 
 // @opentelemetry/api's ValueType enum (INT = 0, DOUBLE = 1), without requiring it.
 const INT = 0
@@ -77,9 +77,10 @@ function isMeter(meter) {
  */
 function observeMemory(meter, options) {
   if (!isMeter(meter)) throw invalidType('meter', 'an OpenTelemetry Meter (metrics.getMeter(name))', meter)
-  const o = optionsObject(options)
+  // One snapshot of the options (lib/options.js): own properties, read once.
+  const o = metricsConfig(options)
   const read = readOptions(o)
-  const monitor = monitorOption(o)
+  const monitor = o.monitor
 
   const specs = monitor === undefined ? INSTRUMENTS : [...INSTRUMENTS, ...MONITOR_INSTRUMENTS]
   const inst = {}
@@ -141,7 +142,7 @@ function observeMemory(meter, options) {
     obs('oomguard.v8.heap.limit_ratio', m.heapLimitRatio)
 
     if (monitor !== undefined) {
-      if (monitor.closed !== true) obs('oomguard.monitor.level', monitor.level)
+      obs('oomguard.monitor.level', monitorLevel(monitor))
       monitor.thresholds.forEach((t, i) => obs('oomguard.monitor.threshold', t, { 'oomguard.level': i + 1 }))
     }
   }

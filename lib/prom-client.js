@@ -11,8 +11,8 @@
 // registry's protocol (name, help, type, aggregator, get(), reset()).
 
 const core = require('./metrics.js')
-const { invalidType } = core
-const { familyDefs, collect, optionsObject, prefixOption, monitorOption, readOptions } = require('./prometheus.js')
+const { invalidType, metricsConfig } = require('./options.js')
+const { familyDefs, collect, prefixOption, readOptions } = require('./prometheus.js')
 
 function loadPromClient() {
   try {
@@ -76,10 +76,11 @@ class Family {
  * Returns `{ names, unregister() }`.
  */
 function registerPromClient(options) {
-  const o = optionsObject(options)
+  // One snapshot of the options (lib/options.js): own properties, read once.
+  const o = metricsConfig(options)
   const read = readOptions(o)
-  const prefix = prefixOption(o)
-  const monitor = monitorOption(o)
+  const prefix = prefixOption(o.prefix)
+  const monitor = o.monitor
   let register = o.register
   if (register === undefined || register === null) {
     register = loadPromClient().register

@@ -11,10 +11,9 @@
 // printed for every family, with or without series.
 
 const core = require('./metrics.js')
-const { invalidType, outOfRange, rootOption } = core
+const { invalidType, outOfRange, metricsConfig, monitorLevel, DEFAULT_PREFIX } = require('./options.js')
 const { version: VERSION } = require('../package.json')
 
-const DEFAULT_PREFIX = 'oomguard_'
 const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 // No colons (reserved for recording rules), no leading `__` (reserved).
 const PREFIX_RE = /^(?!__)[a-zA-Z_][a-zA-Z0-9_]*$/
@@ -42,12 +41,15 @@ const PRESSURE_WINDOWS = [
 
 /**
  * Reads a result object defensively: a ready `options.metrics` object comes
- * from the caller, so every field is checked before it reaches the output.
+ * from the caller, so every field is checked before it reaches the output,
+ * only own properties count (a polluted Object.prototype forges nothing),
+ * and each property is read once (a getter cannot change its answer).
  */
 class Reader {
   constructor(m, name) {
     this.m = m
     this.name = name
+    this.seen = new Map()
   }
 
   /** A number or null at a dotted path. */
@@ -67,12 +69,15 @@ class Reader {
   }
 
   get(path) {
-    let v = this.m
-    for (const part of path.split('.')) {
-      if (v === undefined || v === null) return null
-      if (typeof v !== 'object') throw invalidType(`${this.name}.${path}`, 'part of a getMemoryMetrics() result', v)
-      v = v[part]
-    }
+    if (this.seen.has(path)) return this.seen.get(path)
+    const dot = path.lastIndexOf('.')
+    const parent = dot === -1 ? this.m : this.get(path.slice(0, dot))
+    const key = path.slice(dot + 1)
+    let v
+    if (parent === undefined || parent === null) v = null
+    else if (typeof parent !== 'object') throw invalidType(`${this.name}.${path}`, 'part of a getMemoryMetrics() result', parent)
+    else v = Object.hasOwn(parent, key) ? parent[key] : undefined
+    this.seen.set(path, v)
     return v
   }
 }
@@ -243,7 +248,7 @@ const FAMILIES = [
     help: 'The watch() monitor level: how many of its thresholds its basis (the working set by default) is at or above, as a ratio of the limit (0 = below all).',
     monitor: true,
     aggregator: 'max',
-    samples: (r, monitor) => [[null, monitor.closed === true ? null : numberOrNull(monitor.level)]],
+    samples: (r, monitor) => [[null, monitorLevel(monitor)]],
   },
   {
     name: 'monitor_threshold_ratio',
@@ -252,13 +257,9 @@ const FAMILIES = [
     labels: ['level'],
     monitor: true,
     aggregator: 'first',
-    samples: (r, monitor) => monitor.thresholds.map((t, i) => [{ level: String(i + 1) }, numberOrNull(t)]),
+    samples: (r, monitor) => monitor.thresholds.map((t, i) => [{ level: String(i + 1) }, t]),
   },
 ]
-
-function numberOrNull(v) {
-  return typeof v === 'number' && Number.isFinite(v) ? v : null
-}
 
 /** The families for one configuration: full names, in output order. */
 function familyDefs(prefix, withMonitor) {
@@ -275,6 +276,8 @@ function familyDefs(prefix, withMonitor) {
 /**
  * The samples of every family for one snapshot, null values dropped:
  * `[{ name, help, type, aggregator, values: [{ labels, value }] }]`.
+ * `monitor` is a monitorSnapshot() (lib/options.js): its level is read
+ * once here, its thresholds were copied when the options were read.
  */
 function collect(defs, metrics, monitor, name = 'metrics') {
   const r = new Reader(metrics, name)
@@ -308,14 +311,9 @@ function render(families) {
 // ---------------------------------------------------------------------------
 // Options shared with lib/prom-client.js and lib/otel.js.
 
-function optionsObject(options, name = 'options') {
-  if (options === undefined || options === null) return {}
-  if (typeof options !== 'object' || Array.isArray(options)) throw invalidType(name, 'an object', options)
-  return options
-}
-
-function prefixOption(options) {
-  const prefix = options.prefix === undefined ? DEFAULT_PREFIX : options.prefix
+/** `options.prefix`, from a metricsConfig() snapshot. */
+function prefixOption(value) {
+  const prefix = value === undefined ? DEFAULT_PREFIX : value
   if (typeof prefix !== 'string') throw invalidType('options.prefix', 'a string', prefix)
   if (!PREFIX_RE.test(prefix)) {
     throw outOfRange('options.prefix', 'a metric name prefix: a letter or _, then letters, digits or _ (no colons, no leading __)', JSON.stringify(prefix))
@@ -330,20 +328,9 @@ function prefixOption(options) {
   return prefix
 }
 
-/** `options.monitor`: a Monitor from watch() (anything with `level` and `thresholds`). */
-function monitorOption(options) {
-  const monitor = options.monitor
-  if (monitor === undefined || monitor === null) return undefined
-  if (typeof monitor !== 'object' || !Array.isArray(monitor.thresholds) || !('level' in monitor)) {
-    throw invalidType('options.monitor', 'a Monitor from watch()', monitor)
-  }
-  return monitor
-}
-
-/** `options.root` as getMemoryMetrics() takes it. */
-function readOptions(options) {
-  const root = rootOption(options)
-  return root === undefined ? undefined : { root }
+/** `options.root` as getMemoryMetrics() takes it, from a metricsConfig() snapshot. */
+function readOptions(c) {
+  return c.root === undefined ? undefined : { root: c.root }
 }
 
 /**
@@ -355,15 +342,16 @@ function readOptions(options) {
  * `metrics` (a getMemoryMetrics() result to format instead of reading one).
  */
 function prometheus(options) {
-  const o = optionsObject(options)
-  const prefix = prefixOption(o)
-  const monitor = monitorOption(o)
-  let metrics = o.metrics
+  // One snapshot of the options (lib/options.js): own properties, read once.
+  const c = metricsConfig(options)
+  const prefix = prefixOption(c.prefix)
+  const monitor = c.monitor
+  let metrics = c.metrics
   if (metrics === undefined || metrics === null) {
-    metrics = core.getMemoryMetrics(null, readOptions(o))
+    metrics = core.getMemoryMetrics(null, readOptions(c))
   } else {
     if (typeof metrics !== 'object' || Array.isArray(metrics)) throw invalidType('options.metrics', 'a getMemoryMetrics() result', metrics)
-    if (o.root !== undefined) throw outOfRange('options.root', 'left out when options.metrics is given (the metrics were already read)', JSON.stringify(o.root))
+    if (c.root !== undefined) throw outOfRange('options.root', 'left out when options.metrics is given (the metrics were already read)', JSON.stringify(c.root))
   }
   return render(collect(familyDefs(prefix, monitor !== undefined), metrics, monitor, 'options.metrics'))
 }
@@ -379,9 +367,7 @@ module.exports = {
   familyDefs,
   collect,
   render,
-  optionsObject,
   prefixOption,
-  monitorOption,
   readOptions,
   VERSION,
 }

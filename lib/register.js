@@ -13,21 +13,11 @@ const fs = require('node:fs')
 const KEY = Symbol.for('oomguard.register')
 const MiB = 1024 * 1024
 
-/** The variables, their defaults and what they mean (the README table). */
-const VARIABLES = Object.freeze({
-  OOMGUARD_DISABLE: 'set to 1 (or true/yes/on) to load nothing',
-  OOMGUARD_THRESHOLDS: 'ascending ratios of the limit, comma-separated (default 0.8,0.9,0.95)',
-  OOMGUARD_BASIS: 'workingSet, usage or rss (default workingSet)',
-  OOMGUARD_HYSTERESIS: 'ratio from 0 to 0.5 (default 0.05)',
-  OOMGUARD_MIN_INTERVAL_MS: 'fastest sampling interval, ms (default 1)',
-  OOMGUARD_MAX_INTERVAL_MS: 'slowest sampling interval, ms (default 5000)',
-  OOMGUARD_LAST_WORDS_PATH: 'file for the last-words line, e.g. /dev/termination-log (default none)',
-  OOMGUARD_LAST_WORDS_STDERR: 'write the last-words line to stderr: 1 or 0 (default 1)',
-  OOMGUARD_LOG_FORMAT: 'json, text or none (default json)',
-  OOMGUARD_METRICS_PORT: 'serve /metrics on this TCP port (default: no server)',
-  OOMGUARD_METRICS_HOST: 'address /metrics binds to (default 127.0.0.1)',
-  OOMGUARD_ROOT: 'for tests: a fixture tree that stands in for /',
-})
+// The variables, their defaults and what they mean: declared with the options
+// they set in lib/options.js (also the README table).
+const { parseEnv, variableDescriptions, TRUE_WORDS } = require('./options.js')
+
+const VARIABLES = variableDescriptions()
 
 // ---------------------------------------------------------------- output
 
@@ -46,105 +36,6 @@ function writeLine(line) {
 
 function warn(message) {
   writeLine(`oomguard: ${message}`)
-}
-
-// ---------------------------------------------------------------- parsing
-
-const TRUE = ['1', 'true', 'yes', 'on']
-const FALSE = ['0', 'false', 'no', 'off']
-
-/**
- * Read the settings from `env`. Returns `{ settings, problems }`; each
- * problem is one line about one variable whose default is used instead.
- */
-function parseEnv(env) {
-  const problems = []
-  const bad = (name, expected, fallback) => {
-    problems.push(`${name}=${JSON.stringify(env[name])} is not valid (${expected}); using the default${fallback === undefined ? '' : ` (${fallback})`}`)
-  }
-  const get = (name) => {
-    const v = env[name]
-    return v === undefined || v.trim() === '' ? undefined : v.trim()
-  }
-  const settings = { watch: {}, logFormat: 'json', metrics: null, root: undefined }
-
-  const thresholds = get('OOMGUARD_THRESHOLDS')
-  if (thresholds !== undefined) {
-    const list = thresholds.split(',').map((s) => s.trim())
-    const nums = list.map(Number)
-    const ok =
-      list.length >= 1 &&
-      list.length <= 16 &&
-      list.every((s) => s !== '') &&
-      nums.every((t, i) => t > 0 && t < 1 && (i === 0 || t > nums[i - 1]))
-    if (ok) settings.watch.thresholds = nums
-    else bad('OOMGUARD_THRESHOLDS', '1 to 16 ascending ratios between 0 and 1, comma-separated, e.g. 0.8,0.9,0.95', '0.8,0.9,0.95')
-  }
-
-  const basis = get('OOMGUARD_BASIS')
-  if (basis !== undefined) {
-    const found = ['workingSet', 'usage', 'rss'].find((b) => b.toLowerCase() === basis.toLowerCase())
-    if (found) settings.watch.basis = found
-    else bad('OOMGUARD_BASIS', 'workingSet, usage or rss', 'workingSet')
-  }
-
-  const number = (name, key, lo, hi, expected, fallback) => {
-    const v = get(name)
-    if (v === undefined) return
-    const n = Number(v)
-    if (Number.isFinite(n) && n >= lo && n <= hi) settings.watch[key] = n
-    else bad(name, expected, fallback)
-  }
-  number('OOMGUARD_HYSTERESIS', 'hysteresis', 0, 0.5, 'a ratio from 0 to 0.5', '0.05')
-  number('OOMGUARD_MIN_INTERVAL_MS', 'minIntervalMs', 0.1, 60000, 'milliseconds from 0.1 to 60000', '1')
-  number('OOMGUARD_MAX_INTERVAL_MS', 'maxIntervalMs', 0.1, 3600000, 'milliseconds from 0.1 to 3600000', '5000')
-  const { minIntervalMs: lo, maxIntervalMs: hi } = settings.watch
-  if (hi !== undefined && hi < (lo === undefined ? 1 : lo)) {
-    bad('OOMGUARD_MAX_INTERVAL_MS', `at least the minimum interval (${lo === undefined ? 1 : lo} ms)`, '5000')
-    delete settings.watch.maxIntervalMs
-  }
-
-  const lastWords = {}
-  const lwPath = get('OOMGUARD_LAST_WORDS_PATH')
-  if (lwPath !== undefined) {
-    if (lwPath.includes('\0')) bad('OOMGUARD_LAST_WORDS_PATH', 'a file path', 'none')
-    else lastWords.path = lwPath
-  }
-  const lwStderr = get('OOMGUARD_LAST_WORDS_STDERR')
-  if (lwStderr !== undefined) {
-    if (TRUE.includes(lwStderr.toLowerCase())) lastWords.stderr = true
-    else if (FALSE.includes(lwStderr.toLowerCase())) lastWords.stderr = false
-    else bad('OOMGUARD_LAST_WORDS_STDERR', '1 or 0', '1')
-  }
-  if (Object.keys(lastWords).length) settings.watch.lastWords = lastWords
-
-  const format = get('OOMGUARD_LOG_FORMAT')
-  if (format !== undefined) {
-    const f = format.toLowerCase()
-    if (f === 'json' || f === 'text' || f === 'none') settings.logFormat = f
-    else bad('OOMGUARD_LOG_FORMAT', 'json, text or none', 'json')
-  }
-
-  const root = get('OOMGUARD_ROOT')
-  if (root !== undefined) {
-    let isDir = false
-    try {
-      isDir = fs.statSync(root).isDirectory()
-    } catch {}
-    if (isDir) {
-      settings.root = root
-      settings.watch.root = root
-    } else bad('OOMGUARD_ROOT', 'an existing directory', '/')
-  }
-
-  const port = get('OOMGUARD_METRICS_PORT')
-  if (port !== undefined) {
-    const n = Number(port)
-    const host = get('OOMGUARD_METRICS_HOST') ?? '127.0.0.1'
-    if (/^\d+$/.test(port) && n <= 65535) settings.metrics = { port: n, host }
-    else bad('OOMGUARD_METRICS_PORT', 'a TCP port from 0 to 65535', 'no /metrics server')
-  }
-  return { settings, problems }
 }
 
 // ---------------------------------------------------------------- logging
@@ -283,8 +174,10 @@ function startMetrics(state, settings) {
 function start() {
   const state = { started: false, reason: null, monitor: null, server: null, metricsAddress: null, problems: [], VARIABLES }
   try {
-    const disable = (process.env.OOMGUARD_DISABLE || '').trim().toLowerCase()
-    if (TRUE.includes(disable)) {
+    const env = process.env
+    // Own properties only: a polluted Object.prototype is no variable.
+    const disable = (Object.hasOwn(env, 'OOMGUARD_DISABLE') ? env.OOMGUARD_DISABLE : '').trim().toLowerCase()
+    if (TRUE_WORDS.includes(disable)) {
       state.reason = 'OOMGUARD_DISABLE is set'
       return state
     }
@@ -294,7 +187,7 @@ function start() {
       state.reason = 'worker thread'
       return state
     }
-    const { settings, problems } = parseEnv(process.env)
+    const { settings, problems } = parseEnv(env)
     state.problems = problems
     for (const p of problems) warn(p)
     state.settings = settings

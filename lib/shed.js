@@ -18,34 +18,7 @@
 //   http.createServer((req, res) => guard(req, res, () => handler(req, res)))
 
 const { watch } = require('./watch.js')
-const { invalidType, outOfRange } = require('./metrics.js')
-
-/** Defaults, documented in lib/index.d.ts. */
-const SHED_DEFAULTS = Object.freeze({
-  retryAfter: 10,
-  exclude: Object.freeze(['/health', '/healthz', '/ready', '/readyz', '/live', '/livez', '/metrics']),
-  healthPath: '/health/memory',
-})
-
-const MAX_RETRY_AFTER = 2 ** 31 - 1
-
-function isMonitorLike(m) {
-  return (
-    m !== null &&
-    typeof m === 'object' &&
-    Array.isArray(m.thresholds) &&
-    m.thresholds.length > 0 &&
-    typeof m.level === 'number'
-  )
-}
-
-function pathOption(name, v) {
-  if (typeof v !== 'string') throw invalidType(name, 'a path string', v)
-  if (!v.startsWith('/') || /[?#\s]/.test(v)) {
-    throw outOfRange(name, "a path starting with '/', without '?', '#' or whitespace", JSON.stringify(v))
-  }
-  return v
-}
+const { invalidType, shedConfig, shedLevel, SHED_DEFAULTS } = require('./options.js')
 
 /** Does `pathname` equal `prefix` or lie under it ('/health' covers '/health/x', not '/healthy')? */
 function underPrefix(pathname, prefix) {
@@ -65,71 +38,34 @@ function pathnameOf(url) {
  * @internal
  */
 function createShedCore(options, name = 'options') {
-  if (options === undefined || options === null) options = {}
-  if (typeof options !== 'object' || Array.isArray(options)) throw invalidType(name, 'an object', options)
-
-  const { monitor: given, watch: watchOptions } = options
-  if (given !== undefined && !isMonitorLike(given)) {
-    throw invalidType(`${name}.monitor`, 'a Monitor (from watch())', given)
-  }
-  if (given !== undefined && given.closed === true) {
-    throw outOfRange(`${name}.monitor`, 'an open Monitor', 'a closed one')
-  }
-  if (given !== undefined && watchOptions !== undefined) {
-    throw invalidType(`${name}.watch`, 'undefined when options.monitor is given (the monitor has its own options)', watchOptions)
-  }
-  if (watchOptions !== undefined && watchOptions !== null && (typeof watchOptions !== 'object' || Array.isArray(watchOptions))) {
-    throw invalidType(`${name}.watch`, 'an object (options for watch())', watchOptions)
-  }
-
-  const retryAfter = options.retryAfter === undefined ? SHED_DEFAULTS.retryAfter : options.retryAfter
-  if (typeof retryAfter !== 'number') throw invalidType(`${name}.retryAfter`, 'a number of seconds', retryAfter)
-  if (!Number.isInteger(retryAfter) || retryAfter < 0 || retryAfter > MAX_RETRY_AFTER) {
-    throw outOfRange(`${name}.retryAfter`, `a whole number of seconds from 0 to ${MAX_RETRY_AFTER}`, retryAfter)
-  }
-
-  let exclude = options.exclude === undefined ? SHED_DEFAULTS.exclude : options.exclude
+  // One snapshot of the options (lib/options.js); nothing below reads `options` again.
+  const c = shedConfig(options, name)
+  const { retryAfter, healthPath, onShed } = c
+  const exclude = c.exclude
   let excluded
   if (typeof exclude === 'function') {
     excluded = exclude
-  } else if (Array.isArray(exclude)) {
-    exclude = exclude.map((p, i) => pathOption(`${name}.exclude[${i}]`, p))
+  } else {
     excluded = (req) => {
       const p = pathnameOf(req.url)
       for (let i = 0; i < exclude.length; i++) if (underPrefix(p, exclude[i])) return true
       return false
     }
-  } else {
-    throw invalidType(`${name}.exclude`, 'an array of paths or a function (req) => boolean', exclude)
   }
 
-  let healthPath = options.healthPath === undefined ? SHED_DEFAULTS.healthPath : options.healthPath
-  if (healthPath === false || healthPath === null) healthPath = null
-  else healthPath = pathOption(`${name}.healthPath`, healthPath)
+  const owned = c.monitor === undefined
+  // The monitor's thresholds, copied and checked once (a monitor passed in is not trusted).
+  const snap = owned ? null : c.monitor
+  const monitor = owned ? watch(c.watch) : snap.monitor
+  const thresholds = owned ? monitor.thresholds : snap.thresholds
+  const basis = owned ? monitor.basis : snap.basis
 
-  const onShed = options.onShed
-  if (onShed !== undefined && typeof onShed !== 'function') throw invalidType(`${name}.onShed`, 'a function', onShed)
-
-  let monitor = given
-  const owned = given === undefined
-  if (owned) {
-    try {
-      monitor = watch(watchOptions ?? undefined)
-    } catch (err) {
-      // watch() names its fields `options.*`; here they are `options.watch.*`.
-      if (typeof err.message === 'string' && err.message.startsWith('options')) {
-        err.message = `${name}.watch${err.message.slice('options'.length)}`
-      }
-      throw err
-    }
-  }
-
-  const top = monitor.thresholds.length
-  const level = options.level === undefined ? top : options.level
-  if (typeof level !== 'number' || !Number.isInteger(level) || level < 1 || level > top) {
+  let level
+  try {
+    level = shedLevel(c.level, thresholds, name)
+  } catch (err) {
     if (owned) monitor.close()
-    if (typeof level !== 'number') throw invalidType(`${name}.level`, 'a number', level)
-    throw outOfRange(`${name}.level`, `a whole number from 1 to ${top} (the monitor's thresholds: ${monitor.thresholds.join(', ')})`, level)
+    throw err
   }
 
   const retryAfterHeader = String(retryAfter)
@@ -167,14 +103,15 @@ function createShedCore(options, name = 'options') {
     },
     /** The health route's body. Reads only the monitor's shared memory. */
     health() {
-      const c = monitor.current
+      const cur = monitor.current
+      const c = cur !== null && typeof cur === 'object' ? cur : {}
       const shedding = core.shedding()
       return {
         status: shedding ? 'shedding' : 'ok',
         level: c.level,
         shedLevel: level,
-        thresholds: [...monitor.thresholds],
-        basis: monitor.basis ?? null,
+        thresholds: [...thresholds],
+        basis: basis ?? null,
         ratio: c.ratio,
         limitBytes: c.limitBytes,
         workingSetBytes: c.workingSetBytes,
@@ -185,7 +122,7 @@ function createShedCore(options, name = 'options') {
         timeToLimitMs: c.timeToLimitMs,
         source: c.source,
         failing: c.failing,
-        sampledAt: c.timestampMs === null ? null : new Date(c.timestampMs).toISOString(),
+        sampledAt: typeof c.timestampMs === 'number' && Number.isFinite(c.timestampMs) ? new Date(c.timestampMs).toISOString() : null,
         shedTotal: core.shedTotal,
         retryAfter: shedding ? retryAfter : null,
       }

@@ -8,81 +8,20 @@
 const { EventEmitter } = require('node:events')
 const v8 = require('node:v8')
 const native = require('./native.js')
-const { rootOption, invalidType, outOfRange } = require('./metrics.js')
+const { invalidType, watchConfig, WATCH_DEFAULTS } = require('./options.js')
 
 const S = native ? Object.fromEntries(native.watchSlots()) : {}
 const SOURCES = [null, 'cgroup-v1', 'cgroup-v2', 'host']
-const BASES = ['workingSet', 'usage', 'rss']
 
-/** Defaults, documented in the README. */
-const DEFAULTS = Object.freeze({
-  thresholds: Object.freeze([0.8, 0.9, 0.95]),
-  basis: 'workingSet',
-  hysteresis: 0.05,
-  minIntervalMs: 1,
-  maxIntervalMs: 5000,
-  lastWords: Object.freeze({ stderr: true, path: undefined }),
-})
+/** Defaults, documented in the README (declared in lib/options.js). */
+const DEFAULTS = WATCH_DEFAULTS
 
+/**
+ * Snapshot and validate the options (lib/options.js): own properties only,
+ * each read once, into a frozen null-prototype object the native side gets.
+ */
 function validate(options) {
-  if (options === undefined || options === null) options = {}
-  if (typeof options !== 'object' || Array.isArray(options)) throw invalidType('options', 'an object', options)
-  const root = rootOption(options)
-
-  let thresholds = options.thresholds === undefined ? DEFAULTS.thresholds : options.thresholds
-  if (!Array.isArray(thresholds)) throw invalidType('options.thresholds', 'an array of ratios', thresholds)
-  if (thresholds.length === 0 || thresholds.length > 16) {
-    throw outOfRange('options.thresholds', 'an array of 1 to 16 ratios', `${thresholds.length} entries`)
-  }
-  thresholds.forEach((t, i) => {
-    if (typeof t !== 'number') throw invalidType(`options.thresholds[${i}]`, 'a number', t)
-    if (!(t > 0 && t < 1)) throw outOfRange(`options.thresholds[${i}]`, 'a ratio between 0 and 1 (exclusive)', t)
-    if (i > 0 && !(t > thresholds[i - 1])) {
-      throw outOfRange(`options.thresholds[${i}]`, `above options.thresholds[${i - 1}] (${thresholds[i - 1]}): thresholds must ascend`, t)
-    }
-  })
-  thresholds = [...thresholds]
-
-  const basis = options.basis === undefined ? DEFAULTS.basis : options.basis
-  if (typeof basis !== 'string') throw invalidType('options.basis', 'a string', basis)
-  if (!BASES.includes(basis)) throw outOfRange('options.basis', `one of ${BASES.map((b) => `'${b}'`).join(', ')}`, JSON.stringify(basis))
-
-  const number = (name, def, lo, hi, what) => {
-    const v = options[name] === undefined ? def : options[name]
-    if (typeof v !== 'number') throw invalidType(`options.${name}`, 'a number', v)
-    if (!(v >= lo && v <= hi)) throw outOfRange(`options.${name}`, what, v)
-    return v
-  }
-  // The default never exceeds half the lowest threshold, so that level can be left.
-  const hysteresis = number('hysteresis', Math.min(DEFAULTS.hysteresis, thresholds[0] / 2), 0, 0.5, 'a ratio from 0 to 0.5')
-  if (hysteresis >= thresholds[0]) {
-    throw outOfRange('options.hysteresis', `below the lowest threshold (${thresholds[0]}), or that level could never be left`, hysteresis)
-  }
-  const minIntervalMs = number('minIntervalMs', DEFAULTS.minIntervalMs, 0.1, 60_000, 'between 0.1 and 60000 ms')
-  const maxIntervalMs = number('maxIntervalMs', Math.max(DEFAULTS.maxIntervalMs, minIntervalMs), minIntervalMs, 3_600_000, `between minIntervalMs (${minIntervalMs}) and 3600000 ms`)
-
-  let lastWords = options.lastWords === undefined ? DEFAULTS.lastWords : options.lastWords
-  if (lastWords === true) lastWords = DEFAULTS.lastWords
-  if (lastWords === false || lastWords === null) lastWords = { stderr: false, path: undefined }
-  if (typeof lastWords !== 'object' || Array.isArray(lastWords)) {
-    throw invalidType('options.lastWords', 'a boolean or { path?, stderr? }', lastWords)
-  }
-  const stderr = lastWords.stderr === undefined ? true : lastWords.stderr
-  if (typeof stderr !== 'boolean') throw invalidType('options.lastWords.stderr', 'a boolean', stderr)
-  const path = lastWords.path
-  if (path !== undefined && typeof path !== 'string') throw invalidType('options.lastWords.path', 'a string', path)
-  if (path === '') throw outOfRange('options.lastWords.path', 'a non-empty path', '""')
-
-  return {
-    thresholds,
-    hysteresis,
-    basis,
-    minIntervalMs,
-    maxIntervalMs,
-    lastWordsStderr: stderr,
-    lastWordsPath: path,
-    root,
-  }
+  return watchConfig(options)
 }
 
 // ---------------------------------------------------------------------------

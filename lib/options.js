@@ -1,0 +1,939 @@
+'use strict'
+// Every option of the public API, declared once: its name, type, range,
+// default, environment variable and documentation. watch(), the readers'
+// `root`, shed(), the Fastify plugin, the metrics exporters, the register
+// (OOMGUARD_* variables) and the doctor CLI all read their options through
+// this module, and the README's option tables are generated from it
+// (`node lib/options.js --readme`, checked by __test__/options.test.js).
+//
+// The snapshot rule: a public function copies the options it knows from the
+// caller's object, OWN properties only (never the prototype chain, so a
+// polluted Object.prototype changes nothing), each read exactly once (a
+// getter cannot answer one thing to the check and another to the sampler),
+// into a null-prototype object; arrays are copied element by element, once,
+// a hole being an error. Only that copy is validated and handed onward.
+// Unknown options are ignored.
+
+const fs = require('node:fs')
+const nodePath = require('node:path')
+
+// ---------------------------------------------------------------- errors
+
+function typeName(v) {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'an array'
+  return typeof v === 'object' ? 'an object' : `${typeof v === 'undefined' ? '' : 'a '}${typeof v}`
+}
+
+// error -> the `expected` text it was made with (the register quotes it).
+const expectedOf = new WeakMap()
+
+function invalidType(name, expected, value) {
+  const err = new TypeError(`${name} must be ${expected}, got ${typeName(value)}`)
+  err.code = 'ERR_INVALID_ARG_TYPE'
+  expectedOf.set(err, expected)
+  return err
+}
+
+function outOfRange(name, expected, value) {
+  const err = new RangeError(`${name} must be ${expected}, got ${String(value)}`)
+  err.code = 'ERR_OUT_OF_RANGE'
+  expectedOf.set(err, expected)
+  return err
+}
+
+// ---------------------------------------------------------------- snapshot primitives
+
+/** The value of an own property, read once; `undefined` when not own. */
+function own(obj, key) {
+  return Object.hasOwn(obj, key) ? obj[key] : undefined
+}
+
+/**
+ * `options` as an object to read own properties from: undefined and null are
+ * an empty object, anything else but a plain (non-array) object is a TypeError.
+ */
+function optionsObject(options, name = 'options') {
+  if (options === undefined || options === null) return Object.create(null)
+  if (typeof options !== 'object' || Array.isArray(options)) throw invalidType(name, 'an object', options)
+  return options
+}
+
+const HOLE = Symbol('hole')
+
+/**
+ * Copy an array once: `length` read once and bounded before anything else,
+ * then each index read once. A missing index (a hole, or an array-like whose
+ * length lies) becomes HOLE, never a value from Array.prototype.
+ */
+function copyArray(value, name, expected, minLength, maxLength) {
+  if (!Array.isArray(value)) throw invalidType(name, expected, value)
+  const length = value.length
+  if (!(length >= minLength && length <= maxLength)) {
+    throw outOfRange(name, `an array of ${minLength} to ${maxLength} ${expected.replace(/^an array of /, '')}`, `${length} entries`)
+  }
+  const out = new Array(length)
+  for (let i = 0; i < length; i++) out[i] = Object.hasOwn(value, i) ? value[i] : HOLE
+  return out
+}
+
+function notANumber(name, v) {
+  if (v === HOLE) {
+    const err = new TypeError(`${name} must be a number, got a hole (an empty array slot)`)
+    err.code = 'ERR_INVALID_ARG_TYPE'
+    expectedOf.set(err, 'a number')
+    return err
+  }
+  return invalidType(name, 'a number', v)
+}
+
+/** A property a class provides (own, or from a prototype other than Object.prototype). */
+function classProperty(obj, key) {
+  for (let o = obj; o !== null && o !== Object.prototype && o !== Function.prototype; o = Object.getPrototypeOf(o)) {
+    if (Object.hasOwn(o, key)) return true
+  }
+  return false
+}
+
+// ---------------------------------------------------------------- value checks
+
+const TRUE_WORDS = ['1', 'true', 'yes', 'on']
+const FALSE_WORDS = ['0', 'false', 'no', 'off']
+
+function envBoolean(text) {
+  const t = text.toLowerCase()
+  if (TRUE_WORDS.includes(t)) return true
+  if (FALSE_WORDS.includes(t)) return false
+  return text // not a boolean: the check says so
+}
+
+/** A decimal number as the environment and the CLI write it: no hex, no exponent, no sign. */
+const DECIMAL = /^\d+(\.\d+)?$|^\.\d+$/
+function envNumber(text) {
+  return DECIMAL.test(text) ? Number(text) : text
+}
+
+function checkNumber(spec, name, v, lo = spec.min, expected = spec.expected) {
+  if (typeof v !== 'number') throw invalidType(name, 'a number', v)
+  if (!(v >= lo && v <= spec.max)) throw outOfRange(name, expected, v)
+  return v
+}
+
+function checkPath(name, v, what = 'a non-empty path') {
+  if (typeof v !== 'string') throw invalidType(name, 'a string', v)
+  if (v === '' || v.includes('\0')) throw outOfRange(name, `${what} without NUL bytes`, JSON.stringify(v))
+  return v
+}
+
+/**
+ * A last-words path: a file (existing or not) in an existing directory, not
+ * a directory itself. Checked with stat, which opens nothing, so a FIFO or a
+ * device cannot block here. Returns the path as given.
+ */
+function checkLastWordsPath(name, v) {
+  if (typeof v !== 'string') throw invalidType(name, 'a string', v)
+  if (v === '') throw outOfRange(name, 'a non-empty path', '""')
+  if (v.includes('\0')) throw outOfRange(name, 'a path without NUL bytes', JSON.stringify(v))
+  let st = null
+  try {
+    st = fs.statSync(v)
+  } catch {}
+  if (st !== null && st.isDirectory()) throw outOfRange(name, 'a file, not a directory', JSON.stringify(v))
+  if (st === null) {
+    const dir = nodePath.dirname(nodePath.resolve(v))
+    let why = null
+    try {
+      if (!fs.statSync(dir).isDirectory()) why = 'not a directory'
+    } catch (err) {
+      why = err.code || err.message
+    }
+    if (why !== null) throw outOfRange(name, `a file in an existing directory (${dir}: ${why})`, JSON.stringify(v))
+  }
+  return v
+}
+
+// ---------------------------------------------------------------- the table
+
+const BASES = ['workingSet', 'usage', 'rss']
+const quoteList = (list) => list.map((b) => `'${b}'`).join(', ')
+const wordList = (list) => `${list.slice(0, -1).join(', ')} or ${list[list.length - 1]}`
+
+/**
+ * watch()'s options, in the order they are checked. Each entry:
+ * - `name`, `default` (what WATCH_DEFAULTS shows; `effectiveDefault(out)`
+ *   when the default depends on an option before it), `doc` (README);
+ * - `copy(value, name)`: the snapshot of the caller's value (arrays copied);
+ * - `check(value, name, out)`: validate the copy, return what goes on;
+ * - `env`, `envDoc`, `fromEnv(text)`: the register's variable, parsed into
+ *   a value `check` then validates like any other; `envExpected` and
+ *   `envDefault` for its one-line complaint; `envCheck(value, out)` for what
+ *   only the environment needs.
+ */
+const WATCH_OPTIONS = [
+  {
+    name: 'thresholds',
+    default: Object.freeze([0.8, 0.9, 0.95]),
+    minLength: 1,
+    maxLength: 16,
+    doc: 'ratios of the limit, ascending, in (0, 1)',
+    copy(v, name) {
+      return copyArray(v, name, 'an array of ratios', this.minLength, this.maxLength)
+    },
+    check(list, name) {
+      for (let i = 0; i < list.length; i++) {
+        const t = list[i]
+        if (typeof t !== 'number') throw notANumber(`${name}[${i}]`, t)
+        if (!(t > 0 && t < 1)) throw outOfRange(`${name}[${i}]`, 'a ratio between 0 and 1 (exclusive)', t)
+        if (i > 0 && !(t > list[i - 1])) {
+          throw outOfRange(`${name}[${i}]`, `above ${name}[${i - 1}] (${list[i - 1]}): thresholds must ascend`, t)
+        }
+      }
+      return list
+    },
+    env: 'OOMGUARD_THRESHOLDS',
+    envDoc: '1 to 16 ascending ratios of the limit, comma-separated',
+    get envExpected() {
+      return `${this.minLength} to ${this.maxLength} ascending ratios between 0 and 1, comma-separated, e.g. ${this.default.join(',')}`
+    },
+    get envDefault() {
+      return this.default.join(',')
+    },
+    fromEnv: (text) => text.split(',').map((s) => envNumber(s.trim())),
+  },
+  {
+    name: 'basis',
+    default: 'workingSet',
+    values: BASES,
+    doc: '`workingSet` (usage − inactive file, what kubelet and the OOM decision track best), `usage`, or `rss`',
+    check(v, name) {
+      if (typeof v !== 'string') throw invalidType(name, 'a string', v)
+      if (!this.values.includes(v)) throw outOfRange(name, `one of ${quoteList(this.values)}`, JSON.stringify(v))
+      return v
+    },
+    env: 'OOMGUARD_BASIS',
+    get envDoc() {
+      return `what the ratio measures: ${wordList(this.values.map((b) => `\`${b}\``))}`
+    },
+    get envExpected() {
+      return wordList(this.values)
+    },
+    fromEnv(text) {
+      return this.values.find((b) => b.toLowerCase() === text.toLowerCase()) ?? text
+    },
+  },
+  {
+    name: 'hysteresis',
+    default: 0.05,
+    min: 0,
+    max: 0.5,
+    expected: 'a ratio from 0 to 0.5',
+    doc: 'how far below a threshold the ratio must fall to leave its level (at most half the lowest threshold by default)',
+    // The default never exceeds half the lowest threshold, so that level can be left.
+    effectiveDefault(out) {
+      return Math.min(this.default, out.thresholds[0] / 2)
+    },
+    check(v, name, out) {
+      checkNumber(this, name, v)
+      if (v >= out.thresholds[0]) {
+        throw outOfRange(name, `below the lowest threshold (${out.thresholds[0]}), or that level could never be left`, v)
+      }
+      return v
+    },
+    env: 'OOMGUARD_HYSTERESIS',
+    envDoc: 'how far below a threshold the basis must fall to recover (0 to 0.5)',
+    fromEnv: envNumber,
+  },
+  {
+    name: 'minIntervalMs',
+    default: 1,
+    min: 0.1,
+    max: 60_000,
+    unit: 'ms',
+    expected: 'between 0.1 and 60000 ms',
+    doc: 'the fastest sampling interval, used near a threshold',
+    check(v, name) {
+      return checkNumber(this, name, v)
+    },
+    env: 'OOMGUARD_MIN_INTERVAL_MS',
+    envDoc: 'the fastest sampling interval, ms',
+    get envExpected() {
+      return `milliseconds from ${this.min} to ${this.max}`
+    },
+    fromEnv: envNumber,
+  },
+  {
+    name: 'maxIntervalMs',
+    default: 5000,
+    min: 0.1, // and at least minIntervalMs
+    max: 3_600_000,
+    unit: 'ms',
+    doc: 'the slowest sampling interval; used only where the kernel will wake the sampler itself (v1 usage thresholds armed and usage below the next one), or far from every threshold',
+    effectiveDefault(out) {
+      return Math.max(this.default, out.minIntervalMs)
+    },
+    check(v, name, out) {
+      return checkNumber(this, name, v, out.minIntervalMs, `between minIntervalMs (${out.minIntervalMs}) and ${this.max} ms`)
+    },
+    env: 'OOMGUARD_MAX_INTERVAL_MS',
+    envDoc: 'the slowest sampling interval, ms',
+    get envExpected() {
+      return `milliseconds from ${this.min} to ${this.max}`
+    },
+    fromEnv: envNumber,
+    envCheck(v, out) {
+      if (!(typeof v === 'number' && v >= this.min && v <= this.max)) return this.envExpected
+      if (v < out.minIntervalMs) return `at least the minimum interval (${out.minIntervalMs} ms)`
+      return null
+    },
+  },
+  {
+    name: 'lastWords',
+    default: Object.freeze({ stderr: true, path: undefined }),
+    doc: '`false`, or `{ path, stderr }`; `path` (e.g. `/dev/termination-log`) must be a file in an existing directory',
+    docDefault: '`true` (stderr)',
+    copy(v, name) {
+      if (v === true) return { stderr: undefined, path: undefined }
+      if (v === false || v === null) return { stderr: false, path: undefined }
+      if (typeof v !== 'object' || Array.isArray(v)) throw invalidType(name, 'a boolean or { path?, stderr? }', v)
+      return { stderr: own(v, 'stderr'), path: own(v, 'path') }
+    },
+    check(v, name) {
+      const out = {}
+      for (const f of this.fields) out[f.key] = v[f.key] === undefined ? f.default : f.check(v[f.key], `${name}.${f.key}`)
+      return out
+    },
+    // Two variables fill this one option.
+    fields: [
+      {
+        key: 'path',
+        default: undefined,
+        check: (v, name) => checkLastWordsPath(name, v),
+        env: 'OOMGUARD_LAST_WORDS_PATH',
+        envDoc: "also write the last-words line to this file, e.g. `/dev/termination-log` (Kubernetes' `terminationMessagePath`); its directory must exist",
+        envDefault: 'none',
+        envDocDefault: 'none',
+        fromEnv: (text) => text,
+      },
+      {
+        key: 'stderr',
+        default: true,
+        check(v, name) {
+          if (typeof v !== 'boolean') throw invalidType(name, 'a boolean', v)
+          return v
+        },
+        env: 'OOMGUARD_LAST_WORDS_STDERR',
+        envDoc: 'write the last-words line to stderr: `1`/`0` (also `true`/`false`, `yes`/`no`, `on`/`off`)',
+        envExpected: '1 or 0',
+        envDefault: '1',
+        fromEnv: envBoolean,
+      },
+    ],
+  },
+  {
+    name: 'root',
+    doc: 'a directory that stands in for `/`',
+    docDefault: "`'/'`",
+    check: (v, name) => rootPath(v, name),
+    env: 'OOMGUARD_ROOT',
+    envDoc: 'for tests: a fixture tree that stands in for `/`',
+    envExpected: 'an existing directory',
+    envDefault: '/',
+    fromEnv: (text) => text,
+    envCheck(v) {
+      let isDir = false
+      try {
+        isDir = fs.statSync(v).isDirectory()
+      } catch {}
+      return isDir ? null : this.envExpected
+    },
+  },
+]
+
+/** `root` as every reader takes it: an absolute path, `undefined` for `/`. */
+function rootPath(v, name) {
+  if (v === undefined) return undefined
+  const abs = nodePath.resolve(checkPath(name, v))
+  return abs === '/' ? undefined : abs
+}
+
+const WATCH = Object.create(null)
+for (const o of WATCH_OPTIONS) WATCH[o.name] = o
+
+// The settings watchConfig() made (frozen): handed to it again, they pass as they are.
+const CONFIGS = new WeakSet()
+
+/** watch()'s defaults (WATCH_DEFAULTS), from the table. */
+const WATCH_DEFAULTS = Object.freeze(
+  Object.fromEntries(WATCH_OPTIONS.filter((o) => Object.hasOwn(o, 'default')).map((o) => [o.name, o.default])),
+)
+
+/**
+ * Snapshot and validate watch() options. Returns the monitor's settings in
+ * the shape the native side takes (a null-prototype object). `name` is how
+ * errors refer to the options object (`options.watch` for shed()).
+ */
+function watchConfig(options, name = 'options') {
+  if (CONFIGS.has(options)) return options
+  const o = optionsObject(options, name)
+  const out = Object.create(null)
+  for (const spec of WATCH_OPTIONS) {
+    const full = `${name}.${spec.name}`
+    let v = own(o, spec.name)
+    if (v === undefined) {
+      v = spec.effectiveDefault !== undefined ? spec.effectiveDefault(out) : spec.default
+      if (Array.isArray(v)) v = [...v]
+    } else {
+      if (spec.copy !== undefined) v = spec.copy(v, full)
+      v = spec.check(v, full, out)
+    }
+    out[spec.name] = v
+  }
+  const config = Object.create(null)
+  config.thresholds = Object.freeze(out.thresholds)
+  config.hysteresis = out.hysteresis
+  config.basis = out.basis
+  config.minIntervalMs = out.minIntervalMs
+  config.maxIntervalMs = out.maxIntervalMs
+  config.lastWordsStderr = out.lastWords.stderr
+  config.lastWordsPath = out.lastWords.path
+  config.root = out.root
+  for (const spec of WATCH_OPTIONS) {
+    // Options added to the table after the ones above go on under their own name.
+    if (!(spec.name in config) && spec.name !== 'lastWords') config[spec.name] = out[spec.name]
+  }
+  Object.freeze(config)
+  CONFIGS.add(config)
+  return config
+}
+
+/** The readers' options (getMemoryMetrics(usage, { root })): the root, `undefined` for `/`. */
+function rootOption(options, name = 'options') {
+  if (options === undefined || options === null) return undefined
+  const o = optionsObject(options, name)
+  return rootPath(own(o, 'root'), `${name}.root`)
+}
+
+// ---------------------------------------------------------------- the register's variables
+
+/** Variables that are not watch() options. */
+const REGISTER_VARIABLES = [
+  {
+    env: 'OOMGUARD_LOG_FORMAT',
+    key: 'logFormat',
+    default: 'json',
+    values: ['json', 'text', 'none'],
+    envDoc: 'the transition lines: `json`, `text`, or `none` (no lines)',
+    get envExpected() {
+      return wordList(this.values)
+    },
+  },
+  {
+    env: 'OOMGUARD_METRICS_PORT',
+    key: 'port',
+    min: 0,
+    max: 65535,
+    envDoc: 'serve Prometheus `/metrics` on this TCP port (`0`: a free port, announced on stderr)',
+    envExpected: 'a TCP port from 0 to 65535',
+    envDefault: 'no /metrics server',
+    envDocDefault: 'none: no server',
+  },
+  {
+    env: 'OOMGUARD_METRICS_HOST',
+    key: 'host',
+    default: '127.0.0.1',
+    envDoc: 'the address `/metrics` binds to; `0.0.0.0` (or `::`) for every interface',
+  },
+  {
+    env: 'OOMGUARD_DISABLE',
+    envDoc: '`1` loads nothing (for a child process that inherits `NODE_OPTIONS`)',
+    envDocDefault: 'unset',
+  },
+]
+
+/** Every variable in README order: the watch() ones, then the register's own. */
+function variables() {
+  const list = []
+  for (const spec of WATCH_OPTIONS) {
+    if (spec.name === 'root') continue // last: it is for tests
+    if (spec.env !== undefined) list.push({ ...envView(spec), option: spec.name })
+    for (const f of spec.fields || []) list.push({ ...envView(f), option: `${spec.name}.${f.key}` })
+  }
+  for (const v of REGISTER_VARIABLES) list.push(envView(v))
+  list.push({ ...envView(WATCH.root), option: 'root' })
+  return list
+}
+
+function envView(spec) {
+  const def = spec.envDefault !== undefined ? spec.envDefault : spec.default
+  return {
+    name: spec.env,
+    doc: spec.envDoc,
+    default: def === undefined ? null : String(def),
+    docDefault: spec.envDocDefault !== undefined ? spec.envDocDefault : def === undefined ? 'none' : `\`${def}\``,
+  }
+}
+
+/** The register's VARIABLES: name -> what it means, with its default. */
+function variableDescriptions() {
+  const out = {}
+  for (const v of variables()) out[v.name] = v.default === null ? v.doc : `${v.doc} (default ${v.default})`
+  return Object.freeze(out)
+}
+
+/**
+ * Read the register's settings from `env` (own properties only). Returns
+ * `{ settings, problems }`; each problem is one line about one variable,
+ * whose default is used instead. Each watch() variable is parsed into a
+ * value and validated by the same check watch() runs.
+ */
+function parseEnv(env) {
+  const problems = []
+  const text = (name) => {
+    const v = Object.hasOwn(env, name) ? env[name] : undefined
+    return typeof v !== 'string' || v.trim() === '' ? undefined : v.trim()
+  }
+  const bad = (name, expected, fallback) => {
+    problems.push(`${name}=${JSON.stringify(env[name])} is not valid (${expected}); using the default${fallback === undefined || fallback === null ? '' : ` (${fallback})`}`)
+  }
+  const settings = { watch: {}, logFormat: 'json', metrics: null, root: undefined }
+  const out = Object.create(null) // the values so far, defaults included, for the checks that depend on them
+
+  // One variable into one value: parse, check as watch() does, else complain and use the default.
+  const take = (spec, t, check, fallback) => {
+    const value = spec.fromEnv(t)
+    let why = spec.envCheck !== undefined ? spec.envCheck(value, out) : null
+    let checked
+    if (why === null) {
+      try {
+        checked = check(value)
+      } catch (err) {
+        why = spec.envExpected !== undefined ? spec.envExpected : expectedOf.get(err) || err.message
+      }
+    }
+    if (why !== null) {
+      bad(spec.env, why, fallback)
+      return undefined
+    }
+    return checked
+  }
+
+  for (const spec of WATCH_OPTIONS) {
+    if (spec.fields !== undefined) {
+      // lastWords: one variable per field.
+      const lw = {}
+      const value = {}
+      for (const f of spec.fields) {
+        const t = text(f.env)
+        const v = t === undefined ? undefined : take(f, t, (x) => f.check(x, f.env), f.envDefault)
+        if (v !== undefined) lw[f.key] = v
+        value[f.key] = v === undefined ? f.default : v
+      }
+      if (Object.keys(lw).length) settings.watch[spec.name] = lw
+      out[spec.name] = value
+      continue
+    }
+    const t = text(spec.env)
+    const fallback = spec.envDefault !== undefined ? spec.envDefault : spec.default
+    let v = t === undefined ? undefined : take(spec, t, (x) => spec.check(spec.copy ? spec.copy(x, spec.env) : x, spec.env, out), fallback)
+    if (v !== undefined) settings.watch[spec.name] = v
+    else v = spec.effectiveDefault !== undefined ? spec.effectiveDefault(out) : spec.default
+    out[spec.name] = v
+  }
+  settings.root = settings.watch.root
+
+  const [logFormat, port, host] = REGISTER_VARIABLES
+  const format = text(logFormat.env)
+  if (format !== undefined) {
+    const f = format.toLowerCase()
+    if (logFormat.values.includes(f)) settings.logFormat = f
+    else bad(logFormat.env, logFormat.envExpected, logFormat.default)
+  }
+  const p = text(port.env)
+  if (p !== undefined) {
+    const n = Number(p)
+    if (/^\d+$/.test(p) && n >= port.min && n <= port.max) settings.metrics = { port: n, host: text(host.env) ?? host.default }
+    else bad(port.env, port.envExpected, port.envDefault)
+  }
+  return { settings, problems }
+}
+
+// ---------------------------------------------------------------- shed() and the Fastify plugin
+
+const MAX_RETRY_AFTER = 2 ** 31 - 1
+
+const SHED_OPTIONS = [
+  { name: 'monitor', doc: 'a Monitor from `watch()`; without it shed() starts its own (`watch` options) and `close()` stops it' },
+  { name: 'watch', doc: 'options for the monitor shed() starts when `monitor` is not given' },
+  { name: 'level', doc: 'shed at or above this monitor level (1 to the number of thresholds)', docDefault: 'the highest' },
+  { name: 'retryAfter', default: 10, min: 0, max: MAX_RETRY_AFTER, doc: 'the `Retry-After` header, seconds' },
+  {
+    name: 'exclude',
+    default: Object.freeze(['/health', '/healthz', '/ready', '/readyz', '/live', '/livez', '/metrics']),
+    maxLength: 1024,
+    doc: 'path prefixes that always pass, or a function `(req) => boolean`',
+  },
+  { name: 'healthPath', default: '/health/memory', doc: 'the health route; `false` turns it off' },
+  { name: 'onShed', doc: 'called with `(req, res)` after each 503' },
+]
+const SHED = Object.create(null)
+for (const o of SHED_OPTIONS) SHED[o.name] = o
+
+const SHED_DEFAULTS = Object.freeze(
+  Object.fromEntries(SHED_OPTIONS.filter((o) => Object.hasOwn(o, 'default')).map((o) => [o.name, o.default])),
+)
+
+function checkRoutePath(name, v) {
+  if (typeof v !== 'string') throw invalidType(name, 'a path string', v)
+  if (!v.startsWith('/') || /[?#\s]/.test(v)) {
+    throw outOfRange(name, "a path starting with '/', without '?', '#' or whitespace", JSON.stringify(v))
+  }
+  return v
+}
+
+/**
+ * A monitor passed in (shed(), prometheus(), registerPromClient(),
+ * observeMemory()): anything with `thresholds` and `level` that its own
+ * object or its class provides (never Object.prototype). The thresholds are
+ * copied and checked once; `level` and `closed` are read where they are used.
+ * Returns a frozen `{ monitor, thresholds, basis }`.
+ */
+function monitorSnapshot(m, name, expected) {
+  if (m === null || typeof m !== 'object' || !classProperty(m, 'thresholds') || !classProperty(m, 'level')) {
+    throw invalidType(name, expected, m)
+  }
+  const raw = m.thresholds
+  if (!Array.isArray(raw)) throw invalidType(name, expected, m)
+  let thresholds
+  try {
+    thresholds = WATCH.thresholds.check(copyArray(raw, `${name}.thresholds`, 'an array of ratios', 1, 16), `${name}.thresholds`)
+  } catch (err) {
+    if (err.code === 'ERR_OUT_OF_RANGE' && /entries$/.test(err.message)) throw invalidType(name, expected, m)
+    throw err
+  }
+  const basis = classProperty(m, 'basis') ? m.basis : undefined
+  return Object.freeze({ monitor: m, thresholds: Object.freeze(thresholds), basis: BASES.includes(basis) ? basis : null })
+}
+
+/** A monitor's level as read now, validated against its thresholds; null when not a level. */
+function monitorLevel(snap) {
+  const m = snap.monitor
+  if (classProperty(m, 'closed') && m.closed === true) return null
+  const level = m.level
+  return Number.isInteger(level) && level >= 0 && level <= snap.thresholds.length ? level : null
+}
+
+/**
+ * Snapshot and validate the options of shed() and the Fastify plugin, up to
+ * the monitor (which the caller then starts with `watch` when not given).
+ * `name` is how errors refer to the options object.
+ */
+function shedConfig(options, name = 'options') {
+  const o = optionsObject(options, name)
+  const c = Object.create(null)
+  const given = own(o, 'monitor')
+  const watchOptions = own(o, 'watch')
+  c.monitor = undefined
+  if (given !== undefined) {
+    c.monitor = monitorSnapshot(given, `${name}.monitor`, 'a Monitor (from watch())')
+    if (classProperty(given, 'closed') && given.closed === true) throw outOfRange(`${name}.monitor`, 'an open Monitor', 'a closed one')
+    if (watchOptions !== undefined) {
+      throw invalidType(`${name}.watch`, 'undefined when options.monitor is given (the monitor has its own options)', watchOptions)
+    }
+  }
+  if (watchOptions !== undefined && watchOptions !== null && (typeof watchOptions !== 'object' || Array.isArray(watchOptions))) {
+    throw invalidType(`${name}.watch`, 'an object (options for watch())', watchOptions)
+  }
+
+  const retryAfter = own(o, 'retryAfter') ?? SHED.retryAfter.default
+  if (typeof retryAfter !== 'number') throw invalidType(`${name}.retryAfter`, 'a number of seconds', retryAfter)
+  if (!Number.isInteger(retryAfter) || retryAfter < SHED.retryAfter.min || retryAfter > SHED.retryAfter.max) {
+    throw outOfRange(`${name}.retryAfter`, `a whole number of seconds from ${SHED.retryAfter.min} to ${SHED.retryAfter.max}`, retryAfter)
+  }
+  c.retryAfter = retryAfter
+
+  const exclude = own(o, 'exclude')
+  if (exclude === undefined) c.exclude = SHED.exclude.default
+  else if (typeof exclude === 'function') c.exclude = exclude
+  else if (Array.isArray(exclude)) {
+    const list = copyArray(exclude, `${name}.exclude`, 'an array of paths', 0, SHED.exclude.maxLength)
+    c.exclude = Object.freeze(list.map((p, i) => checkRoutePath(`${name}.exclude[${i}]`, p === HOLE ? undefined : p)))
+  } else throw invalidType(`${name}.exclude`, 'an array of paths or a function (req) => boolean', exclude)
+
+  const healthPath = own(o, 'healthPath')
+  if (healthPath === undefined) c.healthPath = SHED.healthPath.default
+  else if (healthPath === false || healthPath === null) c.healthPath = null
+  else c.healthPath = checkRoutePath(`${name}.healthPath`, healthPath)
+
+  const onShed = own(o, 'onShed')
+  if (onShed !== undefined && typeof onShed !== 'function') throw invalidType(`${name}.onShed`, 'a function', onShed)
+  c.onShed = onShed
+
+  // The monitor shed() starts: its options snapshotted and checked here, named as ours.
+  c.watch = given === undefined ? watchConfig(watchOptions ?? undefined, `${name}.watch`) : undefined
+  c.level = own(o, 'level')
+  return c
+}
+
+/** shed()'s `level`, once the monitor's thresholds are known. */
+function shedLevel(level, thresholds, name = 'options') {
+  const top = thresholds.length
+  if (level === undefined) return top
+  if (typeof level !== 'number') throw invalidType(`${name}.level`, 'a number', level)
+  if (!Number.isInteger(level) || level < 1 || level > top) {
+    throw outOfRange(`${name}.level`, `a whole number from 1 to ${top} (the monitor's thresholds: ${thresholds.join(', ')})`, level)
+  }
+  return level
+}
+
+// ---------------------------------------------------------------- prometheus(), prom-client, OpenTelemetry
+
+const DEFAULT_PREFIX = 'oomguard_'
+
+const METRICS_OPTIONS = [
+  { name: 'prefix', default: DEFAULT_PREFIX, doc: 'prefix of every family name (prometheus(), registerPromClient())' },
+  { name: 'monitor', doc: 'a watch() Monitor: adds its level and thresholds' },
+  { name: 'root', doc: 'passed to getMemoryMetrics()' },
+  { name: 'metrics', doc: 'a getMemoryMetrics() result to format instead of reading one (prometheus())' },
+  { name: 'register', doc: 'a prom-client Registry (registerPromClient(); default: the global one)' },
+]
+
+/**
+ * Snapshot the options of the metrics exporters: a null-prototype object
+ * with the own values of `prefix`, `monitor` (a monitorSnapshot), `root`
+ * (validated), `metrics` and `register` (checked by their users).
+ */
+function metricsConfig(options, name = 'options') {
+  const o = optionsObject(options, name)
+  const c = Object.create(null)
+  for (const spec of METRICS_OPTIONS) c[spec.name] = own(o, spec.name)
+  c.root = rootPath(c.root, `${name}.root`)
+  const m = c.monitor
+  c.monitor = m === undefined || m === null ? undefined : monitorSnapshot(m, `${name}.monitor`, 'a Monitor from watch()')
+  return c
+}
+
+// ---------------------------------------------------------------- the doctor CLI
+
+/**
+ * The doctor's flags (bin/oomguard.js). `parse(text)` returns `{ value }`,
+ * or `{ error }`: the one line that says why the value is refused (exit 2). The
+ * usage text is built from this list.
+ */
+const CLI_FLAGS = [
+  { flag: '--json', key: 'json', doc: 'print the report as JSON' },
+  {
+    flag: '--heap-limit',
+    key: 'heapLimitMib',
+    arg: 'MIB',
+    max: 2 ** 30, // MiB: 1 PiB, far above any V8 heap
+    doc: "the service's V8 heap limit in MiB, when it differs from this\ndoctor's own (node -p \"v8.getHeapStatistics().heap_size_limit/2**20\")",
+    parse(v) {
+      // Decimal digits only: no hex, no exponent, no sign, no NaN or Infinity.
+      const n = DECIMAL.test(v) ? Number(v) : NaN
+      if (n !== n && Number(v) > 0) return { error: `--heap-limit must be written in decimal digits (MiB, such as 512 or 1.5), got ${JSON.stringify(v)}` }
+      if (!(n > 0)) return { error: `--heap-limit must be a positive number of MiB, got ${JSON.stringify(v)}` }
+      if (!(n <= this.max)) return { error: `--heap-limit must be at most ${this.max} MiB (1 PiB), got ${JSON.stringify(v)}` }
+      return { value: n }
+    },
+  },
+  {
+    flag: '--workers',
+    key: 'workers',
+    arg: 'N',
+    max: 65535,
+    doc: 'the number of worker threads the service runs (each has its own heap)',
+    parse(v) {
+      if (!/^\d+$/.test(v)) return { error: `--workers must be a whole number (0 or more), got ${JSON.stringify(v)}` }
+      const n = Number(v)
+      if (!(n <= this.max)) return { error: `--workers must be at most ${this.max}, got ${JSON.stringify(v)}` }
+      return { value: n }
+    },
+  },
+  {
+    flag: '--root',
+    key: 'root',
+    arg: 'DIR',
+    doc: 'read a fixture tree that stands in for /',
+    parse(v) {
+      let st = null
+      try {
+        if (!v.includes('\0')) st = fs.statSync(v)
+      } catch {}
+      return st !== null && st.isDirectory() ? { value: v } : { error: `--root ${v}: not a directory` }
+    },
+  },
+  { flag: '--strict', key: 'strict', doc: 'exit with status 1 when a check fails' },
+  { flag: '--help', short: '-h', key: 'help', doc: 'print this help' },
+]
+
+/** The flags' lines of the usage text. */
+function cliFlagsUsage() {
+  const lines = []
+  for (const f of CLI_FLAGS) {
+    const label = `${f.short ? `${f.short}, ` : ''}${f.flag}${f.arg ? ` ${f.arg}` : ''}`
+    const [first, ...rest] = f.doc.split('\n')
+    lines.push(`  ${label.padEnd(19)}${first}`)
+    for (const r of rest) lines.push(`${' '.repeat(21)}${r}`)
+  }
+  return lines.join('\n')
+}
+
+// ---------------------------------------------------------------- doctor.diagnose() and doctor.render()
+
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
+
+/** diagnose()'s `metrics`: a getMemoryMetrics() result, in the parts the report reads. */
+function diagnoseMetrics(metrics) {
+  if (!isObject(metrics)) throw invalidType('metrics', 'a getMemoryMetrics() result', metrics)
+  const diagnoses = own(metrics, 'diagnoses')
+  if (!Array.isArray(diagnoses)) throw invalidType('metrics', 'a getMemoryMetrics() result (with a diagnoses array)', metrics)
+  diagnoses.forEach((d, i) => {
+    if (!isObject(d)) throw invalidType(`metrics.diagnoses[${i}]`, 'a diagnosis object', d)
+  })
+  for (const key of ['cgroup', 'stat', 'events', 'pressure', 'v8']) {
+    const v = own(metrics, key)
+    if (v !== undefined && v !== null && !isObject(v)) throw invalidType(`metrics.${key}`, 'an object or null', v)
+  }
+  return metrics
+}
+
+/** The doctor's description of the service: diagnose()'s `env`, own properties copied. */
+const DOCTOR_ENV = [
+  { name: 'heapLimitFrom', values: ['process', 'flag'], doc: "'process': the heap limit is the doctor's own; 'flag': given with --heap-limit" },
+  { name: 'nodeVersion', doc: 'the node version the heap limit is from (a string)' },
+  { name: 'nodeOptions', doc: 'the NODE_OPTIONS the heap limit is from (a string)' },
+  { name: 'workers', min: 0, max: 65535, doc: 'the number of worker threads the service runs' },
+]
+
+function diagnoseEnv(env) {
+  const o = optionsObject(env, 'env')
+  const c = Object.create(null)
+  for (const spec of DOCTOR_ENV) {
+    const v = own(o, spec.name)
+    const name = `env.${spec.name}`
+    if (v === undefined || v === null) {
+      c[spec.name] = v
+    } else if (spec.values !== undefined) {
+      if (typeof v !== 'string') throw invalidType(name, 'a string', v)
+      if (!spec.values.includes(v)) throw outOfRange(name, `one of ${quoteList(spec.values)}`, JSON.stringify(v))
+      c[spec.name] = v
+    } else if (spec.max !== undefined) {
+      if (typeof v !== 'number') throw invalidType(name, 'a number', v)
+      if (!Number.isInteger(v) || v < spec.min || v > spec.max) throw outOfRange(name, `a whole number from ${spec.min} to ${spec.max}`, v)
+      c[spec.name] = v
+    } else {
+      if (typeof v !== 'string') throw invalidType(name, 'a string or null', v)
+      c[spec.name] = v
+    }
+  }
+  return c
+}
+
+/** render()'s `report`: a diagnose() result, in the parts the text reads. */
+function renderReport(report) {
+  if (!isObject(report) || own(report, 'oomguard') !== 'doctor') throw invalidType('report', 'a doctor.diagnose() result', report)
+  for (const key of ['limit', 'memory', 'heap', 'oomKills', 'summary']) {
+    if (!isObject(own(report, key))) throw invalidType(`report.${key}`, 'an object (from doctor.diagnose())', own(report, key))
+  }
+  for (const key of ['cgroup', 'breakdown', 'pressure']) {
+    const v = own(report, key)
+    if (v !== null && !isObject(v)) throw invalidType(`report.${key}`, 'an object or null (from doctor.diagnose())', v)
+  }
+  for (const key of ['checks', 'diagnoses']) {
+    const list = own(report, key)
+    if (!Array.isArray(list)) throw invalidType(`report.${key}`, 'an array (from doctor.diagnose())', list)
+    list.forEach((x, i) => {
+      if (!isObject(x)) throw invalidType(`report.${key}[${i}]`, 'an object (from doctor.diagnose())', x)
+    })
+  }
+  return report
+}
+
+/** render()'s `options`: `{ color }`, own properties copied. */
+function renderOptions(options) {
+  const o = optionsObject(options, 'options')
+  const color = own(o, 'color')
+  if (color !== undefined && typeof color !== 'boolean') throw invalidType('options.color', 'a boolean', color)
+  const c = Object.create(null)
+  c.color = color === true
+  return c
+}
+
+// ---------------------------------------------------------------- README tables
+
+function watchTable() {
+  const rows = ['| option | default | meaning |', '| --- | --- | --- |']
+  for (const o of WATCH_OPTIONS) {
+    const def = o.docDefault !== undefined ? o.docDefault : `\`${JSON.stringify(o.default).replace(/,/g, ', ').replace(/"/g, "'")}\``
+    rows.push(`| \`${o.name}\` | ${def} | ${o.doc} |`)
+  }
+  return rows.join('\n')
+}
+
+function variablesTable() {
+  const rows = ['| variable | default | meaning |', '| --- | --- | --- |']
+  for (const v of variables()) rows.push(`| \`${v.name}\` | ${v.docDefault} | ${v.doc} |`)
+  return rows.join('\n')
+}
+
+const README_TABLES = { 'watch-options': watchTable, 'register-variables': variablesTable }
+
+/** The README with every generated table between its `<!-- options:NAME -->` markers replaced. */
+function renderReadme(text) {
+  return text.replace(/(<!-- options:([a-z-]+) -->\n)[\s\S]*?(\n<!-- \/options:\2 -->)/g, (all, open, name, close) => {
+    const make = README_TABLES[name]
+    return make === undefined ? all : `${open}${make()}${close}`
+  })
+}
+
+module.exports = {
+  // errors
+  typeName,
+  invalidType,
+  outOfRange,
+  // snapshot primitives
+  own,
+  optionsObject,
+  copyArray,
+  HOLE,
+  // the tables
+  WATCH_OPTIONS,
+  WATCH_DEFAULTS,
+  SHED_OPTIONS,
+  SHED_DEFAULTS,
+  METRICS_OPTIONS,
+  REGISTER_VARIABLES,
+  CLI_FLAGS,
+  cliFlagsUsage,
+  BASES,
+  TRUE_WORDS,
+  FALSE_WORDS,
+  DEFAULT_PREFIX,
+  MAX_RETRY_AFTER,
+  // snapshot and validate
+  watchConfig,
+  rootOption,
+  shedConfig,
+  shedLevel,
+  metricsConfig,
+  monitorSnapshot,
+  monitorLevel,
+  parseEnv,
+  variables,
+  variableDescriptions,
+  renderReadme,
+  diagnoseMetrics,
+  diagnoseEnv,
+  renderReport,
+  renderOptions,
+  DOCTOR_ENV,
+}
+
+if (require.main === module && process.argv[2] === '--readme') {
+  // Rewrite the README's generated tables in place.
+  const file = nodePath.join(__dirname, '..', 'README.md')
+  const before = fs.readFileSync(file, 'utf8')
+  const after = renderReadme(before)
+  if (after !== before) fs.writeFileSync(file, after)
+  process.stdout.write(after === before ? 'README.md: tables up to date\n' : 'README.md: tables rewritten\n')
+}
