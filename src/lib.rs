@@ -11,6 +11,7 @@ pub mod locate;
 pub mod parse;
 pub mod reader;
 pub mod slots;
+pub mod stall;
 pub mod stat;
 pub mod trigger;
 pub mod watch;

@@ -30,12 +30,28 @@ pub struct MemoryStat {
     /// Page fault counts (events, not bytes).
     pub pgfault: Option<u64>,
     pub pgmajfault: Option<u64>,
+    /// Refaults of recently evicted pages, file and anonymous (events, not
+    /// bytes): v2 `workingset_refault_anon` + `workingset_refault_file`
+    /// (kernel 5.9+; before, `workingset_refault`), v1 the `total_` ones
+    /// (kernels that print them). Reclaim taking back what is faulted straight
+    /// in again is what a stall at the limit looks like.
+    pub workingset_refault: Option<u64>,
     /// v1 only: `hierarchical_memory_limit`, already the smallest limit up the
     /// whole hierarchy, including ancestors outside this process's view.
     /// None when unlimited or not printed.
     pub hierarchical_memory_limit: Option<u64>,
     /// Every key/value the kernel printed, in its order and its own names.
     pub raw: Vec<(String, u64)>,
+}
+
+/// `workingset_refault_anon` + `workingset_refault_file` (either alone when
+/// the other is missing), else the single `workingset_refault` of older kernels.
+fn refaults(raw: &[(String, u64)], prefix: &str) -> Option<u64> {
+    let g = |k: &str| lookup(raw, &format!("{prefix}{k}"));
+    match (g("workingset_refault_anon"), g("workingset_refault_file")) {
+        (None, None) => g("workingset_refault"),
+        (a, f) => Some(a.unwrap_or(0).saturating_add(f.unwrap_or(0))),
+    }
 }
 
 impl MemoryStat {
@@ -67,6 +83,7 @@ impl MemoryStat {
             slab_unreclaimable: g("slab_unreclaimable"),
             pgfault: g("pgfault"),
             pgmajfault: g("pgmajfault"),
+            workingset_refault: refaults(&raw, ""),
             hierarchical_memory_limit: None,
             raw,
         }
@@ -99,6 +116,7 @@ impl MemoryStat {
             slab_unreclaimable: None,
             pgfault: g("total_pgfault"),
             pgmajfault: g("total_pgmajfault"),
+            workingset_refault: refaults(&raw, "total_"),
             hierarchical_memory_limit: g("hierarchical_memory_limit")
                 .and_then(crate::parse::limit_from_value),
             raw,
@@ -128,6 +146,32 @@ mod tests {
         assert_eq!(s.slab, None);
         assert_eq!(s.hierarchical_memory_limit, None, "unlimited is None");
         assert_eq!(s.raw.len(), 7);
+        assert_eq!(s.workingset_refault, None, "not printed is None");
+    }
+
+    #[test]
+    fn refault_counters() {
+        let cases: &[(&str, &str, bool, Option<u64>)] = &[
+            ("v2 5.9+", "workingset_refault_anon 3\nworkingset_refault_file 40\n", false, Some(43)),
+            ("v2 before 5.9", "workingset_refault 7\n", false, Some(7)),
+            ("v2 file only", "workingset_refault_file 9\n", false, Some(9)),
+            ("v2 none", "anon 1\n", false, None),
+            (
+                "v1 hierarchical, not local",
+                "workingset_refault_file 1\ntotal_workingset_refault_anon 0\ntotal_workingset_refault_file 887\n",
+                true,
+                Some(887),
+            ),
+        ];
+        for (name, text, v1, want) in cases {
+            let raw = parse_flat_keyed(text).unwrap();
+            let s = if *v1 {
+                MemoryStat::from_v1(raw, None, None)
+            } else {
+                MemoryStat::from_v2(raw)
+            };
+            assert_eq!(s.workingset_refault, *want, "case {name}");
+        }
     }
 
     #[test]

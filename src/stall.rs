@@ -1,0 +1,1059 @@
+//! Stuck at the limit: the state in which the kernel neither grants memory
+//! nor OOM-kills. When a process's own code pages are charged to its cgroup
+//! (a container's image read for the first time inside it), reclaim at the
+//! limit evicts those pages, the process faults them straight back in, the
+//! kernel counts that as progress, and the OOM killer never runs: the
+//! service hangs at 100% of its limit.
+//!
+//! A [`Detector`] is fed one [`Reading`] per sample and judges windows of at
+//! least [`WINDOW_MS`]: a window is *stalling* when
+//!
+//! - the working set is within `margin` of the cgroup limit (the working
+//!   set, whatever the monitor's basis: usage is at the limit in every
+//!   healthy page-cache workload),
+//! - the kernel fails charges at a high rate (v1 `memory.failcnt`, v2
+//!   `memory.events` `max`; the two count differently, see [`Counter`]),
+//! - where the kernel has pressure figures (PSI), tasks stalled on memory a
+//!   noticeable share of the window (v2: the cgroup's own `memory.pressure`
+//!   `full`; v1: the system-wide `/proc/pressure/memory` `some`, because on a
+//!   busy host other tasks keep the system-wide `full` near zero while this
+//!   cgroup is stuck), and
+//! - where `memory.stat` has refault counters, evicted pages come straight
+//!   back.
+//!
+//! Stalling windows that last `sustain_ms` make a stall; it ends after
+//! [`CLEAR_MS`] of windows that are not. Nothing here reads a file or knows
+//! about threads: the sampler feeds it, tests feed it tables.
+
+use std::fmt::Write as _;
+
+use crate::locate::CgroupVersion;
+use crate::reader::{PressureScope, Snapshot};
+
+/// Rates are judged over windows at least this long (the sampler may feed
+/// readings every millisecond near the limit).
+pub const WINDOW_MS: f64 = 250.0;
+/// A stall ends after its signs have been absent this long.
+pub const CLEAR_MS: f64 = 1000.0;
+/// Default for [`StallConfig::sustain_ms`].
+pub const DEFAULT_SUSTAIN_MS: f64 = 3000.0;
+/// Default for [`StallConfig::margin`].
+pub const DEFAULT_MARGIN: f64 = 0.1;
+/// Pressure (share of the window some or all tasks stalled on memory) at or
+/// above which a window counts as stalling.
+pub const MIN_PRESSURE: f64 = 0.05;
+/// Refaults per second at or above which evicted pages count as coming
+/// straight back (4 MiB/s of 4 KiB pages).
+pub const MIN_REFAULTS_PER_SEC: f64 = 1000.0;
+/// The exit status of a process ended by `onStall: { action: 'exit' }`:
+/// `EX_TEMPFAIL` from sysexits.h. Not 137 (SIGKILL, which Kubernetes reports
+/// as `OOMKilled`) nor 134 (SIGABRT, V8's own heap exhaustion), and not zero,
+/// so every restart policy (`Always`, `OnFailure`, systemd `on-failure`,
+/// Docker `on-failure`) restarts it.
+pub const EXIT_CODE: i32 = 75;
+
+/// What the detector is asked to judge by.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StallConfig {
+    /// The working set must be at least `(1 - margin) * limit`.
+    pub margin: f64,
+    /// How long the signs must hold before the stall is declared, ms.
+    pub sustain_ms: f64,
+}
+
+impl Default for StallConfig {
+    fn default() -> Self {
+        StallConfig {
+            margin: DEFAULT_MARGIN,
+            sustain_ms: DEFAULT_SUSTAIN_MS,
+        }
+    }
+}
+
+/// The counter of failed charges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// v1 `memory.failcnt`: every failed attempt to charge a page counter,
+    /// retries included (hundreds of thousands a second in a stall; a few
+    /// thousand when page cache is reclaimed at the limit).
+    Failcnt,
+    /// v2 `memory.events` `max`: once per charge that had to reclaim at the
+    /// limit (about a thousand a second in a stall).
+    EventsMax,
+}
+
+impl Counter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Counter::Failcnt => "memory.failcnt",
+            Counter::EventsMax => "memory.events max",
+        }
+    }
+
+    /// Failures per second at or above which the kernel is failing charges
+    /// continuously.
+    pub fn min_per_sec(self) -> f64 {
+        match self {
+            Counter::Failcnt => 10_000.0,
+            Counter::EventsMax => 100.0,
+        }
+    }
+}
+
+/// Which PSI line the pressure figure is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PsiKind {
+    Some,
+    Full,
+}
+
+impl PsiKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PsiKind::Some => "some",
+            PsiKind::Full => "full",
+        }
+    }
+}
+
+/// One PSI line as read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PressureReading {
+    pub scope: PressureScope,
+    pub kind: PsiKind,
+    /// Total stall time, microseconds.
+    pub total_us: u64,
+    /// The kernel's 10-second average, percent.
+    pub avg10: f64,
+}
+
+/// What one sample says, in the detector's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Reading {
+    /// Monotonic time, ms.
+    pub t_ms: f64,
+    pub working_set: Option<f64>,
+    /// The effective cgroup limit; None without one (no stall is possible
+    /// against the host's memory: the OOM killer works there).
+    pub limit: Option<f64>,
+    pub failures: Option<(Counter, u64)>,
+    pub pressure: Option<PressureReading>,
+    pub refaults: Option<u64>,
+}
+
+impl Reading {
+    pub fn from_snapshot(snap: &Snapshot, t_ms: f64) -> Reading {
+        let version = snap.location.as_ref().map(|l| l.version);
+        let limit = match version {
+            Some(_) if !snap.failed.limit && !snap.v2_root => snap.cgroup_limit.map(|l| l as f64),
+            _ => None,
+        };
+        let failures = snap.events.as_ref().and_then(|e| match version? {
+            CgroupVersion::V1 => e.failcnt.map(|v| (Counter::Failcnt, v)),
+            CgroupVersion::V2 => e.max.map(|v| (Counter::EventsMax, v)),
+        });
+        let pressure = snap.pressure.as_ref().map(|(p, scope)| {
+            let (kind, line) = match (scope, p.full) {
+                (PressureScope::Cgroup, Some(full)) => (PsiKind::Full, full),
+                _ => (PsiKind::Some, p.some),
+            };
+            PressureReading {
+                scope: *scope,
+                kind,
+                total_us: line.total_us,
+                avg10: line.avg10,
+            }
+        });
+        Reading {
+            t_ms,
+            working_set: snap.working_set.map(|v| v as f64),
+            limit,
+            failures,
+            pressure,
+            refaults: snap.stat.as_ref().and_then(|s| s.workingset_refault),
+        }
+    }
+}
+
+/// Pressure over one window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PressureFigure {
+    pub scope: PressureScope,
+    pub kind: PsiKind,
+    /// Share of the window tasks stalled on memory (0 to 1).
+    pub ratio: f64,
+    /// The kernel's 10-second average at the window's end, as a ratio.
+    pub avg10: f64,
+}
+
+/// The figures of one window (and, in a transition, of the stall so far).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Figures {
+    /// How long the stall has lasted (from its first stalling window), ms;
+    /// 0 outside a stall.
+    pub duration_ms: f64,
+    pub window_ms: f64,
+    /// Working set / limit at the window's end.
+    pub ratio: Option<f64>,
+    pub failures_per_sec: Option<f64>,
+    pub counter: Option<Counter>,
+    pub pressure: Option<PressureFigure>,
+    pub refaults_per_sec: Option<f64>,
+}
+
+impl Figures {
+    /// Do these figures show a stall under `cfg`? Unknown pressure and
+    /// refaults do not count against it (old kernels, PSI disabled); an
+    /// unknown working set, limit or failure rate does.
+    pub fn stalling(&self, cfg: &StallConfig) -> bool {
+        let at_limit = self.ratio.is_some_and(|r| r >= 1.0 - cfg.margin);
+        let failing = match (self.failures_per_sec, self.counter) {
+            (Some(rate), Some(c)) => rate >= c.min_per_sec(),
+            _ => false,
+        };
+        let pressed = self.pressure.is_none_or(|p| p.ratio >= MIN_PRESSURE);
+        let refaulting = self
+            .refaults_per_sec
+            .is_none_or(|r| r >= MIN_REFAULTS_PER_SEC);
+        at_limit && failing && pressed && refaulting
+    }
+}
+
+/// A change the sampler reports.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Transition {
+    /// The signs held for `sustain_ms`: the cgroup is stalled.
+    Started(Figures),
+    /// The signs were absent for [`CLEAR_MS`]; `duration_ms` is how long it lasted.
+    Ended(Figures),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Calm,
+    /// Stalling windows since `since`.
+    Suspect {
+        since: f64,
+    },
+    /// Stalled since `since`; calm windows since `clear_since`.
+    Stalled {
+        since: f64,
+        clear_since: Option<f64>,
+    },
+}
+
+/// The state machine, one per monitor.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    cfg: StallConfig,
+    anchor: Option<Reading>,
+    phase: Phase,
+    last: Option<Figures>,
+    /// Time spent stalled, ms, over the detector's life (the current stall
+    /// up to the last window included).
+    stalled_ms: f64,
+    /// The on-stall action has been taken for the current stall.
+    acted: bool,
+}
+
+impl Detector {
+    pub fn new(cfg: StallConfig) -> Detector {
+        Detector {
+            cfg,
+            anchor: None,
+            phase: Phase::Calm,
+            last: None,
+            stalled_ms: 0.0,
+            acted: false,
+        }
+    }
+
+    pub fn config(&self) -> &StallConfig {
+        &self.cfg
+    }
+
+    /// True while stalled.
+    pub fn stalled(&self) -> bool {
+        matches!(self.phase, Phase::Stalled { .. })
+    }
+
+    /// How long the current stall has lasted at `t_ms`; None when not stalled.
+    pub fn duration_ms(&self, t_ms: f64) -> Option<f64> {
+        match self.phase {
+            Phase::Stalled { since, .. } => Some((t_ms - since).max(0.0)),
+            _ => None,
+        }
+    }
+
+    /// Time spent stalled so far, seconds (for the stalled-seconds counter).
+    pub fn stalled_seconds(&self) -> f64 {
+        self.stalled_ms / 1000.0
+    }
+
+    /// The figures of the last judged window.
+    pub fn last(&self) -> Option<&Figures> {
+        self.last.as_ref()
+    }
+
+    /// Whether the sampler should keep sampling often: a stall is suspected
+    /// or on, or the working set is near the limit.
+    pub fn watching_closely(&self) -> bool {
+        !matches!(self.phase, Phase::Calm)
+            || self
+                .last
+                .and_then(|f| f.ratio)
+                .is_some_and(|r| r >= 1.0 - self.cfg.margin)
+    }
+
+    /// True once per stall, when it has lasted `after_ms` at `t_ms`.
+    pub fn action_due(&mut self, after_ms: f64, t_ms: f64) -> bool {
+        match self.duration_ms(t_ms) {
+            Some(d) if !self.acted && d >= after_ms => {
+                self.acted = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Feed one reading; returns a transition when one happened.
+    pub fn feed(&mut self, r: Reading) -> Option<Transition> {
+        let Some(a) = self.anchor else {
+            self.anchor = Some(r);
+            return None;
+        };
+        let dt = r.t_ms - a.t_ms;
+        if dt.is_nan() || dt < 0.0 {
+            self.anchor = Some(r);
+            return None;
+        }
+        if dt < WINDOW_MS {
+            return None;
+        }
+        self.anchor = Some(r);
+        let fig = figures(&a, &r, dt);
+        self.last = Some(fig);
+        let stalling = fig.stalling(&self.cfg);
+        let start = a.t_ms;
+        match self.phase {
+            Phase::Calm | Phase::Suspect { .. } if !stalling => {
+                self.phase = Phase::Calm;
+                None
+            }
+            Phase::Calm | Phase::Suspect { .. } => {
+                let since = match self.phase {
+                    Phase::Suspect { since } => since,
+                    _ => start,
+                };
+                if r.t_ms - since >= self.cfg.sustain_ms {
+                    self.phase = Phase::Stalled {
+                        since,
+                        clear_since: None,
+                    };
+                    self.acted = false;
+                    self.stalled_ms += r.t_ms - since;
+                    Some(Transition::Started(Figures {
+                        duration_ms: r.t_ms - since,
+                        ..fig
+                    }))
+                } else {
+                    self.phase = Phase::Suspect { since };
+                    None
+                }
+            }
+            Phase::Stalled { since, clear_since } => {
+                self.stalled_ms += dt;
+                if stalling {
+                    self.phase = Phase::Stalled {
+                        since,
+                        clear_since: None,
+                    };
+                    return None;
+                }
+                let clear = clear_since.unwrap_or(start);
+                if r.t_ms - clear >= CLEAR_MS {
+                    // The calm windows were not part of the stall.
+                    self.stalled_ms -= r.t_ms - clear;
+                    self.phase = Phase::Calm;
+                    Some(Transition::Ended(Figures {
+                        duration_ms: (clear - since).max(0.0),
+                        ..fig
+                    }))
+                } else {
+                    self.phase = Phase::Stalled {
+                        since,
+                        clear_since: Some(clear),
+                    };
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// Rates between two readings `dt` ms apart. A counter that went backwards
+/// (another cgroup after a move, a reset) gives no rate.
+fn figures(a: &Reading, b: &Reading, dt: f64) -> Figures {
+    let per_sec = |x: u64, y: u64| (y >= x).then(|| (y - x) as f64 * 1000.0 / dt);
+    let (failures_per_sec, counter) = match (a.failures, b.failures) {
+        (Some((ca, x)), Some((cb, y))) if ca == cb => (per_sec(x, y), Some(cb)),
+        (_, Some((cb, _))) => (None, Some(cb)),
+        _ => (None, None),
+    };
+    let pressure = match (a.pressure, b.pressure) {
+        (Some(p), Some(q))
+            if p.scope == q.scope && p.kind == q.kind && q.total_us >= p.total_us =>
+        {
+            Some(PressureFigure {
+                scope: q.scope,
+                kind: q.kind,
+                ratio: ((q.total_us - p.total_us) as f64 / (dt * 1000.0)).min(1.0),
+                avg10: q.avg10 / 100.0,
+            })
+        }
+        _ => None,
+    };
+    Figures {
+        duration_ms: 0.0,
+        window_ms: dt,
+        ratio: match (b.working_set, b.limit) {
+            (Some(w), Some(l)) if l > 0.0 => Some(w / l),
+            _ => None,
+        },
+        failures_per_sec,
+        counter,
+        pressure,
+        refaults_per_sec: match (a.refaults, b.refaults) {
+            (Some(x), Some(y)) => per_sec(x, y),
+            _ => None,
+        },
+    }
+}
+
+fn scope_str(s: PressureScope) -> &'static str {
+    match s {
+        PressureScope::Cgroup => "cgroup",
+        PressureScope::System => "system",
+    }
+}
+
+fn num(o: &mut String, v: Option<f64>, decimals: usize) {
+    match v {
+        Some(v) if v.is_finite() => {
+            let r = if decimals == 0 { v.round() } else { v };
+            if decimals == 0 || (r.fract() == 0.0 && r.abs() < 9.0e15) {
+                let _ = write!(o, "{}", r.round() as i64);
+            } else {
+                let _ = write!(o, "{r:.decimals$}");
+            }
+        }
+        _ => o.push_str("null"),
+    }
+}
+
+/// The figures as a JSON object for the flight record (`"stall": {...}`).
+/// `exit_code`: set when the native thread is about to end the process.
+pub fn json(f: &Figures, exit_code: Option<i32>) -> String {
+    let mut o = String::with_capacity(320);
+    o.push_str("{\"durationMs\":");
+    num(&mut o, Some(f.duration_ms), 0);
+    o.push_str(",\"workingSetRatio\":");
+    num(&mut o, f.ratio, 4);
+    o.push_str(",\"failuresPerSec\":");
+    num(&mut o, f.failures_per_sec, 0);
+    o.push_str(",\"failureCounter\":");
+    match f.counter {
+        Some(c) => {
+            let _ = write!(o, "\"{}\"", c.as_str());
+        }
+        None => o.push_str("null"),
+    }
+    o.push_str(",\"pressure\":");
+    match f.pressure {
+        Some(p) => {
+            let _ = write!(
+                o,
+                "{{\"scope\":\"{}\",\"kind\":\"{}\",\"ratio\":",
+                scope_str(p.scope),
+                p.kind.as_str()
+            );
+            num(&mut o, Some(p.ratio), 4);
+            o.push_str(",\"avg10\":");
+            num(&mut o, Some(p.avg10), 4);
+            o.push('}');
+        }
+        None => o.push_str("null"),
+    }
+    o.push_str(",\"refaultsPerSec\":");
+    num(&mut o, f.refaults_per_sec, 0);
+    o.push_str(",\"action\":");
+    match exit_code {
+        Some(c) => {
+            let _ = write!(o, "\"exit\",\"exitCode\":{c}");
+        }
+        None => o.push_str("null,\"exitCode\":null"),
+    }
+    o.push('}');
+    o
+}
+
+/// One sentence: stuck for how long, on what evidence, and what fills the
+/// limit (`cause`: the reason of the fill verdict).
+pub fn reason(f: &Figures, cause: &str) -> String {
+    let mut o = format!(
+        "stuck at the limit for {:.1} s without an OOM kill",
+        f.duration_ms / 1000.0
+    );
+    if let (Some(rate), Some(c)) = (f.failures_per_sec, f.counter) {
+        let _ = write!(o, ": {rate:.0} failed charges/s ({})", c.as_str());
+    }
+    if let Some(p) = f.pressure {
+        let _ = write!(
+            o,
+            ", {} memory pressure {} {:.0}%",
+            if p.scope == PressureScope::System {
+                "system-wide"
+            } else {
+                "cgroup"
+            },
+            p.kind.as_str(),
+            p.ratio * 100.0
+        );
+    }
+    if let Some(r) = f.refaults_per_sec {
+        let _ = write!(o, ", {r:.0} refaults/s");
+    }
+    let _ = write!(o, "; {cause}");
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: f64 = 1048576.0;
+    const LIMIT: f64 = 256.0 * MIB;
+
+    /// Per-second rates a scenario runs at: working set (MiB), failures,
+    /// pressure share, refaults.
+    #[derive(Clone, Copy)]
+    struct Rates {
+        ws_mib: f64,
+        fail: f64,
+        psi: Option<f64>,
+        refault: Option<f64>,
+    }
+
+    /// Feed readings every `step_ms` for `ms` with these rates, continuing
+    /// the counters from `state`; returns the transitions with their times.
+    struct Sim {
+        d: Detector,
+        t: f64,
+        fail: f64,
+        psi_us: f64,
+        refault: f64,
+        counter: Counter,
+        scope: PressureScope,
+        out: Vec<(f64, Transition)>,
+    }
+
+    impl Sim {
+        fn new(cfg: StallConfig, counter: Counter) -> Sim {
+            Sim {
+                d: Detector::new(cfg),
+                t: 0.0,
+                fail: 0.0,
+                psi_us: 0.0,
+                refault: 0.0,
+                counter,
+                scope: match counter {
+                    Counter::Failcnt => PressureScope::System,
+                    Counter::EventsMax => PressureScope::Cgroup,
+                },
+                out: Vec::new(),
+            }
+        }
+
+        fn run(&mut self, ms: f64, step_ms: f64, r: Rates) -> &mut Self {
+            let end = self.t + ms;
+            while self.t < end {
+                self.t += step_ms;
+                self.fail += r.fail * step_ms / 1000.0;
+                self.psi_us += r.psi.unwrap_or(0.0) * step_ms * 1000.0;
+                self.refault += r.refault.unwrap_or(0.0) * step_ms / 1000.0;
+                let reading = Reading {
+                    t_ms: self.t,
+                    working_set: Some(r.ws_mib * MIB),
+                    limit: Some(LIMIT),
+                    failures: Some((self.counter, self.fail as u64)),
+                    pressure: r.psi.map(|_| PressureReading {
+                        scope: self.scope,
+                        kind: PsiKind::Some,
+                        total_us: self.psi_us as u64,
+                        avg10: 0.0,
+                    }),
+                    refaults: r.refault.map(|_| self.refault as u64),
+                };
+                if let Some(tr) = self.d.feed(reading) {
+                    self.out.push((self.t, tr));
+                }
+            }
+            self
+        }
+
+        fn kinds(&self) -> Vec<&'static str> {
+            self.out
+                .iter()
+                .map(|(_, t)| match t {
+                    Transition::Started(_) => "started",
+                    Transition::Ended(_) => "ended",
+                })
+                .collect()
+        }
+    }
+
+    // Measured on cgroup v1, 256 MiB, node from an uncached copy (see the
+    // README): working set 243-249 MiB, failcnt 100k-330k/s, system PSI
+    // some 10-80%, refaults 110k-330k/s.
+    const V1_STALL: Rates = Rates {
+        ws_mib: 246.0,
+        fail: 150_000.0,
+        psi: Some(0.2),
+        refault: Some(160_000.0),
+    };
+    // The page-cache scenario at the limit: usage 100% but working set
+    // 34 MiB, failcnt 1-3k/s, refaults 340k/s.
+    const V1_PAGECACHE: Rates = Rates {
+        ws_mib: 34.0,
+        fail: 2600.0,
+        psi: Some(0.08),
+        refault: Some(340_000.0),
+    };
+    const CALM: Rates = Rates {
+        ws_mib: 100.0,
+        fail: 0.0,
+        psi: Some(0.0),
+        refault: Some(0.0),
+    };
+
+    #[test]
+    fn window_judgement() {
+        let cfg = StallConfig::default();
+        let stall = Figures {
+            duration_ms: 0.0,
+            window_ms: 500.0,
+            ratio: Some(0.96),
+            failures_per_sec: Some(150_000.0),
+            counter: Some(Counter::Failcnt),
+            pressure: Some(PressureFigure {
+                scope: PressureScope::System,
+                kind: PsiKind::Some,
+                ratio: 0.2,
+                avg10: 0.1,
+            }),
+            refaults_per_sec: Some(160_000.0),
+        };
+        let cases: &[(&str, Figures, bool)] = &[
+            ("measured v1 stall", stall, true),
+            (
+                "page cache: working set low",
+                Figures {
+                    ratio: Some(0.13),
+                    ..stall
+                },
+                false,
+            ),
+            (
+                "just inside the margin",
+                Figures {
+                    ratio: Some(0.9),
+                    ..stall
+                },
+                true,
+            ),
+            (
+                "just outside the margin",
+                Figures {
+                    ratio: Some(0.89),
+                    ..stall
+                },
+                false,
+            ),
+            (
+                "few v1 failures",
+                Figures {
+                    failures_per_sec: Some(2600.0),
+                    ..stall
+                },
+                false,
+            ),
+            (
+                "v2 events max at a stall's rate",
+                Figures {
+                    failures_per_sec: Some(1500.0),
+                    counter: Some(Counter::EventsMax),
+                    ..stall
+                },
+                true,
+            ),
+            (
+                "v2 events max rarely",
+                Figures {
+                    failures_per_sec: Some(20.0),
+                    counter: Some(Counter::EventsMax),
+                    ..stall
+                },
+                false,
+            ),
+            (
+                "no failure counter",
+                Figures {
+                    failures_per_sec: None,
+                    counter: None,
+                    ..stall
+                },
+                false,
+            ),
+            (
+                "no pressure figures (PSI off)",
+                Figures {
+                    pressure: None,
+                    ..stall
+                },
+                true,
+            ),
+            (
+                "little pressure",
+                Figures {
+                    pressure: Some(PressureFigure {
+                        ratio: 0.01,
+                        ..stall.pressure.unwrap()
+                    }),
+                    ..stall
+                },
+                false,
+            ),
+            (
+                "no refault counters (old kernel)",
+                Figures {
+                    refaults_per_sec: None,
+                    ..stall
+                },
+                true,
+            ),
+            (
+                "nothing comes back",
+                Figures {
+                    refaults_per_sec: Some(10.0),
+                    ..stall
+                },
+                false,
+            ),
+            (
+                "no limit",
+                Figures {
+                    ratio: None,
+                    ..stall
+                },
+                false,
+            ),
+        ];
+        for (name, f, want) in cases {
+            assert_eq!(f.stalling(&cfg), *want, "case {name}");
+        }
+    }
+
+    #[test]
+    fn a_sustained_stall_starts_after_sustain_and_ends_after_clear() {
+        let cfg = StallConfig {
+            margin: 0.1,
+            sustain_ms: 2000.0,
+        };
+        let mut s = Sim::new(cfg, Counter::Failcnt);
+        s.run(2000.0, 5.0, CALM);
+        assert!(s.out.is_empty());
+        s.run(10_000.0, 5.0, V1_STALL);
+        assert_eq!(s.kinds(), ["started"]);
+        let (t, Transition::Started(f)) = s.out[0] else {
+            unreachable!()
+        };
+        // The first stalling window opens at 2000 ms: declared one sustain
+        // (and at most one window) later.
+        assert!(
+            (4000.0..=4000.0 + WINDOW_MS + 5.0).contains(&t),
+            "started at {t}"
+        );
+        assert!(f.duration_ms >= 2000.0, "{f:?}");
+        assert_eq!(f.counter, Some(Counter::Failcnt));
+        assert!(
+            (f.failures_per_sec.unwrap() - 150_000.0).abs() < 1000.0,
+            "{f:?}"
+        );
+        assert!((f.pressure.unwrap().ratio - 0.2).abs() < 0.01, "{f:?}");
+        assert!(s.d.stalled());
+        let d = s.d.duration_ms(s.t).unwrap();
+        assert!((d - 10_000.0).abs() <= WINDOW_MS + 5.0, "lasted {d}");
+
+        s.run(3000.0, 5.0, CALM);
+        assert_eq!(s.kinds(), ["started", "ended"]);
+        let (t_end, Transition::Ended(f)) = s.out[1] else {
+            unreachable!()
+        };
+        assert!(
+            (t_end - 12_000.0 - CLEAR_MS).abs() <= 2.0 * WINDOW_MS,
+            "ended at {t_end}"
+        );
+        assert!((f.duration_ms - 10_000.0).abs() <= WINDOW_MS + 5.0, "{f:?}");
+        assert!(!s.d.stalled());
+        let secs = s.d.stalled_seconds();
+        assert!((secs - 10.0).abs() <= 0.3, "stalled seconds {secs}");
+    }
+
+    #[test]
+    fn no_stall_for_page_cache_bursts_or_calm() {
+        let cfg = StallConfig {
+            margin: 0.1,
+            sustain_ms: 2000.0,
+        };
+        // name, counter, phases (ms, rates)
+        type Case = (&'static str, Counter, &'static [(f64, Rates)]);
+        let cases: &[Case] = &[
+            (
+                "page cache at the limit, 60 s",
+                Counter::Failcnt,
+                &[(60_000.0, V1_PAGECACHE)],
+            ),
+            (
+                "a 1.5 s burst, reclaimed",
+                Counter::Failcnt,
+                &[(1000.0, CALM), (1500.0, V1_STALL), (5000.0, CALM)],
+            ),
+            (
+                "bursts shorter than sustain, back to back with calm windows",
+                Counter::Failcnt,
+                &[
+                    (1500.0, V1_STALL),
+                    (300.0, CALM),
+                    (1500.0, V1_STALL),
+                    (300.0, CALM),
+                    (1500.0, V1_STALL),
+                    (300.0, CALM),
+                ],
+            ),
+            (
+                "at the limit, failing, but no pressure",
+                Counter::Failcnt,
+                &[(
+                    10_000.0,
+                    Rates {
+                        psi: Some(0.0),
+                        ..V1_STALL
+                    },
+                )],
+            ),
+            ("calm", Counter::EventsMax, &[(10_000.0, CALM)]),
+        ];
+        for (name, counter, phases) in cases {
+            let mut s = Sim::new(cfg, *counter);
+            for (ms, r) in *phases {
+                s.run(*ms, 5.0, *r);
+            }
+            assert!(s.out.is_empty(), "case {name}: {:?}", s.out);
+            assert_eq!(s.d.stalled_seconds(), 0.0, "case {name}");
+        }
+    }
+
+    #[test]
+    fn one_calm_window_does_not_end_a_stall_and_the_action_fires_once() {
+        let cfg = StallConfig {
+            margin: 0.1,
+            sustain_ms: 1000.0,
+        };
+        let mut s = Sim::new(cfg, Counter::EventsMax);
+        let v2 = Rates {
+            fail: 1500.0,
+            ..V1_STALL
+        };
+        s.run(3000.0, 50.0, v2);
+        assert_eq!(s.kinds(), ["started"]);
+        assert!(!s.d.action_due(5000.0, s.t), "not yet");
+        s.run(400.0, 50.0, CALM);
+        s.run(3000.0, 50.0, v2);
+        assert_eq!(
+            s.kinds(),
+            ["started"],
+            "a short calm spell is part of the stall"
+        );
+        assert!(
+            s.d.action_due(5000.0, s.t),
+            "lasted {:?}",
+            s.d.duration_ms(s.t)
+        );
+        assert!(!s.d.action_due(5000.0, s.t + 1000.0), "once per stall");
+    }
+
+    #[test]
+    fn slow_and_irregular_sampling() {
+        // The sampler may sleep seconds between readings, or sample every
+        // millisecond; windows are judged on what was fed.
+        let cfg = StallConfig {
+            margin: 0.1,
+            sustain_ms: 3000.0,
+        };
+        for step in [1.0, 7.0, 100.0, 1000.0, 5000.0] {
+            let mut s = Sim::new(cfg, Counter::Failcnt);
+            s.run(20_000.0, step, V1_STALL);
+            assert_eq!(s.kinds(), ["started"], "step {step}");
+            let t = s.out[0].0;
+            assert!(
+                t <= 3000.0 + 2.0 * step.max(WINDOW_MS),
+                "step {step}: started at {t}"
+            );
+        }
+    }
+
+    #[test]
+    fn counters_going_backwards_give_no_rate() {
+        let a = Reading {
+            t_ms: 0.0,
+            working_set: Some(250.0 * MIB),
+            limit: Some(LIMIT),
+            failures: Some((Counter::Failcnt, 1_000_000)),
+            pressure: None,
+            refaults: Some(5000),
+        };
+        let b = Reading {
+            t_ms: 500.0,
+            failures: Some((Counter::Failcnt, 10)),
+            refaults: Some(10),
+            ..a
+        };
+        let f = figures(&a, &b, 500.0);
+        assert_eq!(f.failures_per_sec, None);
+        assert_eq!(f.refaults_per_sec, None);
+        assert!(!f.stalling(&StallConfig::default()));
+        // Time going backwards resets the window.
+        let mut d = Detector::new(StallConfig::default());
+        assert_eq!(d.feed(b), None);
+        assert_eq!(d.feed(Reading { t_ms: 100.0, ..a }), None);
+        assert_eq!(d.last(), None);
+    }
+
+    #[test]
+    fn json_and_reason() {
+        let f = Figures {
+            duration_ms: 3120.4,
+            window_ms: 250.0,
+            ratio: Some(0.96312),
+            failures_per_sec: Some(150_000.2),
+            counter: Some(Counter::Failcnt),
+            pressure: Some(PressureFigure {
+                scope: PressureScope::System,
+                kind: PsiKind::Some,
+                ratio: 0.25,
+                avg10: 0.1336,
+            }),
+            refaults_per_sec: None,
+        };
+        assert_eq!(
+            json(&f, Some(EXIT_CODE)),
+            "{\"durationMs\":3120,\"workingSetRatio\":0.9631,\"failuresPerSec\":150000,\
+             \"failureCounter\":\"memory.failcnt\",\"pressure\":{\"scope\":\"system\",\"kind\":\"some\",\
+             \"ratio\":0.2500,\"avg10\":0.1336},\"refaultsPerSec\":null,\"action\":\"exit\",\"exitCode\":75}"
+        );
+        assert!(json(&Figures::default(), None).ends_with("\"action\":null,\"exitCode\":null}"));
+        assert_eq!(
+            reason(&f, "the V8 heap (206 MiB) is most of the anonymous memory (222 MiB)"),
+            "stuck at the limit for 3.1 s without an OOM kill: 150000 failed charges/s (memory.failcnt), \
+             system-wide memory pressure some 25%; the V8 heap (206 MiB) is most of the anonymous memory (222 MiB)"
+        );
+    }
+
+    #[test]
+    fn readings_from_snapshots() {
+        use crate::locate::Location;
+        use crate::parse::{Pressure, PressureLine};
+        use crate::reader::Events;
+        use crate::stat::MemoryStat;
+        let line = |total_us| PressureLine {
+            avg10: 12.5,
+            avg60: 0.0,
+            avg300: 0.0,
+            total_us,
+        };
+        let mk = |version| Snapshot {
+            location: Some(Location {
+                version,
+                cgroup_path: "/x".into(),
+                mount_point: "/sys/fs/cgroup".into(),
+                dir: "/sys/fs/cgroup/x".into(),
+                resolved: true,
+            }),
+            cgroup_limit: Some(1 << 28),
+            working_set: Some(1 << 27),
+            events: Some(Events {
+                max: Some(7),
+                failcnt: Some(9),
+                ..Events::default()
+            }),
+            stat: Some(MemoryStat {
+                workingset_refault: Some(11),
+                ..MemoryStat::default()
+            }),
+            ..Snapshot::default()
+        };
+        let mut v1 = mk(CgroupVersion::V1);
+        v1.pressure = Some((
+            Pressure {
+                some: line(100),
+                full: Some(line(50)),
+            },
+            PressureScope::System,
+        ));
+        let r = Reading::from_snapshot(&v1, 1.0);
+        assert_eq!(r.failures, Some((Counter::Failcnt, 9)));
+        assert_eq!(r.limit, Some((1u64 << 28) as f64));
+        assert_eq!(r.refaults, Some(11));
+        let p = r.pressure.unwrap();
+        assert_eq!(
+            (p.scope, p.kind, p.total_us),
+            (PressureScope::System, PsiKind::Some, 100),
+            "v1: system-wide some"
+        );
+
+        let mut v2 = mk(CgroupVersion::V2);
+        v2.pressure = Some((
+            Pressure {
+                some: line(100),
+                full: Some(line(50)),
+            },
+            PressureScope::Cgroup,
+        ));
+        let r = Reading::from_snapshot(&v2, 1.0);
+        assert_eq!(r.failures, Some((Counter::EventsMax, 7)));
+        let p = r.pressure.unwrap();
+        assert_eq!(
+            (p.scope, p.kind, p.total_us),
+            (PressureScope::Cgroup, PsiKind::Full, 50),
+            "v2: the cgroup's full"
+        );
+
+        let mut broken = mk(CgroupVersion::V2);
+        broken.failed.limit = true;
+        assert_eq!(
+            Reading::from_snapshot(&broken, 1.0).limit,
+            None,
+            "a failed limit read is no limit"
+        );
+        let host = Snapshot {
+            mem_total: Some(1 << 30),
+            ..Snapshot::default()
+        };
+        let r = Reading::from_snapshot(&host, 1.0);
+        assert_eq!(
+            (r.limit, r.failures),
+            (None, None),
+            "no cgroup: never a stall"
+        );
+    }
+}
