@@ -250,6 +250,16 @@ export interface NativeWatchEvent {
   timestampMs: number
   message: string | null
   lastWords: string | null
+  /** `limit` events: the limit before, bytes. */
+  previousLimitBytes: number | null
+  /** `limit` events: where the new limit comes from. */
+  source: string | null
+  /** `limit` events: V8's heap limit, bytes. */
+  heapSizeLimitBytes: number | null
+  /** `limit` events: `fits`, `near` or `above` the new limit. */
+  heapLimit: string | null
+  /** `limit` events: the heap-limit diagnosis for the new limit. */
+  diagnosis: Diagnosis | null
 }
 
 /** One PSI line. */
@@ -336,7 +346,7 @@ export declare function watchSlots(): Array<[string, number]>
  * Start a monitor on the shared sampler thread. `dispatch(id, kind, event)`
  * receives its events; the first call in an environment registers it.
  */
-export declare function watchStart(config: WatchConfig, dispatch: (id: number, kind: 'threshold' | 'recovered' | 'error', event: NativeWatchEvent) => void): number
+export declare function watchStart(config: WatchConfig, dispatch: (id: number, kind: 'threshold' | 'recovered' | 'error' | 'limit', event: NativeWatchEvent) => void): number
 
 /** Stop a monitor; joins the sampler thread when it was the last. */
 export declare function watchStop(id: number): boolean

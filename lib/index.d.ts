@@ -95,6 +95,43 @@ export interface ThresholdEvent {
   v8: WatchV8
 }
 
+/**
+ * What `limit` events carry: the limit changed under the running process
+ * (`docker update --memory`, an in-place pod resize, a write to the cgroup's
+ * limit file). Emitted within one sampling interval of the change, before any
+ * `threshold` or `recovered` event the new limit causes; the thresholds apply
+ * to the new limit from that sample on.
+ */
+export interface LimitEvent {
+  /** The limit before, bytes. */
+  previousLimitBytes: number
+  /** The new effective limit, bytes. */
+  limitBytes: number
+  /** Where the new limit comes from: `host` when no cgroup limit is left. */
+  source: 'cgroup-v1' | 'cgroup-v2' | 'host'
+  /** The monitor's level against the new limit. */
+  level: number
+  /** basis / new limit. */
+  ratio: number
+  basisBytes: number
+  headroomBytes: number
+  /** When the sampler saw it, ms since the epoch. */
+  timestampMs: number
+  /** V8's heap limit, bytes: fixed when node started, so it does not follow the limit. */
+  heapSizeLimitBytes: number | null
+  /**
+   * The heap limit against the new limit: `'fits'` (at most 75% of it),
+   * `'near'` (above 75%: little room outside the heap), `'above'` (at or
+   * above the limit: the kernel kills before V8 reports heap exhaustion);
+   * `null` without a cgroup limit or a heap number.
+   */
+  heapLimit: 'fits' | 'near' | 'above' | null
+  /** The `HEAP_LIMIT_*` diagnosis for the new limit, as `getMemoryMetrics().diagnoses` has it; `null` when it fits. */
+  diagnosis: Diagnosis | null
+  /** V8's numbers when the event reached JavaScript. */
+  v8: WatchV8
+}
+
 /** The latest sample, as `monitor.current` returns it. */
 export interface MonitorSample {
   level: number
@@ -137,16 +174,19 @@ export declare class Monitor extends EventEmitter {
   hasRef(): boolean
   on(event: 'threshold' | 'recovered', listener: (event: ThresholdEvent) => void): this
   on(event: 'error', listener: (error: Error) => void): this
+  on(event: 'limit', listener: (event: LimitEvent) => void): this
   once(event: 'threshold' | 'recovered', listener: (event: ThresholdEvent) => void): this
   once(event: 'error', listener: (error: Error) => void): this
+  once(event: 'limit', listener: (event: LimitEvent) => void): this
 }
 
 /**
  * Start a monitor. A native thread (one per process, shared by all monitors
  * and worker threads) samples the cgroup at an interval that shrinks near a
  * threshold, and emits `threshold` when the basis crosses one upward,
- * `recovered` when it falls back below it minus the hysteresis, and `error`
- * (once) when the files become unreadable. `listener` is attached to `threshold`.
+ * `recovered` when it falls back below it minus the hysteresis, `limit` when
+ * the limit changes, and `error` (once) when the files become unreadable.
+ * `listener` is attached to `threshold`.
  */
 export declare function watch(listener?: (event: ThresholdEvent) => void): Monitor
 export declare function watch(options?: WatchOptions | null, listener?: (event: ThresholdEvent) => void): Monitor

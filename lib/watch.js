@@ -89,6 +89,31 @@ function dispatch(id, kind, e) {
     else process.emitWarning(err.message, { code: err.code })
     return
   }
+  const v8Numbers = {
+    heapUsedBytes: u.heapUsed,
+    heapTotalBytes: u.heapTotal,
+    externalBytes: u.external,
+    arrayBuffersBytes: u.arrayBuffers,
+    rssBytes: u.rss,
+    heapSizeLimitBytes: v8.getHeapStatistics().heap_size_limit,
+  }
+  if (kind === 'limit') {
+    m.emit('limit', {
+      previousLimitBytes: e.previousLimitBytes,
+      limitBytes: e.limitBytes,
+      source: e.source,
+      level: e.level,
+      ratio: e.ratio,
+      basisBytes: e.basisBytes,
+      headroomBytes: e.headroomBytes,
+      timestampMs: e.timestampMs,
+      heapSizeLimitBytes: e.heapSizeLimitBytes,
+      heapLimit: e.heapLimit,
+      diagnosis: e.diagnosis,
+      v8: v8Numbers,
+    })
+    return
+  }
   m.emit(kind, {
     level: e.level,
     threshold: e.threshold,
@@ -100,14 +125,7 @@ function dispatch(id, kind, e) {
     timeToLimitMs: e.timeToLimitMs,
     timestampMs: e.timestampMs,
     lastWords: e.lastWords,
-    v8: {
-      heapUsedBytes: u.heapUsed,
-      heapTotalBytes: u.heapTotal,
-      externalBytes: u.external,
-      arrayBuffersBytes: u.arrayBuffers,
-      rssBytes: u.rss,
-      heapSizeLimitBytes: v8.getHeapStatistics().heap_size_limit,
-    },
+    v8: v8Numbers,
   })
 }
 

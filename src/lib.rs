@@ -212,22 +212,7 @@ pub struct Shape {
 
 impl Shape {
     fn from(sh: &CachedShape, generation: u32) -> Self {
-        let mut diagnoses: Vec<Diagnosis> = sh
-            .diagnoses
-            .iter()
-            .map(|d| Diagnosis {
-                code: d.code.to_string(),
-                severity: d.severity.as_str().to_string(),
-                message: d.message.clone(),
-                limit_bytes: d.limit_bytes,
-                heap_size_limit_bytes: d.heap_size_limit_bytes,
-                recommended_max_old_space_size_mib: d.recommended_max_old_space_size_mib,
-                recommended_max_semi_space_size_mib: d.recommended_max_semi_space_size_mib,
-                node_options: d.node_options.clone(),
-                oom_kill_count: d.oom_kill_count,
-                path: d.path.clone(),
-            })
-            .collect();
+        let mut diagnoses: Vec<Diagnosis> = sh.diagnoses.iter().map(Diagnosis::from).collect();
         diagnoses.sort_by_key(|d| match d.severity.as_str() {
             "error" => 0,
             "warning" => 1,
@@ -284,6 +269,16 @@ pub struct NativeWatchEvent {
     pub timestamp_ms: f64,
     pub message: Option<String>,
     pub last_words: Option<String>,
+    /// `limit` events: the limit before, bytes.
+    pub previous_limit_bytes: Option<f64>,
+    /// `limit` events: where the new limit comes from.
+    pub source: Option<String>,
+    /// `limit` events: V8's heap limit, bytes.
+    pub heap_size_limit_bytes: Option<f64>,
+    /// `limit` events: `fits`, `near` or `above` the new limit.
+    pub heap_limit: Option<String>,
+    /// `limit` events: the heap-limit diagnosis for the new limit.
+    pub diagnosis: Option<Diagnosis>,
 }
 
 fn finite(v: f64) -> Option<f64> {
@@ -305,7 +300,7 @@ impl watch::Sink for TsfnSink {
 /// Start a monitor on the shared sampler thread. `dispatch(id, kind, event)`
 /// receives its events; the first call in an environment registers it.
 #[napi(
-    ts_args_type = "config: WatchConfig, dispatch: (id: number, kind: 'threshold' | 'recovered' | 'error', event: NativeWatchEvent) => void"
+    ts_args_type = "config: WatchConfig, dispatch: (id: number, kind: 'threshold' | 'recovered' | 'error' | 'limit', event: NativeWatchEvent) => void"
 )]
 pub fn watch_start(
     env: Env,
@@ -326,6 +321,7 @@ pub fn watch_start(
             .callee_handled::<false>()
             .build_callback(|ctx: ThreadsafeCallContext<watch::Event>| {
                 let e = ctx.value;
+                let lc = e.limit_change.as_deref();
                 Ok(FnArgs::from((
                     e.monitor,
                     e.kind.as_str(),
@@ -341,6 +337,11 @@ pub fn watch_start(
                         timestamp_ms: e.timestamp_ms,
                         message: e.message,
                         last_words: e.last_words,
+                        previous_limit_bytes: lc.map(|c| c.previous_limit_bytes),
+                        source: lc.map(|c| c.source.as_str().to_string()),
+                        heap_size_limit_bytes: lc.and_then(|c| c.heap_size_limit_bytes),
+                        heap_limit: lc.and_then(|c| c.heap_limit).map(str::to_string),
+                        diagnosis: lc.and_then(|c| c.diagnosis.as_ref()).map(Diagnosis::from),
                     },
                 )))
             })?;
@@ -639,6 +640,23 @@ pub struct Diagnosis {
     pub oom_kill_count: Option<f64>,
     /// The file or directory concerned.
     pub path: Option<String>,
+}
+
+impl From<&diagnose::Diagnosis> for Diagnosis {
+    fn from(d: &diagnose::Diagnosis) -> Self {
+        Diagnosis {
+            code: d.code.to_string(),
+            severity: d.severity.as_str().to_string(),
+            message: d.message.clone(),
+            limit_bytes: d.limit_bytes,
+            heap_size_limit_bytes: d.heap_size_limit_bytes,
+            recommended_max_old_space_size_mib: d.recommended_max_old_space_size_mib,
+            recommended_max_semi_space_size_mib: d.recommended_max_semi_space_size_mib,
+            node_options: d.node_options.clone(),
+            oom_kill_count: d.oom_kill_count,
+            path: d.path.clone(),
+        }
+    }
 }
 
 /// One reading of the process's memory as the kernel and V8 see it.

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::diagnose::{self, Diagnosis, V8Numbers};
 use crate::lastwords;
 use crate::locate::Location;
 use crate::reader::{LimitSource, Reader, Snapshot};
@@ -228,6 +229,9 @@ pub enum EventKind {
     Threshold,
     Recovered,
     Error,
+    /// The limit changed under the running process (`docker update`, an
+    /// in-place pod resize, a write to the limit file).
+    Limit,
 }
 
 impl EventKind {
@@ -236,6 +240,7 @@ impl EventKind {
             EventKind::Threshold => "threshold",
             EventKind::Recovered => "recovered",
             EventKind::Error => "error",
+            EventKind::Limit => "limit",
         }
     }
 }
@@ -259,6 +264,58 @@ pub struct Event {
     pub message: Option<String>,
     /// Where the last-words line went, when this crossing wrote one.
     pub last_words: Option<String>,
+    /// `limit` events: what changed.
+    pub limit_change: Option<Box<LimitChange>>,
+}
+
+/// A `limit` event's details. V8's heap limit is fixed when node starts, so
+/// a limit that shrinks can leave it above the new limit.
+#[derive(Debug, Clone)]
+pub struct LimitChange {
+    pub previous_limit_bytes: f64,
+    pub source: LimitSource,
+    /// This environment's V8 heap limit, as JavaScript last wrote it.
+    pub heap_size_limit_bytes: Option<f64>,
+    /// The heap limit against the new limit: `fits` (at most 75% of it),
+    /// `near` (above 75%), `above` (at or above the limit); None where there
+    /// is no cgroup limit or no heap number.
+    pub heap_limit: Option<&'static str>,
+    /// The `HEAP_LIMIT_*` diagnosis for the new limit, as
+    /// `getMemoryMetrics().diagnoses` gives it; None when the heap limit fits.
+    pub diagnosis: Option<Diagnosis>,
+}
+
+/// What a limit change means for V8's heap limit: the doctor's own verdict
+/// on the snapshot that saw the new limit.
+pub fn limit_change(
+    snap: &Snapshot,
+    previous_limit_bytes: f64,
+    source: LimitSource,
+    heap_size_limit_bytes: Option<f64>,
+) -> LimitChange {
+    let v8 = V8Numbers {
+        heap_size_limit: heap_size_limit_bytes,
+        ..V8Numbers::default()
+    };
+    let diagnosis = diagnose::diagnose(snap, &v8).into_iter().find(|d| {
+        d.code == diagnose::codes::HEAP_LIMIT_ABOVE_CONTAINER_LIMIT
+            || d.code == diagnose::codes::HEAP_LIMIT_NEAR_CONTAINER_LIMIT
+    });
+    let heap_limit = match (&diagnosis, heap_size_limit_bytes, source) {
+        (_, None, _) | (_, _, LimitSource::Host) => None,
+        (Some(d), _, _) if d.code == diagnose::codes::HEAP_LIMIT_ABOVE_CONTAINER_LIMIT => {
+            Some("above")
+        }
+        (Some(_), _, _) => Some("near"),
+        (None, _, _) => Some("fits"),
+    };
+    LimitChange {
+        previous_limit_bytes,
+        source,
+        heap_size_limit_bytes,
+        heap_limit,
+        diagnosis,
+    }
 }
 
 /// Where events go: a threadsafe function per JS environment, or a test.
@@ -334,6 +391,8 @@ struct Monitor {
     level: usize,
     block: Arc<Block>,
     failing: bool,
+    /// The limit at the last good sample, to see it change.
+    limit: Option<u64>,
 }
 
 struct RootState {
@@ -436,6 +495,7 @@ impl Sampler {
             level: 0,
             block: block.clone(),
             failing: false,
+            limit: None,
         });
         reg.epoch += 1;
         if reg.thread.is_none() {
@@ -678,6 +738,7 @@ fn sample_all(reg: &mut Registry) -> Duration {
                         timestamp_ms: *ts,
                         message: Some(msg),
                         last_words: None,
+                        limit_change: None,
                     });
                 }
             }
@@ -725,6 +786,30 @@ fn sample_all(reg: &mut Registry) -> Duration {
             b.set(block::FAILING, 0.0);
         });
 
+        // The limit changed: say so before any level it moves (the ratio
+        // above is already against the new limit; the kernel triggers follow
+        // through arm_key).
+        let previous = m.limit.replace(limit);
+        if let (Some(prev), Some(sink)) = (previous.filter(|p| *p != limit), sinks.get(&m.env)) {
+            let heap = m.block.v8().and_then(|v| v.heap_size_limit);
+            sink.deliver(Event {
+                monitor: m.id,
+                kind: EventKind::Limit,
+                level: new as u32,
+                threshold: f64::NAN,
+                ratio,
+                basis_bytes: basis_f,
+                limit_bytes: limit_f,
+                headroom_bytes: headroom,
+                growth_bytes_per_sec: rate,
+                time_to_limit_ms: ttl,
+                timestamp_ms: *ts,
+                message: None,
+                last_words: None,
+                limit_change: Some(Box::new(limit_change(snap, prev as f64, source, heap))),
+            });
+        }
+
         let top = m.config.thresholds.len();
         let mut written = None;
         if new == top && old < top {
@@ -768,6 +853,7 @@ fn sample_all(reg: &mut Registry) -> Duration {
                     timestamp_ms: *ts,
                     message: None,
                     last_words,
+                    limit_change: None,
                 };
                 if new > old {
                     for l in old + 1..=new {
@@ -890,6 +976,82 @@ mod tests {
         assert!((ttl - 10000.0).abs() < 100.0, "{ttl}");
         assert_eq!(time_to_limit_ms(100.0 * mib, 0.0), None);
         assert_eq!(time_to_limit_ms(100.0 * mib, -5.0 * mib), None);
+    }
+
+    #[test]
+    fn limit_change_verdicts() {
+        use crate::locate::{CgroupVersion, Location};
+        let mib = 1024.0 * 1024.0;
+        let snap = |limit: Option<u64>| Snapshot {
+            location: Some(Location {
+                version: CgroupVersion::V1,
+                cgroup_path: "/x".into(),
+                mount_point: "/sys/fs/cgroup/memory".into(),
+                dir: "/sys/fs/cgroup/memory/x".into(),
+                resolved: true,
+            }),
+            cgroup_limit: limit,
+            mem_total: Some(1 << 34),
+            ..Snapshot::default()
+        };
+        // Node 20's default heap limit in a 256 MiB container is 259 MiB.
+        let heap = Some(259.0 * mib);
+        type Case = (
+            &'static str,
+            Option<u64>,
+            LimitSource,
+            Option<f64>,
+            Option<&'static str>,
+        );
+        let cases: &[Case] = &[
+            (
+                "grown to 300 MiB",
+                Some(300 << 20),
+                LimitSource::CgroupV1,
+                heap,
+                Some("near"),
+            ),
+            (
+                "grown to 512 MiB",
+                Some(512 << 20),
+                LimitSource::CgroupV1,
+                heap,
+                Some("fits"),
+            ),
+            (
+                "shrunk to 200 MiB",
+                Some(200 << 20),
+                LimitSource::CgroupV1,
+                heap,
+                Some("above"),
+            ),
+            (
+                "no heap number",
+                Some(200 << 20),
+                LimitSource::CgroupV1,
+                None,
+                None,
+            ),
+            (
+                "limit removed: the host's",
+                None,
+                LimitSource::Host,
+                heap,
+                None,
+            ),
+        ];
+        for (name, limit, source, heap, want) in cases {
+            let c = limit_change(&snap(*limit), 256.0 * mib, *source, *heap);
+            assert_eq!(c.heap_limit, *want, "case {name}");
+            assert_eq!(c.previous_limit_bytes, 256.0 * mib);
+            let code = c.diagnosis.as_ref().map(|d| d.code);
+            let want_code = match *want {
+                Some("above") => Some(diagnose::codes::HEAP_LIMIT_ABOVE_CONTAINER_LIMIT),
+                Some("near") => Some(diagnose::codes::HEAP_LIMIT_NEAR_CONTAINER_LIMIT),
+                _ => None,
+            };
+            assert_eq!(code, want_code, "case {name}");
+        }
     }
 
     #[test]

@@ -20,6 +20,11 @@ const monitor = watch({ thresholds: [0.7, 0.9], basis: 'usage', lastWords: { pat
 })
 monitor.on('recovered', (e) => void e.headroomBytes)
 monitor.on('error', (err) => void err.message)
+monitor.on('limit', (e) => {
+  const grew: boolean = e.limitBytes > e.previousLimitBytes
+  const verdict: 'fits' | 'near' | 'above' | null = e.heapLimit
+  void [grew, verdict, e.diagnosis?.nodeOptions, e.source]
+})
 const level: number = monitor.level
 const ratio: number | null = monitor.current.ratio
 monitor.ref().unref()
