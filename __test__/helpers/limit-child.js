@@ -8,7 +8,9 @@
 // LIMIT_FILE is the limit file of the cgroup this process runs in
 // (memory.limit_in_bytes, memory.max), or of a fixture tree given as ROOT.
 // MODE `kernel` writes it as a cgroup file (one write); `fixture` rewrites it
-// in place (same inode, fixed width), as the sampler keeps it open. For each
+// in place (same inode, fixed width), as the sampler keeps it open;
+// `external` writes nothing: it prints PREFIX + { waiting: step } and someone
+// else changes the limit (docker update), LIMIT_FILE is unused. For each
 // LIMIT in turn it writes the file, waits for the monitor's `limit` event
 // and two more intervals for the level changes the new limit causes, and
 // prints one line: PREFIX + JSON { step, limitBytes, writtenAtMs, events,
@@ -50,10 +52,15 @@ async function main() {
   emit({ step: 'start', current: m.current, heapSizeLimitBytes: require('node:v8').getHeapStatistics().heap_size_limit })
   for (const [step, bytes] of limits.entries()) {
     events.length = 0
-    const writtenAtMs = Date.now()
-    write(bytes)
-    const end = Date.now() + 5000 + 2 * intervalMs
-    while (!events.some((e) => e.kind === 'limit') && Date.now() < end) await sleep(2)
+    let writtenAtMs = null
+    if (mode === 'external') {
+      emit({ waiting: step, limitBytes: bytes })
+    } else {
+      writtenAtMs = Date.now()
+      write(bytes)
+    }
+    const end = Date.now() + (mode === 'external' ? 60_000 : 5000) + 2 * intervalMs
+    while (!events.some((e) => e.kind === 'limit' && e.limitBytes === bytes) && Date.now() < end) await sleep(2)
     await sleep(2 * intervalMs + 50)
     const metrics = root ? oomguard.getMemoryMetrics(undefined, { root }) : oomguard.getMemoryMetrics()
     const report = oomguard.doctor.diagnose(metrics)
