@@ -40,19 +40,63 @@ export interface Diagnosis {
   limitBytes: number | null
   /** V8's heap limit, bytes. */
   heapSizeLimitBytes: number | null
-  /** The `--max-old-space-size` value (MiB) that puts the heap limit at about 75% of the limit. */
+  /**
+   * The `--max-old-space-size` value (MiB) that puts the heap limit at about
+   * 75% of the limit (the target of lib/heap-band.json), by the model.
+   */
   recommendedMaxOldSpaceSizeMib: number | null
   /**
-   * The `--max-semi-space-size` value (MiB) to use with it, for small
-   * containers where the default young generation is too big; else `null`.
+   * The `--max-semi-space-size` value (MiB) to use with it, where the
+   * young generation node would choose is too big (a small limit node
+   * does not see on its own cgroup); else `null`.
    */
   recommendedMaxSemiSpaceSizeMib: number | null
-  /** The exact `NODE_OPTIONS` value to use, e.g. `--max-old-space-size=144`. */
+  /**
+   * The `--max-old-space-size-percentage` value to use instead, on Node
+   * versions that have it (22.21+, 24.6+) when node sees the limit on its
+   * own cgroup; else `null`.
+   */
+  recommendedMaxOldSpaceSizePercentage: number | null
+  /**
+   * The exact `NODE_OPTIONS` value to use, fixed-MiB form (any Node
+   * version), e.g. `--max-old-space-size=189`.
+   */
   nodeOptions: string | null
+  /** The exact `NODE_OPTIONS` value with `--max-old-space-size-percentage`, or `null`. */
+  percentageNodeOptions: string | null
+  /**
+   * The heap limit `nodeOptions` gives by oomguard's model of V8's heap
+   * sizing, bytes: a model, not a measurement (`oomguard doctor` measures).
+   */
+  modelledHeapSizeLimitBytes: number | null
   /** OOM kills counted by the kernel in this cgroup. */
   oomKillCount: number | null
   /** The file or directory concerned. */
   path: string | null
+}
+
+/**
+ * The heap advice for a limit, by oomguard's model of V8's heap sizing
+ * (internal: the doctor starts from it, then measures).
+ */
+export declare function heapModel(limitBytes: number, constrainedMemoryBytes: number, nodeVersion: string): HeapModel
+
+/** What `heapModel()` returns (internal). MiB throughout. */
+export interface HeapModel {
+  /** The young generation node adds to `--max-old-space-size`. */
+  youngGenerationMib: number
+  /** The heap limit node has without heap flags. */
+  defaultHeapLimitMib: number
+  maxOldSpaceSizeMib: number
+  maxSemiSpaceSizeMib: number | null
+  /** The heap limit `nodeOptions` gives, by the model. */
+  heapLimitMib: number
+  nodeOptions: string
+  maxOldSpaceSizePercentage: number | null
+  percentageHeapLimitMib: number | null
+  percentageNodeOptions: string | null
+  /** Whether this Node version has `--max-old-space-size-percentage`. */
+  hasOldSpacePercentage: boolean
 }
 
 /**
@@ -105,6 +149,18 @@ export interface MemoryMetrics {
   leafLimitBytes: number | null
   /** v2: the smallest `memory.high` up the hierarchy (throttling starts there), bytes. */
   highBytes: number | null
+  /**
+   * This cgroup's own soft ceiling, the one Node reads beside the limit:
+   * v2 `memory.high`, v1 `memory.soft_limit_in_bytes`; `null` when unlimited.
+   */
+  leafHighBytes: number | null
+  /**
+   * The memory Node sizes its default heap from, bytes: libuv's
+   * `uv_get_constrained_memory()`, the smaller of this cgroup's own
+   * `leafHighBytes` and `leafLimitBytes` (parents are not looked at),
+   * capped at the host's MemTotal; MemTotal when both are unlimited.
+   */
+  constrainedMemoryBytes: number | null
   /** Memory charged to the cgroup: v2 `memory.current`, v1 `memory.usage_in_bytes`. */
   usageBytes: number | null
   /**

@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.describe = nativeBinding.describe
+module.exports.heapModel = nativeBinding.heapModel
 module.exports.sample = nativeBinding.sample
 module.exports.samplerInfo = nativeBinding.samplerInfo
 module.exports.slotNames = nativeBinding.slotNames

@@ -107,8 +107,15 @@ test('v2 busy: memory.high, events, cgroup pressure and derived ratios', () => {
   assert.equal(d.severity, 'error')
   assert.equal(d.limitBytes, 268435456)
   assert.equal(d.heapSizeLimitBytes, 259 * MiB)
-  assert.equal(d.recommendedMaxOldSpaceSizeMib, 144, '75% of 256 MiB = 192 MiB heap, minus 48 MiB young generation')
-  assert.match(d.message, /--max-old-space-size=144/)
+  // Node sizes from memory.high here (200 MiB: libuv's min(memory.high,
+  // memory.max) of its own cgroup), so its young generation is 3 MiB.
+  assert.equal(r.leafHighBytes, 209715200)
+  assert.equal(r.constrainedMemoryBytes, 209715200)
+  assert.equal(d.recommendedMaxOldSpaceSizeMib, 189, '75% of 256 MiB = 192 MiB heap, minus a 3 MiB young generation')
+  assert.equal(d.modelledHeapSizeLimitBytes, 192 * MiB)
+  assert.equal(d.recommendedMaxOldSpaceSizePercentage, null, 'node sizes from memory.high, not the limit: no percentage')
+  assert.match(d.message, /--max-old-space-size=189/)
+  assert.match(d.message, /model/)
 })
 
 test('heap limit well below the container limit: no heap diagnosis', () => {

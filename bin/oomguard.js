@@ -9,6 +9,10 @@ const v8 = require('node:v8')
 const { getMemoryMetrics } = require('../lib/metrics.js')
 const { diagnose, render, useColor } = require('../lib/doctor.js')
 const { CLI_FLAGS, cliFlagsUsage } = require('../lib/options.js')
+const { heapAdvice } = require('../lib/heap-probe.js')
+const native = require('../lib/native.js')
+
+const MiB = 1024 * 1024
 
 const USAGE = `usage: oomguard [doctor] [options]
 
@@ -83,6 +87,28 @@ function output(text) {
   stdout.write(text)
 }
 
+/**
+ * The heap advice for this container, measured by starting this node binary
+ * with the advised flags (in this cgroup) unless the doctor reads another
+ * tree (--root) or the service runs another Node version; and node's default
+ * heap limit, for the explanation of where it comes from.
+ */
+function heapInputs(metrics, opts) {
+  const constrained = metrics.constrainedMemoryBytes
+  if (!native || typeof constrained !== 'number') return {}
+  const nodeVersion = opts.nodeVersion || process.version
+  const container = metrics.source === 'cgroup-v1' || metrics.source === 'cgroup-v2'
+  const limit = container && typeof metrics.limitBytes === 'number' ? metrics.limitBytes : null
+  const model = native.heapModel(limit ?? constrained, constrained, nodeVersion)
+  if (limit === null) return { defaultHeapLimitBytes: model.defaultHeapLimitMib * MiB }
+  let why = null
+  if (opts.root !== undefined) why = 'Modelled, not measured: with --root the doctor reads another tree, not the cgroup it runs in.'
+  else if (nodeVersion !== process.version) why = `Modelled, not measured: the service runs node ${nodeVersion}, this doctor ${process.version}.`
+  return {
+    heapAdvice: heapAdvice({ limitBytes: limit, constrainedMemoryBytes: constrained, model, nodeVersion, measure: why === null, why }),
+  }
+}
+
 function main() {
   let opts
   try {
@@ -104,6 +130,7 @@ function main() {
   // Only the heap limit is passed: the doctor's own heap use says nothing about the service.
   const metrics = getMemoryMetrics({ heapSizeLimit }, { root: opts.root })
   const report = diagnose(metrics, {
+    ...heapInputs(metrics, opts),
     heapLimitFrom: fromFlag ? 'flag' : 'process',
     nodeVersion: process.version,
     nodeOptions: process.env.NODE_OPTIONS || null,

@@ -9,8 +9,14 @@ const { diagnoseMetrics, diagnoseEnv, renderReport, renderOptions } = require('.
 
 const MiB = 1024 * 1024
 
-/** The share of the container limit V8's heap limit may take (the core's HEAP_SHARE). */
-const HEAP_SHARE = 0.75
+/**
+ * The heap band, declared once (the core's diagnoses read the same file): a
+ * heap limit within [low, high] of the container limit passes, the advice
+ * aims at target.
+ */
+const HEAP_BAND = Object.freeze({ ...require('./heap-band.json') })
+const HEAP_SHARE = HEAP_BAND.target
+const bandText = `${HEAP_BAND.low * 100}-${HEAP_BAND.high * 100}%`
 
 /** The first and the last of watch()'s default thresholds, for the "usage now" check. */
 const USAGE_WARN = 0.8
@@ -106,6 +112,44 @@ function breakdown(m) {
   return { limitBytes: limit, usageBytes: usage, segments }
 }
 
+/**
+ * Where node's default heap limit comes from: libuv's constrained memory
+ * (the smaller of this cgroup's own high and max; parents are not looked
+ * at), else the host's memory; half of it for the old space, at least 256
+ * and at most 4096 MiB, plus the young generation.
+ */
+function nodeSizing(m, defaultHeapLimitBytes, measured) {
+  const c = m.constrainedMemoryBytes
+  if (!isNum(c)) return null
+  const cg = m.cgroup
+  const v1 = cg && cg.version === 1
+  const highFile = v1 ? 'memory.soft_limit_in_bytes' : 'memory.high'
+  const maxFile = v1 ? 'memory.limit_in_bytes' : 'memory.max'
+  let from
+  let text
+  if (!cg || m.source === 'host' && !isNum(m.leafLimitBytes) && !isNum(m.leafHighBytes)) {
+    from = 'host'
+    text = cg
+      ? `the host's memory (${bytes(c)}): this cgroup has no ${maxFile} or ${highFile} of its own and no parent has a limit.`
+      : `the host's memory (${bytes(c)}): there is no memory cgroup.`
+  } else if (!isNum(m.leafLimitBytes) && !isNum(m.leafHighBytes)) {
+    from = 'host'
+    text = `the host's memory (${bytes(c)}), not the limit of ${bytes(m.limitBytes)}: libuv reads ${maxFile} and ${highFile} of the process's own cgroup only, and this cgroup has neither; the limit is on a parent.`
+  } else if (isNum(m.leafHighBytes) && (!isNum(m.leafLimitBytes) || m.leafHighBytes < m.leafLimitBytes) && m.leafHighBytes <= c) {
+    from = 'high'
+    text = `${highFile} of this cgroup (${bytes(m.leafHighBytes)}), which is below its ${maxFile} (${isNum(m.leafLimitBytes) ? bytes(m.leafLimitBytes) : 'unlimited'}): libuv takes the smaller of the two, of the process's own cgroup only.`
+  } else {
+    from = 'max'
+    text = `${maxFile} of this cgroup (${bytes(c)}): libuv takes the smaller of ${maxFile} and ${highFile}, of the process's own cgroup only.`
+  }
+  const def = isNum(defaultHeapLimitBytes) ? defaultHeapLimitBytes : null
+  if (def !== null) {
+    const floor = c <= 512 * MiB
+    text += ` Without heap flags node takes half of that for the old space${floor ? ', but never less than 256 MiB' : ' (at least 256 MiB, at most 4 GiB)'}, plus the young generation: a default heap limit of ${measured ? '' : 'about '}${bytes(def)} (${[measured ? 'measured' : 'modelled', floor && 'the ~259 MiB floor'].filter(Boolean).join('; ')})${isNum(m.limitBytes) && isContainerSource(m.source) ? `, ${pct(def / m.limitBytes)} of the limit` : ''}.`
+  }
+  return { constrainedMemoryBytes: c, from, defaultHeapLimitBytes: def, text }
+}
+
 function heapSection(m, env) {
   const limit = isContainerSource(m.source) ? m.limitBytes : null
   const heap = m.v8 ? m.v8.heapSizeLimitBytes : null
@@ -113,6 +157,7 @@ function heapSection(m, env) {
     m.diagnoses.find((d) => d.code === 'HEAP_LIMIT_ABOVE_CONTAINER_LIMIT') ||
     m.diagnoses.find((d) => d.code === 'HEAP_LIMIT_NEAR_CONTAINER_LIMIT') ||
     null
+  const advice = limit !== null && env.heapAdvice && Array.isArray(env.heapAdvice.options) && env.heapAdvice.options.length ? env.heapAdvice : null
   const from = env.heapLimitFrom === 'flag' ? 'flag' : 'process'
   let verdict
   let message
@@ -124,12 +169,23 @@ function heapSection(m, env) {
     message = 'There is no container limit to compare the heap limit with.'
   } else if (diag) {
     verdict = diag.code === 'HEAP_LIMIT_ABOVE_CONTAINER_LIMIT' ? 'fail' : 'warn'
-    message = diag.message
+    const relation = verdict === 'fail' ? 'is not below' : `is above ${HEAP_BAND.high * 100}% of`
+    message = verdict === 'fail'
+      ? `The V8 heap limit (${bytes(heap)}) ${relation} the container limit (${bytes(limit)}): the kernel will OOM-kill the process before V8 ever reports heap exhaustion.`
+      : `The V8 heap limit (${bytes(heap)}) ${relation} the container limit (${bytes(limit)}): too little is left for memory outside the V8 heap (Buffers, native code, thread stacks, page cache).`
   } else {
     verdict = 'pass'
-    message = `The V8 heap limit (${bytes(heap)}) is at most ${HEAP_SHARE * 100}% of the container limit (${bytes(limit)}): no change needed.`
+    message = heap < limit * HEAP_BAND.low
+      ? `The V8 heap limit (${bytes(heap)}) is ${pct(heap / limit)} of the container limit (${bytes(limit)}), below ${bandText}: safe, and the heap could be larger.`
+      : `The V8 heap limit (${bytes(heap)}) is ${pct(heap / limit)} of the container limit (${bytes(limit)}), within ${bandText}: no change needed.`
   }
   const rec = diag ? diag.recommendedMaxOldSpaceSizeMib : null
+  let recommendation = null
+  if (diag) {
+    recommendation = advice
+      ? `NODE_OPTIONS="${advice.options[0].nodeOptions}"`
+      : `NODE_OPTIONS="${diag.percentageNodeOptions || diag.nodeOptions}"`
+  }
   return {
     heapSizeLimitBytes: isNum(heap) ? heap : null,
     from,
@@ -137,11 +193,13 @@ function heapSection(m, env) {
     nodeOptions: from === 'process' ? env.nodeOptions ?? null : null,
     containerLimitBytes: limit,
     ratio: limit !== null && isNum(heap) ? heap / limit : null,
+    band: { ...HEAP_BAND },
     verdict,
     message,
     recommendedMaxOldSpaceSizeMib: isNum(rec) ? rec : null,
-    // The core's exact flags (small containers also need --max-semi-space-size).
-    recommendation: diag && diag.nodeOptions ? `NODE_OPTIONS="${diag.nodeOptions}"` : null,
+    recommendation,
+    advice: advice ? { ...advice, band: { ...advice.band }, options: advice.options.map((o) => ({ ...o })) } : null,
+    nodeSizing: nodeSizing(m, advice ? advice.defaultHeapLimitBytes : env.defaultHeapLimitBytes, !!(advice && advice.measured)),
   }
 }
 
@@ -187,10 +245,10 @@ function checks(m, heap, env) {
   if (heap.verdict === 'unknown') {
     const how = heap.heapSizeLimitBytes === null
       ? 'pass the service\'s heap limit with --heap-limit MiB.'
-      : `run the doctor where the limit is set (inside the container), or compare by hand: the heap limit (${heapMib}) must stay at or below ${HEAP_SHARE * 100}% of the container limit.`
+      : `run the doctor where the limit is set (inside the container), or compare by hand: the heap limit (${heapMib}) should be ${bandText} of the container limit.`
     out.push(check('heap-below-limit', 'V8 heap limit set below the container limit', 'manual', heap.message, how))
     out.push(check('native-headroom', 'headroom for native memory and page cache', 'manual',
-      `At most ${HEAP_SHARE * 100}% of the limit should go to the V8 heap; the rest is for Buffers, native code, thread stacks, page cache and kernel memory.`, how))
+      `${bandText} of the limit should go to the V8 heap; the rest is for Buffers, native code, thread stacks, page cache and kernel memory.`, how))
   } else {
     const above = heap.verdict === 'fail'
     out.push(check('heap-below-limit', 'V8 heap limit set below the container limit', above ? 'fail' : 'pass',
@@ -199,7 +257,7 @@ function checks(m, heap, env) {
     out.push(check('native-headroom', 'headroom for native memory and page cache', heap.verdict,
       heap.verdict === 'pass'
         ? `${bytes(left)} (${pct(left / limit)}) of the limit is outside the heap limit for Buffers, native code, thread stacks and page cache.`
-        : `${left > 0 ? `Only ${bytes(left)} (${pct(left / limit)})` : 'Nothing'} of the limit is left outside the heap limit for Buffers, native code, thread stacks and page cache; keep the heap limit at or below ${HEAP_SHARE * 100}% of the limit${heap.recommendation ? `: ${heap.recommendation}` : ''}.`))
+        : `${left > 0 ? `Only ${bytes(left)} (${pct(left / limit)})` : 'Nothing'} of the limit is left outside the heap limit for Buffers, native code, thread stacks and page cache; keep the heap limit within ${bandText} of the limit${heap.recommendation ? `: ${heap.recommendation}` : ''}.`))
   }
 
   // 4. Worker threads: each has its own heap.
@@ -210,15 +268,15 @@ function checks(m, heap, env) {
       'each worker_threads Worker has its own V8 heap, as large as the main thread\'s unless resourceLimits says otherwise: (1 + workers) x the heap limit must fit in the container limit.'))
   } else if (isNum(workers)) {
     const total = heap.heapSizeLimitBytes * (1 + workers)
-    const status = total >= limit ? 'fail' : total > limit * HEAP_SHARE + MiB ? 'warn' : 'pass'
+    const status = total >= limit ? 'fail' : total > limit * HEAP_BAND.high ? 'warn' : 'pass'
     out.push(check('workers', workerTitle, status,
       `(1 + ${workers}) x ${heapMib} = ${bytes(total)}, ${pct(total / limit)} of ${bytes(limit)}.` +
         (status === 'pass' ? '' : ' Give each worker resourceLimits.maxOldGenerationSizeMb, or lower --max-old-space-size, so that all heaps together stay at or below ' +
-          `${HEAP_SHARE * 100}% of the limit.`)))
+          `${HEAP_BAND.high * 100}% of the limit.`)))
   } else {
     out.push(check('workers', workerTitle, 'manual',
       'The doctor cannot see the service\'s worker threads (another process).',
-      `each worker_threads Worker has its own V8 heap, as large as the main thread's (${heapMib}) unless resourceLimits.maxOldGenerationSizeMb says otherwise: (1 + workers) x the heap limit must stay within ${HEAP_SHARE * 100}% of ${bytes(limit)}. Rerun with --workers N to check.`))
+      `each worker_threads Worker has its own V8 heap, as large as the main thread's (${heapMib}) unless resourceLimits.maxOldGenerationSizeMb says otherwise: (1 + workers) x the heap limit must stay at or below ${HEAP_BAND.high * 100}% of ${bytes(limit)}. Rerun with --workers N to check.`))
   }
 
   // 5. Usage now.
@@ -309,6 +367,8 @@ function diagnose(metrics, env) {
       cgroupLimitBytes: m.cgroupLimitBytes,
       leafLimitBytes: m.leafLimitBytes,
       highBytes: m.highBytes,
+      leafHighBytes: m.leafHighBytes ?? null,
+      constrainedMemoryBytes: m.constrainedMemoryBytes ?? null,
       hostTotalBytes: m.hostTotalBytes,
     },
     memory: {
@@ -459,6 +519,24 @@ function render(report, options) {
   row('verdict', c[vStyle](c.bold(vText)))
   L.push(...wrap(h.message, 66, '                '))
   if (h.recommendation) row('use', c.bold(h.recommendation))
+  if (h.nodeSizing) {
+    row('default', 'node sizes its default heap from')
+    L.push(...wrap(h.nodeSizing.text, 66, '                '))
+  }
+  if (h.advice) {
+    const a = h.advice
+    row('advice', `a heap limit within ${bandText} of ${bytes(a.limitBytes)}, aiming at ${bytes(a.targetBytes)}, for node ${a.nodeVersion}:`)
+    const pad = '                '
+    a.options.forEach((o, i) => {
+      const why = o.form === 'percentage' ? ' (follows the limit across restarts and resizes)' : a.options.length > 1 ? ' (any Node version)' : ''
+      L.push(`${pad}${i === 0 ? '' : 'or '}${c.bold(`NODE_OPTIONS="${o.nodeOptions}"`)}${why}`)
+      L.push(`${pad}  ${o.measured ? 'measured' : 'modelled'}: heap limit ${bytes(o.heapSizeLimitBytes)} (${pct(o.ratio)} of the limit)${o.inBand ? '' : `, outside ${bandText}`}`)
+    })
+    const how = a.measured
+      ? 'Measured: the same node binary started with each NODE_OPTIONS in this cgroup, reading v8.getHeapStatistics().heap_size_limit.'
+      : a.note || 'Modelled, not measured.'
+    L.push(...wrap(how, 66, pad))
+  }
 
   head('OOM kills')
   const k = report.oomKills
@@ -513,4 +591,4 @@ function useColor(stream, env) {
   return !!(stream && stream.isTTY) && env.TERM !== 'dumb'
 }
 
-module.exports = { diagnose, render, useColor, STATUSES, HEAP_SHARE }
+module.exports = { diagnose, render, useColor, STATUSES, HEAP_SHARE, HEAP_BAND }

@@ -524,6 +524,8 @@ export interface DoctorReport {
     cgroupLimitBytes: number | null
     leafLimitBytes: number | null
     highBytes: number | null
+    leafHighBytes: number | null
+    constrainedMemoryBytes: number | null
     hostTotalBytes: number | null
   }
   memory: {
@@ -544,13 +546,25 @@ export interface DoctorReport {
     /** The container limit (cgroup), `null` when the limit is the host's. */
     containerLimitBytes: number | null
     ratio: number | null
-    /** From the HEAP_LIMIT_* diagnoses: `fail` above the limit, `warn` above 75% of it. */
+    /** The heap band (lib/heap-band.json): pass within [low, high] of the limit, advice aims at target. */
+    band: HeapBand
+    /** From the HEAP_LIMIT_* diagnoses: `fail` at or above the limit, `warn` above the band (80%). */
     verdict: 'pass' | 'warn' | 'fail' | 'unknown'
     message: string
     /** The diagnosis's `recommendedMaxOldSpaceSizeMib`, when there is one. */
     recommendedMaxOldSpaceSizeMib: number | null
-    /** `NODE_OPTIONS=--max-old-space-size=N`, when there is a recommendation. */
+    /** `NODE_OPTIONS="..."` (the advice's first option), when the heap limit is not in the band. */
     recommendation: string | null
+    /** The advice for this container, measured where the doctor runs in it; `null` without a container limit. */
+    advice: HeapAdvice | null
+    /** Where node's default heap limit comes from (libuv's constrained memory); `null` when unknown. */
+    nodeSizing: {
+      constrainedMemoryBytes: number
+      /** `max`: this cgroup's limit; `high`: its memory.high (v1 soft limit), below the limit; `host`: the host's memory. */
+      from: 'max' | 'high' | 'host'
+      defaultHeapLimitBytes: number | null
+      text: string
+    } | null
   }
   oomKills: {
     count: number | null
@@ -564,6 +578,38 @@ export interface DoctorReport {
   diagnoses: Diagnosis[]
 }
 
+/** The heap band: shares of the container limit. */
+export interface HeapBand {
+  low: number
+  target: number
+  high: number
+}
+
+/** Heap flags for a container and the heap limit each gives. */
+export interface HeapAdvice {
+  band: HeapBand
+  limitBytes: number
+  /** `floor(limit x target)` in whole MiB, bytes. */
+  targetBytes: number
+  /** The Node version the advice is for. */
+  nodeVersion: string
+  /** Whether the figures were measured (node started with the flags in this cgroup) or modelled. */
+  measured: boolean
+  /** Why not measured, when not. */
+  note: string | null
+  /** The heap limit node has without heap flags, bytes. */
+  defaultHeapLimitBytes: number
+  /** The percentage form first where node has it, then the fixed-MiB form. */
+  options: Array<{
+    form: 'percentage' | 'fixed'
+    nodeOptions: string
+    heapSizeLimitBytes: number
+    ratio: number
+    inBand: boolean
+    measured: boolean
+  }>
+}
+
 /** What the doctor cannot read from the metrics; all optional. */
 export interface DoctorEnv {
   /** Where `metrics.v8.heapSizeLimitBytes` came from (default `process`). */
@@ -574,6 +620,10 @@ export interface DoctorEnv {
   nodeOptions?: string | null
   /** The service's worker thread count; without it the workers check is by hand. */
   workers?: number | null
+  /** The heap advice (`oomguard doctor` measures it); without it the report has no advice. */
+  heapAdvice?: HeapAdvice | null
+  /** Node's default heap limit, bytes, where there is no container limit to advise for. */
+  defaultHeapLimitBytes?: number | null
 }
 
 /** The doctor as pure functions (`oomguard doctor` is diagnose + render). */

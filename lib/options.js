@@ -762,6 +762,16 @@ const CLI_FLAGS = [
       return st !== null && st.isDirectory() ? { value: v } : { error: `--root ${v}: not a directory` }
     },
   },
+  {
+    flag: '--node-version',
+    key: 'nodeVersion',
+    arg: 'V',
+    doc: "the service's Node version, when it differs from this doctor's\n(the heap advice is then modelled for it, not measured)",
+    parse(v) {
+      if (!/^v?\d{1,4}\.\d{1,4}\.\d{1,4}$/.test(v)) return { error: `--node-version must look like 24.19.0, got ${JSON.stringify(v)}` }
+      return { value: v.startsWith('v') ? v : `v${v}` }
+    },
+  },
   { flag: '--strict', key: 'strict', doc: 'exit with status 1 when a check fails' },
   { flag: '--help', short: '-h', key: 'help', doc: 'print this help' },
 ]
@@ -803,6 +813,8 @@ const DOCTOR_ENV = [
   { name: 'nodeVersion', doc: 'the node version the heap limit is from (a string)' },
   { name: 'nodeOptions', doc: 'the NODE_OPTIONS the heap limit is from (a string)' },
   { name: 'workers', min: 0, max: 65535, doc: 'the number of worker threads the service runs' },
+  { name: 'heapAdvice', object: true, doc: 'the heap advice (oomguard doctor measures it; lib/heap-probe.js)' },
+  { name: 'defaultHeapLimitBytes', bytes: true, doc: "node's default heap limit, bytes, where there is no container limit" },
 ]
 
 function diagnoseEnv(env) {
@@ -812,6 +824,13 @@ function diagnoseEnv(env) {
     const v = own(o, spec.name)
     const name = `env.${spec.name}`
     if (v === undefined || v === null) {
+      c[spec.name] = v
+    } else if (spec.object) {
+      if (!isObject(v) || !Array.isArray(own(v, 'options'))) throw invalidType(name, 'a heap advice object (with an options array)', v)
+      c[spec.name] = v
+    } else if (spec.bytes) {
+      if (typeof v !== 'number') throw invalidType(name, 'a number', v)
+      if (!(v >= 0) || v === Infinity) throw outOfRange(name, 'a finite, non-negative number of bytes', v)
       c[spec.name] = v
     } else if (spec.values !== undefined) {
       if (typeof v !== 'string') throw invalidType(name, 'a string', v)

@@ -4,15 +4,184 @@ use crate::reader::{LimitSource, Snapshot};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// The heap limit is healthy at or below this share of the container limit:
-/// the rest is for memory outside the V8 heap (Buffers, native code, stacks,
-/// page cache, kernel memory).
-pub const HEAP_SHARE: f64 = 0.75;
+// The heap band, declared once in lib/heap-band.json (the doctor reads the
+// same file): a heap limit within [HEAP_BAND_LOW, HEAP_BAND_HIGH] of the
+// container limit passes, the advice aims at HEAP_TARGET; the rest of the
+// limit is for memory outside the V8 heap (Buffers, native code, stacks,
+// page cache, kernel memory).
+include!(concat!(env!("OUT_DIR"), "/heap_band.rs"));
 
-/// V8's young generation sits on top of `--max-old-space-size`: on 64-bit
-/// Node 20 `heap_size_limit` is the old-space size plus 48 MiB (three 16 MiB
-/// semi-spaces). Measured, and used to turn a target heap size into a flag value.
-pub const YOUNG_GENERATION_MIB: f64 = 48.0;
+/// The Node version the heap model is for (the one running, unless a tool says otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NodeVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl NodeVersion {
+    /// `v24.19.0` or `24.19.0`; None for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut it = text.trim().trim_start_matches('v').splitn(3, '.');
+        let mut num = || it.next().and_then(|p| p.parse::<u32>().ok());
+        Some(NodeVersion {
+            major: num()?,
+            minor: num()?,
+            patch: num()?,
+        })
+    }
+
+    /// Whether node has `--max-old-space-size-percentage` (22.21+, 24.6+, 25+).
+    pub fn has_old_space_percentage(&self) -> bool {
+        match self.major {
+            22 => self.minor >= 21,
+            24 => self.minor >= 6,
+            m => m >= 25,
+        }
+    }
+
+    /// Node 24's V8 (13.6) gives the young generation a larger share: a
+    /// semi-space of 1/32 of the default old generation, up to 64 MiB;
+    /// Node 20 and 22 (V8 11.3, 12.4) 1/128, up to 16 MiB.
+    fn semi_space_ratio_and_cap_mib(&self) -> (f64, f64) {
+        if self.major >= 24 {
+            (32.0, 64.0)
+        } else {
+            (128.0, 16.0)
+        }
+    }
+}
+
+static RUNNING_NODE: std::sync::OnceLock<NodeVersion> = std::sync::OnceLock::new();
+
+/// Record the running node's version (the addon asks N-API once).
+pub fn set_running_node(v: NodeVersion) {
+    let _ = RUNNING_NODE.set(v);
+}
+
+/// The running node's version; 0.0.0 (the older sizing, no percentage flag)
+/// before the addon has been told.
+pub fn running_node() -> NodeVersion {
+    RUNNING_NODE.get().copied().unwrap_or(NodeVersion {
+        major: 0,
+        minor: 0,
+        patch: 0,
+    })
+}
+
+/// The young generation V8 reserves on top of `--max-old-space-size`, MiB,
+/// in a node that sized itself from `constrained_mib` (see
+/// `Snapshot::constrained_memory`). A model of V8's `Heap::ConfigureHeap`,
+/// checked against `heap_size_limit` measured in real cgroups of 64 MiB to
+/// 16 GiB with Node 20.20.2, 22.20.0 and 24.19.0: three semi-spaces, each
+/// the default old generation (half the memory, at least 256 and at most
+/// 4096 MiB) over a ratio, rounded up to a power of two, at least 1 MiB; at
+/// a default old generation of 256 MiB or less (512 MiB of memory or less)
+/// the semi-space is 1 MiB. The `--max-old-space-size` flag does not change it.
+pub fn young_generation_mib(constrained_mib: f64, node: NodeVersion) -> f64 {
+    3.0 * semi_space_mib(constrained_mib, node)
+}
+
+/// The old generation node chooses without `--max-old-space-size`, MiB:
+/// half the memory it sized from, at least 256 MiB, at most 4 GiB.
+fn default_old_generation_mib(constrained_mib: f64) -> f64 {
+    (constrained_mib / 2.0).clamp(256.0, 4096.0)
+}
+
+/// The `heap_size_limit` node has without heap flags, MiB (the ~259 MiB
+/// floor is 256 MiB of old space plus a 3 MiB young generation).
+pub fn default_heap_limit_mib(constrained_mib: f64, node: NodeVersion) -> f64 {
+    default_old_generation_mib(constrained_mib) + young_generation_mib(constrained_mib, node)
+}
+
+fn semi_space_mib(constrained_mib: f64, node: NodeVersion) -> f64 {
+    let old = default_old_generation_mib(constrained_mib);
+    if old <= 256.0 {
+        return 1.0;
+    }
+    let (ratio, cap) = node.semi_space_ratio_and_cap_mib();
+    // Power of two in bytes (V8 rounds the semi-space up to one).
+    let bytes = (old / ratio * MIB).max(MIB);
+    let pow2 = 2f64.powi(bytes.log2().ceil() as i32);
+    (pow2 / MIB).min(cap)
+}
+
+/// A semi-space size given with `--max-semi-space-size=N`: V8 rounds it up
+/// to a power of two; the young generation is three of them.
+fn flagged_semi_space_mib(n: f64) -> f64 {
+    2f64.powi(n.max(1.0).log2().ceil() as i32)
+}
+
+/// Flags that put V8's whole heap limit at about [`HEAP_TARGET`] of a limit,
+/// with the heap limit each gives by the model (`oomguard doctor` measures it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeapAdvice {
+    /// `--max-old-space-size`, MiB.
+    pub max_old_space_size_mib: f64,
+    /// `--max-semi-space-size`, MiB: only where the young generation node
+    /// would choose is more than half the target (a small container whose
+    /// limit node does not see, so it sized itself from the host).
+    pub max_semi_space_size_mib: Option<f64>,
+    /// The `heap_size_limit` V8 then reports, by the model, MiB.
+    pub heap_limit_mib: f64,
+    /// `--max-old-space-size-percentage`, where node has it and sizes from
+    /// the limit itself (its own cgroup's limit is the effective one).
+    pub max_old_space_size_percentage: Option<f64>,
+    /// The heap limit the percentage gives, by the model, MiB.
+    pub percentage_heap_limit_mib: Option<f64>,
+}
+
+impl HeapAdvice {
+    /// The fixed-MiB form: works on every Node version.
+    pub fn node_options(&self) -> String {
+        match self.max_semi_space_size_mib {
+            Some(s) => format!(
+                "--max-old-space-size={:.0} --max-semi-space-size={s:.0}",
+                self.max_old_space_size_mib
+            ),
+            None => format!("--max-old-space-size={:.0}", self.max_old_space_size_mib),
+        }
+    }
+
+    /// The percentage form, where there is one: it follows the limit across restarts and resizes.
+    pub fn percentage_node_options(&self) -> Option<String> {
+        self.max_old_space_size_percentage
+            .map(|p| format!("--max-old-space-size-percentage={p}"))
+    }
+}
+
+/// The advice for a container limit of `limit_bytes`, for a node that sizes
+/// itself from `constrained_bytes` (libuv's view: see
+/// `Snapshot::constrained_memory`).
+pub fn heap_advice(limit_bytes: f64, constrained_bytes: f64, node: NodeVersion) -> HeapAdvice {
+    let target = (limit_bytes * HEAP_TARGET / MIB).floor().max(4.0);
+    let constrained_mib = constrained_bytes / MIB;
+    let young = young_generation_mib(constrained_mib, node);
+    let (old, semi) = if target - young >= target / 2.0 {
+        (target - young, None)
+    } else {
+        // The young generation node would choose is too big: set it, a
+        // quarter of the target at most.
+        let semi = 2f64.powi((target / 12.0).max(1.0).log2().floor() as i32);
+        (target - 3.0 * flagged_semi_space_mib(semi), Some(semi))
+    };
+    // The percentage is of the memory node sizes from; it is only the
+    // container's limit when node sees that limit on its own cgroup.
+    let sees_limit = (constrained_bytes - limit_bytes).abs() < MIB;
+    let percentage = (node.has_old_space_percentage() && sees_limit && semi.is_none()).then(|| {
+        // Node floors the old space to whole MiB: round the percentage up.
+        let p = ((target - young) / constrained_mib * 1000.0).ceil() / 10.0;
+        let heap = (constrained_mib * p / 100.0).floor() + young;
+        (p, heap)
+    });
+    HeapAdvice {
+        max_old_space_size_mib: old,
+        max_semi_space_size_mib: semi,
+        heap_limit_mib: old + semi.map_or(young, |s| 3.0 * flagged_semi_space_mib(s)),
+        max_old_space_size_percentage: percentage.map(|(p, _)| p),
+        percentage_heap_limit_mib: percentage.map(|(_, h)| h),
+    }
+}
 
 /// V8 numbers as `process.memoryUsage()` and `v8.getHeapStatistics()` give them.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -62,8 +231,13 @@ pub struct Diagnosis {
     pub heap_size_limit_bytes: Option<f64>,
     pub recommended_max_old_space_size_mib: Option<f64>,
     pub recommended_max_semi_space_size_mib: Option<f64>,
-    /// The exact NODE_OPTIONS value to use.
+    pub recommended_max_old_space_size_percentage: Option<f64>,
+    /// The exact NODE_OPTIONS value to use, fixed-MiB form.
     pub node_options: Option<String>,
+    /// The same with `--max-old-space-size-percentage`, where node has it.
+    pub percentage_node_options: Option<String>,
+    /// The heap limit `node_options` gives, by the model (not measured).
+    pub modelled_heap_size_limit_bytes: Option<f64>,
     pub oom_kill_count: Option<f64>,
     pub path: Option<String>,
 }
@@ -78,54 +252,13 @@ impl Diagnosis {
             heap_size_limit_bytes: None,
             recommended_max_old_space_size_mib: None,
             recommended_max_semi_space_size_mib: None,
+            recommended_max_old_space_size_percentage: None,
             node_options: None,
+            percentage_node_options: None,
+            modelled_heap_size_limit_bytes: None,
             oom_kill_count: None,
             path: None,
         }
-    }
-}
-
-/// Flags that put V8's whole heap limit at about [`HEAP_SHARE`] of a limit.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct HeapAdvice {
-    /// `--max-old-space-size`, MiB.
-    pub max_old_space_size_mib: f64,
-    /// `--max-semi-space-size`, MiB: only for small containers, where the
-    /// default young generation (48 MiB) would not leave half the target
-    /// for the old space.
-    pub max_semi_space_size_mib: Option<f64>,
-    /// The `heap_size_limit` V8 will then report, MiB (old space plus three
-    /// semi-spaces; measured on Node 20).
-    pub heap_limit_mib: f64,
-}
-
-impl HeapAdvice {
-    pub fn node_options(&self) -> String {
-        match self.max_semi_space_size_mib {
-            Some(s) => format!(
-                "--max-old-space-size={:.0} --max-semi-space-size={s:.0}",
-                self.max_old_space_size_mib
-            ),
-            None => format!("--max-old-space-size={:.0}", self.max_old_space_size_mib),
-        }
-    }
-}
-
-pub fn heap_advice(limit_bytes: f64) -> HeapAdvice {
-    let target = (limit_bytes * HEAP_SHARE / MIB).floor().max(4.0);
-    if target - YOUNG_GENERATION_MIB >= target / 2.0 {
-        return HeapAdvice {
-            max_old_space_size_mib: target - YOUNG_GENERATION_MIB,
-            max_semi_space_size_mib: None,
-            heap_limit_mib: target,
-        };
-    }
-    // Small container: shrink the young generation to a quarter of the target.
-    let semi = (target / 12.0).floor().max(1.0);
-    HeapAdvice {
-        max_old_space_size_mib: target - 3.0 * semi,
-        max_semi_space_size_mib: Some(semi),
-        heap_limit_mib: target,
     }
 }
 
@@ -155,7 +288,7 @@ pub fn derive(snap: &Snapshot, v8: &V8Numbers) -> Derived {
     }
 }
 
-pub fn diagnose(snap: &Snapshot, v8: &V8Numbers) -> Vec<Diagnosis> {
+pub fn diagnose(snap: &Snapshot, v8: &V8Numbers, node: NodeVersion) -> Vec<Diagnosis> {
     let mut out = Vec::new();
 
     if let Some(err) = &snap.locate_error {
@@ -221,42 +354,55 @@ pub fn diagnose(snap: &Snapshot, v8: &V8Numbers) -> Vec<Diagnosis> {
     if let (Some((l, source)), Some(h)) = (limit, v8.heap_size_limit) {
         if source != LimitSource::Host {
             let l = l as f64;
-            let advice = heap_advice(l);
             let (code, severity, relation, consequence) = if h >= l {
                 (
                     codes::HEAP_LIMIT_ABOVE_CONTAINER_LIMIT,
                     Severity::Error,
-                    "is not below",
+                    "is not below".to_string(),
                     "the kernel will OOM-kill the process before V8 ever reports heap exhaustion",
                 )
-            } else if h > l * HEAP_SHARE + MIB {
+            } else if h > l * HEAP_BAND_HIGH {
                 (
                     codes::HEAP_LIMIT_NEAR_CONTAINER_LIMIT,
                     Severity::Warning,
-                    "is above 75% of",
+                    format!("is above {}% of", HEAP_BAND_HIGH * 100.0),
                     "too little is left for memory outside the V8 heap (Buffers, native code, thread stacks, page cache)",
                 )
             } else {
-                ("", Severity::Info, "", "")
+                ("", Severity::Info, String::new(), "")
             };
             if !code.is_empty() {
+                let constrained = snap.constrained_memory().map_or(l, |c| c as f64);
+                let advice = heap_advice(l, constrained, node);
+                let fixed = format!("NODE_OPTIONS=\"{}\"", advice.node_options());
+                let flags = match advice.percentage_node_options() {
+                    Some(p) => format!(
+                        "NODE_OPTIONS=\"{p}\" (it follows the limit across restarts and resizes; \
+                         or {fixed} on any Node version)"
+                    ),
+                    None => fixed,
+                };
                 let mut d = Diagnosis::new(
                     code,
                     severity,
                     format!(
                         "The V8 heap limit ({}) {relation} the container limit ({}): {consequence}. \
-                         Start node with NODE_OPTIONS=\"{}\" (heap limit about {}).",
+                         Start node with {flags}: a heap limit of about {} ({:.0}%) by oomguard's model \
+                         of V8's heap sizing for this Node version; `oomguard doctor` measures it.",
                         mib(h),
                         mib(l),
-                        advice.node_options(),
-                        mib(advice.heap_limit_mib * MIB)
+                        mib(advice.heap_limit_mib * MIB),
+                        advice.heap_limit_mib * MIB / l * 100.0,
                     ),
                 );
                 d.limit_bytes = Some(l);
                 d.heap_size_limit_bytes = Some(h);
                 d.recommended_max_old_space_size_mib = Some(advice.max_old_space_size_mib);
                 d.recommended_max_semi_space_size_mib = advice.max_semi_space_size_mib;
+                d.recommended_max_old_space_size_percentage = advice.max_old_space_size_percentage;
                 d.node_options = Some(advice.node_options());
+                d.percentage_node_options = advice.percentage_node_options();
+                d.modelled_heap_size_limit_bytes = Some(advice.heap_limit_mib * MIB);
                 out.push(d);
             }
         }
@@ -323,11 +469,35 @@ mod tests {
         d.iter().map(|d| d.code).collect()
     }
 
+    const N20: NodeVersion = NodeVersion {
+        major: 20,
+        minor: 20,
+        patch: 2,
+    };
+    const N22: NodeVersion = NodeVersion {
+        major: 22,
+        minor: 20,
+        patch: 0,
+    };
+    const N24: NodeVersion = NodeVersion {
+        major: 24,
+        minor: 19,
+        patch: 0,
+    };
+
+    #[test]
+    fn band_from_the_shared_file() {
+        assert_eq!(
+            (HEAP_BAND_LOW, HEAP_TARGET, HEAP_BAND_HIGH),
+            (0.7, 0.75, 0.8)
+        );
+    }
+
     #[test]
     fn heap_limit_cases() {
         let cases: &[(&str, u64, f64, Option<&str>)] = &[
             (
-                "node 20 in 256 MiB",
+                "node's floor in 256 MiB",
                 256 << 20,
                 259.0 * MIB,
                 Some(codes::HEAP_LIMIT_ABOVE_CONTAINER_LIMIT),
@@ -344,6 +514,19 @@ mod tests {
                 0.9 * 1024.0 * MIB,
                 Some(codes::HEAP_LIMIT_NEAR_CONTAINER_LIMIT),
             ),
+            (
+                "just above 80%",
+                1 << 30,
+                0.8 * 1024.0 * MIB + 1.0,
+                Some(codes::HEAP_LIMIT_NEAR_CONTAINER_LIMIT),
+            ),
+            ("exactly 80%", 1 << 30, 0.8 * 1024.0 * MIB, None),
+            (
+                "the seed's 768 in 1 GiB (780 MiB, 76.2%)",
+                1 << 30,
+                780.0 * MIB,
+                None,
+            ),
             ("exactly 75%", 1 << 30, 0.75 * 1024.0 * MIB, None),
             ("half", 1 << 30, 512.0 * MIB, None),
         ];
@@ -352,7 +535,7 @@ mod tests {
                 heap_size_limit: Some(*heap),
                 ..V8Numbers::default()
             };
-            let d = diagnose(&limited(*limit), &v8);
+            let d = diagnose(&limited(*limit), &v8, N24);
             let got = d
                 .iter()
                 .find(|d| d.code.starts_with("HEAP_LIMIT"))
@@ -362,50 +545,142 @@ mod tests {
     }
 
     #[test]
-    fn recommendation_lands_heap_at_three_quarters() {
-        // (limit MiB, old space, semi space, heap limit): heap = old + 3 * semi,
-        // with Node 20's default semi-space of 16 MiB.
-        let cases: &[(f64, f64, Option<f64>, f64)] = &[
-            (1024.0, 720.0, None, 768.0),
-            (256.0, 144.0, None, 192.0),
-            (128.0, 48.0, None, 96.0),
-            (96.0, 54.0, Some(6.0), 72.0),
-            (64.0, 36.0, Some(4.0), 48.0),
-            (16.0, 9.0, Some(1.0), 12.0),
+    fn young_generation_as_measured() {
+        // (memory node sized from, MiB; node; heap_size_limit - max_old_space_size
+        // measured in real v1 child cgroups, MiB)
+        let cases: &[(f64, NodeVersion, f64)] = &[
+            (64.0, N20, 3.0),
+            (256.0, N20, 3.0),
+            (512.0, N20, 3.0),
+            (600.0, N20, 12.0),
+            (1024.0, N20, 12.0),
+            (1024.0, N22, 12.0),
+            (1536.0, N20, 24.0),
+            (2048.0, N20, 24.0),
+            (3000.0, N20, 48.0),
+            (4096.0, N20, 48.0),
+            (4096.0, N22, 48.0),
+            (24105.0, N20, 48.0),
+            (64.0, N24, 3.0),
+            (512.0, N24, 3.0),
+            (600.0, N24, 48.0),
+            (1024.0, N24, 48.0),
+            (1536.0, N24, 96.0),
+            (2048.0, N24, 96.0),
+            (3000.0, N24, 192.0),
+            (4096.0, N24, 192.0),
+            (8192.0, N24, 192.0),
+            (16384.0, N24, 192.0),
+            (24105.0, N24, 192.0),
         ];
-        for (limit, old, semi, heap) in cases {
-            let a = heap_advice(limit * MIB);
-            assert_eq!(a.max_old_space_size_mib, *old, "{limit} MiB");
-            assert_eq!(a.max_semi_space_size_mib, *semi, "{limit} MiB");
-            assert_eq!(a.heap_limit_mib, *heap, "{limit} MiB");
-            let young = semi.map_or(YOUNG_GENERATION_MIB, |s| 3.0 * s);
+        for (mem, node, young) in cases {
             assert_eq!(
-                a.max_old_space_size_mib + young,
-                a.heap_limit_mib,
-                "{limit} MiB adds up"
-            );
-            assert!(
-                a.heap_limit_mib <= limit * HEAP_SHARE,
-                "{limit} MiB: at most 75%"
+                young_generation_mib(*mem, *node),
+                *young,
+                "{mem} MiB, node {}",
+                node.major
             );
         }
+        assert_eq!(flagged_semi_space_mib(3.0), 4.0, "measured: 3 gives 12 MiB");
+        // Default heap limits measured (no flags).
+        for (mem, node, heap) in [
+            (64.0, N20, 259.0),
+            (512.0, N24, 259.0),
+            (600.0, N20, 312.0),
+            (600.0, N24, 348.0),
+            (1024.0, N20, 524.0),
+            (1024.0, N24, 560.0),
+            (1536.0, N20, 792.0),
+            (3000.0, N24, 1692.0),
+            (24105.0, N20, 4144.0),
+            (24105.0, N24, 4288.0),
+        ] {
+            assert_eq!(
+                default_heap_limit_mib(mem, node),
+                heap,
+                "{mem} MiB node {}",
+                node.major
+            );
+        }
+        assert_eq!(flagged_semi_space_mib(1.0), 1.0);
+    }
+
+    #[test]
+    fn advice_lands_the_heap_at_the_target() {
+        // (limit = constrained MiB, node, old space, heap limit)
+        let cases: &[(f64, NodeVersion, f64, f64)] = &[
+            (64.0, N20, 45.0, 48.0),
+            (128.0, N20, 93.0, 96.0),
+            (256.0, N20, 189.0, 192.0),
+            (256.0, N24, 189.0, 192.0),
+            (1024.0, N20, 756.0, 768.0),
+            (1024.0, N24, 720.0, 768.0),
+            (4096.0, N22, 3024.0, 3072.0),
+            (4096.0, N24, 2880.0, 3072.0),
+        ];
+        for (limit, node, old, heap) in cases {
+            let a = heap_advice(limit * MIB, limit * MIB, *node);
+            assert_eq!(
+                a.max_old_space_size_mib, *old,
+                "{limit} MiB node {}",
+                node.major
+            );
+            assert_eq!(a.max_semi_space_size_mib, None);
+            assert_eq!(a.heap_limit_mib, *heap, "{limit} MiB node {}", node.major);
+        }
+        // The percentage form: Node 24.19 has it, 22.20 does not.
+        let a = heap_advice(256.0 * MIB, 256.0 * MIB, N24);
+        assert_eq!(a.max_old_space_size_percentage, Some(73.9));
+        assert_eq!(a.percentage_heap_limit_mib, Some(192.0));
         assert_eq!(
-            heap_advice(64.0 * MIB).node_options(),
+            a.percentage_node_options().as_deref(),
+            Some("--max-old-space-size-percentage=73.9")
+        );
+        let a = heap_advice(64.0 * MIB, 64.0 * MIB, N24);
+        assert_eq!(a.max_old_space_size_percentage, Some(70.4));
+        assert_eq!(a.percentage_heap_limit_mib, Some(48.0));
+        assert_eq!(
+            heap_advice(256.0 * MIB, 256.0 * MIB, N22).max_old_space_size_percentage,
+            None
+        );
+        // Not when node sizes from another number than the limit (a parent's limit).
+        let a = heap_advice(1024.0 * MIB, 24105.0 * MIB, N24);
+        assert_eq!(a.max_old_space_size_percentage, None);
+        assert_eq!(a.max_old_space_size_mib, 768.0 - 192.0);
+        // A small limit on a parent: node sizes its young generation from the
+        // host, so the advice sets the semi-space too.
+        let a = heap_advice(64.0 * MIB, 24105.0 * MIB, N20);
+        assert_eq!(
+            a.node_options(),
             "--max-old-space-size=36 --max-semi-space-size=4"
         );
-        // Following the advice must silence the warning.
+        assert_eq!(a.heap_limit_mib, 48.0);
+        // Following the advice silences the warning.
         let v8 = V8Numbers {
-            heap_size_limit: Some(heap_advice(1024.0 * MIB).heap_limit_mib * MIB),
+            heap_size_limit: Some(
+                heap_advice(1024.0 * MIB, 1024.0 * MIB, N20).heap_limit_mib * MIB,
+            ),
             ..V8Numbers::default()
         };
-        assert!(diagnose(&limited(1 << 30), &v8).is_empty());
+        assert!(diagnose(&limited(1 << 30), &v8, N20).is_empty());
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(NodeVersion::parse("v24.19.0"), Some(N24));
+        assert_eq!(NodeVersion::parse("22.20.0"), Some(N22));
+        assert_eq!(NodeVersion::parse("v24"), None);
+        assert_eq!(NodeVersion::parse(""), None);
+        let v = |s: &str| NodeVersion::parse(s).unwrap().has_old_space_percentage();
+        assert!(!v("20.20.2") && !v("22.20.0") && v("22.21.0") && !v("23.11.0"));
+        assert!(!v("24.5.0") && v("24.6.0") && v("25.0.0"));
     }
 
     #[test]
     fn host_fallback_and_previous_kill() {
         let mut s = limited(0);
         s.cgroup_limit = None;
-        let d = diagnose(&s, &V8Numbers::default());
+        let d = diagnose(&s, &V8Numbers::default(), N20);
         assert_eq!(codes_of(&d), vec![codes::NO_LIMIT]);
         assert_eq!(d[0].limit_bytes, Some((1u64 << 34) as f64));
 
@@ -414,7 +689,7 @@ mod tests {
             oom_kill: Some(2),
             ..Default::default()
         });
-        let d = diagnose(&s, &V8Numbers::default());
+        let d = diagnose(&s, &V8Numbers::default(), N20);
         assert_eq!(codes_of(&d), vec![codes::PREVIOUS_OOM_KILL]);
         assert_eq!(d[0].oom_kill_count, Some(2.0));
     }

@@ -148,7 +148,7 @@ pub fn slot_names() -> Result<Vec<&'static str>> {
 /// their slots of `out`, written by the caller beforehand. Returns the shape
 /// generation: when it differs from the last one seen, call `describe()`.
 #[napi]
-pub fn sample(mut out: Float64ArraySlice, root: Option<String>) -> Result<u32> {
+pub fn sample(env: Env, mut out: Float64ArraySlice, root: Option<String>) -> Result<u32> {
     // SAFETY: this runs synchronously on the JS thread; no JavaScript can
     // touch the array until it returns.
     let buf: &mut [f64] = unsafe { out.as_mut() };
@@ -161,6 +161,7 @@ pub fn sample(mut out: Float64ArraySlice, root: Option<String>) -> Result<u32> {
             ),
         ));
     }
+    let node = running_node(&env);
     let root = root_path(root);
     let entry = entry_for(&root);
     let mut entry = lock(&entry);
@@ -169,7 +170,7 @@ pub fn sample(mut out: Float64ArraySlice, root: Option<String>) -> Result<u32> {
         let v8 = slots::read_v8(buf);
         let snap = entry.reader.snapshot();
         slots::fill(buf, &snap, &derive(&snap, &v8), now_ms());
-        entry.observe(&snap, diagnose(&snap, &v8))
+        entry.observe(&snap, diagnose(&snap, &v8, node))
     });
     result.map_err(|p| {
         // The reader may be half-updated: start this root afresh.
@@ -178,6 +179,77 @@ pub fn sample(mut out: Float64ArraySlice, root: Option<String>) -> Result<u32> {
         entry.generation = entry.generation.wrapping_add(1);
         internal_error(p)
     })
+}
+
+/// The running node's version, asked once (the heap model depends on it).
+fn running_node(env: &Env) -> diagnose::NodeVersion {
+    static ASKED: std::sync::Once = std::sync::Once::new();
+    ASKED.call_once(|| {
+        if let Ok(v) = env.get_node_version() {
+            diagnose::set_running_node(diagnose::NodeVersion {
+                major: v.major,
+                minor: v.minor,
+                patch: v.patch,
+            });
+        }
+    });
+    diagnose::running_node()
+}
+
+/// The heap advice for a limit, by oomguard's model of V8's heap sizing
+/// (internal: the doctor starts from it, then measures).
+#[napi]
+pub fn heap_model(
+    limit_bytes: f64,
+    constrained_memory_bytes: f64,
+    node_version: String,
+) -> Result<HeapModel> {
+    let node = diagnose::NodeVersion::parse(&node_version).ok_or_else(|| {
+        Error::new(
+            Status::InvalidArg,
+            format!("nodeVersion must look like 24.19.0, got {node_version:?}"),
+        )
+    })?;
+    let positive = |v: f64| v.is_finite() && v > 0.0;
+    if !(positive(limit_bytes) && positive(constrained_memory_bytes)) {
+        return Err(Error::new(
+            Status::InvalidArg,
+            "limitBytes and constrainedMemoryBytes must be positive numbers of bytes".to_string(),
+        ));
+    }
+    let a = diagnose::heap_advice(limit_bytes, constrained_memory_bytes, node);
+    let constrained_mib = constrained_memory_bytes / (1024.0 * 1024.0);
+    Ok(HeapModel {
+        young_generation_mib: diagnose::young_generation_mib(constrained_mib, node),
+        default_heap_limit_mib: diagnose::default_heap_limit_mib(constrained_mib, node),
+        max_old_space_size_mib: a.max_old_space_size_mib,
+        max_semi_space_size_mib: a.max_semi_space_size_mib,
+        heap_limit_mib: a.heap_limit_mib,
+        node_options: a.node_options(),
+        max_old_space_size_percentage: a.max_old_space_size_percentage,
+        percentage_heap_limit_mib: a.percentage_heap_limit_mib,
+        percentage_node_options: a.percentage_node_options(),
+        has_old_space_percentage: node.has_old_space_percentage(),
+    })
+}
+
+/// What `heapModel()` returns (internal). MiB throughout.
+#[napi(object, object_from_js = false, use_nullable = true)]
+pub struct HeapModel {
+    /// The young generation node adds to `--max-old-space-size`.
+    pub young_generation_mib: f64,
+    /// The heap limit node has without heap flags.
+    pub default_heap_limit_mib: f64,
+    pub max_old_space_size_mib: f64,
+    pub max_semi_space_size_mib: Option<f64>,
+    /// The heap limit `nodeOptions` gives, by the model.
+    pub heap_limit_mib: f64,
+    pub node_options: String,
+    pub max_old_space_size_percentage: Option<f64>,
+    pub percentage_heap_limit_mib: Option<f64>,
+    pub percentage_node_options: Option<String>,
+    /// Whether this Node version has `--max-old-space-size-percentage`.
+    pub has_old_space_percentage: bool,
 }
 
 /// The strings and lists of the last `sample()` of `root` (internal).
@@ -313,6 +385,7 @@ pub fn watch_start(
             format!("unknown basis {:?}", config.basis),
         )
     })?;
+    running_node(&env);
     let env_id = env.raw() as usize;
     if !watch::SAMPLER.has_sink(env_id) {
         let tsfn: Dispatch = dispatch
@@ -629,13 +702,25 @@ pub struct Diagnosis {
     pub limit_bytes: Option<f64>,
     /// V8's heap limit, bytes.
     pub heap_size_limit_bytes: Option<f64>,
-    /// The `--max-old-space-size` value (MiB) that puts the heap limit at about 75% of the limit.
+    /// The `--max-old-space-size` value (MiB) that puts the heap limit at about
+    /// 75% of the limit (the target of lib/heap-band.json), by the model.
     pub recommended_max_old_space_size_mib: Option<f64>,
-    /// The `--max-semi-space-size` value (MiB) to use with it, for small
-    /// containers where the default young generation is too big; else `null`.
+    /// The `--max-semi-space-size` value (MiB) to use with it, where the
+    /// young generation node would choose is too big (a small limit node
+    /// does not see on its own cgroup); else `null`.
     pub recommended_max_semi_space_size_mib: Option<f64>,
-    /// The exact `NODE_OPTIONS` value to use, e.g. `--max-old-space-size=144`.
+    /// The `--max-old-space-size-percentage` value to use instead, on Node
+    /// versions that have it (22.21+, 24.6+) when node sees the limit on its
+    /// own cgroup; else `null`.
+    pub recommended_max_old_space_size_percentage: Option<f64>,
+    /// The exact `NODE_OPTIONS` value to use, fixed-MiB form (any Node
+    /// version), e.g. `--max-old-space-size=189`.
     pub node_options: Option<String>,
+    /// The exact `NODE_OPTIONS` value with `--max-old-space-size-percentage`, or `null`.
+    pub percentage_node_options: Option<String>,
+    /// The heap limit `nodeOptions` gives by oomguard's model of V8's heap
+    /// sizing, bytes: a model, not a measurement (`oomguard doctor` measures).
+    pub modelled_heap_size_limit_bytes: Option<f64>,
     /// OOM kills counted by the kernel in this cgroup.
     pub oom_kill_count: Option<f64>,
     /// The file or directory concerned.
@@ -652,7 +737,10 @@ impl From<&diagnose::Diagnosis> for Diagnosis {
             heap_size_limit_bytes: d.heap_size_limit_bytes,
             recommended_max_old_space_size_mib: d.recommended_max_old_space_size_mib,
             recommended_max_semi_space_size_mib: d.recommended_max_semi_space_size_mib,
+            recommended_max_old_space_size_percentage: d.recommended_max_old_space_size_percentage,
             node_options: d.node_options.clone(),
+            percentage_node_options: d.percentage_node_options.clone(),
+            modelled_heap_size_limit_bytes: d.modelled_heap_size_limit_bytes,
             oom_kill_count: d.oom_kill_count,
             path: d.path.clone(),
         }
@@ -684,6 +772,14 @@ pub struct MemoryMetrics {
     pub leaf_limit_bytes: Option<f64>,
     /// v2: the smallest `memory.high` up the hierarchy (throttling starts there), bytes.
     pub high_bytes: Option<f64>,
+    /// This cgroup's own soft ceiling, the one Node reads beside the limit:
+    /// v2 `memory.high`, v1 `memory.soft_limit_in_bytes`; `null` when unlimited.
+    pub leaf_high_bytes: Option<f64>,
+    /// The memory Node sizes its default heap from, bytes: libuv's
+    /// `uv_get_constrained_memory()`, the smaller of this cgroup's own
+    /// `leafHighBytes` and `leafLimitBytes` (parents are not looked at),
+    /// capped at the host's MemTotal; MemTotal when both are unlimited.
+    pub constrained_memory_bytes: Option<f64>,
     /// Memory charged to the cgroup: v2 `memory.current`, v1 `memory.usage_in_bytes`.
     pub usage_bytes: Option<f64>,
     /// Usage minus inactive page cache (`inactive_file`), never below 0; what

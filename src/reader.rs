@@ -186,6 +186,9 @@ pub struct Snapshot {
     pub leaf_limit: Option<u64>,
     /// v2 only: the smallest `memory.high` on the path.
     pub cgroup_high: Option<u64>,
+    /// The process's own cgroup's soft ceiling, the one libuv reads beside
+    /// the limit: v2 `memory.high`, v1 `memory.soft_limit_in_bytes`.
+    pub leaf_high: Option<u64>,
     pub usage: Option<u64>,
     pub working_set: Option<u64>,
     pub stat: Option<MemoryStat>,
@@ -258,6 +261,21 @@ impl Snapshot {
         }
     }
 
+    /// The memory Node sizes its default heap from: what libuv's
+    /// `uv_get_constrained_memory()` returns (the smaller of this cgroup's own
+    /// high and max, v1 soft limit and limit; parents are not looked at),
+    /// capped at the host's MemTotal as Node does, else MemTotal.
+    pub fn constrained_memory(&self) -> Option<u64> {
+        let own = [self.leaf_high, self.leaf_limit]
+            .into_iter()
+            .flatten()
+            .min();
+        match (own, self.mem_total) {
+            (Some(c), Some(t)) => Some(c.min(t)),
+            (c, t) => c.or(t),
+        }
+    }
+
     fn has_cgroup_usage(&self) -> bool {
         self.location.is_some() && !self.v2_root
     }
@@ -290,6 +308,8 @@ struct CgroupFiles {
     limits: Vec<OpenFile>,
     /// v2 memory.high of each directory from the leaf up
     highs: Vec<OpenFile>,
+    /// v1 `memory.soft_limit_in_bytes` of the leaf
+    soft_limit: Option<OpenFile>,
     /// The process sits in the v2 root cgroup: no usage, events or limits.
     v2_root: bool,
 }
@@ -322,6 +342,7 @@ impl CgroupFiles {
                 kmem_tcp: None,
                 limits: all("memory.max"),
                 highs: all("memory.high"),
+                soft_limit: None,
                 v2_root,
                 location,
             },
@@ -335,6 +356,7 @@ impl CgroupFiles {
                 kmem_tcp: Some(at("memory.kmem.tcp.usage_in_bytes")),
                 limits: all("memory.limit_in_bytes"),
                 highs: Vec::new(),
+                soft_limit: Some(at("memory.soft_limit_in_bytes")),
                 v2_root,
                 location,
             },
@@ -570,6 +592,10 @@ fn read_cgroup(
         limits.push(Some(h));
     }
     snap.cgroup_limit = limits.into_iter().flatten().min();
+    snap.leaf_high = match files.soft_limit.as_mut() {
+        Some(f) => optional(f.parse(buf, parse_limit), problems).flatten(),
+        None => highs.first().copied().flatten(),
+    };
     snap.cgroup_high = highs.into_iter().flatten().min();
 
     snap.working_set = match (snap.usage, stat.as_ref()) {

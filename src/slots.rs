@@ -28,6 +28,8 @@ slots! {
     CGROUP_LIMIT = "cgroupLimitBytes",
     LEAF_LIMIT = "leafLimitBytes",
     HIGH = "highBytes",
+    LEAF_HIGH = "leafHighBytes",
+    CONSTRAINED = "constrainedMemoryBytes",
     USAGE = "usageBytes",
     WORKING_SET = "workingSetBytes",
     BASIS = "basisBytes",
@@ -148,6 +150,8 @@ pub fn fill(buf: &mut [f64], snap: &Snapshot, derived: &Derived, timestamp_ms: f
     set(Slot::CGROUP_LIMIT, opt(snap.cgroup_limit));
     set(Slot::LEAF_LIMIT, opt(snap.leaf_limit));
     set(Slot::HIGH, opt(snap.cgroup_high));
+    set(Slot::LEAF_HIGH, opt(snap.leaf_high));
+    set(Slot::CONSTRAINED, opt(snap.constrained_memory()));
     set(Slot::USAGE, opt(snap.usage));
     set(Slot::WORKING_SET, opt(snap.working_set));
     set(Slot::BASIS, opt(snap.basis()));

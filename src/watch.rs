@@ -276,8 +276,8 @@ pub struct LimitChange {
     pub source: LimitSource,
     /// This environment's V8 heap limit, as JavaScript last wrote it.
     pub heap_size_limit_bytes: Option<f64>,
-    /// The heap limit against the new limit: `fits` (at most 75% of it),
-    /// `near` (above 75%), `above` (at or above the limit); None where there
+    /// The heap limit against the new limit: `fits` (at most 80% of it, the
+    /// top of the band in lib/heap-band.json), `near` (above 80%), `above` (at or above the limit); None where there
     /// is no cgroup limit or no heap number.
     pub heap_limit: Option<&'static str>,
     /// The `HEAP_LIMIT_*` diagnosis for the new limit, as
@@ -297,10 +297,12 @@ pub fn limit_change(
         heap_size_limit: heap_size_limit_bytes,
         ..V8Numbers::default()
     };
-    let diagnosis = diagnose::diagnose(snap, &v8).into_iter().find(|d| {
-        d.code == diagnose::codes::HEAP_LIMIT_ABOVE_CONTAINER_LIMIT
-            || d.code == diagnose::codes::HEAP_LIMIT_NEAR_CONTAINER_LIMIT
-    });
+    let diagnosis = diagnose::diagnose(snap, &v8, diagnose::running_node())
+        .into_iter()
+        .find(|d| {
+            d.code == diagnose::codes::HEAP_LIMIT_ABOVE_CONTAINER_LIMIT
+                || d.code == diagnose::codes::HEAP_LIMIT_NEAR_CONTAINER_LIMIT
+        });
     let heap_limit = match (&diagnosis, heap_size_limit_bytes, source) {
         (_, None, _) | (_, _, LimitSource::Host) => None,
         (Some(d), _, _) if d.code == diagnose::codes::HEAP_LIMIT_ABOVE_CONTAINER_LIMIT => {
