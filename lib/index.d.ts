@@ -120,8 +120,8 @@ export interface LimitEvent {
   /** V8's heap limit, bytes: fixed when node started, so it does not follow the limit. */
   heapSizeLimitBytes: number | null
   /**
-   * The heap limit against the new limit: `'fits'` (at most 75% of it),
-   * `'near'` (above 75%: little room outside the heap), `'above'` (at or
+   * The heap limit against the new limit: `'fits'` (at most 80% of it),
+   * `'near'` (above 80%: little room outside the heap), `'above'` (at or
    * above the limit: the kernel kills before V8 reports heap exhaustion);
    * `null` without a cgroup limit or a heap number.
    */
