@@ -201,6 +201,89 @@ test('bad arguments: one clear line, the usage, exit 2', () => {
   for (const flag of ['--json', '--heap-limit', '--workers', '--root', '--strict', '--help']) assert.ok(help.stdout.includes(flag), flag)
 })
 
+test('every bad flag value is exit 2 with one line and the usage: huge, hex, exponent, negative, NaN, Infinity', () => {
+  const cases = [
+    [['--heap-limit', '1e308'], 'oomguard: --heap-limit must be written in decimal digits (MiB, such as 512 or 1.5), got "1e308"'],
+    [['--heap-limit', '0x100'], 'oomguard: --heap-limit must be written in decimal digits (MiB, such as 512 or 1.5), got "0x100"'],
+    [['--heap-limit', '1e3'], 'oomguard: --heap-limit must be written in decimal digits (MiB, such as 512 or 1.5), got "1e3"'],
+    [['--heap-limit', '9'.repeat(400)], `oomguard: --heap-limit must be at most 1073741824 MiB (1 PiB), got "${'9'.repeat(400)}"`],
+    [['--heap-limit', '2000000000'], 'oomguard: --heap-limit must be at most 1073741824 MiB (1 PiB), got "2000000000"'],
+    [['--heap-limit', 'NaN'], 'oomguard: --heap-limit must be a positive number of MiB, got "NaN"'],
+    [['--heap-limit', 'Infinity'], 'oomguard: --heap-limit must be a positive number of MiB, got "Infinity"'],
+    [['--heap-limit', '0'], 'oomguard: --heap-limit must be a positive number of MiB, got "0"'],
+    [['--heap-limit', ' 512'], 'oomguard: --heap-limit must be written in decimal digits (MiB, such as 512 or 1.5), got " 512"'],
+    [['--heap-limit='], 'oomguard: --heap-limit must be a positive number of MiB, got ""'],
+    [['--heap-limit', '-1e308'], 'oomguard: --heap-limit must be a positive number of MiB, got "-1e308"'],
+    [['--workers', '0x10'], 'oomguard: --workers must be a whole number (0 or more), got "0x10"'],
+    [['--workers', '-1'], 'oomguard: --workers must be a whole number (0 or more), got "-1"'],
+    [['--workers', '1e3'], 'oomguard: --workers must be a whole number (0 or more), got "1e3"'],
+    [['--workers', 'NaN'], 'oomguard: --workers must be a whole number (0 or more), got "NaN"'],
+    [['--workers', '99999999999999999999'], 'oomguard: --workers must be at most 65535, got "99999999999999999999"'],
+  ]
+  for (const [args, line] of cases) {
+    const r = doctor(['--root', path.join(WORK, 'v2-busy'), ...args])
+    const what = `${args.join(' ')}: ${r.stderr}`
+    assert.equal(r.status, 2, what)
+    assert.equal(r.stdout, '', what)
+    const lines = r.stderr.split('\n')
+    assert.equal(lines[0], line, what)
+    assert.equal(lines[1], '')
+    assert.match(lines[2], /^usage: oomguard /)
+    assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace')
+  }
+  // The edges that are fine.
+  for (const v of ['1073741824', '0.5', '.5', '512.25']) assert.equal(doctor(['--root', path.join(WORK, 'v2-busy'), '--heap-limit', v, '--json']).status, 0, v)
+  assert.equal(doctor(['--root', path.join(WORK, 'v2-busy'), '--heap-limit', '259', '--workers', '65535', '--json']).status, 0)
+})
+
+/** Run the doctor with its stdout on a pipe whose reading end is closed before it writes. */
+function doctorIntoClosedPipe(args) {
+  const { spawn } = require('node:child_process')
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+    child.stdout.destroy() // our end goes away: the child's write gets EPIPE
+    let stderr = ''
+    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error('the doctor did not exit'))
+    }, 20_000)
+    child.on('close', (status, signal) => {
+      clearTimeout(timer)
+      resolve({ status, signal, stderr })
+    })
+  })
+}
+
+test('a reader that goes away (EPIPE: | head, | true) ends the doctor quietly, exit status kept', async () => {
+  for (const args of [[], ['--json'], ['--help']]) {
+    const r = await doctorIntoClosedPipe(['--root', path.join(WORK, 'v2-busy'), '--heap-limit', '192', ...args])
+    assert.equal(r.signal, null)
+    assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`)
+    assert.equal(r.stderr, '', `${args.join(' ')}: nothing on stderr`)
+  }
+  // --strict with a failed check still says so.
+  const strict = await doctorIntoClosedPipe(['--strict', '--root', path.join(WORK, 'v2-busy'), '--heap-limit', '259'])
+  assert.equal(strict.status, 1, strict.stderr)
+  assert.equal(strict.stderr, '')
+  // And as a shell runs it.
+  const sh = spawnSync('bash', ['-c', `"${process.execPath}" "${BIN}" --root "${path.join(WORK, 'v2-busy')}" --heap-limit 192 | true; echo "status=\${PIPESTATUS[0]}" >&2`], { encoding: 'utf8', env: cleanEnv(), timeout: 30_000 })
+  assert.equal(sh.stderr, 'status=0\n')
+})
+
+test('a full stdout (ENOSPC: > /dev/full) is one line on stderr and exit 1, no stack trace', { skip: fs.existsSync('/dev/full') ? false : 'no /dev/full' }, () => {
+  for (const args of [[], ['--json'], ['--help']]) {
+    const fd = fs.openSync('/dev/full', 'w')
+    try {
+      const r = spawnSync(process.execPath, [BIN, '--root', path.join(WORK, 'v2-busy'), '--heap-limit', '192', ...args], { encoding: 'utf8', env: cleanEnv(), stdio: ['ignore', fd, 'pipe'], timeout: 30_000 })
+      assert.equal(r.status, 1, `${args.join(' ')}: ${r.stderr}`)
+      assert.equal(r.stderr, 'oomguard: cannot write to stdout (ENOSPC)\n')
+    } finally {
+      fs.closeSync(fd)
+    }
+  }
+})
+
 test('live: `node bin/oomguard.js doctor` on this machine exits 0 and prints the cgroup path from /proc/self/cgroup', () => {
   const r = doctor(['doctor'])
   assert.equal(r.status, 0, r.stderr)

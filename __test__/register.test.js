@@ -294,6 +294,13 @@ test('a bad variable: one line on stderr, its default used, the service starts',
     [{ OOMGUARD_METRICS_PORT: '70000' }, /^oomguard: OOMGUARD_METRICS_PORT="70000" is not valid/],
     [{ OOMGUARD_MIN_INTERVAL_MS: '500', OOMGUARD_MAX_INTERVAL_MS: '100' }, /^oomguard: OOMGUARD_MAX_INTERVAL_MS="100" is not valid \(at least the minimum interval \(500 ms\)\)/],
     [{ OOMGUARD_ROOT: '/nonexistent/oomguard' }, /^oomguard: OOMGUARD_ROOT="\/nonexistent\/oomguard" is not valid/],
+    // The last-words path is checked as watch() checks it: at start, with stat only.
+    [{ OOMGUARD_LAST_WORDS_PATH: '/nonexistent/oomguard/last-words' }, /^oomguard: OOMGUARD_LAST_WORDS_PATH="\/nonexistent\/oomguard\/last-words" is not valid \(a file in an existing directory \(\/nonexistent\/oomguard: ENOENT\)\); using the default \(none\)$/],
+    [{ OOMGUARD_LAST_WORDS_PATH: WORK }, /^oomguard: OOMGUARD_LAST_WORDS_PATH=".*" is not valid \(a file, not a directory\); using the default \(none\)$/],
+    [{ OOMGUARD_THRESHOLDS: '0.8,,0.9' }, /^oomguard: OOMGUARD_THRESHOLDS="0\.8,,0\.9" is not valid/],
+    [{ OOMGUARD_THRESHOLDS: '0x1' }, /^oomguard: OOMGUARD_THRESHOLDS="0x1" is not valid/],
+    [{ OOMGUARD_HYSTERESIS: '0.9' }, /^oomguard: OOMGUARD_HYSTERESIS="0\.9" is not valid \(a ratio from 0 to 0\.5\)/],
+    [{ OOMGUARD_MIN_INTERVAL_MS: 'Infinity' }, /^oomguard: OOMGUARD_MIN_INTERVAL_MS="Infinity" is not valid \(milliseconds from 0\.1 to 60000\); using the default \(1\)$/],
   ]
   for (const [env, line] of cases) {
     const r = spawnSync(process.execPath, ['-r', REGISTER_CJS, APP_CJS], {

@@ -11,7 +11,7 @@
 // printed for every family, with or without series.
 
 const core = require('./metrics.js')
-const { invalidType, outOfRange, metricsConfig, monitorLevel, DEFAULT_PREFIX } = require('./options.js')
+const { invalidType, outOfRange, metricsConfig, monitorLevel, table, DEFAULT_PREFIX } = require('./options.js')
 const { version: VERSION } = require('../package.json')
 
 const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
@@ -88,7 +88,7 @@ class Reader {
  * `first`; per-process bytes add up: `sum`), and the samples it takes from a
  * snapshot. `monitor: true` families exist only with `options.monitor`.
  */
-const FAMILIES = [
+const FAMILIES = table([
   {
     name: 'info',
     type: 'gauge',
@@ -259,7 +259,7 @@ const FAMILIES = [
     aggregator: 'first',
     samples: (r, monitor) => monitor.thresholds.map((t, i) => [{ level: String(i + 1) }, t]),
   },
-]
+], ['name', 'type', 'help', 'labels', 'aggregator', 'samples', 'monitor'])
 
 /** The families for one configuration: full names, in output order. */
 function familyDefs(prefix, withMonitor) {
