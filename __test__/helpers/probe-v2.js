@@ -1,8 +1,11 @@
 'use strict'
 // Run inside a cgroup v2 VM by live-v2.test.js (copied into the VM's /host
 // folder next to the package files):
-//   node probe-v2.js main     (started by the VM runner in its memory-limited cgroup)
-//   node probe-v2.js kid      (started by `main` in a child cgroup, see below)
+//   node probe-v2.js main       (started by the VM runner in its memory-limited cgroup)
+//   node probe-v2.js kid        (started by `main` in a child cgroup, see below)
+//   node probe-v2.js container  (the runner's --container mode: own cgroup
+//                                namespace, cgroup2 read-only at /sys/fs/cgroup;
+//                                only (a), as nothing can be created there)
 // Every result is one line: PREFIX + JSON { kind, ... }.
 //
 // `main` does, in one VM boot:
@@ -43,14 +46,16 @@ function ownCgroup() {
   const line = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'))
   const cgPath = line.slice(3)
   let mount = '/sys/fs/cgroup'
+  let mountOptions = null
   for (const l of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     const sep = l.indexOf(' - ')
     if (sep >= 0 && l.slice(sep + 3).startsWith('cgroup2 ')) {
       mount = l.slice(0, sep).split(' ')[4]
+      mountOptions = l.slice(0, sep).split(' ')[5]
       break
     }
   }
-  return { path: cgPath, dir: path.join(mount, cgPath), mount }
+  return { path: cgPath, dir: cgPath === '/' ? mount : path.join(mount, cgPath), mount, mountOptions }
 }
 
 function measure(kind) {
@@ -77,6 +82,8 @@ function measure(kind) {
     kernel: {
       path: own.path,
       dir: own.dir,
+      mount: own.mount,
+      mountOptions: own.mountOptions,
       currentBefore,
       currentAfter,
       max: read(path.join(own.dir, 'memory.max')),
@@ -89,6 +96,8 @@ function measure(kind) {
 
 if (mode === 'kid') {
   measure('kid')
+} else if (mode === 'container') {
+  measure('self')
 } else {
   const own = measure('self')
   let step = 'start'

@@ -5,8 +5,10 @@
 // It makes HOST_DIR the guest's /host (the command's cwd; packed into the
 // initramfs, or shared live with --9p), puts the host's node in the guest,
 // runs the command in a child cgroup with memory.max = MEMORY_MAX and exits
-// with the command's status (137 on an OOM kill). Without the variable the
-// tests are skipped (a failure under OOMGUARD_REQUIRE_PRIVILEGED=1).
+// with the command's status (137 on an OOM kill). With --container the
+// command runs as a container runtime starts one on cgroup v2: its own cgroup
+// namespace, cgroup2 mounted read-only at /sys/fs/cgroup. Without the
+// variable the tests are skipped (a failure under OOMGUARD_REQUIRE_PRIVILEGED=1).
 
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
@@ -43,6 +45,18 @@ function vmHasOption(vm, option) {
 }
 
 /**
+ * Whether the runner has every one of `options` (e.g. '--container'); when
+ * one is missing, skips the test through privileged() (a failure under
+ * OOMGUARD_REQUIRE_PRIVILEGED=1) and returns false.
+ */
+function needVmOptions(t, vm, options, why) {
+  const missing = options.filter((o) => !vmHasOption(vm, o))
+  if (missing.length === 0) return true
+  h.privileged(t, `the cgroup v2 VM runner (${vm}) has no ${missing.join(', ')} option: ${why}`)
+  return false
+}
+
+/**
  * A small HOST_DIR in a temp folder, removed after the test: the package
  * (lib/, index.js, package.json, the .node file) and `files` (absolute paths,
  * copied to its top level). Never node_modules or target.
@@ -70,4 +84,4 @@ function runVm(vm, { options = [], hostDir, memoryMax, command, vmTimeoutS }) {
   return h.runProcess(vm, args, { timeoutMs: (vmTimeoutS + 15) * 1000, group: true })
 }
 
-module.exports = { VM_ENV, needVm, vmHasOption, stageHostDir, runVm }
+module.exports = { VM_ENV, needVm, vmHasOption, needVmOptions, stageHostDir, runVm }
