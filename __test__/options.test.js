@@ -218,3 +218,50 @@ test('getMemoryMetrics(usage): only the caller\'s own numbers', () => {
   assert.equal(m.v8.heapUsedBytes, null, 'an inherited heapUsed is not the caller\'s')
   assert.equal(m.v8.rssBytes, 1000)
 })
+
+test('shed(), prometheus() and the register read each option once too', (t) => {
+  let reads = 0
+  const guard = oomguard.shed({
+    watch: { root: BUSY, lastWords: false },
+    get retryAfter() {
+      reads++
+      return reads === 1 ? 5 : 'x'
+    },
+  })
+  t.after(() => guard.close())
+  assert.equal(reads, 1)
+  assert.equal(guard.retryAfter, 5)
+  // A getter in a given snapshot: read once, so the value checked is the value printed.
+  let n = 0
+  const metrics = {
+    get usageBytes() {
+      n++
+      return n === 1 ? 5 : 'not a number'
+    },
+  }
+  const text = oomguard.prometheus({ metrics })
+  assert.equal(n, 1)
+  assert.match(text, /^oomguard_memory_usage_bytes 5$/m)
+  // The environment: own properties only, each variable read at most once.
+  const seen = new Map()
+  const env = new Proxy({ OOMGUARD_THRESHOLDS: '0.5,0.6', OOMGUARD_LAST_WORDS_STDERR: 'no' }, {
+    get(obj, key) {
+      seen.set(key, (seen.get(key) || 0) + 1)
+      return obj[key]
+    },
+  })
+  const { settings, problems } = options.parseEnv(env)
+  assert.deepEqual(problems, [])
+  assert.deepEqual(settings.watch, { thresholds: [0.5, 0.6], lastWords: { stderr: false } })
+  for (const [key, count] of seen) assert.equal(count, 1, `${String(key)} read ${count} times`)
+})
+
+test('the doctor\'s usage and the README\'s flag table list every flag', () => {
+  const { spawnSync } = require('node:child_process')
+  const help = spawnSync(process.execPath, [path.join(__dirname, '..', 'bin', 'oomguard.js'), '--help'], { encoding: 'utf8' })
+  const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8')
+  for (const f of options.CLI_FLAGS) {
+    assert.ok(help.stdout.includes(f.flag), f.flag)
+    assert.ok(readme.includes(`\`${f.flag}`), f.flag)
+  }
+})

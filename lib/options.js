@@ -98,7 +98,7 @@ function classProperty(obj, key) {
 // Every property an option table's code reads from an entry.
 const ENTRY_KEYS = [
   'name', 'key', 'flag', 'short', 'arg', 'default', 'doc', 'docDefault', 'min', 'max', 'expected', 'unit', 'values',
-  'minLength', 'maxLength', 'copy', 'check', 'effectiveDefault', 'fields', 'parse', 'object', 'bytes',
+  'minLength', 'maxLength', 'copy', 'check', 'effectiveDefault', 'fields', 'parse', 'object', 'bytes', 'readme',
   'env', 'envDoc', 'envExpected', 'envDefault', 'envDocDefault', 'fromEnv', 'envCheck',
 ]
 
@@ -512,12 +512,14 @@ function variableDescriptions() {
  */
 function parseEnv(env) {
   const problems = []
+  const raw = Object.create(null) // each variable read once
   const text = (name) => {
-    const v = Object.hasOwn(env, name) ? env[name] : undefined
+    if (!(name in raw)) raw[name] = Object.hasOwn(env, name) ? env[name] : undefined
+    const v = raw[name]
     return typeof v !== 'string' || v.trim() === '' ? undefined : v.trim()
   }
   const bad = (name, expected, fallback) => {
-    problems.push(`${name}=${JSON.stringify(env[name])} is not valid (${expected}); using the default${fallback === undefined || fallback === null ? '' : ` (${fallback})`}`)
+    problems.push(`${name}=${JSON.stringify(raw[name])} is not valid (${expected}); using the default${fallback === undefined || fallback === null ? '' : ` (${fallback})`}`)
   }
   const settings = { watch: {}, logFormat: 'json', metrics: null, root: undefined }
   const out = Object.create(null) // the values so far, defaults included, for the checks that depend on them
@@ -744,13 +746,14 @@ function metricsConfig(options, name = 'options') {
  * usage text is built from this list.
  */
 const CLI_FLAGS = table([
-  { flag: '--json', key: 'json', doc: 'print the report as JSON' },
+  { flag: '--json', key: 'json', doc: 'print the report as JSON', readme: 'print the report as JSON (never coloured)' },
   {
     flag: '--heap-limit',
     key: 'heapLimitMib',
     arg: 'MIB',
     max: 2 ** 30, // MiB: 1 PiB, far above any V8 heap
     doc: "the service's V8 heap limit in MiB, when it differs from this\ndoctor's own (node -p \"v8.getHeapStatistics().heap_size_limit/2**20\")",
+    readme: "the service's V8 heap limit in MiB, when it differs from the doctor's own; decimal digits, up to 1 PiB",
     parse(v) {
       // Decimal digits only: no hex, no exponent, no sign, no NaN or Infinity.
       const n = DECIMAL.test(v) ? Number(v) : NaN
@@ -766,6 +769,7 @@ const CLI_FLAGS = table([
     arg: 'N',
     max: 65535,
     doc: 'the number of worker threads the service runs (each has its own heap)',
+    readme: 'the number of worker threads the service runs (0 to 65535): turns the workers item into a check',
     parse(v) {
       if (!/^\d+$/.test(v)) return { error: `--workers must be a whole number (0 or more), got ${JSON.stringify(v)}` }
       const n = Number(v)
@@ -778,6 +782,7 @@ const CLI_FLAGS = table([
     key: 'root',
     arg: 'DIR',
     doc: 'read a fixture tree that stands in for /',
+    readme: 'read a fixture tree that stands in for `/` (tests)',
     parse(v) {
       let st = null
       try {
@@ -796,8 +801,8 @@ const CLI_FLAGS = table([
       return { value: v.startsWith('v') ? v : `v${v}` }
     },
   },
-  { flag: '--strict', key: 'strict', doc: 'exit with status 1 when a check fails' },
-  { flag: '--help', short: '-h', key: 'help', doc: 'print this help' },
+  { flag: '--strict', key: 'strict', doc: 'exit with status 1 when a check fails', readme: 'exit with status 1 when a check fails (warnings and checks by hand do not fail)' },
+  { flag: '--help', short: '-h', key: 'help', doc: 'print this help', readme: 'the usage' },
 ])
 
 /** The flags' lines of the usage text. */
@@ -919,7 +924,16 @@ function variablesTable() {
   return rows.join('\n')
 }
 
-const README_TABLES = { 'watch-options': watchTable, 'register-variables': variablesTable }
+function cliTable() {
+  const rows = ['| flag | |', '| --- | --- |']
+  for (const f of CLI_FLAGS) {
+    const label = f.short ? `\`${f.short}\`, \`${f.flag}\`` : `\`${f.flag}${f.arg ? ` ${f.arg}` : ''}\``
+    rows.push(`| ${label} | ${f.readme !== undefined ? f.readme : f.doc.replace(/\n/g, ' ')} |`)
+  }
+  return rows.join('\n')
+}
+
+const README_TABLES = { 'watch-options': watchTable, 'register-variables': variablesTable, 'doctor-flags': cliTable }
 
 /** The README with every generated table between its `<!-- options:NAME -->` markers replaced. */
 function renderReadme(text) {
