@@ -305,7 +305,10 @@ export interface NativeWatchEvent {
   timeToLimitMs: number | null
   timestampMs: number
   message: string | null
+  /** Error events: `ERR_OOMGUARD_READ`, `ERR_OOMGUARD_LAST_WORDS` or `ERR_OOMGUARD_INTERNAL`. */
+  code: string | null
   lastWords: string | null
+  lastWordsError: string | null
   /** `limit` events: the limit before, bytes. */
   previousLimitBytes: number | null
   /** `limit` events: where the new limit comes from. */
@@ -383,7 +386,11 @@ export interface V8Metrics {
 /** The monitor's shared block as a Float64Array (layout: `watchSlots()`). */
 export declare function watchBlock(id: number): Float64Array
 
-/** A monitor's settings, validated by the JavaScript layer. */
+/**
+ * A monitor's settings. The JavaScript layer validates them for its error
+ * messages; `watch::Config::new` checks them again and refuses what the
+ * sampler could not work with.
+ */
 export interface WatchConfig {
   thresholds: Array<number>
   hysteresis: number
@@ -400,7 +407,8 @@ export declare function watchSlots(): Array<[string, number]>
 
 /**
  * Start a monitor on the shared sampler thread. `dispatch(id, kind, event)`
- * receives its events; the first call in an environment registers it.
+ * receives its events; the first call in an environment registers it. The
+ * monitor's first sample is taken before this returns.
  */
 export declare function watchStart(config: WatchConfig, dispatch: (id: number, kind: 'threshold' | 'recovered' | 'error' | 'limit', event: NativeWatchEvent) => void): number
 

@@ -182,11 +182,15 @@ test('node -r lib/register.js: one JSON line on stderr per threshold crossed and
   const app = start(['-r', REGISTER_CJS, APP_CJS], { OOMGUARD_ROOT: root, OOMGUARD_MAX_INTERVAL_MS: '20' })
   t.after(app.stop)
   const { up } = await driveTransitions(app, root)
-  // The default last words go to stderr at the highest threshold, and the event says where.
-  assert.deepEqual(up.map((e) => e.lastWords), [null, null, 'stderr'])
+  // The default last words go to stderr at every level change (one record
+  // per sample, for the level reached), and the event says where.
+  assert.deepEqual(up.map((e) => e.lastWords), ['stderr', null, 'stderr'])
   const lw = events(app.out, 'last-words')
-  assert.equal(lw.length, 1)
-  assert.equal(lw[0].threshold, 0.95)
+  assert.deepEqual(lw.map((r) => [r.level, r.threshold, r.final, r.event]), [
+    [1, 0.8, false, 'threshold'],
+    [3, 0.95, true, 'threshold'],
+    [0, 0.8, false, 'recovered'],
+  ])
   // Every stderr line is one of oomguard's JSON lines: nothing else, nothing split.
   for (const line of app.out.stderr) assert.ok(['threshold', 'recovered', 'last-words'].includes(JSON.parse(line).oomguard), line)
 })
@@ -203,7 +207,7 @@ test('node --import lib/register.mjs with an ES module app; last words to OOMGUA
   t.after(app.stop)
   const { up } = await driveTransitions(app, root)
   assert.equal(events(app.out, 'last-words').length, 0, 'OOMGUARD_LAST_WORDS_STDERR=0')
-  assert.deepEqual(up.map((e) => e.lastWords), [null, null, termination])
+  assert.deepEqual(up.map((e) => e.lastWords), [termination, null, termination])
   const lw = JSON.parse(fs.readFileSync(termination, 'utf8'))
   assert.equal(lw.oomguard, 'last-words')
   assert.equal(lw.pid, app.child.pid)

@@ -423,10 +423,12 @@ test('threshold fires once per threshold crossed, in order; recovered only below
   await waitFor('threshold 0.6', () => events.length >= 1)
   await moreSamples(m, 5)
   assert.deepEqual(brief(events), [`threshold(level 1, threshold 0.6, ratio ${Math.round(0.65 * LIMIT) / LIMIT})`])
-  assert.equal(events[0].e.lastWords, null, 'no last words below the highest threshold')
+  assert.equal(events[0].e.lastWords, lw, 'the flight record starts at the first threshold')
+  assert.equal(events[0].e.lastWordsError, null)
   assert.equal(m.level, 1)
   assert.equal(m.current.level, 1)
-  assert.equal(fs.existsSync(lw), false, 'no last words below the highest threshold')
+  const first = JSON.parse(fs.readFileSync(lw, 'utf8'))
+  assert.deepEqual([first.level, first.threshold, first.final, first.event, first.seq], [1, 0.6, false, 'threshold', 1])
 
   // Straight past the other two in one sample: two events, in order.
   const before = Date.now()
@@ -440,12 +442,12 @@ test('threshold fires once per threshold crossed, in order; recovered only below
   ])
   const [, second, top] = events.map((x) => x.e)
   assert.equal(second.timestampMs, top.timestampMs, 'both come from one sample')
-  assert.equal(second.lastWords, null)
+  assert.equal(second.lastWords, null, 'one record per sample, on the event of the level it is for')
   assert.equal(top.lastWords, lw, 'the top crossing says where the last words went')
 
   // The payload.
   assert.deepEqual(Object.keys(top).sort(), [
-    'basisBytes', 'growthBytesPerSec', 'headroomBytes', 'lastWords', 'level', 'limitBytes',
+    'basisBytes', 'growthBytesPerSec', 'headroomBytes', 'lastWords', 'lastWordsError', 'level', 'limitBytes',
     'ratio', 'threshold', 'timeToLimitMs', 'timestampMs', 'v8',
   ])
   const basis = Math.round(0.85 * LIMIT)
@@ -492,6 +494,8 @@ test('threshold fires once per threshold crossed, in order; recovered only below
   assert.equal(words.workingSetBytes, basis)
   assert.equal(words.usageBytes, basis + INACTIVE_FILE)
   assert.equal(words.threshold, 0.8)
+  assert.deepEqual([words.level, words.final, words.event, words.seq], [3, true, 'threshold', 2])
+  assert.deepEqual(words.thresholds, [0.6, 0.7, 0.8])
   assert.ok(Math.abs(words.ratio - ratio) < 1e-4)
   assert.ok(Math.abs(Date.parse(words.time) - top.timestampMs) < 2)
   assert.equal(words.breakdown.anon, 113987584)
@@ -507,6 +511,11 @@ test('threshold fires once per threshold crossed, in order; recovered only below
   assert.deepEqual(brief(events.slice(n)), [], 'nothing inside the hysteresis band')
   assert.equal(m.level, 3)
   assert.ok(Math.abs(m.current.ratio - 0.7501) < 1e-6)
+  // ...but the flight record follows the basis (it moved by more than 1% of the limit).
+  const moved = JSON.parse(fs.readFileSync(lw, 'utf8'))
+  assert.deepEqual([moved.level, moved.threshold, moved.final, moved.event], [3, 0.8, true, 'update'])
+  assert.ok(Math.abs(moved.ratio - 0.7501) < 1e-4, `the latest basis: ${moved.ratio}`)
+  assert.ok(moved.seq >= 4, `rewritten at 0.77 and at 0.7501: seq ${moved.seq}`)
 
   // Below 0.75: down one level only (0.74 is still above 0.7 - 0.05).
   copy.setRatio(0.74)
@@ -517,9 +526,11 @@ test('threshold fires once per threshold crossed, in order; recovered only below
   // The growth rate is an average over the recent past (up, then down).
   assert.equal(typeof rec.growthBytesPerSec, 'number')
   assert.equal(rec.timeToLimitMs === null, rec.growthBytesPerSec <= 64 * 1024, 'a time to limit only while growing')
-  assert.equal(rec.lastWords, null)
+  assert.equal(rec.lastWords, lw, 'a recovery is recorded too')
   assert.ok(rec.v8.heapUsedBytes > 0)
   assert.equal(m.level, 2)
+  const down = JSON.parse(fs.readFileSync(lw, 'utf8'))
+  assert.deepEqual([down.level, down.threshold, down.final, down.event], [2, 0.7, false, 'recovered'])
 
   // Far down: two recoveries, highest first.
   copy.setRatio(0.5)
@@ -532,6 +543,14 @@ test('threshold fires once per threshold crossed, in order; recovered only below
   ])
   assert.equal(m.level, 0)
   assert.equal(m.critical, false)
+  assert.deepEqual(events.slice(n + 1).map(({ e }) => e.lastWords), [null, lw], 'the record rides on the level reached')
+  const calm = JSON.parse(fs.readFileSync(lw, 'utf8'))
+  assert.deepEqual([calm.level, calm.threshold, calm.final, calm.event], [0, 0.6, false, 'recovered'])
+  // Below every threshold: no more records, however the basis moves.
+  const calmText = fs.readFileSync(lw, 'utf8')
+  copy.setRatio(0.3)
+  await moreSamples(m, 5)
+  assert.equal(fs.readFileSync(lw, 'utf8'), calmText)
 
   // And up again: the thresholds are armed again, and the last-words file
   // holds only the newest record.
@@ -801,6 +820,114 @@ test("with no 'error' listener a read failure is a warning, not a crash (child p
   }
 })
 
+test('a last-words file that cannot be written: one error event naming it, lastWords null plus the reason, no hang', async (t) => {
+  const copy = busyCopy(t)
+  const fifo = path.join(copy.root, 'fifo')
+  require('node:child_process').execFileSync('mkfifo', [fifo])
+  for (const [name, file, reason] of [
+    ['/dev/full', '/dev/full', /cannot write \/dev\/full: .*No space left on device/],
+    ['a FIFO without a reader', fifo, /cannot open .*fifo: .*\(a FIFO without a reader\?\)/],
+  ]) {
+    await t.test(name, async (t) => {
+      copy.setRatio(0.3)
+      const m = open(t, { root: copy.root, thresholds: [0.6, 0.8], maxIntervalMs: 20, lastWords: { stderr: false, path: file } })
+      const events = record(m)
+      await moreSamples(m, 2)
+      const t0 = Date.now()
+      copy.setRatio(0.65)
+      await waitFor('the threshold', () => events.some((x) => x.kind === 'threshold'))
+      copy.setRatio(0.85)
+      await waitFor('the second threshold', () => events.filter((x) => x.kind === 'threshold').length === 2)
+      copy.setRatio(0.87) // an update of the record: fails again, said no more
+      await moreSamples(m, 5)
+      assert.ok(Date.now() - t0 < 2000, 'the sampler never blocked on the file')
+      const errors = events.filter((x) => x.kind === 'error')
+      assert.equal(errors.length, 1, `reported once: ${brief(events)}`)
+      assert.equal(errors[0].e.code, 'ERR_OOMGUARD_LAST_WORDS')
+      assert.match(errors[0].e.message, reason)
+      const ups = events.filter((x) => x.kind === 'threshold').map((x) => x.e)
+      for (const e of ups) {
+        assert.equal(e.lastWords, null, 'written nowhere')
+        assert.match(e.lastWordsError, reason)
+      }
+      assert.equal(m.current.failing, false, 'the numbers are fine')
+    })
+  }
+  // With no 'error' listener: a process warning, not a crash.
+  copy.setRatio(0.3)
+  const warned = new Promise((resolve) => process.once('warning', resolve))
+  const m = open(t, { root: copy.root, thresholds: [0.6], maxIntervalMs: 20, lastWords: { stderr: false, path: '/dev/full' } })
+  m.ref() // nothing else keeps the event loop alive while waiting for the warning
+  copy.setRatio(0.7)
+  const w = await warned
+  assert.equal(w.code, 'ERR_OOMGUARD_LAST_WORDS')
+  assert.match(w.message, /\/dev\/full/)
+  m.close()
+})
+
+test('watch() returns with a sample: current is valid at once', async (t) => {
+  const copy = busyCopy(t)
+  for (let i = 0; i < 50; i++) {
+    const m = watch({ root: copy.root, lastWords: false })
+    const c = m.current
+    m.close()
+    assert.ok(c.samples >= 1, `run ${i}: samples ${c.samples}`)
+    assert.equal(c.limitBytes, LIMIT, `run ${i}`)
+    assert.equal(c.basisBytes, WORKING_SET, `run ${i}`)
+    assert.equal(c.failing, false)
+  }
+  // A root that cannot be read says so at once too.
+  const missing = path.join(copy.root, 'no-such-root')
+  const m = watch({ root: missing, lastWords: false })
+  const errors = record(m, ['error'])
+  const c = m.current
+  assert.equal(c.failing, true, 'says why there are no numbers')
+  assert.equal(c.limitBytes, null)
+  await waitFor('the error event', () => errors.length === 1)
+  m.close()
+})
+
+const CLEAN_EXIT_CHILD = `${PRELUDE}
+  const [root, file, leaveAt] = process.argv.slice(1)
+  const current = path.join(root, 'sys/fs/cgroup/fxcap/busy/memory.current')
+  const set = (r) => writeInPlace(current, padded(Math.round(r * LIMIT) + INACTIVE_FILE))
+  set(0.3)
+  const m = watch({ root, thresholds: [0.6, 0.9], maxIntervalMs: 20, lastWords: { stderr: false, path: file } })
+  ;(async () => {
+    set(0.7)
+    await waitFor('level 1', () => m.level === 1)
+    const during = fs.readFileSync(file, 'utf8')
+    set(Number(leaveAt))
+    await waitFor('the level to settle', () => m.current.ratio !== null && Math.abs(m.current.ratio - Number(leaveAt)) < 1e-3)
+    await sleep(50)
+    console.log(JSON.stringify({ during, level: m.level, before: fs.readFileSync(file, 'utf8') }))
+    // exit normally with the monitor open
+  })()
+`
+
+test('a normal exit below every threshold empties the last-words file; above one, it keeps the record (child processes)', async (t) => {
+  const copy = busyCopy(t)
+  const below = path.join(copy.root, 'below.log')
+  const above = path.join(copy.root, 'above.log')
+  fs.writeFileSync(path.join(copy.root, 'untouched.log'), 'someone else\n')
+  // Both children move the same fixture copy: one after the other.
+  const rb = await runNode(CLEAN_EXIT_CHILD, { args: [copy.root, below, '0.3'] })
+  clean(rb, 'below')
+  const ob = result(rb)
+  assert.equal(JSON.parse(ob.during).level, 1, 'a record while at level 1')
+  assert.equal(ob.level, 0)
+  assert.equal(JSON.parse(ob.before).event, 'recovered', 'a recovery record before the exit')
+  assert.equal(fs.readFileSync(below, 'utf8'), '', 'emptied at the clean exit')
+  const ra = await runNode(CLEAN_EXIT_CHILD, { args: [copy.root, above, '0.7'] })
+  clean(ra, 'above')
+  const oa = result(ra)
+  assert.equal(oa.level, 1)
+  const kept = JSON.parse(fs.readFileSync(above, 'utf8'))
+  assert.equal(kept.level, 1, 'the record stays when leaving above a threshold')
+  assert.equal(kept.pid, ra.pid)
+  assert.equal(fs.readFileSync(path.join(copy.root, 'untouched.log'), 'utf8'), 'someone else\n')
+})
+
 // ---------------------------------------------------------------------------
 // Listener exceptions
 
@@ -900,9 +1027,8 @@ const samplerTasks = () =>
     }
   })
 
-test('close() is idempotent; the last close stops and joins the sampler thread', async (t) => {
-  assert.equal(samplerInfo().running, false)
-  assert.deepEqual(samplerTasks(), [])
+test('close() is idempotent; after the last close the sampler thread exits by itself', async (t) => {
+  await waitFor('no sampler thread left from earlier tests', () => !samplerInfo().running && samplerTasks().length === 0)
   const a = watch({ root: BUSY, lastWords: false })
   const b = watch({ root: BUSY, lastWords: false })
   t.after(() => {
@@ -930,10 +1056,13 @@ test('close() is idempotent; the last close stops and joins the sampler thread',
   assert.ok(a.current.samples > 0)
   assert.equal(a.ref().hasRef(), false, 'ref() after close() does nothing')
 
+  const t0 = Date.now()
   b.close()
-  const after = samplerInfo()
-  assert.deepEqual(after, { running: false, threadId: null, monitors: 0, roots: 0, triggers: [] })
-  assert.equal(fs.existsSync(`/proc/self/task/${tid}`), false, 'the thread is gone (joined)')
+  assert.ok(Date.now() - t0 < 50, 'close() does not wait for the thread')
+  assert.equal(samplerInfo().monitors, 0)
+  assert.equal(samplerInfo().roots, 0)
+  await waitFor('the thread to exit', () => !samplerInfo().running && !fs.existsSync(`/proc/self/task/${tid}`), 2000)
+  assert.deepEqual(samplerInfo(), { running: false, threadId: null, monitors: 0, roots: 0, triggers: [] })
   assert.deepEqual(samplerTasks(), [])
   b.close()
 
@@ -942,7 +1071,7 @@ test('close() is idempotent; the last close stops and joins the sampler thread',
   await waitFor('a new sample', () => c.current.samples > 0)
   assert.equal(samplerInfo().running, true)
   c.close()
-  assert.equal(samplerInfo().running, false)
+  await waitFor('the thread to exit again', () => !samplerInfo().running, 2000)
 })
 
 test('monitors share one sampler thread; roots counts distinct roots', async (t) => {
@@ -952,7 +1081,10 @@ test('monitors share one sampler thread; roots counts distinct roots', async (t)
   const m3 = open(t, { root: path.join(FIXTURES, 'v1-hybrid-busy'), lastWords: false })
   const m4 = open(t, { lastWords: false })
   const m5 = open(t, { root: '/', lastWords: false }) // the same as the default
-  await waitFor('samples everywhere', () => [m1, m2, m3, m4, m5].every((m) => m.current.samples > 0))
+  assert.ok([m1, m2, m3, m4, m5].every((m) => m.current.samples > 0), 'each sampled by watch()')
+  await waitFor("the thread's pass", () => samplerInfo().threadId !== null && [m1, m2, m3, m4, m5].every((m) => m.current.samples > 1))
+  // A thread that exited (an earlier test closed its last monitor) may still be winding down.
+  await waitFor('one sampler thread', () => samplerTasks().length === 1)
   const info = samplerInfo()
   assert.equal(info.monitors, 5)
   assert.equal(info.roots, 3)
@@ -969,18 +1101,21 @@ test('monitors share one sampler thread; roots counts distinct roots', async (t)
   m4.close()
   assert.equal(samplerInfo().running, true)
   m5.close()
-  assert.equal(samplerInfo().running, false)
+  await waitFor('the thread to exit', () => !samplerInfo().running, 2000)
 })
 
 test('a kernel wake-up (memory.events modified) samples at once, even on a long interval', async (t) => {
   const copy = busyCopy(t)
   const m = open(t, { root: copy.root, thresholds: [0.6], minIntervalMs: 30000, maxIntervalMs: 60000, lastWords: false })
   const events = record(m)
-  await waitFor('the first sample', () => m.current.samples === 1, 1000)
+  assert.ok(m.current.samples >= 1, 'the first sample is taken by watch()')
+  await waitFor("the thread's first pass", () => m.current.samples >= 2, 1000)
   assert.equal(m.current.intervalMs, 30000)
+  const s = m.current.samples
   // A second monitor is sampled right away too (adding one wakes the thread).
   const n = open(t, { root: copy.root, thresholds: [0.6], minIntervalMs: 30000, lastWords: false })
-  await waitFor("the second monitor's first sample", () => n.current.samples === 1, 1000)
+  assert.ok(n.current.samples >= 1, 'sampled by watch()')
+  await waitFor("the thread's pass for the second monitor", () => n.current.samples >= 2 && m.current.samples > s, 1000)
   copy.setRatio(0.7)
   await sleep(100)
   assert.equal(events.length, 0, 'not sampled yet: the interval is 30 s')
@@ -1175,7 +1310,12 @@ const CYCLES_CHILD = `${PRELUDE}
     for (let i = 0; i < 4; i++) { global.gc(); await sleep(10) }
     return process.memoryUsage()
   }
+  const samplerGone = () => !samplerInfo().running && !fs.readdirSync('/proc/self/task').some((tid) => {
+    try { return fs.readFileSync('/proc/self/task/' + tid + '/comm', 'utf8').trim() === 'oomguard-sample' } catch { return false }
+  })
   const snapshot = async () => {
+    // close() does not join the thread: it exits by itself, soon after.
+    if (mode === 'alone') await waitFor('the sampler thread to exit', samplerGone)
     const u = await settle()
     return { tasks: count('/proc/self/task'), fds: count('/proc/self/fd'), rss: u.rss, heapUsed: u.heapUsed }
   }
@@ -1197,6 +1337,7 @@ const CYCLES_CHILD = `${PRELUDE}
     const second = await snapshot()
     const info = samplerInfo()
     if (keep) keep.close()
+    await waitFor('the thread to exit', samplerGone)
     console.log(JSON.stringify({ base, first, second, ms, sum, info, final: samplerInfo() }))
   })()
 `

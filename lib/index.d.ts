@@ -89,8 +89,13 @@ export interface ThresholdEvent {
   timeToLimitMs: number | null
   /** When the sampler saw it, ms since the epoch. */
   timestampMs: number
-  /** Where the last-words line went (`stderr`, a path), when this crossing wrote one. */
+  /**
+   * Where this sample's last-words record went (`stderr`, a path, comma-separated), on the
+   * event for the level the record is about; `null` when none was written (or none could be).
+   */
   lastWords: string | null
+  /** Why the record could not be written where asked (naming the file); `null` when it could. */
+  lastWordsError: string | null
   /** V8's numbers when the event reached JavaScript. */
   v8: WatchV8
 }

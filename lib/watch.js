@@ -77,14 +77,35 @@ function restartRefresh() {
 
 const nn = (x) => (x === x ? x : null)
 
+// The messages of the sampler's error events, by the code it gives.
+const ERROR_TEXT = {
+  ERR_OOMGUARD_READ: (m) => `oomguard: reading memory failed: ${m}; keeping the last good sample and retrying`,
+  ERR_OOMGUARD_LAST_WORDS: (m) => `oomguard: ${m}; the record still goes to stderr if enabled, and the file is tried again at the next record`,
+  ERR_OOMGUARD_INTERNAL: (m) => `oomguard: ${m}; this is a bug, please report it; sampling goes on`,
+}
+
+// A normal exit closes this thread's monitors, so that a last-words file
+// left while below every threshold is emptied (a clean shutdown must not
+// leave a stale warning as its termination message). Registered once per
+// thread, on the first monitor.
+const kExitHook = Symbol.for('oomguard.watch.exitHook')
+function closeAllOnExit() {
+  if (globalThis[kExitHook]) return
+  globalThis[kExitHook] = true
+  process.on('exit', () => {
+    for (const m of [...live.values()]) m.close()
+  })
+}
+
 function dispatch(id, kind, e) {
   const m = live.get(id)
   if (m === undefined) return
   const u = refreshV8()
   restartRefresh()
   if (kind === 'error') {
-    const err = new Error(`oomguard: reading memory failed: ${e.message}; keeping the last good sample and retrying`)
-    err.code = 'ERR_OOMGUARD_READ'
+    const code = e.code || 'ERR_OOMGUARD_READ'
+    const err = new Error(ERROR_TEXT[code] ? ERROR_TEXT[code](e.message) : `oomguard: ${e.message}`)
+    err.code = code
     if (m.listenerCount('error') > 0) m.emit('error', err)
     else process.emitWarning(err.message, { code: err.code })
     return
@@ -125,6 +146,7 @@ function dispatch(id, kind, e) {
     timeToLimitMs: e.timeToLimitMs,
     timestampMs: e.timestampMs,
     lastWords: e.lastWords,
+    lastWordsError: e.lastWordsError,
     v8: v8Numbers,
   })
 }
@@ -141,6 +163,7 @@ class Monitor extends EventEmitter {
     this._closed = false
     this._keepAlive = null
     live.set(this._id, this)
+    closeAllOnExit()
     refreshV8()
     restartRefresh()
   }

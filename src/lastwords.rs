@@ -1,19 +1,42 @@
-//! Last words: one JSON line, written by the sampler thread itself when the
-//! highest threshold is crossed, so that it exists even if the kernel's
-//! SIGKILL comes a few milliseconds later and the JavaScript thread is busy.
-//! It goes to stderr and, when asked, to a file (Kubernetes'
-//! `terminationMessagePath`, read up to 4096 bytes; the file holds only the
-//! latest record, and a record always fits).
+//! Last words: a flight record of one JSON line, written by the sampler
+//! thread itself, so that it exists even if the kernel's SIGKILL comes a few
+//! milliseconds later and the JavaScript thread is busy.
+//!
+//! From the first threshold crossing on, the file (Kubernetes'
+//! `terminationMessagePath`, read up to 4096 bytes) always holds the latest
+//! record: rewritten at every level change, up or down, and while at or above
+//! the first threshold whenever the basis has moved by [`MOVE_SHARE`] of the
+//! limit since the last write (at most every [`MIN_GAP`]). A kill that jumps
+//! over the highest threshold between two samples still finds a record. The
+//! file is rewritten in place with one `pwrite` of at most one page at offset
+//! 0, so a kill in the middle of a rewrite leaves the old record or the new
+//! one, never an empty or torn file. Level changes also go to stderr, one line
+//! under [`MAX_LINE`] bytes (what `FallbackToLogsOnError` shows whole).
+//!
+//! Opening and writing never block: `O_NONBLOCK` (a FIFO without a reader
+//! fails at once), and stderr is written only when `poll` says it can take
+//! the line.
 
 use std::ffi::CString;
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::reader::Snapshot;
-use crate::watch::{LastWordsConfig, V8Known};
+use crate::watch::V8Known;
 
 /// Kubernetes reads at most this much of a termination message file.
 pub const MAX_BYTES: usize = 4096;
+/// A record (and so its stderr copy) is always shorter than this: the tail
+/// Kubernetes shows from the log with `FallbackToLogsOnError` is 2048 bytes.
+pub const MAX_LINE: usize = 2048;
+/// The file is rewritten when the basis moved by this share of the limit...
+pub const MOVE_SHARE: f64 = 0.01;
+/// ...but no more often than this.
+pub const MIN_GAP: Duration = Duration::from_millis(10);
+/// Strings from the system (the cgroup path) are cut to this many bytes.
+const MAX_STRING: usize = 512;
 
 /// The likeliest cause of the growth, from the breakdown and V8's numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +127,25 @@ fn num(out: &mut String, v: Option<f64>) {
     }
 }
 
+/// A ratio the user chose, as written (shortest form that reads back the same).
+fn exact(out: &mut String, v: f64) {
+    if v.is_finite() {
+        let _ = write!(out, "{v}");
+    } else {
+        out.push_str("null");
+    }
+}
+
 fn string(out: &mut String, s: &str) {
+    // Cut at a character boundary; the record must stay under MAX_LINE.
+    let mut s = s;
+    if s.len() > MAX_STRING {
+        let mut end = MAX_STRING;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s = &s[..end];
+    }
     out.push('"');
     for c in s.chars() {
         match c {
@@ -142,22 +183,68 @@ pub fn iso_time(ms: f64) -> String {
     )
 }
 
-/// Build the record: one line of JSON with a stable shape.
-#[allow(clippy::too_many_arguments)]
-pub fn record(
-    snap: &Snapshot,
-    basis: f64,
-    ratio: f64,
-    threshold: f64,
-    growth: f64,
-    time_to_limit_ms: Option<f64>,
-    v8: Option<V8Known>,
-    now_ms: f64,
-) -> String {
+/// Why a record was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordEvent {
+    /// The level went up.
+    Threshold,
+    /// The level went down (a recovery).
+    Recovered,
+    /// Same level; the basis moved by [`MOVE_SHARE`] of the limit or more.
+    Update,
+}
+
+impl RecordEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordEvent::Threshold => "threshold",
+            RecordEvent::Recovered => "recovered",
+            RecordEvent::Update => "update",
+        }
+    }
+}
+
+/// What one record says.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordInput<'a> {
+    pub snap: &'a Snapshot,
+    pub basis: f64,
+    pub ratio: f64,
+    pub growth: f64,
+    pub time_to_limit_ms: Option<f64>,
+    pub v8: Option<V8Known>,
+    pub now_ms: f64,
+    /// The monitor's level after this sample (thresholds at or above).
+    pub level: usize,
+    pub thresholds: &'a [f64],
+    pub event: RecordEvent,
+    /// 1 for the monitor's first record, then counting up.
+    pub seq: u64,
+}
+
+impl RecordInput<'_> {
+    /// The threshold the record is for: the highest one the basis is at or
+    /// above; for a recovery below every threshold, the first one (just left).
+    pub fn threshold(&self) -> f64 {
+        let i = self.level.clamp(1, self.thresholds.len().max(1)) - 1;
+        self.thresholds.get(i).copied().unwrap_or(f64::NAN)
+    }
+
+    /// The record is for the highest threshold.
+    pub fn is_final(&self) -> bool {
+        self.level > 0 && self.level == self.thresholds.len()
+    }
+}
+
+/// Build the record: one line of JSON with a stable shape, ending in `\n`,
+/// shorter than [`MAX_LINE`]. The fields of version 1 come first, in their
+/// order; later ones are appended.
+pub fn record(r: &RecordInput) -> String {
+    let snap = r.snap;
     let f = |v: Option<u64>| v.map(|v| v as f64);
     let mut o = String::with_capacity(1024);
     o.push_str("{\"oomguard\":\"last-words\",\"version\":1,\"time\":");
-    string(&mut o, &iso_time(now_ms));
+    string(&mut o, &iso_time(r.now_ms));
     let _ = write!(o, ",\"pid\":{}", std::process::id());
     o.push_str(",\"source\":");
     match snap.limit() {
@@ -176,15 +263,15 @@ pub fn record(
     o.push_str(",\"workingSetBytes\":");
     num(&mut o, f(snap.working_set));
     o.push_str(",\"basisBytes\":");
-    num(&mut o, Some(basis));
+    num(&mut o, Some(r.basis));
     o.push_str(",\"ratio\":");
-    num(&mut o, Some(ratio));
+    num(&mut o, Some(r.ratio));
     o.push_str(",\"threshold\":");
-    num(&mut o, Some(threshold));
+    exact(&mut o, r.threshold());
     o.push_str(",\"growthBytesPerSec\":");
-    num(&mut o, Some(growth.round()));
+    num(&mut o, Some(r.growth.round()));
     o.push_str(",\"timeToLimitMs\":");
-    num(&mut o, time_to_limit_ms.map(f64::round));
+    num(&mut o, r.time_to_limit_ms.map(f64::round));
     o.push_str(",\"breakdown\":");
     match &snap.stat {
         Some(s) => {
@@ -209,7 +296,7 @@ pub fn record(
         None => o.push_str("null"),
     }
     o.push_str(",\"v8\":");
-    match v8 {
+    match r.v8 {
         Some(v) => {
             o.push_str("{\"heapUsedBytes\":");
             num(&mut o, v.heap_used);
@@ -222,67 +309,251 @@ pub fn record(
             o.push_str(",\"heapSizeLimitBytes\":");
             num(&mut o, v.heap_size_limit);
             o.push_str(",\"ageMs\":");
-            num(&mut o, Some((now_ms - v.timestamp_ms).max(0.0).round()));
+            num(&mut o, Some((r.now_ms - v.timestamp_ms).max(0.0).round()));
             o.push('}');
         }
         None => o.push_str("null"),
     }
-    let (verdict, reason) = verdict(snap, basis, v8);
+    let (verdict, reason) = verdict(snap, r.basis, r.v8);
     o.push_str(",\"verdict\":");
     string(&mut o, verdict.as_str());
     o.push_str(",\"reason\":");
     string(&mut o, &reason);
-    o.push_str("}\n");
-    if o.len() > MAX_BYTES {
-        // Never happens with kernel-sized numbers; keep the promise anyway.
-        o.truncate(MAX_BYTES - 1);
-        o.push('\n');
+    // Added with the flight record.
+    let _ = write!(o, ",\"level\":{}", r.level);
+    let _ = write!(o, ",\"final\":{}", r.is_final());
+    o.push_str(",\"event\":");
+    string(&mut o, r.event.as_str());
+    o.push_str(",\"thresholds\":[");
+    for (i, t) in r.thresholds.iter().take(16).enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        exact(&mut o, *t);
     }
+    o.push(']');
+    let _ = write!(o, ",\"seq\":{}", r.seq);
+    o.push_str("}\n");
+    debug_assert!(o.len() < MAX_LINE, "{} bytes: {o}", o.len());
     o
 }
 
-fn write_fd(fd: libc::c_int, bytes: &[u8]) -> bool {
+// ---------------------------------------------------------------------------
+// When to write: the flight record's policy, a pure state machine.
+
+/// Per monitor: what was last written, to decide when to write again.
+#[derive(Debug, Clone, Default)]
+pub struct FlightRecord {
+    /// Basis and time of the last record, and the level it was for.
+    last: Option<(f64, Instant, usize)>,
+    /// Records written (the next record's `seq` is this + 1).
+    pub seq: u64,
+    /// A record went to the file at least once (so the file is ours to empty).
+    pub wrote_file: bool,
+    /// The last write to the file failed (reported once until one succeeds).
+    pub failing: bool,
+}
+
+impl FlightRecord {
+    /// Should a record be written for this sample? `old`/`new`: the level
+    /// before and after it.
+    pub fn due(
+        &self,
+        old: usize,
+        new: usize,
+        basis: f64,
+        limit: f64,
+        at: Instant,
+    ) -> Option<RecordEvent> {
+        if new > old {
+            return Some(RecordEvent::Threshold);
+        }
+        if new < old {
+            return Some(RecordEvent::Recovered);
+        }
+        if new == 0 {
+            return None;
+        }
+        match self.last {
+            // At a level without a record (the first write failed to happen,
+            // or the level was reached before this policy): write one.
+            None => Some(RecordEvent::Update),
+            Some((b, t, _)) => ((basis - b).abs() >= MOVE_SHARE * limit
+                && at.saturating_duration_since(t) >= MIN_GAP)
+                .then_some(RecordEvent::Update),
+        }
+    }
+
+    /// A record for `level` with this basis was written (or attempted) at `at`.
+    pub fn wrote(&mut self, basis: f64, level: usize, at: Instant) {
+        self.last = Some((basis, at, level));
+        self.seq += 1;
+    }
+
+    /// The time of the last record, if any.
+    pub fn last_at(&self) -> Option<Instant> {
+        self.last.map(|(_, t, _)| t)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Writing, without ever blocking.
+
+fn last_error() -> std::io::Error {
+    std::io::Error::last_os_error()
+}
+
+fn write_fd(fd: libc::c_int, bytes: &[u8]) -> std::io::Result<()> {
     let mut off = 0;
     while off < bytes.len() {
         // SAFETY: the slice is valid for its length.
         let n = unsafe { libc::write(fd, bytes[off..].as_ptr().cast(), bytes.len() - off) };
-        if n <= 0 {
-            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+        if n < 0 {
+            let e = last_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
-            return false;
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
         }
         off += n as usize;
     }
-    true
+    Ok(())
 }
 
-/// Write the record where the config says; returns where it went (for the
-/// JS event), e.g. `["stderr", "/dev/termination-log"]`.
-pub fn write(line: &str, cfg: &LastWordsConfig) -> Vec<String> {
-    let mut went = Vec::new();
-    if cfg.stderr && write_fd(2, line.as_bytes()) {
-        went.push("stderr".to_string());
-    }
-    if let Some(path) = &cfg.path {
-        if let Ok(c) = CString::new(path.as_os_str().as_bytes()) {
-            // SAFETY: plain syscalls on a valid path and our own fd.
-            unsafe {
-                let fd = libc::open(
-                    c.as_ptr(),
-                    libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
-                    0o644,
-                );
-                if fd >= 0 {
-                    if write_fd(fd, line.as_bytes()) {
-                        went.push(path.display().to_string());
-                    }
-                    libc::close(fd);
-                }
+fn pwrite_all(fd: libc::c_int, bytes: &[u8]) -> std::io::Result<()> {
+    let mut off = 0;
+    while off < bytes.len() {
+        // SAFETY: the slice is valid for its length.
+        let n = unsafe {
+            libc::pwrite(
+                fd,
+                bytes[off..].as_ptr().cast(),
+                bytes.len() - off,
+                off as libc::off_t,
+            )
+        };
+        if n < 0 {
+            let e = last_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
             }
+            return Err(e);
         }
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        off += n as usize;
     }
-    went
+    Ok(())
+}
+
+/// Write a line to stderr if it can take it now: never blocks on a full pipe.
+pub fn write_stderr(line: &str) -> bool {
+    let mut p = libc::pollfd {
+        fd: 2,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no wait.
+    let ready = unsafe { libc::poll(&mut p, 1, 0) } == 1 && p.revents & libc::POLLOUT != 0;
+    // A free pipe buffer slot is a page: a line under MAX_LINE fits whole.
+    ready && line.len() < MAX_LINE && write_fd(2, line.as_bytes()).is_ok()
+}
+
+/// An fd closed on drop.
+struct Fd(libc::c_int);
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: our own descriptor.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+fn open_nonblocking(path: &Path, flags: libc::c_int) -> std::io::Result<(Fd, libc::stat)> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path contains NUL")
+    })?;
+    // SAFETY: a valid NUL-terminated path; the fd is owned by Fd.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            flags | libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY,
+            0o644,
+        )
+    };
+    if fd < 0 {
+        return Err(last_error());
+    }
+    let fd = Fd(fd);
+    // SAFETY: st is written by fstat on success.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd.0, &mut st) } != 0 {
+        return Err(last_error());
+    }
+    Ok((fd, st))
+}
+
+fn is_regular(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFREG
+}
+
+fn describe(path: &Path, what: &str, e: std::io::Error) -> String {
+    let hint = match e.raw_os_error() {
+        Some(libc::ENXIO) => " (a FIFO without a reader?)",
+        Some(libc::EAGAIN) => " (it would block)",
+        Some(libc::ENOENT) => " (its directory does not exist)",
+        Some(libc::EISDIR) => " (it is a directory)",
+        _ => "",
+    };
+    format!("{what} {}: {e}{hint}", path.display())
+}
+
+/// Replace the file's content with `line` (one line ending in `\n`, shorter
+/// than [`MAX_BYTES`]). A regular file is rewritten in place: the line,
+/// followed by spaces up to the old length (at most one page), goes in one
+/// `pwrite` at offset 0, then the file is cut to the line's length. Either
+/// state parses as the new record (JSON allows trailing white space), so a
+/// kill at any moment never leaves the file empty or torn. Anything else (a
+/// FIFO, a device) gets a plain write.
+pub fn write_file(path: &Path, line: &str) -> Result<(), String> {
+    let (fd, st) =
+        open_nonblocking(path, libc::O_CREAT).map_err(|e| describe(path, "cannot open", e))?;
+    if !is_regular(&st) {
+        return write_fd(fd.0, line.as_bytes()).map_err(|e| describe(path, "cannot write", e));
+    }
+    let body = line.trim_end_matches('\n');
+    let old = (st.st_size.max(0) as usize).min(MAX_BYTES);
+    let mut buf = [b' '; MAX_BYTES];
+    let len = body.len().min(MAX_BYTES - 1);
+    buf[..len].copy_from_slice(&body.as_bytes()[..len]);
+    buf[len] = b'\n';
+    let total = (len + 1).max(old);
+    pwrite_all(fd.0, &buf[..total]).map_err(|e| describe(path, "cannot write", e))?;
+    if st.st_size as usize != len + 1 {
+        // SAFETY: our own descriptor. A failure leaves the padded record.
+        unsafe { libc::ftruncate(fd.0, (len + 1) as libc::off_t) };
+    }
+    Ok(())
+}
+
+/// Empty the file (a clean shutdown below every threshold). Only regular
+/// files; a missing one is fine.
+pub fn empty_file(path: &Path) -> Result<(), String> {
+    match open_nonblocking(path, 0) {
+        Ok((fd, st)) => {
+            // SAFETY: our own descriptor.
+            if is_regular(&st) && st.st_size > 0 && unsafe { libc::ftruncate(fd.0, 0) } != 0 {
+                return Err(describe(path, "cannot empty", last_error()));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(describe(path, "cannot open", e)),
+    }
 }
 
 #[cfg(test)]
@@ -358,15 +629,233 @@ mod tests {
         }
     }
 
+    fn input<'a>(
+        s: &'a Snapshot,
+        level: usize,
+        thresholds: &'a [f64],
+        event: RecordEvent,
+    ) -> RecordInput<'a> {
+        RecordInput {
+            snap: s,
+            basis: 2e8,
+            ratio: 0.95,
+            growth: 1e8,
+            time_to_limit_ms: Some(120.4),
+            v8: v8(1.8e8),
+            now_ms: 1.7e12,
+            level,
+            thresholds,
+            event,
+            seq: 4,
+        }
+    }
+
     #[test]
     fn record_is_one_line_of_json_that_fits() {
         let s = snap(200 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB);
-        let line = record(&s, 2e8, 0.95, 0.95, 1e8, Some(120.4), v8(1.8e8), 1.7e12);
+        let t = [0.8, 0.9, 0.95];
+        let line = record(&input(&s, 3, &t, RecordEvent::Threshold));
         assert!(line.ends_with("}\n") && line.matches('\n').count() == 1);
-        assert!(line.len() < MAX_BYTES);
+        assert!(line.len() < MAX_LINE);
         assert!(line.contains("\"verdict\":\"v8-heap\""), "{line}");
         assert!(line.contains("\"timeToLimitMs\":120"), "{line}");
         assert!(line.contains("\"slab\":null"), "{line}");
+        assert!(line.contains("\"threshold\":0.95,"), "{line}");
+        assert!(
+            line.ends_with(",\"level\":3,\"final\":true,\"event\":\"threshold\",\"thresholds\":[0.8,0.9,0.95],\"seq\":4}\n"),
+            "{line}"
+        );
+        // The version-1 fields come first, in their order.
+        let keys = [
+            "oomguard",
+            "version",
+            "time",
+            "pid",
+            "source",
+            "cgroup",
+            "limitBytes",
+            "usageBytes",
+            "workingSetBytes",
+            "basisBytes",
+            "ratio",
+            "threshold",
+            "growthBytesPerSec",
+            "timeToLimitMs",
+            "breakdown",
+            "v8",
+            "verdict",
+            "reason",
+            "level",
+            "final",
+            "event",
+            "thresholds",
+            "seq",
+        ];
+        let mut at = 0;
+        for k in keys {
+            let i = line[at..]
+                .find(&format!("\"{k}\":"))
+                .unwrap_or_else(|| panic!("{k} in order: {line}"));
+            at += i + 1;
+        }
+    }
+
+    #[test]
+    fn record_says_which_threshold_and_whether_it_is_final() {
+        let s = snap(200 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB);
+        let t = [0.6, 0.9999];
+        let cases: &[(&str, usize, RecordEvent, &str)] = &[
+            (
+                "first of two",
+                1,
+                RecordEvent::Threshold,
+                "\"threshold\":0.6,",
+            ),
+            (
+                "an update at the first",
+                1,
+                RecordEvent::Update,
+                "\"event\":\"update\"",
+            ),
+            ("the final one", 2, RecordEvent::Threshold, "\"final\":true"),
+            (
+                "recovered below all",
+                0,
+                RecordEvent::Recovered,
+                "\"threshold\":0.6,",
+            ),
+            (
+                "recovered below all, not final",
+                0,
+                RecordEvent::Recovered,
+                "\"level\":0,\"final\":false,\"event\":\"recovered\"",
+            ),
+        ];
+        for (name, level, event, want) in cases {
+            let line = record(&input(&s, *level, &t, *event));
+            assert!(line.contains(want), "case {name}: {line}");
+        }
+    }
+
+    #[test]
+    fn a_huge_cgroup_path_keeps_the_line_short() {
+        let mut s = snap(200 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB);
+        s.location = Some(crate::locate::Location {
+            version: crate::locate::CgroupVersion::V2,
+            cgroup_path: format!("/{}", "é".repeat(3000)),
+            dir: "/sys/fs/cgroup/x".into(),
+            mount_point: "/sys/fs/cgroup".into(),
+            resolved: true,
+        });
+        let t: Vec<f64> = (1..=16).map(|i| i as f64 / 17.0).collect();
+        let line = record(&input(&s, 16, &t, RecordEvent::Threshold));
+        assert!(line.len() < MAX_LINE, "{} bytes", line.len());
+        assert!(line.ends_with("}\n"));
+    }
+
+    #[test]
+    fn when_the_flight_record_is_written() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let limit = 1000.0;
+        let mut f = FlightRecord::default();
+        assert_eq!(
+            f.due(0, 0, 500.0, limit, ms(0)),
+            None,
+            "below every threshold: nothing"
+        );
+        assert_eq!(
+            f.due(0, 1, 800.0, limit, ms(0)),
+            Some(RecordEvent::Threshold)
+        );
+        f.wrote(800.0, 1, ms(0));
+        assert_eq!(f.seq, 1);
+        assert_eq!(
+            f.due(1, 1, 809.0, limit, ms(50)),
+            None,
+            "moved less than 1%"
+        );
+        assert_eq!(
+            f.due(1, 1, 810.0, limit, ms(5)),
+            None,
+            "moved 1%, but within 10 ms"
+        );
+        assert_eq!(f.due(1, 1, 810.0, limit, ms(10)), Some(RecordEvent::Update));
+        assert_eq!(
+            f.due(1, 1, 790.0, limit, ms(10)),
+            Some(RecordEvent::Update),
+            "down counts too"
+        );
+        assert_eq!(
+            f.due(1, 2, 801.0, limit, ms(1)),
+            Some(RecordEvent::Threshold),
+            "a level change at once"
+        );
+        assert_eq!(
+            f.due(1, 0, 700.0, limit, ms(1)),
+            Some(RecordEvent::Recovered)
+        );
+        let fresh = FlightRecord::default();
+        assert_eq!(
+            fresh.due(2, 2, 900.0, limit, ms(0)),
+            Some(RecordEvent::Update),
+            "at a level without a record"
+        );
+    }
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("oomguard-lw-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn the_file_is_rewritten_in_place_and_always_parses() {
+        let d = temp_dir("rewrite");
+        let f = d.join("termination-log");
+        std::fs::write(&f, "x".repeat(6000)).unwrap();
+        write_file(&f, "{\"a\":1}\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&f).unwrap(),
+            "{\"a\":1}\n",
+            "junk beyond a page is cut too"
+        );
+        let long = format!("{{\"a\":\"{}\"}}\n", "y".repeat(100));
+        write_file(&f, &long).unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), long);
+        write_file(&f, "{\"b\":2}\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "{\"b\":2}\n");
+        empty_file(&f).unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "");
+        empty_file(&d.join("absent")).unwrap();
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn writes_that_cannot_happen_fail_at_once_naming_the_file() {
+        let d = temp_dir("fail");
+        let fifo = d.join("fifo");
+        let c = CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let t0 = Instant::now();
+        let e = write_file(&fifo, "{}\n").unwrap_err();
+        assert!(t0.elapsed() < Duration::from_millis(500), "never blocks");
+        assert!(
+            e.contains(&fifo.display().to_string()) && e.contains("FIFO"),
+            "{e}"
+        );
+        let e = write_file(Path::new("/dev/full"), "{}\n").unwrap_err();
+        assert!(e.starts_with("cannot write /dev/full"), "{e}");
+        let e = write_file(&d.join("missing/dir/file"), "{}\n").unwrap_err();
+        assert!(
+            e.contains("cannot open") && e.contains("missing/dir/file"),
+            "{e}"
+        );
+        let e = write_file(&d, "{}\n").unwrap_err();
+        assert!(e.contains("directory"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

@@ -313,7 +313,9 @@ impl Shape {
 // ---------------------------------------------------------------------------
 // The watcher's native half (internal; lib/watch.js is the public API).
 
-/// A monitor's settings, validated by the JavaScript layer.
+/// A monitor's settings. The JavaScript layer validates them for its error
+/// messages; `watch::Config::new` checks them again and refuses what the
+/// sampler could not work with.
 #[napi(object, object_to_js = false)]
 pub struct WatchConfig {
     pub thresholds: Vec<f64>,
@@ -340,7 +342,10 @@ pub struct NativeWatchEvent {
     pub time_to_limit_ms: Option<f64>,
     pub timestamp_ms: f64,
     pub message: Option<String>,
+    /// Error events: `ERR_OOMGUARD_READ`, `ERR_OOMGUARD_LAST_WORDS` or `ERR_OOMGUARD_INTERNAL`.
+    pub code: Option<String>,
     pub last_words: Option<String>,
+    pub last_words_error: Option<String>,
     /// `limit` events: the limit before, bytes.
     pub previous_limit_bytes: Option<f64>,
     /// `limit` events: where the new limit comes from.
@@ -370,7 +375,8 @@ impl watch::Sink for TsfnSink {
 }
 
 /// Start a monitor on the shared sampler thread. `dispatch(id, kind, event)`
-/// receives its events; the first call in an environment registers it.
+/// receives its events; the first call in an environment registers it. The
+/// monitor's first sample is taken before this returns.
 #[napi(
     ts_args_type = "config: WatchConfig, dispatch: (id: number, kind: 'threshold' | 'recovered' | 'error' | 'limit', event: NativeWatchEvent) => void"
 )]
@@ -382,10 +388,26 @@ pub fn watch_start(
     let basis = watch::Basis::parse(&config.basis).ok_or_else(|| {
         Error::new(
             Status::InvalidArg,
-            format!("unknown basis {:?}", config.basis),
+            format!(
+                "options.basis must be one of 'workingSet', 'usage', 'rss', got {:?}",
+                config.basis
+            ),
         )
     })?;
     running_node(&env);
+    let config = watch::Config::new(
+        config.thresholds,
+        config.hysteresis,
+        basis,
+        config.min_interval_ms,
+        config.max_interval_ms,
+        Some(watch::LastWordsConfig {
+            stderr: config.last_words_stderr,
+            path: config.last_words_path.map(PathBuf::from),
+        }),
+        PathBuf::from(config.root.unwrap_or_else(|| "/".into())),
+    )
+    .map_err(|e| Error::new(Status::InvalidArg, e.0))?;
     let env_id = env.raw() as usize;
     if !watch::SAMPLER.has_sink(env_id) {
         let tsfn: Dispatch = dispatch
@@ -409,7 +431,9 @@ pub fn watch_start(
                         time_to_limit_ms: e.time_to_limit_ms.and_then(finite),
                         timestamp_ms: e.timestamp_ms,
                         message: e.message,
+                        code: e.code.map(|c| c.as_str().to_string()),
                         last_words: e.last_words,
+                        last_words_error: e.last_words_error,
                         previous_limit_bytes: lc.map(|c| c.previous_limit_bytes),
                         source: lc.map(|c| c.source.as_str().to_string()),
                         heap_size_limit_bytes: lc.and_then(|c| c.heap_size_limit_bytes),
@@ -423,24 +447,9 @@ pub fn watch_start(
         // open: stop them before the environment goes.
         env.add_env_cleanup_hook(env_id, |id| watch::SAMPLER.drop_env(id))?;
     }
-    let ms = |v: f64| std::time::Duration::from_secs_f64((v / 1000.0).max(0.0));
-    let (id, _block) = watch::SAMPLER.start(
-        env_id,
-        watch::Config {
-            thresholds: config.thresholds,
-            hysteresis: config.hysteresis,
-            basis,
-            min_interval: ms(config.min_interval_ms),
-            max_interval: ms(config.max_interval_ms),
-            last_words: (config.last_words_stderr || config.last_words_path.is_some()).then(|| {
-                watch::LastWordsConfig {
-                    stderr: config.last_words_stderr,
-                    path: config.last_words_path.map(PathBuf::from),
-                }
-            }),
-            root: PathBuf::from(config.root.unwrap_or_else(|| "/".into())),
-        },
-    );
+    let (id, _block) = watch::SAMPLER
+        .start(env_id, config)
+        .map_err(|e| Error::new(Status::GenericFailure, e))?;
     Ok(id)
 }
 

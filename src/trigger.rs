@@ -3,7 +3,8 @@
 //! (`cgroup.event_control`, needs write access); cgroup v2 modifies
 //! `memory.events` on `high` and `max` breaches (inotify). Either only makes
 //! the sampler look now; when registration is refused, the interval policy
-//! alone does the work. A wake eventfd lets other threads interrupt the wait.
+//! alone does the work. The sampler thread owns its `Triggers` alone:
+//! registering can block in the kernel, and no other thread waits on that.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -82,22 +83,12 @@ struct UsageThreshold {
     _usage: OwnedFd,
 }
 
+#[derive(Default)]
 pub struct Triggers {
-    wake: Option<OwnedFd>,
     /// (cgroup dir, bytes) -> registration
     usage: HashMap<(PathBuf, u64), UsageThreshold>,
     /// cgroup dir -> inotify instance watching its memory.events
     inotify: HashMap<PathBuf, OwnedFd>,
-}
-
-impl Default for Triggers {
-    fn default() -> Self {
-        Triggers {
-            wake: eventfd(),
-            usage: HashMap::new(),
-            inotify: HashMap::new(),
-        }
-    }
 }
 
 impl Triggers {
@@ -158,7 +149,6 @@ impl Triggers {
     /// cache hits `max` constantly, which says nothing new).
     pub fn poll_fds(&self, with_events: bool) -> Vec<RawFd> {
         let mut fds: Vec<RawFd> = self.usage.values().map(|u| u.event.as_raw_fd()).collect();
-        fds.extend(self.wake.iter().map(|f| f.as_raw_fd()));
         if with_events {
             fds.extend(self.inotify.values().map(|f| f.as_raw_fd()));
         }
@@ -199,12 +189,5 @@ impl Triggers {
             events |= unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0;
         }
         events
-    }
-
-    /// Interrupt a `wait` from another thread.
-    pub fn wake(&self) {
-        if let Some(fd) = &self.wake {
-            write_all(fd.as_raw_fd(), &1u64.to_ne_bytes());
-        }
     }
 }

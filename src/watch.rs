@@ -1,21 +1,31 @@
 //! The watcher: one native sampler thread per process serves every monitor.
-//! It owns the open cgroup files, samples with `pread` at an interval that
-//! adapts to the distance from the next threshold, moves each monitor's level
-//! with hysteresis, hands events to a [`Sink`] and, when a monitor's highest
-//! threshold is crossed, writes the last-words line itself.
+//! Each root's reader keeps its cgroup files open and samples them with
+//! `pread` at an interval that adapts to the distance from the next
+//! threshold; each monitor's level moves with hysteresis; events go to a
+//! [`Sink`]; and from the first threshold crossing on, the sampler keeps the
+//! last-words flight record (see [`crate::lastwords`]) itself.
+//!
+//! Locking: the registry (monitors, sinks, roots) is locked only to copy out
+//! what a pass needs and to publish its events. Reads (each root's reader
+//! has its own lock), last-words writes (each monitor's state has its own
+//! lock) and registering kernel wake-ups (which can block for tens of ms;
+//! the thread owns them alone) happen outside it, so `watch()` and `close()`
+//! never wait on kernel work. Every pass runs under `catch_unwind`: a panic
+//! becomes one `error` event per monitor it touched, and the next pass runs.
 //!
 //! Nothing here knows about N-API: the sink is a trait, and the per-monitor
 //! shared block is plain memory the JS side views as a `Float64Array`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::diagnose::{self, Diagnosis, V8Numbers};
-use crate::lastwords;
+use crate::guard;
+use crate::lastwords::{self, FlightRecord, RecordEvent, RecordInput};
 use crate::locate::Location;
 use crate::reader::{LimitSource, Reader, Snapshot};
 use crate::trigger::Triggers;
@@ -29,6 +39,14 @@ const GROWTH_TAU_S: f64 = 0.3;
 const EVENTS_WAKE_GAP: Duration = Duration::from_millis(50);
 /// Below this rate (bytes/s) the basis is not growing: no time-to-limit.
 const MIN_GROWTH: f64 = 64.0 * 1024.0;
+/// How long to wait after a pass that could not read (or panicked).
+const RETRY_AFTER: Duration = Duration::from_millis(100);
+
+/// The bounds `Config::new` enforces (the JavaScript options say the same).
+pub const MAX_THRESHOLDS: usize = 16;
+pub const MAX_HYSTERESIS: f64 = 0.5;
+pub const MIN_INTERVAL_MS: (f64, f64) = (0.1, 60_000.0);
+pub const MAX_INTERVAL_MS_LIMIT: f64 = 3_600_000.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Basis {
@@ -67,21 +85,122 @@ impl Basis {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LastWordsConfig {
     pub stderr: bool,
     pub path: Option<PathBuf>,
 }
 
+/// A monitor's settings. Built only by [`Config::new`], which enforces
+/// what the sampler relies on (the fields are private to this module).
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub thresholds: Vec<f64>,
-    pub hysteresis: f64,
-    pub basis: Basis,
-    pub min_interval: Duration,
-    pub max_interval: Duration,
-    pub last_words: Option<LastWordsConfig>,
-    pub root: PathBuf,
+    /// 1 to 16 finite ratios in (0, 1), strictly ascending.
+    thresholds: Vec<f64>,
+    /// In [0, 0.5], below the lowest threshold (so that level can be left).
+    hysteresis: f64,
+    basis: Basis,
+    min_interval: Duration,
+    /// At least `min_interval`.
+    max_interval: Duration,
+    last_words: Option<LastWordsConfig>,
+    root: PathBuf,
+}
+
+/// Why a configuration was refused; the message names the option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Config {
+    /// Check every invariant the sampler relies on; never trusts the caller.
+    pub fn new(
+        thresholds: Vec<f64>,
+        hysteresis: f64,
+        basis: Basis,
+        min_interval_ms: f64,
+        max_interval_ms: f64,
+        last_words: Option<LastWordsConfig>,
+        root: PathBuf,
+    ) -> Result<Config, ConfigError> {
+        let err = |m: String| Err(ConfigError(m));
+        if thresholds.is_empty() || thresholds.len() > MAX_THRESHOLDS {
+            return err(format!(
+                "options.thresholds must be an array of 1 to {MAX_THRESHOLDS} ratios, got {} entries",
+                thresholds.len()
+            ));
+        }
+        for (i, t) in thresholds.iter().enumerate() {
+            if !(t.is_finite() && *t > 0.0 && *t < 1.0) {
+                return err(format!(
+                    "options.thresholds[{i}] must be a ratio between 0 and 1 (exclusive), got {t}"
+                ));
+            }
+            if i > 0 && *t <= thresholds[i - 1] {
+                return err(format!(
+                    "options.thresholds[{i}] must be above options.thresholds[{}] ({}): thresholds must ascend, got {t}",
+                    i - 1,
+                    thresholds[i - 1]
+                ));
+            }
+        }
+        if !(hysteresis.is_finite() && (0.0..=MAX_HYSTERESIS).contains(&hysteresis)) {
+            return err(format!(
+                "options.hysteresis must be a ratio from 0 to {MAX_HYSTERESIS}, got {hysteresis}"
+            ));
+        }
+        if hysteresis >= thresholds[0] {
+            return err(format!(
+                "options.hysteresis must be below the lowest threshold ({}), got {hysteresis}",
+                thresholds[0]
+            ));
+        }
+        let (lo, hi) = MIN_INTERVAL_MS;
+        if !(min_interval_ms >= lo && min_interval_ms <= hi) {
+            return err(format!(
+                "options.minIntervalMs must be between {lo} and {hi} ms, got {min_interval_ms}"
+            ));
+        }
+        if !(max_interval_ms >= min_interval_ms && max_interval_ms <= MAX_INTERVAL_MS_LIMIT) {
+            return err(format!(
+                "options.maxIntervalMs must be between minIntervalMs ({min_interval_ms}) and {MAX_INTERVAL_MS_LIMIT} ms, got {max_interval_ms}"
+            ));
+        }
+        if let Some(LastWordsConfig { path: Some(p), .. }) = &last_words {
+            use std::os::unix::ffi::OsStrExt;
+            let b = p.as_os_str().as_bytes();
+            if b.is_empty() || b.contains(&0) {
+                return err("options.lastWords.path must be a non-empty path without NUL".into());
+            }
+        }
+        let ms = |v: f64| Duration::from_secs_f64(v / 1000.0);
+        Ok(Config {
+            thresholds,
+            hysteresis,
+            basis,
+            min_interval: ms(min_interval_ms),
+            max_interval: ms(max_interval_ms),
+            last_words: last_words.filter(|l| l.stderr || l.path.is_some()),
+            root,
+        })
+    }
+
+    fn path(&self) -> Option<&Path> {
+        self.last_words.as_ref().and_then(|l| l.path.as_deref())
+    }
+
+    pub fn thresholds(&self) -> &[f64] {
+        &self.thresholds
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -245,6 +364,27 @@ impl EventKind {
     }
 }
 
+/// What an `error` event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// Reading the memory numbers failed; the last good sample is kept.
+    Read,
+    /// The last-words file could not be written.
+    LastWords,
+    /// A bug: a panic inside the sampler, caught; sampling goes on.
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Read => "ERR_OOMGUARD_READ",
+            ErrorCode::LastWords => "ERR_OOMGUARD_LAST_WORDS",
+            ErrorCode::Internal => "ERR_OOMGUARD_INTERNAL",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Event {
     pub monitor: u32,
@@ -262,8 +402,13 @@ pub struct Event {
     pub timestamp_ms: f64,
     /// Error events: what failed, naming the file.
     pub message: Option<String>,
-    /// Where the last-words line went, when this crossing wrote one.
+    /// Error events: what kind of failure.
+    pub code: Option<ErrorCode>,
+    /// Where this sample's last-words record went (`stderr`, the path), on
+    /// the event for the level the record is about.
     pub last_words: Option<String>,
+    /// Why the record could not be written where asked, on the same event.
+    pub last_words_error: Option<String>,
     /// `limit` events: what changed.
     pub limit_change: Option<Box<LimitChange>>,
 }
@@ -317,6 +462,36 @@ pub fn limit_change(
         heap_size_limit_bytes,
         heap_limit,
         diagnosis,
+    }
+}
+
+impl Event {
+    fn error(
+        monitor: u32,
+        level: usize,
+        block: &Block,
+        ts: f64,
+        code: ErrorCode,
+        msg: String,
+    ) -> Event {
+        Event {
+            monitor,
+            kind: EventKind::Error,
+            level: level as u32,
+            threshold: f64::NAN,
+            ratio: block.get(block::RATIO),
+            basis_bytes: block.get(block::BASIS),
+            limit_bytes: block.get(block::LIMIT),
+            headroom_bytes: block.get(block::HEADROOM),
+            growth_bytes_per_sec: block.get(block::GROWTH),
+            time_to_limit_ms: None,
+            timestamp_ms: ts,
+            message: Some(msg),
+            code: Some(code),
+            last_words: None,
+            last_words_error: None,
+            limit_change: None,
+        }
     }
 }
 
@@ -384,20 +559,40 @@ pub fn interval_for(distance: f64, rate: f64, min: Duration, max: Duration) -> D
 }
 
 // ---------------------------------------------------------------------------
-// The registry and the thread.
+// Monitors, roots, the registry.
+
+/// What the sampler changes per monitor, behind the monitor's own lock (the
+/// sampler thread, the first sample in `start`, and `close` take it).
+#[derive(Debug, Default)]
+struct MonitorState {
+    level: usize,
+    /// The last read failed; said once.
+    failing: bool,
+    /// A panic was caught while handling this monitor; said once.
+    panicked: bool,
+    /// Closed: nothing more is written for it.
+    closed: bool,
+    record: FlightRecord,
+    /// The limit at the last good sample, to see it change.
+    limit: Option<u64>,
+}
 
 struct Monitor {
     id: u32,
     env: usize,
     config: Config,
-    level: usize,
     block: Arc<Block>,
-    failing: bool,
-    /// The limit at the last good sample, to see it change.
-    limit: Option<u64>,
+    state: Mutex<MonitorState>,
 }
 
-struct RootState {
+impl Monitor {
+    fn state(&self) -> MutexGuard<'_, MonitorState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A root's reader and what it last saw, behind the root's own lock.
+struct RootSampling {
     reader: Reader,
     growth: [Growth; 3],
     /// Where the cgroup was and its limit at the last sample: what kernel
@@ -406,36 +601,135 @@ struct RootState {
     cgroup_limit: Option<u64>,
 }
 
+struct Root {
+    path: PathBuf,
+    sampling: Mutex<RootSampling>,
+}
+
+/// One sample of one root.
+struct Sample {
+    snap: Snapshot,
+    at: Instant,
+    ts: f64,
+    rates: [f64; 3],
+}
+
+impl Root {
+    fn new(path: PathBuf) -> Root {
+        Root {
+            sampling: Mutex::new(RootSampling {
+                reader: Reader::new(path.clone()),
+                growth: [Growth::default(); 3],
+                location: None,
+                cgroup_limit: None,
+            }),
+            path,
+        }
+    }
+
+    /// Read the root now. A panic inside the reader is caught here: the
+    /// reader is replaced by a fresh one and the panic's message returned.
+    fn sample(&self) -> Result<Sample, String> {
+        let mut st = self.sampling.lock().unwrap_or_else(|p| p.into_inner());
+        let what = format!("reading {}", self.path.display());
+        let r = guard::catch(&what, || {
+            #[cfg(test)]
+            tests::fault(&self.path, tests::PANIC_IN_READ);
+            st.reader.snapshot()
+        });
+        let snap = match r {
+            Ok(s) => s,
+            Err(p) => {
+                // The reader may be half-updated: start this root afresh.
+                st.reader = Reader::new(self.path.clone());
+                return Err(p.to_string());
+            }
+        };
+        let at = Instant::now();
+        let ts = now_ms();
+        let mut rates = [0.0; 3];
+        for b in [Basis::WorkingSet, Basis::Usage, Basis::Rss] {
+            let g = &mut st.growth[basis_index(b)];
+            rates[basis_index(b)] = match b.bytes(&snap) {
+                Some(v) => g.observe(at, v as f64),
+                None => g.rate(),
+            };
+        }
+        st.location = snap.location.clone();
+        if !snap.failed.limit {
+            st.cgroup_limit = snap.cgroup_limit;
+        }
+        Ok(Sample {
+            snap,
+            at,
+            ts,
+            rates,
+        })
+    }
+
+    fn armed_for(&self) -> (Option<Location>, Option<u64>) {
+        let st = self.sampling.lock().unwrap_or_else(|p| p.into_inner());
+        (st.location.clone(), st.cgroup_limit)
+    }
+}
+
 #[derive(Default)]
 struct Registry {
-    monitors: Vec<Monitor>,
+    monitors: Vec<Arc<Monitor>>,
     sinks: HashMap<usize, Box<dyn Sink>>,
-    roots: HashMap<PathBuf, RootState>,
+    roots: HashMap<PathBuf, Arc<Root>>,
     next_id: u32,
-    stop: bool,
-    thread: Option<JoinHandle<()>>,
+    /// The thread is alive (it clears this itself, under the lock, when it
+    /// finds no monitors and exits).
+    running: bool,
     thread_id: Option<i64>,
-    triggers: Option<Triggers>,
+    /// Interrupts the thread's wait; lives as long as the thread.
+    wake: Option<Arc<OwnedFd>>,
+    /// The kernel wake-ups the thread has in force, for `info`.
+    trigger_kinds: Vec<String>,
     /// Bumped whenever monitors change, so the thread re-arms its triggers.
     epoch: u64,
+}
+
+impl Registry {
+    /// Interrupt the thread's wait (monitors changed).
+    fn wake(&self) {
+        if let Some(fd) = &self.wake {
+            wake_fd(fd.as_raw_fd());
+        }
+    }
+
+    fn deliver(&self, events: Vec<Event>) {
+        for ev in events {
+            // A monitor closed meanwhile (perhaps by a listener) gets nothing more.
+            let Some(m) = self.monitors.iter().find(|m| m.id == ev.monitor) else {
+                continue;
+            };
+            if let Some(sink) = self.sinks.get(&m.env) {
+                // A sink that panics loses this event, never the thread.
+                let _ = guard::catch("delivering an event", || sink.deliver(ev));
+            }
+        }
+    }
+}
+
+fn eventfd() -> Option<OwnedFd> {
+    // SAFETY: plain syscall; the fd is owned on success.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn wake_fd(fd: RawFd) {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: an 8-byte buffer to our own nonblocking eventfd.
+    unsafe { libc::write(fd, one.as_ptr().cast(), one.len()) };
 }
 
 pub struct Sampler {
     inner: Mutex<Registry>,
 }
 
-pub static SAMPLER: once_cell::sync::Lazy<Sampler> = once_cell::sync::Lazy::new(|| Sampler {
-    inner: Mutex::new(Registry::default()),
-});
-
-impl Registry {
-    /// Interrupt the thread's wait (monitors changed, or stop).
-    fn wake(&self) {
-        if let Some(t) = &self.triggers {
-            t.wake();
-        }
-    }
-}
+pub static SAMPLER: once_cell::sync::Lazy<Sampler> = once_cell::sync::Lazy::new(Sampler::new);
 
 fn now_ms() -> f64 {
     SystemTime::now()
@@ -462,7 +756,20 @@ pub struct Info {
     pub triggers: Vec<String>,
 }
 
+/// What a pass works on, copied out of the registry.
+struct Work {
+    epoch: u64,
+    monitors: Vec<Arc<Monitor>>,
+    roots: Vec<Arc<Root>>,
+}
+
 impl Sampler {
+    pub(crate) fn new() -> Sampler {
+        Sampler {
+            inner: Mutex::new(Registry::default()),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Registry> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -476,81 +783,134 @@ impl Sampler {
         self.lock().sinks.insert(env, sink);
     }
 
-    /// Start a monitor; starts the thread when it is the first.
-    pub fn start(&'static self, env: usize, config: Config) -> (u32, Arc<Block>) {
+    /// Start a monitor. Its first sample is taken here, on the caller's
+    /// thread, before this returns (its events are delivered through the
+    /// sink like any other); then the sampler thread takes over, started if
+    /// it is not running.
+    pub fn start(&'static self, env: usize, config: Config) -> Result<(u32, Arc<Block>), String> {
         let block = Block::new();
-        let mut reg = self.lock();
-        reg.next_id = reg.next_id.wrapping_add(1).max(1);
-        let id = reg.next_id;
-        reg.roots
-            .entry(config.root.clone())
-            .or_insert_with(|| RootState {
-                reader: Reader::new(config.root.clone()),
-                growth: [Growth::default(); 3],
-                location: None,
-                cgroup_limit: None,
-            });
-        reg.monitors.push(Monitor {
+        let (id, root) = {
+            let mut reg = self.lock();
+            reg.next_id = reg.next_id.wrapping_add(1).max(1);
+            let root = reg
+                .roots
+                .entry(config.root.clone())
+                .or_insert_with(|| Arc::new(Root::new(config.root.clone())))
+                .clone();
+            (reg.next_id, root)
+        };
+        let m = Arc::new(Monitor {
             id,
             env,
             config,
-            level: 0,
             block: block.clone(),
-            failing: false,
-            limit: None,
+            state: Mutex::new(MonitorState::default()),
         });
+
+        // The first sample, outside the registry lock.
+        let v8 = latest_v8(&self.lock().monitors);
+        let mut events = Vec::new();
+        let mut stderr_taken = false;
+        let reading = root.sample();
+        let no_triggers = |_: &Path, _: u64| false;
+        step(
+            &m,
+            &reading,
+            v8,
+            &no_triggers,
+            &mut stderr_taken,
+            &mut events,
+        );
+
+        let mut reg = self.lock();
+        // The root may have been dropped meanwhile (its last other monitor closed).
+        reg.roots.entry(root.path.clone()).or_insert(root);
+        reg.monitors.push(m);
         reg.epoch += 1;
-        if reg.thread.is_none() {
-            reg.stop = false;
-            reg.thread = Some(
-                std::thread::Builder::new()
-                    .name("oomguard-sampler".into())
-                    .stack_size(256 * 1024)
-                    .spawn(move || self.run())
-                    .expect("spawn the sampler thread"),
-            );
+        reg.deliver(events);
+        if !reg.running {
+            let wake = eventfd().map(Arc::new);
+            let thread_wake = wake.clone();
+            let spawned = std::thread::Builder::new()
+                .name("oomguard-sampler".into())
+                .stack_size(256 * 1024)
+                .spawn(move || self.run(thread_wake));
+            if let Err(e) = spawned {
+                reg.monitors.retain(|m| m.id != id);
+                drop(reg);
+                self.forget_roots();
+                return Err(format!("cannot start the sampler thread: {e}"));
+            }
+            reg.running = true;
+            reg.wake = wake;
         }
         reg.wake();
-        (id, block)
+        Ok((id, block))
     }
 
-    /// Stop a monitor. When it was the last, stop the thread and join it.
-    /// Returns false if no such monitor was running.
+    /// Stop a monitor. Returns false if no such monitor was running. Never
+    /// waits for the sampler thread (which exits by itself when it finds no
+    /// monitors); waits at most for a last-words write of this monitor in
+    /// progress (non-blocking, a few µs).
     pub fn stop(&self, id: u32) -> bool {
-        let mut reg = self.lock();
-        let before = reg.monitors.len();
-        reg.monitors.retain(|m| m.id != id);
-        let found = reg.monitors.len() != before;
-        reg.epoch += 1;
-        self.finish_if_idle(reg);
+        let closed = self.remove(|m| m.id == id);
+        let found = !closed.is_empty();
+        self.finish(closed);
         found
     }
 
     /// Stop every monitor of an environment and forget its sink (the
     /// environment is going away: a worker terminating, or exit).
     pub fn drop_env(&self, env: usize) {
-        let mut reg = self.lock();
-        reg.monitors.retain(|m| m.env != env);
-        let sink = reg.sinks.remove(&env);
-        reg.epoch += 1;
-        self.finish_if_idle(reg);
+        let closed = self.remove(|m| m.env == env);
+        let sink = self.lock().sinks.remove(&env);
+        self.finish(closed);
         drop(sink);
     }
 
-    fn finish_if_idle(&self, mut reg: MutexGuard<'_, Registry>) {
-        // Readers of roots nobody watches are closed (their descriptors too).
+    /// Take monitors out of the registry; returns each with whether another
+    /// live monitor still writes its last-words path.
+    fn remove(&self, which: impl Fn(&Monitor) -> bool) -> Vec<(Arc<Monitor>, bool)> {
+        let mut reg = self.lock();
+        let (gone, kept): (Vec<_>, Vec<_>) = reg.monitors.drain(..).partition(|m| which(m));
+        reg.monitors = kept;
+        let out = gone
+            .into_iter()
+            .map(|m| {
+                let shared = m
+                    .config
+                    .path()
+                    .is_some_and(|p| reg.monitors.iter().any(|o| o.config.path() == Some(p)));
+                (m, shared)
+            })
+            .collect();
+        reg.epoch += 1;
+        // Readers of roots nobody watches are closed (their descriptors too,
+        // once the thread's pass in progress lets go of them).
         let live: Vec<PathBuf> = reg.monitors.iter().map(|m| m.config.root.clone()).collect();
         reg.roots.retain(|root, _| live.contains(root));
         reg.wake();
-        if !reg.monitors.is_empty() {
-            return;
-        }
-        reg.stop = true;
-        let thread = reg.thread.take();
-        drop(reg);
-        if let Some(t) = thread {
-            if t.thread().id() != std::thread::current().id() {
-                let _ = t.join();
+        out
+    }
+
+    fn forget_roots(&self) {
+        let mut reg = self.lock();
+        let live: Vec<PathBuf> = reg.monitors.iter().map(|m| m.config.root.clone()).collect();
+        reg.roots.retain(|root, _| live.contains(root));
+    }
+
+    /// Closed monitors: nothing more is written for them, and a last-words
+    /// file left while below every threshold is emptied (a clean shutdown
+    /// must not show a stale warning as its termination message), unless
+    /// another live monitor writes the same file.
+    fn finish(&self, closed: Vec<(Arc<Monitor>, bool)>) {
+        for (m, shared) in closed {
+            let mut st = m.state();
+            st.closed = true;
+            if let Some(path) = m.config.path() {
+                if !shared && st.level == 0 && st.record.wrote_file {
+                    let _ = lastwords::empty_file(path);
+                }
             }
         }
     }
@@ -567,53 +927,104 @@ impl Sampler {
     pub fn info(&self) -> Info {
         let reg = self.lock();
         Info {
-            running: reg.thread.is_some(),
+            running: reg.running,
             thread_id: reg.thread_id,
             monitors: reg.monitors.len(),
             roots: reg.roots.len(),
-            triggers: reg.triggers.as_ref().map(|t| t.kinds()).unwrap_or_default(),
+            triggers: reg.trigger_kinds.clone(),
         }
     }
 
-    fn run(&'static self) {
+    fn run(&'static self, wake: Option<Arc<OwnedFd>>) {
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i64;
-        let mut reg = self.lock();
-        reg.thread_id = Some(tid);
-        let mut armed = None;
-        let mut last_events_wake = None;
+        let mut triggers = Triggers::default();
+        let mut armed: Option<ArmKey> = None;
+        let mut last_events_wake: Option<Instant> = None;
         loop {
-            if reg.stop {
-                reg.thread_id = None;
-                reg.triggers = None;
-                return;
+            // A wake-up that comes after this sees the new monitors; one
+            // before it is consumed here, by the pass it asked for.
+            if let Some(w) = &wake {
+                let mut buf = [0u8; 8];
+                // SAFETY: nonblocking read into a local buffer.
+                unsafe { libc::read(w.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             }
-            let wait = sample_all(&mut reg);
-            // Re-register kernel wake-ups when monitors, a cgroup or a
-            // limit changed.
-            let key = arm_key(&reg);
+            // 1. Under the lock: what to sample.
+            let work = {
+                let mut reg = self.lock();
+                if reg.monitors.is_empty() {
+                    reg.running = false;
+                    reg.thread_id = None;
+                    reg.trigger_kinds.clear();
+                    reg.wake = None;
+                    return;
+                }
+                reg.thread_id = Some(tid);
+                Work {
+                    epoch: reg.epoch,
+                    monitors: reg.monitors.clone(),
+                    roots: reg.roots.values().cloned().collect(),
+                }
+            };
+
+            // 2. Unlocked: read, decide, write last words.
+            let mut events = Vec::new();
+            let kernel = |dir: &Path, at: u64| triggers.has_usage_threshold(dir, at);
+            let wait = match guard::catch("a sampler pass", || pass(&work, &kernel, &mut events)) {
+                Ok(w) => w,
+                Err(p) => {
+                    // Outside any one root or monitor: every monitor hears it once.
+                    let msg = p.to_string();
+                    for m in &work.monitors {
+                        let mut st = m.state();
+                        if !st.panicked {
+                            st.panicked = true;
+                            events.push(Event::error(
+                                m.id,
+                                st.level,
+                                &m.block,
+                                now_ms(),
+                                ErrorCode::Internal,
+                                msg.clone(),
+                            ));
+                        }
+                    }
+                    RETRY_AFTER
+                }
+            };
+
+            // 3. Under the lock: publish.
+            self.lock().deliver(events);
+
+            // 4. Unlocked: re-register kernel wake-ups when monitors, a
+            // cgroup or a limit changed. Registering a v1 trigger can block
+            // for tens of ms in the kernel (synchronize_rcu): that time
+            // counts against the wait.
             let mut wait = wait;
+            let key = arm_key(&work);
             if armed.as_ref() != Some(&key) {
-                // Registering a v1 trigger can block for tens of ms in the
-                // kernel (synchronize_rcu): that time counts against the wait.
                 let t0 = Instant::now();
-                rearm(&mut reg);
+                let (usage, events) = arm_plan(&work);
+                if guard::catch("registering kernel wake-ups", || {
+                    triggers.set(&usage, &events)
+                })
+                .is_err()
+                {
+                    triggers = Triggers::default();
+                }
                 armed = Some(key);
                 wait = wait.saturating_sub(t0.elapsed());
+                self.lock().trigger_kinds = triggers.kinds();
             }
-            // Sleep until the interval passes, a kernel trigger fires, or a
-            // monitor is added or removed (the wake fd).
-            let with_events =
-                last_events_wake.is_none_or(|t: Instant| t.elapsed() >= EVENTS_WAKE_GAP);
-            let fds = reg
-                .triggers
-                .as_ref()
-                .map(|t| t.poll_fds(with_events))
-                .unwrap_or_default();
-            drop(reg);
+            drop(work);
+
+            // 5. Sleep until the interval passes, a kernel trigger fires, or
+            // a monitor is added or removed (the wake fd).
+            let with_events = last_events_wake.is_none_or(|t| t.elapsed() >= EVENTS_WAKE_GAP);
+            let mut fds = triggers.poll_fds(with_events);
+            fds.extend(wake.as_ref().map(|w| w.as_raw_fd()));
             Triggers::wait(&fds, wait);
-            reg = self.lock();
-            if reg.triggers.as_ref().is_some_and(|t| t.drain()) {
+            if triggers.drain() {
                 last_events_wake = Some(Instant::now());
             }
         }
@@ -622,297 +1033,367 @@ impl Sampler {
 
 type ArmKey = (u64, Vec<(PathBuf, Option<PathBuf>, Option<u64>)>);
 
-fn arm_key(reg: &Registry) -> ArmKey {
-    let mut roots: Vec<_> = reg
+fn arm_key(work: &Work) -> ArmKey {
+    let mut roots: Vec<_> = work
         .roots
         .iter()
-        .map(|(root, st)| {
-            (
-                root.clone(),
-                st.location.as_ref().map(|l| l.dir.clone()),
-                st.cgroup_limit,
-            )
+        .map(|r| {
+            let (loc, limit) = r.armed_for();
+            (r.path.clone(), loc.map(|l| l.dir), limit)
         })
         .collect();
     roots.sort();
-    (reg.epoch, roots)
+    (work.epoch, roots)
 }
 
-/// Register kernel wake-ups for the live monitors: v1 usage thresholds
-/// through `cgroup.event_control` (usage is never below the working set, so
-/// it crosses first), v2 `memory.events` changes.
-fn rearm(reg: &mut Registry) {
+/// The kernel wake-ups the live monitors want: v1 usage thresholds through
+/// `cgroup.event_control` (usage is never below the working set, so it
+/// crosses first), v2 `memory.events` changes.
+fn arm_plan(work: &Work) -> (Vec<(Location, u64)>, Vec<Location>) {
     let mut usage: Vec<(Location, u64)> = Vec::new();
     let mut events: Vec<Location> = Vec::new();
-    for m in &reg.monitors {
-        let Some(st) = reg.roots.get(&m.config.root) else {
+    for m in &work.monitors {
+        let Some(root) = work.roots.iter().find(|r| r.path == m.config.root) else {
             continue;
         };
-        let Some(loc) = &st.location else { continue };
-        if let Some(limit) = st.cgroup_limit {
+        let (Some(loc), limit) = root.armed_for() else {
+            continue;
+        };
+        if let Some(limit) = limit {
             for t in &m.config.thresholds {
                 usage.push((loc.clone(), threshold_bytes(limit, *t)));
             }
         }
         if !events.iter().any(|l| l.dir == loc.dir) {
-            events.push(loc.clone());
+            events.push(loc);
         }
     }
-    reg.triggers
-        .get_or_insert_with(Triggers::default)
-        .set(&usage, &events);
+    (usage, events)
 }
 
-/// One pass: sample every root, update every monitor. Returns how long to sleep.
 /// The usage value a v1 kernel trigger is registered at for a threshold.
 fn threshold_bytes(limit: u64, threshold: f64) -> u64 {
     (limit as f64 * threshold) as u64
 }
 
-fn sample_all(reg: &mut Registry) -> Duration {
-    let Registry {
-        monitors,
-        sinks,
-        roots,
-        triggers,
-        ..
-    } = reg;
+/// One pass: sample every root, step every monitor. Returns how long to sleep.
+fn pass(work: &Work, kernel: &dyn Fn(&Path, u64) -> bool, events: &mut Vec<Event>) -> Duration {
+    let readings: Vec<(&Path, Result<Sample, String>)> = work
+        .roots
+        .iter()
+        .map(|r| (r.path.as_path(), r.sample()))
+        .collect();
+    // Several monitors may cross in one pass: stderr gets one line.
+    let mut stderr_taken = false;
+    let v8 = latest_v8(&work.monitors);
     let mut wait = Duration::from_secs(3600);
-    let mut snapshots: HashMap<PathBuf, (Snapshot, Instant, f64, [f64; 3])> = HashMap::new();
-    for (root, state) in roots.iter_mut() {
-        let snap = state.reader.snapshot();
-        let at = Instant::now();
-        let ts = now_ms();
-        let mut rates = [0.0; 3];
-        for b in [Basis::WorkingSet, Basis::Usage, Basis::Rss] {
-            if let Some(v) = b.bytes(&snap) {
-                rates[basis_index(b)] = state.growth[basis_index(b)].observe(at, v as f64);
-            } else {
-                rates[basis_index(b)] = state.growth[basis_index(b)].rate();
-            }
-        }
-        state.location = snap.location.clone();
-        if !snap.failed.limit {
-            state.cgroup_limit = snap.cgroup_limit;
-        }
-        snapshots.insert(root.clone(), (snap, at, ts, rates));
-    }
-
-    // Several monitors may cross in one pass: stderr gets one line, each
-    // monitor's file gets its own.
-    let mut stderr_written = false;
-    let v8 = latest_v8(monitors);
-
-    for m in monitors.iter_mut() {
-        let Some((snap, _, ts, rates)) = snapshots.get(&m.config.root) else {
+    for m in &work.monitors {
+        let Some((_, reading)) = readings.iter().find(|(p, _)| *p == m.config.root) else {
             continue;
         };
-        let limit = snap.limit();
-        let basis = m.config.basis.bytes(snap);
-        let (Some((limit, source)), Some(basis)) = (limit, basis) else {
-            // Keep the last good numbers; say so once.
-            if !m.failing {
-                m.failing = true;
-                m.block.set(block::FAILING, 1.0);
-                let msg = if snap.problems.is_empty() {
-                    snap.locate_error
-                        .clone()
-                        .unwrap_or_else(|| "no memory numbers could be read".into())
-                } else {
-                    snap.problems
-                        .iter()
-                        .map(|p| p.to_string())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                };
-                if let Some(sink) = sinks.get(&m.env) {
-                    sink.deliver(Event {
-                        monitor: m.id,
-                        kind: EventKind::Error,
-                        level: m.level as u32,
-                        threshold: f64::NAN,
-                        ratio: m.block.get(block::RATIO),
-                        basis_bytes: m.block.get(block::BASIS),
-                        limit_bytes: m.block.get(block::LIMIT),
-                        headroom_bytes: m.block.get(block::HEADROOM),
-                        growth_bytes_per_sec: m.block.get(block::GROWTH),
-                        time_to_limit_ms: None,
-                        timestamp_ms: *ts,
-                        message: Some(msg),
-                        last_words: None,
-                        limit_change: None,
-                    });
-                }
-            }
-            wait = wait.min(m.config.max_interval.max(Duration::from_millis(100)));
-            continue;
-        };
-        m.failing = false;
-        let limit_f = limit as f64;
-        let basis_f = basis as f64;
-        let ratio = if limit_f > 0.0 {
-            basis_f / limit_f
-        } else {
-            f64::NAN
-        };
-        let rate = rates[basis_index(m.config.basis)];
-        let headroom = limit_f - basis_f;
-        let ttl = time_to_limit_ms(headroom, rate);
-        let old = m.level;
-        let new = next_level(old, ratio, &m.config.thresholds, m.config.hysteresis);
-        m.level = new;
-        m.block.write(|b| {
-            b.set(block::LEVEL, new as f64);
-            b.set(block::TIMESTAMP, *ts);
-            b.set(block::RATIO, ratio);
-            b.set(block::BASIS, basis_f);
-            b.set(block::LIMIT, limit_f);
-            b.set(block::HEADROOM, headroom);
-            b.set(block::GROWTH, rate);
-            b.set(block::TIME_TO_LIMIT, ttl.unwrap_or(f64::NAN));
-            b.set(block::USAGE, snap.usage.map_or(f64::NAN, |v| v as f64));
-            b.set(
-                block::WORKING_SET,
-                snap.working_set.map_or(f64::NAN, |v| v as f64),
-            );
-            b.set(block::RSS, snap.rss.map_or(f64::NAN, |v| v as f64));
-            b.set(
-                block::SOURCE,
-                match source {
-                    LimitSource::CgroupV1 => 1.0,
-                    LimitSource::CgroupV2 => 2.0,
-                    LimitSource::Host => 3.0,
-                },
-            );
-            b.set(block::SAMPLES, b.get(block::SAMPLES) + 1.0);
-            b.set(block::FAILING, 0.0);
-        });
-
-        // The limit changed: say so before any level it moves (the ratio
-        // above is already against the new limit; the kernel triggers follow
-        // through arm_key).
-        let previous = m.limit.replace(limit);
-        if let (Some(prev), Some(sink)) = (previous.filter(|p| *p != limit), sinks.get(&m.env)) {
-            let heap = m.block.v8().and_then(|v| v.heap_size_limit);
-            sink.deliver(Event {
-                monitor: m.id,
-                kind: EventKind::Limit,
-                level: new as u32,
-                threshold: f64::NAN,
-                ratio,
-                basis_bytes: basis_f,
-                limit_bytes: limit_f,
-                headroom_bytes: headroom,
-                growth_bytes_per_sec: rate,
-                time_to_limit_ms: ttl,
-                timestamp_ms: *ts,
-                message: None,
-                last_words: None,
-                limit_change: Some(Box::new(limit_change(snap, prev as f64, source, heap))),
-            });
-        }
-
-        let top = m.config.thresholds.len();
-        let mut written = None;
-        if new == top && old < top {
-            if let Some(lw) = &m.config.last_words {
-                let line = lastwords::record(
-                    snap,
-                    basis_f,
-                    ratio,
-                    m.config.thresholds[top - 1],
-                    rate,
-                    ttl,
-                    v8,
-                    *ts,
-                );
-                let to = LastWordsConfig {
-                    stderr: lw.stderr && !stderr_written,
-                    path: lw.path.clone(),
-                };
-                let mut went = lastwords::write(&line, &to);
-                if lw.stderr && stderr_written {
-                    went.insert(0, "stderr".to_string());
-                }
-                stderr_written |= lw.stderr;
-                written = Some(went.join(","));
-            }
-        }
-
-        if new != old {
-            if let Some(sink) = sinks.get(&m.env) {
-                let ev = |kind, level: usize, threshold: f64, last_words: Option<String>| Event {
-                    monitor: m.id,
-                    kind,
-                    level: level as u32,
-                    threshold,
-                    ratio,
-                    basis_bytes: basis_f,
-                    limit_bytes: limit_f,
-                    headroom_bytes: headroom,
-                    growth_bytes_per_sec: rate,
-                    time_to_limit_ms: ttl,
-                    timestamp_ms: *ts,
-                    message: None,
-                    last_words,
-                    limit_change: None,
-                };
-                if new > old {
-                    for l in old + 1..=new {
-                        let lw = if l == top { written.clone() } else { None };
-                        sink.deliver(ev(EventKind::Threshold, l, m.config.thresholds[l - 1], lw));
-                    }
-                } else {
-                    for l in (new..old).rev() {
-                        sink.deliver(ev(EventKind::Recovered, l, m.config.thresholds[l], None));
-                    }
-                }
-            }
-        }
-
-        // Sleep no longer than the fastest plausible growth needs to reach
-        // the next threshold up.
-        let next = if new < top {
-            m.config.thresholds[new] * limit_f
-        } else {
-            limit_f
-        };
-        // Where the kernel itself will say when usage reaches the next
-        // threshold (v1 cgroup.event_control), and usage is below it, the
-        // thread can sleep long: usage is never below the working set, so it
-        // crosses first. Elsewhere, the interval policy.
-        let kernel_wakes = new < top
-            && m.config.basis != Basis::Rss
-            && match (
-                &snap.location,
-                snap.cgroup_limit,
-                snap.usage,
-                triggers.as_ref(),
-            ) {
-                (Some(loc), Some(cg_limit), Some(usage), Some(t)) => {
-                    let at = threshold_bytes(cg_limit, m.config.thresholds[new]);
-                    usage < at && t.has_usage_threshold(&loc.dir, at)
-                }
-                _ => false,
-            };
-        let w = if kernel_wakes {
-            m.config.max_interval
-        } else {
-            interval_for(
-                next - basis_f,
-                rate,
-                m.config.min_interval,
-                m.config.max_interval,
-            )
-        };
-        m.block.set(block::INTERVAL, w.as_secs_f64() * 1000.0);
-        wait = wait.min(w);
+        wait = wait.min(step(m, reading, v8, kernel, &mut stderr_taken, events));
     }
     wait
 }
 
+/// Handle one sample for one monitor, catching a panic (one `error` event,
+/// said once until a step succeeds). Returns how long it may sleep.
+fn step(
+    m: &Monitor,
+    reading: &Result<Sample, String>,
+    v8: Option<V8Known>,
+    kernel: &dyn Fn(&Path, u64) -> bool,
+    stderr_taken: &mut bool,
+    events: &mut Vec<Event>,
+) -> Duration {
+    let mut st = m.state();
+    if st.closed {
+        return Duration::from_secs(3600);
+    }
+    let mine = events.len();
+    let r = guard::catch("a monitor's step", || match reading {
+        Ok(s) => evaluate(m, &mut st, s, v8, kernel, stderr_taken, events),
+        Err(msg) => {
+            // A panic while reading this root: said like a failed read.
+            fail(
+                m,
+                &mut st,
+                now_ms(),
+                ErrorCode::Internal,
+                msg.clone(),
+                events,
+            );
+            RETRY_AFTER
+        }
+    });
+    match r {
+        Ok(w) => {
+            if reading.is_ok() {
+                st.panicked = false;
+            }
+            w
+        }
+        Err(p) => {
+            events.truncate(mine);
+            if !st.panicked {
+                st.panicked = true;
+                let msg = p.to_string();
+                events.push(Event::error(
+                    m.id,
+                    st.level,
+                    &m.block,
+                    now_ms(),
+                    ErrorCode::Internal,
+                    msg,
+                ));
+            }
+            RETRY_AFTER
+        }
+    }
+}
+
+/// Mark the monitor failing (the numbers are the last good ones) and say why, once.
+fn fail(
+    m: &Monitor,
+    st: &mut MonitorState,
+    ts: f64,
+    code: ErrorCode,
+    msg: String,
+    events: &mut Vec<Event>,
+) {
+    if st.failing {
+        return;
+    }
+    st.failing = true;
+    m.block.set(block::FAILING, 1.0);
+    events.push(Event::error(m.id, st.level, &m.block, ts, code, msg));
+}
+
+fn evaluate(
+    m: &Monitor,
+    st: &mut MonitorState,
+    s: &Sample,
+    v8: Option<V8Known>,
+    kernel: &dyn Fn(&Path, u64) -> bool,
+    stderr_taken: &mut bool,
+    events: &mut Vec<Event>,
+) -> Duration {
+    #[cfg(test)]
+    tests::fault(&m.config.root, tests::PANIC_IN_STEP);
+    let snap = &s.snap;
+    let cfg = &m.config;
+    let (Some((limit, source)), Some(basis)) = (snap.limit(), cfg.basis.bytes(snap)) else {
+        // Keep the last good numbers; say so once.
+        let msg = if snap.problems.is_empty() {
+            snap.locate_error
+                .clone()
+                .unwrap_or_else(|| "no memory numbers could be read".into())
+        } else {
+            snap.problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        fail(m, st, s.ts, ErrorCode::Read, msg, events);
+        return cfg.max_interval.max(RETRY_AFTER);
+    };
+    st.failing = false;
+    let limit_f = limit as f64;
+    let basis_f = basis as f64;
+    let ratio = if limit_f > 0.0 {
+        basis_f / limit_f
+    } else {
+        f64::NAN
+    };
+    let rate = s.rates[basis_index(cfg.basis)];
+    let headroom = limit_f - basis_f;
+    let ttl = time_to_limit_ms(headroom, rate);
+    let old = st.level;
+    let new = next_level(old, ratio, &cfg.thresholds, cfg.hysteresis);
+    st.level = new;
+    m.block.write(|b| {
+        b.set(block::LEVEL, new as f64);
+        b.set(block::TIMESTAMP, s.ts);
+        b.set(block::RATIO, ratio);
+        b.set(block::BASIS, basis_f);
+        b.set(block::LIMIT, limit_f);
+        b.set(block::HEADROOM, headroom);
+        b.set(block::GROWTH, rate);
+        b.set(block::TIME_TO_LIMIT, ttl.unwrap_or(f64::NAN));
+        b.set(block::USAGE, snap.usage.map_or(f64::NAN, |v| v as f64));
+        b.set(
+            block::WORKING_SET,
+            snap.working_set.map_or(f64::NAN, |v| v as f64),
+        );
+        b.set(block::RSS, snap.rss.map_or(f64::NAN, |v| v as f64));
+        b.set(
+            block::SOURCE,
+            match source {
+                LimitSource::CgroupV1 => 1.0,
+                LimitSource::CgroupV2 => 2.0,
+                LimitSource::Host => 3.0,
+            },
+        );
+        b.set(block::SAMPLES, b.get(block::SAMPLES) + 1.0);
+        b.set(block::FAILING, 0.0);
+    });
+
+    // The limit changed: say so before any level it moves (the ratio above
+    // is already against the new limit; the kernel triggers follow through
+    // arm_key).
+    let previous = st.limit.replace(limit);
+    if let Some(prev) = previous.filter(|p| *p != limit) {
+        let heap = m.block.v8().and_then(|v| v.heap_size_limit);
+        events.push(Event {
+            monitor: m.id,
+            kind: EventKind::Limit,
+            level: new as u32,
+            threshold: f64::NAN,
+            ratio,
+            basis_bytes: basis_f,
+            limit_bytes: limit_f,
+            headroom_bytes: headroom,
+            growth_bytes_per_sec: rate,
+            time_to_limit_ms: ttl,
+            timestamp_ms: s.ts,
+            message: None,
+            code: None,
+            last_words: None,
+            last_words_error: None,
+            limit_change: Some(Box::new(limit_change(snap, prev as f64, source, heap))),
+        });
+    }
+
+    // The flight record.
+    let top = cfg.thresholds.len();
+    let mut went: Option<String> = None;
+    let mut went_wrong: Option<String> = None;
+    if let Some(lw) = &cfg.last_words {
+        if let Some(event) = st.record.due(old, new, basis_f, limit_f, s.at) {
+            let line = lastwords::record(&RecordInput {
+                snap,
+                basis: basis_f,
+                ratio,
+                growth: rate,
+                time_to_limit_ms: ttl,
+                v8,
+                now_ms: s.ts,
+                level: new,
+                thresholds: &cfg.thresholds,
+                event,
+                seq: st.record.seq + 1,
+            });
+            st.record.wrote(basis_f, new, s.at);
+            let mut places = Vec::new();
+            // stderr: level changes only (a log line per 1% would be noise),
+            // one line per pass however many monitors moved.
+            if lw.stderr && event != RecordEvent::Update {
+                if *stderr_taken || lastwords::write_stderr(&line) {
+                    places.push("stderr".to_string());
+                }
+                *stderr_taken = true;
+            }
+            if let Some(path) = &lw.path {
+                match lastwords::write_file(path, &line) {
+                    Ok(()) => {
+                        st.record.wrote_file = true;
+                        st.record.failing = false;
+                        places.push(path.display().to_string());
+                    }
+                    Err(e) => {
+                        if !st.record.failing {
+                            st.record.failing = true;
+                            events.push(Event::error(
+                                m.id,
+                                new,
+                                &m.block,
+                                s.ts,
+                                ErrorCode::LastWords,
+                                format!("last words: {e}"),
+                            ));
+                        }
+                        went_wrong = Some(e);
+                    }
+                }
+            }
+            went = (!places.is_empty()).then(|| places.join(","));
+        }
+    }
+
+    if new != old {
+        let ev = |kind, level: usize, threshold: f64, with_record: bool| Event {
+            monitor: m.id,
+            kind,
+            level: level as u32,
+            threshold,
+            ratio,
+            basis_bytes: basis_f,
+            limit_bytes: limit_f,
+            headroom_bytes: headroom,
+            growth_bytes_per_sec: rate,
+            time_to_limit_ms: ttl,
+            timestamp_ms: s.ts,
+            message: None,
+            code: None,
+            last_words: if with_record { went.clone() } else { None },
+            last_words_error: if with_record {
+                went_wrong.clone()
+            } else {
+                None
+            },
+            limit_change: None,
+        };
+        // The record is about the level reached: it rides on that event.
+        if new > old {
+            for l in old + 1..=new {
+                events.push(ev(EventKind::Threshold, l, cfg.thresholds[l - 1], l == new));
+            }
+        } else {
+            for l in (new..old).rev() {
+                events.push(ev(EventKind::Recovered, l, cfg.thresholds[l], l == new));
+            }
+        }
+    }
+
+    // Sleep no longer than the fastest plausible growth needs to reach the
+    // next threshold up.
+    let next = if new < top {
+        cfg.thresholds[new] * limit_f
+    } else {
+        limit_f
+    };
+    // Where the kernel itself will say when usage reaches the next
+    // threshold (v1 cgroup.event_control), and usage is below it, the
+    // thread can sleep long: usage is never below the working set, so it
+    // crosses first. Elsewhere, the interval policy.
+    let kernel_wakes = new < top
+        && cfg.basis != Basis::Rss
+        && match (&snap.location, snap.cgroup_limit, snap.usage) {
+            (Some(loc), Some(cg_limit), Some(usage)) => {
+                let at = threshold_bytes(cg_limit, cfg.thresholds[new]);
+                usage < at && kernel(&loc.dir, at)
+            }
+            _ => false,
+        };
+    let mut w = if kernel_wakes {
+        cfg.max_interval
+    } else {
+        interval_for(next - basis_f, rate, cfg.min_interval, cfg.max_interval)
+    };
+    // The flight record: while at a level, look again soon enough that a
+    // move of MOVE_SHARE of the limit at the measured rate is seen.
+    if new > 0 && cfg.path().is_some() && rate.abs() > MIN_GROWTH {
+        let refresh = Duration::from_secs_f64(lastwords::MOVE_SHARE * limit_f / (3.0 * rate.abs()))
+            .max(lastwords::MIN_GAP);
+        w = w.min(refresh.max(cfg.min_interval));
+    }
+    m.block.set(block::INTERVAL, w.as_secs_f64() * 1000.0);
+    w
+}
+
 /// The freshest V8 numbers of each environment, summed.
-fn latest_v8(monitors: &[Monitor]) -> Option<V8Known> {
+fn latest_v8(monitors: &[Arc<Monitor>]) -> Option<V8Known> {
     let mut per_env: HashMap<usize, V8Known> = HashMap::new();
     for m in monitors {
         if let Some(v) = m.block.v8() {
@@ -941,8 +1422,351 @@ fn latest_v8(monitors: &[Monitor]) -> Option<V8Known> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    // Fault injection, for these tests only: panic while reading, or while
+    // stepping a monitor, for one root path.
+    pub(crate) const PANIC_IN_READ: u32 = 1;
+    pub(crate) const PANIC_IN_STEP: u32 = 2;
+    static FAULTS: Mutex<Vec<(PathBuf, u32)>> = Mutex::new(Vec::new());
+
+    pub(crate) fn fault(root: &Path, what: u32) {
+        let hit = FAULTS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|(r, w)| r == root && w & what != 0);
+        if hit {
+            panic!("injected fault {what} for {}", root.display());
+        }
+    }
+
+    fn set_faults(root: &Path, what: u32) {
+        let mut f = FAULTS.lock().unwrap_or_else(|p| p.into_inner());
+        f.retain(|(r, _)| r != root);
+        if what != 0 {
+            f.push((root.to_path_buf(), what));
+        }
+    }
+
+    /// Collects events; panics on the first threshold event when asked.
+    struct TestSink {
+        events: Arc<Mutex<Vec<Event>>>,
+        panic_on_threshold: Arc<AtomicU32>,
+    }
+
+    impl Sink for TestSink {
+        fn deliver(&self, e: Event) -> bool {
+            if e.kind == EventKind::Threshold
+                && self.panic_on_threshold.swap(0, Ordering::SeqCst) == 1
+            {
+                panic!("injected: the sink panics");
+            }
+            self.events.lock().unwrap().push(e);
+            true
+        }
+    }
+
+    /// A root of its own for one test: a symlink to a fixture tree.
+    fn private_root(fixture: &str, name: &str) -> PathBuf {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("__test__/fixtures")
+            .join(fixture);
+        let dir = std::env::temp_dir().join(format!("oomguard-rs-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        std::os::unix::fs::symlink(&src, &dir).unwrap();
+        dir
+    }
+
+    fn wait_until(what: &str, ms: u64, f: impl Fn() -> bool) {
+        let end = Instant::now() + Duration::from_millis(ms);
+        while !f() {
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn config(thresholds: &[f64], root: &Path, path: Option<PathBuf>) -> Config {
+        Config::new(
+            thresholds.to_vec(),
+            0.05f64.min(thresholds[0] / 2.0),
+            Basis::WorkingSet,
+            1.0,
+            20.0,
+            Some(LastWordsConfig {
+                stderr: false,
+                path,
+            }),
+            root.to_path_buf(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn config_new_refuses_what_the_sampler_cannot_work_with() {
+        let ok = |t: &[f64], h: f64, min: f64, max: f64| {
+            Config::new(t.to_vec(), h, Basis::Usage, min, max, None, "/".into())
+        };
+        let bad: &[(&str, Result<Config, ConfigError>, &str)] = &[
+            (
+                "no thresholds",
+                ok(&[], 0.0, 1.0, 10.0),
+                "options.thresholds must be an array of 1 to 16",
+            ),
+            (
+                "17 thresholds",
+                ok(&[0.5; 17], 0.0, 1.0, 10.0),
+                "got 17 entries",
+            ),
+            (
+                "NaN",
+                ok(&[f64::NAN], 0.0, 1.0, 10.0),
+                "options.thresholds[0] must be a ratio",
+            ),
+            (
+                "infinite",
+                ok(&[0.5, f64::INFINITY], 0.0, 1.0, 10.0),
+                "options.thresholds[1] must be a ratio",
+            ),
+            ("0", ok(&[0.0], 0.0, 1.0, 10.0), "options.thresholds[0]"),
+            (
+                "1",
+                ok(&[0.5, 1.0], 0.0, 1.0, 10.0),
+                "options.thresholds[1]",
+            ),
+            (
+                "equal",
+                ok(&[0.5, 0.5], 0.0, 1.0, 10.0),
+                "options.thresholds[1] must be above",
+            ),
+            (
+                "descending",
+                ok(&[0.8, 0.9, 0.85], 0.0, 1.0, 10.0),
+                "options.thresholds[2] must be above options.thresholds[1] (0.9)",
+            ),
+            (
+                "hysteresis negative",
+                ok(&[0.8], -0.1, 1.0, 10.0),
+                "options.hysteresis must be a ratio from 0 to 0.5",
+            ),
+            (
+                "hysteresis NaN",
+                ok(&[0.8], f64::NAN, 1.0, 10.0),
+                "options.hysteresis",
+            ),
+            (
+                "hysteresis over 0.5",
+                ok(&[0.8], 0.6, 1.0, 10.0),
+                "options.hysteresis",
+            ),
+            (
+                "hysteresis at the first threshold",
+                ok(&[0.2], 0.2, 1.0, 10.0),
+                "below the lowest threshold (0.2)",
+            ),
+            (
+                "min interval too small",
+                ok(&[0.8], 0.0, 0.01, 10.0),
+                "options.minIntervalMs",
+            ),
+            (
+                "min interval NaN",
+                ok(&[0.8], 0.0, f64::NAN, 10.0),
+                "options.minIntervalMs",
+            ),
+            (
+                "max below min",
+                ok(&[0.8], 0.0, 50.0, 10.0),
+                "options.maxIntervalMs must be between minIntervalMs (50)",
+            ),
+            (
+                "max too large",
+                ok(&[0.8], 0.0, 1.0, 4e6),
+                "options.maxIntervalMs",
+            ),
+            (
+                "max infinite",
+                ok(&[0.8], 0.0, 1.0, f64::INFINITY),
+                "options.maxIntervalMs",
+            ),
+        ];
+        for (name, r, want) in bad {
+            match r {
+                Err(e) => assert!(e.0.contains(want), "case {name}: {e}"),
+                Ok(_) => panic!("case {name}: accepted"),
+            }
+        }
+        let nul = Config::new(
+            vec![0.8],
+            0.0,
+            Basis::Usage,
+            1.0,
+            10.0,
+            Some(LastWordsConfig {
+                stderr: false,
+                path: Some("/tmp/a\0b".into()),
+            }),
+            "/".into(),
+        );
+        assert!(nul.unwrap_err().0.contains("options.lastWords.path"));
+        // The edges are accepted.
+        let edges = ok(&[1e-9, 0.5, 1.0 - 1e-9], 0.0, 0.1, 3_600_000.0).unwrap();
+        assert_eq!(edges.thresholds(), &[1e-9, 0.5, 1.0 - 1e-9]);
+        assert!(ok(&[0.9], 0.5, 60_000.0, 60_000.0).is_ok());
+        let sixteen: Vec<f64> = (1..=16).map(|i| i as f64 / 20.0).collect();
+        assert!(ok(&sixteen, 0.0, 1.0, 1.0).is_ok());
+    }
+
+    #[test]
+    fn the_first_sample_is_taken_before_start_returns() {
+        let sampler: &'static Sampler = Box::leak(Box::new(Sampler::new()));
+        let root = private_root("v2-busy", "first");
+        for _ in 0..20 {
+            let (id, block) = sampler.start(1, config(&[0.9], &root, None)).unwrap();
+            assert_eq!(
+                block.get(block::SAMPLES),
+                1.0,
+                "a sample before start returned"
+            );
+            assert_eq!(block.get(block::LIMIT), 268435456.0);
+            assert!(sampler.stop(id));
+        }
+        let _ = std::fs::remove_file(&root);
+    }
+
+    #[test]
+    fn a_panic_becomes_one_error_event_and_sampling_goes_on() {
+        let sampler: &'static Sampler = Box::leak(Box::new(Sampler::new()));
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let panic_sink = Arc::new(AtomicU32::new(0));
+        sampler.add_sink(
+            7,
+            Box::new(TestSink {
+                events: events.clone(),
+                panic_on_threshold: panic_sink.clone(),
+            }),
+        );
+        let root = private_root("v2-busy", "panic");
+        let errors = |code: ErrorCode| {
+            events
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|e| e.kind == EventKind::Error && e.code == Some(code))
+                .count()
+        };
+
+        // A reader that panics, from the very first sample on.
+        set_faults(&root, PANIC_IN_READ);
+        let (id, block) = sampler.start(7, config(&[0.9], &root, None)).unwrap();
+        assert_eq!(block.get(block::SAMPLES), 0.0);
+        assert_eq!(
+            block.get(block::FAILING),
+            1.0,
+            "the monitor says it has no numbers"
+        );
+        std::thread::sleep(Duration::from_millis(350)); // a few retries
+        assert_eq!(
+            errors(ErrorCode::Internal),
+            1,
+            "one error event, not one per pass"
+        );
+        let msg = events.lock().unwrap()[0].message.clone().unwrap();
+        assert!(
+            msg.contains("injected fault 1")
+                && msg.contains("internal error (a bug in oomguard) in reading"),
+            "{msg}"
+        );
+        assert!(sampler.info().running);
+
+        // Fixed: sampling goes on.
+        set_faults(&root, 0);
+        wait_until("good samples", 2000, || block.get(block::SAMPLES) >= 3.0);
+        assert_eq!(block.get(block::FAILING), 0.0);
+
+        // A panic while stepping the monitor: one more error, then on again.
+        set_faults(&root, PANIC_IN_STEP);
+        wait_until("the step's error", 2000, || {
+            errors(ErrorCode::Internal) == 2
+        });
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(errors(ErrorCode::Internal), 2);
+        set_faults(&root, 0);
+        let n = block.get(block::SAMPLES);
+        wait_until("samples after the step's panic", 2000, || {
+            block.get(block::SAMPLES) >= n + 3.0
+        });
+
+        // A sink that panics: the event is lost, the thread is not.
+        panic_sink.store(1, Ordering::SeqCst);
+        let (id2, block2) = sampler.start(7, config(&[0.5], &root, None)).unwrap();
+        assert_eq!(block2.get(block::LEVEL), 1.0, "v2-busy is at 0.515");
+        let n = block.get(block::SAMPLES);
+        wait_until("samples after the sink's panic", 2000, || {
+            block.get(block::SAMPLES) >= n + 3.0
+        });
+        assert_eq!(panic_sink.load(Ordering::SeqCst), 0, "the sink did panic");
+        assert!(sampler.info().running);
+
+        sampler.stop(id);
+        sampler.stop(id2);
+        wait_until("the thread to exit", 2000, || !sampler.info().running);
+        let _ = std::fs::remove_file(&root);
+    }
+
+    #[test]
+    fn flight_record_in_the_file_from_the_first_crossing() {
+        let sampler: &'static Sampler = Box::leak(Box::new(Sampler::new()));
+        let root = private_root("v2-busy", "flight");
+        let dir =
+            std::env::temp_dir().join(format!("oomguard-rs-{}-flight-out", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let file = dir.join("termination-log");
+        // 0.515 of the limit: at the first of two thresholds.
+        let (id, _) = sampler
+            .start(1, config(&[0.5, 0.9], &root, Some(file.clone())))
+            .unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            text.ends_with("}\n") && text.matches('\n').count() == 1,
+            "{text}"
+        );
+        assert!(text.contains("\"level\":1,\"final\":false,\"event\":\"threshold\",\"thresholds\":[0.5,0.9],\"seq\":1"), "{text}");
+        assert!(text.contains("\"threshold\":0.5,"), "{text}");
+        // Closed above a threshold: the record stays.
+        sampler.stop(id);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+        // Closed below every threshold, after writing: emptied.
+        let slow = Config::new(
+            vec![0.5, 0.9],
+            0.05,
+            Basis::WorkingSet,
+            60_000.0,
+            60_000.0,
+            Some(LastWordsConfig {
+                stderr: false,
+                path: Some(file.clone()),
+            }),
+            root.clone(),
+        )
+        .unwrap();
+        let (id, block) = sampler.start(1, slow).unwrap();
+        assert_eq!(block.get(block::LEVEL), 1.0);
+        wait_until("the thread's first pass", 2000, || {
+            block.get(block::SAMPLES) >= 2.0
+        });
+        {
+            // As if it had recovered (the fixture cannot move).
+            sampler.lock().monitors[0].state().level = 0;
+        }
+        sampler.stop(id);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "");
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_file(&root);
+    }
 
     #[test]
     fn levels_with_hysteresis() {
