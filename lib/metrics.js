@@ -136,9 +136,35 @@ function currentHeapSizeLimit() {
 const USAGE_KEYS = ['rss', 'heapTotal', 'heapUsed', 'external', 'arrayBuffers', 'heapSizeLimit']
 const usageScratch = new Float64Array(USAGE_KEYS.length)
 
+const OP = Object.prototype
+
+/**
+ * True when a plain read of the usage keys can only find the object's own
+ * properties: its prototype is null, or Object.prototype without any of them
+ * (not polluted). Much cheaper than six Object.hasOwn() calls per read.
+ */
+function readsAreOwn(o) {
+  const p = Object.getPrototypeOf(o)
+  return p === null || (p === OP && OP.rss === undefined && OP.heapTotal === undefined && OP.heapUsed === undefined &&
+    OP.external === undefined && OP.arrayBuffers === undefined && OP.heapSizeLimit === undefined)
+}
+
+function usageValue(i, key, v) {
+  if (v === undefined) {
+    v = i === 5 ? currentHeapSizeLimit() : NaN
+  } else if (typeof v !== 'number') {
+    throw invalidType(`usage.${key}`, 'a number of bytes', v)
+  } else if (!(v >= 0) || v === Infinity) {
+    throw outOfRange(`usage.${key}`, 'a finite, non-negative number of bytes', v)
+  }
+  usageScratch[i] = v
+}
+
 /**
  * Validate the caller's V8 numbers (or take process.memoryUsage()) and
  * return them in USAGE_KEYS order, NaN where unknown. Reuses one array.
+ * Own properties only, each read once: a polluted Object.prototype is not
+ * the caller's number.
  */
 function usageValues(usage) {
   if (usage === undefined || usage === null) {
@@ -146,19 +172,14 @@ function usageValues(usage) {
   } else if (typeof usage !== 'object' || Array.isArray(usage)) {
     throw invalidType('usage', 'an object such as process.memoryUsage()', usage)
   }
-  for (let i = 0; i < USAGE_KEYS.length; i++) {
-    const key = USAGE_KEYS[i]
-    // Own properties only: a polluted Object.prototype is not the caller's number.
-    let v = Object.hasOwn(usage, key) ? usage[key] : undefined
-    if (v === undefined) {
-      v = key === 'heapSizeLimit' ? currentHeapSizeLimit() : NaN
-    } else if (typeof v !== 'number') {
-      throw invalidType(`usage.${key}`, 'a number of bytes', v)
-    } else if (!(v >= 0) || v === Infinity) {
-      throw outOfRange(`usage.${key}`, 'a finite, non-negative number of bytes', v)
-    }
-    usageScratch[i] = v
-  }
+  const own = readsAreOwn(usage)
+  const has = Object.hasOwn
+  usageValue(0, 'rss', own || has(usage, 'rss') ? usage.rss : undefined)
+  usageValue(1, 'heapTotal', own || has(usage, 'heapTotal') ? usage.heapTotal : undefined)
+  usageValue(2, 'heapUsed', own || has(usage, 'heapUsed') ? usage.heapUsed : undefined)
+  usageValue(3, 'external', own || has(usage, 'external') ? usage.external : undefined)
+  usageValue(4, 'arrayBuffers', own || has(usage, 'arrayBuffers') ? usage.arrayBuffers : undefined)
+  usageValue(5, 'heapSizeLimit', own || has(usage, 'heapSizeLimit') ? usage.heapSizeLimit : undefined)
   return usageScratch
 }
 
