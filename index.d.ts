@@ -23,6 +23,33 @@ export interface CgroupInfo {
   resolved: boolean
 }
 
+/** One process of the memory cgroup. */
+export interface CgroupProcess {
+  /** Process id, as this process's pid namespace numbers it (`cgroup.procs`). */
+  pid: number
+  /** The kernel's name for it (`/proc/<pid>/comm`, at most 15 bytes); `null` when unreadable. */
+  command: string | null
+  /**
+   * Resident set size, bytes (`/proc/<pid>/statm`); `null` when unreadable
+   * (the process exited, or `/proc` hides other users' processes).
+   */
+  rssBytes: number | null
+}
+
+/**
+ * The processes in the memory cgroup (`cgroup.procs` of this process's own
+ * cgroup; processes in child cgroups are charged here too but not listed).
+ * Scanned at most once a second: `timestampMs` says when.
+ */
+export interface CgroupProcesses {
+  /** How many processes `cgroup.procs` lists. */
+  count: number
+  /** The largest by resident set, largest first, at most 16; unknown sizes last. */
+  largest: Array<CgroupProcess>
+  /** When they were read, milliseconds since the epoch. */
+  timestampMs: number
+}
+
 /** The strings and lists of the last `sample()` of `root` (internal). */
 export declare function describe(root?: string | undefined | null): Shape
 
@@ -169,6 +196,27 @@ export interface MemoryMetrics {
    */
   workingSetBytes: number | null
   /**
+   * The most the cgroup was charged since it was created, bytes: v2
+   * `memory.peak` (kernel 5.19+), v1 `memory.max_usage_in_bytes`; `null`
+   * where the kernel has none.
+   */
+  peakBytes: number | null
+  /**
+   * Swap the cgroup uses, bytes: v2 `memory.swap.current`, v1
+   * `memory.memsw.usage_in_bytes - memory.usage_in_bytes` (at least 0);
+   * `null` where the kernel accounts no swap.
+   */
+  swapBytes: number | null
+  /**
+   * The most swap the cgroup may use, bytes: v2 the smallest
+   * `memory.swap.max` up the hierarchy, v1 the smallest
+   * `memory.memsw.limit_in_bytes` up the hierarchy (memory plus swap, read
+   * as `memory.stat` `hierarchical_memsw_limit`) minus the memory limit.
+   * `null` when unlimited, and where the kernel accounts no swap (`swapBytes` is then `null` too).
+   * The kernel OOM-kills only when memory and swap are both at their limits.
+   */
+  swapLimitBytes: number | null
+  /**
    * The number ratios use: the working set, else usage, else the host's
    * MemTotal - MemAvailable.
    */
@@ -189,6 +237,11 @@ export interface MemoryMetrics {
   pressure: MemoryPressure | null
   /** Process RSS from `/proc/self/statm`, bytes. */
   rssBytes: number | null
+  /**
+   * The processes in the memory cgroup, largest first; `null` without a
+   * memory cgroup or when `cgroup.procs` could not be read.
+   */
+  processes: CgroupProcesses | null
   /** `MemTotal` from `/proc/meminfo`, bytes. */
   hostTotalBytes: number | null
   /** `MemAvailable` from `/proc/meminfo`, bytes. */
@@ -362,6 +415,7 @@ export interface Shape {
   rawKeys: Array<string>
   pressureScope: string | null
   diagnoses: Array<Diagnosis>
+  processes: CgroupProcesses | null
 }
 
 /** Property paths of the slots `sample()` fills, in slot order (internal). */

@@ -136,13 +136,17 @@ test('index.d.ts declares exactly the fields getMemoryMetrics() returns, with JS
     for (const [key, { type }] of Object.entries(decl)) {
       const ref = type.replace(/ \| null$/, '')
       if (types[ref] && obj[key] !== null) check(obj[key], ref, `${where}.${key}`)
-      if (ref.endsWith('[]') && types[ref.slice(0, -2)]) {
-        for (const item of obj[key]) check(item, ref.slice(0, -2), `${where}.${key}[]`)
+      const item = /^Array<(\w+)>$/.exec(ref)?.[1] ?? (ref.endsWith('[]') ? ref.slice(0, -2) : null)
+      if (item && types[item]) {
+        for (const x of obj[key]) check(x, item, `${where}.${key}[]`)
       }
     }
   }
   check(r, 'MemoryMetrics', 'result')
   assert.ok(r.diagnoses.length > 0, 'v2-busy has a diagnosis to check')
+  const p = getMemoryMetrics(null, { root: path.join(FIXTURES, 'v2-processes') })
+  assert.ok(p.processes && p.processes.largest.length > 0, 'v2-processes has processes to check')
+  check(p, 'MemoryMetrics', 'v2-processes')
   const dts = fs.readFileSync(path.join(__dirname, '..', 'index.d.ts'), 'utf8')
   const block = dts.slice(dts.indexOf('export interface MemoryMetrics'))
   assert.match(block, /\/\*\* Memory charged to the cgroup: v2 `memory\.current`, v1 `memory\.usage_in_bytes`\. \*\//)

@@ -26,6 +26,9 @@ function summary(tree, r) {
     highBytes: r.highBytes,
     usageBytes: r.usageBytes,
     workingSetBytes: r.workingSetBytes,
+    peakBytes: r.peakBytes,
+    swapBytes: r.swapBytes,
+    swapLimitBytes: r.swapLimitBytes,
     anon: r.stat && r.stat.anon,
     file: r.stat && r.stat.file,
     shmem: r.stat && r.stat.shmem,
@@ -36,6 +39,7 @@ function summary(tree, r) {
     memAvailableBytes: r.hostAvailableBytes,
     rssBytes: r.rssBytes,
     pressureScope: r.pressure ? r.pressure.scope : null,
+    processCount: r.processes ? r.processes.count : null,
   }
 }
 
@@ -75,6 +79,57 @@ test('v1 hybrid busy: v1 names mapped to v2, kmem files, nothing invented', () =
   assert.equal(r.stat.raw.hierarchical_memsw_limit, null, 'the unlimited sentinel never leaks')
   assert.equal(r.pressure.scope, 'system')
   assert.equal(r.workingSetBytes, 200466432 - r.stat.raw.total_inactive_file)
+})
+
+test('peak and swap: v2 memory.peak and memory.swap.*, v1 max_usage and memsw, null where the kernel has none', () => {
+  const v2 = read('v2-swap')
+  assert.equal(v2.peakBytes, 201158656, 'memory.peak')
+  assert.equal(v2.swapBytes, 52428800, 'memory.swap.current')
+  assert.equal(v2.swapLimitBytes, 134217728, "the parent's memory.swap.max is lower than the leaf's 256 MiB")
+  const busy = read('v2-busy')
+  assert.equal(busy.swapBytes, 0)
+  assert.equal(busy.swapLimitBytes, null, 'memory.swap.max "max" is unlimited: null')
+
+  const v1 = read('v1-swap')
+  assert.equal(v1.peakBytes, 200421376, 'memory.max_usage_in_bytes')
+  assert.equal(v1.swapBytes, 252895232 - 200466432, 'memory.memsw.usage_in_bytes - memory.usage_in_bytes')
+  assert.equal(v1.swapLimitBytes, 402653184 - 268435456, 'hierarchical_memsw_limit (below the leaf memsw limit) minus the memory limit')
+  // The real v1 capture read memsw 199639040 just before usage 200466432:
+  // the two files are read moments apart, and swap is never below 0.
+  assert.equal(read('v1-hybrid-busy').swapBytes, 0)
+  assert.equal(read('v1-hybrid-busy').swapLimitBytes, null, 'memsw limit unlimited')
+
+  const none = read('v1-no-swap-accounting')
+  assert.equal(none.swapBytes, null, 'no memory.memsw.* files: swap is not accounted, null, never 0')
+  assert.equal(none.swapLimitBytes, null)
+  assert.equal(none.peakBytes, 200421376, 'peak is there without swap accounting')
+  assert.ok(!codes(none).includes('CGROUP_FILE_UNREADABLE'), 'absent swap files are not a problem')
+  for (const tree of ['v2-root', 'no-memory-controller']) {
+    const r = read(tree)
+    assert.deepEqual([r.peakBytes, r.swapBytes, r.swapLimitBytes], [null, null, null], tree)
+  }
+})
+
+test('processes: cgroup.procs, the 16 largest by statm RSS, comm names, null where unreadable', () => {
+  const r = read('v2-processes')
+  const p = r.processes
+  assert.equal(p.count, 20, 'every pid in cgroup.procs is counted')
+  assert.equal(p.largest.length, 16, 'at most 16 are listed')
+  const MiB = 1024 * 1024
+  assert.deepEqual(p.largest.slice(0, 3).map((x) => ({ ...x })), [
+    { pid: 7, command: 'convert', rssBytes: 90 * MiB },
+    { pid: 201, command: null, rssBytes: 50 * MiB }, // no comm file: null, still listed
+    { pid: 1, command: 'node', rssBytes: 30 * MiB },
+  ])
+  // Then the small ones, largest first: pid 115 (16 x 256 KiB) down to pid 103.
+  assert.deepEqual(p.largest.slice(3).map((x) => x.pid), [115, 114, 113, 112, 111, 110, 109, 108, 107, 106, 105, 104, 103])
+  assert.equal(p.largest[3].rssBytes, 16 * 256 * 1024)
+  assert.equal(p.largest[3].command, 'sh')
+  assert.ok(!p.largest.some((x) => x.pid === 200), 'pid 200 (no statm: exited) sorts last and falls off the list')
+  assert.ok(Number.isFinite(p.timestampMs) && Math.abs(p.timestampMs - Date.now()) < 60000)
+  assert.ok(Object.isFrozen(p) && Object.isFrozen(p.largest) && Object.isFrozen(p.largest[0]), 'shared between reads: frozen')
+  assert.equal(read('v2-busy').processes, null, 'no cgroup.procs: null')
+  assert.equal(read('no-memory-controller').processes, null)
 })
 
 test('memory.stat raw map keeps the kernel order and every line', () => {

@@ -32,6 +32,9 @@ const FAMILIES = [
   'memory_high_bytes',
   'memory_usage_bytes',
   'memory_working_set_bytes',
+  'memory_peak_bytes',
+  'memory_swap_bytes',
+  'memory_swap_limit_bytes',
   'memory_usage_ratio',
   'memory_headroom_bytes',
   'memory_stat_bytes',
@@ -221,6 +224,9 @@ test('prometheus(): every fixture matches expected.json; null means no series, H
       ['oomguard_memory_usage_bytes', e.usageBytes],
       ['oomguard_memory_working_set_bytes', e.workingSetBytes],
       ['oomguard_memory_high_bytes', e.highBytes],
+      ['oomguard_memory_peak_bytes', e.peakBytes],
+      ['oomguard_memory_swap_bytes', e.swapBytes],
+      ['oomguard_memory_swap_limit_bytes', e.swapLimitBytes],
       ['oomguard_process_resident_memory_bytes', e.rssBytes],
     ]) {
       assert.equal(value(f, fam) ?? null, want, `${name}: ${fam}`)
@@ -239,10 +245,24 @@ test('prometheus(): every fixture matches expected.json; null means no series, H
   }
 })
 
+test('prometheus(): peak and swap on v2-swap (swap.max up the hierarchy) and v1-swap (memsw)', { skip: parserSkip }, () => {
+  const v2 = exposition(prometheus({ root: fixture('v2-swap') }))
+  assert.equal(value(v2, 'oomguard_memory_peak_bytes'), 201158656)
+  assert.equal(value(v2, 'oomguard_memory_swap_bytes'), 52428800)
+  assert.equal(value(v2, 'oomguard_memory_swap_limit_bytes'), 134217728)
+  const v1 = exposition(prometheus({ root: fixture('v1-swap') }))
+  assert.equal(value(v1, 'oomguard_memory_swap_bytes'), 52428800)
+  assert.equal(value(v1, 'oomguard_memory_swap_limit_bytes'), 134217728)
+  for (const fam of ['memory_peak_bytes', 'memory_swap_bytes', 'memory_swap_limit_bytes']) assert.equal(v1.get(`oomguard_${fam}`).type, 'gauge')
+  const none = exposition(prometheus({ root: fixture('v1-no-swap-accounting') }))
+  assert.equal(none.get('oomguard_memory_swap_bytes').samples.length, 0, 'no swap accounting: no series, never 0')
+  assert.equal(value(none, 'oomguard_memory_peak_bytes'), 200421376)
+})
+
 test('prometheus(): no-memory-controller prints no cgroup series, never a 0 for unknown', { skip: parserSkip }, () => {
   const text = prometheus({ root: fixture('no-memory-controller') })
   const f = exposition(text)
-  for (const fam of ['memory_usage_bytes', 'memory_working_set_bytes', 'memory_high_bytes', 'memory_stat_bytes', 'memory_events_total', 'memory_under_oom']) {
+  for (const fam of ['memory_usage_bytes', 'memory_working_set_bytes', 'memory_high_bytes', 'memory_peak_bytes', 'memory_swap_bytes', 'memory_swap_limit_bytes', 'memory_stat_bytes', 'memory_events_total', 'memory_under_oom']) {
     assert.equal(f.get(`oomguard_${fam}`).samples.length, 0, `${fam}: no series`)
     assert.match(text, new RegExp(`^# HELP oomguard_${fam} .+\n# TYPE oomguard_${fam} (gauge|counter)$`, 'm'))
   }
@@ -557,6 +577,9 @@ const OTEL = {
   'oomguard.info': ['1', 'gauge'],
   'oomguard.memory.limit': ['By', 'gauge'],
   'oomguard.memory.high': ['By', 'gauge'],
+  'oomguard.memory.peak': ['By', 'gauge'],
+  'oomguard.memory.swap.usage': ['By', 'gauge'],
+  'oomguard.memory.swap.limit': ['By', 'gauge'],
   'oomguard.memory.utilization': ['1', 'gauge'],
   'oomguard.memory.headroom': ['By', 'gauge'],
   'oomguard.memory.stat': ['By', 'gauge'],
@@ -581,8 +604,8 @@ test('OpenTelemetry: names, units, instrument kinds and values on v2-busy, one s
   const e = expected('v2-busy')
 
   for (const [name, [unit, kind]] of Object.entries(OTEL)) {
-    if (name === 'oomguard.memory.under_oom') {
-      assert.ok(!got.has(name) || got.get(name).dataPoints.length === 0, 'under_oom is v1 only')
+    if (name === 'oomguard.memory.under_oom' || name === 'oomguard.memory.swap.limit') {
+      assert.ok(!got.has(name) || got.get(name).dataPoints.length === 0, `${name}: v1 only, or unlimited (null) here`)
       continue
     }
     const m = got.get(name)
@@ -602,6 +625,8 @@ test('OpenTelemetry: names, units, instrument kinds and values on v2-busy, one s
   assert.equal(point(got.get('process.memory.usage')), e.rssBytes)
   assert.equal(point(got.get('oomguard.memory.limit'), { 'oomguard.source': 'cgroup-v2' }), 268435456)
   assert.equal(point(got.get('oomguard.memory.high')), 209715200)
+  assert.equal(point(got.get('oomguard.memory.peak')), e.peakBytes)
+  assert.equal(point(got.get('oomguard.memory.swap.usage')), 0)
   assert.equal(point(got.get('oomguard.memory.utilization')), e.workingSetBytes / e.limitBytes)
   assert.equal(point(got.get('oomguard.memory.headroom')), e.limitBytes - e.workingSetBytes)
   for (const kind of ['anon', 'file', 'shmem', 'kernel', 'sock']) {
@@ -647,6 +672,26 @@ test('OpenTelemetry: v1-oom-after through InMemoryMetricExporter; the OOM kill c
   assert.equal(got.get('oomguard.memory.high'), undefined, 'no memory.high on v1: no data point')
   assert.equal(point(got.get('oomguard.monitor.level')), 1)
   assert.equal(point(got.get('oomguard.monitor.threshold'), { 'oomguard.level': 2 }), 0.9)
+})
+
+test('OpenTelemetry: peak and swap on v2-swap and v1-swap; none without swap accounting', async (t) => {
+  for (const name of ['v2-swap', 'v1-swap', 'v1-no-swap-accounting']) {
+    const e = expected(name)
+    const reader = new TestReader()
+    const provider = new MeterProvider({ readers: [reader] })
+    t.after(() => provider.shutdown())
+    observeMemory(provider.getMeter('test'), { root: fixture(name) })
+    const got = await otelCollect(reader)
+    const points = (n) => (got.has(n) ? got.get(n).dataPoints.length : 0)
+    assert.equal(point(got.get('oomguard.memory.peak')), e.peakBytes, `${name}: peak`)
+    if (e.swapBytes === null) {
+      assert.equal(points('oomguard.memory.swap.usage'), 0, `${name}: no swap accounting, no data point`)
+      assert.equal(points('oomguard.memory.swap.limit'), 0, `${name}: no swap limit data point`)
+    } else {
+      assert.equal(point(got.get('oomguard.memory.swap.usage')), e.swapBytes, `${name}: swap`)
+      assert.equal(point(got.get('oomguard.memory.swap.limit')), e.swapLimitBytes, `${name}: swap limit`)
+    }
+  }
 })
 
 test('OpenTelemetry: no memory controller leaves the container.* instruments empty', async (t) => {

@@ -7,11 +7,13 @@
 //
 //   cgroup v1: memory.usage_in_bytes, memory.stat, memory.oom_control,
 //              memory.failcnt, memory.kmem.usage_in_bytes,
-//              memory.kmem.tcp.usage_in_bytes, memory.limit_in_bytes of the
+//              memory.kmem.tcp.usage_in_bytes, memory.max_usage_in_bytes,
+//              memory.memsw.usage_in_bytes, memory.limit_in_bytes of the
 //              cgroup and each ancestor up to the mount point,
 //              /proc/pressure/memory
 //   cgroup v2: memory.current, memory.stat, memory.events, memory.pressure,
-//              memory.max + memory.high of the cgroup and each ancestor
+//              memory.peak, memory.swap.current, memory.max + memory.high +
+//              memory.swap.max of the cgroup and each ancestor
 //   both:      /proc/self/statm, /proc/meminfo
 //
 // With { keepOpen: true } it instead keeps each file open and re-reads it at
@@ -235,6 +237,9 @@ class PlainCgroupReader {
         kmemTcp: present(at('memory.kmem.tcp.usage_in_bytes')),
         limits: up('memory.limit_in_bytes'),
         highs: [],
+        peak: present(at('memory.max_usage_in_bytes')),
+        swap: present(at('memory.memsw.usage_in_bytes')),
+        swapLimits: [],
       }
       this.pressureFile = present(systemPressure)
       this.pressureScope = 'system'
@@ -248,6 +253,9 @@ class PlainCgroupReader {
         kmemTcp: null,
         limits: up('memory.max'),
         highs: up('memory.high'),
+        peak: present(at('memory.peak')),
+        swap: present(at('memory.swap.current')),
+        swapLimits: up('memory.swap.max'),
       }
       const own = at('memory.pressure')
       this.pressureFile = exists(own) ? own : present(systemPressure)
@@ -304,6 +312,9 @@ class PlainCgroupReader {
       highBytes: null,
       usageBytes: null,
       workingSetBytes: null,
+      peakBytes: null,
+      swapBytes: null,
+      swapLimitBytes: null,
       usageRatio: null,
       headroomBytes: null,
       stat: null,
@@ -351,6 +362,21 @@ class PlainCgroupReader {
       out.events = events
       if (f.kmem) out.kmemBytes = Number(this.text(f.kmem))
       if (f.kmemTcp) out.kmemTcpBytes = Number(this.text(f.kmemTcp))
+
+      if (f.peak) out.peakBytes = Number(this.text(f.peak))
+      if (f.swap) {
+        const swap = Number(this.text(f.swap))
+        // v1 memsw is memory plus swap, and its limit is memory.stat's hierarchical_memsw_limit.
+        out.swapBytes = v1 ? Math.max(0, swap - out.usageBytes) : swap
+        let swapLimit = null
+        for (const file of f.swapLimits) {
+          const l = parseLimit(this.text(file))
+          if (l !== null && (swapLimit === null || l < swapLimit)) swapLimit = l
+        }
+        const memsw = stat.hierarchical_memsw_limit
+        if (v1 && memsw !== undefined && memsw < V1_UNLIMITED) swapLimit = Math.max(0, memsw - (limit ?? 0))
+        out.swapLimitBytes = swapLimit
+      }
     }
     if (this.pressureFile) {
       const text = this.textOptional(this.pressureFile)
@@ -370,7 +396,8 @@ class PlainCgroupReader {
     const f = this.files
     if (f) {
       list.push(f.usage, f.stat, ...f.limits, ...f.highs, f.events)
-      for (const x of [f.failcnt, f.kmem, f.kmemTcp]) if (x) list.push(x)
+      for (const x of [f.failcnt, f.kmem, f.kmemTcp, f.peak, f.swap]) if (x) list.push(x)
+      if (f.swap) list.push(...f.swapLimits)
     }
     if (this.pressureFile) list.push(this.pressureFile)
     return list

@@ -203,6 +203,45 @@ function heapSection(m, env) {
   }
 }
 
+/**
+ * The processes in the cgroup (cgroup.procs), largest first, each with its
+ * share of the working set, and this process's share (its RSS over the
+ * working set). null without a process list.
+ */
+function processesSection(m) {
+  const p = m.processes
+  if (!p) return null
+  const ws = isNum(m.workingSetBytes) && m.workingSetBytes > 0 ? m.workingSetBytes : null
+  const share = (b) => (ws !== null && isNum(b) ? b / ws : null)
+  return {
+    count: p.count,
+    largest: p.largest.map((x) => ({ pid: x.pid, command: x.command, rssBytes: x.rssBytes, share: share(x.rssBytes) })),
+    selfRssBytes: isNum(m.rssBytes) ? m.rssBytes : null,
+    selfShare: share(m.rssBytes),
+  }
+}
+
+/** Peak and swap, and when the kernel kills with swap. null without a memory cgroup. */
+function swapSection(m) {
+  if (!m.cgroup) return null
+  const swap = isNum(m.swapBytes) ? m.swapBytes : null
+  const swapLimit = isNum(m.swapLimitBytes) ? m.swapLimitBytes : null
+  const memLimit = isNum(m.cgroupLimitBytes) ? bytes(m.cgroupLimitBytes) : 'none'
+  let message
+  if (swap === null) {
+    message = 'The kernel accounts no swap for this cgroup (no swap files): the OOM killer acts when memory reaches the limit.'
+  } else if (swapLimit === 0) {
+    message = 'This cgroup may not swap (swap limit 0): the OOM killer acts when memory reaches the limit.'
+  } else {
+    message =
+      `With swap, the kernel OOM-kills only when memory and swap have both reached their limits (memory ${memLimit}, ` +
+      `swap ${swapLimit === null ? 'no limit of its own: up to the host\'s swap' : bytes(swapLimit)}); until then it moves ` +
+      'anonymous memory out to swap and the service slows down first.' +
+      (swap === 0 ? ' Without swap space on the host, the memory limit alone decides.' : '')
+  }
+  return { peakBytes: isNum(m.peakBytes) ? m.peakBytes : null, swapBytes: swap, swapLimitBytes: swapLimit, message }
+}
+
 // ---------------------------------------------------------------- checks
 
 function check(id, title, status, detail, howTo, command) {
@@ -386,6 +425,8 @@ function diagnose(metrics, env) {
       events: m.events ? { ...m.events } : null,
     },
     pressure: m.pressure ? { scope: m.pressure.scope, some: { ...m.pressure.some }, full: m.pressure.full ? { ...m.pressure.full } : null } : null,
+    swap: swapSection(m),
+    processes: processesSection(m),
     checks: list,
     summary,
     diagnoses: m.diagnoses.map((d) => ({ ...d })),
@@ -552,6 +593,27 @@ function render(report, options) {
     row('scope', p.scope === 'cgroup' ? 'this cgroup (memory.pressure)' : 'system-wide (/proc/pressure/memory): the host\'s, not this container\'s')
   } else {
     row('pressure', 'n/a (no PSI on this kernel)')
+  }
+
+  const sw = report.swap
+  if (sw) {
+    head('peak and swap')
+    row('peak', `${bytes(sw.peakBytes)}${isNum(sw.peakBytes) && isNum(report.limit.bytes) ? ` (${pct(sw.peakBytes / report.limit.bytes)} of the limit; the most charged since the cgroup was created)` : ''}`)
+    row('swap', sw.swapBytes === null ? 'not accounted' : `${bytes(sw.swapBytes)} in use, limit ${sw.swapLimitBytes === null ? 'none of its own' : bytes(sw.swapLimitBytes)}`)
+    L.push(...wrap(sw.message, 66, '                '))
+  }
+
+  const pr = report.processes
+  if (pr) {
+    head('processes')
+    row('count', `${pr.count} in this cgroup (cgroup.procs)`)
+    row('this process', `${bytes(pr.selfRssBytes)} RSS, ${pct(pr.selfShare)} of the working set`)
+    L.push(`  ${'pid'.padStart(8)}  ${'rss'.padStart(10)}  ${'share'.padStart(6)}  command`)
+    for (const x of pr.largest) {
+      L.push(`  ${String(x.pid).padStart(8)}  ${bytes(x.rssBytes).padStart(10)}  ${pct(x.share).padStart(6)}  ${x.command === null ? '?' : x.command}`)
+    }
+    if (pr.count > pr.largest.length) L.push(`  ... and ${pr.count - pr.largest.length} more`)
+    L.push(...wrap('RSS counts pages shared between processes in each of them, and page cache only where mapped: the shares need not add up to 100%.', 66, '  '))
   }
 
   head('sizing checklist')

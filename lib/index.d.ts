@@ -2,6 +2,8 @@ import type { MemoryMetrics, MemoryUsageInput, MetricsOptions } from '../index'
 
 export type {
   CgroupInfo,
+  CgroupProcess,
+  CgroupProcesses,
   Diagnosis,
   MemoryEvents,
   MemoryMetrics,

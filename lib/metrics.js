@@ -34,7 +34,7 @@ const SHAPE_FIELDS = {
   stat: ['raw: raw(b, s.rawKeys)'],
   pressure: ['scope: s.pressureScope'],
 }
-const TAIL_FIELDS = ['diagnoses: s.diagnoses']
+const TAIL_FIELDS = ['processes: s.processes', 'diagnoses: s.diagnoses']
 
 /**
  * Generate the object-building function from the slot names once, so the
@@ -89,6 +89,11 @@ function freezeShape(shape) {
   for (const d of shape.diagnoses) Object.freeze(d)
   Object.freeze(shape.diagnoses)
   Object.freeze(shape.rawKeys)
+  if (shape.processes) {
+    for (const p of shape.processes.largest) Object.freeze(p)
+    Object.freeze(shape.processes.largest)
+    Object.freeze(shape.processes)
+  }
   return Object.freeze(shape)
 }
 

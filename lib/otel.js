@@ -37,6 +37,9 @@ const INSTRUMENTS = [
   ['oomguard.info', 'gauge', '1', INT, 'Always 1; attributes: the memory cgroup version and path, and the oomguard version.'],
   ['oomguard.memory.limit', 'gauge', 'By', INT, 'The memory limit everything is measured against: the effective cgroup limit, else the host MemTotal; oomguard.source says which.'],
   ['oomguard.memory.high', 'gauge', 'By', INT, 'cgroup v2 memory.high, smallest up the hierarchy: the kernel throttles above it.'],
+  ['oomguard.memory.peak', 'gauge', 'By', INT, 'The most memory the cgroup was charged since it was created: v2 memory.peak, v1 memory.max_usage_in_bytes.'],
+  ['oomguard.memory.swap.usage', 'gauge', 'By', INT, 'Swap the cgroup uses: v2 memory.swap.current, v1 memory.memsw.usage_in_bytes minus memory.usage_in_bytes.'],
+  ['oomguard.memory.swap.limit', 'gauge', 'By', INT, 'The most swap the cgroup may use (v2 memory.swap.max, v1 memsw limit minus the memory limit); the kernel OOM-kills only when memory and swap both reach their limits.'],
   ['oomguard.memory.utilization', 'gauge', '1', DOUBLE, 'Working set (else usage, else host used memory) divided by the limit; at 1 the kernel OOM-kills.'],
   ['oomguard.memory.headroom', 'gauge', 'By', INT, 'The limit minus the working set (else usage, else host used memory).'],
   ['oomguard.memory.stat', 'gauge', 'By', INT, 'memory.stat breakdown by oomguard.stat.kind; kinds overlap (shmem is in file, slab in kernel).'],
@@ -114,6 +117,9 @@ function observeMemory(meter, options) {
     obs('oomguard.info', 1, info)
     obs('oomguard.memory.limit', m.limitBytes, m.source === null ? undefined : { 'oomguard.source': m.source })
     obs('oomguard.memory.high', m.highBytes)
+    obs('oomguard.memory.peak', m.peakBytes)
+    obs('oomguard.memory.swap.usage', m.swapBytes)
+    obs('oomguard.memory.swap.limit', m.swapLimitBytes)
     obs('oomguard.memory.utilization', m.usageRatio)
     obs('oomguard.memory.headroom', m.headroomBytes)
     if (m.stat !== null) {

@@ -42,6 +42,9 @@ function portableMetrics(v) {
     constrainedMemoryBytes: total,
     usageBytes: null,
     workingSetBytes: null,
+    peakBytes: null,
+    swapBytes: null,
+    swapLimitBytes: null,
     basisBytes: used,
     usageRatio: used / total,
     headroomBytes: available,
@@ -52,6 +55,7 @@ function portableMetrics(v) {
     stat: null,
     events: null,
     pressure: null,
+    processes: null,
     v8: {
       rssBytes: nn(v[0]),
       heapTotalBytes: nn(v[1]),

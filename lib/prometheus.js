@@ -138,6 +138,27 @@ const FAMILIES = table([
     samples: (r) => [[null, r.num('workingSetBytes')]],
   },
   {
+    name: 'memory_peak_bytes',
+    type: 'gauge',
+    help: 'The most memory the cgroup was charged since it was created: v2 memory.peak (kernel 5.19+), v1 memory.max_usage_in_bytes.',
+    aggregator: 'first',
+    samples: (r) => [[null, r.num('peakBytes')]],
+  },
+  {
+    name: 'memory_swap_bytes',
+    type: 'gauge',
+    help: 'Swap the cgroup uses: v2 memory.swap.current, v1 memory.memsw.usage_in_bytes minus memory.usage_in_bytes. Absent where the kernel accounts no swap.',
+    aggregator: 'first',
+    samples: (r) => [[null, r.num('swapBytes')]],
+  },
+  {
+    name: 'memory_swap_limit_bytes',
+    type: 'gauge',
+    help: 'The most swap the cgroup may use: v2 memory.swap.max (smallest up the hierarchy), v1 memory.memsw.limit_in_bytes (smallest up the hierarchy: memory.stat hierarchical_memsw_limit) minus the memory limit. With swap the kernel OOM-kills only when memory and swap both reach their limits. Absent when unlimited or not accounted.',
+    aggregator: 'first',
+    samples: (r) => [[null, r.num('swapLimitBytes')]],
+  },
+  {
     name: 'memory_usage_ratio',
     type: 'gauge',
     help: 'Working set (else usage, else host used memory) divided by the limit; at 1 the kernel OOM-kills.',

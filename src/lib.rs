@@ -9,6 +9,7 @@ pub mod guard;
 pub mod lastwords;
 pub mod locate;
 pub mod parse;
+pub mod procs;
 pub mod reader;
 pub mod slots;
 pub mod stall;
@@ -45,6 +46,19 @@ struct CachedShape {
     raw_keys: Vec<String>,
     pressure_scope: Option<PressureScope>,
     diagnoses: Vec<diagnose::Diagnosis>,
+    /// The latest process scan; a new scan is a new shape.
+    processes: Option<std::sync::Arc<procs::Processes>>,
+}
+
+fn same_scan(
+    a: &Option<std::sync::Arc<procs::Processes>>,
+    b: &Option<std::sync::Arc<procs::Processes>>,
+) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 struct Entry {
@@ -64,6 +78,7 @@ impl Entry {
                 && sh.raw_keys.len() == raw.len()
                 && sh.raw_keys.iter().zip(raw).all(|(a, (b, _))| a == b)
                 && sh.diagnoses == diagnoses
+                && same_scan(&sh.processes, &snap.processes)
         });
         if !same {
             self.shape = Some(CachedShape {
@@ -72,6 +87,7 @@ impl Entry {
                 raw_keys: raw.iter().map(|(k, _)| k.clone()).collect(),
                 pressure_scope: snap.pressure.as_ref().map(|(_, s)| *s),
                 diagnoses,
+                processes: snap.processes.clone(),
             });
             self.generation = self.generation.wrapping_add(1);
         }
@@ -266,6 +282,7 @@ pub fn describe(root: Option<String>) -> Result<Shape> {
             raw_keys: Vec::new(),
             pressure_scope: None,
             diagnoses: Vec::new(),
+            processes: None,
         },
     })
     .map_err(internal_error)
@@ -280,6 +297,7 @@ pub struct Shape {
     pub raw_keys: Vec<String>,
     pub pressure_scope: Option<String>,
     pub diagnoses: Vec<Diagnosis>,
+    pub processes: Option<CgroupProcesses>,
 }
 
 impl Shape {
@@ -306,6 +324,19 @@ impl Shape {
                 PressureScope::System => "system".to_string(),
             }),
             diagnoses,
+            processes: sh.processes.as_ref().map(|p| CgroupProcesses {
+                count: p.count as u32,
+                largest: p
+                    .largest
+                    .iter()
+                    .map(|q| CgroupProcess {
+                        pid: q.pid,
+                        command: q.command.clone(),
+                        rss_bytes: q.rss.map(|v| v as f64),
+                    })
+                    .collect(),
+                timestamp_ms: p.timestamp_ms,
+            }),
         }
     }
 }
@@ -552,6 +583,31 @@ pub struct CgroupInfo {
     pub resolved: bool,
 }
 
+/// One process of the memory cgroup.
+#[napi(object, object_from_js = false, use_nullable = true)]
+pub struct CgroupProcess {
+    /// Process id, as this process's pid namespace numbers it (`cgroup.procs`).
+    pub pid: u32,
+    /// The kernel's name for it (`/proc/<pid>/comm`, at most 15 bytes); `null` when unreadable.
+    pub command: Option<String>,
+    /// Resident set size, bytes (`/proc/<pid>/statm`); `null` when unreadable
+    /// (the process exited, or `/proc` hides other users' processes).
+    pub rss_bytes: Option<f64>,
+}
+
+/// The processes in the memory cgroup (`cgroup.procs` of this process's own
+/// cgroup; processes in child cgroups are charged here too but not listed).
+/// Scanned at most once a second: `timestampMs` says when.
+#[napi(object, object_from_js = false, use_nullable = true)]
+pub struct CgroupProcesses {
+    /// How many processes `cgroup.procs` lists.
+    pub count: u32,
+    /// The largest by resident set, largest first, at most 16; unknown sizes last.
+    pub largest: Vec<CgroupProcess>,
+    /// When they were read, milliseconds since the epoch.
+    pub timestamp_ms: f64,
+}
+
 /// `memory.stat` in the cgroup v2 vocabulary, bytes unless noted. On v1 the
 /// hierarchical `total_*` fields are used (`total_rss` is `anon`,
 /// `total_cache` is `file`). A field the kernel did not print is `null`.
@@ -794,6 +850,21 @@ pub struct MemoryMetrics {
     /// Usage minus inactive page cache (`inactive_file`), never below 0; what
     /// kubelet and cAdvisor call the working set.
     pub working_set_bytes: Option<f64>,
+    /// The most the cgroup was charged since it was created, bytes: v2
+    /// `memory.peak` (kernel 5.19+), v1 `memory.max_usage_in_bytes`; `null`
+    /// where the kernel has none.
+    pub peak_bytes: Option<f64>,
+    /// Swap the cgroup uses, bytes: v2 `memory.swap.current`, v1
+    /// `memory.memsw.usage_in_bytes - memory.usage_in_bytes` (at least 0);
+    /// `null` where the kernel accounts no swap.
+    pub swap_bytes: Option<f64>,
+    /// The most swap the cgroup may use, bytes: v2 the smallest
+    /// `memory.swap.max` up the hierarchy, v1 the smallest
+    /// `memory.memsw.limit_in_bytes` up the hierarchy (memory plus swap, read
+    /// as `memory.stat` `hierarchical_memsw_limit`) minus the memory limit.
+    /// `null` when unlimited, and where the kernel accounts no swap (`swapBytes` is then `null` too).
+    /// The kernel OOM-kills only when memory and swap are both at their limits.
+    pub swap_limit_bytes: Option<f64>,
     /// The number ratios use: the working set, else usage, else the host's
     /// MemTotal - MemAvailable.
     pub basis_bytes: Option<f64>,
@@ -813,6 +884,9 @@ pub struct MemoryMetrics {
     pub pressure: Option<MemoryPressure>,
     /// Process RSS from `/proc/self/statm`, bytes.
     pub rss_bytes: Option<f64>,
+    /// The processes in the memory cgroup, largest first; `null` without a
+    /// memory cgroup or when `cgroup.procs` could not be read.
+    pub processes: Option<CgroupProcesses>,
     /// `MemTotal` from `/proc/meminfo`, bytes.
     pub host_total_bytes: Option<f64>,
     /// `MemAvailable` from `/proc/meminfo`, bytes.

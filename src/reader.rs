@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ParseError, Result};
@@ -15,6 +16,7 @@ use crate::parse::{
     lookup, parse_flat_keyed, parse_limit, parse_meminfo, parse_pressure, parse_statm_rss,
     parse_u64, Pressure,
 };
+use crate::procs::{self, Processes};
 use crate::stat::MemoryStat;
 
 /// How often `/proc/self/cgroup` is re-read to notice that the process was
@@ -195,8 +197,25 @@ pub struct Snapshot {
     pub events: Option<Events>,
     pub pressure: Option<(Pressure, PressureScope)>,
     pub rss: Option<u64>,
+    /// The most the cgroup was charged since it was created: v2
+    /// `memory.peak` (5.19+), v1 `memory.max_usage_in_bytes`.
+    pub peak: Option<u64>,
+    /// Swap the cgroup uses: v2 `memory.swap.current`; v1
+    /// `memory.memsw.usage_in_bytes - memory.usage_in_bytes` (never below 0).
+    /// None where the kernel accounts no swap (no such files).
+    pub swap: Option<u64>,
+    /// The most swap the cgroup may use: v2 the smallest `memory.swap.max`
+    /// up the hierarchy; v1 the smallest memory+swap limit up the hierarchy
+    /// (`memory.stat` `hierarchical_memsw_limit`, the smallest
+    /// `memory.memsw.limit_in_bytes`) minus the effective memory limit.
+    /// None when unlimited or not accounted.
+    pub swap_limit: Option<u64>,
     pub mem_total: Option<u64>,
     pub mem_available: Option<u64>,
+    /// The processes in the cgroup (`cgroup.procs`), from the latest scan
+    /// (at most [`procs::SCAN_EVERY`] old); None without a memory cgroup or
+    /// when `cgroup.procs` could not be read.
+    pub processes: Option<Arc<Processes>>,
     /// Files that should have been readable and were not (or did not parse).
     pub problems: Vec<Error>,
     /// Which of the numbers that limits and ratios depend on failed to read.
@@ -310,6 +329,19 @@ struct CgroupFiles {
     highs: Vec<OpenFile>,
     /// v1 `memory.soft_limit_in_bytes` of the leaf
     soft_limit: Option<OpenFile>,
+    /// v2 `memory.peak`, v1 `memory.max_usage_in_bytes`
+    peak: Option<OpenFile>,
+    /// v2 `memory.swap.current`, v1 `memory.memsw.usage_in_bytes`
+    swap: Option<OpenFile>,
+    /// v2 `memory.swap.max` of each directory from the leaf up (v1 reads
+    /// memory.stat's `hierarchical_memsw_limit` instead)
+    swap_limits: Vec<OpenFile>,
+    /// `cgroup.procs`, and the latest scan of the processes it lists
+    procs: OpenFile,
+    processes: Option<Arc<Processes>>,
+    /// When `processes` was scanned; None to scan at the next read
+    /// (never scanned, or the last scan failed).
+    processes_at: Option<Instant>,
     /// The process sits in the v2 root cgroup: no usage, events or limits.
     v2_root: bool,
 }
@@ -343,6 +375,16 @@ impl CgroupFiles {
                 limits: all("memory.max"),
                 highs: all("memory.high"),
                 soft_limit: None,
+                peak: (!v2_root).then(|| at("memory.peak")),
+                swap: (!v2_root).then(|| at("memory.swap.current")),
+                swap_limits: if v2_root {
+                    Vec::new()
+                } else {
+                    all("memory.swap.max")
+                },
+                procs: at("cgroup.procs"),
+                processes: None,
+                processes_at: None,
                 v2_root,
                 location,
             },
@@ -357,6 +399,14 @@ impl CgroupFiles {
                 limits: all("memory.limit_in_bytes"),
                 highs: Vec::new(),
                 soft_limit: Some(at("memory.soft_limit_in_bytes")),
+                peak: Some(at("memory.max_usage_in_bytes")),
+                swap: Some(at("memory.memsw.usage_in_bytes")),
+                // memory.stat's hierarchical_memsw_limit is the smallest
+                // memory.memsw.limit_in_bytes from the leaf up.
+                swap_limits: Vec::new(),
+                procs: at("cgroup.procs"),
+                processes: None,
+                processes_at: None,
                 v2_root,
                 location,
             },
@@ -524,6 +574,14 @@ impl Reader {
                 snap.usage = usage.and_then(|r| required(r, &mut problems));
                 snap.v2_root = files.v2_root;
                 read_cgroup(files, buf, &mut snap, &mut problems);
+                read_processes(
+                    files,
+                    &self.root,
+                    self.page_size,
+                    buf,
+                    &mut snap,
+                    &mut problems,
+                );
                 snap.location = Some(files.location.clone());
             }
             State::Failed(e) => snap.locate_error = Some(e.to_string()),
@@ -636,6 +694,75 @@ fn read_cgroup(
     if let Some(f) = files.pressure.as_mut() {
         snap.pressure =
             optional(f.parse(buf, parse_pressure), problems).map(|p| (p, PressureScope::Cgroup));
+    }
+    read_peak_and_swap(files, buf, snap, problems);
+}
+
+/// The processes of the cgroup: scanned again when the last scan is
+/// [`procs::SCAN_EVERY`] old or failed, else the last scan.
+fn read_processes(
+    files: &mut CgroupFiles,
+    root: &Path,
+    page_size: u64,
+    buf: &mut Vec<u8>,
+    snap: &mut Snapshot,
+    problems: &mut Vec<Error>,
+) {
+    let due = files
+        .processes_at
+        .is_none_or(|t| t.elapsed() >= procs::SCAN_EVERY);
+    if due {
+        files.processes = optional(
+            procs::scan(&mut files.procs, root, page_size, buf),
+            problems,
+        );
+        files.processes_at = files.processes.is_some().then(Instant::now);
+    }
+    snap.processes = files.processes.clone();
+}
+
+/// Peak usage and swap. Every file is optional: older kernels have no
+/// `memory.peak`, and without swap accounting there are no swap files.
+fn read_peak_and_swap(
+    files: &mut CgroupFiles,
+    buf: &mut Vec<u8>,
+    snap: &mut Snapshot,
+    problems: &mut Vec<Error>,
+) {
+    snap.peak = files
+        .peak
+        .as_mut()
+        .and_then(|f| optional(f.parse(buf, parse_u64), problems));
+    let swap = files
+        .swap
+        .as_mut()
+        .and_then(|f| optional(f.parse(buf, parse_u64), problems));
+    match files.location.version {
+        CgroupVersion::V2 => {
+            snap.swap = swap;
+            // A limit file that is absent (or `max`) does not limit.
+            snap.swap_limit = files
+                .swap_limits
+                .iter_mut()
+                .filter_map(|f| optional(f.parse(buf, parse_limit), problems).flatten())
+                .min();
+        }
+        CgroupVersion::V1 => {
+            // memsw counts memory and swap together; the two files are read
+            // moments apart, so the difference can come out below 0.
+            snap.swap = match (swap, snap.usage) {
+                (Some(memsw), Some(usage)) => Some(memsw.saturating_sub(usage)),
+                _ => None,
+            };
+            // hierarchical_memsw_limit: the smallest memory+swap limit from
+            // the leaf up, printed only with swap accounting.
+            snap.swap_limit = snap
+                .stat
+                .as_ref()
+                .and_then(|s| s.hierarchical_memsw_limit)
+                .filter(|_| snap.swap.is_some())
+                .map(|memsw| memsw.saturating_sub(snap.cgroup_limit.unwrap_or(0)));
+        }
     }
 }
 

@@ -32,6 +32,9 @@ slots! {
     CONSTRAINED = "constrainedMemoryBytes",
     USAGE = "usageBytes",
     WORKING_SET = "workingSetBytes",
+    PEAK = "peakBytes",
+    SWAP = "swapBytes",
+    SWAP_LIMIT = "swapLimitBytes",
     BASIS = "basisBytes",
     USAGE_RATIO = "usageRatio",
     HEADROOM = "headroomBytes",
@@ -154,6 +157,9 @@ pub fn fill(buf: &mut [f64], snap: &Snapshot, derived: &Derived, timestamp_ms: f
     set(Slot::CONSTRAINED, opt(snap.constrained_memory()));
     set(Slot::USAGE, opt(snap.usage));
     set(Slot::WORKING_SET, opt(snap.working_set));
+    set(Slot::PEAK, opt(snap.peak));
+    set(Slot::SWAP, opt(snap.swap));
+    set(Slot::SWAP_LIMIT, opt(snap.swap_limit));
     set(Slot::BASIS, opt(snap.basis()));
     set(Slot::USAGE_RATIO, optf(derived.usage_ratio));
     set(Slot::HEADROOM, optf(derived.headroom_bytes));

@@ -40,6 +40,9 @@ pub struct MemoryStat {
     /// whole hierarchy, including ancestors outside this process's view.
     /// None when unlimited or not printed.
     pub hierarchical_memory_limit: Option<u64>,
+    /// v1 only: `hierarchical_memsw_limit`, the smallest memory+swap limit up
+    /// the whole hierarchy. None when unlimited or not printed (no swap accounting).
+    pub hierarchical_memsw_limit: Option<u64>,
     /// Every key/value the kernel printed, in its order and its own names.
     pub raw: Vec<(String, u64)>,
 }
@@ -85,6 +88,7 @@ impl MemoryStat {
             pgmajfault: g("pgmajfault"),
             workingset_refault: refaults(&raw, ""),
             hierarchical_memory_limit: None,
+            hierarchical_memsw_limit: None,
             raw,
         }
     }
@@ -118,6 +122,8 @@ impl MemoryStat {
             pgmajfault: g("total_pgmajfault"),
             workingset_refault: refaults(&raw, "total_"),
             hierarchical_memory_limit: g("hierarchical_memory_limit")
+                .and_then(crate::parse::limit_from_value),
+            hierarchical_memsw_limit: g("hierarchical_memsw_limit")
                 .and_then(crate::parse::limit_from_value),
             raw,
         }

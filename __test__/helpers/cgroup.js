@@ -149,6 +149,13 @@ function setV1Limit(dir, bytes) {
   fs.writeFileSync(path.join(dir, 'memory.limit_in_bytes'), String(bytes))
 }
 
+/** Write `value` to a file (e.g. `memory.memsw.limit_in_bytes`) of a cgroup this process created. */
+function writeCgroupFile(dir, file, value) {
+  if (!isOurs(dir)) throw new Error(`refusing to write to a cgroup this test did not create: ${dir}`)
+  if (file.includes('/')) throw new Error(`not a cgroup file name: ${file}`)
+  fs.writeFileSync(path.join(dir, file), String(value))
+}
+
 function rmdirWithRetry(dir, attempts = 40, delayMs = 50) {
   for (let i = 1; ; i++) {
     try {
@@ -309,7 +316,47 @@ function runNodeInCgroup(dir, script, args = [], opts = {}) {
   )
 }
 
-/** The JSON objects on lines starting with `prefix` (anywhere in the line). */
+/**
+ * Start `node <script> ...args` inside the cgroup `dir` (as runNodeInCgroup)
+ * and leave it running. Resolves with `{ child, line }` once it prints a line
+ * starting with `prefix` (`line` is the JSON after it); rejects if it exits or
+ * `timeoutMs` passes first. The caller kills it (by `child.pid`); whatever is
+ * still running at exit is killed by cleanupAll().
+ */
+function startNodeInCgroup(dir, script, args, prefix, { timeoutMs = 30000 } = {}) {
+  const child = spawn(
+    'sh',
+    ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', path.join(dir, 'cgroup.procs'), process.execPath, script, ...args.map(String)],
+    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  if (child.pid) running.set(child.pid, { group: false })
+  child.on('exit', () => running.delete(child.pid))
+  return new Promise((resolve, reject) => {
+    let out = ''
+    let err = ''
+    const fail = (why) => {
+      clearTimeout(timer)
+      try {
+        process.kill(child.pid, 'SIGKILL')
+      } catch {}
+      reject(new Error(`${why}\n--- stdout\n${out.slice(-2000)}\n--- stderr\n${err.slice(-2000)}`))
+    }
+    const timer = setTimeout(() => fail(`no ${prefix.trim()} line within ${timeoutMs} ms`), timeoutMs)
+    child.stderr.setEncoding('utf8').on('data', (d) => (err += d))
+    child.stdout.setEncoding('utf8').on('data', (d) => {
+      out += d
+      const found = parsePrefixed(out.slice(0, out.lastIndexOf('\n') + 1), prefix)
+      if (found.length > 0) {
+        clearTimeout(timer)
+        resolve({ child, line: found[0] })
+      }
+    })
+    child.on('error', (e) => fail(e.message))
+    child.on('exit', (code, signal) => fail(`exited (code ${code}, signal ${signal}) before its ${prefix.trim()} line`))
+  })
+}
+
+/** The JSON objects on lines starting with `prefix`/** The JSON objects on lines starting with `prefix` (anywhere in the line). */
 function parsePrefixed(output, prefix) {
   const out = []
   for (const line of output.split('\n')) {
@@ -337,11 +384,13 @@ module.exports = {
   uniqueName,
   makeCgroup,
   setV1Limit,
+  writeCgroupFile,
   removeCgroup,
   cleanupAll,
   v1Support,
   runProcess,
   runNodeInCgroup,
+  startNodeInCgroup,
   parsePrefixed,
   describeRun,
 }

@@ -1,0 +1,161 @@
+'use strict'
+// Every process in the cgroup, and peak and swap, on the live kernel: a real
+// child cgroup v1 holding two processes, a node that holds memory
+// (`oomguard-holder`) and a node that reads getMemoryMetrics(); the numbers
+// are compared with what the kernel's files say. Plus the scan's rate limit,
+// in this process's own cgroup.
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const path = require('node:path')
+const h = require('./helpers/cgroup')
+const { getMemoryMetrics } = require('..')
+
+const CHILD = path.join(__dirname, 'helpers', 'procs-child.js')
+const PREFIX = 'OOMGUARD_PROCS '
+const MiB = 1024 * 1024
+const HOLD_MIB = 96
+const LIMIT = 512 * MiB
+const MEMSW_LIMIT = 768 * MiB
+// RSS moves a little between the kernel's statm read and the test's.
+const RSS_TOLERANCE = 4 * MiB
+
+function statmRss(pid) {
+  const pages = Number(fs.readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1])
+  return pages * 4096
+}
+
+test('live v1: a child cgroup with node and a second process holding memory', { timeout: 90_000 }, async (t) => {
+  const support = h.v1Support()
+  if (support.reason) return h.privileged(t, support.reason)
+  const dir = h.makeCgroup(support.own.dir)
+  let holder = null
+  t.after(async () => {
+    // One hook, in order (node:test runs after-hooks first to last): the holder must be gone before rmdir.
+    if (holder !== null && holder.exitCode === null && holder.signalCode === null) {
+      const gone = new Promise((resolve) => holder.once('exit', resolve))
+      process.kill(holder.pid, 'SIGKILL')
+      await gone
+    }
+    h.removeCgroup(dir)
+  })
+  h.setV1Limit(dir, LIMIT)
+  // Memory plus swap may reach 768 MiB: 256 MiB of swap on top of the memory limit.
+  const memsw = fs.existsSync(path.join(dir, 'memory.memsw.limit_in_bytes'))
+  if (memsw) h.writeCgroupFile(dir, 'memory.memsw.limit_in_bytes', MEMSW_LIMIT)
+
+  const started = await h.startNodeInCgroup(dir, CHILD, ['holder', HOLD_MIB], PREFIX)
+  holder = started.child
+  const ready = started.line
+  assert.equal(ready.pid, holder.pid, 'the holder is the process sh exec-ed into')
+  const peakBefore = h.readNumber(path.join(dir, 'memory.max_usage_in_bytes'))
+
+  const run = await h.runNodeInCgroup(dir, CHILD, ['probe'])
+  assert.equal(run.code, 0, h.describeRun(run))
+  const probe = h.parsePrefixed(run.stdout, PREFIX).find((o) => o.kind === 'probe')
+  assert.ok(probe, h.describeRun(run))
+  const m = probe.metrics
+  const holderRss = statmRss(holder.pid)
+  const peakAfter = h.readNumber(path.join(dir, 'memory.max_usage_in_bytes'))
+
+  // The processes, as cgroup.procs lists them: exactly these two.
+  assert.equal(m.cgroup.dir, dir)
+  const p = m.processes
+  assert.ok(p, 'processes are read')
+  assert.equal(p.count, 2, JSON.stringify(p))
+  assert.deepEqual(p.largest.map((x) => x.pid), [holder.pid, probe.pid], 'largest first: the holder, then the probe')
+  const [big, self] = p.largest
+  assert.equal(big.command, 'oomguard-holder', '/proc/<pid>/comm')
+  assert.equal(self.command, 'node')
+  assert.ok(big.rssBytes >= HOLD_MIB * MiB, `holder RSS ${big.rssBytes} holds ${HOLD_MIB} MiB`)
+  assert.ok(Math.abs(big.rssBytes - holderRss) <= RSS_TOLERANCE, `holder RSS ${big.rssBytes}, statm now ${holderRss}`)
+  assert.ok(Math.abs(self.rssBytes - m.rssBytes) <= RSS_TOLERANCE, `the probe's own entry ${self.rssBytes} is its /proc/self/statm ${m.rssBytes}`)
+
+  // The share of the working set this process's RSS is, as the doctor says it.
+  const share = m.rssBytes / m.workingSetBytes
+  assert.ok(share > 0 && share < 0.5, `the probe is the smaller part: ${share}`)
+  const text = probe.text
+  assert.match(text, new RegExp(`\\b${holder.pid}\\b.*oomguard-holder`), 'the doctor lists the holder')
+  assert.match(text, new RegExp(`${(share * 100).toFixed(1)}% of the working set`), text)
+
+  // Peak: memory.max_usage_in_bytes, which only grows.
+  assert.ok(m.peakBytes >= peakBefore && m.peakBytes <= peakAfter, `peak ${m.peakBytes} within [${peakBefore}, ${peakAfter}]`)
+  assert.ok(m.peakBytes >= HOLD_MIB * MiB)
+  // Swap: memsw - usage, and the memsw limit minus the memory limit.
+  if (memsw) {
+    assert.equal(m.swapLimitBytes, MEMSW_LIMIT - LIMIT, 'memory.memsw.limit_in_bytes - memory.limit_in_bytes')
+    assert.ok(m.swapBytes >= 0, `swap ${m.swapBytes}`)
+    const swapTotal = /SwapTotal:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))
+    if (swapTotal && Number(swapTotal[1]) === 0) {
+      // No swap device: memsw and usage differ only by what changed between the two reads.
+      assert.ok(m.swapBytes <= RSS_TOLERANCE, `no swap on this host, swapBytes ${m.swapBytes}`)
+    }
+  } else {
+    assert.equal(m.swapBytes, null, 'no swap accounting: null')
+    assert.equal(m.swapLimitBytes, null)
+  }
+})
+
+test('live: the process list is scanned at most once a second; other numbers stay fresh', { timeout: 30_000 }, async (t) => {
+  const a = getMemoryMetrics()
+  if (a.processes === null) return h.privileged(t, 'no memory cgroup with cgroup.procs for this process')
+  const b = getMemoryMetrics()
+  assert.equal(b.processes, a.processes, 'the same scan, shared (frozen) between reads within a second')
+  assert.ok(a.processes.largest.some((x) => x.pid === process.pid), 'this process is in its own cgroup.procs')
+  assert.ok(a.processes.count >= 1)
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  const c = getMemoryMetrics()
+  assert.notEqual(c.processes, a.processes, 'a new scan after a second')
+  assert.ok(c.processes.timestampMs >= a.processes.timestampMs + 1000, `${a.processes.timestampMs} -> ${c.processes.timestampMs}`)
+  assert.ok(c.timestampMs >= c.processes.timestampMs)
+})
+
+// ---------------------------------------------------------------------------
+// The doctor's sections, on fixture trees.
+
+const { diagnose, render } = require('../lib/doctor.js')
+const FIXTURES = path.join(__dirname, 'fixtures')
+const fixture = (tree) => getMemoryMetrics({ heapSizeLimit: 192 * MiB }, { root: path.join(FIXTURES, tree) })
+
+test('doctor: the processes, largest first, with their shares of the working set and this process\'s', () => {
+  const m = fixture('v2-processes')
+  const report = diagnose(m, {})
+  const p = report.processes
+  assert.equal(p.count, 20)
+  assert.equal(p.largest.length, 16)
+  assert.deepEqual(p.largest[0], { pid: 7, command: 'convert', rssBytes: 90 * MiB, share: (90 * MiB) / m.workingSetBytes })
+  assert.equal(p.selfRssBytes, m.rssBytes)
+  assert.equal(p.selfShare, m.rssBytes / m.workingSetBytes)
+  const text = render(report)
+  assert.match(text, /^processes\n {2}count {9}20 in this cgroup \(cgroup\.procs\)$/m)
+  assert.match(text, /^ {2}this process {2}2\.0 MiB RSS, 1\.5% of the working set$/m)
+  assert.match(text, /^ {9}7 {4}90\.0 MiB {3}68\.2% {2}convert$/m)
+  assert.match(text, /^ {7}201 {4}50\.0 MiB {3}37\.9% {2}\?$/m, 'an unreadable command is ?')
+  assert.match(text, /^ {2}\.\.\. and 4 more$/m)
+  assert.equal(diagnose(fixture('v2-busy'), {}).processes, null, 'no process list: no section')
+  assert.doesNotMatch(render(diagnose(fixture('v2-busy'), {})), /^processes$/m)
+})
+
+test('doctor: peak and swap, and when the kernel kills with swap', () => {
+  const v1 = diagnose(fixture('v1-swap'), {})
+  assert.deepEqual({ ...v1.swap, message: undefined }, { peakBytes: 200421376, swapBytes: 50 * MiB, swapLimitBytes: 128 * MiB, message: undefined })
+  assert.match(v1.swap.message, /only when memory and swap have both reached their limits \(memory 256\.0 MiB, swap 128\.0 MiB\)/)
+  const text = render(v1)
+  assert.match(text, /^ {2}swap {10}50\.0 MiB in use, limit 128\.0 MiB$/m)
+  assert.match(text, /^ {2}peak {10}191\.1 MiB \(74\.7% of the limit/m)
+
+  const unlimited = diagnose(fixture('v2-busy'), {}).swap
+  assert.equal(unlimited.swapLimitBytes, null)
+  assert.match(unlimited.message, /swap no limit of its own: up to the host's swap/)
+  assert.match(unlimited.message, /Without swap space on the host, the memory limit alone decides/)
+
+  const none = diagnose(fixture('v1-no-swap-accounting'), {}).swap
+  assert.equal(none.swapBytes, null)
+  assert.match(none.message, /accounts no swap .* when memory reaches the limit/)
+  assert.match(render(diagnose(fixture('v1-no-swap-accounting'), {})), /^ {2}swap {10}not accounted$/m)
+
+  const off = diagnose({ ...fixture('v2-swap'), swapLimitBytes: 0 }, {}).swap
+  assert.match(off.message, /may not swap \(swap limit 0\)/)
+  assert.equal(diagnose(fixture('no-memory-controller'), {}).swap, null, 'no memory cgroup: no section')
+})

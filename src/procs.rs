@@ -1,0 +1,226 @@
+//! The processes in the cgroup: `cgroup.procs`, and each one's resident set
+//! (`/proc/<pid>/statm`) and name (`/proc/<pid>/comm`).
+//!
+//! A scan opens two files per process, so it is not done on every read: the
+//! reader keeps the last scan and repeats it at most every [`SCAN_EVERY`]
+//! (measured in benchmark/README.md).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::{ParseError, Result};
+use crate::locate::under_root;
+use crate::parse::parse_statm_rss;
+use crate::reader::OpenFile;
+
+/// At most this many processes are listed, largest resident set first.
+pub const MAX_LISTED: usize = 16;
+
+/// At most this many pids of `cgroup.procs` have their `statm` read in one
+/// scan (the lowest pids); `count` still counts them all. Bounds a scan of a
+/// cgroup that holds a whole host (the v2 root) to a few milliseconds.
+pub const MAX_SCANNED: usize = 512;
+
+/// How long a scan stands before the next read repeats it.
+pub const SCAN_EVERY: Duration = Duration::from_secs(1);
+
+/// This process's resident set is a "small part" of the charge below this
+/// share of the cgroup's working set: the last-words verdict is then
+/// `another-process` when the cgroup holds other processes.
+pub const SMALL_SHARE: f64 = 0.25;
+
+/// One process of the cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CgroupProcess {
+    pub pid: u32,
+    /// `/proc/<pid>/comm` (at most 15 bytes, the kernel's task name); None when unreadable.
+    pub command: Option<String>,
+    /// Resident set, bytes; None when unreadable (the process exited, or
+    /// `/proc` is mounted with `hidepid`).
+    pub rss: Option<u64>,
+}
+
+/// The result of one scan.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Processes {
+    /// Processes in `cgroup.procs` (distinct pids).
+    pub count: usize,
+    /// The largest by resident set, at most [`MAX_LISTED`]; unknown sizes last.
+    pub largest: Vec<CgroupProcess>,
+    /// When the scan was made, milliseconds since the epoch.
+    pub timestamp_ms: f64,
+}
+
+impl Processes {
+    /// The largest process, when any has a known size.
+    pub fn top(&self) -> Option<&CgroupProcess> {
+        self.largest.first().filter(|p| p.rss.is_some())
+    }
+}
+
+/// `cgroup.procs`: one pid per line; sorted, without duplicates (v1 may
+/// list a pid twice).
+pub fn parse_pids(text: &str) -> std::result::Result<Vec<u32>, ParseError> {
+    let mut pids = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        let pid = t
+            .parse::<u32>()
+            .map_err(|_| ParseError::new(i + 1, format!("not a pid: {t:?}")))?;
+        pids.push(pid);
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    Ok(pids)
+}
+
+/// `/proc/<pid>/comm`: the name without its newline.
+pub fn parse_comm(text: &str) -> std::result::Result<String, ParseError> {
+    Ok(text.strip_suffix('\n').unwrap_or(text).to_string())
+}
+
+/// Read `cgroup.procs` and each listed process's size and name under `root`.
+pub fn scan(
+    procs: &mut OpenFile,
+    root: &Path,
+    page_size: u64,
+    buf: &mut Vec<u8>,
+) -> Result<Arc<Processes>> {
+    let pids = procs.parse(buf, parse_pids)?;
+    let proc_file =
+        |pid: u32, name: &str| OpenFile::new(under_root(root, &format!("/proc/{pid}/{name}")));
+    let mut list: Vec<CgroupProcess> = pids
+        .iter()
+        .take(MAX_SCANNED)
+        .map(|&pid| CgroupProcess {
+            pid,
+            command: None,
+            rss: proc_file(pid, "statm")
+                .parse(buf, |t| parse_statm_rss(t, page_size))
+                .ok(),
+        })
+        .collect();
+    // Largest first; unknown sizes last; ties by pid.
+    list.sort_by(|a, b| b.rss.cmp(&a.rss).then(a.pid.cmp(&b.pid)));
+    list.truncate(MAX_LISTED);
+    for p in list.iter_mut() {
+        p.command = proc_file(p.pid, "comm").parse(buf, parse_comm).ok();
+    }
+    Ok(Arc::new(Processes {
+        count: pids.len(),
+        largest: list,
+        timestamp_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pids() {
+        let cases: &[(&str, &str, Option<Vec<u32>>)] = &[
+            ("empty", "", Some(vec![])),
+            ("one", "42\n", Some(vec![42])),
+            (
+                "unsorted with a duplicate (v1)",
+                "7\n3\n7\n",
+                Some(vec![3, 7]),
+            ),
+            ("no trailing newline", "1\n2", Some(vec![1, 2])),
+            ("blank lines", "\n5\n\n", Some(vec![5])),
+            ("garbage", "12\nabc\n", None),
+            ("negative", "-1\n", None),
+            ("too large", "4294967296\n", None),
+        ];
+        for (name, text, want) in cases {
+            assert_eq!(parse_pids(text).ok(), *want, "case {name}");
+        }
+        assert_eq!(
+            parse_pids("1\nx\n").unwrap_err().line,
+            2,
+            "the error names the line"
+        );
+    }
+
+    #[test]
+    fn comm() {
+        assert_eq!(parse_comm("node\n").unwrap(), "node");
+        assert_eq!(parse_comm("a b\n").unwrap(), "a b", "names may hold spaces");
+        assert_eq!(parse_comm("x").unwrap(), "x");
+    }
+
+    #[test]
+    fn a_fixture_root_scan() {
+        let dir = std::env::temp_dir().join(format!("oomguard-procs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let w = |p: &str, s: &str| {
+            let f = dir.join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, s).unwrap();
+        };
+        w("cg/cgroup.procs", "30\n10\n20\n40\n");
+        w("proc/10/statm", "100 5 0 0 0 0 0\n");
+        w("proc/10/comm", "small\n");
+        w("proc/20/statm", "100 50 0 0 0 0 0\n");
+        w("proc/20/comm", "big\n");
+        w("proc/30/statm", "100 50 0 0 0 0 0\n"); // a tie: lower pid first
+                                                  // 40 has exited: no files
+        let mut procs = OpenFile::new(dir.join("cg/cgroup.procs"));
+        let mut buf = Vec::new();
+        let p = scan(&mut procs, &dir, 4096, &mut buf).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(p.count, 4);
+        let got: Vec<_> = p
+            .largest
+            .iter()
+            .map(|p| (p.pid, p.command.as_deref(), p.rss))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (20, Some("big"), Some(50 * 4096)),
+                (30, None, Some(50 * 4096)),
+                (10, Some("small"), Some(5 * 4096)),
+                (40, None, None),
+            ]
+        );
+        assert_eq!(p.top().map(|t| t.pid), Some(20));
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    /// `cargo test --release procs::timing -- --ignored --nocapture`: the
+    /// cost of one scan of this process's own cgroup.
+    #[test]
+    #[ignore]
+    fn scan_speed() {
+        let loc = match crate::locate::locate(std::path::Path::new("/")) {
+            Ok(crate::locate::Located::Found(l)) => l,
+            _ => return,
+        };
+        let mut procs = super::OpenFile::new(loc.dir.join("cgroup.procs"));
+        let mut buf = Vec::new();
+        let root = std::path::Path::new("/");
+        let first = super::scan(&mut procs, root, 4096, &mut buf).unwrap();
+        let n = 2000;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(super::scan(&mut procs, root, 4096, &mut buf).unwrap());
+        }
+        eprintln!(
+            "scan of {} processes: {:.1} us",
+            first.count,
+            t.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
+    }
+}
