@@ -5,6 +5,7 @@
 
 pub mod diagnose;
 pub mod error;
+pub mod file;
 pub mod guard;
 pub mod lastwords;
 pub mod locate;
@@ -538,6 +539,32 @@ pub fn sampler_info() -> Result<SamplerInfo> {
         }
     })
     .map_err(internal_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_root_held_by_one_reader_never_blocks_another_root() {
+        let a = entry_for(Path::new("/nonexistent/oomguard-a"));
+        // As if a read of root a were stuck in the kernel.
+        let _held = lock(&a);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let b = entry_for(Path::new("/nonexistent/oomguard-b"));
+            let snap = lock(&b).reader.snapshot();
+            tx.send(snap.locate_error.is_some()).unwrap();
+        });
+        let located = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("root b was read while root a was held");
+        assert!(located, "root b does not exist: a locate error, not a hang");
+        // The same root, asked again, is the same entry.
+        let again = entry_for(Path::new("/nonexistent/oomguard-a"));
+        assert!(Arc::ptr_eq(&a, &again));
+    }
 }
 
 // ---------------------------------------------------------------------------

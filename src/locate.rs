@@ -64,13 +64,44 @@ pub enum Located {
     NoMemoryController,
 }
 
-/// Join an absolute kernel path under the injected root.
+/// Join an absolute kernel path under the injected root. The path must be
+/// normalized ([`normalize`]) when it comes from a file under the root.
 pub fn under_root(root: &Path, absolute: &str) -> PathBuf {
     root.join(absolute.trim_start_matches('/'))
 }
 
-pub fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+/// Resolve `.`, `..` and repeated slashes of an absolute path lexically.
+/// None when a `..` climbs above `/`: such a path would lead outside the
+/// root once joined under it.
+pub fn normalize(absolute: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in absolute.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    let mut out = String::with_capacity(absolute.len());
+    for p in &parts {
+        out.push('/');
+        out.push_str(p);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Some(out)
+}
+
+pub use crate::file::read_text;
+
+fn escapes(file: &Path, what: &str, path: &str) -> Error {
+    Error::refused(
+        file,
+        format!("the {what} {path:?} climbs out of the root with \"..\""),
+    )
 }
 
 /// Split `path` against the mount's `root` field: the part of the cgroup path
@@ -102,13 +133,37 @@ fn choose_mount<'m>(
     }
 }
 
+/// Where the files are, from the normalized cgroup path and mounts.
+/// Errors when a path from the files would lead outside the root.
 fn resolve(
     root: &Path,
     version: CgroupVersion,
     line: &ProcCgroupLine,
     mounts: &[&MountInfo],
-) -> Option<Location> {
-    let (mount, rel) = choose_mount(mounts, &line.path)?;
+    files: (&Path, &Path),
+) -> Result<Option<Location>> {
+    let (cgroup_file, mountinfo_file) = files;
+    let path =
+        normalize(&line.path).ok_or_else(|| escapes(cgroup_file, "cgroup path", &line.path))?;
+    let mut normalized = Vec::with_capacity(mounts.len());
+    for m in mounts {
+        let mount_point = normalize(&m.mount_point)
+            .ok_or_else(|| escapes(mountinfo_file, "mount point", &m.mount_point))?;
+        // A mount root above this namespace's (`/..`, as the kernel prints it
+        // for a cgroup outside the namespace) is kept as printed: it holds
+        // no normalized path, so only the first-mount fallback can pick it.
+        let mount_root = normalize(&m.root).unwrap_or_else(|| m.root.clone());
+        normalized.push(MountInfo {
+            root: mount_root,
+            mount_point,
+            fs_type: m.fs_type.clone(),
+            super_options: Vec::new(),
+        });
+    }
+    let refs: Vec<&MountInfo> = normalized.iter().collect();
+    let Some((mount, rel)) = choose_mount(&refs, &path) else {
+        return Ok(None);
+    };
     let mount_point = under_root(root, &mount.mount_point);
     let candidate = rel.as_ref().map(|rel| {
         if rel.is_empty() {
@@ -121,13 +176,13 @@ fn resolve(
         Some(dir) if dir.is_dir() => (dir, true),
         _ => (mount_point.clone(), false),
     };
-    Some(Location {
+    Ok(Some(Location {
         version,
         cgroup_path: line.path.clone(),
         mount_point,
         dir,
         resolved,
-    })
+    }))
 }
 
 /// Does this cgroup2 directory have the memory controller?
@@ -135,7 +190,7 @@ fn v2_has_memory(loc: &Location) -> bool {
     if loc.dir.join("memory.current").exists() || loc.dir.join("memory.stat").exists() {
         return true;
     }
-    match std::fs::read_to_string(loc.dir.join("cgroup.controllers")) {
+    match read_text(&loc.dir.join("cgroup.controllers")) {
         Ok(text) => text.split_ascii_whitespace().any(|c| c == "memory"),
         Err(_) => false,
     }
@@ -160,7 +215,8 @@ pub fn locate(root: &Path) -> Result<Located> {
             .iter()
             .filter(|m| m.fs_type == "cgroup" && m.super_options.iter().any(|o| o == "memory"))
             .collect();
-        if let Some(loc) = resolve(root, CgroupVersion::V1, line, &v1_mounts) {
+        let files = (cgroup_file.as_path(), mountinfo_file.as_path());
+        if let Some(loc) = resolve(root, CgroupVersion::V1, line, &v1_mounts, files)? {
             return Ok(Located::Found(loc));
         }
     }
@@ -169,7 +225,8 @@ pub fn locate(root: &Path) -> Result<Located> {
         .find(|l| l.hierarchy_id == 0 && l.controllers.is_empty())
     {
         let v2_mounts: Vec<&MountInfo> = mounts.iter().filter(|m| m.fs_type == "cgroup2").collect();
-        if let Some(loc) = resolve(root, CgroupVersion::V2, line, &v2_mounts) {
+        let files = (cgroup_file.as_path(), mountinfo_file.as_path());
+        if let Some(loc) = resolve(root, CgroupVersion::V2, line, &v2_mounts, files)? {
             if v2_has_memory(&loc) {
                 return Ok(Located::Found(loc));
             }
@@ -209,6 +266,24 @@ mod tests {
         ];
         for (name, path, root, want) in cases {
             assert_eq!(relative_to_mount_root(path, root), *want, "case {name}");
+        }
+    }
+
+    #[test]
+    fn normalize_cases() {
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("root", "/", Some("/")),
+            ("plain", "/a/b", Some("/a/b")),
+            ("dot and slashes", "/a/./b//c/", Some("/a/b/c")),
+            ("dot-dot inside", "/a/b/../c", Some("/a/c")),
+            ("back to the top", "/a/..", Some("/")),
+            ("climbs out", "/..", None),
+            ("climbs far out", "/../../../../tmp/x", None),
+            ("out and back in", "/a/../../a", None),
+            ("dots in a name", "/a/..b/c..", Some("/a/..b/c..")),
+        ];
+        for (name, path, want) in cases {
+            assert_eq!(normalize(path).as_deref(), *want, "case {name}");
         }
     }
 

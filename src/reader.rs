@@ -2,14 +2,13 @@
 //! files open and re-reads them with `pread` at offset 0: the kernel
 //! regenerates the text on every read, so each read is fresh.
 
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ParseError, Result};
+use crate::file::Checked;
 use crate::guard;
 use crate::locate::{locate, under_root, CgroupVersion, Located, Location};
 use crate::parse::{
@@ -23,11 +22,13 @@ use crate::stat::MemoryStat;
 /// moved to another cgroup. A failed read of the usage file re-checks at once.
 const RELOCATE_EVERY: Duration = Duration::from_secs(1);
 
-/// A file kept open for repeated `pread`s.
+/// A file kept open for repeated `pread`s. Opening checks it once
+/// ([`Checked::open`]: non-blocking, regular files only); each read is one
+/// bounded `pread` on the kept descriptor.
 #[derive(Debug)]
 pub struct OpenFile {
     path: PathBuf,
-    file: Option<File>,
+    file: Option<Checked>,
     /// The file did not exist when first opened. It is not looked for again
     /// (an absent controller file stays absent); relocating builds new
     /// `OpenFile`s, which look again.
@@ -47,39 +48,18 @@ impl OpenFile {
         &self.path
     }
 
-    fn pread_all(file: &File, buf: &mut Vec<u8>) -> io::Result<usize> {
-        if buf.len() < 16384 {
-            buf.resize(16384, 0);
-        }
-        let mut n = 0;
-        loop {
-            if n == buf.len() {
-                let len = buf.len() * 2;
-                buf.resize(len, 0);
-            }
-            match file.read_at(&mut buf[n..], n as u64) {
-                Ok(0) => return Ok(n),
-                // Kernel pseudo-files (seq_file) fill the buffer until their
-                // end: a short read is the end, and saves a second syscall.
-                Ok(k) if n + k < buf.len() => return Ok(n + k),
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
     /// Read the whole file into `buf` and return it as text. Opens the file
     /// on first use; if a read on an open descriptor fails (the cgroup was
     /// removed, for example), opens it again once.
     pub fn read<'b>(&mut self, buf: &'b mut Vec<u8>) -> Result<&'b str> {
         let n = match &self.file {
-            Some(f) => match Self::pread_all(f, buf) {
+            Some(f) => match f.read(buf, &self.path) {
                 Ok(n) => n,
-                Err(_) => {
+                Err(Error::Io { .. }) => {
                     self.file = None;
                     return self.read_fresh(buf);
                 }
+                Err(e) => return Err(e),
             },
             None => return self.read_fresh(buf),
         };
@@ -90,11 +70,10 @@ impl OpenFile {
         if self.missing {
             return Err(Error::io(&self.path, io::ErrorKind::NotFound.into()));
         }
-        let file = File::open(&self.path).map_err(|e| {
-            self.missing = e.kind() == io::ErrorKind::NotFound;
-            Error::io(&self.path, e)
+        let file = Checked::open(&self.path).inspect_err(|e| {
+            self.missing = e.is_not_found();
         })?;
-        let n = Self::pread_all(&file, buf).map_err(|e| Error::io(&self.path, e))?;
+        let n = file.read(buf, &self.path)?;
         self.file = Some(file);
         self.text(buf, n)
     }
@@ -480,7 +459,7 @@ impl Reader {
             state: State::Unlocated,
             proc_cgroup_text: String::new(),
             last_locate: None,
-            buf: Vec::with_capacity(8192),
+            buf: Vec::new(),
             page_size: page_size(),
         }
     }
@@ -787,5 +766,336 @@ mod timing {
             "snapshot: {:.2} us",
             t.elapsed().as_secs_f64() * 1e6 / n as f64
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The reading path against hostile trees built on the fly: FIFOs,
+    //! devices, directories and oversized files in place of kernel files,
+    //! and paths that climb out of the root.
+    use super::*;
+    use crate::file::MAX_BYTES;
+    use std::fs;
+    use std::time::Instant;
+
+    /// A scratch root under the temporary directory, removed on drop.
+    struct Tree(PathBuf);
+
+    impl Tree {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "oomguard-reader-{name}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            Tree(dir)
+        }
+
+        /// A v2 tree: the process in `/app` with a 256 MiB limit.
+        fn v2(name: &str) -> Self {
+            let t = Tree::new(name);
+            t.write("proc/self/cgroup", "0::/app\n");
+            t.write(
+                "proc/self/mountinfo",
+                "30 1 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n",
+            );
+            t.write("proc/self/statm", "1000 250 10 1 0 100 0\n");
+            t.write(
+                "proc/meminfo",
+                "MemTotal: 1048576 kB\nMemAvailable: 524288 kB\n",
+            );
+            t.write("sys/fs/cgroup/cgroup.controllers", "memory\n");
+            t.write("sys/fs/cgroup/app/memory.current", "1000\n");
+            t.write("sys/fs/cgroup/app/memory.max", "268435456\n");
+            t.write("sys/fs/cgroup/app/memory.high", "max\n");
+            t.write(
+                "sys/fs/cgroup/app/memory.stat",
+                "anon 600\nfile 400\ninactive_file 100\n",
+            );
+            t.write(
+                "sys/fs/cgroup/app/memory.events",
+                "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n",
+            );
+            t
+        }
+
+        fn path(&self, rel: &str) -> PathBuf {
+            self.0.join(rel)
+        }
+
+        fn write(&self, rel: &str, text: &str) {
+            let p = self.path(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, text).unwrap();
+        }
+
+        /// Put `make` in place of the file at `rel`.
+        fn replace(&self, rel: &str, make: impl FnOnce(&Path)) {
+            let p = self.path(rel);
+            let _ = fs::remove_file(&p);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            make(&p);
+        }
+    }
+
+    impl Drop for Tree {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn fifo(p: &Path) {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    }
+
+    fn read_one(p: &Path) -> Result<String> {
+        let mut buf = Vec::new();
+        OpenFile::new(p.to_path_buf())
+            .read(&mut buf)
+            .map(str::to_string)
+    }
+
+    #[test]
+    fn kernel_files_read_whole() {
+        let text = read_one(Path::new("/proc/self/statm")).unwrap();
+        assert!(parse_statm_rss(&text, 4096).unwrap() > 0);
+        // Printed record by record, often longer than a page: read to the end.
+        let path = Path::new("/proc/self/mountinfo");
+        let text = crate::file::read_text(path).unwrap();
+        assert!(parse_mountinfo_ok(&text));
+        assert_eq!(
+            text,
+            fs::read_to_string(path).unwrap(),
+            "whole, not one page"
+        );
+        // Make /proc/self/maps several pages long: 300 mappings that cannot merge.
+        let page = page_size() as usize;
+        let maps: Vec<usize> = (0..300)
+            .map(|i| {
+                let prot = if i % 2 == 0 {
+                    libc::PROT_READ
+                } else {
+                    libc::PROT_NONE
+                };
+                // SAFETY: a fresh anonymous private mapping, unmapped below.
+                let p = unsafe {
+                    libc::mmap(
+                        std::ptr::null_mut(),
+                        page,
+                        prot,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                        -1,
+                        0,
+                    )
+                };
+                assert_ne!(p, libc::MAP_FAILED);
+                p as usize
+            })
+            .collect();
+        let text = crate::file::read_text(Path::new("/proc/self/maps")).unwrap();
+        let lines = text.lines().count();
+        for p in maps {
+            // SAFETY: mapped above with this length.
+            unsafe { libc::munmap(p as *mut libc::c_void, page) };
+        }
+        assert!(text.len() > 3 * page, "maps is {} bytes", text.len());
+        assert!(lines >= 300, "{lines} lines: read to the end");
+    }
+
+    fn parse_mountinfo_ok(text: &str) -> bool {
+        crate::parse::parse_mountinfo(text).is_ok_and(|m| !m.is_empty())
+    }
+
+    #[test]
+    fn fifo_is_refused_without_waiting() {
+        let t = Tree::new("fifo");
+        t.replace("memory.current", fifo);
+        let start = Instant::now();
+        let err = read_one(&t.path("memory.current")).unwrap_err();
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "did not wait for a writer"
+        );
+        assert!(matches!(err, Error::Refused { .. }), "{err}");
+        assert!(err.to_string().contains("a FIFO"), "{err}");
+        assert_eq!(err.path(), t.path("memory.current"), "names the path");
+    }
+
+    #[test]
+    fn devices_and_directories_are_refused() {
+        let t = Tree::new("dev");
+        t.replace("memory.stat", |p| {
+            std::os::unix::fs::symlink("/dev/zero", p).unwrap()
+        });
+        let err = read_one(&t.path("memory.stat")).unwrap_err();
+        assert!(matches!(err, Error::Refused { .. }), "{err}");
+        assert!(err.to_string().contains("character device"), "{err}");
+
+        t.replace("memory.events", |p| fs::create_dir(p).unwrap());
+        let err = read_one(&t.path("memory.events")).unwrap_err();
+        assert!(err.to_string().contains("Is a directory"), "{err}");
+        assert!(!err.is_not_found());
+    }
+
+    #[test]
+    fn symlink_loops_and_vanished_files_are_errors() {
+        let t = Tree::new("loop");
+        t.replace("a", |p| std::os::unix::fs::symlink("b", p).unwrap());
+        t.replace("b", |p| std::os::unix::fs::symlink("a", p).unwrap());
+        let err = read_one(&t.path("a")).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err}");
+
+        t.write("gone", "1\n");
+        let mut f = OpenFile::new(t.path("gone"));
+        let mut buf = Vec::new();
+        assert_eq!(f.read(&mut buf).unwrap(), "1\n");
+        fs::remove_file(t.path("gone")).unwrap();
+        // An ordinary file keeps its text after unlink: the reader says it is gone.
+        assert!(f.read(&mut buf).unwrap_err().is_not_found());
+        assert!(OpenFile::new(t.path("gone"))
+            .read(&mut buf)
+            .unwrap_err()
+            .is_not_found());
+    }
+
+    #[test]
+    fn reads_are_bounded() {
+        let t = Tree::new("big");
+        let exact = "7".repeat(MAX_BYTES);
+        t.write("exact", &exact);
+        assert_eq!(read_one(&t.path("exact")).unwrap().len(), MAX_BYTES);
+
+        t.write("over", &"7".repeat(MAX_BYTES + 1));
+        let err = read_one(&t.path("over")).unwrap_err();
+        assert!(matches!(err, Error::Parse { .. }), "malformed: {err}");
+        assert!(err.to_string().contains("longer than 65536 bytes"), "{err}");
+
+        t.write("junk", &"x".repeat(10 << 20));
+        let mut buf = Vec::new();
+        let mut f = OpenFile::new(t.path("junk"));
+        assert!(f.read(&mut buf).is_err());
+        assert!(
+            buf.len() <= MAX_BYTES + 1,
+            "buffer stays bounded: {}",
+            buf.len()
+        );
+
+        // A file that grows past the bound after it was opened.
+        t.write("grows", "1\n");
+        let mut f = OpenFile::new(t.path("grows"));
+        assert_eq!(f.read(&mut buf).unwrap(), "1\n");
+        fs::write(t.path("grows"), "1".repeat(1 << 20)).unwrap();
+        assert!(f
+            .read(&mut buf)
+            .unwrap_err()
+            .to_string()
+            .contains("longer than"));
+        assert!(buf.len() <= MAX_BYTES + 1);
+    }
+
+    #[test]
+    fn a_sound_tree_reads() {
+        let t = Tree::v2("sound");
+        let s = Reader::new(&t.0).snapshot();
+        assert!(s.problems.is_empty(), "{:?}", s.problems);
+        assert_eq!(s.usage, Some(1000));
+        assert_eq!(s.working_set, Some(900));
+        assert_eq!(s.cgroup_limit, Some(268435456));
+        assert_eq!(s.location.unwrap().dir, t.path("sys/fs/cgroup/app"));
+    }
+
+    fn problem_paths(s: &Snapshot) -> Vec<PathBuf> {
+        s.problems.iter().map(|p| p.path().to_path_buf()).collect()
+    }
+
+    #[test]
+    fn hostile_files_are_problems_naming_them() {
+        type Make = fn(&Path);
+        let cases: &[(&str, &str, Make)] = &[
+            (
+                "fifo memory.current",
+                "sys/fs/cgroup/app/memory.current",
+                fifo,
+            ),
+            ("fifo meminfo", "proc/meminfo", fifo),
+            (
+                "/dev/zero as memory.stat",
+                "sys/fs/cgroup/app/memory.stat",
+                |p| std::os::unix::fs::symlink("/dev/zero", p).unwrap(),
+            ),
+            ("10 MB memory.stat", "sys/fs/cgroup/app/memory.stat", |p| {
+                fs::write(p, "anon 1\n".repeat(1_500_000)).unwrap()
+            }),
+            (
+                "directory memory.max",
+                "sys/fs/cgroup/app/memory.max",
+                |p| fs::create_dir(p).unwrap(),
+            ),
+        ];
+        for (name, rel, make) in cases {
+            let t = Tree::v2(&name.replace(['/', ' ', '.'], "_"));
+            t.replace(rel, *make);
+            let start = Instant::now();
+            let s = Reader::new(&t.0).snapshot();
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "{name}: returned at once"
+            );
+            assert!(
+                problem_paths(&s).contains(&t.path(rel)),
+                "{name}: {:?}",
+                s.problems
+            );
+        }
+    }
+
+    #[test]
+    fn fifo_proc_self_cgroup_is_a_locate_error() {
+        let t = Tree::v2("fifo-cgroup");
+        t.replace("proc/self/cgroup", fifo);
+        let s = Reader::new(&t.0).snapshot();
+        assert!(s.location.is_none());
+        let err = s.locate_error.expect("a locate error");
+        assert!(
+            err.contains("proc/self/cgroup") && err.contains("FIFO"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn escaping_paths_are_never_read() {
+        // Plant a file where the escape would lead: it must not be read.
+        let outside = Tree::new("outside");
+        outside.write("x/memory.current", "4242\n");
+        let outside_rel = outside.0.strip_prefix("/").unwrap().display().to_string();
+        let cases = [
+            (
+                "cgroup path",
+                format!("0::/../../../../../../../../{outside_rel}/x\n"),
+                "30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n".to_string(),
+            ),
+            (
+                "mount point",
+                "0::/x\n".to_string(),
+                format!(
+                    "30 1 0:26 / /../../../../../../../../{outside_rel} rw - cgroup2 cgroup2 rw\n"
+                ),
+            ),
+        ];
+        for (name, cgroup, mountinfo) in cases {
+            let t = Tree::v2(&format!("escape-{}", name.replace(' ', "-")));
+            t.write("proc/self/cgroup", &cgroup);
+            t.write("proc/self/mountinfo", &mountinfo);
+            let s = Reader::new(&t.0).snapshot();
+            assert_eq!(s.usage, None, "{name}: nothing read outside the root");
+            assert!(s.location.is_none(), "{name}");
+            let err = s.locate_error.expect("a locate error");
+            assert!(err.contains("climbs out of the root"), "{name}: {err}");
+        }
     }
 }

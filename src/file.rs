@@ -1,0 +1,162 @@
+//! Opening and reading kernel files so that nothing a root holds can hang,
+//! exhaust or redirect the reader. Every file is opened with
+//! `O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY` (a FIFO opens at once
+//! instead of waiting for a writer), checked once with `fstat` and `fstatfs`
+//! (only regular files are read: a FIFO, device, socket or directory in place
+//! of a kernel file is refused), and read into a buffer that never grows past
+//! [`MAX_BYTES`] + 1: a longer file is malformed, not a reason to allocate.
+//! The checks happen once per open; each later read is one `pread`.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+use crate::error::{Error, ParseError, Result};
+
+/// The most a kernel memory file may hold. `memory.stat` is about 3 KiB,
+/// `/proc/self/mountinfo` a few KiB even on busy hosts.
+pub const MAX_BYTES: usize = 64 * 1024;
+
+/// The buffer a reader starts with; it doubles up to [`MAX_BYTES`] + 1 for
+/// a longer file and stays at that size.
+const START_BYTES: usize = 16 * 1024;
+
+/// Filesystems whose files are the kernel's own text (seq_file): a short
+/// read is the end of the file, and `st_size` means nothing.
+const KERNEL_FS: &[i64] = &[
+    0x9fa0,      // PROC_SUPER_MAGIC
+    0x0027_e0eb, // CGROUP_SUPER_MAGIC
+    0x6367_7270, // CGROUP2_SUPER_MAGIC
+    0x6265_6572, // SYSFS_MAGIC
+];
+
+/// An open, checked file.
+#[derive(Debug)]
+pub struct Checked {
+    file: File,
+    /// On procfs, cgroupfs or sysfs.
+    kernel: bool,
+}
+
+fn kind_of(ft: std::fs::FileType) -> &'static str {
+    if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn on_kernel_fs(file: &File) -> bool {
+    // SAFETY: fstatfs writes into the zeroed struct we own; the descriptor is open.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::fstatfs(file.as_raw_fd(), &mut fs) };
+    rc == 0 && KERNEL_FS.contains(&(fs.f_type as i64))
+}
+
+fn too_long(path: &Path) -> Error {
+    Error::parse(
+        path,
+        ParseError::new(
+            0,
+            format!("longer than {MAX_BYTES} bytes: not a kernel memory file"),
+        ),
+    )
+}
+
+impl Checked {
+    /// Open `path` without blocking and refuse anything but a regular file.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            // The kernel's own words, as a read(2) of it would say.
+            return Err(Error::io(path, io::Error::from_raw_os_error(libc::EISDIR)));
+        }
+        if !ft.is_file() {
+            return Err(Error::refused(
+                path,
+                format!("{}, not a regular file", kind_of(ft)),
+            ));
+        }
+        let kernel = on_kernel_fs(&file);
+        if !kernel && meta.len() > MAX_BYTES as u64 {
+            return Err(too_long(path));
+        }
+        Ok(Checked { file, kernel })
+    }
+
+    /// Read the whole file from offset 0 into `buf`; returns the length.
+    /// For files the kernel prints in one go (every cgroup file, `statm`,
+    /// `meminfo`, PSI): a short read on procfs, cgroupfs or sysfs is taken
+    /// as the end, which saves a second syscall. More than [`MAX_BYTES`] is
+    /// an error naming `path`; `buf` never grows past [`MAX_BYTES`] + 1.
+    pub fn read(&self, buf: &mut Vec<u8>, path: &Path) -> Result<usize> {
+        self.read_from_start(buf, path, self.kernel)
+    }
+
+    /// [`Checked::read`] for files printed record by record, such as
+    /// `/proc/self/mountinfo`: a short read is not the end, read until 0.
+    pub fn read_to_end(&self, buf: &mut Vec<u8>, path: &Path) -> Result<usize> {
+        self.read_from_start(buf, path, false)
+    }
+
+    fn read_from_start(&self, buf: &mut Vec<u8>, path: &Path, short_is_end: bool) -> Result<usize> {
+        if !self.kernel {
+            // A removed kernel file fails to read; a removed ordinary file
+            // (a fixture tree's) would go on reading its old text: say it
+            // is gone instead, so the reader looks again.
+            let meta = self.file.metadata().map_err(|e| Error::io(path, e))?;
+            if meta.nlink() == 0 {
+                return Err(Error::io(path, io::ErrorKind::NotFound.into()));
+            }
+        }
+        if buf.len() < START_BYTES {
+            buf.resize(START_BYTES, 0);
+        }
+        let mut n = 0;
+        loop {
+            if n == buf.len() {
+                if n > MAX_BYTES {
+                    return Err(too_long(path));
+                }
+                buf.resize((n * 2).min(MAX_BYTES + 1), 0);
+            }
+            match self.file.read_at(&mut buf[n..], n as u64) {
+                Ok(0) => break,
+                Ok(k) if short_is_end && n + k < buf.len() => {
+                    n += k;
+                    break;
+                }
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        if n > MAX_BYTES {
+            return Err(too_long(path));
+        }
+        Ok(n)
+    }
+}
+
+/// Open, check and read `path` once, as text.
+pub fn read_text(path: &Path) -> Result<String> {
+    let mut buf = Vec::new();
+    let n = Checked::open(path)?.read_to_end(&mut buf, path)?;
+    buf.truncate(n);
+    String::from_utf8(buf)
+        .map_err(|e| Error::parse(path, ParseError::new(0, format!("not UTF-8: {e}"))))
+}
