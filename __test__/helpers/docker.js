@@ -313,16 +313,10 @@ function inspect(name) {
   return JSON.parse(dockerOk(['inspect', name]))[0]
 }
 
-/** The container's memory cgroup directory on the host (v1). */
-function containerMemoryDir(name, cgroupParent = state.parent) {
-  const id = inspect(name).Id
-  return path.join(state.own.mountPoint, path.posix.relative(state.own.mountRoot, path.posix.join(cgroupParent, id)))
-}
-
 /** A pod-like cgroup under the daemon's parent, with a limit: for `--cgroup-parent`. */
 function makeLimitParent(limitBytes) {
   const name = h.uniqueName('pod')
-  const memDir = path.join(h.ownV1MemoryCgroup().dir, path.posix.basename(state.parent))
+  const memDir = path.join(state.own.dir, path.posix.basename(state.parent))
   const dir = h.makeCgroup(memDir, name)
   h.setV1Limit(dir, limitBytes)
   return { cgroupParent: path.posix.join(state.parent, name), dir }
@@ -432,11 +426,14 @@ function alive(pid) {
   return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
 }
 
-// Before helpers/cgroup.js's own exit cleanup, which can only remove the
-// parent cgroup once the daemon's containers are gone.
-process.prependListener('exit', () => {
+// Before helpers/cgroup.js's own cleanup (at exit, or on a signal it then
+// re-raises), which can only remove the parent cgroup once the daemon's
+// containers are gone.
+const teardownAndSay = () => {
   for (const p of teardown()) process.stderr.write(`oomguard docker teardown: ${p}\n`)
-})
+}
+process.prependListener('exit', teardownAndSay)
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.prependOnceListener(sig, teardownAndSay)
 
 /** What teardown left behind of ours, for the test that checks it: [] when clean. */
 function leftovers(s) {
@@ -464,7 +461,6 @@ module.exports = {
   runDetached,
   inspect,
   hostFile,
-  containerMemoryDir,
   makeLimitParent,
   state: () => state,
   cgroupMounts,

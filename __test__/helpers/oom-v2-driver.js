@@ -1,7 +1,8 @@
 'use strict'
-// Runs inside the cgroup v2 VM (staged into /host by oom-v2.test.js) and runs
-// every OOM scenario of one VM boot, one after the other, each in a cgroup of
-// its own:
+// Runs inside the cgroup v2 VM (staged into /host by oom-v2.test.js), in the
+// runner's writable layout, and runs each scenario of one VM boot, one after
+// the other, in a cgroup of its own (the page-cache run; the OOM scenarios run
+// in the container layout: oom-v2-container.sh):
 //
 //   node oom-v2-driver.js PLAN_JSON
 //
@@ -10,8 +11,7 @@
 // kind 'pagecache': the same, with the child's work folder in HOST_DIR, which
 //   must be shared over 9p with cache=loose so that the file's pages are
 //   reclaimable page cache (the VM's root file system is tmpfs: shmem, never
-//   reclaimable without swap; the VM has no block device);
-// kind 'sampler': a short watch() in such a cgroup reporting samplerInfo().
+//   reclaimable without swap; the VM has no block device).
 //
 // The VM runner started this process in its own memory-limited cgroup C. The
 // cgroup v2 "no internal processes" rule: C can only give its children the
@@ -135,37 +135,22 @@ function pageCacheDir() {
 
 // ------------------------------------------------------------------ runs
 
-const SAMPLER_SCRIPT = `
-const pkg = process.argv[1]
-const oomguard = require(pkg)
-const native = require(pkg + '/index.js')
-const m = oomguard.watch({ lastWords: false }, () => {})
-setTimeout(() => {
-  console.log('OOMGUARD_SAMPLER ' + JSON.stringify({ info: native.samplerInfo(), current: m.current }))
-  m.close()
-}, 300)
-`
-
 async function runOne(spec) {
   const dir = path.join(C, `run-${spec.id}`)
   fs.mkdirSync(dir)
   fs.writeFileSync(path.join(dir, 'memory.max'), String(plan.limitBytes))
   const result = { kind: 'run', id: spec.id, limit: read(path.join(dir, 'memory.max')).trim() }
   const before = eventsOf(dir)
-  if (spec.kind === 'sampler') {
-    result.run = await runIn(dir, [process.execPath, '-e', SAMPLER_SCRIPT, plan.pkgDir], { timeoutMs: plan.childTimeoutMs })
-  } else {
-    const work = path.join(spec.kind === 'pagecache' ? pageCacheDir() : '/tmp', `oomguard-run-${spec.id}`)
-    fs.mkdirSync(work)
-    const marker = path.join(work, 'marker')
-    const lastWords = path.join(work, 'termination-log')
-    result.run = await runIn(dir, [process.execPath, CHILD, spec.scenario, spec.rate, marker, lastWords, plan.pkgDir, spec.prefill], {
-      timeoutMs: plan.childTimeoutMs,
-    })
-    result.markersText = read(marker)
-    result.lastWordsText = read(lastWords)
-    fs.rmSync(work, { recursive: true, force: true })
-  }
+  const work = path.join(spec.kind === 'pagecache' ? pageCacheDir() : '/tmp', `oomguard-run-${spec.id}`)
+  fs.mkdirSync(work)
+  const marker = path.join(work, 'marker')
+  const lastWords = path.join(work, 'termination-log')
+  result.run = await runIn(dir, [process.execPath, CHILD, spec.scenario, spec.rate, marker, lastWords, plan.pkgDir, spec.prefill], {
+    timeoutMs: plan.childTimeoutMs,
+  })
+  result.markersText = read(marker)
+  result.lastWordsText = read(lastWords)
+  fs.rmSync(work, { recursive: true, force: true })
   const after = eventsOf(dir)
   result.oomKills = after.oom_kill - before.oom_kill
   result.events = after
