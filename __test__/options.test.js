@@ -208,6 +208,8 @@ test('shed(), prometheus(), doctor: forged monitors and reports are checked, not
   assert.throws(() => render({ ...report, heap: 1 }), named(TypeError, /^report\.heap must be an object/))
   assert.throws(() => render(report, { color: 'yes' }), named(TypeError, /^options\.color must be a boolean/))
   assert.throws(() => render(report, 5), named(TypeError, /^options must be an object/))
+  assert.throws(() => oomguard.doctor.useColor({ isTTY: true }, { FORCE_COLOR: 1 }), named(TypeError, /^env\.FORCE_COLOR must be a string, got a number/))
+  assert.throws(() => oomguard.doctor.useColor({ isTTY: true }, 'x'), named(TypeError, /^env must be an object/))
   assert.equal(typeof render(report), 'string')
 })
 

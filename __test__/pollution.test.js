@@ -56,6 +56,8 @@ const values = {
   OOMGUARD_THRESHOLDS: '0.0001', OOMGUARD_BASIS: 'rss', OOMGUARD_LAST_WORDS_PATH: LW, OOMGUARD_LAST_WORDS_STDERR: '1',
   OOMGUARD_ROOT: FX, OOMGUARD_METRICS_PORT: '0', OOMGUARD_LOG_FORMAT: 'text', OOMGUARD_MAX_INTERVAL_MS: '0.1',
   OOMGUARD_DISABLE: '1',
+  // the doctor's environment (process.env falls through too)
+  FORCE_COLOR: '1', NODE_OPTIONS: '--forged-node-options',
   // names the option tables use internally: an entry that does not declare one must not inherit it
   copy() { return 'FORGED copy' }, fields: [{ key: 'path', env: 'OOMGUARD_ROOT', check: () => LW, fromEnv: () => LW }],
   effectiveDefault() { return 0.0001 }, envCheck() { return 'FORGED envCheck' }, labels: ['forged'], values: ['forged'],
@@ -256,6 +258,17 @@ test('the doctor CLI: no forged root, heap limit or colour', () => {
   assert.notEqual(report.cgroup && report.cgroup.path, FIXTURE_CGROUP)
   assert.notEqual(report.limit.bytes, FIXTURE_LIMIT)
   assert.equal(report.heap.from, 'process')
+})
+
+test('the doctor CLI as text, and useColor(): no forced colour, no forged NODE_OPTIONS', () => {
+  const { r, what } = polluted('', { preload: true, args: ['bin/oomguard.js', '--root', FIXTURE] }) // the heap limit is the process's own: NODE_OPTIONS is shown
+  assert.equal(r.status, 0, what)
+  assert.doesNotMatch(r.stdout, /\u001b\[/, 'no colour from the prototype')
+  assert.doesNotMatch(r.stdout, /forged/)
+  const { out } = polluted(`
+    const { doctor } = require('.')
+    console.log(JSON.stringify([doctor.useColor({ isTTY: false }, process.env), doctor.useColor({ isTTY: false }, {}), doctor.useColor({ isTTY: false })]))`)
+  assert.deepEqual(out, [false, false, false])
 })
 
 test('the register: OOMGUARD_* on Object.prototype are no variables', () => {

@@ -133,7 +133,7 @@ function main() {
     ...heapInputs(metrics, opts),
     heapLimitFrom: fromFlag ? 'flag' : 'process',
     nodeVersion: process.version,
-    nodeOptions: process.env.NODE_OPTIONS || null,
+    nodeOptions: (Object.hasOwn(process.env, 'NODE_OPTIONS') && process.env.NODE_OPTIONS) || null,
     workers: opts.workers,
   })
   const out = opts.json ? `${JSON.stringify(report, null, 2)}\n` : render(report, { color: useColor(process.stdout, process.env) })

@@ -5,7 +5,7 @@
 // report as text. Pure functions: no file, process or clock access here;
 // bin/oomguard.js gathers the inputs.
 
-const { diagnoseMetrics, diagnoseEnv, renderReport, renderOptions } = require('./options.js')
+const { diagnoseMetrics, diagnoseEnv, renderReport, renderOptions, colorEnv } = require('./options.js')
 
 const MiB = 1024 * 1024
 
@@ -646,7 +646,7 @@ function render(report, options) {
  * off, otherwise only on a TTY whose TERM is not `dumb`.
  */
 function useColor(stream, env) {
-  env = env || {}
+  env = colorEnv(env)
   const force = env.FORCE_COLOR
   if (force !== undefined) return !(force === '0' || force.toLowerCase() === 'false')
   if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false

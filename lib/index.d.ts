@@ -35,8 +35,8 @@ export declare function getMemoryMetrics(usage?: MemoryUsageInput | null, option
 import type { EventEmitter } from 'node:events'
 
 export interface WatchOptions {
-  /** Ratios of the limit, ascending, each in (0, 1). Default `[0.8, 0.9, 0.95]`. */
-  thresholds?: number[]
+  /** Ratios of the limit, ascending, each in (0, 1); 1 to 16 of them, no holes. Default `[0.8, 0.9, 0.95]`. */
+  thresholds?: readonly number[]
   /**
    * What is compared with the limit. `workingSet` (default): usage minus
    * inactive page cache, what kubelet evicts by; `usage`: everything charged
@@ -55,6 +55,8 @@ export interface WatchOptions {
    * crossed. `true` (default): to stderr. `false`: not at all.
    * `{ path }`: also to that file, truncated to the latest record (for
    * Kubernetes, the container's `terminationMessagePath`, `/dev/termination-log`).
+   * The path is checked by `watch()`: no NUL byte, its directory exists, and
+   * it is not a directory; else a RangeError naming `options.lastWords.path`.
    */
   lastWords?: boolean | { path?: string; stderr?: boolean }
   /** A directory that stands in for `/` (fixture trees). Default `/`. */

@@ -588,18 +588,18 @@ function parseEnv(env) {
 const MAX_RETRY_AFTER = 2 ** 31 - 1
 
 const SHED_OPTIONS = table([
-  { name: 'monitor', doc: 'a Monitor from `watch()`; without it shed() starts its own (`watch` options) and `close()` stops it' },
-  { name: 'watch', doc: 'options for the monitor shed() starts when `monitor` is not given' },
-  { name: 'level', doc: 'shed at or above this monitor level (1 to the number of thresholds)', docDefault: 'the highest' },
-  { name: 'retryAfter', default: 10, min: 0, max: MAX_RETRY_AFTER, doc: 'the `Retry-After` header, seconds' },
+  { name: 'monitor', doc: 'a Monitor from `watch()`; without it `shed()` starts its own (with the `watch` options) and `guard.close()` stops it', docDefault: 'its own' },
+  { name: 'watch', doc: 'options for the monitor `shed()` starts when `monitor` is not given', docDefault: '`{}`' },
+  { name: 'level', doc: 'shed while `monitor.level` is at or above this (1 to the number of thresholds)', docDefault: 'the highest' },
+  { name: 'retryAfter', default: 10, min: 0, max: MAX_RETRY_AFTER, doc: 'the `Retry-After` header of the 503, seconds' },
   {
     name: 'exclude',
     default: Object.freeze(['/health', '/healthz', '/ready', '/readyz', '/live', '/livez', '/metrics']),
     maxLength: 1024,
-    doc: 'path prefixes that always pass, or a function `(req) => boolean`',
+    doc: 'path prefixes that always pass (health and metrics routes), or a function `(req) => boolean`',
   },
   { name: 'healthPath', default: '/health/memory', doc: 'the health route; `false` turns it off' },
-  { name: 'onShed', doc: 'called with `(req, res)` after each 503' },
+  { name: 'onShed', doc: 'called with `(req, res)` after each 503', docDefault: 'none' },
 ])
 const SHED = Object.create(null)
 for (const o of SHED_OPTIONS) SHED[o.name] = o
@@ -897,6 +897,18 @@ function renderReport(report) {
   return report
 }
 
+/** useColor()'s `env` (process.env or the like): FORCE_COLOR, NO_COLOR, TERM, own properties only. */
+function colorEnv(env) {
+  const o = optionsObject(env, 'env')
+  const c = Object.create(null)
+  for (const key of ['FORCE_COLOR', 'NO_COLOR', 'TERM']) {
+    const v = own(o, key)
+    if (v !== undefined && typeof v !== 'string') throw invalidType(`env.${key}`, 'a string', v)
+    c[key] = v
+  }
+  return c
+}
+
 /** render()'s `options`: `{ color }`, own properties copied. */
 function renderOptions(options) {
   const o = optionsObject(options, 'options')
@@ -924,6 +936,15 @@ function variablesTable() {
   return rows.join('\n')
 }
 
+function shedTable() {
+  const rows = ['| option | default | meaning |', '| --- | --- | --- |']
+  for (const o of SHED_OPTIONS) {
+    const def = o.docDefault !== undefined ? o.docDefault : Array.isArray(o.default) ? o.default.map((p) => `\`${p}\``).join(', ') : `\`${o.default}\``
+    rows.push(`| \`${o.name}\` | ${def} | ${o.doc} |`)
+  }
+  return rows.join('\n')
+}
+
 function cliTable() {
   const rows = ['| flag | |', '| --- | --- |']
   for (const f of CLI_FLAGS) {
@@ -933,13 +954,13 @@ function cliTable() {
   return rows.join('\n')
 }
 
-const README_TABLES = { 'watch-options': watchTable, 'register-variables': variablesTable, 'doctor-flags': cliTable }
+const README_TABLES = { 'watch-options': watchTable, 'register-variables': variablesTable, 'shed-options': shedTable, 'doctor-flags': cliTable }
 
 /** The README with every generated table between its `<!-- options:NAME -->` markers replaced. */
 function renderReadme(text) {
-  return text.replace(/(<!-- options:([a-z-]+) -->\n)[\s\S]*?(\n<!-- \/options:\2 -->)/g, (all, open, name, close) => {
+  return text.replace(/(<!-- options:([a-z-]+) -->\n)[\s\S]*?(<!-- \/options:\2 -->)/g, (all, open, name, close) => {
     const make = README_TABLES[name]
-    return make === undefined ? all : `${open}${make()}${close}`
+    return make === undefined ? all : `${open}${make()}\n${close}`
   })
 }
 
@@ -984,6 +1005,7 @@ module.exports = {
   diagnoseEnv,
   renderReport,
   renderOptions,
+  colorEnv,
   DOCTOR_ENV,
 }
 
