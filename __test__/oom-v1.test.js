@@ -10,7 +10,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const h = require('./helpers/cgroup')
-const { SCENARIOS, LIMIT, readLines, checkKilled } = require('./helpers/oom-scenarios')
+const { SCENARIOS, LIMIT, readLines, checkKilled, LAST_WORDS_KEYS } = require('./helpers/oom-scenarios')
 
 const CHILD = path.join(__dirname, 'helpers', 'oom-child.js')
 
@@ -30,7 +30,7 @@ async function runScenario(t, s) {
   const marker = path.join(work, 'marker')
   const lastWords = path.join(work, 'termination-log')
   const before = oomKillCount(dir)
-  const run = await h.runNodeInCgroup(dir, CHILD, [s.scenario, s.rate, marker, lastWords, h.REPO_ROOT, s.prefill], {
+  const run = await h.runNodeInCgroup(dir, CHILD, [s.scenario, s.rate, marker, lastWords, h.REPO_ROOT, s.prefill, s.thresholds || ''], {
     timeoutMs: 90_000,
   })
   return {
@@ -62,4 +62,118 @@ test('v1: page cache far larger than the limit raises no critical event', { time
   assert.ok(report.maxUsageRatio > 0.8, `page cache did fill the cgroup (max usage ${report.maxUsageRatio})`)
   assert.ok(!r.markers.some((m) => m.level === 3), `no critical event: ${JSON.stringify(r.markers)}`)
   assert.equal(r.lastWordsText, null, 'no last words')
+})
+
+// ---------------------------------------------------------------------------
+// The flight record on a real cgroup: the last-words file always holds the
+// latest record from the first threshold on.
+
+const HOLD = path.join(__dirname, 'helpers', 'oom-hold.js')
+
+/** Start oom-hold.js in `dir`; `send(cmd)` resolves with its next answer. */
+function holdInCgroup(t, dir, lastWords) {
+  const { spawn } = require('node:child_process')
+  const child = spawn(
+    'sh',
+    ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', path.join(dir, 'cgroup.procs'), process.execPath, '--expose-gc', HOLD, lastWords, h.REPO_ROOT],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  )
+  t.after(() => {
+    try {
+      child.kill('SIGKILL')
+    } catch {}
+  })
+  let out = ''
+  let err = ''
+  const waiting = []
+  child.stderr.on('data', (d) => (err += d))
+  child.stdout.setEncoding('utf8').on('data', (d) => {
+    out += d
+    let i
+    while ((i = out.indexOf('\n')) >= 0) {
+      const line = out.slice(0, i)
+      out = out.slice(i + 1)
+      const w = waiting.shift()
+      if (w) w.resolve(JSON.parse(line))
+    }
+  })
+  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr: err })))
+  const next = (what) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer to ${what} in 30 s; stderr: ${err}`)), 30_000)
+      waiting.push({ resolve: (v) => (clearTimeout(timer), resolve(v)) })
+    })
+  return {
+    ready: next('start'),
+    send: (cmd) => {
+      const p = next(cmd)
+      child.stdin.write(`${cmd}\n`)
+      return p
+    },
+    exited,
+  }
+}
+
+test('v1 flight record: 85% -> a level-1 record, 92% -> level 2, released -> a recovery; a clean exit empties the file', { timeout: 120_000 }, async (t) => {
+  const support = h.v1Support()
+  if (support.reason) return h.privileged(t, support.reason)
+  const dir = h.makeCgroup(support.own.dir)
+  t.after(() => h.removeCgroup(dir))
+  h.setV1Limit(dir, LIMIT)
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-flight-'))
+  t.after(() => fs.rmSync(work, { recursive: true, force: true }))
+  const file = path.join(work, 'termination-log')
+  const child = holdInCgroup(t, dir, file)
+  const ready = await child.ready
+  assert.equal(ready.limitBytes, LIMIT)
+  const read = () => {
+    const text = fs.readFileSync(file, 'utf8')
+    assert.ok(text.endsWith('\n') && text.indexOf('\n') === text.length - 1, `one line: ${JSON.stringify(text)}`)
+    assert.ok(Buffer.byteLength(text) <= 4096)
+    return JSON.parse(text)
+  }
+  assert.equal(fs.existsSync(file), false, 'nothing written below every threshold')
+
+  const at85 = await child.send('hold 0.85')
+  assert.equal(at85.level, 1, JSON.stringify(at85))
+  const r1 = read()
+  assert.deepEqual([r1.level, r1.threshold, r1.final, r1.source, r1.limitBytes], [1, 0.8, false, 'cgroup-v1', LIMIT])
+  assert.ok(Math.abs(r1.ratio - at85.held) < 0.011, `the record follows the basis within 1%: ${r1.ratio} vs ${at85.held}`)
+
+  const at92 = await child.send('hold 0.92')
+  assert.equal(at92.level, 2, JSON.stringify(at92))
+  const r2 = read()
+  assert.deepEqual([r2.level, r2.threshold, r2.final], [2, 0.9, false])
+  assert.ok(r2.seq > r1.seq)
+  assert.ok(Math.abs(r2.ratio - at92.held) < 0.011, `${r2.ratio} vs ${at92.held}`)
+
+  const released = await child.send('release')
+  assert.equal(released.level, 0, JSON.stringify(released))
+  const r3 = read()
+  assert.deepEqual([r3.level, r3.event, r3.final], [0, 'recovered', false])
+  assert.ok(r3.ratio < 0.75, `recovered below the first threshold less its hysteresis: ${r3.ratio}`)
+
+  child.send('exit').catch(() => {})
+  const end = await child.exited
+  assert.equal(end.code, 0, end.stderr)
+  assert.equal(fs.readFileSync(file, 'utf8'), '', 'a clean exit below every threshold empties the file')
+})
+
+test('v1 OOM kill that never sees the highest threshold (thresholds 0.6, 0.9999): the file still holds a complete record', { timeout: 120_000 }, async (t) => {
+  const r = await runScenario(t, { scenario: 'buffers', rate: 100, prefill: 0.5, thresholds: '0.6,0.9999' })
+  if (!r) return
+  const desc = h.describeRun(r.run)
+  assert.ok(r.run.signal === 'SIGKILL' || r.run.code === 137, `killed\n${desc}`)
+  assert.equal(r.oomKills, 1)
+  assert.ok(r.lastWordsText && r.lastWordsText.endsWith('\n'), `a complete record\n${desc}`)
+  const lw = JSON.parse(r.lastWordsText)
+  assert.deepEqual(Object.keys(lw), LAST_WORDS_KEYS)
+  assert.deepEqual(lw.thresholds, [0.6, 0.9999])
+  assert.ok(lw.level >= 1)
+  assert.equal(lw.final, lw.level === 2)
+  assert.equal(lw.verdict, 'outside-heap', lw.reason)
+  // Rewritten as the basis moved: the record is close to the kill, not at 0.6.
+  assert.ok(lw.ratio > 0.95, `the latest record is at ratio ${lw.ratio} (seq ${lw.seq})`)
+  assert.ok(lw.seq > 10, `rewritten on the way up: seq ${lw.seq}`)
+  t.diagnostic(`kill without the top threshold: last record level ${lw.level}, ratio ${lw.ratio}, seq ${lw.seq}`)
 })

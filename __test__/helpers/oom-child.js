@@ -2,7 +2,7 @@
 // Runs inside a memory-limited cgroup and grows memory until the kernel
 // OOM-kills it, with a monitor on default settings watching.
 //
-//   node oom-child.js SCENARIO RATE_MIB_S MARKER_FILE LAST_WORDS_FILE [PACKAGE_DIR] [PREFILL]
+//   node oom-child.js SCENARIO RATE_MIB_S MARKER_FILE LAST_WORDS_FILE [PACKAGE_DIR] [PREFILL] [THRESHOLDS]
 //
 // SCENARIO: buffers | objects | arraybuffers | worker | pagecache
 // RATE_MIB_S: allocation rate; 0 = as fast as possible in a synchronous loop
@@ -11,18 +11,20 @@
 // LAST_WORDS_FILE: lastWords.path for the monitor
 // PREFILL: grow quickly (same kind of memory) to this share of the limit
 //   before the paced phase, so slow rates reach the thresholds in seconds
+// THRESHOLDS: comma-separated, instead of the defaults
 
 const fs = require('node:fs')
 const path = require('node:path')
 const { MiB, growBuffer, paced } = require('./alloc')
 
-const [scenario, rateArg, markerFile, lastWordsFile, pkgDir, prefillArg] = process.argv.slice(2)
+const [scenario, rateArg, markerFile, lastWordsFile, pkgDir, prefillArg, thresholdsArg] = process.argv.slice(2)
 const oomguard = require(pkgDir ? path.resolve(pkgDir) : path.join(__dirname, '..', '..'))
 const rate = Number(rateArg) * 1024 * 1024
 const prefill = prefillArg === undefined ? 0 : Number(prefillArg)
 
 const marker = fs.openSync(markerFile, 'a')
-const monitor = oomguard.watch({ lastWords: { path: lastWordsFile } }, (e) => {
+const thresholds = thresholdsArg ? thresholdsArg.split(',').map(Number) : undefined
+const monitor = oomguard.watch({ thresholds, lastWords: { path: lastWordsFile } }, (e) => {
   fs.writeSync(
     marker,
     `${JSON.stringify({ level: e.level, threshold: e.threshold, ratio: e.ratio, headroomBytes: e.headroomBytes, timeToLimitMs: e.timeToLimitMs, t: Date.now() })}\n`,
