@@ -1241,7 +1241,8 @@ fn evaluate(
 
     // The limit changed: say so before any level it moves (the ratio above
     // is already against the new limit; the kernel triggers follow through
-    // arm_key).
+    // arm_key). `limit` is promised within one sampling interval of the
+    // change (limit.test.js, docker.test.js): every sample reads the limit.
     let previous = st.limit.replace(limit);
     if let Some(prev) = previous.filter(|p| *p != limit) {
         let heap = m.block.v8().and_then(|v| v.heap_size_limit);
