@@ -166,6 +166,8 @@ test('lastWords.path is checked at watch(): no NUL, an existing directory, not a
   const m = oomguard.watch({ root: BUSY, lastWords: { path: file, stderr: false } })
   m.close()
   assert.equal(fs.existsSync(file), false, 'watch() only checks; it opens nothing')
+  // A relative path is resolved when it is checked: the sampler opens what was checked.
+  assert.equal(options.watchConfig({ lastWords: { path: 'last-words.log' } }).lastWordsPath, path.resolve('last-words.log'))
   // A FIFO is only stat()ed: watch() returns at once.
   const fifo = path.join(dir, 'fifo')
   require('node:child_process').execFileSync('mkfifo', [fifo])

@@ -152,19 +152,21 @@ function checkPath(name, v, what = 'a non-empty path') {
 /**
  * A last-words path: a file (existing or not) in an existing directory, not
  * a directory itself. Checked with stat, which opens nothing, so a FIFO or a
- * device cannot block here. Returns the path as given.
+ * device cannot block here. Returns the absolute path.
  */
 function checkLastWordsPath(name, v) {
   if (typeof v !== 'string') throw invalidType(name, 'a string', v)
   if (v === '') throw outOfRange(name, 'a non-empty path', '""')
   if (v.includes('\0')) throw outOfRange(name, 'a path without NUL bytes', JSON.stringify(v))
+  // Resolved now: the sampler opens what was checked, whatever the working directory is later.
+  const abs = nodePath.resolve(v)
   let st = null
   try {
-    st = fs.statSync(v)
+    st = fs.statSync(abs)
   } catch {}
   if (st !== null && st.isDirectory()) throw outOfRange(name, 'a file, not a directory', JSON.stringify(v))
   if (st === null) {
-    const dir = nodePath.dirname(nodePath.resolve(v))
+    const dir = nodePath.dirname(abs)
     let why = null
     try {
       if (!fs.statSync(dir).isDirectory()) why = 'not a directory'
@@ -173,7 +175,7 @@ function checkLastWordsPath(name, v) {
     }
     if (why !== null) throw outOfRange(name, `a file in an existing directory (${dir}: ${why})`, JSON.stringify(v))
   }
-  return v
+  return abs
 }
 
 // ---------------------------------------------------------------- the table
@@ -556,6 +558,11 @@ function parseEnv(env) {
       }
       if (Object.keys(lw).length) settings.watch[spec.name] = lw
       out[spec.name] = value
+      continue
+    }
+    if (spec.env === undefined) {
+      // An option without a variable: the register leaves it at its default.
+      out[spec.name] = spec.effectiveDefault !== undefined ? spec.effectiveDefault(out) : spec.default
       continue
     }
     const t = text(spec.env)
