@@ -8,6 +8,7 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
+const os = require('node:os')
 const path = require('node:path')
 const h = require('./helpers/cgroup')
 const { getMemoryMetrics } = require('..')
@@ -15,7 +16,7 @@ const { getMemoryMetrics } = require('..')
 const CHILD = path.join(__dirname, 'helpers', 'procs-child.js')
 const PREFIX = 'OOMGUARD_PROCS '
 const MiB = 1024 * 1024
-const HOLD_MIB = 96
+const HOLD_MIB = 200
 const LIMIT = 512 * MiB
 const MEMSW_LIMIT = 768 * MiB
 // RSS moves a little between the kernel's statm read and the test's.
@@ -74,10 +75,29 @@ test('live v1: a child cgroup with node and a second process holding memory', { 
 
   // The share of the working set this process's RSS is, as the doctor says it.
   const share = m.rssBytes / m.workingSetBytes
-  assert.ok(share > 0 && share < 0.5, `the probe is the smaller part: ${share}`)
+  assert.ok(share > 0 && share < 0.25, `the probe is the smaller part: ${share}`)
   const text = probe.text
   assert.match(text, new RegExp(`\\b${holder.pid}\\b.*oomguard-holder`), 'the doctor lists the holder')
   assert.match(text, new RegExp(`${(share * 100).toFixed(1)}% of the working set`), text)
+
+  // The last words of a monitor in the same cgroup name the holder, and say
+  // that another process fills the cgroup (this one is under 25% of it).
+  const words = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-procs-')), 'last-words.json')
+  t.after(() => fs.rmSync(path.dirname(words), { recursive: true, force: true }))
+  const wrun = await h.runNodeInCgroup(dir, CHILD, ['watch', words])
+  assert.equal(wrun.code, 0, h.describeRun(wrun))
+  const watched = h.parsePrefixed(wrun.stdout, PREFIX).find((o) => o.kind === 'watch')
+  assert.ok(watched, h.describeRun(wrun))
+  const rec = watched.record
+  assert.equal(rec.pid, watched.pid)
+  assert.equal(rec.processCount, 2)
+  assert.equal(rec.largestProcess.pid, holder.pid)
+  assert.equal(rec.largestProcess.command, 'oomguard-holder')
+  assert.ok(Math.abs(rec.largestProcess.rssBytes - holderRss) <= RSS_TOLERANCE, `${rec.largestProcess.rssBytes} vs ${holderRss}`)
+  assert.ok(rec.rssShare > 0 && rec.rssShare < 0.25, `rssShare ${rec.rssShare}`)
+  assert.equal(rec.rssShare.toFixed(3), (rec.rssBytes / rec.basisBytes).toFixed(3))
+  assert.equal(rec.verdict, 'another-process', JSON.stringify(rec))
+  assert.match(rec.reason, new RegExp(`largest process in the cgroup is pid ${holder.pid} \\(oomguard-holder, `))
 
   // Peak: memory.max_usage_in_bytes, which only grows.
   assert.ok(m.peakBytes >= peakBefore && m.peakBytes <= peakAfter, `peak ${m.peakBytes} within [${peakBefore}, ${peakAfter}]`)

@@ -23,6 +23,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::procs::{self, CgroupProcess};
 use crate::reader::Snapshot;
 use crate::watch::V8Known;
 
@@ -45,6 +46,9 @@ pub enum Verdict {
     OutsideHeap,
     PageCache,
     Kernel,
+    /// This process is a small part of the charge ([`procs::SMALL_SHARE`]):
+    /// another process of the cgroup fills it.
+    AnotherProcess,
     Unknown,
 }
 
@@ -55,6 +59,7 @@ impl Verdict {
             Verdict::OutsideHeap => "outside-heap",
             Verdict::PageCache => "page-cache",
             Verdict::Kernel => "kernel",
+            Verdict::AnotherProcess => "another-process",
             Verdict::Unknown => "unknown",
         }
     }
@@ -94,6 +99,19 @@ pub fn verdict(snap: &Snapshot, basis: f64, v8: Option<V8Known>) -> (Verdict, St
             ),
         );
     }
+    if let Some((top, share)) = another_process(snap, basis) {
+        return (
+            Verdict::AnotherProcess,
+            format!(
+                "this process's RSS ({}) is {:.0}% of the working set; the largest process in the cgroup is pid {} ({}, {})",
+                mib(g(snap.rss)),
+                100.0 * share,
+                top.pid,
+                command(top),
+                mib(g(top.rss))
+            ),
+        );
+    }
     match v8.and_then(|v| v.heap_total) {
         Some(heap) if heap >= 0.5 * anon => (
             Verdict::V8Heap,
@@ -112,6 +130,34 @@ pub fn verdict(snap: &Snapshot, basis: f64, v8: Option<V8Known>) -> (Verdict, St
             format!("anonymous memory is {}; no V8 numbers were known", mib(anon)),
         ),
     }
+}
+
+/// A process name in the record: at most 15 bytes, as the kernel keeps a
+/// task's name (a record must stay under [`MAX_LINE`] with every field at
+/// its longest).
+fn command(p: &CgroupProcess) -> &str {
+    let c = p.command.as_deref().unwrap_or("?");
+    let mut end = c.len().min(15);
+    while !c.is_char_boundary(end) {
+        end -= 1;
+    }
+    &c[..end]
+}
+
+/// This process's share of the basis (its RSS over it), when known.
+fn self_share(snap: &Snapshot, basis: f64) -> Option<f64> {
+    snap.rss.filter(|_| basis > 0.0).map(|r| r as f64 / basis)
+}
+
+/// The largest other process and this process's share, when this process is
+/// a small part of the charge and another process of the cgroup is larger.
+fn another_process(snap: &Snapshot, basis: f64) -> Option<(&CgroupProcess, f64)> {
+    let p = snap.processes.as_deref()?;
+    let share = self_share(snap, basis)?;
+    let top = p.top()?;
+    let rss = snap.rss?;
+    (p.count > 1 && share < procs::SMALL_SHARE && top.pid != std::process::id() && top.rss? > rss)
+        .then_some((top, share))
 }
 
 fn num(out: &mut String, v: Option<f64>) {
@@ -333,6 +379,28 @@ pub fn record(r: &RecordInput) -> String {
     }
     o.push(']');
     let _ = write!(o, ",\"seq\":{}", r.seq);
+    // Added with the processes of the cgroup: this process's RSS and its
+    // share of the basis, and the largest process.
+    o.push_str(",\"rssBytes\":");
+    num(&mut o, f(snap.rss));
+    o.push_str(",\"rssShare\":");
+    num(&mut o, self_share(snap, r.basis));
+    o.push_str(",\"processCount\":");
+    num(&mut o, snap.processes.as_ref().map(|p| p.count as f64));
+    o.push_str(",\"largestProcess\":");
+    match snap.processes.as_ref().and_then(|p| p.top()) {
+        Some(top) => {
+            let _ = write!(o, "{{\"pid\":{},\"command\":", top.pid);
+            match &top.command {
+                Some(_) => string(&mut o, command(top)),
+                None => o.push_str("null"),
+            }
+            o.push_str(",\"rssBytes\":");
+            num(&mut o, f(top.rss));
+            o.push('}');
+        }
+        None => o.push_str("null"),
+    }
     o.push_str("}\n");
     debug_assert!(o.len() < MAX_LINE, "{} bytes: {o}", o.len());
     o
@@ -629,6 +697,92 @@ mod tests {
         }
     }
 
+    /// A snapshot of 200 MiB anon where this process has `own` MiB of RSS
+    /// and the cgroup also holds `other` (pid, MiB).
+    fn with_processes(own: u64, others: &[(u32, u64)]) -> Snapshot {
+        use crate::procs::{CgroupProcess, Processes};
+        let mut s = snap(200 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB);
+        s.rss = Some(own * MIB);
+        let mut largest: Vec<CgroupProcess> = others
+            .iter()
+            .map(|&(pid, mib)| CgroupProcess {
+                pid,
+                command: Some(format!("p{pid}")),
+                rss: Some(mib * MIB),
+            })
+            .collect();
+        largest.push(CgroupProcess {
+            pid: std::process::id(),
+            command: Some("node".into()),
+            rss: Some(own * MIB),
+        });
+        largest.sort_by(|a, b| b.rss.cmp(&a.rss));
+        s.processes = Some(std::sync::Arc::new(Processes {
+            count: largest.len(),
+            largest,
+            timestamp_ms: 0.0,
+        }));
+        s
+    }
+
+    #[test]
+    fn another_process_verdict() {
+        let heap = v8(20.0 * MIB as f64);
+        let basis = 206.0 * MIB as f64;
+        // 30 MiB of 206 MiB (15%) beside a 170 MiB `convert`: another process.
+        let s = with_processes(30, &[(7, 170)]);
+        let (v, reason) = verdict(&s, basis, heap);
+        assert_eq!(v, Verdict::AnotherProcess);
+        assert_eq!(
+            reason,
+            "this process's RSS (30 MiB) is 15% of the working set; the largest process in the cgroup is pid 7 (p7, 170 MiB)"
+        );
+        // At the line: 25% is not a small part.
+        let at = with_processes(52, &[(7, 150)]);
+        assert_eq!(
+            verdict(&at, 208.0 * MIB as f64, heap).0,
+            Verdict::OutsideHeap
+        );
+        // Small, but the others are smaller still (page cache, kernel): not another process.
+        let alone = with_processes(30, &[(7, 10), (8, 10)]);
+        assert_eq!(verdict(&alone, basis, heap).0, Verdict::OutsideHeap);
+        // Alone in the cgroup.
+        assert_eq!(
+            verdict(&with_processes(30, &[]), basis, heap).0,
+            Verdict::OutsideHeap
+        );
+        // Page cache and kernel memory still come first: they are no process's RSS.
+        let mut cache = with_processes(10, &[(7, 20)]);
+        cache.stat = snap(30 * MIB, 200 * MIB, 10 * MIB, 180 * MIB, 5 * MIB).stat;
+        assert_eq!(verdict(&cache, basis, heap).0, Verdict::PageCache);
+    }
+
+    #[test]
+    fn record_names_the_largest_process_and_this_share() {
+        let s = with_processes(30, &[(7, 170)]);
+        let t = [0.9];
+        let mut r = input(&s, 1, &t, RecordEvent::Threshold);
+        r.basis = 200.0 * MIB as f64;
+        let line = record(&r);
+        assert!(line.contains("\"verdict\":\"another-process\""), "{line}");
+        assert!(
+            line.contains(&format!("\"rssBytes\":{}", 30 * MIB)),
+            "{line}"
+        );
+        assert!(line.contains("\"rssShare\":0.1500"), "{line}");
+        assert!(line.contains("\"processCount\":2"), "{line}");
+        assert!(
+            line.contains(&format!(
+                "\"largestProcess\":{{\"pid\":7,\"command\":\"p7\",\"rssBytes\":{}}}}}",
+                170 * MIB
+            )),
+            "{line}"
+        );
+        let plain = snap(200 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB);
+        let line = record(&input(&plain, 1, &t, RecordEvent::Threshold));
+        assert!(line.contains("\"rssBytes\":null,\"rssShare\":null,\"processCount\":null,\"largestProcess\":null}"), "{line}");
+    }
+
     fn input<'a>(
         s: &'a Snapshot,
         level: usize,
@@ -662,7 +816,7 @@ mod tests {
         assert!(line.contains("\"slab\":null"), "{line}");
         assert!(line.contains("\"threshold\":0.95,"), "{line}");
         assert!(
-            line.ends_with(",\"level\":3,\"final\":true,\"event\":\"threshold\",\"thresholds\":[0.8,0.9,0.95],\"seq\":4}\n"),
+            line.contains(",\"level\":3,\"final\":true,\"event\":\"threshold\",\"thresholds\":[0.8,0.9,0.95],\"seq\":4,"),
             "{line}"
         );
         // The version-1 fields come first, in their order.
@@ -690,6 +844,10 @@ mod tests {
             "event",
             "thresholds",
             "seq",
+            "rssBytes",
+            "rssShare",
+            "processCount",
+            "largestProcess",
         ];
         let mut at = 0;
         for k in keys {
@@ -751,6 +909,18 @@ mod tests {
         let line = record(&input(&s, 16, &t, RecordEvent::Threshold));
         assert!(line.len() < MAX_LINE, "{} bytes", line.len());
         assert!(line.ends_with("}\n"));
+        // The largest process's name too: 64 bytes (cut to 15 in the record),
+        // each escaped to 6 (\u0001), and the longest reason (another-process).
+        let mut p = with_processes(1, &[(u32::MAX, 1 << 40)]);
+        p.location = s.location.clone();
+        let mut procs = (**p.processes.as_ref().unwrap()).clone();
+        procs.largest[0].command = Some(crate::procs::parse_comm(&"\u{1}".repeat(200)).unwrap());
+        p.processes = Some(std::sync::Arc::new(procs));
+        let mut r = input(&p, 16, &t, RecordEvent::Threshold);
+        r.basis = 9.0e15;
+        let line = record(&r);
+        assert!(line.contains("another-process"), "{line}");
+        assert!(line.len() < MAX_LINE, "{} bytes: {line}", line.len());
     }
 
     #[test]

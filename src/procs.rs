@@ -80,9 +80,21 @@ pub fn parse_pids(text: &str) -> std::result::Result<Vec<u32>, ParseError> {
     Ok(pids)
 }
 
-/// `/proc/<pid>/comm`: the name without its newline.
+/// Names are cut to this many bytes (the kernel's are at most 15; a
+/// fixture's may be anything).
+const MAX_COMMAND: usize = 64;
+
+/// `/proc/<pid>/comm`: the name without its newline, at most [`MAX_COMMAND`] bytes.
 pub fn parse_comm(text: &str) -> std::result::Result<String, ParseError> {
-    Ok(text.strip_suffix('\n').unwrap_or(text).to_string())
+    let mut s = text.strip_suffix('\n').unwrap_or(text);
+    if s.len() > MAX_COMMAND {
+        let mut end = MAX_COMMAND;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s = &s[..end];
+    }
+    Ok(s.to_string())
 }
 
 /// Read `cgroup.procs` and each listed process's size and name under `root`.
@@ -156,6 +168,11 @@ mod tests {
         assert_eq!(parse_comm("node\n").unwrap(), "node");
         assert_eq!(parse_comm("a b\n").unwrap(), "a b", "names may hold spaces");
         assert_eq!(parse_comm("x").unwrap(), "x");
+        assert_eq!(
+            parse_comm(&"é".repeat(40)).unwrap().len(),
+            64,
+            "cut at a character boundary"
+        );
     }
 
     #[test]
