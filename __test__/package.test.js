@@ -15,8 +15,7 @@ const REPO = path.join(__dirname, '..')
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-pack-'))
 test.after(() => fs.rmSync(work, { recursive: true, force: true }))
 
-const npm = (args, cwd) =>
-  execFileSync('npm', args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_update_notifier: 'false' } })
+const { npm } = require('./helpers/npm')
 
 /** Pack once and install the tarball into `work/app`: `{ files, app }`. */
 let installed = null

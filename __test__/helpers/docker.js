@@ -22,6 +22,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { spawn, spawnSync, execFileSync } = require('node:child_process')
 const h = require('./cgroup')
+const { npm } = require('./npm')
 
 const DOCKER = '/usr/bin/docker'
 const DOCKERD = '/usr/sbin/dockerd'
@@ -154,13 +155,7 @@ function buildRootfs(dir, work) {
   }
 
   // The package as users get it: npm pack, then unpacked where npm install puts it.
-  const packed = JSON.parse(
-    execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], {
-      cwd: h.REPO_ROOT,
-      encoding: 'utf8',
-      env: { ...process.env, npm_config_update_notifier: 'false' },
-    }),
-  )
+  const packed = JSON.parse(npm(['pack', '--json', '--ignore-scripts', '--pack-destination', work], h.REPO_ROOT))
   const pkg = path.join(dir, 'app/node_modules/oomguard')
   fs.mkdirSync(pkg, { recursive: true })
   execFileSync('tar', ['-xzf', path.join(work, packed[0].filename), '-C', pkg, '--strip-components=1'])
