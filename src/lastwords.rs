@@ -716,7 +716,7 @@ mod tests {
             command: Some("node".into()),
             rss: Some(own * MIB),
         });
-        largest.sort_by(|a, b| b.rss.cmp(&a.rss));
+        largest.sort_by_key(|p| std::cmp::Reverse(p.rss));
         s.processes = Some(std::sync::Arc::new(Processes {
             count: largest.len(),
             largest,
