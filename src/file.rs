@@ -32,12 +32,25 @@ const KERNEL_FS: &[i64] = &[
     0x6265_6572, // SYSFS_MAGIC
 ];
 
+/// Kernel files printed record by record (a seq_file iterator): one read
+/// returns at most about a page, so a short read is not the end of them.
+/// Every other kernel file oomguard reads is printed in one go.
+const PRINTED_BY_RECORD: &[&str] = &[
+    "cgroup.procs",
+    "cgroup.threads",
+    "tasks",
+    "mountinfo",
+    "maps",
+];
+
 /// An open, checked file.
 #[derive(Debug)]
 pub struct Checked {
     file: File,
     /// On procfs, cgroupfs or sysfs.
     kernel: bool,
+    /// A short read is the end of the file (a one-go kernel file).
+    short_is_end: bool,
 }
 
 fn kind_of(ft: std::fs::FileType) -> &'static str {
@@ -95,20 +108,27 @@ impl Checked {
         if !kernel && meta.len() > MAX_BYTES as u64 {
             return Err(too_long(path));
         }
-        Ok(Checked { file, kernel })
+        let by_record = path
+            .file_name()
+            .is_some_and(|n| PRINTED_BY_RECORD.iter().any(|r| n == *r));
+        Ok(Checked {
+            file,
+            kernel,
+            short_is_end: kernel && !by_record,
+        })
     }
 
     /// Read the whole file from offset 0 into `buf`; returns the length.
-    /// For files the kernel prints in one go (every cgroup file, `statm`,
-    /// `meminfo`, PSI): a short read on procfs, cgroupfs or sysfs is taken
-    /// as the end, which saves a second syscall. More than [`MAX_BYTES`] is
-    /// an error naming `path`; `buf` never grows past [`MAX_BYTES`] + 1.
+    /// For the files the kernel prints in one go (the memory controller's
+    /// files, `statm`, `meminfo`, PSI) a short read is the end, which saves
+    /// a second syscall; the others ([`PRINTED_BY_RECORD`], ordinary files)
+    /// are read until a read returns 0. More than [`MAX_BYTES`] is an error
+    /// naming `path`; `buf` never grows past [`MAX_BYTES`] + 1.
     pub fn read(&self, buf: &mut Vec<u8>, path: &Path) -> Result<usize> {
-        self.read_from_start(buf, path, self.kernel)
+        self.read_from_start(buf, path, self.short_is_end)
     }
 
-    /// [`Checked::read`] for files printed record by record, such as
-    /// `/proc/self/mountinfo`: a short read is not the end, read until 0.
+    /// [`Checked::read`], always until a read returns 0.
     pub fn read_to_end(&self, buf: &mut Vec<u8>, path: &Path) -> Result<usize> {
         self.read_from_start(buf, path, false)
     }

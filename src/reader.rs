@@ -898,6 +898,7 @@ mod tests {
             })
             .collect();
         let text = crate::file::read_text(Path::new("/proc/self/maps")).unwrap();
+        let kept = read_one(Path::new("/proc/self/maps")).unwrap();
         let lines = text.lines().count();
         for p in maps {
             // SAFETY: mapped above with this length.
@@ -905,6 +906,10 @@ mod tests {
         }
         assert!(text.len() > 3 * page, "maps is {} bytes", text.len());
         assert!(lines >= 300, "{lines} lines: read to the end");
+        assert!(
+            kept.lines().count() >= 300,
+            "a kept file printed by record: to the end"
+        );
     }
 
     fn parse_mountinfo_ok(text: &str) -> bool {
