@@ -10,7 +10,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
+use std::os::unix::io::{AsRawFd, RawFd};
 use std::path::Path;
 
 use crate::error::{Error, ParseError, Result};
@@ -67,10 +67,11 @@ fn kind_of(ft: std::fs::FileType) -> &'static str {
     }
 }
 
-fn on_kernel_fs(file: &File) -> bool {
-    // SAFETY: fstatfs writes into the zeroed struct we own; the descriptor is open.
+/// Is the open descriptor on procfs, cgroupfs (v1 or v2) or sysfs?
+pub fn on_kernel_fs(fd: RawFd) -> bool {
+    // SAFETY: fstatfs writes into the zeroed struct we own; a bad fd is an error return.
     let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::fstatfs(file.as_raw_fd(), &mut fs) };
+    let rc = unsafe { libc::fstatfs(fd, &mut fs) };
     rc == 0 && KERNEL_FS.contains(&(fs.f_type as i64))
 }
 
@@ -104,7 +105,7 @@ impl Checked {
                 format!("{}, not a regular file", kind_of(ft)),
             ));
         }
-        let kernel = on_kernel_fs(&file);
+        let kernel = on_kernel_fs(file.as_raw_fd());
         if !kernel && meta.len() > MAX_BYTES as u64 {
             return Err(too_long(path));
         }

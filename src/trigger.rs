@@ -21,11 +21,21 @@ fn eventfd() -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Open a cgroup file without blocking (a FIFO planted in a root opens at
+/// once or fails), and only when it is on a cgroup filesystem: a trigger is
+/// registered by writing to `cgroup.event_control`, and a root's regular
+/// file or symlink must never receive that write.
 fn open(path: &Path, flags: libc::c_int) -> Option<OwnedFd> {
     let c = CString::new(path.as_os_str().as_bytes()).ok()?;
     // SAFETY: c is a valid NUL-terminated path.
-    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            flags | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY,
+        )
+    };
+    let fd = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })?;
+    crate::file::on_kernel_fs(fd.as_raw_fd()).then_some(fd)
 }
 
 fn write_all(fd: RawFd, bytes: &[u8]) -> bool {
@@ -189,5 +199,121 @@ impl Triggers {
             events |= unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0;
         }
         events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::time::Instant;
+
+    /// A scratch cgroup directory under the temporary directory, removed on drop.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Self {
+            let d = std::env::temp_dir()
+                .join(format!("oomguard-trigger-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&d);
+            fs::create_dir_all(d.join("app")).unwrap();
+            Dir(d)
+        }
+
+        fn location(&self, version: CgroupVersion) -> Location {
+            Location {
+                version,
+                cgroup_path: "/app".into(),
+                mount_point: self.0.clone(),
+                dir: self.0.join("app"),
+                resolved: true,
+            }
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn v2_memory_events_changes_wake_the_poll() {
+        let d = Dir::new("v2");
+        let events = d.0.join("app/memory.events");
+        fs::write(&events, "max 0\n").unwrap();
+        let loc = d.location(CgroupVersion::V2);
+        let mut t = Triggers::default();
+        t.set(&[], std::slice::from_ref(&loc));
+        assert_eq!(t.kinds(), vec!["inotify memory.events (1 cgroups)"]);
+        assert!(t.poll_fds(false).is_empty(), "events left out on request");
+        let fds = t.poll_fds(true);
+        assert_eq!(fds.len(), 1);
+        assert!(!t.drain(), "nothing fired yet");
+
+        fs::write(&events, "max 1\n").unwrap();
+        let start = Instant::now();
+        Triggers::wait(&fds, Duration::from_secs(10));
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "woken by the change"
+        );
+        assert!(t.drain(), "the watch fired");
+        assert!(!t.drain(), "drained");
+
+        // Dropped when no longer asked for.
+        t.set(&[], &[]);
+        assert!(t.kinds().is_empty());
+        assert!(t.poll_fds(true).is_empty());
+    }
+
+    #[test]
+    fn wait_without_fds_sleeps_the_timeout() {
+        let start = Instant::now();
+        Triggers::wait(&[], Duration::from_millis(30));
+        assert!(start.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[test]
+    fn v1_thresholds_are_never_written_outside_cgroupfs() {
+        let d = Dir::new("v1");
+        let control = d.0.join("app/cgroup.event_control");
+        fs::write(&control, "").unwrap();
+        fs::write(d.0.join("app/memory.usage_in_bytes"), "100\n").unwrap();
+        let loc = d.location(CgroupVersion::V1);
+        let mut t = Triggers::default();
+        t.set(&[(loc.clone(), 4096)], &[]);
+        assert!(!t.has_usage_threshold(&loc.dir, 4096));
+        assert!(t.kinds().is_empty());
+        assert_eq!(fs::read_to_string(&control).unwrap(), "", "nothing written");
+
+        // A FIFO without a reader in place of cgroup.event_control: no wait.
+        fs::remove_file(&control).unwrap();
+        let c = CString::new(control.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut t = Triggers::default();
+            t.set(&[(loc.clone(), 4096)], &[]);
+            tx.send(t.has_usage_threshold(&loc.dir, 4096)).unwrap();
+        });
+        let registered = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("set() returned at once");
+        assert!(!registered);
+    }
+
+    #[test]
+    fn versions_only_get_their_own_kind() {
+        let d = Dir::new("kinds");
+        fs::write(d.0.join("app/memory.events"), "max 0\n").unwrap();
+        let mut t = Triggers::default();
+        // A v1 location gets no inotify watch, a v2 one no usage threshold.
+        t.set(
+            &[(d.location(CgroupVersion::V2), 10)],
+            &[d.location(CgroupVersion::V1)],
+        );
+        assert!(t.kinds().is_empty());
     }
 }
