@@ -43,6 +43,8 @@ const FAMILIES = [
   'memory_pressure_ratio',
   'memory_pressure_stall_seconds_total',
   'process_resident_memory_bytes',
+  'cgroup_processes',
+  'cgroup_largest_process_resident_memory_bytes',
   'v8_heap_used_bytes',
   'v8_heap_total_bytes',
   'v8_heap_limit_bytes',
@@ -587,6 +589,8 @@ const OTEL = {
   'oomguard.memory.under_oom': ['1', 'gauge'],
   'oomguard.memory.pressure.stall_ratio': ['1', 'gauge'],
   'oomguard.memory.pressure.stall_time': ['s', 'counter'],
+  'oomguard.cgroup.processes': ['{process}', 'gauge'],
+  'oomguard.cgroup.largest_process.rss': ['By', 'gauge'],
   'oomguard.v8.heap.limit': ['By', 'gauge'],
   'oomguard.v8.heap.limit_ratio': ['1', 'gauge'],
 }
@@ -604,8 +608,8 @@ test('OpenTelemetry: names, units, instrument kinds and values on v2-busy, one s
   const e = expected('v2-busy')
 
   for (const [name, [unit, kind]] of Object.entries(OTEL)) {
-    if (name === 'oomguard.memory.under_oom' || name === 'oomguard.memory.swap.limit') {
-      assert.ok(!got.has(name) || got.get(name).dataPoints.length === 0, `${name}: v1 only, or unlimited (null) here`)
+    if (['oomguard.memory.under_oom', 'oomguard.memory.swap.limit', 'oomguard.cgroup.processes', 'oomguard.cgroup.largest_process.rss'].includes(name)) {
+      assert.ok(!got.has(name) || got.get(name).dataPoints.length === 0, `${name}: v1 only, unlimited (null) or no cgroup.procs here`)
       continue
     }
     const m = got.get(name)
@@ -692,6 +696,22 @@ test('OpenTelemetry: peak and swap on v2-swap and v1-swap; none without swap acc
       assert.equal(point(got.get('oomguard.memory.swap.limit')), e.swapLimitBytes, `${name}: swap limit`)
     }
   }
+})
+
+test('processes: the count and the largest RSS in Prometheus and OpenTelemetry (v2-processes)', { skip: parserSkip }, async (t) => {
+  const f = exposition(prometheus({ root: fixture('v2-processes') }))
+  assert.equal(value(f, 'oomguard_cgroup_processes'), 20)
+  assert.equal(value(f, 'oomguard_cgroup_largest_process_resident_memory_bytes'), 90 * 1024 * 1024)
+  const busy = exposition(prometheus({ root: fixture('v2-busy') }))
+  assert.equal(busy.get('oomguard_cgroup_processes').samples.length, 0, 'no cgroup.procs: no series')
+  assert.equal(busy.get('oomguard_cgroup_largest_process_resident_memory_bytes').samples.length, 0)
+  const reader = new TestReader()
+  const provider = new MeterProvider({ readers: [reader] })
+  t.after(() => provider.shutdown())
+  observeMemory(provider.getMeter('test'), { root: fixture('v2-processes') })
+  const got = await otelCollect(reader)
+  assert.equal(point(got.get('oomguard.cgroup.processes')), 20)
+  assert.equal(point(got.get('oomguard.cgroup.largest_process.rss')), 90 * 1024 * 1024)
 })
 
 test('OpenTelemetry: no memory controller leaves the container.* instruments empty', async (t) => {

@@ -47,6 +47,8 @@ const INSTRUMENTS = [
   ['oomguard.memory.under_oom', 'gauge', '1', INT, 'cgroup v1 memory.oom_control under_oom: 1 while the cgroup is out of memory.'],
   ['oomguard.memory.pressure.stall_ratio', 'gauge', '1', DOUBLE, 'Memory pressure (PSI): share of time tasks stalled on memory over the window (kernel percent / 100).'],
   ['oomguard.memory.pressure.stall_time', 'counter', 's', DOUBLE, 'Memory pressure (PSI) total stall time.'],
+  ['oomguard.cgroup.processes', 'gauge', '{process}', INT, 'Processes in the memory cgroup (its cgroup.procs), scanned at most once a second.'],
+  ['oomguard.cgroup.largest_process.rss', 'gauge', 'By', INT, 'Resident set size of the largest process in the memory cgroup.'],
   ['oomguard.v8.heap.limit', 'gauge', 'By', INT, 'V8 heap limit (v8.getHeapStatistics().heap_size_limit).'],
   ['oomguard.v8.heap.limit_ratio', 'gauge', '1', DOUBLE, 'V8 heap limit divided by the memory limit; at or above 1 the kernel OOM-kills before V8 reports heap exhaustion.'],
 ]
@@ -143,6 +145,10 @@ function observeMemory(meter, options) {
         }
         obs('oomguard.memory.pressure.stall_time', line.totalUs / 1e6, { 'oomguard.pressure.kind': kind, 'oomguard.pressure.scope': p.scope })
       }
+    }
+    if (m.processes !== null) {
+      obs('oomguard.cgroup.processes', m.processes.count)
+      if (m.processes.largest.length > 0) obs('oomguard.cgroup.largest_process.rss', m.processes.largest[0].rssBytes)
     }
     obs('oomguard.v8.heap.limit', m.v8.heapSizeLimitBytes)
     obs('oomguard.v8.heap.limit_ratio', m.heapLimitRatio)

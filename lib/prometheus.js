@@ -236,6 +236,20 @@ const FAMILIES = table([
     samples: (r) => [[null, r.num('rssBytes')]],
   },
   {
+    name: 'cgroup_processes',
+    type: 'gauge',
+    help: 'Processes in the memory cgroup (its cgroup.procs; processes in child cgroups are not counted). Scanned at most once a second.',
+    aggregator: 'first',
+    samples: (r) => [[null, r.num('processes.count')]],
+  },
+  {
+    name: 'cgroup_largest_process_resident_memory_bytes',
+    type: 'gauge',
+    help: 'Resident set size of the largest process in the memory cgroup (/proc/<pid>/statm of each in cgroup.procs), bytes; compare with process_resident_memory_bytes to see whether another process fills the cgroup.',
+    aggregator: 'first',
+    samples: (r) => [[null, r.num('processes.largest.0.rssBytes')]],
+  },
+  {
     name: 'v8_heap_used_bytes',
     type: 'gauge',
     help: 'V8 heap in use (process.memoryUsage().heapUsed), bytes.',
