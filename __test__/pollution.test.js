@@ -86,7 +86,8 @@ function polluted(body, { skip = [], lastWordsFile = trap(), args = [], preload 
   assert.doesNotMatch(r.stdout, /FORGED/, what)
   assert.doesNotMatch(r.stderr, /FORGED/, what)
   assert.equal(fs.existsSync(lastWordsFile), false, `the polluted last-words path was created\n${what}`)
-  assert.doesNotMatch(r.stderr, /last-words/, `no last-words line: the polluted thresholds were not used\n${what}`)
+  // A last-words line is possible on a machine near its limit, but never one from the polluted thresholds or root.
+  assert.doesNotMatch(r.stderr, /"threshold":0\.0001|\/fxcap\/busy/, `the polluted thresholds or root were not used\n${what}`)
   return { r, what, out: r.status === 0 && !preload ? JSON.parse(r.stdout.trim().split('\n').pop()) : null }
 }
 
