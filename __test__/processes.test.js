@@ -179,3 +179,39 @@ test('doctor: peak and swap, and when the kernel kills with swap', () => {
   assert.match(off.message, /may not swap \(swap limit 0\)/)
   assert.equal(diagnose(fixture('no-memory-controller'), {}).swap, null, 'no memory cgroup: no section')
 })
+
+// ---------------------------------------------------------------------------
+// cgroup v2, in the throwaway VM (OOMGUARD_CGROUP2_VM; skipped without it).
+
+test('live v2 (VM): memory.peak, memory.swap.current and .max, and the processes of the cgroup', { timeout: 150_000 }, async (t) => {
+  const { needVm, stageHostDir, runVm } = require('./helpers/vm')
+  const vm = needVm(t)
+  if (!vm) return
+  const hostDir = stageHostDir(t, [path.join(__dirname, 'helpers', 'procs-v2.js')])
+  const r = await runVm(vm, { hostDir, memoryMax: '256M', command: ['node', 'procs-v2.js'], vmTimeoutS: 120 })
+  t.diagnostic(`VM run took ${(r.ms / 1000).toFixed(1)} s`)
+  assert.equal(r.code, 0, h.describeRun(r))
+  const o = h.parsePrefixed(r.stdout, 'OOMGUARD_PROCS_V2 ')[0]
+  assert.ok(o, h.describeRun(r))
+  t.diagnostic(`kernel: swap.current ${o.swapCurrent}, swap.max ${o.swapMaxes.join(' / ')}, peak ${o.peakBefore}..${o.peakAfter}`)
+  const m = o.metrics
+  // Peak: memory.peak, which only grows.
+  assert.ok(m.peakBytes >= o.peakBefore && m.peakBytes <= o.peakAfter, `peak ${m.peakBytes} within [${o.peakBefore}, ${o.peakAfter}]`)
+  assert.ok(m.peakBytes >= 64 * MiB)
+  // Swap: memory.swap.current as read, and memory.swap.max as written (32 MiB).
+  if (o.swapCurrent.startsWith('<')) {
+    assert.equal(m.swapBytes, null, `no memory.swap.current (${o.swapCurrent}): null`)
+  } else {
+    assert.equal(o.swapWrite, 'ok', 'memory.swap.max is writable in our own cgroup')
+    assert.equal(m.swapBytes, Number(o.swapCurrent))
+    assert.equal(m.swapLimitBytes, 32 * MiB, `memory.swap.max up the hierarchy: ${o.swapMaxes.join(', ')}`)
+  }
+  // Processes: this node and the holder, the holder first.
+  const p = m.processes
+  assert.equal(p.count, 2, JSON.stringify(p))
+  assert.deepEqual(p.largest.map((x) => x.pid), [o.holderPid, o.pid])
+  assert.equal(p.largest[0].command, 'oomguard-holder')
+  const holderRss = Number(o.holderStatm.split(' ')[1]) * 4096
+  assert.ok(Math.abs(p.largest[0].rssBytes - holderRss) <= RSS_TOLERANCE, `${p.largest[0].rssBytes} vs statm ${holderRss}`)
+  assert.ok(Math.abs(p.largest[1].rssBytes - m.rssBytes) <= RSS_TOLERANCE)
+})
