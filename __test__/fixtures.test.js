@@ -209,6 +209,11 @@ test('no limit anywhere: host MemTotal, source host, NO_LIMIT', () => {
     assert.equal(r.limitBytes, r.hostTotalBytes)
     assert.ok(codes(r).includes('NO_LIMIT'), codes(r).join())
     assert.ok(!codes(r).some((c) => c.startsWith('HEAP_LIMIT')), 'no heap advice against the host')
+    // The case is named: a cgroup that exists and has no limit, not a failed detection.
+    const d = r.diagnoses.find((x) => x.code === 'NO_LIMIT')
+    assert.match(d.message, /memory cgroup \(.*\) was found and has no memory limit, nor has any parent/)
+    assert.match(d.message, /source is 'host'/)
+    assert.equal(d.path, r.cgroup.dir)
   }
   const root = read('v2-root')
   assert.equal(root.usageBytes, null, 'the v2 root cgroup has no memory.current')

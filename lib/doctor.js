@@ -78,7 +78,7 @@ function limitOrigin(m) {
   }
   if (m.source === 'host') {
     return cg
-      ? 'no cgroup limit on this cgroup or any parent: the host\'s MemTotal (/proc/meminfo)'
+      ? `the host's MemTotal (/proc/meminfo): this process's memory cgroup was found, but neither it nor any parent has a memory limit (${cg.version === 1 ? 'memory.limit_in_bytes' : 'memory.max'} is unlimited all the way up)`
       : 'no memory cgroup: the host\'s MemTotal (/proc/meminfo)'
   }
   return 'no limit found (neither a cgroup limit nor /proc/meminfo)'

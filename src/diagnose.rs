@@ -329,16 +329,28 @@ pub fn diagnose(snap: &Snapshot, v8: &V8Numbers, node: NodeVersion) -> Vec<Diagn
     let limit = snap.limit();
     match limit {
         Some((l, LimitSource::Host)) if snap.location.is_some() => {
+            let loc = snap
+                .location
+                .as_ref()
+                .map(|loc| (loc.cgroup_path.clone(), loc.dir.clone()));
+            let (cg, dir) = loc.unwrap_or_default();
+            let file = match snap.location.as_ref().map(|l| l.version) {
+                Some(crate::locate::CgroupVersion::V1) => "memory.limit_in_bytes",
+                _ => "memory.max",
+            };
             let mut d = Diagnosis::new(
                 codes::NO_LIMIT,
                 Severity::Warning,
                 format!(
-                    "No memory limit is set on this cgroup or any parent; the host's {} is the only ceiling. \
-                     Set a container memory limit so the heap can be sized against it.",
+                    "This process's memory cgroup ({cg}) was found and has no memory limit, nor has any \
+                     parent ({file} is unlimited all the way up): so source is 'host' and limitBytes is the \
+                     host's MemTotal ({}), the only ceiling. Set a container memory limit so the heap can be \
+                     sized against it.",
                     mib(l as f64)
                 ),
             );
             d.limit_bytes = Some(l as f64);
+            d.path = Some(dir.display().to_string());
             out.push(d);
         }
         // A limit file that failed to read has its own diagnosis below.
