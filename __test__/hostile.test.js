@@ -186,8 +186,10 @@ for (const c of CASES) {
     assert.ok(why, `a diagnosis names ${file}: ${JSON.stringify(m.diagnoses.map((d) => d.message))}`)
     assert.match(why.message, c.says)
     assert.ok(['CGROUP_FILE_UNREADABLE', 'CGROUP_UNRESOLVED'].includes(why.code), why.code)
+    if (why.code === 'CGROUP_FILE_UNREADABLE') assert.equal(why.path, file, 'the path is the file')
     if (c.file.startsWith('proc/self/')) {
       assert.equal(why.code, 'CGROUP_UNRESOLVED')
+      assert.equal(why.path, file, 'the path is the file')
       assert.equal(m.cgroup, null, 'no cgroup is claimed')
     }
   })

@@ -297,7 +297,12 @@ pub fn diagnose(snap: &Snapshot, v8: &V8Numbers, node: NodeVersion) -> Vec<Diagn
             Severity::Warning,
             format!("Could not find this process's memory cgroup ({err}); limits are taken from the host."),
         );
-        d.path = Some(err.clone());
+        // The file it failed on (a refused file, a path that climbs out of
+        // the root); the whole error when there is none.
+        d.path = Some(match &snap.locate_error_path {
+            Some(p) => p.display().to_string(),
+            None => err.clone(),
+        });
         out.push(d);
     }
 

@@ -178,12 +178,12 @@ pub fn sample(env: Env, mut out: Float64ArraySlice, root: Option<String>) -> Res
             ),
         ));
     }
-    let node = running_node(&env);
     let root = root_path(root);
     let entry = entry_for(&root);
     let mut entry = lock(&entry);
     let result = guard::catch("sample", || {
         guard::failpoint(|| "sample".to_string());
+        let node = running_node(&env);
         let v8 = slots::read_v8(buf);
         let snap = entry.reader.snapshot();
         slots::fill(buf, &snap, &derive(&snap, &v8), now_ms());
@@ -234,9 +234,20 @@ pub fn heap_model(
             "limitBytes and constrainedMemoryBytes must be positive numbers of bytes".to_string(),
         ));
     }
+    guard::catch("heapModel", || {
+        heap_model_of(limit_bytes, constrained_memory_bytes, node)
+    })
+    .map_err(internal_error)
+}
+
+fn heap_model_of(
+    limit_bytes: f64,
+    constrained_memory_bytes: f64,
+    node: diagnose::NodeVersion,
+) -> HeapModel {
     let a = diagnose::heap_advice(limit_bytes, constrained_memory_bytes, node);
     let constrained_mib = constrained_memory_bytes / (1024.0 * 1024.0);
-    Ok(HeapModel {
+    HeapModel {
         young_generation_mib: diagnose::young_generation_mib(constrained_mib, node),
         default_heap_limit_mib: diagnose::default_heap_limit_mib(constrained_mib, node),
         max_old_space_size_mib: a.max_old_space_size_mib,
@@ -247,7 +258,7 @@ pub fn heap_model(
         percentage_heap_limit_mib: a.percentage_heap_limit_mib,
         percentage_node_options: a.percentage_node_options(),
         has_old_space_percentage: node.has_old_space_percentage(),
-    })
+    }
 }
 
 /// What `heapModel()` returns (internal). MiB throughout.

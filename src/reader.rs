@@ -204,6 +204,8 @@ pub struct Snapshot {
     pub v2_root: bool,
     /// Why the cgroup could not be located (the error, naming its file).
     pub locate_error: Option<String>,
+    /// The file locating failed on (`/proc/self/cgroup` or `mountinfo` under the root).
+    pub locate_error_path: Option<PathBuf>,
 }
 
 /// Reads that failed this time (not absent files: failures).
@@ -563,7 +565,10 @@ impl Reader {
                 );
                 snap.location = Some(files.location.clone());
             }
-            State::Failed(e) => snap.locate_error = Some(e.to_string()),
+            State::Failed(e) => {
+                snap.locate_error = Some(e.to_string());
+                snap.locate_error_path = Some(e.path().to_path_buf());
+            }
             State::NoMemoryController | State::Unlocated => {}
         }
 
