@@ -269,3 +269,20 @@ test('the doctor\'s usage and the README\'s flag table list every flag', () => {
     assert.ok(readme.includes(`\`${f.flag}`), f.flag)
   }
 })
+
+test('lib/index.d.ts declares exactly the options the tables declare', () => {
+  const dts = fs.readFileSync(path.join(__dirname, '..', 'lib', 'index.d.ts'), 'utf8')
+  /** The top-level property names of `export interface NAME`. */
+  const props = (name) => {
+    const start = dts.search(new RegExp(`^export interface ${name}\\b[^{]*\\{`, 'm'))
+    assert.ok(start !== -1, `interface ${name}`)
+    const body = dts.slice(dts.indexOf('{', start) + 1, dts.indexOf('\n}', start))
+    return [...body.matchAll(/^ {2}(\w+)\??:/gm)].map((m) => m[1])
+  }
+  const names = (list) => list.map((o) => o.name)
+  assert.deepEqual(props('WatchOptions').sort(), names(options.WATCH_OPTIONS).sort())
+  assert.deepEqual(props('ShedOptions').sort(), names(options.SHED_OPTIONS).sort())
+  assert.deepEqual(props('DoctorEnv').sort(), names(options.DOCTOR_ENV).sort())
+  const exporters = new Set([...props('PrometheusOptions'), ...props('PromClientOptions'), ...props('OtelOptions')])
+  assert.deepEqual([...exporters].sort(), names(options.METRICS_OPTIONS).sort())
+})
