@@ -582,6 +582,23 @@ export interface DoctorReport {
     events: MemoryEvents | null
   }
   pressure: { scope: 'cgroup' | 'system'; some: PressureLine; full: PressureLine | null } | null
+  /** Peak and swap; `null` without a memory cgroup. */
+  swap: {
+    peakBytes: number | null
+    swapBytes: number | null
+    swapLimitBytes: number | null
+    /** When the kernel kills with (or without) swap, in words. */
+    message: string
+  } | null
+  /** The processes of the cgroup; `null` without a process list. */
+  processes: {
+    count: number
+    /** Largest first; `share` is `rssBytes` over the working set. */
+    largest: Array<{ pid: number; command: string | null; rssBytes: number | null; share: number | null }>
+    /** This process's RSS and its share of the working set. */
+    selfRssBytes: number | null
+    selfShare: number | null
+  } | null
   checks: DoctorCheck[]
   summary: { pass: number; warn: number; fail: number; manual: number }
   diagnoses: Diagnosis[]

@@ -1,12 +1,19 @@
 // Compiled by __test__/types.test.js with `tsc --noEmit`: the declarations a
 // TypeScript user gets must describe the API as it is used.
-import { getMemoryMetrics, watch, WATCH_DEFAULTS, type MemoryMetrics, type ThresholdEvent } from 'oomguard'
+import { getMemoryMetrics, watch, WATCH_DEFAULTS, type CgroupProcess, type MemoryMetrics, type ThresholdEvent } from 'oomguard'
 
 const m: MemoryMetrics = getMemoryMetrics()
 const limit: number | null = m.limitBytes
 const source: 'cgroup-v1' | 'cgroup-v2' | 'host' | null = m.source
 const anon: number | null | undefined = m.stat?.anon
 getMemoryMetrics(process.memoryUsage(), { root: '/tmp/fixture' })
+const swap: [number | null, number | null, number | null] = [m.peakBytes, m.swapBytes, m.swapLimitBytes]
+if (m.processes !== null) {
+  const top: CgroupProcess | undefined = m.processes.largest[0]
+  const command: string | null | undefined = top?.command
+  const count: number = m.processes.count
+  void [command, count, top?.rssBytes, top?.pid, m.processes.timestampMs, swap]
+}
 for (const d of m.diagnoses) {
   const code: string = d.code
   const rec: number | null = d.recommendedMaxOldSpaceSizeMib
