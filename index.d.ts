@@ -227,6 +227,13 @@ export interface MemoryMetrics {
   headroomBytes: number | null
   /** V8 `heap_size_limit / limitBytes`; at or above 1 the kernel kills before V8 gives up. */
   heapLimitRatio: number | null
+  /**
+   * Whether the cgroup is stuck at its limit without an OOM kill, as the
+   * sampler of a `watch()` monitor on the same root judges it (a stall is
+   * judged over seconds; one reading cannot tell). `null` when no monitor
+   * with stall detection watches this root.
+   */
+  stalled: boolean | null
   /** Where the cgroup is; `null` without a memory cgroup. */
   cgroup: CgroupInfo | null
   /** `memory.stat`; `null` without a memory cgroup or when unreadable. */
@@ -346,6 +353,26 @@ export interface MetricsOptions {
   root?: string
 }
 
+/** What a `stall` / `stall-end` event carries (internal). */
+export interface NativeStall {
+  durationMs: number
+  workingSetRatio: number | null
+  failuresPerSec: number | null
+  failureCounter: string | null
+  pressure: NativeStallPressure | null
+  refaultsPerSec: number | null
+  cause: string
+  reason: string
+}
+
+/** Pressure over a stall's last window (internal). */
+export interface NativeStallPressure {
+  scope: 'cgroup' | 'system'
+  kind: 'some' | 'full'
+  ratio: number
+  avg10: number
+}
+
 /** An event from the sampler thread (internal; lib/watch.js adds the V8 numbers). */
 export interface NativeWatchEvent {
   level: number
@@ -372,6 +399,14 @@ export interface NativeWatchEvent {
   heapLimit: string | null
   /** `limit` events: the heap-limit diagnosis for the new limit. */
   diagnosis: Diagnosis | null
+  stall: NativeStall | null
+}
+
+/** The action on a stall (internal). */
+export interface OnStallOptions {
+  action: 'exit'
+  /** End the process (exit status 75) when a stall has lasted this long, ms. */
+  afterMs: number
 }
 
 /** One PSI line. */
@@ -405,6 +440,13 @@ export interface SamplerInfo {
   roots: number
   /** Kernel wake-ups in force (v1 `cgroup.event_control`, v2 inotify). */
   triggers: Array<string>
+  /**
+   * Bytes of this addon locked in memory so that the sampler keeps
+   * running in a stall (`null` before the sampler first ran).
+   */
+  pinnedBytes: number | null
+  /** Why locking them failed, if it did. */
+  pinError: string | null
 }
 
 /** What `describe()` returns (internal). */
@@ -420,6 +462,14 @@ export interface Shape {
 
 /** Property paths of the slots `sample()` fills, in slot order (internal). */
 export declare function slotNames(): Array<string>
+
+/** Stall detection settings (internal; lib/options.js documents them). */
+export interface StallOptions {
+  /** How long the signs of a stall must hold, ms. */
+  sustainMs: number
+  /** The working set must be within this share of the limit. */
+  margin: number
+}
 
 /** The V8 numbers used. */
 export interface V8Metrics {
@@ -454,6 +504,10 @@ export interface WatchConfig {
   lastWordsStderr: boolean
   lastWordsPath?: string
   root?: string
+  /** Stall detection; absent or null: off. */
+  stall?: StallOptions
+  /** What to do about a stall; absent or null: report only. */
+  onStall?: OnStallOptions
 }
 
 /** Slot names of a monitor's block, as [name, index] pairs (internal). */
@@ -464,7 +518,7 @@ export declare function watchSlots(): Array<[string, number]>
  * receives its events; the first call in an environment registers it. The
  * monitor's first sample is taken before this returns.
  */
-export declare function watchStart(config: WatchConfig, dispatch: (id: number, kind: 'threshold' | 'recovered' | 'error' | 'limit', event: NativeWatchEvent) => void): number
+export declare function watchStart(config: WatchConfig, dispatch: (id: number, kind: 'threshold' | 'recovered' | 'error' | 'limit' | 'stall' | 'stall-end', event: NativeWatchEvent) => void): number
 
 /** Stop a monitor; joins the sampler thread when it was the last. */
 export declare function watchStop(id: number): boolean

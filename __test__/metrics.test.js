@@ -42,6 +42,7 @@ const FAMILIES = [
   'memory_under_oom',
   'memory_pressure_ratio',
   'memory_pressure_stall_seconds_total',
+  'memory_stalled',
   'process_resident_memory_bytes',
   'cgroup_processes',
   'cgroup_largest_process_resident_memory_bytes',
@@ -50,8 +51,8 @@ const FAMILIES = [
   'v8_heap_limit_bytes',
   'v8_heap_limit_ratio',
 ]
-const MONITOR_FAMILIES = ['monitor_level', 'monitor_threshold_ratio']
-const COUNTERS = new Set(['memory_events_total', 'memory_pressure_stall_seconds_total'])
+const MONITOR_FAMILIES = ['monitor_level', 'monitor_threshold_ratio', 'monitor_stalled_seconds_total']
+const COUNTERS = new Set(['memory_events_total', 'memory_pressure_stall_seconds_total', 'monitor_stalled_seconds_total'])
 
 // ---------------------------------------------------------------------------
 // The Python parser.
@@ -591,6 +592,7 @@ const OTEL = {
   'oomguard.memory.pressure.stall_time': ['s', 'counter'],
   'oomguard.cgroup.processes': ['{process}', 'gauge'],
   'oomguard.cgroup.largest_process.rss': ['By', 'gauge'],
+  'oomguard.memory.stalled': ['1', 'gauge'],
   'oomguard.v8.heap.limit': ['By', 'gauge'],
   'oomguard.v8.heap.limit_ratio': ['1', 'gauge'],
 }
@@ -610,6 +612,10 @@ test('OpenTelemetry: names, units, instrument kinds and values on v2-busy, one s
   for (const [name, [unit, kind]] of Object.entries(OTEL)) {
     if (['oomguard.memory.under_oom', 'oomguard.memory.swap.limit', 'oomguard.cgroup.processes', 'oomguard.cgroup.largest_process.rss'].includes(name)) {
       assert.ok(!got.has(name) || got.get(name).dataPoints.length === 0, `${name}: v1 only, unlimited (null) or no cgroup.procs here`)
+      continue
+    }
+    if (name === 'oomguard.memory.stalled') {
+      assert.ok(!got.has(name) || got.get(name).dataPoints.length === 0, 'stalled is known only with a monitor on the root')
       continue
     }
     const m = got.get(name)

@@ -8,6 +8,8 @@ const fs = require('node:fs')
 const v8 = require('node:v8')
 const { getMemoryMetrics } = require('../lib/metrics.js')
 const { diagnose, render, useColor } = require('../lib/doctor.js')
+
+const EARLIER_MS = 500
 const { CLI_FLAGS, cliFlagsUsage } = require('../lib/options.js')
 const { heapAdvice } = require('../lib/heap-probe.js')
 const native = require('../lib/native.js')
@@ -128,6 +130,10 @@ function main() {
   const fromFlag = opts.heapLimitMib !== undefined
   const heapSizeLimit = fromFlag ? Math.round(opts.heapLimitMib * 1024 * 1024) : v8.getHeapStatistics().heap_size_limit
   // Only the heap limit is passed: the doctor's own heap use says nothing about the service.
+  // On the live system, two readings half a second apart: are charges
+  // failing at the limit now (a stall), or not? A fixture tree does not move.
+  const earlier = opts.root === undefined ? getMemoryMetrics({ heapSizeLimit }) : null
+  if (earlier !== null) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, EARLIER_MS)
   const metrics = getMemoryMetrics({ heapSizeLimit }, { root: opts.root })
   const report = diagnose(metrics, {
     ...heapInputs(metrics, opts),
@@ -135,6 +141,7 @@ function main() {
     nodeVersion: process.version,
     nodeOptions: (Object.hasOwn(process.env, 'NODE_OPTIONS') && process.env.NODE_OPTIONS) || null,
     workers: opts.workers,
+    earlier,
   })
   const out = opts.json ? `${JSON.stringify(report, null, 2)}\n` : render(report, { color: useColor(process.stdout, process.env) })
   if (opts.strict && report.summary.fail > 0) process.exitCode = 1

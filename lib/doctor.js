@@ -5,7 +5,7 @@
 // report as text. Pure functions: no file, process or clock access here;
 // bin/oomguard.js gathers the inputs.
 
-const { diagnoseMetrics, diagnoseEnv, renderReport, renderOptions, colorEnv } = require('./options.js')
+const { diagnoseMetrics, diagnoseEnv, renderReport, renderOptions, colorEnv, WATCH_DEFAULTS } = require('./options.js')
 
 const MiB = 1024 * 1024
 
@@ -360,6 +360,9 @@ function checks(m, heap, env) {
       'watch major page faults (pgmajfault in memory.stat) and latency; PSI needs a kernel with CONFIG_PSI and psi=1.'))
   }
 
+  // 7b. Stuck at the limit now (needs an earlier reading to take rates from).
+  if (env.earlier) out.push(stallCheck(m, env.earlier))
+
   // 8. Files readable.
   if (m.cgroup) {
     const bad = m.diagnoses.filter((d) => d.code === 'CGROUP_FILE_UNREADABLE')
@@ -651,6 +654,64 @@ function useColor(stream, env) {
   if (force !== undefined) return !(force === '0' || force.toLowerCase() === 'false')
   if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false
   return !!(stream && stream.isTTY) && env.TERM !== 'dumb'
+}
+
+// ---------------------------------------------------------------- stalls
+
+/**
+ * Charges failing at the limit between two readings, with the pressure and
+ * refaults that tell a stall (the kernel reclaiming and faulting back, never
+ * OOM-killing) from page cache being reclaimed. The rates are the doctor's
+ * to show; the verdict over seconds is watch()'s (`stall` events).
+ */
+function stallCheck(m, e) {
+  const title = 'no failed charges at the limit now'
+  const dt = isNum(m.timestampMs) && isNum(e.timestampMs) ? (m.timestampMs - e.timestampMs) / 1000 : NaN
+  const v1 = m.cgroup && m.cgroup.version === 1
+  const counter = v1 ? 'failcnt' : 'max'
+  const counterName = v1 ? 'memory.failcnt' : 'memory.events max'
+  const now = m.events ? m.events[counter] : null
+  const before = e.events ? e.events[counter] : null
+  if (!(dt > 0) || !isNum(now) || !isNum(before)) {
+    return check('charge-failures', title, 'manual',
+      m.cgroup ? `${counterName} could not be read twice.` : 'Not in a memory cgroup: no charge-failure counter.',
+      `read ${counterName} twice a second apart; a count rising fast while the working set sits at the limit, with memory pressure, is a service stuck at its limit that the kernel may never OOM-kill.`)
+  }
+  const rate = (now - before) / dt
+  const parts = [`${Math.round(rate)} failed charges/s (${counterName}, over ${dt.toFixed(1)} s)`]
+  const p = m.pressure
+  const q = e.pressure
+  const kind = p && p.scope === 'cgroup' && p.full ? 'full' : 'some'
+  let pressure = null
+  if (p && q && p.scope === q.scope && p[kind] && q[kind]) {
+    pressure = Math.max(0, p[kind].totalUs - q[kind].totalUs) / (dt * 1e6)
+    parts.push(`${p.scope === 'cgroup' ? 'cgroup' : 'system-wide'} memory pressure ${kind} ${pct(pressure)}`)
+  }
+  const refaults = refaultCount(m) !== null && refaultCount(e) !== null ? (refaultCount(m) - refaultCount(e)) / dt : null
+  if (refaults !== null) parts.push(`${Math.round(refaults)} refaults/s`)
+  const ws = isNum(m.workingSetBytes) && isNum(m.cgroupLimitBytes) ? m.workingSetBytes / m.cgroupLimitBytes : null
+  if (ws !== null) parts.push(`working set ${pct(ws)} of the limit`)
+  if (!(rate > 0)) return check('charge-failures', title, 'pass', `${parts.join(', ')}.`)
+  const margin = WATCH_DEFAULTS.stall.margin
+  const stuck = ws !== null && ws >= 1 - margin && ((pressure !== null && pressure > 0) || (refaults !== null && refaults > 0))
+  return check('charge-failures', title, stuck ? 'fail' : 'warn',
+    `${parts.join(', ')}. ${stuck
+      ? 'The working set is at the limit and what is reclaimed is needed again: this looks like a stall, where the kernel keeps reclaiming and may never OOM-kill.'
+      : 'The kernel is reclaiming at the limit (page cache, most likely): fine while the working set stays well below it.'}`,
+    stuck ? 'size the V8 heap below the limit so that heap growth ends in a fast V8 failure with a stack trace, and let oomguard end a stall: watch({ onStall: { action: \'exit\', afterMs: 30000 } }) or OOMGUARD_ON_STALL=exit:30000.' : null)
+}
+
+/** Refaults so far from the raw memory.stat (v2 names, v1 total_ names), or null. */
+function refaultCount(m) {
+  const raw = m.stat && m.stat.raw
+  if (!raw) return null
+  for (const prefix of ['total_', '']) {
+    const a = raw[`${prefix}workingset_refault_anon`]
+    const f = raw[`${prefix}workingset_refault_file`]
+    if (isNum(a) || isNum(f)) return (isNum(a) ? a : 0) + (isNum(f) ? f : 0)
+    if (isNum(raw[`${prefix}workingset_refault`])) return raw[`${prefix}workingset_refault`]
+  }
+  return null
 }
 
 module.exports = { diagnose, render, useColor, STATUSES, HEAP_SHARE, HEAP_BAND }

@@ -59,8 +59,52 @@ export interface WatchOptions {
    * it is not a directory; else a RangeError naming `options.lastWords.path`.
    */
   lastWords?: boolean | { path?: string; stderr?: boolean }
+  /**
+   * Stall detection: the cgroup stuck at its limit while the kernel does not
+   * OOM-kill (working set within `margin` of the limit, charges failing,
+   * memory pressure or refaults, for `sustainMs`). `false` turns it off.
+   * Default `{ sustainMs: 3000, margin: 0.1 }`.
+   */
+  stall?: boolean | { sustainMs?: number; margin?: number }
+  /**
+   * End the process when a stall has lasted `afterMs` (default 30000): the
+   * sampler thread itself writes the final record (verdict `stall`) and
+   * exits with status 75, even while JavaScript is stuck. Default: report only.
+   */
+  onStall?: { action: 'exit'; afterMs?: number } | null
   /** A directory that stands in for `/` (fixture trees). Default `/`. */
   root?: string
+}
+
+/** What `stall` and `stall-end` events carry. */
+export interface StallEvent {
+  verdict: 'stall'
+  /** Which memory fills the limit: the verdict a kill's last words would have. */
+  cause: 'v8-heap' | 'outside-heap' | 'page-cache' | 'kernel' | 'unknown'
+  /** One sentence: for how long, on what evidence, and what fills the limit. */
+  reason: string
+  /** How long the stall has lasted (`stall`) or lasted (`stall-end`), ms. */
+  durationMs: number
+  /** Working set / limit in the last window. */
+  workingSetRatio: number | null
+  /** Failed charges per second in the last window. */
+  failuresPerSec: number | null
+  /** Which counter: v1 `memory.failcnt`, v2 `memory.events max`. */
+  failureCounter: 'memory.failcnt' | 'memory.events max' | null
+  /**
+   * Pressure in the last window: share of the time tasks stalled on memory,
+   * and the kernel's 10 s average (both ratios). `cgroup`: the cgroup's own
+   * `full` (v2); `system`: `/proc/pressure/memory` `some` (v1: the whole machine).
+   */
+  pressure: { scope: 'cgroup' | 'system'; kind: 'some' | 'full'; ratio: number; avg10: number } | null
+  /** Refaults (evicted pages faulted back) per second in the last window. */
+  refaultsPerSec: number | null
+  ratio: number | null
+  basisBytes: number | null
+  limitBytes: number | null
+  timestampMs: number
+  /** Where the stall record went (`stall` only). */
+  lastWords: string | null
 }
 
 /** The V8 numbers at the time of an event, bytes. */
@@ -162,6 +206,12 @@ export interface MonitorSample {
   intervalMs: number | null
   /** True while reads fail; the numbers are then the last good ones. */
   failing: boolean
+  /** True while stalled at the limit; `null` with `stall: false`. */
+  stalled: boolean | null
+  /** How long the current stall has lasted, ms; `null` when not stalled. */
+  stallDurationMs: number | null
+  /** Seconds spent stalled since the monitor started; `null` with `stall: false`. */
+  stalledSeconds: number | null
 }
 
 export declare class Monitor extends EventEmitter {
@@ -172,6 +222,8 @@ export declare class Monitor extends EventEmitter {
   readonly level: number
   /** True at or above the highest threshold. */
   readonly critical: boolean
+  /** True while stalled at the limit; `null` with `stall: false`. No I/O. */
+  readonly stalled: boolean | null
   /** The latest sample. No I/O. */
   readonly current: MonitorSample
   readonly closed: boolean
@@ -184,9 +236,11 @@ export declare class Monitor extends EventEmitter {
   on(event: 'threshold' | 'recovered', listener: (event: ThresholdEvent) => void): this
   on(event: 'error', listener: (error: Error) => void): this
   on(event: 'limit', listener: (event: LimitEvent) => void): this
+  on(event: 'stall' | 'stall-end', listener: (event: StallEvent) => void): this
   once(event: 'threshold' | 'recovered', listener: (event: ThresholdEvent) => void): this
   once(event: 'error', listener: (error: Error) => void): this
   once(event: 'limit', listener: (event: LimitEvent) => void): this
+  once(event: 'stall' | 'stall-end', listener: (event: StallEvent) => void): this
 }
 
 /**
@@ -208,6 +262,7 @@ export declare const WATCH_DEFAULTS: Readonly<{
   minIntervalMs: number
   maxIntervalMs: number
   lastWords: Readonly<{ stderr: boolean; path: undefined }>
+  stall: Readonly<{ sustainMs: number; margin: number }>
 }>
 
 // ---------------------------------------------------------------------------
@@ -650,6 +705,12 @@ export interface DoctorEnv {
   heapAdvice?: HeapAdvice | null
   /** Node's default heap limit, bytes, where there is no container limit to advise for. */
   defaultHeapLimitBytes?: number | null
+  /**
+   * An earlier `getMemoryMetrics()` of the same cgroup: adds the
+   * `charge-failures` check (failed charges, pressure and refaults since
+   * then). The CLI takes one half a second before, on the live system.
+   */
+  earlier?: MemoryMetrics | null
 }
 
 /** The doctor as pure functions (`oomguard doctor` is diagnose + render). */

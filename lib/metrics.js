@@ -35,6 +35,8 @@ const SHAPE_FIELDS = {
   pressure: ['scope: s.pressureScope'],
 }
 const TAIL_FIELDS = ['processes: s.processes', 'diagnoses: s.diagnoses']
+// Slots that hold 1/0 for true/false (NaN: null).
+const BOOLEAN_SLOTS = ['stalled']
 
 /**
  * Generate the object-building function from the slot names once, so the
@@ -57,7 +59,7 @@ function compileBuilder() {
     for (const [key, child] of node.children) {
       const full = prefix ? `${prefix}.${key}` : key
       if (child.children.size === 0) {
-        fields.push(`${key}: nn(b[${child.slot}])`)
+        fields.push(BOOLEAN_SLOTS.includes(full) ? `${key}: flag(b[${child.slot}])` : `${key}: nn(b[${child.slot}])`)
       } else {
         const inner = emit(child, full)
         fields.push(`${key}: b[${child.slot}] === 1 ? ${inner} : null`)
@@ -72,10 +74,11 @@ function compileBuilder() {
     return `{ ${fields.join(', ')} }`
   }
   // eslint-disable-next-line no-new-func
-  return new Function('nn', 'raw', 'b', 's', `return ${emit(tree, '')}`)
+  return new Function('nn', 'flag', 'raw', 'b', 's', `return ${emit(tree, '')}`)
 }
 
 const nn = (x) => (x === x ? x : null) // NaN is null
+const flag = (x) => (x === 1 ? true : x === 0 ? false : null)
 function raw(b, keys) {
   const out = {}
   const n = Math.min(b[RAW_COUNT], keys.length)
@@ -116,7 +119,7 @@ class Sampler {
 
   read() {
     const shape = this.sample()
-    return build(nn, raw, this.buf, shape)
+    return build(nn, flag, raw, this.buf, shape)
   }
 }
 

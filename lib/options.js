@@ -356,6 +356,87 @@ const WATCH_OPTIONS = table([
     ],
   },
   {
+    name: 'stall',
+    default: Object.freeze({ sustainMs: 3000, margin: 0.1 }),
+    docDefault: '`{ sustainMs: 3000, margin: 0.1 }`',
+    doc: 'detect a stall at the limit (the kernel reclaims and faults back, and never OOM-kills): `false` turns it off; `sustainMs`: how long the signs must hold; `margin`: how close to the limit the working set must be (a ratio of the limit)',
+    copy(v, name) {
+      if (v === true) return { sustainMs: undefined, margin: undefined }
+      if (v === false || v === null) return null
+      if (typeof v !== 'object' || Array.isArray(v)) throw invalidType(name, 'a boolean or { sustainMs?, margin? }', v)
+      return { sustainMs: own(v, 'sustainMs'), margin: own(v, 'margin') }
+    },
+    check(v, name) {
+      if (v === null) return null
+      const out = {}
+      for (const f of this.fields) out[f.key] = v[f.key] === undefined ? f.default : f.check(v[f.key], `${name}.${f.key}`)
+      return out
+    },
+    fields: [
+      {
+        key: 'sustainMs',
+        default: 3000,
+        min: 0,
+        max: 600_000,
+        expected: 'between 0 and 600000 ms',
+        check(v, name) {
+          return checkNumber(this, name, v)
+        },
+        env: 'OOMGUARD_STALL_SUSTAIN_MS',
+        envDoc: 'how long the signs of a stall at the limit must hold before it is reported, ms',
+        envExpected: 'milliseconds from 0 to 600000',
+        envDefault: '3000',
+        fromEnv: envNumber,
+      },
+      {
+        key: 'margin',
+        default: 0.1,
+        min: 0,
+        max: 0.49,
+        expected: 'a ratio from 0 to 0.49',
+        check(v, name) {
+          return checkNumber(this, name, v)
+        },
+        env: 'OOMGUARD_STALL_MARGIN',
+        envDoc: 'how close to the limit the working set must be for a stall, as a ratio of the limit',
+        envExpected: 'a ratio from 0 to 0.49',
+        envDefault: '0.1',
+        fromEnv: envNumber,
+      },
+    ],
+  },
+  {
+    name: 'onStall',
+    min: 0,
+    max: 86_400_000,
+    defaultAfterMs: 30_000,
+    doc: "`{ action: 'exit', afterMs }` (`afterMs` default 30000): when a stall has lasted `afterMs`, the sampler thread itself writes the final record and ends the process with exit status 75, which is not a kernel OOM kill (137) and which every restart policy restarts; without it a stall is only reported",
+    docDefault: 'none: report only',
+    copy(v, name) {
+      if (v === false || v === null) return null
+      if (typeof v !== 'object' || Array.isArray(v)) throw invalidType(name, "an object { action: 'exit', afterMs? }", v)
+      return { action: own(v, 'action'), afterMs: own(v, 'afterMs') }
+    },
+    check(v, name, out) {
+      if (v === null) return null
+      if (typeof v.action !== 'string') throw invalidType(`${name}.action`, "the string 'exit'", v.action)
+      if (v.action !== 'exit') throw outOfRange(`${name}.action`, "'exit'", JSON.stringify(v.action))
+      const afterMs = v.afterMs === undefined ? this.defaultAfterMs : checkNumber(this, `${name}.afterMs`, v.afterMs, this.min, `between ${this.min} and ${this.max} ms`)
+      if (out.stall === null) throw outOfRange(name, 'left unset while stall detection is off (stall: false)', `{ action: 'exit' }`)
+      return { action: 'exit', afterMs }
+    },
+    env: 'OOMGUARD_ON_STALL',
+    envDoc: '`exit:MS`: end the process with exit status 75 once a stall has lasted MS ms (`exit` alone: 30000); `off`: report only',
+    envExpected: 'exit:MS (milliseconds), exit, or off',
+    envDefault: 'off',
+    fromEnv(text) {
+      const m = /^exit(?::(\d+))?$/i.exec(text)
+      if (m) return { action: 'exit', afterMs: m[1] === undefined ? undefined : Number(m[1]) }
+      if (/^(off|none|report)$/i.test(text)) return null
+      return text
+    },
+  },
+  {
     name: 'root',
     doc: 'a directory that stands in for `/`',
     docDefault: "`'/'`",
@@ -851,6 +932,7 @@ const DOCTOR_ENV = table([
   { name: 'workers', min: 0, max: 65535, doc: 'the number of worker threads the service runs' },
   { name: 'heapAdvice', object: true, doc: 'the heap advice (oomguard doctor measures it; lib/heap-probe.js)' },
   { name: 'defaultHeapLimitBytes', bytes: true, doc: "node's default heap limit, bytes, where there is no container limit" },
+  { name: 'earlier', metrics: true, doc: 'an earlier getMemoryMetrics() result of the same cgroup: failed charges, pressure and refaults since then (the CLI takes one half a second before, on the live system)' },
 ])
 
 function diagnoseEnv(env) {
@@ -867,6 +949,9 @@ function diagnoseEnv(env) {
     } else if (spec.bytes) {
       if (typeof v !== 'number') throw invalidType(name, 'a number', v)
       if (!(v >= 0) || v === Infinity) throw outOfRange(name, 'a finite, non-negative number of bytes', v)
+      c[spec.name] = v
+    } else if (spec.metrics) {
+      if (!isObject(v)) throw invalidType(name, 'a getMemoryMetrics() result', v)
       c[spec.name] = v
     } else if (spec.values !== undefined) {
       if (typeof v !== 'string') throw invalidType(name, 'a string', v)

@@ -12,7 +12,7 @@
 const v8 = require('node:v8')
 const core = require('./metrics.js')
 const { invalidType, metricsConfig, monitorLevel } = require('./options.js')
-const { readOptions, VERSION, STAT_KINDS, EVENTS } = require('./prometheus.js')
+const { readOptions, VERSION, STAT_KINDS, EVENTS, monitorStalledSeconds } = require('./prometheus.js')
 
 // @opentelemetry/api's ValueType enum (INT = 0, DOUBLE = 1), without requiring it.
 const INT = 0
@@ -49,12 +49,14 @@ const INSTRUMENTS = [
   ['oomguard.memory.pressure.stall_time', 'counter', 's', DOUBLE, 'Memory pressure (PSI) total stall time.'],
   ['oomguard.cgroup.processes', 'gauge', '{process}', INT, 'Processes in the memory cgroup (its cgroup.procs), scanned at most once a second.'],
   ['oomguard.cgroup.largest_process.rss', 'gauge', 'By', INT, 'Resident set size of the largest process in the memory cgroup.'],
+  ['oomguard.memory.stalled', 'gauge', '1', INT, 'cgroup stuck at its limit without an OOM kill: 1 while a watch() monitor with stall detection on the same root sees it stalled, 0 when not; absent without such a monitor.'],
   ['oomguard.v8.heap.limit', 'gauge', 'By', INT, 'V8 heap limit (v8.getHeapStatistics().heap_size_limit).'],
   ['oomguard.v8.heap.limit_ratio', 'gauge', '1', DOUBLE, 'V8 heap limit divided by the memory limit; at or above 1 the kernel OOM-kills before V8 reports heap exhaustion.'],
 ]
 const MONITOR_INSTRUMENTS = [
   ['oomguard.monitor.level', 'gauge', '{level}', INT, 'The watch() monitor level: how many of its thresholds are reached (0 = below all).'],
   ['oomguard.monitor.threshold', 'gauge', '1', DOUBLE, 'The watch() monitor thresholds, as ratios of the limit, by oomguard.level.'],
+  ['oomguard.monitor.stalled_time', 'counter', 's', DOUBLE, 'Time the watch() monitor has seen its cgroup stalled at the limit since it started.'],
 ]
 
 const CREATE = {
@@ -150,12 +152,14 @@ function observeMemory(meter, options) {
       obs('oomguard.cgroup.processes', m.processes.count)
       if (m.processes.largest.length > 0) obs('oomguard.cgroup.largest_process.rss', m.processes.largest[0].rssBytes)
     }
+    if (typeof m.stalled === 'boolean') obs('oomguard.memory.stalled', m.stalled ? 1 : 0)
     obs('oomguard.v8.heap.limit', m.v8.heapSizeLimitBytes)
     obs('oomguard.v8.heap.limit_ratio', m.heapLimitRatio)
 
     if (monitor !== undefined) {
       obs('oomguard.monitor.level', monitorLevel(monitor))
       monitor.thresholds.forEach((t, i) => obs('oomguard.monitor.threshold', t, { 'oomguard.level': i + 1 }))
+      obs('oomguard.monitor.stalled_time', monitorStalledSeconds(monitor))
     }
   }
 

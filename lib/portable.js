@@ -49,6 +49,7 @@ function portableMetrics(v) {
     usageRatio: used / total,
     headroomBytes: available,
     heapLimitRatio: heapLimit === null ? null : heapLimit / total,
+    stalled: null,
     rssBytes: process.memoryUsage.rss(),
     hostTotalBytes: total,
     hostAvailableBytes: available,

@@ -229,6 +229,18 @@ const FAMILIES = table([
     },
   },
   {
+    name: 'memory_stalled',
+    type: 'gauge',
+    help: 'cgroup stuck at its limit without an OOM kill: 1 while a watch() monitor with stall detection on the same root sees the working set at the limit, charges failing (v1 memory.failcnt, v2 memory.events max), memory pressure and refaults, sustained; 0 when not; absent without such a monitor.',
+    aggregator: 'max',
+    samples(r) {
+      const v = r.get('stalled')
+      if (v === undefined || v === null) return [[null, null]]
+      if (typeof v !== 'boolean') throw invalidType(`${r.name}.stalled`, 'a boolean or null', v)
+      return [[null, v ? 1 : 0]]
+    },
+  },
+  {
     name: 'process_resident_memory_bytes',
     type: 'gauge',
     help: 'Resident set size of this process (/proc/self/statm), bytes.',
@@ -294,7 +306,27 @@ const FAMILIES = table([
     aggregator: 'first',
     samples: (r, monitor) => monitor.thresholds.map((t, i) => [{ level: String(i + 1) }, t]),
   },
+  {
+    name: 'monitor_stalled_seconds_total',
+    type: 'counter',
+    help: 'Seconds the watch() monitor has seen its cgroup stalled at the limit (see memory_stalled) since it started.',
+    monitor: true,
+    aggregator: 'max',
+    samples: (r, monitor) => [[null, monitorStalledSeconds(monitor)]],
+  },
 ], ['name', 'type', 'help', 'labels', 'aggregator', 'samples', 'monitor'])
+
+/**
+ * Seconds stalled from a monitor's `current` (a watch() Monitor has it);
+ * null for a closed monitor, one without stall detection, or anything else.
+ */
+function monitorStalledSeconds(snap) {
+  const m = snap.monitor
+  if (m.closed === true) return null
+  const c = m.current
+  const v = c !== null && typeof c === 'object' ? c.stalledSeconds : undefined
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null
+}
 
 /** The families for one configuration: full names, in output order. */
 function familyDefs(prefix, withMonitor) {
@@ -402,6 +434,7 @@ module.exports = {
   familyDefs,
   collect,
   render,
+  monitorStalledSeconds,
   prefixOption,
   readOptions,
   VERSION,

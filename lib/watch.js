@@ -135,6 +135,10 @@ function dispatch(id, kind, e) {
     })
     return
   }
+  if (kind === 'stall' || kind === 'stall-end') {
+    m.emit(kind, stallEvent(e))
+    return
+  }
   m.emit(kind, {
     level: e.level,
     threshold: e.threshold,
@@ -151,6 +155,36 @@ function dispatch(id, kind, e) {
   })
 }
 
+/**
+ * A `stall` / `stall-end` event: how long, the charge-failure rate, the
+ * pressure figures, and the verdict with the memory behind it.
+ */
+function stallEvent(e) {
+  const s = e.stall
+  return {
+    verdict: 'stall',
+    cause: s.cause,
+    reason: s.reason,
+    durationMs: s.durationMs,
+    workingSetRatio: s.workingSetRatio,
+    failuresPerSec: s.failuresPerSec,
+    failureCounter: s.failureCounter,
+    pressure: s.pressure === null ? null : { scope: s.pressure.scope, kind: s.pressure.kind, ratio: s.pressure.ratio, avg10: s.pressure.avg10 },
+    refaultsPerSec: s.refaultsPerSec,
+    ratio: e.ratio,
+    basisBytes: e.basisBytes,
+    limitBytes: e.limitBytes,
+    timestampMs: e.timestampMs,
+    lastWords: e.lastWords,
+  }
+}
+
+// Stall slots: 1/0 (NaN without stall detection), ms, seconds.
+const STALLED = S.stalled
+const STALL_DURATION = S.stallDurationMs
+const STALLED_SECONDS = S.stalledSeconds
+const flag = (x) => (x === 1 ? true : x === 0 ? false : null)
+
 function noop() {}
 
 class Monitor extends EventEmitter {
@@ -158,7 +192,8 @@ class Monitor extends EventEmitter {
     super()
     this.thresholds = Object.freeze(config.thresholds)
     this.basis = config.basis
-    this._id = native.watchStart(config, dispatch)
+    // The native side takes an absent section as off (null is not an object to it).
+    this._id = native.watchStart({ ...config, stall: config.stall ?? undefined, onStall: config.onStall ?? undefined }, dispatch)
     this._block = native.watchBlock(this._id)
     this._closed = false
     this._keepAlive = null
@@ -171,6 +206,11 @@ class Monitor extends EventEmitter {
   /** Number of thresholds the basis is at or above (0 = below all). No I/O. */
   get level() {
     return this._block[1]
+  }
+
+  /** True while stuck at the limit (see `stall`), false when not, null with `stall: false`. No I/O. */
+  get stalled() {
+    return flag(this._block[STALLED])
   }
 
   /** True while at or above the highest threshold. */
@@ -200,6 +240,9 @@ class Monitor extends EventEmitter {
         samples: b[13],
         intervalMs: nn(b[14]),
         failing: b[15] === 1,
+        stalled: flag(b[STALLED]),
+        stallDurationMs: nn(b[STALL_DURATION]),
+        stalledSeconds: nn(b[STALLED_SECONDS]),
       }
       if (b[0] === seq) return sample
     }

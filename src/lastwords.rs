@@ -238,6 +238,8 @@ pub enum RecordEvent {
     Recovered,
     /// Same level; the basis moved by [`MOVE_SHARE`] of the limit or more.
     Update,
+    /// Stuck at the limit without an OOM kill (see [`crate::stall`]).
+    Stall,
 }
 
 impl RecordEvent {
@@ -246,6 +248,7 @@ impl RecordEvent {
             RecordEvent::Threshold => "threshold",
             RecordEvent::Recovered => "recovered",
             RecordEvent::Update => "update",
+            RecordEvent::Stall => "stall",
         }
     }
 }
@@ -266,6 +269,9 @@ pub struct RecordInput<'a> {
     pub event: RecordEvent,
     /// 1 for the monitor's first record, then counting up.
     pub seq: u64,
+    /// A stall record: its figures, and the exit status when the sampler is
+    /// about to end the process.
+    pub stall: Option<(&'a crate::stall::Figures, Option<i32>)>,
 }
 
 impl RecordInput<'_> {
@@ -286,6 +292,16 @@ impl RecordInput<'_> {
 /// shorter than [`MAX_LINE`]. The fields of version 1 come first, in their
 /// order; later ones are appended.
 pub fn record(r: &RecordInput) -> String {
+    let line = build(r, true);
+    if line.len() < MAX_LINE || r.stall.is_none() {
+        return line;
+    }
+    // A stall record with every field at its longest: the reason without
+    // the figures and the cause's sentence (both are in fields of their own).
+    build(r, false)
+}
+
+fn build(r: &RecordInput, full_reason: bool) -> String {
     let snap = r.snap;
     let f = |v: Option<u64>| v.map(|v| v as f64);
     let mut o = String::with_capacity(1024);
@@ -361,10 +377,27 @@ pub fn record(r: &RecordInput) -> String {
         None => o.push_str("null"),
     }
     let (verdict, reason) = verdict(snap, r.basis, r.v8);
-    o.push_str(",\"verdict\":");
-    string(&mut o, verdict.as_str());
-    o.push_str(",\"reason\":");
-    string(&mut o, &reason);
+    match r.stall {
+        // A stall: verdict `stall`, the fill verdict as its cause.
+        Some((fig, exit)) => {
+            o.push_str(",\"verdict\":\"stall\",\"reason\":");
+            if full_reason {
+                string(&mut o, &crate::stall::reason(fig, &reason));
+            } else {
+                string(&mut o, &crate::stall::short_reason(fig));
+            }
+            o.push_str(",\"cause\":");
+            string(&mut o, verdict.as_str());
+            o.push_str(",\"stall\":");
+            o.push_str(&crate::stall::json(fig, exit));
+        }
+        None => {
+            o.push_str(",\"verdict\":");
+            string(&mut o, verdict.as_str());
+            o.push_str(",\"reason\":");
+            string(&mut o, &reason);
+        }
+    }
     // Added with the flight record.
     let _ = write!(o, ",\"level\":{}", r.level);
     let _ = write!(o, ",\"final\":{}", r.is_final());
@@ -801,6 +834,7 @@ mod tests {
             thresholds,
             event,
             seq: 4,
+            stall: None,
         }
     }
 
@@ -921,6 +955,26 @@ mod tests {
         let line = record(&r);
         assert!(line.contains("another-process"), "{line}");
         assert!(line.len() < MAX_LINE, "{} bytes: {line}", line.len());
+        // And a stall record, with every figure at its longest.
+        let fig = crate::stall::Figures {
+            duration_ms: 8.64e13,
+            window_ms: 1e12,
+            ratio: Some(0.123456789),
+            failures_per_sec: Some(9.0e15),
+            counter: Some(crate::stall::Counter::EventsMax),
+            pressure: Some(crate::stall::PressureFigure {
+                scope: crate::reader::PressureScope::System,
+                kind: crate::stall::PsiKind::Some,
+                ratio: 0.123456789,
+                avg10: 0.123456789,
+            }),
+            refaults_per_sec: Some(9.0e15),
+        };
+        r.stall = Some((&fig, Some(crate::stall::EXIT_CODE)));
+        r.event = RecordEvent::Stall;
+        let line = record(&r);
+        assert!(line.contains("\"verdict\":\"stall\""), "{line}");
+        assert!(line.len() < MAX_LINE, "{} bytes: {line}", line.len());
     }
 
     #[test]
@@ -1026,6 +1080,40 @@ mod tests {
         let e = write_file(&d, "{}\n").unwrap_err();
         assert!(e.contains("directory"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn stall_record_names_the_stall_and_its_cause() {
+        let s = snap(200 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB);
+        let fig = crate::stall::Figures {
+            duration_ms: 30_000.0,
+            failures_per_sec: Some(150_000.0),
+            counter: Some(crate::stall::Counter::Failcnt),
+            ..Default::default()
+        };
+        let t = [0.8, 0.9, 0.95];
+        let line = record(&RecordInput {
+            stall: Some((&fig, Some(75))),
+            ..input(&s, 3, &t, RecordEvent::Stall)
+        });
+        assert!(line.contains("\"event\":\"stall\""), "{line}");
+        assert!(line.ends_with("}\n") && line.len() < MAX_LINE, "{line}");
+        assert!(
+            line.contains("\"verdict\":\"stall\",\"reason\":\"stuck at the limit for 30.0 s"),
+            "{line}"
+        );
+        assert!(
+            line.contains("; the V8 heap (172 MiB) is most of the anonymous memory (200 MiB)\""),
+            "{line}"
+        );
+        assert!(
+            line.contains("\"cause\":\"v8-heap\",\"stall\":{\"durationMs\":30000,"),
+            "{line}"
+        );
+        assert!(
+            line.contains("\"action\":\"exit\",\"exitCode\":75},\"level\":3,"),
+            "{line}"
+        );
     }
 
     #[test]

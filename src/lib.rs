@@ -10,6 +10,7 @@ pub mod guard;
 pub mod lastwords;
 pub mod locate;
 pub mod parse;
+pub mod pin;
 pub mod procs;
 pub mod reader;
 pub mod slots;
@@ -187,6 +188,10 @@ pub fn sample(env: Env, mut out: Float64ArraySlice, root: Option<String>) -> Res
         let v8 = slots::read_v8(buf);
         let snap = entry.reader.snapshot();
         slots::fill(buf, &snap, &derive(&snap, &v8), now_ms());
+        // Stalled is a judgement over time: only the sampler makes it, for a
+        // root one of its monitors watches with stall detection (else null).
+        buf[slots::Slot::STALLED as usize] =
+            watch::stalled(&root).map_or(f64::NAN, |s| f64::from(u8::from(s)));
         entry.observe(&snap, diagnose(&snap, &v8, node))
     });
     result.map_err(|p| {
@@ -370,6 +375,52 @@ pub struct WatchConfig {
     pub last_words_stderr: bool,
     pub last_words_path: Option<String>,
     pub root: Option<String>,
+    /// Stall detection; absent or null: off.
+    pub stall: Option<StallOptions>,
+    /// What to do about a stall; absent or null: report only.
+    pub on_stall: Option<OnStallOptions>,
+}
+
+/// Stall detection settings (internal; lib/options.js documents them).
+#[napi(object, object_to_js = false)]
+pub struct StallOptions {
+    /// How long the signs of a stall must hold, ms.
+    pub sustain_ms: f64,
+    /// The working set must be within this share of the limit.
+    pub margin: f64,
+}
+
+/// The action on a stall (internal).
+#[napi(object, object_to_js = false)]
+pub struct OnStallOptions {
+    #[napi(ts_type = "'exit'")]
+    pub action: String,
+    /// End the process (exit status 75) when a stall has lasted this long, ms.
+    pub after_ms: f64,
+}
+
+/// Pressure over a stall's last window (internal).
+#[napi(object, object_from_js = false, use_nullable = true)]
+pub struct NativeStallPressure {
+    #[napi(ts_type = "'cgroup' | 'system'")]
+    pub scope: String,
+    #[napi(ts_type = "'some' | 'full'")]
+    pub kind: String,
+    pub ratio: f64,
+    pub avg10: f64,
+}
+
+/// What a `stall` / `stall-end` event carries (internal).
+#[napi(object, object_from_js = false, use_nullable = true)]
+pub struct NativeStall {
+    pub duration_ms: f64,
+    pub working_set_ratio: Option<f64>,
+    pub failures_per_sec: Option<f64>,
+    pub failure_counter: Option<String>,
+    pub pressure: Option<NativeStallPressure>,
+    pub refaults_per_sec: Option<f64>,
+    pub cause: String,
+    pub reason: String,
 }
 
 /// An event from the sampler thread (internal; lib/watch.js adds the V8 numbers).
@@ -399,6 +450,7 @@ pub struct NativeWatchEvent {
     pub heap_limit: Option<String>,
     /// `limit` events: the heap-limit diagnosis for the new limit.
     pub diagnosis: Option<Diagnosis>,
+    pub stall: Option<NativeStall>,
 }
 
 fn finite(v: f64) -> Option<f64> {
@@ -417,11 +469,36 @@ impl watch::Sink for TsfnSink {
     }
 }
 
+/// The stall settings as the sampler takes them (`Config::with_stall`
+/// checks their ranges).
+fn stall_settings(
+    stall: Option<StallOptions>,
+    on_stall: Option<OnStallOptions>,
+) -> Result<(Option<stall::StallConfig>, Option<f64>)> {
+    let after = match on_stall {
+        None => None,
+        Some(o) if o.action != "exit" => {
+            return Err(Error::new(
+                Status::InvalidArg,
+                format!("options.onStall.action must be 'exit', got {:?}", o.action),
+            ))
+        }
+        Some(o) => Some(o.after_ms),
+    };
+    Ok((
+        stall.map(|s| stall::StallConfig {
+            margin: s.margin,
+            sustain_ms: s.sustain_ms,
+        }),
+        after,
+    ))
+}
+
 /// Start a monitor on the shared sampler thread. `dispatch(id, kind, event)`
 /// receives its events; the first call in an environment registers it. The
 /// monitor's first sample is taken before this returns.
 #[napi(
-    ts_args_type = "config: WatchConfig, dispatch: (id: number, kind: 'threshold' | 'recovered' | 'error' | 'limit', event: NativeWatchEvent) => void"
+    ts_args_type = "config: WatchConfig, dispatch: (id: number, kind: 'threshold' | 'recovered' | 'error' | 'limit' | 'stall' | 'stall-end', event: NativeWatchEvent) => void"
 )]
 pub fn watch_start(
     env: Env,
@@ -438,6 +515,7 @@ pub fn watch_start(
         )
     })?;
     running_node(&env);
+    let (stall, exit_after_ms) = stall_settings(config.stall, config.on_stall)?;
     let config = watch::Config::new(
         config.thresholds,
         config.hysteresis,
@@ -450,6 +528,7 @@ pub fn watch_start(
         }),
         PathBuf::from(config.root.unwrap_or_else(|| "/".into())),
     )
+    .and_then(|c| c.with_stall(stall, exit_after_ms))
     .map_err(|e| Error::new(Status::InvalidArg, e.0))?;
     let env_id = env.raw() as usize;
     if !watch::SAMPLER.has_sink(env_id) {
@@ -482,6 +561,27 @@ pub fn watch_start(
                         heap_size_limit_bytes: lc.and_then(|c| c.heap_size_limit_bytes),
                         heap_limit: lc.and_then(|c| c.heap_limit).map(str::to_string),
                         diagnosis: lc.and_then(|c| c.diagnosis.as_ref()).map(Diagnosis::from),
+                        stall: e.stall.map(|n| {
+                            let f = n.figures;
+                            NativeStall {
+                                duration_ms: f.duration_ms.round(),
+                                working_set_ratio: f.ratio,
+                                failures_per_sec: f.failures_per_sec.map(f64::round),
+                                failure_counter: f.counter.map(|c| c.as_str().to_string()),
+                                pressure: f.pressure.map(|p| NativeStallPressure {
+                                    scope: match p.scope {
+                                        PressureScope::Cgroup => "cgroup".into(),
+                                        PressureScope::System => "system".into(),
+                                    },
+                                    kind: p.kind.as_str().into(),
+                                    ratio: p.ratio,
+                                    avg10: p.avg10,
+                                }),
+                                refaults_per_sec: f.refaults_per_sec.map(f64::round),
+                                cause: n.cause.to_string(),
+                                reason: n.reason,
+                            }
+                        }),
                     },
                 )))
             })?;
@@ -535,6 +635,11 @@ pub struct SamplerInfo {
     pub roots: u32,
     /// Kernel wake-ups in force (v1 `cgroup.event_control`, v2 inotify).
     pub triggers: Vec<String>,
+    /// Bytes of this addon locked in memory so that the sampler keeps
+    /// running in a stall (`null` before the sampler first ran).
+    pub pinned_bytes: Option<f64>,
+    /// Why locking them failed, if it did.
+    pub pin_error: Option<String>,
 }
 
 #[napi]
@@ -547,6 +652,8 @@ pub fn sampler_info() -> Result<SamplerInfo> {
             monitors: i.monitors as u32,
             roots: i.roots as u32,
             triggers: i.triggers,
+            pinned_bytes: pin::pinned().map(|p| p.bytes as f64),
+            pin_error: pin::pinned().and_then(|p| p.error),
         }
     })
     .map_err(internal_error)
@@ -912,6 +1019,11 @@ pub struct MemoryMetrics {
     pub headroom_bytes: Option<f64>,
     /// V8 `heap_size_limit / limitBytes`; at or above 1 the kernel kills before V8 gives up.
     pub heap_limit_ratio: Option<f64>,
+    /// Whether the cgroup is stuck at its limit without an OOM kill, as the
+    /// sampler of a `watch()` monitor on the same root judges it (a stall is
+    /// judged over seconds; one reading cannot tell). `null` when no monitor
+    /// with stall detection watches this root.
+    pub stalled: Option<bool>,
     /// Where the cgroup is; `null` without a memory cgroup.
     pub cgroup: Option<CgroupInfo>,
     /// `memory.stat`; `null` without a memory cgroup or when unreadable.

@@ -39,6 +39,8 @@ slots! {
     USAGE_RATIO = "usageRatio",
     HEADROOM = "headroomBytes",
     HEAP_LIMIT_RATIO = "heapLimitRatio",
+    // 1/0 as JS true/false, NaN null: set by `sample()` from the sampler.
+    STALLED = "stalled",
     RSS = "rssBytes",
     HOST_TOTAL = "hostTotalBytes",
     HOST_AVAILABLE = "hostAvailableBytes",

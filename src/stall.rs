@@ -13,17 +13,21 @@
 //!   healthy page-cache workload),
 //! - the kernel fails charges at a high rate (v1 `memory.failcnt`, v2
 //!   `memory.events` `max`; the two count differently, see [`Counter`]),
-//! - where the kernel has pressure figures (PSI), tasks stalled on memory a
-//!   noticeable share of the window (v2: the cgroup's own `memory.pressure`
-//!   `full`; v1: the system-wide `/proc/pressure/memory` `some`, because on a
-//!   busy host other tasks keep the system-wide `full` near zero while this
-//!   cgroup is stuck), and
-//! - where `memory.stat` has refault counters, evicted pages come straight
-//!   back.
+//! - and the reclaim is not getting anywhere: tasks stalled on memory a
+//!   noticeable share of the window (PSI; v2: the cgroup's own
+//!   `memory.pressure` `full`; v1: the system-wide `/proc/pressure/memory`
+//!   `some`, because on a busy host other tasks keep the system-wide `full`
+//!   near zero while this cgroup is stuck), or evicted pages come straight
+//!   back (the `memory.stat` refault counters). Either suffices: measured on
+//!   cgroup v1, a stall showed 350,000 refaults/s for seconds while the
+//!   system-wide PSI stayed at 0, and in other windows PSI was high while
+//!   the failure rate dipped. Where the kernel has neither figure, the first
+//!   two signs decide.
 //!
-//! Stalling windows that last `sustain_ms` make a stall; it ends after
-//! [`CLEAR_MS`] of windows that are not. Nothing here reads a file or knows
-//! about threads: the sampler feeds it, tests feed it tables.
+//! Stalling windows that last `sustain_ms` make a stall (calm spells shorter
+//! than [`GRACE_MS`] do not interrupt them); it ends after [`CLEAR_MS`] of
+//! windows that are not. Nothing here reads a file or knows about threads:
+//! the sampler feeds it, tests feed it tables.
 
 use std::fmt::Write as _;
 
@@ -35,6 +39,9 @@ use crate::reader::{PressureScope, Snapshot};
 pub const WINDOW_MS: f64 = 250.0;
 /// A stall ends after its signs have been absent this long.
 pub const CLEAR_MS: f64 = 1000.0;
+/// While a stall is suspected, calm windows shorter than this in all do not
+/// start the count again (the rates of a real stall dip now and then).
+pub const GRACE_MS: f64 = 750.0;
 /// Default for [`StallConfig::sustain_ms`].
 pub const DEFAULT_SUSTAIN_MS: f64 = 3000.0;
 /// Default for [`StallConfig::margin`].
@@ -45,6 +52,11 @@ pub const MIN_PRESSURE: f64 = 0.05;
 /// Refaults per second at or above which evicted pages count as coming
 /// straight back (4 MiB/s of 4 KiB pages).
 pub const MIN_REFAULTS_PER_SEC: f64 = 1000.0;
+/// The bounds [`crate::watch::Config::with_stall`] enforces (lib/options.js
+/// says the same).
+pub const MAX_SUSTAIN_MS: f64 = 600_000.0;
+pub const MAX_MARGIN: f64 = 0.49;
+pub const MAX_AFTER_MS: f64 = 86_400_000.0;
 /// The exit status of a process ended by `onStall: { action: 'exit' }`:
 /// `EX_TEMPFAIL` from sysexits.h. Not 137 (SIGKILL, which Kubernetes reports
 /// as `OOMKilled`) nor 134 (SIGABRT, V8's own heap exhaustion), and not zero,
@@ -94,7 +106,7 @@ impl Counter {
     /// continuously.
     pub fn min_per_sec(self) -> f64 {
         match self {
-            Counter::Failcnt => 10_000.0,
+            Counter::Failcnt => 1000.0,
             Counter::EventsMax => 100.0,
         }
     }
@@ -202,20 +214,21 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// Do these figures show a stall under `cfg`? Unknown pressure and
-    /// refaults do not count against it (old kernels, PSI disabled); an
-    /// unknown working set, limit or failure rate does.
+    /// Do these figures show a stall under `cfg`? An unknown working set,
+    /// limit or failure rate counts against it; pressure and refaults, when
+    /// the kernel has neither (PSI off, old kernels), do not.
     pub fn stalling(&self, cfg: &StallConfig) -> bool {
         let at_limit = self.ratio.is_some_and(|r| r >= 1.0 - cfg.margin);
         let failing = match (self.failures_per_sec, self.counter) {
             (Some(rate), Some(c)) => rate >= c.min_per_sec(),
             _ => false,
         };
-        let pressed = self.pressure.is_none_or(|p| p.ratio >= MIN_PRESSURE);
+        let pressed = self.pressure.is_some_and(|p| p.ratio >= MIN_PRESSURE);
         let refaulting = self
             .refaults_per_sec
-            .is_none_or(|r| r >= MIN_REFAULTS_PER_SEC);
-        at_limit && failing && pressed && refaulting
+            .is_some_and(|r| r >= MIN_REFAULTS_PER_SEC);
+        let unknown = self.pressure.is_none() && self.refaults_per_sec.is_none();
+        at_limit && failing && (pressed || refaulting || unknown)
     }
 }
 
@@ -231,9 +244,10 @@ pub enum Transition {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Phase {
     Calm,
-    /// Stalling windows since `since`.
+    /// Stalling windows since `since`, with `calm_ms` of calm ones between.
     Suspect {
         since: f64,
+        calm_ms: f64,
     },
     /// Stalled since `since`; calm windows since `clear_since`.
     Stalled {
@@ -336,14 +350,22 @@ impl Detector {
         let stalling = fig.stalling(&self.cfg);
         let start = a.t_ms;
         match self.phase {
-            Phase::Calm | Phase::Suspect { .. } if !stalling => {
-                self.phase = Phase::Calm;
+            Phase::Calm if !stalling => None,
+            Phase::Suspect { since, calm_ms } if !stalling => {
+                self.phase = if calm_ms + dt < GRACE_MS {
+                    Phase::Suspect {
+                        since,
+                        calm_ms: calm_ms + dt,
+                    }
+                } else {
+                    Phase::Calm
+                };
                 None
             }
             Phase::Calm | Phase::Suspect { .. } => {
-                let since = match self.phase {
-                    Phase::Suspect { since } => since,
-                    _ => start,
+                let (since, calm_ms) = match self.phase {
+                    Phase::Suspect { since, calm_ms } => (since, calm_ms),
+                    _ => (start, 0.0),
                 };
                 if r.t_ms - since >= self.cfg.sustain_ms {
                     self.phase = Phase::Stalled {
@@ -357,7 +379,7 @@ impl Detector {
                         ..fig
                     }))
                 } else {
-                    self.phase = Phase::Suspect { since };
+                    self.phase = Phase::Suspect { since, calm_ms };
                     None
                 }
             }
@@ -455,10 +477,10 @@ fn num(o: &mut String, v: Option<f64>, decimals: usize) {
 /// `exit_code`: set when the native thread is about to end the process.
 pub fn json(f: &Figures, exit_code: Option<i32>) -> String {
     let mut o = String::with_capacity(320);
+    // The working set's ratio is in the record already (workingSetBytes,
+    // limitBytes).
     o.push_str("{\"durationMs\":");
     num(&mut o, Some(f.duration_ms), 0);
-    o.push_str(",\"workingSetRatio\":");
-    num(&mut o, f.ratio, 4);
     o.push_str(",\"failuresPerSec\":");
     num(&mut o, f.failures_per_sec, 0);
     o.push_str(",\"failureCounter\":");
@@ -497,13 +519,18 @@ pub fn json(f: &Figures, exit_code: Option<i32>) -> String {
     o
 }
 
+/// How long, in a few words (what a record says when space is short).
+pub fn short_reason(f: &Figures) -> String {
+    format!(
+        "stuck at the limit for {:.1} s without an OOM kill",
+        f.duration_ms / 1000.0
+    )
+}
+
 /// One sentence: stuck for how long, on what evidence, and what fills the
 /// limit (`cause`: the reason of the fill verdict).
 pub fn reason(f: &Figures, cause: &str) -> String {
-    let mut o = format!(
-        "stuck at the limit for {:.1} s without an OOM kill",
-        f.duration_ms / 1000.0
-    );
+    let mut o = short_reason(f);
     if let (Some(rate), Some(c)) = (f.failures_per_sec, f.counter) {
         let _ = write!(o, ": {rate:.0} failed charges/s ({})", c.as_str());
     }
@@ -682,7 +709,7 @@ mod tests {
             (
                 "few v1 failures",
                 Figures {
-                    failures_per_sec: Some(2600.0),
+                    failures_per_sec: Some(500.0),
                     ..stall
                 },
                 false,
@@ -723,15 +750,36 @@ mod tests {
                 true,
             ),
             (
-                "little pressure",
+                "no pressure, but refaults (measured: system PSI 0 in a stall)",
+                Figures {
+                    pressure: Some(PressureFigure {
+                        ratio: 0.0,
+                        ..stall.pressure.unwrap()
+                    }),
+                    ..stall
+                },
+                true,
+            ),
+            (
+                "little pressure, no refault counters",
                 Figures {
                     pressure: Some(PressureFigure {
                         ratio: 0.01,
                         ..stall.pressure.unwrap()
                     }),
+                    refaults_per_sec: None,
                     ..stall
                 },
                 false,
+            ),
+            (
+                "neither pressure nor refaults known (PSI off, old kernel)",
+                Figures {
+                    pressure: None,
+                    refaults_per_sec: None,
+                    ..stall
+                },
+                true,
             ),
             (
                 "no refault counters (old kernel)",
@@ -742,8 +790,20 @@ mod tests {
                 true,
             ),
             (
-                "nothing comes back",
+                "pressure, nothing comes back",
                 Figures {
+                    refaults_per_sec: Some(10.0),
+                    ..stall
+                },
+                true,
+            ),
+            (
+                "neither pressure nor refaults",
+                Figures {
+                    pressure: Some(PressureFigure {
+                        ratio: 0.01,
+                        ..stall.pressure.unwrap()
+                    }),
                     refaults_per_sec: Some(10.0),
                     ..stall
                 },
@@ -780,7 +840,7 @@ mod tests {
         // The first stalling window opens at 2000 ms: declared one sustain
         // (and at most one window) later.
         assert!(
-            (4000.0..=4000.0 + WINDOW_MS + 5.0).contains(&t),
+            (4000.0 - WINDOW_MS..=4000.0 + WINDOW_MS + 5.0).contains(&t),
             "started at {t}"
         );
         assert!(f.duration_ms >= 2000.0, "{f:?}");
@@ -829,24 +889,25 @@ mod tests {
                 &[(1000.0, CALM), (1500.0, V1_STALL), (5000.0, CALM)],
             ),
             (
-                "bursts shorter than sustain, back to back with calm windows",
+                "bursts shorter than sustain, with calm spells longer than the grace",
                 Counter::Failcnt,
                 &[
                     (1500.0, V1_STALL),
-                    (300.0, CALM),
+                    (1000.0, CALM),
                     (1500.0, V1_STALL),
-                    (300.0, CALM),
+                    (1000.0, CALM),
                     (1500.0, V1_STALL),
-                    (300.0, CALM),
+                    (1000.0, CALM),
                 ],
             ),
             (
-                "at the limit, failing, but no pressure",
+                "at the limit, failing, but neither pressure nor refaults",
                 Counter::Failcnt,
                 &[(
                     10_000.0,
                     Rates {
                         psi: Some(0.0),
+                        refault: Some(0.0),
                         ..V1_STALL
                     },
                 )],
@@ -861,6 +922,32 @@ mod tests {
             assert!(s.out.is_empty(), "case {name}: {:?}", s.out);
             assert_eq!(s.d.stalled_seconds(), 0.0, "case {name}");
         }
+    }
+
+    #[test]
+    fn a_short_dip_while_suspected_does_not_start_the_count_again() {
+        let cfg = StallConfig {
+            margin: 0.1,
+            sustain_ms: 2000.0,
+        };
+        let mut s = Sim::new(cfg, Counter::Failcnt);
+        s.run(1500.0, 5.0, V1_STALL);
+        s.run(300.0, 5.0, CALM);
+        s.run(1000.0, 5.0, V1_STALL);
+        assert_eq!(
+            s.kinds(),
+            ["started"],
+            "a dip shorter than GRACE_MS: {:?}",
+            s.d
+        );
+        let (t, Transition::Started(f)) = s.out[0] else {
+            unreachable!()
+        };
+        assert!(
+            t <= 2000.0 + 2.0 * WINDOW_MS,
+            "started at {t}: counted from the first window"
+        );
+        assert!(f.duration_ms >= 2000.0, "{f:?}");
     }
 
     #[test]
@@ -957,7 +1044,7 @@ mod tests {
         };
         assert_eq!(
             json(&f, Some(EXIT_CODE)),
-            "{\"durationMs\":3120,\"workingSetRatio\":0.9631,\"failuresPerSec\":150000,\
+            "{\"durationMs\":3120,\"failuresPerSec\":150000,\
              \"failureCounter\":\"memory.failcnt\",\"pressure\":{\"scope\":\"system\",\"kind\":\"some\",\
              \"ratio\":0.2500,\"avg10\":0.1336},\"refaultsPerSec\":null,\"action\":\"exit\",\"exitCode\":75}"
         );

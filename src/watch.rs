@@ -28,6 +28,7 @@ use crate::guard;
 use crate::lastwords::{self, FlightRecord, RecordEvent, RecordInput};
 use crate::locate::Location;
 use crate::reader::{LimitSource, Reader, Snapshot};
+use crate::stall;
 use crate::trigger::Triggers;
 
 /// Growth the interval policy assumes is possible before it has seen any:
@@ -105,6 +106,10 @@ pub struct Config {
     max_interval: Duration,
     last_words: Option<LastWordsConfig>,
     root: PathBuf,
+    /// Stall detection; None when off (see [`Config::with_stall`]).
+    stall: Option<stall::StallConfig>,
+    /// End the process when a stall has lasted this long, ms; None: report only.
+    on_stall_exit_after_ms: Option<f64>,
 }
 
 /// Why a configuration was refused; the message names the option.
@@ -187,7 +192,51 @@ impl Config {
             max_interval: ms(max_interval_ms),
             last_words: last_words.filter(|l| l.stderr || l.path.is_some()),
             root,
+            stall: None,
+            on_stall_exit_after_ms: None,
         })
+    }
+
+    /// Turn on stall detection (and, with `exit_after_ms`, ending the
+    /// process after a stall that long), checking the ranges.
+    pub fn with_stall(
+        mut self,
+        stall: Option<stall::StallConfig>,
+        exit_after_ms: Option<f64>,
+    ) -> Result<Config, ConfigError> {
+        let err = |m: String| Err(ConfigError(m));
+        if let Some(c) = &stall {
+            if !(0.0..=stall::MAX_SUSTAIN_MS).contains(&c.sustain_ms) {
+                return err(format!(
+                    "options.stall.sustainMs must be between 0 and {} ms, got {}",
+                    stall::MAX_SUSTAIN_MS,
+                    c.sustain_ms
+                ));
+            }
+            if !(0.0..=stall::MAX_MARGIN).contains(&c.margin) {
+                return err(format!(
+                    "options.stall.margin must be a ratio from 0 to {}, got {}",
+                    stall::MAX_MARGIN,
+                    c.margin
+                ));
+            }
+        }
+        if let Some(ms) = exit_after_ms {
+            if stall.is_none() {
+                return err(
+                    "options.onStall must be left unset while stall detection is off".into(),
+                );
+            }
+            if !(0.0..=stall::MAX_AFTER_MS).contains(&ms) {
+                return err(format!(
+                    "options.onStall.afterMs must be between 0 and {} ms, got {ms}",
+                    stall::MAX_AFTER_MS
+                ));
+            }
+        }
+        self.stall = stall;
+        self.on_stall_exit_after_ms = exit_after_ms;
+        Ok(self)
     }
 
     fn path(&self) -> Option<&Path> {
@@ -236,7 +285,13 @@ pub mod block {
     pub const V8_ARRAY_BUFFERS: usize = 20;
     pub const V8_HEAP_SIZE_LIMIT: usize = 21;
     pub const V8_RSS: usize = 22;
-    pub const LEN: usize = 24;
+    /// 1 while stalled at the limit, 0 when not, NaN without stall detection.
+    pub const STALLED: usize = 23;
+    /// How long the current stall has lasted, ms (NaN when not stalled).
+    pub const STALL_DURATION: usize = 24;
+    /// Seconds spent stalled since the monitor started.
+    pub const STALLED_SECONDS: usize = 25;
+    pub const LEN: usize = 28;
 
     pub const NAMES: &[(&str, usize)] = &[
         ("seq", SEQ),
@@ -262,6 +317,9 @@ pub mod block {
         ("v8.arrayBuffersBytes", V8_ARRAY_BUFFERS),
         ("v8.heapSizeLimitBytes", V8_HEAP_SIZE_LIMIT),
         ("v8.rssBytes", V8_RSS),
+        ("stalled", STALLED),
+        ("stallDurationMs", STALL_DURATION),
+        ("stalledSeconds", STALLED_SECONDS),
     ];
 }
 
@@ -351,6 +409,10 @@ pub enum EventKind {
     /// The limit changed under the running process (`docker update`, an
     /// in-place pod resize, a write to the limit file).
     Limit,
+    /// Stuck at the limit without an OOM kill (see [`crate::stall`]).
+    Stall,
+    /// The stall cleared.
+    StallEnd,
 }
 
 impl EventKind {
@@ -360,6 +422,8 @@ impl EventKind {
             EventKind::Recovered => "recovered",
             EventKind::Error => "error",
             EventKind::Limit => "limit",
+            EventKind::Stall => "stall",
+            EventKind::StallEnd => "stall-end",
         }
     }
 }
@@ -411,6 +475,17 @@ pub struct Event {
     pub last_words_error: Option<String>,
     /// `limit` events: what changed.
     pub limit_change: Option<Box<LimitChange>>,
+    /// `stall` and `stall-end` events: the figures, the cause, the reason.
+    pub stall: Option<Box<StallNote>>,
+}
+
+/// What a `stall` or `stall-end` event says.
+#[derive(Debug, Clone)]
+pub struct StallNote {
+    pub figures: stall::Figures,
+    /// The fill verdict: which memory fills the limit.
+    pub cause: &'static str,
+    pub reason: String,
 }
 
 /// A `limit` event's details. V8's heap limit is fixed when node starts, so
@@ -491,6 +566,7 @@ impl Event {
             last_words: None,
             last_words_error: None,
             limit_change: None,
+            stall: None,
         }
     }
 }
@@ -575,6 +651,8 @@ struct MonitorState {
     record: FlightRecord,
     /// The limit at the last good sample, to see it change.
     limit: Option<u64>,
+    /// Stall detection, when on.
+    stall: Option<stall::Detector>,
 }
 
 struct Monitor {
@@ -799,12 +877,20 @@ impl Sampler {
                 .clone();
             (reg.next_id, root)
         };
+        let detector = config.stall.map(stall::Detector::new);
+        if detector.is_some() {
+            block.set(block::STALLED, 0.0);
+            block.set(block::STALLED_SECONDS, 0.0);
+        }
         let m = Arc::new(Monitor {
             id,
             env,
             config,
             block: block.clone(),
-            state: Mutex::new(MonitorState::default()),
+            state: Mutex::new(MonitorState {
+                stall: detector,
+                ..MonitorState::default()
+            }),
         });
 
         // The first sample, outside the registry lock.
@@ -889,6 +975,7 @@ impl Sampler {
         // once the thread's pass in progress lets go of them).
         let live: Vec<PathBuf> = reg.monitors.iter().map(|m| m.config.root.clone()).collect();
         reg.roots.retain(|root, _| live.contains(root));
+        publish_stalls(&reg.monitors);
         reg.wake();
         out
     }
@@ -936,6 +1023,9 @@ impl Sampler {
     }
 
     fn run(&'static self, wake: Option<Arc<OwnedFd>>) {
+        // Stalls: the sampler must keep running when the cgroup's page
+        // cache (its own code included) is reclaimed and faulted back.
+        crate::pin::pin_sampler_code();
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i64;
         let mut triggers = Triggers::default();
@@ -1093,6 +1183,7 @@ fn pass(work: &Work, kernel: &dyn Fn(&Path, u64) -> bool, events: &mut Vec<Event
         };
         wait = wait.min(step(m, reading, v8, kernel, &mut stderr_taken, events));
     }
+    publish_stalls(&work.monitors);
     wait
 }
 
@@ -1263,15 +1354,25 @@ fn evaluate(
             last_words: None,
             last_words_error: None,
             limit_change: Some(Box::new(limit_change(snap, prev as f64, source, heap))),
+            stall: None,
         });
     }
+
+    // Stalls: fed before the flight record, so that every record written
+    // while stalled says so, and the start of one is recorded at once.
+    let stall_now = stall_feed(m, st, s);
+    let stall_started = matches!(stall_now.transition, Some(stall::Transition::Started(_)));
 
     // The flight record.
     let top = cfg.thresholds.len();
     let mut went: Option<String> = None;
     let mut went_wrong: Option<String> = None;
     if let Some(lw) = &cfg.last_words {
-        if let Some(event) = st.record.due(old, new, basis_f, limit_f, s.at) {
+        let due = match st.record.due(old, new, basis_f, limit_f, s.at) {
+            _ if stall_started => Some(RecordEvent::Stall),
+            due => due,
+        };
+        if let Some(event) = due {
             let line = lastwords::record(&RecordInput {
                 snap,
                 basis: basis_f,
@@ -1284,6 +1385,7 @@ fn evaluate(
                 thresholds: &cfg.thresholds,
                 event,
                 seq: st.record.seq + 1,
+                stall: stall_now.figures.as_ref().map(|f| (f, None)),
             });
             st.record.wrote(basis_f, new, s.at);
             let mut places = Vec::new();
@@ -1344,6 +1446,7 @@ fn evaluate(
                 None
             },
             limit_change: None,
+            stall: None,
         };
         // The record is about the level reached: it rides on that event.
         if new > old {
@@ -1355,6 +1458,29 @@ fn evaluate(
                 events.push(ev(EventKind::Recovered, l, cfg.thresholds[l], l == new));
             }
         }
+    }
+
+    if let Some(tr) = stall_now.transition {
+        let c = StallCtx {
+            snap,
+            ts: s.ts,
+            basis: basis_f,
+            ratio,
+            limit: limit_f,
+            headroom,
+            growth: rate,
+            v8,
+        };
+        events.push(stall_event(
+            m,
+            new,
+            tr,
+            &c,
+            went.clone().filter(|_| stall_started),
+        ));
+    }
+    if let Some(after) = cfg.on_stall_exit_after_ms {
+        stall_exit(m, st, s, after, basis_f, ratio, rate, v8);
     }
 
     // Sleep no longer than the fastest plausible growth needs to reach the
@@ -1389,8 +1515,182 @@ fn evaluate(
             .max(lastwords::MIN_GAP);
         w = w.min(refresh.max(cfg.min_interval));
     }
+    if st.stall.as_ref().is_some_and(|d| d.watching_closely()) {
+        w = w.min(STALL_POLL);
+    }
     m.block.set(block::INTERVAL, w.as_secs_f64() * 1000.0);
     w
+}
+
+// ---------------------------------------------------------------------------
+// Stalls: each monitor's detector is fed every sample; a stall is recorded,
+// reported, and on request ends the process from this thread (JavaScript
+// may be the one stuck).
+
+/// While a stall is suspected or on, sample at least this often.
+const STALL_POLL: Duration = Duration::from_millis(50);
+
+static EPOCH: once_cell::sync::Lazy<Instant> = once_cell::sync::Lazy::new(Instant::now);
+
+fn mono_ms(at: Instant) -> f64 {
+    at.saturating_duration_since(*EPOCH).as_secs_f64() * 1000.0
+}
+
+/// Per root: whether a monitor with stall detection sees it stalled.
+static STALLS: once_cell::sync::Lazy<Mutex<HashMap<PathBuf, bool>>> =
+    once_cell::sync::Lazy::new(|| Mutex::new(HashMap::new()));
+
+/// Whether `root`'s cgroup is stalled, as the sampler last saw it; None when
+/// no monitor with stall detection watches that root.
+pub fn stalled(root: &Path) -> Option<bool> {
+    STALLS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(root)
+        .copied()
+}
+
+/// Publish the roots' stall state from the monitors' blocks (no monitor lock).
+fn publish_stalls(monitors: &[Arc<Monitor>]) {
+    let mut now: HashMap<PathBuf, bool> = HashMap::new();
+    for m in monitors {
+        let v = m.block.get(block::STALLED);
+        if v.is_finite() {
+            *now.entry(m.config.root.clone()).or_insert(false) |= v == 1.0;
+        }
+    }
+    let mut g = STALLS.lock().unwrap_or_else(|p| p.into_inner());
+    if *g != now {
+        *g = now;
+    }
+}
+
+/// This sample as the detector saw it.
+struct StallNow {
+    transition: Option<stall::Transition>,
+    /// While stalled: the figures so far (for the record).
+    figures: Option<stall::Figures>,
+}
+
+fn stall_feed(m: &Monitor, st: &mut MonitorState, s: &Sample) -> StallNow {
+    let Some(d) = st.stall.as_mut() else {
+        return StallNow {
+            transition: None,
+            figures: None,
+        };
+    };
+    let t = mono_ms(s.at);
+    let transition = d.feed(stall::Reading::from_snapshot(&s.snap, t));
+    m.block
+        .set(block::STALLED, if d.stalled() { 1.0 } else { 0.0 });
+    m.block
+        .set(block::STALL_DURATION, d.duration_ms(t).unwrap_or(f64::NAN));
+    m.block.set(block::STALLED_SECONDS, d.stalled_seconds());
+    let figures = match transition {
+        Some(stall::Transition::Started(f)) => Some(f),
+        _ => d.duration_ms(t).map(|duration_ms| stall::Figures {
+            duration_ms,
+            ..d.last().copied().unwrap_or_default()
+        }),
+    };
+    StallNow {
+        transition,
+        figures,
+    }
+}
+
+struct StallCtx<'a> {
+    snap: &'a Snapshot,
+    ts: f64,
+    basis: f64,
+    ratio: f64,
+    limit: f64,
+    headroom: f64,
+    growth: f64,
+    v8: Option<V8Known>,
+}
+
+fn stall_event(
+    m: &Monitor,
+    level: usize,
+    tr: stall::Transition,
+    c: &StallCtx,
+    last_words: Option<String>,
+) -> Event {
+    let (kind, fig) = match tr {
+        stall::Transition::Started(f) => (EventKind::Stall, f),
+        stall::Transition::Ended(f) => (EventKind::StallEnd, f),
+    };
+    let (cause, cause_reason) = lastwords::verdict(c.snap, c.basis, c.v8);
+    Event {
+        monitor: m.id,
+        kind,
+        level: level as u32,
+        threshold: f64::NAN,
+        ratio: c.ratio,
+        basis_bytes: c.basis,
+        limit_bytes: c.limit,
+        headroom_bytes: c.headroom,
+        growth_bytes_per_sec: c.growth,
+        time_to_limit_ms: None,
+        timestamp_ms: c.ts,
+        message: None,
+        code: None,
+        last_words,
+        last_words_error: None,
+        limit_change: None,
+        stall: Some(Box::new(StallNote {
+            figures: fig,
+            cause: cause.as_str(),
+            reason: stall::reason(&fig, &cause_reason),
+        })),
+    }
+}
+
+/// With `onStall: { action: 'exit' }`: once the stall has lasted `after_ms`,
+/// write the final record (to stderr whatever `lastWords` says: the process
+/// is about to end itself and must say why) and end the process at once.
+#[allow(clippy::too_many_arguments)]
+fn stall_exit(
+    m: &Monitor,
+    st: &mut MonitorState,
+    s: &Sample,
+    after_ms: f64,
+    basis: f64,
+    ratio: f64,
+    growth: f64,
+    v8: Option<V8Known>,
+) {
+    let t = mono_ms(s.at);
+    let Some(d) = st.stall.as_mut() else { return };
+    if !d.action_due(after_ms, t) {
+        return;
+    }
+    let fig = stall::Figures {
+        duration_ms: d.duration_ms(t).unwrap_or(0.0),
+        ..d.last().copied().unwrap_or_default()
+    };
+    let line = lastwords::record(&RecordInput {
+        snap: &s.snap,
+        basis,
+        ratio,
+        growth,
+        time_to_limit_ms: None,
+        v8,
+        now_ms: s.ts,
+        level: st.level,
+        thresholds: &m.config.thresholds,
+        event: RecordEvent::Stall,
+        seq: st.record.seq + 1,
+        stall: Some((&fig, Some(stall::EXIT_CODE))),
+    });
+    if let Some(path) = m.config.path() {
+        let _ = lastwords::write_file(path, &line);
+    }
+    lastwords::write_stderr(&line);
+    // SAFETY: _exit ends the process at once, without running atexit
+    // handlers or touching the JavaScript thread (which may be stuck).
+    unsafe { libc::_exit(stall::EXIT_CODE) };
 }
 
 /// The freshest V8 numbers of each environment, summed.

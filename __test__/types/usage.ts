@@ -41,4 +41,20 @@ const t: readonly number[] = WATCH_DEFAULTS.thresholds
 // @ts-expect-error basis must be one of the documented values
 watch({ basis: 'heap' })
 
+const stuck = watch({ stall: { sustainMs: 2000 }, onStall: { action: 'exit', afterMs: 30000 } })
+stuck.on('stall', (e) => {
+  const cause: 'v8-heap' | 'outside-heap' | 'page-cache' | 'kernel' | 'unknown' = e.cause
+  const rate: number | null = e.failuresPerSec
+  const scope: 'cgroup' | 'system' | undefined = e.pressure?.scope
+  void [cause, rate, scope, e.durationMs]
+})
+stuck.on('stall-end', (e) => void e.durationMs)
+const stalled: boolean | null = stuck.stalled
+const stalledNow: boolean | null = m.stalled
+const secs: number | null = stuck.current.stalledSeconds
+watch({ stall: false })
+// @ts-expect-error the only action is 'exit'
+watch({ onStall: { action: 'kill' } })
+void [stalled, stalledNow, secs]
+
 void [limit, source, anon, level, ratio, t]
