@@ -1,0 +1,11 @@
+#![no_main]
+//! `parse_meminfo` never panics, whatever the bytes (see the README's Development section).
+
+use libfuzzer_sys::fuzz_target;
+use oomguard::parse;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(s) = std::str::from_utf8(data) {
+        let _ = parse::parse_meminfo(s);
+    }
+});
