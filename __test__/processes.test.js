@@ -150,6 +150,7 @@ test('doctor: the processes, largest first, with their shares of the working set
   const text = render(report)
   assert.match(text, /^processes\n {2}count {9}20 in this cgroup \(cgroup\.procs\)$/m)
   assert.match(text, /^ {2}this process {2}2\.0 MiB RSS, 1\.5% of the working set$/m)
+  assert.match(text, /^ {2}largest {7}pid 7 \(convert\), 90\.0 MiB RSS, 68\.2% of the working set$/m)
   assert.match(text, /^ {9}7 {4}90\.0 MiB {3}68\.2% {2}convert$/m)
   assert.match(text, /^ {7}201 {4}50\.0 MiB {3}37\.9% {2}\?$/m, 'an unreadable command is ?')
   assert.match(text, /^ {2}\.\.\. and 4 more$/m)

@@ -610,6 +610,10 @@ function render(report, options) {
   if (pr) {
     head('processes')
     row('count', `${pr.count} in this cgroup (cgroup.procs)`)
+    const top = pr.largest[0]
+    if (top && isNum(top.rssBytes)) {
+      row('largest', `pid ${top.pid} (${top.command === null ? '?' : top.command}), ${bytes(top.rssBytes)} RSS, ${pct(top.share)} of the working set`)
+    }
     row('this process', `${bytes(pr.selfRssBytes)} RSS, ${pct(pr.selfShare)} of the working set`)
     L.push(`  ${'pid'.padStart(8)}  ${'rss'.padStart(10)}  ${'share'.padStart(6)}  command`)
     for (const x of pr.largest) {
