@@ -242,6 +242,26 @@ test('bad options: TypeError or RangeError naming the option; nothing is started
       name,
     )
   }
+  // new Monitor(options) validates exactly as watch(options) does: the same
+  // class, message and code, and no monitor started.
+  for (const [name, options] of cases) {
+    let fromWatch
+    let fromMonitor
+    try {
+      watch(options)
+    } catch (err) {
+      fromWatch = err
+    }
+    try {
+      new Monitor(options)
+    } catch (err) {
+      fromMonitor = err
+    }
+    assert.ok(fromMonitor instanceof Error, `${name}: new Monitor() rejects it`)
+    assert.equal(fromMonitor.constructor, fromWatch.constructor, name)
+    assert.equal(fromMonitor.message, fromWatch.message, name)
+    assert.equal(fromMonitor.code, fromWatch.code, name)
+  }
   // The listener is checked too, in both positions.
   for (const [name, call] of [
     ['listener a string', () => watch({}, 'nope')],
@@ -261,6 +281,29 @@ test('bad options: TypeError or RangeError naming the option; nothing is started
   const info = samplerInfo()
   assert.equal(info.monitors, 0, 'a rejected watch() starts no monitor')
   assert.equal(info.running, false, 'a rejected watch() starts no thread')
+})
+
+test('new Monitor(options) snapshots its options as watch() does: own properties, each read once, defaults filled', (t) => {
+  let reads = 0
+  const inherited = Object.create({ thresholds: [0.1], basis: 'rss' })
+  const options = Object.assign(inherited, { root: BUSY, lastWords: false })
+  Object.defineProperty(options, 'hysteresis', {
+    enumerable: true,
+    get() {
+      reads++
+      return reads === 1 ? 0.02 : 'changed after the check'
+    },
+  })
+  const m = new Monitor(options)
+  t.after(() => m.close())
+  assert.equal(reads, 1, 'hysteresis read once')
+  assert.deepEqual([...m.thresholds], [...WATCH_DEFAULTS.thresholds], 'an inherited thresholds is not an option')
+  assert.equal(m.basis, 'workingSet', 'an inherited basis is not an option')
+  assert.ok(Object.isFrozen(m.thresholds))
+  assert.equal(m.level, 0)
+  const plain = new Monitor()
+  t.after(() => plain.close())
+  assert.deepEqual([...plain.thresholds], [...WATCH_DEFAULTS.thresholds])
 })
 
 test('good options at the edges of their ranges are accepted', (t) => {

@@ -215,6 +215,8 @@ export interface MonitorSample {
 }
 
 export declare class Monitor extends EventEmitter {
+  /** The same as watch(options) without a listener: the options are validated the same way. */
+  constructor(options?: WatchOptions | null)
   /** The thresholds in force. */
   readonly thresholds: readonly number[]
   readonly basis: 'workingSet' | 'usage' | 'rss'

@@ -188,7 +188,17 @@ const flag = (x) => (x === 1 ? true : x === 0 ? false : null)
 function noop() {}
 
 class Monitor extends EventEmitter {
-  constructor(config) {
+  /**
+   * `new Monitor(options)` is watch(options) without the listener: the same
+   * snapshot and validation (lib/options.js), the same platform check.
+   */
+  constructor(options) {
+    const config = validate(options)
+    if (native === null) {
+      const err = new Error(`oomguard: watch() needs Linux (the kernel's memory cgroup); this is ${process.platform}`)
+      err.code = 'ERR_OOMGUARD_UNSUPPORTED_PLATFORM'
+      throw err
+    }
     super()
     this.thresholds = Object.freeze(config.thresholds)
     this.basis = config.basis
@@ -299,13 +309,7 @@ function watch(options, listener) {
     options = undefined
   }
   if (listener !== undefined && typeof listener !== 'function') throw invalidType('listener', 'a function', listener)
-  const config = validate(options)
-  if (native === null) {
-    const err = new Error(`oomguard: watch() needs Linux (the kernel's memory cgroup); this is ${process.platform}`)
-    err.code = 'ERR_OOMGUARD_UNSUPPORTED_PLATFORM'
-    throw err
-  }
-  const monitor = new Monitor(config)
+  const monitor = new Monitor(options)
   if (listener) monitor.on('threshold', listener)
   return monitor
 }
