@@ -252,6 +252,36 @@ test('doctor.diagnose() and doctor.render(): no forged env or colour', () => {
   assert.doesNotMatch(JSON.stringify(out.workers), /99/)
 })
 
+test("doctor.diagnose() and doctor.render(): the report's own keys (howTo, command, advice's note, ...) are not filled from the prototype", () => {
+  // Keys a check, the heap advice or a reading may lack: each, inherited,
+  // would print in the text or land in the report if read.
+  const { out, what } = polluted(`
+    const { getMemoryMetrics, doctor } = require('.')
+    const metrics = getMemoryMetrics(null, { root: ${JSON.stringify(FIXTURE)} }) // a limit, so the heap advice shows
+    const advice = { limitBytes: 1073741824, targetBytes: 751619276, nodeVersion: 'v20', measured: false, band: { low: 0.5, high: 0.8, target: 0.7 },
+      options: [{ nodeOptions: '--max-old-space-size=700', heapSizeLimitBytes: 750000000, ratio: 0.7, inBand: true, measured: false }] }
+    const forged = { howTo: 'FORGED howTo', command: 'FORGED command', note: 'FORGED note', form: 'percentage', leafHighBytes: ${FORGED},
+      constrainedMemoryBytes: ${FORGED}, recommendation: 'FORGED recommendation', nodeSizing: { text: 'FORGED sizing' },
+      swap: { peakBytes: ${FORGED}, swapBytes: ${FORGED}, message: 'FORGED swap' }, processes: { count: 1, largest: [{ pid: 1, command: 'FORGED process', rssBytes: 1 }] } }
+    for (const [k, v] of Object.entries(forged)) Object.defineProperty(Object.prototype, k, { value: v, writable: true, configurable: true, enumerable: false })
+    const report = doctor.diagnose(metrics, { heapAdvice: advice })
+    const text = doctor.render(report)
+    const plain = JSON.parse(JSON.stringify(report))
+    for (const k of Object.keys(forged)) delete Object.prototype[k]
+    const checks = report.checks.map((c) => ({ id: c.id, howTo: Object.hasOwn(c, 'howTo'), command: Object.hasOwn(c, 'command') }))
+    console.log(JSON.stringify({ text: text.replace(/FORGED/g, 'F0RGED'), report: JSON.stringify(plain).replace(/FORGED/g, 'F0RGED'), checks }))`)
+  assert.ok(out, what)
+  assert.doesNotMatch(out.text, /F0RGED/, 'no forged text printed')
+  assert.ok(!out.text.includes(`${(FORGED / 1048576).toFixed(1)} MiB`), 'no forged byte count printed')
+  assert.doesNotMatch(out.text, /follows the limit across restarts/, "the advice's form is its own, not the prototype's")
+  assert.match(out.text, /--max-old-space-size=700/, 'the advice is rendered')
+  assert.doesNotMatch(out.report, /F0RGED/, 'no forged text in the report')
+  assert.ok(!out.report.includes(String(FORGED)), 'no forged number in the report')
+  assert.match(out.text, /Check by hand: /, 'the checks that have a howTo still print it')
+  const pass = out.checks.filter((c) => !c.howTo)
+  assert.ok(pass.length > 0, 'some checks have no howTo of their own')
+})
+
 test('the doctor CLI: no forged root, heap limit or colour', () => {
   const { r, what } = polluted('', { preload: true, args: ['bin/oomguard.js', '--json'] })
   assert.equal(r.status, 0, what)

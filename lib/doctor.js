@@ -5,7 +5,7 @@
 // report as text. Pure functions: no file, process or clock access here;
 // bin/oomguard.js gathers the inputs.
 
-const { diagnoseMetrics, diagnoseEnv, renderReport, renderOptions, colorEnv, WATCH_DEFAULTS } = require('./options.js')
+const { diagnoseMetrics, diagnoseEnv, renderReport, renderOptions, colorEnv, WATCH_DEFAULTS, ownCopy } = require('./options.js')
 
 const MiB = 1024 * 1024
 
@@ -390,9 +390,10 @@ function checks(m, heap, env) {
  */
 function diagnose(metrics, env) {
   // Bad input is a named TypeError/RangeError with a code; `env` is copied from own properties.
-  diagnoseMetrics(metrics)
-  env = diagnoseEnv(env)
-  const m = metrics
+  // Both are read from null-prototype copies of their own properties, so no
+  // key the result or the text reads can come from a polluted prototype.
+  const m = ownCopy(diagnoseMetrics(metrics), 'metrics')
+  env = ownCopy(diagnoseEnv(env), 'env')
   const heap = heapSection(m, env)
   const list = checks(m, heap, env)
   const summary = { pass: 0, warn: 0, fail: 0, manual: 0 }
@@ -517,7 +518,7 @@ function wrap(text, width, indent) {
  * (decide with `useColor()`); without it the text has no escape codes.
  */
 function render(report, options) {
-  renderReport(report)
+  report = ownCopy(renderReport(report), 'report')
   const { color } = renderOptions(options)
   const c = color ? STYLES : PLAIN
   const L = []

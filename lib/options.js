@@ -909,6 +909,27 @@ function cliFlagsUsage() {
 
 const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
 
+/** How deep ownCopy() follows objects: the doctor's inputs and reports are a few levels deep. */
+const MAX_DEPTH = 16
+
+/**
+ * A deep copy of `value` from own enumerable properties only, each read
+ * once, objects as null-prototype objects (arrays stay arrays): code that
+ * reads the copy finds no key a polluted Object.prototype offers.
+ */
+function ownCopy(value, name, depth = 0) {
+  if (value === null || typeof value !== 'object') return value
+  if (depth > MAX_DEPTH) throw outOfRange(name, `nested at most ${MAX_DEPTH} levels`, 'deeper')
+  if (Array.isArray(value)) {
+    const out = new Array(value.length)
+    for (let i = 0; i < value.length; i++) out[i] = Object.hasOwn(value, i) ? ownCopy(value[i], name, depth + 1) : undefined
+    return out
+  }
+  const out = Object.create(null)
+  for (const key of Object.keys(value)) out[key] = ownCopy(value[key], name, depth + 1)
+  return out
+}
+
 /** diagnose()'s `metrics`: a getMemoryMetrics() result, in the parts the report reads. */
 function diagnoseMetrics(metrics) {
   if (!isObject(metrics)) throw invalidType('metrics', 'a getMemoryMetrics() result', metrics)
@@ -1096,6 +1117,7 @@ module.exports = {
   diagnoseMetrics,
   diagnoseEnv,
   renderReport,
+  ownCopy,
   renderOptions,
   colorEnv,
   DOCTOR_ENV,
