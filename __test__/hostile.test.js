@@ -321,3 +321,47 @@ Promise.all(workers.map((w) => new Promise((res) => w.on('exit', res)))).then(()
   const { worst } = lastJson(r.stdout)
   assert.ok(worst < BUDGET_MS, `the slowest plain getMemoryMetrics() took ${worst} ms`)
 })
+
+// A v1 root: the sampler registers usage thresholds by writing to
+// cgroup.event_control, which no reader ever reads. A FIFO there blocked the
+// sampler thread in open(2) (and close() joined it forever); a symlink there
+// received the registration write. Neither may happen.
+const V1_LEAF = 'sys/fs/cgroup/memory/kubepods.slice/pod7f3a/fxcap/busy'
+
+const V1_WATCH_CHILD = `
+const { watch } = require('.')
+const root = process.argv[1]
+const ms = (t) => Number(process.hrtime.bigint() - t) / 1e6
+let t = process.hrtime.bigint()
+const m = watch({ root, thresholds: [0.5, 0.9], minIntervalMs: 5, maxIntervalMs: 50, lastWords: false })
+const startMs = ms(t)
+const deadline = Date.now() + 2000
+const poll = () => {
+  if (m.current.samples < 3 && Date.now() < deadline) return setTimeout(poll, 5)
+  const samples = m.current.samples
+  t = process.hrtime.bigint()
+  m.close()
+  console.log(JSON.stringify({ startMs, samples, closeMs: ms(t) }))
+}
+poll()
+`
+
+for (const [name, make] of [
+  ['FIFO as cgroup.event_control', fifo],
+  ['cgroup.event_control linked to a file outside the root', (p) => fs.symlinkSync(path.join(outside, 'victim'), p)],
+]) {
+  test(`hostile v1 root, ${name}: watch() samples and close() returns; nothing is written`, () => {
+    const root = fs.mkdtempSync(path.join(work, `${slug(name)}-`))
+    fs.cpSync(path.join(FIXTURES, 'v1-hybrid-busy'), root, { recursive: true })
+    const victim = path.join(outside, 'victim')
+    fs.writeFileSync(victim, 'untouched\n')
+    make(path.join(root, V1_LEAF, 'cgroup.event_control'))
+    const r = child(['-e', V1_WATCH_CHILD, root])
+    assertExited(r, 'watch')
+    const out = lastJson(r.stdout)
+    assert.ok(out.startMs < BUDGET_MS, `watch() took ${out.startMs} ms`)
+    assert.ok(out.samples >= 3, `the sampler runs: ${out.samples} samples`)
+    assert.ok(out.closeMs < BUDGET_MS, `close() took ${out.closeMs} ms`)
+    assert.equal(fs.readFileSync(victim, 'utf8'), 'untouched\n', 'no registration written through the link')
+  })
+}
