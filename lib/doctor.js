@@ -226,7 +226,7 @@ function swapSection(m) {
   if (!m.cgroup) return null
   const swap = isNum(m.swapBytes) ? m.swapBytes : null
   const swapLimit = isNum(m.swapLimitBytes) ? m.swapLimitBytes : null
-  const memLimit = isNum(m.cgroupLimitBytes) ? bytes(m.cgroupLimitBytes) : 'none'
+  const memLimit = isNum(m.cgroupLimitBytes) ? bytes(m.cgroupLimitBytes) : 'no limit'
   let message
   if (swap === null) {
     message = 'The kernel accounts no swap for this cgroup (no swap files): the OOM killer acts when memory reaches the limit.'
@@ -603,7 +603,7 @@ function render(report, options) {
   if (sw) {
     head('peak and swap')
     row('peak', `${bytes(sw.peakBytes)}${isNum(sw.peakBytes) && isNum(report.limit.bytes) ? ` (${pct(sw.peakBytes / report.limit.bytes)} of the limit; the most charged since the cgroup was created)` : ''}`)
-    row('swap', sw.swapBytes === null ? 'not accounted' : `${bytes(sw.swapBytes)} in use, limit ${sw.swapLimitBytes === null ? 'none of its own' : bytes(sw.swapLimitBytes)}`)
+    row('swap', sw.swapBytes === null ? 'not accounted' : `${bytes(sw.swapBytes)} in use, ${sw.swapLimitBytes === null ? 'no swap limit of its own' : `limit ${bytes(sw.swapLimitBytes)}`}`)
     L.push(...wrap(sw.message, 66, '                '))
   }
 
