@@ -98,7 +98,7 @@ function classProperty(obj, key) {
 // Every property an option table's code reads from an entry.
 const ENTRY_KEYS = [
   'name', 'key', 'flag', 'short', 'arg', 'default', 'doc', 'docDefault', 'min', 'max', 'expected', 'unit', 'values',
-  'minLength', 'maxLength', 'copy', 'check', 'effectiveDefault', 'fields', 'parse', 'object', 'bytes', 'readme',
+  'minLength', 'maxLength', 'copy', 'check', 'effectiveDefault', 'fields', 'parse', 'object', 'bytes', 'metrics', 'readme',
   'env', 'envDoc', 'envExpected', 'envDefault', 'envDocDefault', 'fromEnv', 'envCheck',
 ]
 
