@@ -217,8 +217,9 @@ export interface MemoryMetrics {
    */
   swapLimitBytes: number | null
   /**
-   * The number ratios use: the working set, else usage, else the host's
-   * MemTotal - MemAvailable.
+   * The number ratios use: the cgroup's working set; the host's
+   * MemTotal - MemAvailable where there is no cgroup to measure (no memory
+   * controller, the v2 root). `null` when the files it needs failed to read.
    */
   basisBytes: number | null
   /** `basisBytes / limitBytes`. */

@@ -161,14 +161,14 @@ const FAMILIES = table([
   {
     name: 'memory_usage_ratio',
     type: 'gauge',
-    help: 'Working set (else usage, else host used memory) divided by the limit; at 1 the kernel OOM-kills.',
+    help: 'Working set (host used memory without a memory cgroup) divided by the limit; at 1 the kernel OOM-kills.',
     aggregator: 'first',
     samples: (r) => [[null, r.num('usageRatio')]],
   },
   {
     name: 'memory_headroom_bytes',
     type: 'gauge',
-    help: 'The limit minus the working set (else usage, else host used memory): what is left before the OOM killer.',
+    help: 'The limit minus the working set (host used memory without a memory cgroup): what is left before the OOM killer.',
     aggregator: 'first',
     samples: (r) => [[null, r.num('headroomBytes')]],
   },

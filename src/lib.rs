@@ -1010,8 +1010,9 @@ pub struct MemoryMetrics {
     /// `null` when unlimited, and where the kernel accounts no swap (`swapBytes` is then `null` too).
     /// The kernel OOM-kills only when memory and swap are both at their limits.
     pub swap_limit_bytes: Option<f64>,
-    /// The number ratios use: the working set, else usage, else the host's
-    /// MemTotal - MemAvailable.
+    /// The number ratios use: the cgroup's working set; the host's
+    /// MemTotal - MemAvailable where there is no cgroup to measure (no memory
+    /// controller, the v2 root). `null` when the files it needs failed to read.
     pub basis_bytes: Option<f64>,
     /// `basisBytes / limitBytes`.
     pub usage_ratio: Option<f64>,
