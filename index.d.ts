@@ -42,7 +42,10 @@ export interface CgroupProcess {
  * Scanned at most once a second: `timestampMs` says when.
  */
 export interface CgroupProcesses {
-  /** How many processes `cgroup.procs` lists. */
+  /**
+   * How many processes `cgroup.procs` lists (on v2 it lists those outside
+   * this process's pid namespace as 0: counted here, never in `largest`).
+   */
   count: number
   /** The largest by resident set, largest first, at most 16; unknown sizes last. */
   largest: Array<CgroupProcess>

@@ -706,7 +706,7 @@ test('OpenTelemetry: peak and swap on v2-swap and v1-swap; none without swap acc
 
 test('processes: the count and the largest RSS in Prometheus and OpenTelemetry (v2-processes)', { skip: parserSkip }, async (t) => {
   const f = exposition(prometheus({ root: fixture('v2-processes') }))
-  assert.equal(value(f, 'oomguard_cgroup_processes'), 20)
+  assert.equal(value(f, 'oomguard_cgroup_processes'), 21)
   assert.equal(value(f, 'oomguard_cgroup_largest_process_resident_memory_bytes'), 90 * 1024 * 1024)
   const busy = exposition(prometheus({ root: fixture('v2-busy') }))
   assert.equal(busy.get('oomguard_cgroup_processes').samples.length, 0, 'no cgroup.procs: no series')
@@ -716,7 +716,7 @@ test('processes: the count and the largest RSS in Prometheus and OpenTelemetry (
   t.after(() => provider.shutdown())
   observeMemory(provider.getMeter('test'), { root: fixture('v2-processes') })
   const got = await otelCollect(reader)
-  assert.equal(point(got.get('oomguard.cgroup.processes')), 20)
+  assert.equal(point(got.get('oomguard.cgroup.processes')), 21)
   assert.equal(point(got.get('oomguard.cgroup.largest_process.rss')), 90 * 1024 * 1024)
 })
 

@@ -745,7 +745,8 @@ pub struct CgroupProcess {
 /// Scanned at most once a second: `timestampMs` says when.
 #[napi(object, object_from_js = false, use_nullable = true)]
 pub struct CgroupProcesses {
-    /// How many processes `cgroup.procs` lists.
+    /// How many processes `cgroup.procs` lists (on v2 it lists those outside
+    /// this process's pid namespace as 0: counted here, never in `largest`).
     pub count: u32,
     /// The largest by resident set, largest first, at most 16; unknown sizes last.
     pub largest: Vec<CgroupProcess>,

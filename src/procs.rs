@@ -46,7 +46,8 @@ pub struct CgroupProcess {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Processes {
-    /// Processes in `cgroup.procs` (distinct pids).
+    /// Processes in `cgroup.procs`: distinct pids, plus those outside this
+    /// pid namespace (listed as 0; counted, never listed).
     pub count: usize,
     /// The largest by resident set, at most [`MAX_LISTED`]; unknown sizes last.
     pub largest: Vec<CgroupProcess>,
@@ -61,10 +62,19 @@ impl Processes {
     }
 }
 
-/// `cgroup.procs`: one pid per line; sorted, without duplicates (v1 may
-/// list a pid twice).
-pub fn parse_pids(text: &str) -> std::result::Result<Vec<u32>, ParseError> {
-    let mut pids = Vec::new();
+/// The pids `cgroup.procs` lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pids {
+    /// Sorted, without duplicates (v1 may list a pid twice).
+    pub visible: Vec<u32>,
+    /// Lines of `0`: on v2 a process outside this process's pid namespace
+    /// (a container's view of a cgroup shared with the host) is listed as 0.
+    pub hidden: usize,
+}
+
+/// `cgroup.procs`: one pid per line.
+pub fn parse_pids(text: &str) -> std::result::Result<Pids, ParseError> {
+    let mut out = Pids::default();
     for (i, line) in text.lines().enumerate() {
         let t = line.trim();
         if t.is_empty() {
@@ -73,11 +83,15 @@ pub fn parse_pids(text: &str) -> std::result::Result<Vec<u32>, ParseError> {
         let pid = t
             .parse::<u32>()
             .map_err(|_| ParseError::new(i + 1, format!("not a pid: {t:?}")))?;
-        pids.push(pid);
+        if pid == 0 {
+            out.hidden += 1;
+        } else {
+            out.visible.push(pid);
+        }
     }
-    pids.sort_unstable();
-    pids.dedup();
-    Ok(pids)
+    out.visible.sort_unstable();
+    out.visible.dedup();
+    Ok(out)
 }
 
 /// Names are cut to this many bytes (the kernel's are at most 15; a
@@ -104,7 +118,10 @@ pub fn scan(
     page_size: u64,
     buf: &mut Vec<u8>,
 ) -> Result<Arc<Processes>> {
-    let pids = procs.parse(buf, parse_pids)?;
+    let Pids {
+        visible: pids,
+        hidden,
+    } = procs.parse(buf, parse_pids)?;
     let proc_file =
         |pid: u32, name: &str| OpenFile::new(under_root(root, &format!("/proc/{pid}/{name}")));
     let mut list: Vec<CgroupProcess> = pids
@@ -125,7 +142,7 @@ pub fn scan(
         p.command = proc_file(p.pid, "comm").parse(buf, parse_comm).ok();
     }
     Ok(Arc::new(Processes {
-        count: pids.len(),
+        count: pids.len() + hidden,
         largest: list,
         timestamp_ms: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -154,8 +171,18 @@ mod tests {
             ("too large", "4294967296\n", None),
         ];
         for (name, text, want) in cases {
-            assert_eq!(parse_pids(text).ok(), *want, "case {name}");
+            assert_eq!(
+                parse_pids(text).ok().map(|p| p.visible),
+                *want,
+                "case {name}"
+            );
         }
+        let ns = parse_pids("0\n12\n0\n").unwrap();
+        assert_eq!(
+            (ns.visible, ns.hidden),
+            (vec![12], 2),
+            "0: outside this pid namespace, each one counted"
+        );
         assert_eq!(
             parse_pids("1\nx\n").unwrap_err().line,
             2,
