@@ -93,7 +93,7 @@ impl fmt::Display for Error {
             Error::Io { path, source } => write!(f, "{}: {}", path.display(), source),
             Error::Parse { path, source } => write!(f, "{}: {}", path.display(), source),
             Error::Refused { path, reason } => {
-                write!(f, "{}: not read: {}", path.display(), reason)
+                write!(f, "{}: refused: {}", path.display(), reason)
             }
             Error::Bug { path, panic } => write!(f, "{}: {}", path.display(), panic),
         }
