@@ -126,7 +126,7 @@ function nodeSizing(m, defaultHeapLimitBytes, measured) {
   const maxFile = v1 ? 'memory.limit_in_bytes' : 'memory.max'
   let from
   let text
-  if (!cg || m.source === 'host' && !isNum(m.leafLimitBytes) && !isNum(m.leafHighBytes)) {
+  if (!cg || (m.source === 'host' && !isNum(m.leafLimitBytes) && !isNum(m.leafHighBytes))) {
     from = 'host'
     text = cg
       ? `the host's memory (${bytes(c)}): this cgroup has no ${maxFile} or ${highFile} of its own and no parent has a limit.`
