@@ -482,8 +482,8 @@ test('v1: a burst to the limit that is reclaimed is no stall', { timeout: 120_00
 // code is page cache charged to the container's cgroup, as in a freshly
 // started container. Measured there: the heap pattern at 192 MiB stalls
 // (memory.events max a few hundred a second, the cgroup's memory.pressure
-// full 20-50%, oom_kill 0) and onStall ends it; one boot takes about 100 s
-// under emulation.
+// full 20-50%, oom_kill 0) and onStall ends it; one boot took 64 to 105 s
+// under emulation on a loaded host.
 
 const VM_STALL_TIMEOUT_S = 300
 const VM_AFTER_MS = 15000
