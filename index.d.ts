@@ -9,6 +9,12 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * The kernel files the diagnoses name, as [cgroup version, fact, file]
+ * triples (internal: the doctor words its checks with them).
+ */
+export declare function cgroupFiles(): Array<[number, string, string]>
+
 /** Where the process's memory cgroup is. */
 export interface CgroupInfo {
   /** Version of the memory controller: 1 (legacy or hybrid) or 2 (unified). */

@@ -16,7 +16,7 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
-const { diagnose, render, useColor } = require('../lib/doctor.js')
+const { buildReport, diagnose, render, useColor } = require('../lib/doctor.js')
 const { getMemoryMetrics } = require('..')
 
 const REPO = path.join(__dirname, '..')
@@ -345,4 +345,30 @@ test('numbers the kernel did not give are n/a or a check by hand, never a guess'
   const empty = diagnose({ ...partial, source: null, limitBytes: null, cgroup: null, usageBytes: null, stat: null, events: null, pressure: null, hostTotalBytes: null, cgroupLimitBytes: null, leafLimitBytes: null, highBytes: null, diagnoses: [] }, {})
   assert.ok(render(empty).includes('no limit found'))
   assert.equal(empty.summary.fail, 0)
+})
+
+test('buildReport() is the report builder; doctor.diagnose is the same function under its earlier name', () => {
+  const { doctor } = require('..')
+  assert.equal(typeof buildReport, 'function')
+  assert.equal(doctor.buildReport, buildReport)
+  assert.equal(doctor.diagnose, buildReport)
+  assert.equal(diagnose, buildReport)
+})
+
+test("the files the doctor names are the core's (cgroupFiles(), declared in src/diagnose.rs)", () => {
+  const native = require('../index.js')
+  const files = { 1: {}, 2: {} }
+  for (const [version, fact, file] of native.cgroupFiles()) files[version][fact] = file
+  assert.deepEqual(Object.keys(files[1]).sort(), ['high', 'limit', 'oomKill'])
+  assert.deepEqual(Object.keys(files[2]).sort(), ['high', 'limit', 'oomKill'])
+  for (const [fixture, version] of [['v1-oom-after', 1], ['v2-oom-after', 2]]) {
+    const m = getMemoryMetrics(null, { root: path.join(FIXTURES, fixture) })
+    assert.equal(m.cgroup.version, version)
+    const report = buildReport(m, { heapLimitFrom: 'flag' })
+    assert.equal(report.oomKills.file, files[version].oomKill, fixture)
+    const kill = m.diagnoses.find((d) => d.code === 'PREVIOUS_OOM_KILL')
+    assert.ok(kill, `${fixture} has earlier OOM kills`)
+    assert.ok(kill.message.includes(`(oom_kill in ${files[version].oomKill})`), `${fixture}: the core names the same file: ${kill.message}`)
+    assert.ok(report.limit.origin.startsWith(files[version].limit), `${fixture}: ${report.limit.origin}`)
+  }
 })

@@ -7,7 +7,7 @@
 const fs = require('node:fs')
 const v8 = require('node:v8')
 const { getMemoryMetrics } = require('../lib/metrics.js')
-const { diagnose, render, useColor } = require('../lib/doctor.js')
+const { buildReport, render, useColor } = require('../lib/doctor.js')
 
 const EARLIER_MS = 500
 const { CLI_FLAGS, cliFlagsUsage } = require('../lib/options.js')
@@ -135,7 +135,7 @@ function main() {
   const earlier = opts.root === undefined ? getMemoryMetrics({ heapSizeLimit }) : null
   if (earlier !== null) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, EARLIER_MS)
   const metrics = getMemoryMetrics({ heapSizeLimit }, { root: opts.root })
-  const report = diagnose(metrics, {
+  const report = buildReport(metrics, {
     ...heapInputs(metrics, opts),
     heapLimitFrom: fromFlag ? 'flag' : 'process',
     nodeVersion: process.version,

@@ -5,6 +5,7 @@
 // report as text. Pure functions: no file, process or clock access here;
 // bin/oomguard.js gathers the inputs.
 
+const native = require('./native.js')
 const { diagnoseMetrics, diagnoseEnv, renderReport, renderOptions, colorEnv, WATCH_DEFAULTS, ownCopy } = require('./options.js')
 
 const MiB = 1024 * 1024
@@ -19,8 +20,18 @@ const HEAP_SHARE = HEAP_BAND.target
 const bandText = `${HEAP_BAND.low * 100}-${HEAP_BAND.high * 100}%`
 
 /** The first and the last of watch()'s default thresholds, for the "usage now" check. */
-const USAGE_WARN = 0.8
-const USAGE_FAIL = 0.95
+const USAGE_WARN = WATCH_DEFAULTS.thresholds[0]
+const USAGE_FAIL = WATCH_DEFAULTS.thresholds[WATCH_DEFAULTS.thresholds.length - 1]
+
+/**
+ * The kernel files the core's diagnoses name (limit, high, oomKill), by
+ * cgroup version, declared once in src/diagnose.rs and read through
+ * cgroupFiles(). Off Linux there is no cgroup, so no file to name.
+ */
+const FILES = { 1: Object.create(null), 2: Object.create(null) }
+if (native) for (const [version, fact, file] of native.cgroupFiles()) FILES[version][fact] = file
+/** The files of a cgroup version; v2's where there is no cgroup, as in the core. */
+const filesOf = (version) => FILES[version === 1 ? 1 : 2]
 
 /** PSI percentages (avg10) the pressure check warns and fails at. */
 const PRESSURE_SOME_WARN = 10
@@ -54,7 +65,7 @@ function basisName(m) {
 /** The file the OOM-kill counter comes from; null without a memory cgroup. */
 function oomKillFile(m) {
   if (!m.cgroup) return null
-  return m.cgroup.version === 1 ? 'memory.oom_control' : 'memory.events'
+  return filesOf(m.cgroup.version).oomKill
 }
 
 function isContainerSource(source) {
@@ -68,7 +79,7 @@ function limitOrigin(m) {
   const cg = m.cgroup
   if (isContainerSource(m.source)) {
     const v1 = m.source === 'cgroup-v1'
-    const file = v1 ? 'memory.limit_in_bytes' : 'memory.max'
+    const file = filesOf(v1 ? 1 : 2).limit
     if (m.leafLimitBytes !== null && m.leafLimitBytes === m.cgroupLimitBytes) {
       return `${file} of this cgroup (cgroup v${v1 ? 1 : 2})`
     }
@@ -77,7 +88,7 @@ function limitOrigin(m) {
   }
   if (m.source === 'host') {
     return cg
-      ? `the host's MemTotal (/proc/meminfo): this process's memory cgroup was found, but neither it nor any parent has a memory limit (${cg.version === 1 ? 'memory.limit_in_bytes' : 'memory.max'} is unlimited all the way up)`
+      ? `the host's MemTotal (/proc/meminfo): this process's memory cgroup was found, but neither it nor any parent has a memory limit (${filesOf(cg.version).limit} is unlimited all the way up)`
       : 'no memory cgroup: the host\'s MemTotal (/proc/meminfo)'
   }
   return 'no limit found (neither a cgroup limit nor /proc/meminfo)'
@@ -122,8 +133,8 @@ function nodeSizing(m, defaultHeapLimitBytes, measured) {
   if (!isNum(c)) return null
   const cg = m.cgroup
   const v1 = cg && cg.version === 1
-  const highFile = v1 ? 'memory.soft_limit_in_bytes' : 'memory.high'
-  const maxFile = v1 ? 'memory.limit_in_bytes' : 'memory.max'
+  const highFile = filesOf(v1 ? 1 : 2).high
+  const maxFile = filesOf(v1 ? 1 : 2).limit
   let from
   let text
   if (!cg || (m.source === 'host' && !isNum(m.leafLimitBytes) && !isNum(m.leafHighBytes))) {
@@ -387,7 +398,7 @@ function checks(m, heap, env) {
  * `nodeOptions` (shown when the heap limit is the process's own), `workers`
  * (the service's worker thread count, when known).
  */
-function diagnose(metrics, env) {
+function buildReport(metrics, env) {
   // Bad input is a named TypeError/RangeError with a code; `env` is copied from own properties.
   // Both are read from null-prototype copies of their own properties, so no
   // key the result or the text reads can come from a polluted prototype.
@@ -513,7 +524,7 @@ function wrap(text, width, indent) {
 }
 
 /**
- * Render a report from `diagnose()` as text. `color: true` adds ANSI colours
+ * Render a report from `buildReport()` as text. `color: true` adds ANSI colours
  * (decide with `useColor()`); without it the text has no escape codes.
  */
 function render(report, options) {
@@ -718,4 +729,5 @@ function refaultCount(m) {
   return null
 }
 
-module.exports = { diagnose, render, useColor, STATUSES, HEAP_SHARE, HEAP_BAND }
+// `diagnose` is buildReport's public name of old (doctor.diagnose): kept as an alias.
+module.exports = { buildReport, diagnose: buildReport, render, useColor, STATUSES, HEAP_SHARE, HEAP_BAND }

@@ -717,7 +717,9 @@ export interface DoctorEnv {
 
 /** The doctor as pure functions (`oomguard doctor` is diagnose + render). */
 export declare const doctor: Readonly<{
-  /** Build the report from one `getMemoryMetrics()` result. */
+  /** Build the report from one `getMemoryMetrics()` result (the report reads its `diagnoses`). */
+  buildReport(metrics: MemoryMetrics, env?: DoctorEnv | null): DoctorReport
+  /** The same function as `buildReport`, under its earlier name. */
   diagnose(metrics: MemoryMetrics, env?: DoctorEnv | null): DoctorReport
   /** The report as text; `color: true` adds ANSI colours. */
   render(report: DoctorReport, options?: { color?: boolean } | null): string

@@ -37,6 +37,6 @@ lazy('observeMemory', () => require('./otel.js').observeMemory)
 // The doctor (lib/doctor.js): the report `oomguard doctor` prints, as pure
 // functions over a getMemoryMetrics() result.
 lazy('doctor', () => {
-  const { diagnose, render, useColor } = require('./doctor.js')
-  return Object.freeze({ diagnose, render, useColor })
+  const { buildReport, diagnose, render, useColor } = require('./doctor.js')
+  return Object.freeze({ buildReport, diagnose, render, useColor })
 })

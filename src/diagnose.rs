@@ -1,5 +1,6 @@
 //! Derived numbers and diagnoses: what a person should do about a snapshot.
 
+use crate::locate::CgroupVersion;
 use crate::reader::{LimitSource, Snapshot};
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -222,6 +223,48 @@ pub mod codes {
     pub const CGROUP_FILE_UNREADABLE: &str = "CGROUP_FILE_UNREADABLE";
 }
 
+/// The kernel files the diagnoses name, by cgroup version. Declared once
+/// here: the doctor words its checks with the same names (`cgroupFiles()`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NamedFiles {
+    /// The memory limit.
+    pub limit: &'static str,
+    /// The limit throttling starts at (v1: the soft limit).
+    pub high: &'static str,
+    /// The file whose `oom_kill` counts the OOM kills.
+    pub oom_kill: &'static str,
+}
+
+impl NamedFiles {
+    /// As (fact, file) pairs, the facts named as the doctor reads them.
+    pub fn entries(&self) -> [(&'static str, &'static str); 3] {
+        [
+            ("limit", self.limit),
+            ("high", self.high),
+            ("oomKill", self.oom_kill),
+        ]
+    }
+}
+
+const V1_FILES: NamedFiles = NamedFiles {
+    limit: "memory.limit_in_bytes",
+    high: "memory.soft_limit_in_bytes",
+    oom_kill: "memory.oom_control",
+};
+const V2_FILES: NamedFiles = NamedFiles {
+    limit: "memory.max",
+    high: "memory.high",
+    oom_kill: "memory.events",
+};
+
+/// The files of a cgroup version; v2's where there is no cgroup to name.
+pub fn named_files(version: Option<CgroupVersion>) -> &'static NamedFiles {
+    match version {
+        Some(CgroupVersion::V1) => &V1_FILES,
+        Some(CgroupVersion::V2) | None => &V2_FILES,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Diagnosis {
     pub code: &'static str,
@@ -339,10 +382,7 @@ pub fn diagnose(snap: &Snapshot, v8: &V8Numbers, node: NodeVersion) -> Vec<Diagn
                 .as_ref()
                 .map(|loc| (loc.cgroup_path.clone(), loc.dir.clone()));
             let (cg, dir) = loc.unwrap_or_default();
-            let file = match snap.location.as_ref().map(|l| l.version) {
-                Some(crate::locate::CgroupVersion::V1) => "memory.limit_in_bytes",
-                _ => "memory.max",
-            };
+            let file = named_files(snap.location.as_ref().map(|l| l.version)).limit;
             let mut d = Diagnosis::new(
                 codes::NO_LIMIT,
                 Severity::Warning,
@@ -437,13 +477,7 @@ pub fn diagnose(snap: &Snapshot, v8: &V8Numbers, node: NodeVersion) -> Vec<Diagn
             format!(
                 "The kernel has OOM-killed {kills} process{} in this cgroup before (oom_kill in {}).",
                 if kills == 1 { "" } else { "es" },
-                snap.location
-                    .as_ref()
-                    .map(|l| match l.version {
-                        crate::locate::CgroupVersion::V1 => "memory.oom_control",
-                        crate::locate::CgroupVersion::V2 => "memory.events",
-                    })
-                    .unwrap_or("memory.events")
+                named_files(snap.location.as_ref().map(|l| l.version)).oom_kill
             ),
         );
         d.oom_kill_count = Some(kills as f64);

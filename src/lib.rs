@@ -619,6 +619,23 @@ pub fn watch_slots() -> Result<Vec<(&'static str, u32)>> {
     .map_err(internal_error)
 }
 
+/// The kernel files the diagnoses name, as [cgroup version, fact, file]
+/// triples (internal: the doctor words its checks with them).
+#[napi]
+pub fn cgroup_files() -> Result<Vec<(u32, &'static str, &'static str)>> {
+    guard::catch("cgroupFiles", || {
+        [locate::CgroupVersion::V1, locate::CgroupVersion::V2]
+            .into_iter()
+            .flat_map(|v| {
+                diagnose::named_files(Some(v))
+                    .entries()
+                    .map(|(fact, file)| (v.number(), fact, file))
+            })
+            .collect()
+    })
+    .map_err(internal_error)
+}
+
 /// Stop a monitor; joins the sampler thread when it was the last.
 #[napi]
 pub fn watch_stop(id: u32) -> bool {
