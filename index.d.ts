@@ -520,8 +520,19 @@ export interface WatchConfig {
   onStall?: OnStallOptions
 }
 
-/** Slot names of a monitor's block, as [name, index] pairs (internal). */
-export declare function watchSlots(): Array<[string, number]>
+/**
+ * The layout of a monitor's block (internal): declared once in
+ * `watch::block`, read by lib/watch.js.
+ */
+export interface WatchLayout {
+  /** Slot names, as [name, index] pairs. */
+  slots: Array<[string, number]>
+  /** The limit sources the `source` slot encodes: its value is 1 + the index here. */
+  sources: Array<string>
+}
+
+/** The layout of a monitor's block: its slots and the source encoding (internal). */
+export declare function watchSlots(): WatchLayout
 
 /**
  * Start a monitor on the shared sampler thread. `dispatch(id, kind, event)`

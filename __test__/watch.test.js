@@ -1440,3 +1440,20 @@ test('monitor.level and monitor.current do no I/O', async (t) => {
     assert.ok(r1 - r0 < 10, `read syscalls on this thread during 100,000 reads: ${r1 - r0}`)
   }
 })
+
+test("current follows the native block layout (watchSlots(): every slot's index and the source encoding, declared once in Rust)", async (t) => {
+  const { slots, sources } = require('../index.js').watchSlots()
+  assert.deepEqual(sources, ['cgroup-v1', 'cgroup-v2', 'host'])
+  const indexes = slots.map(([, i]) => i)
+  assert.equal(new Set(indexes).size, indexes.length, 'no two slots share an index')
+  const names = slots.map(([n]) => n).filter((n) => n !== 'seq' && !n.startsWith('v8.'))
+  for (const [fixture, source] of [['v2-busy', 'cgroup-v2'], ['v1-docker', 'cgroup-v1'], ['no-memory-controller', 'host']]) {
+    const m = open(t, { root: path.join(FIXTURES, fixture), lastWords: false })
+    for (const i of indexes) assert.ok(i < m._block.length, `slot ${i} is inside the block`)
+    const c = await waitFor(`${fixture}: a sample`, () => m.current.samples > 0 && m.current)
+    assert.deepEqual(Object.keys(c), names, 'current has one property per slot, in slot order')
+    assert.equal(c.source, source, fixture)
+    assert.equal(c.level, m.level)
+    m.close()
+  }
+})

@@ -10,8 +10,12 @@ const v8 = require('node:v8')
 const native = require('./native.js')
 const { invalidType, watchConfig, WATCH_DEFAULTS } = require('./options.js')
 
-const S = native ? Object.fromEntries(native.watchSlots()) : {}
-const SOURCES = [null, 'cgroup-v1', 'cgroup-v2', 'host']
+// The block's layout, declared once in Rust (src/watch.rs `block`): every
+// slot index by name, and the limit sources the `source` slot encodes as
+// 1 + their index (0: no sample yet).
+const LAYOUT = native ? native.watchSlots() : { slots: [], sources: [] }
+const S = Object.fromEntries(LAYOUT.slots)
+const SOURCES = [null, ...LAYOUT.sources]
 
 /** Defaults, documented in the README (declared in lib/options.js). */
 const DEFAULTS = WATCH_DEFAULTS
@@ -179,11 +183,38 @@ function stallEvent(e) {
   }
 }
 
-// Stall slots: 1/0 (NaN without stall detection), ms, seconds.
+// The stalled slot: 1/0, NaN without stall detection.
 const STALLED = S.stalled
-const STALL_DURATION = S.stallDurationMs
-const STALLED_SECONDS = S.stalledSeconds
 const flag = (x) => (x === 1 ? true : x === 0 ? false : null)
+
+// How `current` reads a slot, by name; any other slot is a number (NaN is
+// null). `seq` and the v8.* slots (this side writes them) are no part of it.
+const READ = Object.assign(Object.create(null), {
+  level: (i) => `b[${i}]`,
+  samples: (i) => `b[${i}]`,
+  failing: (i) => `b[${i}] === 1`,
+  source: (i) => `SOURCES[b[${i}]] ?? null`,
+  stalled: (i) => `flag(b[${i}])`,
+})
+
+/**
+ * `current`'s object, generated once from the layout: the properties in slot
+ * order as an object literal (as fast as one written by hand, and no index
+ * written twice).
+ */
+function compileSample() {
+  const fields = []
+  for (const [name, i] of LAYOUT.slots) {
+    if (name === 'seq' || name.startsWith('v8.')) continue
+    if (!/^[A-Za-z][A-Za-z0-9]*$/.test(name) || !Number.isInteger(i)) throw new Error(`oomguard: bad native block slot ${JSON.stringify(name)}`)
+    fields.push(`${name}: ${READ[name] ? READ[name](i) : `nn(b[${i}])`}`)
+  }
+  // eslint-disable-next-line no-new-func
+  return new Function('nn', 'flag', 'SOURCES', `return (b) => ({ ${fields.join(', ')} })`)(nn, flag, SOURCES)
+}
+const readSample = compileSample()
+const SEQ = S.seq
+const LEVEL = S.level
 
 function noop() {}
 
@@ -215,7 +246,7 @@ class Monitor extends EventEmitter {
 
   /** Number of thresholds the basis is at or above (0 = below all). No I/O. */
   get level() {
-    return this._block[1]
+    return this._block[LEVEL]
   }
 
   /** True while stuck at the limit (see `stall`), false when not, null with `stall: false`. No I/O. */
@@ -225,36 +256,17 @@ class Monitor extends EventEmitter {
 
   /** True while at or above the highest threshold. */
   get critical() {
-    return this._block[1] === this.thresholds.length
+    return this._block[LEVEL] === this.thresholds.length
   }
 
   /** The latest sample, read from memory the sampler thread writes. No I/O. */
   get current() {
     const b = this._block
     for (;;) {
-      const seq = b[0]
+      const seq = b[SEQ]
       if (seq % 2 === 1) continue // the sampler is writing; it takes nanoseconds
-      const sample = {
-        level: b[1],
-        timestampMs: nn(b[2]),
-        ratio: nn(b[3]),
-        basisBytes: nn(b[4]),
-        limitBytes: nn(b[5]),
-        headroomBytes: nn(b[6]),
-        growthBytesPerSec: nn(b[7]),
-        timeToLimitMs: nn(b[8]),
-        usageBytes: nn(b[9]),
-        workingSetBytes: nn(b[10]),
-        rssBytes: nn(b[11]),
-        source: SOURCES[b[12]] ?? null,
-        samples: b[13],
-        intervalMs: nn(b[14]),
-        failing: b[15] === 1,
-        stalled: flag(b[STALLED]),
-        stallDurationMs: nn(b[STALL_DURATION]),
-        stalledSeconds: nn(b[STALLED_SECONDS]),
-      }
-      if (b[0] === seq) return sample
+      const sample = readSample(b)
+      if (b[SEQ] === seq) return sample
     }
   }
 
@@ -292,12 +304,6 @@ class Monitor extends EventEmitter {
     return this._keepAlive !== null
   }
 }
-
-// The slot indices `current` hard-codes must be the native layout's.
-const EXPECTED = ['seq', 'level', 'timestampMs', 'ratio', 'basisBytes', 'limitBytes', 'headroomBytes', 'growthBytesPerSec', 'timeToLimitMs', 'usageBytes', 'workingSetBytes', 'rssBytes', 'source', 'samples', 'intervalMs', 'failing']
-EXPECTED.forEach((name, i) => {
-  if (native && S[name] !== i) throw new Error(`oomguard: native block layout changed (${name})`)
-})
 
 /**
  * Start a monitor. `watch(listener)` and `watch(options, listener)` attach

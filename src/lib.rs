@@ -607,14 +607,28 @@ pub fn watch_block(env: &Env, id: u32) -> Result<Float64ArraySlice<'_>> {
     unsafe { Float64ArraySlice::from_external(env, ptr, watch::block::LEN, block, |_, b| drop(b)) }
 }
 
-/// Slot names of a monitor's block, as [name, index] pairs (internal).
+/// The layout of a monitor's block (internal): declared once in
+/// `watch::block`, read by lib/watch.js.
+#[napi(object, object_from_js = false)]
+pub struct WatchLayout {
+    /// Slot names, as [name, index] pairs.
+    pub slots: Vec<(String, u32)>,
+    /// The limit sources the `source` slot encodes: its value is 1 + the index here.
+    pub sources: Vec<String>,
+}
+
+/// The layout of a monitor's block: its slots and the source encoding (internal).
 #[napi]
-pub fn watch_slots() -> Result<Vec<(&'static str, u32)>> {
-    guard::catch("watchSlots", || {
-        watch::block::NAMES
+pub fn watch_slots() -> Result<WatchLayout> {
+    guard::catch("watchSlots", || WatchLayout {
+        slots: watch::block::NAMES
             .iter()
-            .map(|(n, i)| (*n, *i as u32))
-            .collect()
+            .map(|(n, i)| ((*n).to_string(), *i as u32))
+            .collect(),
+        sources: watch::block::SOURCES
+            .iter()
+            .map(|s| s.as_str().to_string())
+            .collect(),
     })
     .map_err(internal_error)
 }

@@ -271,7 +271,7 @@ pub mod block {
     pub const USAGE: usize = 9;
     pub const WORKING_SET: usize = 10;
     pub const RSS: usize = 11;
-    /// 1 cgroup-v1, 2 cgroup-v2, 3 host.
+    /// Where the limit came from: 1 + its index in `SOURCES`.
     pub const SOURCE: usize = 12;
     pub const SAMPLES: usize = 13;
     pub const INTERVAL: usize = 14;
@@ -321,6 +321,22 @@ pub mod block {
         ("stallDurationMs", STALL_DURATION),
         ("stalledSeconds", STALLED_SECONDS),
     ];
+
+    /// The limit sources as the `SOURCE` slot encodes them: 1 + the index
+    /// here (0 is none yet). JavaScript reads the names through `watchSlots()`.
+    pub const SOURCES: [super::LimitSource; 3] = [
+        super::LimitSource::CgroupV1,
+        super::LimitSource::CgroupV2,
+        super::LimitSource::Host,
+    ];
+
+    /// The `SOURCE` slot's value for `source`.
+    pub fn source_code(source: super::LimitSource) -> f64 {
+        SOURCES
+            .iter()
+            .position(|s| *s == source)
+            .map_or(0.0, |i| (i + 1) as f64)
+    }
 }
 
 /// Memory shared with JavaScript. Slots hold f64 bit patterns; single
@@ -1318,14 +1334,7 @@ fn evaluate(
             snap.working_set.map_or(f64::NAN, |v| v as f64),
         );
         b.set(block::RSS, snap.rss.map_or(f64::NAN, |v| v as f64));
-        b.set(
-            block::SOURCE,
-            match source {
-                LimitSource::CgroupV1 => 1.0,
-                LimitSource::CgroupV2 => 2.0,
-                LimitSource::Host => 3.0,
-            },
-        );
+        b.set(block::SOURCE, block::source_code(source));
         b.set(block::SAMPLES, b.get(block::SAMPLES) + 1.0);
         b.set(block::FAILING, 0.0);
     });
