@@ -185,6 +185,11 @@ export interface LimitEvent {
   v8: WatchV8
 }
 
+/** What a monitor's `error` event carries. */
+export interface WatchError extends Error {
+  code: 'ERR_OOMGUARD_READ' | 'ERR_OOMGUARD_LAST_WORDS' | 'ERR_OOMGUARD_INTERNAL'
+}
+
 /** The latest sample, as `monitor.current` returns it. */
 export interface MonitorSample {
   level: number
@@ -236,11 +241,16 @@ export declare class Monitor extends EventEmitter {
   unref(): this
   hasRef(): boolean
   on(event: 'threshold' | 'recovered', listener: (event: ThresholdEvent) => void): this
-  on(event: 'error', listener: (error: Error) => void): this
+  /**
+   * `error.code`: `ERR_OOMGUARD_READ` (the files became unreadable; the last good sample is
+   * kept), `ERR_OOMGUARD_LAST_WORDS` (the last-words file could not be written) or
+   * `ERR_OOMGUARD_INTERNAL` (a bug, caught; sampling goes on). Each is said once until it clears.
+   */
+  on(event: 'error', listener: (error: WatchError) => void): this
   on(event: 'limit', listener: (event: LimitEvent) => void): this
   on(event: 'stall' | 'stall-end', listener: (event: StallEvent) => void): this
   once(event: 'threshold' | 'recovered', listener: (event: ThresholdEvent) => void): this
-  once(event: 'error', listener: (error: Error) => void): this
+  once(event: 'error', listener: (error: WatchError) => void): this
   once(event: 'limit', listener: (event: LimitEvent) => void): this
   once(event: 'stall' | 'stall-end', listener: (event: StallEvent) => void): this
 }

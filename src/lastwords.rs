@@ -551,6 +551,19 @@ fn pwrite_all(fd: libc::c_int, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A write that failed: the errno (0 when none applies) and what to say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteError {
+    pub errno: i32,
+    pub message: String,
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// Write a line to stderr if it can take it now: never blocks on a full pipe.
 pub fn write_stderr(line: &str) -> bool {
     let mut p = libc::pollfd {
@@ -602,7 +615,8 @@ fn is_regular(st: &libc::stat) -> bool {
     st.st_mode & libc::S_IFMT == libc::S_IFREG
 }
 
-fn describe(path: &Path, what: &str, e: std::io::Error) -> String {
+fn describe(path: &Path, what: &str, e: std::io::Error) -> WriteError {
+    let errno = e.raw_os_error().unwrap_or(0);
     let hint = match e.raw_os_error() {
         Some(libc::ENXIO) => " (a FIFO without a reader?)",
         Some(libc::EAGAIN) => " (it would block)",
@@ -610,40 +624,53 @@ fn describe(path: &Path, what: &str, e: std::io::Error) -> String {
         Some(libc::EISDIR) => " (it is a directory)",
         _ => "",
     };
-    format!("{what} {}: {e}{hint}", path.display())
+    WriteError {
+        errno,
+        message: format!("{what} {}: {e}{hint}", path.display()),
+    }
 }
 
-/// Replace the file's content with `line` (one line ending in `\n`, shorter
-/// than [`MAX_BYTES`]). A regular file is rewritten in place: the line,
-/// followed by spaces up to the old length (at most one page), goes in one
-/// `pwrite` at offset 0, then the file is cut to the line's length. Either
-/// state parses as the new record (JSON allows trailing white space), so a
-/// kill at any moment never leaves the file empty or torn. Anything else (a
-/// FIFO, a device) gets a plain write.
-pub fn write_file(path: &Path, line: &str) -> Result<(), String> {
+/// Replace the file's content with `line` (one JSON object on one line
+/// ending in `\n`, shorter than [`MAX_BYTES`]). A regular file is rewritten
+/// in place by one `pwrite` at offset 0 of at most one page, never
+/// truncated first: when the new record is shorter than what the file
+/// holds, spaces before its closing brace make up the difference (JSON
+/// allows them), so the file is one complete record at every instant. That
+/// matters at the limit: there, the write itself can be what makes the
+/// kernel kill the process (its page has to be charged to the full cgroup),
+/// and a kill between a truncation and the write would leave an empty file.
+/// Only a file longer than a page (not ours) is cut to the page once.
+/// Anything else (a FIFO, a device) gets a plain write.
+pub fn write_file(path: &Path, line: &str) -> Result<(), WriteError> {
     let (fd, st) =
         open_nonblocking(path, libc::O_CREAT).map_err(|e| describe(path, "cannot open", e))?;
     if !is_regular(&st) {
         return write_fd(fd.0, line.as_bytes()).map_err(|e| describe(path, "cannot write", e));
     }
     let body = line.trim_end_matches('\n');
-    let old = (st.st_size.max(0) as usize).min(MAX_BYTES);
+    let (head, close) = match body.strip_suffix('}') {
+        Some(h) => (h, "}"),
+        None => (body, ""),
+    };
+    let size = st.st_size.max(0) as usize;
+    let len = (body.len() + 1).min(MAX_BYTES);
+    let total = len.max(size.min(MAX_BYTES));
     let mut buf = [b' '; MAX_BYTES];
-    let len = body.len().min(MAX_BYTES - 1);
-    buf[..len].copy_from_slice(&body.as_bytes()[..len]);
-    buf[len] = b'\n';
-    let total = (len + 1).max(old);
+    let keep = head.len().min(total - 1 - close.len());
+    buf[..keep].copy_from_slice(&head.as_bytes()[..keep]);
+    buf[total - 1 - close.len()..total - 1].copy_from_slice(close.as_bytes());
+    buf[total - 1] = b'\n';
     pwrite_all(fd.0, &buf[..total]).map_err(|e| describe(path, "cannot write", e))?;
-    if st.st_size as usize != len + 1 {
-        // SAFETY: our own descriptor. A failure leaves the padded record.
-        unsafe { libc::ftruncate(fd.0, (len + 1) as libc::off_t) };
+    if size > MAX_BYTES {
+        // SAFETY: our own descriptor. A failure leaves a whole record in the first page.
+        unsafe { libc::ftruncate(fd.0, total as libc::off_t) };
     }
     Ok(())
 }
 
 /// Empty the file (a clean shutdown below every threshold). Only regular
 /// files; a missing one is fine.
-pub fn empty_file(path: &Path) -> Result<(), String> {
+pub fn empty_file(path: &Path) -> Result<(), WriteError> {
     match open_nonblocking(path, 0) {
         Ok((fd, st)) => {
             // SAFETY: our own descriptor.
@@ -1040,16 +1067,33 @@ mod tests {
         let f = d.join("termination-log");
         std::fs::write(&f, "x".repeat(6000)).unwrap();
         write_file(&f, "{\"a\":1}\n").unwrap();
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert_eq!(text.len(), MAX_BYTES, "junk beyond a page is cut");
+        assert!(
+            text.starts_with("{\"a\":1") && text.ends_with(" }\n"),
+            "{text}"
+        );
+        empty_file(&f).unwrap();
+        write_file(&f, "{\"a\":1}\n").unwrap();
         assert_eq!(
             std::fs::read_to_string(&f).unwrap(),
             "{\"a\":1}\n",
-            "junk beyond a page is cut too"
+            "an empty file gets the record as it is"
         );
         let long = format!("{{\"a\":\"{}\"}}\n", "y".repeat(100));
         write_file(&f, &long).unwrap();
         assert_eq!(std::fs::read_to_string(&f).unwrap(), long);
+        // Shorter: padded inside the object to the old length, never cut, so
+        // every state of the file is one whole record on one line.
         write_file(&f, "{\"b\":2}\n").unwrap();
-        assert_eq!(std::fs::read_to_string(&f).unwrap(), "{\"b\":2}\n");
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert_eq!(text.len(), long.len());
+        assert!(
+            text.starts_with("{\"b\":2 ")
+                && text.ends_with(" }\n")
+                && text.matches('\n').count() == 1,
+            "{text:?}"
+        );
         empty_file(&f).unwrap();
         assert_eq!(std::fs::read_to_string(&f).unwrap(), "");
         empty_file(&d.join("absent")).unwrap();
@@ -1064,20 +1108,24 @@ mod tests {
         // SAFETY: a valid path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
         let t0 = Instant::now();
-        let e = write_file(&fifo, "{}\n").unwrap_err();
+        let e = write_file(&fifo, "{}\n").unwrap_err().message;
         assert!(t0.elapsed() < Duration::from_millis(500), "never blocks");
         assert!(
             e.contains(&fifo.display().to_string()) && e.contains("FIFO"),
             "{e}"
         );
         let e = write_file(Path::new("/dev/full"), "{}\n").unwrap_err();
+        assert_eq!(e.errno, libc::ENOSPC);
+        let e = e.message;
         assert!(e.starts_with("cannot write /dev/full"), "{e}");
-        let e = write_file(&d.join("missing/dir/file"), "{}\n").unwrap_err();
+        let e = write_file(&d.join("missing/dir/file"), "{}\n")
+            .unwrap_err()
+            .message;
         assert!(
             e.contains("cannot open") && e.contains("missing/dir/file"),
             "{e}"
         );
-        let e = write_file(&d, "{}\n").unwrap_err();
+        let e = write_file(&d, "{}\n").unwrap_err().message;
         assert!(e.contains("directory"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }

@@ -16,6 +16,7 @@ pub mod reader;
 pub mod slots;
 pub mod stall;
 pub mod stat;
+pub mod trace;
 pub mod trigger;
 pub mod watch;
 

@@ -29,6 +29,7 @@ use crate::lastwords::{self, FlightRecord, RecordEvent, RecordInput};
 use crate::locate::Location;
 use crate::reader::{LimitSource, Reader, Snapshot};
 use crate::stall;
+use crate::trace;
 use crate::trigger::Triggers;
 
 /// Growth the interval policy assumes is possible before it has seen any:
@@ -1074,6 +1075,16 @@ impl Sampler {
             };
 
             // 2. Unlocked: read, decide, write last words.
+            trace::record(
+                trace::PASS,
+                0,
+                now_ms(),
+                f64::NAN,
+                work.monitors.len() as f64,
+                0.0,
+                0.0,
+                [0; 3],
+            );
             let mut events = Vec::new();
             let kernel = |dir: &Path, at: u64| triggers.has_usage_threshold(dir, at);
             let wait = match guard::catch("a sampler pass", || pass(&work, &kernel, &mut events)) {
@@ -1129,7 +1140,28 @@ impl Sampler {
             let with_events = last_events_wake.is_none_or(|t| t.elapsed() >= EVENTS_WAKE_GAP);
             let mut fds = triggers.poll_fds(with_events);
             fds.extend(wake.as_ref().map(|w| w.as_raw_fd()));
+            trace::record(
+                trace::WAIT,
+                0,
+                now_ms(),
+                f64::NAN,
+                wait.as_secs_f64() * 1000.0,
+                0.0,
+                0.0,
+                [fds.len() as i32, 0, 0],
+            );
+            let slept = Instant::now();
             Triggers::wait(&fds, wait);
+            trace::record(
+                trace::WOKE,
+                0,
+                now_ms(),
+                f64::NAN,
+                slept.elapsed().as_secs_f64() * 1000.0,
+                0.0,
+                0.0,
+                [0; 3],
+            );
             if triggers.drain() {
                 last_events_wake = Some(Instant::now());
             }
@@ -1376,6 +1408,7 @@ fn evaluate(
     let top = cfg.thresholds.len();
     let mut went: Option<String> = None;
     let mut went_wrong: Option<String> = None;
+    let mut traced = false;
     if let Some(lw) = &cfg.last_words {
         let due = match st.record.due(old, new, basis_f, limit_f, s.at) {
             _ if stall_started => Some(RecordEvent::Stall),
@@ -1398,16 +1431,24 @@ fn evaluate(
             });
             st.record.wrote(basis_f, new, s.at);
             let mut places = Vec::new();
+            let t0 = Instant::now();
+            // For the trace: 0 written, -1 not tried, else the errno (EAGAIN: stderr not ready).
+            let (mut stderr_result, mut file_result) = (-1, -1);
             // stderr: level changes only (a log line per 1% would be noise),
             // one line per pass however many monitors moved.
             if lw.stderr && event != RecordEvent::Update {
                 if *stderr_taken || lastwords::write_stderr(&line) {
                     places.push("stderr".to_string());
+                    stderr_result = 0;
+                } else {
+                    stderr_result = libc::EAGAIN;
                 }
                 *stderr_taken = true;
             }
             if let Some(path) = &lw.path {
-                match lastwords::write_file(path, &line) {
+                let r = lastwords::write_file(path, &line);
+                file_result = r.as_ref().err().map_or(0, |e| e.errno.max(1));
+                match r.map_err(|e| e.message) {
                     Ok(()) => {
                         st.record.wrote_file = true;
                         st.record.failing = false;
@@ -1428,6 +1469,25 @@ fn evaluate(
                         went_wrong = Some(e);
                     }
                 }
+            }
+            if trace::enabled() {
+                traced = true;
+                let code = match event {
+                    RecordEvent::Threshold => 1,
+                    RecordEvent::Recovered => 2,
+                    RecordEvent::Update => 3,
+                    RecordEvent::Stall => 4,
+                };
+                trace::record(
+                    trace::STEP,
+                    new as u32,
+                    s.ts,
+                    ratio,
+                    old as f64,
+                    t0.elapsed().as_secs_f64() * 1e6,
+                    st.record.seq as f64,
+                    [code, file_result, stderr_result],
+                );
             }
             went = (!places.is_empty()).then(|| places.join(","));
         }
@@ -1528,6 +1588,19 @@ fn evaluate(
         w = w.min(STALL_POLL);
     }
     m.block.set(block::INTERVAL, w.as_secs_f64() * 1000.0);
+    if trace::enabled() && !traced {
+        // A step that wrote nothing (those that wrote were recorded above).
+        trace::record(
+            trace::STEP,
+            new as u32,
+            s.ts,
+            ratio,
+            old as f64,
+            0.0,
+            st.record.seq as f64,
+            [0, -1, -1],
+        );
+    }
     w
 }
 
