@@ -32,10 +32,12 @@ async function run(line) {
   const [cmd, arg] = line.trim().split(/\s+/)
   if (cmd === 'hold') {
     const want = Number(arg)
-    while (monitor.current.ratio < want) {
-      for (let i = 0; i < 4; i++) growBuffer(keep, MiB)
-      await sleep(1) // let the sampler see it
+    // A fresh reading each step (the monitor's sample may lag behind).
+    const ratio = () => {
+      const m = oomguard.getMemoryMetrics()
+      return m.workingSetBytes / m.limitBytes
     }
+    while (ratio() < want) growBuffer(keep, MiB)
     // A few samples at this level, so the record has caught up.
     const s = monitor.current.samples
     await settle(() => monitor.current.samples >= s + 3)
