@@ -1,19 +1,268 @@
-import type { MemoryMetrics, MemoryUsageInput, MetricsOptions } from '../index'
+// The public types of oomguard, written here once. A reading's shape
+// (MemoryMetrics and its sections) is declared in this file only: the native
+// side fills numbered slots (src/slots.rs) that lib/metrics.js names, and
+// __test__/api.test.js checks that every field here is one getMemoryMetrics()
+// returns, and the reverse. The types the native side does build (the cgroup,
+// the processes, a diagnosis) come from the generated ../index.d.ts.
+import type { CgroupInfo, CgroupProcesses, Diagnosis } from '../index'
 
-export type {
-  CgroupInfo,
-  CgroupProcess,
-  CgroupProcesses,
-  Diagnosis,
-  MemoryEvents,
-  MemoryMetrics,
-  MemoryPressure,
-  MemoryStat,
-  MemoryUsageInput,
-  MetricsOptions,
-  PressureLine,
-  V8Metrics,
-} from '../index'
+export type { CgroupInfo, CgroupProcess, CgroupProcesses, Diagnosis } from '../index'
+
+/** One reading of the process's memory as the kernel and V8 see it. */
+export interface MemoryMetrics {
+  /** When this was read, milliseconds since the epoch. */
+  timestampMs: number
+  /**
+   * Where `limitBytes` came from: the cgroup (`cgroup-v1`, `cgroup-v2`) or,
+   * with no cgroup limit anywhere, the host's MemTotal (`host`).
+   */
+  source: 'cgroup-v1' | 'cgroup-v2' | 'host' | null
+  /**
+   * The limit everything is measured against, bytes: the effective cgroup
+   * limit, else MemTotal.
+   */
+  limitBytes: number | null
+  /**
+   * The effective cgroup limit: the smallest on the path up the hierarchy
+   * (v2 `memory.max`; v1 `memory.limit_in_bytes` and `hierarchical_memory_limit`).
+   * `null` when unlimited.
+   */
+  cgroupLimitBytes: number | null
+  /** This cgroup's own limit (without its parents'), bytes; `null` when unlimited. */
+  leafLimitBytes: number | null
+  /** v2: the smallest `memory.high` up the hierarchy (throttling starts there), bytes. */
+  highBytes: number | null
+  /**
+   * This cgroup's own soft ceiling, the one Node reads beside the limit:
+   * v2 `memory.high`, v1 `memory.soft_limit_in_bytes`; `null` when unlimited.
+   */
+  leafHighBytes: number | null
+  /**
+   * The memory Node sizes its default heap from, bytes: libuv's
+   * `uv_get_constrained_memory()`, the smaller of this cgroup's own
+   * `leafHighBytes` and `leafLimitBytes` (parents are not looked at),
+   * capped at the host's MemTotal; MemTotal when both are unlimited.
+   */
+  constrainedMemoryBytes: number | null
+  /** Memory charged to the cgroup: v2 `memory.current`, v1 `memory.usage_in_bytes`. */
+  usageBytes: number | null
+  /**
+   * Usage minus inactive page cache (`inactive_file`), never below 0; what
+   * kubelet and cAdvisor call the working set.
+   */
+  workingSetBytes: number | null
+  /**
+   * The most the cgroup was charged since it was created, bytes: v2
+   * `memory.peak` (kernel 5.19+), v1 `memory.max_usage_in_bytes`; `null`
+   * where the kernel has none.
+   */
+  peakBytes: number | null
+  /**
+   * Swap the cgroup uses, bytes: v2 `memory.swap.current`, v1
+   * `memory.memsw.usage_in_bytes - memory.usage_in_bytes` (at least 0);
+   * `null` where the kernel accounts no swap.
+   */
+  swapBytes: number | null
+  /**
+   * The most swap the cgroup may use, bytes: v2 the smallest
+   * `memory.swap.max` up the hierarchy, v1 the smallest
+   * `memory.memsw.limit_in_bytes` up the hierarchy (memory plus swap, read
+   * as `memory.stat` `hierarchical_memsw_limit`) minus the memory limit.
+   * `null` when unlimited, and where the kernel accounts no swap (`swapBytes` is then `null` too).
+   * The kernel OOM-kills only when memory and swap are both at their limits.
+   */
+  swapLimitBytes: number | null
+  /**
+   * The number ratios use: the cgroup's working set; the host's
+   * MemTotal - MemAvailable where there is no cgroup to measure (no memory
+   * controller, the v2 root). `null` when the files it needs failed to read.
+   */
+  basisBytes: number | null
+  /** `basisBytes / limitBytes`. */
+  usageRatio: number | null
+  /** `limitBytes - basisBytes`. */
+  headroomBytes: number | null
+  /** V8 `heap_size_limit / limitBytes`; at or above 1 the kernel kills before V8 gives up. */
+  heapLimitRatio: number | null
+  /**
+   * Whether the cgroup is stuck at its limit without an OOM kill, as the
+   * sampler of a `watch()` monitor on the same root judges it (a stall is
+   * judged over seconds; one reading cannot tell). `null` when no monitor
+   * with stall detection watches this root.
+   */
+  stalled: boolean | null
+  /** Where the cgroup is; `null` without a memory cgroup. */
+  cgroup: CgroupInfo | null
+  /** `memory.stat`; `null` without a memory cgroup or when unreadable. */
+  stat: MemoryStat | null
+  /** Event counters; `null` without a memory cgroup or when unreadable. */
+  events: MemoryEvents | null
+  /** PSI; `null` where the kernel has none. */
+  pressure: MemoryPressure | null
+  /** Process RSS from `/proc/self/statm`, bytes. */
+  rssBytes: number | null
+  /**
+   * The processes in the memory cgroup, largest first; `null` without a
+   * memory cgroup or when `cgroup.procs` could not be read.
+   */
+  processes: CgroupProcesses | null
+  /** `MemTotal` from `/proc/meminfo`, bytes. */
+  hostTotalBytes: number | null
+  /** `MemAvailable` from `/proc/meminfo`, bytes. */
+  hostAvailableBytes: number | null
+  /** The V8 numbers used. */
+  v8: V8Metrics
+  /** Findings, most important first. */
+  diagnoses: Array<Diagnosis>
+}
+
+/**
+ * `memory.stat` in the cgroup v2 vocabulary, bytes unless noted. On v1 the
+ * hierarchical `total_*` fields are used (`total_rss` is `anon`,
+ * `total_cache` is `file`). A field the kernel did not print is `null`.
+ */
+export interface MemoryStat {
+  /** Anonymous memory (heap, stacks, Buffers): v2 `anon`, v1 `total_rss`. */
+  anon: number | null
+  /** Page cache including tmpfs/shmem: v2 `file`, v1 `total_cache`. */
+  file: number | null
+  /** Kernel memory: v2 `kernel`, v1 `memory.kmem.usage_in_bytes`. */
+  kernel: number | null
+  /** Kernel stacks: v2 `kernel_stack`. */
+  kernelStack: number | null
+  /** Page tables: v2 `pagetables`. */
+  pagetables: number | null
+  /** Socket buffers: v2 `sock`, v1 `memory.kmem.tcp.usage_in_bytes`. */
+  sock: number | null
+  /** tmpfs, /dev/shm and shared anonymous memory: v2 `shmem`, v1 `total_shmem`. */
+  shmem: number | null
+  /** Mapped files: v2 `file_mapped`, v1 `total_mapped_file`. */
+  fileMapped: number | null
+  /** Dirty page cache: v2 `file_dirty`, v1 `total_dirty`. */
+  fileDirty: number | null
+  /** Page cache under writeback: v2 `file_writeback`, v1 `total_writeback`. */
+  fileWriteback: number | null
+  /** Transparent huge pages of anonymous memory: v2 `anon_thp`, v1 `total_rss_huge`. */
+  anonThp: number | null
+  /** v2 `inactive_anon`, v1 `total_inactive_anon`. */
+  inactiveAnon: number | null
+  /** v2 `active_anon`, v1 `total_active_anon`. */
+  activeAnon: number | null
+  /**
+   * Reclaimable page cache; subtracted from usage for the working set.
+   * v2 `inactive_file`, v1 `total_inactive_file`.
+   */
+  inactiveFile: number | null
+  /** v2 `active_file`, v1 `total_active_file`. */
+  activeFile: number | null
+  /** v2 `unevictable`, v1 `total_unevictable`. */
+  unevictable: number | null
+  /** Slab: v2 `slab` (v1 has none). */
+  slab: number | null
+  /** v2 `slab_reclaimable`. */
+  slabReclaimable: number | null
+  /** v2 `slab_unreclaimable`. */
+  slabUnreclaimable: number | null
+  /** Page faults (a count): v2 `pgfault`, v1 `total_pgfault`. */
+  pgfault: number | null
+  /** Major page faults (a count): v2 `pgmajfault`, v1 `total_pgmajfault`. */
+  pgmajfault: number | null
+  /**
+   * Every line of `memory.stat` as the kernel printed it, in its order and
+   * its own names (v1 prints both local and `total_*` fields). Values at or
+   * above the v1 unlimited value (`9223372036854771712`) are `null`.
+   */
+  raw: Record<string, number | null>
+}
+
+/**
+ * Memory events: counters since the cgroup was created (`underOom` is a 0/1 state). v2 `memory.events`;
+ * v1 `memory.oom_control` and `memory.failcnt`. `null` where the kernel has no such counter.
+ */
+export interface MemoryEvents {
+  /** v2 `low`: reclaimed below memory.low. */
+  low: number | null
+  /** v2 `high`: throttled over memory.high. */
+  high: number | null
+  /** v2 `max`: usage reached memory.max. */
+  max: number | null
+  /** v2 `oom`: the cgroup ran out of memory. */
+  oom: number | null
+  /**
+   * Processes OOM-killed in this cgroup: v2 `memory.events` `oom_kill`,
+   * v1 `memory.oom_control` `oom_kill`.
+   */
+  oomKill: number | null
+  /** v2 `oom_group_kill`. */
+  oomGroupKill: number | null
+  /** v1 `memory.oom_control` `under_oom`. */
+  underOom: number | null
+  /** v1 `memory.failcnt`: times usage hit the limit. */
+  failcnt: number | null
+}
+
+/** Memory pressure (PSI). */
+export interface MemoryPressure {
+  /** `cgroup`: the cgroup's v2 `memory.pressure`; `system`: `/proc/pressure/memory`. */
+  scope: 'cgroup' | 'system'
+  /** Some tasks stalled on memory. */
+  some: PressureLine
+  /** All tasks stalled on memory. */
+  full: PressureLine | null
+}
+
+/** One PSI line. */
+export interface PressureLine {
+  /** Percent of time stalled, 10 s average. */
+  avg10: number
+  /** Percent of time stalled, 60 s average. */
+  avg60: number
+  /** Percent of time stalled, 300 s average. */
+  avg300: number
+  /** Total stall time, microseconds. */
+  totalUs: number
+}
+
+/** The V8 numbers used. */
+export interface V8Metrics {
+  /** `process.memoryUsage().rss`, bytes. */
+  rssBytes: number | null
+  /** `heapTotal`, bytes. */
+  heapTotalBytes: number | null
+  /** `heapUsed`, bytes. */
+  heapUsedBytes: number | null
+  /** `external`, bytes. */
+  externalBytes: number | null
+  /** `arrayBuffers`, bytes. */
+  arrayBuffersBytes: number | null
+  /** `v8.getHeapStatistics().heap_size_limit`, bytes. */
+  heapSizeLimitBytes: number | null
+}
+
+/**
+ * The V8 and process numbers passed in: `process.memoryUsage()` plus
+ * `heapSizeLimit` from `v8.getHeapStatistics().heap_size_limit`. All bytes.
+ */
+export interface MemoryUsageInput {
+  /** Resident set size of the process, bytes (`process.memoryUsage().rss`). */
+  rss?: number
+  /** V8 heap reserved, bytes. */
+  heapTotal?: number
+  /** V8 heap in use, bytes. */
+  heapUsed?: number
+  /** Memory of C++ objects bound to JS objects, including ArrayBuffers, bytes. */
+  external?: number
+  /** ArrayBuffer and SharedArrayBuffer backing stores (all Buffers), bytes. */
+  arrayBuffers?: number
+  /** V8's heap limit (`v8.getHeapStatistics().heap_size_limit`), bytes. */
+  heapSizeLimit?: number
+}
+
+/** Options shared by the readers. */
+export interface MetricsOptions {
+  /** A directory that stands in for `/` (a fixture tree). Default `/`. */
+  root?: string
+}
 
 /**
  * Read the process's memory as the kernel counts it (its memory cgroup: v1,
@@ -551,8 +800,6 @@ export declare function observeMemory(meter: OtelMeterLike, options?: OtelOption
 
 // ---------------------------------------------------------------------------
 // doctor: the report `oomguard doctor` prints (lib/doctor.js).
-
-import type { CgroupInfo, Diagnosis, MemoryEvents, PressureLine } from '../index'
 
 /** The mark of one checklist item: `manual` is "check by hand" (not checkable from inside). */
 export type DoctorCheckStatus = 'pass' | 'warn' | 'fail' | 'manual'

@@ -25,7 +25,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use indexmap::IndexMap;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{
     ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
@@ -718,32 +717,10 @@ mod tests {
 }
 
 // ---------------------------------------------------------------------------
-// Output types. Doc comments become the JSDoc of index.d.ts.
-
-/// The V8 and process numbers passed in: `process.memoryUsage()` plus
-/// `heapSizeLimit` from `v8.getHeapStatistics().heap_size_limit`. All bytes.
-#[napi(object, object_to_js = false, object_from_js = false)]
-pub struct MemoryUsageInput {
-    /// Resident set size of the process, bytes (`process.memoryUsage().rss`).
-    pub rss: Option<f64>,
-    /// V8 heap reserved, bytes.
-    pub heap_total: Option<f64>,
-    /// V8 heap in use, bytes.
-    pub heap_used: Option<f64>,
-    /// Memory of C++ objects bound to JS objects, including ArrayBuffers, bytes.
-    pub external: Option<f64>,
-    /// ArrayBuffer and SharedArrayBuffer backing stores (all Buffers), bytes.
-    pub array_buffers: Option<f64>,
-    /// V8's heap limit (`v8.getHeapStatistics().heap_size_limit`), bytes.
-    pub heap_size_limit: Option<f64>,
-}
-
-/// Options shared by the readers.
-#[napi(object, object_to_js = false, object_from_js = false)]
-pub struct MetricsOptions {
-    /// A directory that stands in for `/` (a fixture tree). Default `/`.
-    pub root: Option<String>,
-}
+// Output types the native side builds. Doc comments become the JSDoc of
+// index.d.ts. The reading's shape (MemoryMetrics and its sections) is not
+// here: it is filled as slots (src/slots.rs) and its public type is written
+// once, in lib/index.d.ts.
 
 /// Where the process's memory cgroup is.
 #[napi(object, object_from_js = false, use_nullable = true)]
@@ -784,151 +761,6 @@ pub struct CgroupProcesses {
     pub largest: Vec<CgroupProcess>,
     /// When they were read, milliseconds since the epoch.
     pub timestamp_ms: f64,
-}
-
-/// `memory.stat` in the cgroup v2 vocabulary, bytes unless noted. On v1 the
-/// hierarchical `total_*` fields are used (`total_rss` is `anon`,
-/// `total_cache` is `file`). A field the kernel did not print is `null`.
-#[napi(
-    object,
-    object_to_js = false,
-    object_from_js = false,
-    use_nullable = true
-)]
-pub struct MemoryStat {
-    /// Anonymous memory (heap, stacks, Buffers): v2 `anon`, v1 `total_rss`.
-    pub anon: Option<f64>,
-    /// Page cache including tmpfs/shmem: v2 `file`, v1 `total_cache`.
-    pub file: Option<f64>,
-    /// Kernel memory: v2 `kernel`, v1 `memory.kmem.usage_in_bytes`.
-    pub kernel: Option<f64>,
-    /// Kernel stacks: v2 `kernel_stack`.
-    pub kernel_stack: Option<f64>,
-    /// Page tables: v2 `pagetables`.
-    pub pagetables: Option<f64>,
-    /// Socket buffers: v2 `sock`, v1 `memory.kmem.tcp.usage_in_bytes`.
-    pub sock: Option<f64>,
-    /// tmpfs, /dev/shm and shared anonymous memory: v2 `shmem`, v1 `total_shmem`.
-    pub shmem: Option<f64>,
-    /// Mapped files: v2 `file_mapped`, v1 `total_mapped_file`.
-    pub file_mapped: Option<f64>,
-    /// Dirty page cache: v2 `file_dirty`, v1 `total_dirty`.
-    pub file_dirty: Option<f64>,
-    /// Page cache under writeback: v2 `file_writeback`, v1 `total_writeback`.
-    pub file_writeback: Option<f64>,
-    /// Transparent huge pages of anonymous memory: v2 `anon_thp`, v1 `total_rss_huge`.
-    pub anon_thp: Option<f64>,
-    /// v2 `inactive_anon`, v1 `total_inactive_anon`.
-    pub inactive_anon: Option<f64>,
-    /// v2 `active_anon`, v1 `total_active_anon`.
-    pub active_anon: Option<f64>,
-    /// Reclaimable page cache; subtracted from usage for the working set.
-    /// v2 `inactive_file`, v1 `total_inactive_file`.
-    pub inactive_file: Option<f64>,
-    /// v2 `active_file`, v1 `total_active_file`.
-    pub active_file: Option<f64>,
-    /// v2 `unevictable`, v1 `total_unevictable`.
-    pub unevictable: Option<f64>,
-    /// Slab: v2 `slab` (v1 has none).
-    pub slab: Option<f64>,
-    /// v2 `slab_reclaimable`.
-    pub slab_reclaimable: Option<f64>,
-    /// v2 `slab_unreclaimable`.
-    pub slab_unreclaimable: Option<f64>,
-    /// Page faults (a count): v2 `pgfault`, v1 `total_pgfault`.
-    pub pgfault: Option<f64>,
-    /// Major page faults (a count): v2 `pgmajfault`, v1 `total_pgmajfault`.
-    pub pgmajfault: Option<f64>,
-    /// Every line of `memory.stat` as the kernel printed it, in its order and
-    /// its own names (v1 prints both local and `total_*` fields). Values at or
-    /// above the v1 unlimited value (`9223372036854771712`) are `null`.
-    #[napi(ts_type = "Record<string, number | null>")]
-    pub raw: IndexMap<String, Option<f64>>,
-}
-
-/// Memory events: counters since the cgroup was created (`underOom` is a 0/1 state). v2 `memory.events`;
-/// v1 `memory.oom_control` and `memory.failcnt`. `null` where the kernel has no such counter.
-#[napi(
-    object,
-    object_to_js = false,
-    object_from_js = false,
-    use_nullable = true
-)]
-pub struct MemoryEvents {
-    /// v2 `low`: reclaimed below memory.low.
-    pub low: Option<f64>,
-    /// v2 `high`: throttled over memory.high.
-    pub high: Option<f64>,
-    /// v2 `max`: usage reached memory.max.
-    pub max: Option<f64>,
-    /// v2 `oom`: the cgroup ran out of memory.
-    pub oom: Option<f64>,
-    /// Processes OOM-killed in this cgroup: v2 `memory.events` `oom_kill`,
-    /// v1 `memory.oom_control` `oom_kill`.
-    pub oom_kill: Option<f64>,
-    /// v2 `oom_group_kill`.
-    pub oom_group_kill: Option<f64>,
-    /// v1 `memory.oom_control` `under_oom`.
-    pub under_oom: Option<f64>,
-    /// v1 `memory.failcnt`: times usage hit the limit.
-    pub failcnt: Option<f64>,
-}
-
-/// One PSI line.
-#[napi(
-    object,
-    object_to_js = false,
-    object_from_js = false,
-    use_nullable = true
-)]
-pub struct PressureLine {
-    /// Percent of time stalled, 10 s average.
-    pub avg10: f64,
-    /// Percent of time stalled, 60 s average.
-    pub avg60: f64,
-    /// Percent of time stalled, 300 s average.
-    pub avg300: f64,
-    /// Total stall time, microseconds.
-    pub total_us: f64,
-}
-
-/// Memory pressure (PSI).
-#[napi(
-    object,
-    object_to_js = false,
-    object_from_js = false,
-    use_nullable = true
-)]
-pub struct MemoryPressure {
-    /// `cgroup`: the cgroup's v2 `memory.pressure`; `system`: `/proc/pressure/memory`.
-    #[napi(ts_type = "'cgroup' | 'system'")]
-    pub scope: String,
-    /// Some tasks stalled on memory.
-    pub some: PressureLine,
-    /// All tasks stalled on memory.
-    pub full: Option<PressureLine>,
-}
-
-/// The V8 numbers used.
-#[napi(
-    object,
-    object_to_js = false,
-    object_from_js = false,
-    use_nullable = true
-)]
-pub struct V8Metrics {
-    /// `process.memoryUsage().rss`, bytes.
-    pub rss_bytes: Option<f64>,
-    /// `heapTotal`, bytes.
-    pub heap_total_bytes: Option<f64>,
-    /// `heapUsed`, bytes.
-    pub heap_used_bytes: Option<f64>,
-    /// `external`, bytes.
-    pub external_bytes: Option<f64>,
-    /// `arrayBuffers`, bytes.
-    pub array_buffers_bytes: Option<f64>,
-    /// `v8.getHeapStatistics().heap_size_limit`, bytes.
-    pub heap_size_limit_bytes: Option<f64>,
 }
 
 /// A finding, with a stable code and the numbers behind it.
@@ -988,95 +820,4 @@ impl From<&diagnose::Diagnosis> for Diagnosis {
             path: d.path.clone(),
         }
     }
-}
-
-/// One reading of the process's memory as the kernel and V8 see it.
-#[napi(
-    object,
-    object_to_js = false,
-    object_from_js = false,
-    use_nullable = true
-)]
-pub struct MemoryMetrics {
-    /// When this was read, milliseconds since the epoch.
-    pub timestamp_ms: f64,
-    /// Where `limitBytes` came from: the cgroup (`cgroup-v1`, `cgroup-v2`) or,
-    /// with no cgroup limit anywhere, the host's MemTotal (`host`).
-    #[napi(ts_type = "'cgroup-v1' | 'cgroup-v2' | 'host'")]
-    pub source: Option<String>,
-    /// The limit everything is measured against, bytes: the effective cgroup
-    /// limit, else MemTotal.
-    pub limit_bytes: Option<f64>,
-    /// The effective cgroup limit: the smallest on the path up the hierarchy
-    /// (v2 `memory.max`; v1 `memory.limit_in_bytes` and `hierarchical_memory_limit`).
-    /// `null` when unlimited.
-    pub cgroup_limit_bytes: Option<f64>,
-    /// This cgroup's own limit (without its parents'), bytes; `null` when unlimited.
-    pub leaf_limit_bytes: Option<f64>,
-    /// v2: the smallest `memory.high` up the hierarchy (throttling starts there), bytes.
-    pub high_bytes: Option<f64>,
-    /// This cgroup's own soft ceiling, the one Node reads beside the limit:
-    /// v2 `memory.high`, v1 `memory.soft_limit_in_bytes`; `null` when unlimited.
-    pub leaf_high_bytes: Option<f64>,
-    /// The memory Node sizes its default heap from, bytes: libuv's
-    /// `uv_get_constrained_memory()`, the smaller of this cgroup's own
-    /// `leafHighBytes` and `leafLimitBytes` (parents are not looked at),
-    /// capped at the host's MemTotal; MemTotal when both are unlimited.
-    pub constrained_memory_bytes: Option<f64>,
-    /// Memory charged to the cgroup: v2 `memory.current`, v1 `memory.usage_in_bytes`.
-    pub usage_bytes: Option<f64>,
-    /// Usage minus inactive page cache (`inactive_file`), never below 0; what
-    /// kubelet and cAdvisor call the working set.
-    pub working_set_bytes: Option<f64>,
-    /// The most the cgroup was charged since it was created, bytes: v2
-    /// `memory.peak` (kernel 5.19+), v1 `memory.max_usage_in_bytes`; `null`
-    /// where the kernel has none.
-    pub peak_bytes: Option<f64>,
-    /// Swap the cgroup uses, bytes: v2 `memory.swap.current`, v1
-    /// `memory.memsw.usage_in_bytes - memory.usage_in_bytes` (at least 0);
-    /// `null` where the kernel accounts no swap.
-    pub swap_bytes: Option<f64>,
-    /// The most swap the cgroup may use, bytes: v2 the smallest
-    /// `memory.swap.max` up the hierarchy, v1 the smallest
-    /// `memory.memsw.limit_in_bytes` up the hierarchy (memory plus swap, read
-    /// as `memory.stat` `hierarchical_memsw_limit`) minus the memory limit.
-    /// `null` when unlimited, and where the kernel accounts no swap (`swapBytes` is then `null` too).
-    /// The kernel OOM-kills only when memory and swap are both at their limits.
-    pub swap_limit_bytes: Option<f64>,
-    /// The number ratios use: the cgroup's working set; the host's
-    /// MemTotal - MemAvailable where there is no cgroup to measure (no memory
-    /// controller, the v2 root). `null` when the files it needs failed to read.
-    pub basis_bytes: Option<f64>,
-    /// `basisBytes / limitBytes`.
-    pub usage_ratio: Option<f64>,
-    /// `limitBytes - basisBytes`.
-    pub headroom_bytes: Option<f64>,
-    /// V8 `heap_size_limit / limitBytes`; at or above 1 the kernel kills before V8 gives up.
-    pub heap_limit_ratio: Option<f64>,
-    /// Whether the cgroup is stuck at its limit without an OOM kill, as the
-    /// sampler of a `watch()` monitor on the same root judges it (a stall is
-    /// judged over seconds; one reading cannot tell). `null` when no monitor
-    /// with stall detection watches this root.
-    pub stalled: Option<bool>,
-    /// Where the cgroup is; `null` without a memory cgroup.
-    pub cgroup: Option<CgroupInfo>,
-    /// `memory.stat`; `null` without a memory cgroup or when unreadable.
-    pub stat: Option<MemoryStat>,
-    /// Event counters; `null` without a memory cgroup or when unreadable.
-    pub events: Option<MemoryEvents>,
-    /// PSI; `null` where the kernel has none.
-    pub pressure: Option<MemoryPressure>,
-    /// Process RSS from `/proc/self/statm`, bytes.
-    pub rss_bytes: Option<f64>,
-    /// The processes in the memory cgroup, largest first; `null` without a
-    /// memory cgroup or when `cgroup.procs` could not be read.
-    pub processes: Option<CgroupProcesses>,
-    /// `MemTotal` from `/proc/meminfo`, bytes.
-    pub host_total_bytes: Option<f64>,
-    /// `MemAvailable` from `/proc/meminfo`, bytes.
-    pub host_available_bytes: Option<f64>,
-    /// The V8 numbers used.
-    pub v8: V8Metrics,
-    /// Findings, most important first.
-    pub diagnoses: Vec<Diagnosis>,
 }
