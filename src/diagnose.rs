@@ -501,6 +501,29 @@ mod tests {
     use super::*;
     use crate::locate::{CgroupVersion, Location};
 
+    #[test]
+    fn named_files_are_the_kernels_per_version_and_v2s_without_a_cgroup() {
+        let v1 = named_files(Some(CgroupVersion::V1));
+        assert_eq!(
+            v1.entries(),
+            [
+                ("limit", "memory.limit_in_bytes"),
+                ("high", "memory.soft_limit_in_bytes"),
+                ("oomKill", "memory.oom_control"),
+            ]
+        );
+        let v2 = named_files(Some(CgroupVersion::V2));
+        assert_eq!(
+            v2.entries(),
+            [
+                ("limit", "memory.max"),
+                ("high", "memory.high"),
+                ("oomKill", "memory.events"),
+            ]
+        );
+        assert_eq!(named_files(None), v2);
+    }
+
     fn limited(limit: u64) -> Snapshot {
         Snapshot {
             location: Some(Location {

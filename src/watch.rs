@@ -338,6 +338,21 @@ pub mod block {
             .position(|s| *s == source)
             .map_or(0.0, |i| (i + 1) as f64)
     }
+
+    #[cfg(test)]
+    #[test]
+    fn every_source_has_its_own_code_from_1_and_the_slots_their_own_index() {
+        use super::LimitSource::*;
+        assert_eq!([CgroupV1, CgroupV2, Host].map(source_code), [1.0, 2.0, 3.0]);
+        let mut seen: Vec<usize> = NAMES.iter().map(|(_, i)| *i).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), NAMES.len(), "no two slots share an index");
+        assert!(
+            seen.iter().all(|i| *i < LEN),
+            "every slot is inside the block"
+        );
+    }
 }
 
 /// Memory shared with JavaScript. Slots hold f64 bit patterns; single
