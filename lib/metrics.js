@@ -28,13 +28,17 @@ const V8_INPUTS = [
   ['heapSizeLimit', SLOT['v8.heapSizeLimitBytes']],
 ]
 
-// Properties that come from describe() rather than from a slot, by section.
-const SHAPE_FIELDS = {
-  '': ['source: s.source', 'cgroup: s.cgroup'],
+// Properties that come from describe() rather than from a slot: placed by
+// the name of the slot they follow, else at the end of their section (by
+// name, not position, so a slot added in src/slots.rs cannot misplace them).
+const SHAPE_AFTER = {
+  timestampMs: ['source: s.source', 'cgroup: s.cgroup'],
+}
+const SHAPE_END = {
+  '': ['processes: s.processes', 'diagnoses: s.diagnoses'],
   stat: ['raw: raw(b, s.rawKeys)'],
   pressure: ['scope: s.pressureScope'],
 }
-const TAIL_FIELDS = ['processes: s.processes', 'diagnoses: s.diagnoses']
 // Slots that hold 1/0 for true/false (NaN: null).
 const BOOLEAN_SLOTS = ['stalled']
 
@@ -64,13 +68,9 @@ function compileBuilder() {
         const inner = emit(child, full)
         fields.push(`${key}: b[${child.slot}] === 1 ? ${inner} : null`)
       }
+      if (Object.hasOwn(SHAPE_AFTER, full)) fields.push(...SHAPE_AFTER[full])
     }
-    if (prefix === '') {
-      fields.splice(1, 0, ...SHAPE_FIELDS[''])
-      fields.push(...TAIL_FIELDS)
-    } else if (SHAPE_FIELDS[prefix]) {
-      fields.push(...SHAPE_FIELDS[prefix])
-    }
+    if (Object.hasOwn(SHAPE_END, prefix)) fields.push(...SHAPE_END[prefix])
     return `{ ${fields.join(', ')} }`
   }
   // eslint-disable-next-line no-new-func
