@@ -1058,6 +1058,7 @@ impl Sampler {
         // Stalls: the sampler must keep running when the cgroup's page
         // cache (its own code included) is reclaimed and faulted back.
         crate::pin::pin_sampler_code();
+        prefer_short_slices();
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i64;
         let mut triggers = Triggers::default();
@@ -1181,6 +1182,54 @@ impl Sampler {
                 last_events_wake = Some(Instant::now());
             }
         }
+    }
+}
+
+/// Ask the scheduler for short time slices for this thread (Linux 6.12+,
+/// EEVDF's custom slice: `sched_setattr` with `sched_runtime` under
+/// SCHED_OTHER, no privilege needed, nice unchanged). A thread that asks for
+/// 0.1 ms gets an earlier deadline when it wakes, so it runs soon after its
+/// timer or a kernel wake-up even with every core busy; it uses microseconds
+/// per wake-up, so it takes nothing from anyone. Traced kills under two
+/// CPU-bound processes showed the sampler waiting 50-130 ms for a CPU in
+/// the last moments before a kill. Older kernels refuse it: nothing changes.
+fn prefer_short_slices() {
+    #[repr(C)]
+    struct SchedAttr {
+        size: u32,
+        policy: u32,
+        flags: u64,
+        nice: i32,
+        priority: u32,
+        runtime: u64,
+        deadline: u64,
+        period: u64,
+        util_min: u32,
+        util_max: u32,
+    }
+    // SAFETY: plain syscalls on this thread with a valid struct.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
+        if nice == -1 && *libc::__errno_location() != 0 {
+            return;
+        }
+        if libc::sched_getscheduler(0) != libc::SCHED_OTHER {
+            return;
+        }
+        let attr = SchedAttr {
+            size: std::mem::size_of::<SchedAttr>() as u32,
+            policy: libc::SCHED_OTHER as u32,
+            flags: 0,
+            nice,
+            priority: 0,
+            runtime: 100_000,
+            deadline: 0,
+            period: 0,
+            util_min: 0,
+            util_max: 0,
+        };
+        libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0);
     }
 }
 
