@@ -1390,8 +1390,8 @@ const CYCLES_CHILD = `${PRELUDE}
 
 test('10,000 watch/close cycles on / leave no threads, no descriptors and bounded memory (child process)', async () => {
   const runs = await Promise.all([
-    runNode(CYCLES_CHILD, { args: ['alone'], execArgv: ['--expose-gc'], timeoutMs: 30000 }),
-    runNode(CYCLES_CHILD, { args: ['with-open', path.join(FIXTURES, 'v1-hybrid-busy')], execArgv: ['--expose-gc'], timeoutMs: 30000 }),
+    runNode(CYCLES_CHILD, { args: ['alone'], execArgv: ['--expose-gc'], timeoutMs: 60000 }),
+    runNode(CYCLES_CHILD, { args: ['with-open', path.join(FIXTURES, 'v1-hybrid-busy')], execArgv: ['--expose-gc'], timeoutMs: 60000 }),
   ])
   const MiB = 1024 * 1024
   for (const [name, r] of [['alone', runs[0]], ['with another monitor open', runs[1]]]) {
