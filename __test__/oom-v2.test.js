@@ -231,5 +231,6 @@ test('v2: page cache far larger than the limit raises no critical event', { time
   assert.ok(report.maxUsageRatio > 0.8, `page cache did fill the cgroup (max usage ${report.maxUsageRatio})`)
   const markers = parseMarkers(r.markersText)
   assert.ok(!markers.some((m) => m.level === 3), `no critical event: ${JSON.stringify(markers)}`)
-  assert.equal(r.lastWordsText, null, 'no last words')
+  // A clean exit below every threshold empties the file, so none or empty.
+  assert.ok(r.lastWordsText === null || r.lastWordsText.trim() === '', `no last words: ${r.lastWordsText}`)
 })
