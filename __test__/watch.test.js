@@ -939,6 +939,10 @@ const CLEAN_EXIT_CHILD = `${PRELUDE}
   ;(async () => {
     set(0.7)
     await waitFor('level 1', () => m.level === 1)
+    // The block shows the level as soon as the sample is taken; the record
+    // is written right after it, in the same pass.
+    const levelOne = () => { try { return JSON.parse(fs.readFileSync(file, 'utf8')).level === 1 } catch { return false } }
+    await waitFor('the level-1 record', levelOne)
     const during = fs.readFileSync(file, 'utf8')
     set(Number(leaveAt))
     await waitFor('the level to settle', () => m.current.ratio !== null && Math.abs(m.current.ratio - Number(leaveAt)) < 1e-3)
