@@ -504,37 +504,23 @@ fn last_error() -> std::io::Error {
     std::io::Error::last_os_error()
 }
 
-fn write_fd(fd: libc::c_int, bytes: &[u8]) -> std::io::Result<()> {
+/// Write all of `bytes`: at the file offset `at` onwards (`pwrite`), or at
+/// the descriptor's position (`write`, for stderr) when `at` is None.
+fn write_all_at(fd: libc::c_int, bytes: &[u8], at: Option<u64>) -> std::io::Result<()> {
     let mut off = 0;
     while off < bytes.len() {
-        // SAFETY: the slice is valid for its length.
-        let n = unsafe { libc::write(fd, bytes[off..].as_ptr().cast(), bytes.len() - off) };
-        if n < 0 {
-            let e = last_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        off += n as usize;
-    }
-    Ok(())
-}
-
-fn pwrite_all(fd: libc::c_int, bytes: &[u8]) -> std::io::Result<()> {
-    let mut off = 0;
-    while off < bytes.len() {
+        let rest = &bytes[off..];
         // SAFETY: the slice is valid for its length.
         let n = unsafe {
-            libc::pwrite(
-                fd,
-                bytes[off..].as_ptr().cast(),
-                bytes.len() - off,
-                off as libc::off_t,
-            )
+            match at {
+                Some(base) => libc::pwrite(
+                    fd,
+                    rest.as_ptr().cast(),
+                    rest.len(),
+                    (base + off as u64) as libc::off_t,
+                ),
+                None => libc::write(fd, rest.as_ptr().cast(), rest.len()),
+            }
         };
         if n < 0 {
             let e = last_error();
@@ -574,7 +560,7 @@ pub fn write_stderr(line: &str) -> bool {
     // SAFETY: one valid pollfd, no wait.
     let ready = unsafe { libc::poll(&mut p, 1, 0) } == 1 && p.revents & libc::POLLOUT != 0;
     // A free pipe buffer slot is a page: a line under MAX_LINE fits whole.
-    ready && line.len() < MAX_LINE && write_fd(2, line.as_bytes()).is_ok()
+    ready && line.len() < MAX_LINE && write_all_at(2, line.as_bytes(), None).is_ok()
 }
 
 /// An fd closed on drop.
@@ -645,7 +631,8 @@ pub fn write_file(path: &Path, line: &str) -> Result<(), WriteError> {
     let (fd, st) =
         open_nonblocking(path, libc::O_CREAT).map_err(|e| describe(path, "cannot open", e))?;
     if !is_regular(&st) {
-        return write_fd(fd.0, line.as_bytes()).map_err(|e| describe(path, "cannot write", e));
+        return write_all_at(fd.0, line.as_bytes(), None)
+            .map_err(|e| describe(path, "cannot write", e));
     }
     let body = line.trim_end_matches('\n');
     let (head, close) = match body.strip_suffix('}') {
@@ -660,7 +647,7 @@ pub fn write_file(path: &Path, line: &str) -> Result<(), WriteError> {
     buf[..keep].copy_from_slice(&head.as_bytes()[..keep]);
     buf[total - 1 - close.len()..total - 1].copy_from_slice(close.as_bytes());
     buf[total - 1] = b'\n';
-    pwrite_all(fd.0, &buf[..total]).map_err(|e| describe(path, "cannot write", e))?;
+    write_all_at(fd.0, &buf[..total], Some(0)).map_err(|e| describe(path, "cannot write", e))?;
     if size > MAX_BYTES {
         // SAFETY: our own descriptor. A failure leaves a whole record in the first page.
         unsafe { libc::ftruncate(fd.0, total as libc::off_t) };
