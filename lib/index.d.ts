@@ -1,6 +1,6 @@
 // The public types of oomguard, written here once. A reading's shape
 // (MemoryMetrics and its sections) is declared in this file only: the native
-// side fills numbered slots (src/slots.rs) that lib/metrics.js names, and
+// side fills numbered slots (src/napi/slots.rs) that lib/metrics.js names, and
 // __test__/api.test.js checks that every field here is one getMemoryMetrics()
 // returns, and the reverse. The types the native side does build (the cgroup,
 // the processes, a diagnosis) come from the generated ../index.d.ts.

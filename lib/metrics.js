@@ -30,7 +30,7 @@ const V8_INPUTS = [
 
 // Properties that come from describe() rather than from a slot: placed by
 // the name of the slot they follow, else at the end of their section (by
-// name, not position, so a slot added in src/slots.rs cannot misplace them).
+// name, not position, so a slot added in src/napi/slots.rs cannot misplace them).
 const SHAPE_AFTER = {
   timestampMs: ['source: s.source', 'cgroup: s.cgroup'],
 }
