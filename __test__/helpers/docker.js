@@ -23,6 +23,7 @@ const path = require('node:path')
 const { spawn, spawnSync, execFileSync } = require('node:child_process')
 const h = require('./cgroup')
 const { npm } = require('./npm')
+const { dropCache } = require('./cold-node')
 
 const DOCKER = '/usr/bin/docker'
 const DOCKERD = '/usr/sbin/dockerd'
@@ -30,7 +31,7 @@ const BUSYBOX = '/bin/busybox'
 /** busybox applets the scripts and tests use inside the image. */
 const APPLETS = ['sh', 'cat', 'ls', 'echo', 'sleep', 'wget', 'mkdir', 'env', 'true', 'grep', 'head']
 /** Test scripts copied to /app/t in the image. */
-const SCRIPTS = ['oom-child.js', 'alloc.js', 'limit-child.js', 'docker-probe.js']
+const SCRIPTS = ['oom-child.js', 'alloc.js', 'limit-child.js', 'docker-probe.js', 'stall-child.js']
 
 // ------------------------------------------------------------------ cgroup hierarchies
 
@@ -308,6 +309,66 @@ function inspect(name) {
   return JSON.parse(dockerOk(['inspect', name]))[0]
 }
 
+/** The regular files of the image's overlay2 layers under our data root. */
+function imageFiles() {
+  const data = JSON.parse(dockerOk(['image', 'inspect', state.image]))[0].GraphDriver
+  assert.equal(data.Name, 'overlay2', 'the daemon runs the overlay2 storage driver')
+  const layers = [data.Data.UpperDir, ...(data.Data.LowerDir ? data.Data.LowerDir.split(':') : [])].filter(Boolean)
+  assert.ok(layers.length > 0 && layers.every((l) => l.startsWith(state.tmp + '/')), `the image's layers are under our data root: ${JSON.stringify(data.Data)}`)
+  const files = []
+  const walk = (dir) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const f = path.join(dir, e.name)
+      if (e.isDirectory()) walk(f)
+      else if (e.isFile()) files.push(f)
+    }
+  }
+  for (const l of layers) walk(l)
+  return files
+}
+
+/**
+ * Drop the image's files from the page cache, as the container will read
+ * them: a container reads a file it does not write straight from the
+ * image's overlay2 layer under the data root. After `docker import` they are
+ * warm, charged to whoever wrote them; cold, a container started from the
+ * image reads node's code for the first time inside its own cgroup, as one
+ * started from a freshly pulled image on a new node does. Call it before
+ * each run: a run leaves what it read cached (charged to the parent cgroup
+ * once the container's goes). Returns how many files were dropped.
+ */
+function coldImage() {
+  const files = imageFiles()
+  for (const f of files) {
+    // A dirty page cannot be dropped: written back first.
+    const fd = fs.openSync(f, 'r')
+    try {
+      fs.fsyncSync(fd)
+    } finally {
+      fs.closeSync(fd)
+    }
+    dropCache(f)
+  }
+  return files.length
+}
+
+/**
+ * Read the image's files into the page cache from here (charged to this
+ * process's cgroup, not a container's), as `docker import` left them: the
+ * other tests expect a warm image.
+ */
+function warmImage() {
+  const buf = Buffer.allocUnsafe(1 << 20)
+  for (const f of imageFiles()) {
+    const fd = fs.openSync(f, 'r')
+    try {
+      while (fs.readSync(fd, buf, 0, buf.length, null) > 0);
+    } finally {
+      fs.closeSync(fd)
+    }
+  }
+}
+
 /** A pod-like cgroup under the daemon's parent, with a limit: for `--cgroup-parent`. */
 function makeLimitParent(limitBytes) {
   const name = h.uniqueName('pod')
@@ -457,6 +518,8 @@ module.exports = {
   inspect,
   hostFile,
   makeLimitParent,
+  coldImage,
+  warmImage,
   state: () => state,
   cgroupMounts,
   dirIn,
