@@ -44,20 +44,25 @@ function summarize(runs) {
   for (const [pattern, rs] of Object.entries(by)) {
     const s = k.PATTERNS[pattern]
     if (s.survives) {
-      rows.push([pattern, `${rs.length} runs`, '–', '–', '–', `${rs.filter((r) => r.ok).length}/${rs.length} survived, no critical`, '–', '–', '–'])
+      rows.push([pattern, `${rs.length} runs`, '–', '–', '–', '–', `${rs.filter((r) => r.ok).length}/${rs.length} survived, no critical`, '–', '–', '–'])
       continue
     }
     const kills = rs.filter((r) => r.killed)
     const n = kills.length
     const count = (f) => `${kills.filter(f).length}/${n}`
     const lead = kills.map((r) => r.recordLeadMs).filter((v) => v !== null)
+    const leadOf = (xs) => {
+      const v = xs.filter((x) => x !== null)
+      return v.length ? `${u.fmt(u.median(v), 0)} (min ${u.fmt(u.minOf(v), 0)})` : '–'
+    }
     const ratio = kills.map((r) => r.record && r.record.ratio).filter((v) => typeof v === 'number')
     rows.push([
       pattern,
       `${n}/${rs.length}`,
       count((r) => r.lastWords),
       count((r) => r.verdictRight),
-      s.listener ? count((r) => r.listenerBeforeKill) : 'not required',
+      s.listener ? `${count((r) => r.listenerAnyBeforeKill)} · ${count((r) => r.listenerBeforeKill)}` : 'not required',
+      s.listener ? leadOf(kills.map((r) => r.listenerFirstLeadMs)) : '–',
       count((r) => r.record && r.record.final),
       count((r) => r.singleShotWouldWrite),
       `${u.fmt(u.median(ratio), 4)} (min ${u.fmt(u.minOf(ratio), 4)})`,
@@ -65,7 +70,7 @@ function summarize(runs) {
     ])
   }
   return u.table(
-    ['pattern', 'OOM-killed runs', 'last words in the file', 'verdict right', 'JS listener before the kill', 'latest record final', 'sampler saw the top before the kill', 'latest record ratio, median', 'latest record age at the kill, ms'],
+    ['pattern', 'OOM-killed runs', 'last words in the file', 'verdict right', 'JS listener before the kill: any threshold · the highest', 'first listener call before the kill, ms', 'latest record final', 'sampler saw the top before the kill', 'latest record ratio, median', 'latest record age at the kill, ms'],
     rows,
   )
 }

@@ -160,6 +160,9 @@ function judge(s, patternName, { run, text, markers, trace, oomKills, killMs, en
     listenerLevels: levelMarks.map((m) => m.level),
     listenerBeforeKill: !!heardTop && heardTop.t <= kill,
     listenerLeadMs: heardTop ? kill - heardTop.t : null,
+    // The application was told at all: the listener ran for some threshold before the kill.
+    listenerAnyBeforeKill: levelMarks.some((m) => m.t <= kill),
+    listenerFirstLeadMs: levelMarks.length ? kill - levelMarks[0].t : null,
     stderrLevels: stderrRecords(run.stderr).map((r) => r.level),
     // The sampler's own account (src/trace.rs).
     trace: {
