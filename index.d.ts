@@ -217,6 +217,13 @@ export interface SamplerInfo {
   pinnedBytes: number | null
   /** Why locking them failed, if it did. */
   pinError: string | null
+  /**
+   * Snapshots of every file the sampler took (every monitor's first
+   * sample included), and its samples of the usage alone, between
+   * thresholds (see src/watch.rs `Quiet`), since the process started.
+   */
+  snapshots: number
+  ticks: number
 }
 
 /** What `describe()` returns (internal). */

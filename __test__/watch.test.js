@@ -743,7 +743,9 @@ test('an unparsable file mid-run: one error, the last good sample kept (failing)
 
       fs.writeFileSync(copy.file(file), garbage)
       const t0 = Date.now()
-      await waitFor('the sampler to notice', () => events.length > 0 || m.current.failing, 1000).catch(() => {})
+      // Below every threshold a sample reads the usage alone and the limits; a
+      // snapshot of every file (memory.stat, statm) comes every 2 s.
+      await waitFor('the sampler to notice', () => events.length > 0 || m.current.failing, 3000).catch(() => {})
       await sleep(Math.max(0, 400 - (Date.now() - t0))) // several retries (every 100 ms while failing)
       const during = m.current
       await sleep(300)
@@ -1110,7 +1112,7 @@ test('close() is idempotent; after the last close the sampler thread exits by it
   assert.equal(samplerInfo().roots, 0)
   await waitFor('the thread to exit', () => !samplerInfo().running && !fs.existsSync(`/proc/self/task/${tid}`), 2000)
   const after = samplerInfo()
-  assert.deepEqual({ ...after, pinnedBytes: undefined, pinError: undefined }, { running: false, threadId: null, monitors: 0, roots: 0, triggers: [], pinnedBytes: undefined, pinError: undefined })
+  assert.deepEqual({ ...after, pinnedBytes: undefined, pinError: undefined, snapshots: undefined, ticks: undefined }, { running: false, threadId: null, monitors: 0, roots: 0, triggers: [], pinnedBytes: undefined, pinError: undefined, snapshots: undefined, ticks: undefined })
   assert.deepEqual(samplerTasks(), [])
   b.close()
 
@@ -1411,7 +1413,7 @@ test('10,000 watch/close cycles on / leave no threads, no descriptors and bounde
     assert.ok(second.rss - first.rss < 2 * MiB, `RSS +${((second.rss - first.rss) / MiB).toFixed(1)} MiB over 10,000 more: ${diag}`)
     assert.ok(second.heapUsed - base.heapUsed < 2 * MiB, `heap: ${diag}`)
     assert.ok(out.ms < 15000, `10,000 cycles took ${out.ms} ms`)
-    assert.deepEqual({ ...out.final, pinnedBytes: undefined, pinError: undefined }, { running: false, threadId: null, monitors: 0, roots: 0, triggers: [], pinnedBytes: undefined, pinError: undefined })
+    assert.deepEqual({ ...out.final, pinnedBytes: undefined, pinError: undefined, snapshots: undefined, ticks: undefined }, { running: false, threadId: null, monitors: 0, roots: 0, triggers: [], pinnedBytes: undefined, pinError: undefined, snapshots: undefined, ticks: undefined })
   }
   assert.equal(result(runs[0]).info.running, false)
   assert.equal(result(runs[1]).info.monitors, 1)

@@ -66,9 +66,10 @@ function processCpu() {
 async function main() {
   let monitor = null
   let samplerTid = null
+  let native = null
   if (mode === 'monitor') {
     const oomguard = require(path.resolve(pkgDir))
-    const native = require(path.join(path.resolve(pkgDir), 'index.js'))
+    native = require(path.join(path.resolve(pkgDir), 'index.js'))
     monitor = oomguard.watch()
     for (let i = 0; i < 200 && samplerTid === null; i++) {
       samplerTid = native.samplerInfo().threadId
@@ -92,6 +93,7 @@ async function main() {
     // reverse after) so the main thread's window holds little but the sleep.
     const ws0 = workingSet()
     const c0 = monitor ? monitor.current : null
+    const i0 = native ? native.samplerInfo() : null
     const t0 = process.hrtime.bigint()
     const p0 = processCpu()
     const m0 = taskCpu(process.pid)
@@ -102,6 +104,7 @@ async function main() {
     const p1 = processCpu()
     const windowS = Number(process.hrtime.bigint() - t0) / 1e9
     const c1 = monitor ? monitor.current : null
+    const i1 = native ? native.samplerInfo() : null
     const ws1 = workingSet()
     const d = (a, b, k) => (a && b ? b[k] - a[k] : null)
     const out = {
@@ -113,7 +116,15 @@ async function main() {
       sampler: s0 && { ns: d(s0, s1, 'ns'), ticks: d(s0, s1, 'ticks'), wakeups: d(s0, s1, 'wakeups') },
       main: { ns: d(m0, m1, 'ns'), ticks: d(m0, m1, 'ticks'), wakeups: d(m0, m1, 'wakeups') },
       process: { ns: p1.ns - p0.ns, ticks: p1.ticks - p0.ticks, threads: p1.threads },
-      monitor: c0 && { samples: c1.samples - c0.samples, intervalMs: c1.intervalMs, level: c1.level, ratio: c1.ratio },
+      monitor: c0 && {
+        samples: c1.samples - c0.samples,
+        // Snapshots of every file (builds without the count: null).
+        snapshots: i1.snapshots === undefined ? null : i1.snapshots - i0.snapshots,
+        triggers: i1.triggers,
+        intervalMs: c1.intervalMs,
+        level: c1.level,
+        ratio: c1.ratio,
+      },
     }
     process.stdout.write(`OOMGUARD_COST ${JSON.stringify(out)}\n`)
   }

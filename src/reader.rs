@@ -276,7 +276,7 @@ impl Snapshot {
         }
     }
 
-    fn has_cgroup_usage(&self) -> bool {
+    pub(crate) fn has_cgroup_usage(&self) -> bool {
         self.location.is_some() && !self.v2_root
     }
 
@@ -306,6 +306,9 @@ struct CgroupFiles {
     kmem_tcp: Option<OpenFile>,
     /// limit file of each directory from the leaf up (v2 memory.max, v1 memory.limit_in_bytes)
     limits: Vec<OpenFile>,
+    /// What the limit files said at the last snapshot (None: one failed),
+    /// for [`Reader::tick`] to see a limit change without a snapshot.
+    limits_seen: Option<Vec<Option<u64>>>,
     /// v2 memory.high of each directory from the leaf up
     highs: Vec<OpenFile>,
     /// v1 `memory.soft_limit_in_bytes` of the leaf
@@ -354,6 +357,7 @@ impl CgroupFiles {
                 kmem: None,
                 kmem_tcp: None,
                 limits: all("memory.max"),
+                limits_seen: None,
                 highs: all("memory.high"),
                 soft_limit: None,
                 peak: (!v2_root).then(|| at("memory.peak")),
@@ -378,6 +382,7 @@ impl CgroupFiles {
                 kmem: Some(at("memory.kmem.usage_in_bytes")),
                 kmem_tcp: Some(at("memory.kmem.tcp.usage_in_bytes")),
                 limits: all("memory.limit_in_bytes"),
+                limits_seen: None,
                 highs: Vec::new(),
                 soft_limit: Some(at("memory.soft_limit_in_bytes")),
                 peak: Some(at("memory.max_usage_in_bytes")),
@@ -584,6 +589,54 @@ impl Reader {
     }
 }
 
+/// What [`Reader::tick`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tick {
+    /// `memory.current` / `memory.usage_in_bytes`, now.
+    pub usage: u64,
+    /// `memory.stat`'s inactive file, now; only when asked for.
+    pub inactive_file: Option<u64>,
+}
+
+impl Reader {
+    /// The few numbers a sample between two snapshots needs: the usage
+    /// and, with `with_stat`, `memory.stat`'s inactive file (for the working
+    /// set). The limit files up the hierarchy are read too, each one small
+    /// number, so that a changed limit is seen at once. None (take a full
+    /// snapshot instead) where there is no cgroup usage file (no memory
+    /// controller, the v2 root), before the first snapshot, when a limit
+    /// file differs from the last snapshot's, or when any read fails: the
+    /// snapshot reports it, and looks for the cgroup again. Does not look
+    /// for a move to another cgroup: snapshots do that.
+    pub fn tick(&mut self, with_stat: bool) -> Option<Tick> {
+        let State::Located(files) = &mut self.state else {
+            return None;
+        };
+        let buf = &mut self.buf;
+        let usage = files.usage.as_mut()?.parse(buf, parse_u64).ok()?;
+        let seen = files.limits_seen.as_ref()?;
+        for (f, was) in files.limits.iter_mut().zip(seen) {
+            match f.parse(buf, parse_limit) {
+                Ok(v) if v == *was => {}
+                // Absent then and now (above the leaf: the v2 root has none).
+                Err(e) if e.is_not_found() && was.is_none() => {}
+                _ => return None,
+            }
+        }
+        let inactive_file = if with_stat {
+            let key = MemoryStat::inactive_file_key(files.location.version);
+            let raw = files.stat.parse(buf, parse_flat_keyed).ok()?;
+            Some(lookup(&raw, key)?)
+        } else {
+            None
+        };
+        Some(Tick {
+            usage,
+            inactive_file,
+        })
+    }
+}
+
 fn read_cgroup(
     files: &mut CgroupFiles,
     buf: &mut Vec<u8>,
@@ -611,6 +664,7 @@ fn read_cgroup(
         limits.push(v.flatten());
     }
     snap.failed.limit = problems.len() > before_limits;
+    files.limits_seen = (!snap.failed.limit).then(|| limits.clone());
     let mut highs = Vec::with_capacity(files.highs.len());
     for f in files.highs.iter_mut() {
         highs.push(optional(f.parse(buf, parse_limit), problems).flatten());

@@ -333,6 +333,18 @@ impl Detector {
     }
 
     /// Feed one reading; returns a transition when one happened.
+    /// The sampler took a sample without the counters (the usage alone),
+    /// and it proves the working set outside the margin: no window may
+    /// span it, or the first window of a stall would start at the last
+    /// reading before it, seconds earlier. While calm, the next reading
+    /// starts afresh; otherwise nothing changes (the sampler feeds every
+    /// sample then).
+    pub fn gap(&mut self) {
+        if matches!(self.phase, Phase::Calm) {
+            self.anchor = None;
+        }
+    }
+
     pub fn feed(&mut self, r: Reading) -> Option<Transition> {
         let Some(a) = self.anchor else {
             self.anchor = Some(r);
@@ -664,6 +676,37 @@ mod tests {
         psi: Some(0.0),
         refault: Some(0.0),
     };
+
+    #[test]
+    fn a_gap_without_readings_does_not_backdate_a_stall() {
+        // Snapshots every 2 s while calm (samples of the usage alone between
+        // them), then a stall from t = 2050 ms, fed every 50 ms.
+        let started = |gap: bool| {
+            let cfg = StallConfig {
+                sustain_ms: 3000.0,
+                ..StallConfig::default()
+            };
+            let mut s = Sim::new(cfg, Counter::Failcnt);
+            s.run(50.0, 50.0, CALM);
+            s.t += 2000.0;
+            if gap {
+                s.d.gap();
+            }
+            s.run(6000.0, 50.0, V1_STALL);
+            s.out
+                .iter()
+                .find(|(_, t)| matches!(t, Transition::Started(_)))
+                .map(|(t, _)| *t)
+                .unwrap()
+        };
+        // Without the gap the first window reaches back to t = 50 ms.
+        assert!(started(false) < 2050.0 + 3000.0);
+        let t = started(true);
+        assert!(
+            (2050.0 + 3000.0..=2050.0 + 3000.0 + 2.0 * WINDOW_MS).contains(&t),
+            "{t}"
+        );
+    }
 
     #[test]
     fn window_judgement() {

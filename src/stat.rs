@@ -1,5 +1,6 @@
 //! `memory.stat` in the cgroup v2 vocabulary, whatever the kernel's version.
 
+use crate::locate::CgroupVersion;
 use crate::parse::lookup;
 
 /// Named `memory.stat` fields in bytes (v2 names). v1 values are the
@@ -58,6 +59,15 @@ fn refaults(raw: &[(String, u64)], prefix: &str) -> Option<u64> {
 }
 
 impl MemoryStat {
+    /// The `memory.stat` key of the inactive file pages the working set
+    /// leaves out (v1: the hierarchical total).
+    pub fn inactive_file_key(version: CgroupVersion) -> &'static str {
+        match version {
+            CgroupVersion::V2 => "inactive_file",
+            CgroupVersion::V1 => "total_inactive_file",
+        }
+    }
+
     pub fn from_v2(raw: Vec<(String, u64)>) -> Self {
         let g = |k: &str| lookup(&raw, k);
         let slab = g("slab").or_else(|| match (g("slab_reclaimable"), g("slab_unreclaimable")) {
@@ -78,7 +88,7 @@ impl MemoryStat {
             anon_thp: g("anon_thp"),
             inactive_anon: g("inactive_anon"),
             active_anon: g("active_anon"),
-            inactive_file: g("inactive_file"),
+            inactive_file: g(Self::inactive_file_key(CgroupVersion::V2)),
             active_file: g("active_file"),
             unevictable: g("unevictable"),
             slab,
@@ -112,7 +122,7 @@ impl MemoryStat {
             anon_thp: g("total_rss_huge"),
             inactive_anon: g("total_inactive_anon"),
             active_anon: g("total_active_anon"),
-            inactive_file: g("total_inactive_file"),
+            inactive_file: g(Self::inactive_file_key(CgroupVersion::V1)),
             active_file: g("total_active_file"),
             unevictable: g("total_unevictable"),
             slab: None,

@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -26,7 +27,7 @@ use crate::diagnose::{self, Diagnosis, V8Numbers};
 use crate::guard;
 use crate::lastwords::{self, FlightRecord, RecordEvent, RecordInput};
 use crate::locate::Location;
-use crate::reader::{LimitSource, Reader, Snapshot};
+use crate::reader::{LimitSource, Reader, Snapshot, Tick};
 use crate::stall;
 use crate::trace;
 use crate::trigger::Triggers;
@@ -42,6 +43,9 @@ const EVENTS_WAKE_GAP: Duration = Duration::from_millis(50);
 const MIN_GROWTH: f64 = 64.0 * 1024.0;
 /// How long to wait after a pass that could not read (or panicked).
 const RETRY_AFTER: Duration = Duration::from_millis(100);
+/// Between thresholds a sample reads the usage alone (see [`Quiet`]); a
+/// full snapshot of every file is taken at least this often all the same.
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(2);
 
 /// The bounds `Config::new` enforces (the JavaScript options say the same).
 pub const MAX_THRESHOLDS: usize = 16;
@@ -524,7 +528,34 @@ struct MonitorState {
     limit: Option<u64>,
     /// Stall detection, when on.
     stall: Option<stall::Detector>,
+    /// Where a sample of the usage alone will do, from the last snapshot.
+    quiet: Option<Quiet>,
 }
+
+/// Between two snapshots, the usage inside which nothing a snapshot reads
+/// can change this monitor's level or what it must do; computed at every
+/// snapshot, against its limit (a changed limit file ends the quiet: see
+/// [`Reader::tick`]). The working set is the usage less the inactive file,
+/// so usage below a threshold proves the working set below it: only usage
+/// at or above `up` needs `memory.stat`, and only a basis at or above it,
+/// below `down` (the working set as the usage less the last snapshot's
+/// inactive file: a snapshot decides) or usage in the stall zone a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Quiet {
+    /// The basis at or above which the level may rise: the next threshold
+    /// in bytes (the limit at the top level).
+    up: u64,
+    /// The basis below which the level may fall (0 at level 0).
+    down: u64,
+    /// With stall detection: the usage from which the working set may be
+    /// within the stall margin of the limit.
+    stall_from: Option<u64>,
+}
+
+/// How many snapshots of every file, and how many samples of the usage
+/// alone, the sampler took (for tests and benchmarks).
+static SNAPSHOTS: AtomicU64 = AtomicU64::new(0);
+static TICKS: AtomicU64 = AtomicU64::new(0);
 
 struct Monitor {
     id: u32,
@@ -548,6 +579,10 @@ struct RootSampling {
     /// wake-ups are registered for.
     location: Option<Location>,
     cgroup_limit: Option<u64>,
+    /// When the last snapshot was taken, and its inactive file (the working
+    /// set of a sample of the usage alone is the usage less this).
+    snapshot_at: Option<Instant>,
+    inactive_file: Option<u64>,
 }
 
 struct Root {
@@ -563,6 +598,26 @@ struct Sample {
     rates: [f64; 3],
 }
 
+/// A sample of the usage alone (see [`Quiet`]).
+struct TickSample {
+    usage: u64,
+    /// The usage less the inactive file: read now where the usage was at
+    /// or above a threshold, else the last snapshot's.
+    working_set: u64,
+    ts: f64,
+    rates: [f64; 3],
+    location: Option<Location>,
+    cgroup_limit: Option<u64>,
+}
+
+/// What a pass read for a root. Not boxed: one per root per pass, on the
+/// sampler thread's stack (a box would be an allocation per pass).
+#[allow(clippy::large_enum_variant)]
+enum Reading {
+    Full(Result<Sample, String>),
+    Tick(TickSample),
+}
+
 impl Root {
     fn new(path: PathBuf) -> Root {
         Root {
@@ -571,6 +626,8 @@ impl Root {
                 growth: [Growth::default(); 3],
                 location: None,
                 cgroup_limit: None,
+                snapshot_at: None,
+                inactive_file: None,
             }),
             path,
         }
@@ -608,11 +665,76 @@ impl Root {
         if !snap.failed.limit {
             st.cgroup_limit = snap.cgroup_limit;
         }
+        st.snapshot_at = Some(at);
+        st.inactive_file = snap.stat.as_ref().and_then(|s| s.inactive_file);
+        SNAPSHOTS.fetch_add(1, Ordering::Relaxed);
         Ok(Sample {
             snap,
             at,
             ts,
             rates,
+        })
+    }
+
+    /// A sample of the usage alone, where it proves every monitor's level
+    /// unchanged (`quiet`: each monitor's basis and bounds); None where a
+    /// snapshot is needed (due, near a threshold, a limit changed, a read
+    /// failed, a panic: the snapshot says what is wrong).
+    fn tick(&self, quiet: &[(Basis, Quiet)]) -> Option<TickSample> {
+        let mut st = self.sampling.lock().unwrap_or_else(|p| p.into_inner());
+        if st.snapshot_at.is_none_or(|t| t.elapsed() >= SNAPSHOT_EVERY) {
+            return None;
+        }
+        let r = guard::catch("a sample of the usage", || {
+            #[cfg(test)]
+            tests::fault(&self.path, tests::PANIC_IN_READ);
+            let Tick { usage, .. } = st.reader.tick(false)?;
+            let mut working_set = usage.saturating_sub(st.inactive_file?);
+            if quiet
+                .iter()
+                .any(|(basis, q)| *basis == Basis::WorkingSet && usage >= q.up)
+            {
+                // Usage at a threshold: the working set decides, read now.
+                let t = st.reader.tick(true)?;
+                working_set = t.usage.saturating_sub(t.inactive_file?);
+            }
+            for (basis, q) in quiet {
+                let b = if *basis == Basis::Usage {
+                    usage
+                } else {
+                    working_set
+                };
+                let in_stall_zone = q.stall_from.is_some_and(|s| usage >= s);
+                if b >= q.up || b < q.down || in_stall_zone {
+                    return None;
+                }
+            }
+            Some((usage, working_set))
+        });
+        let (usage, working_set) = match r {
+            Ok(Some(v)) => v,
+            Ok(None) => return None,
+            Err(_) => {
+                st.reader = Reader::new(self.path.clone());
+                st.snapshot_at = None;
+                return None;
+            }
+        };
+        let at = Instant::now();
+        let mut rates = [0.0; 3];
+        rates[basis_index(Basis::WorkingSet)] =
+            st.growth[basis_index(Basis::WorkingSet)].observe(at, working_set as f64);
+        rates[basis_index(Basis::Usage)] =
+            st.growth[basis_index(Basis::Usage)].observe(at, usage as f64);
+        rates[basis_index(Basis::Rss)] = st.growth[basis_index(Basis::Rss)].rate();
+        TICKS.fetch_add(1, Ordering::Relaxed);
+        Some(TickSample {
+            usage,
+            working_set,
+            ts: now_ms(),
+            rates,
+            location: st.location.clone(),
+            cgroup_limit: st.cgroup_limit,
         })
     }
 
@@ -703,6 +825,9 @@ pub struct Info {
     pub monitors: usize,
     pub roots: usize,
     pub triggers: Vec<String>,
+    /// Snapshots of every file, and samples of the usage alone, taken so far.
+    pub snapshots: u64,
+    pub ticks: u64,
 }
 
 /// What a pass works on, copied out of the registry.
@@ -768,7 +893,7 @@ impl Sampler {
         let v8 = latest_v8(&self.lock().monitors);
         let mut events = Vec::new();
         let mut stderr_taken = false;
-        let reading = root.sample();
+        let reading = Reading::Full(root.sample());
         let no_triggers = |_: &Path, _: u64| false;
         step(
             &m,
@@ -890,6 +1015,8 @@ impl Sampler {
             monitors: reg.monitors.len(),
             roots: reg.roots.len(),
             triggers: reg.trigger_kinds.clone(),
+            snapshots: SNAPSHOTS.load(Ordering::Relaxed),
+            ticks: TICKS.load(Ordering::Relaxed),
         }
     }
 
@@ -1119,10 +1246,10 @@ fn threshold_bytes(limit: u64, threshold: f64) -> u64 {
 
 /// One pass: sample every root, step every monitor. Returns how long to sleep.
 fn pass(work: &Work, kernel: &dyn Fn(&Path, u64) -> bool, events: &mut Vec<Event>) -> Duration {
-    let readings: Vec<(&Path, Result<Sample, String>)> = work
+    let readings: Vec<(&Path, Reading)> = work
         .roots
         .iter()
-        .map(|r| (r.path.as_path(), r.sample()))
+        .map(|r| (r.path.as_path(), read_root(r, &work.monitors)))
         .collect();
     // Several monitors may cross in one pass: stderr gets one line.
     let mut stderr_taken = false;
@@ -1138,11 +1265,34 @@ fn pass(work: &Work, kernel: &dyn Fn(&Path, u64) -> bool, events: &mut Vec<Event
     wait
 }
 
+/// A sample of the usage alone where every monitor of the root is quiet
+/// and the sample proves it still is; else a snapshot.
+fn read_root(root: &Root, monitors: &[Arc<Monitor>]) -> Reading {
+    let mut quiet = Vec::new();
+    for m in monitors.iter().filter(|m| m.config.root == root.path) {
+        let st = m.state();
+        if st.closed {
+            continue;
+        }
+        match st.quiet {
+            Some(q) => quiet.push((m.config.basis, q)),
+            None => return Reading::Full(root.sample()),
+        }
+    }
+    if quiet.is_empty() {
+        return Reading::Full(root.sample());
+    }
+    match root.tick(&quiet) {
+        Some(t) => Reading::Tick(t),
+        None => Reading::Full(root.sample()),
+    }
+}
+
 /// Handle one sample for one monitor, catching a panic (one `error` event,
 /// said once until a step succeeds). Returns how long it may sleep.
 fn step(
     m: &Monitor,
-    reading: &Result<Sample, String>,
+    reading: &Reading,
     v8: Option<V8Known>,
     kernel: &dyn Fn(&Path, u64) -> bool,
     stderr_taken: &mut bool,
@@ -1154,8 +1304,9 @@ fn step(
     }
     let mine = events.len();
     let r = guard::catch("a monitor's step", || match reading {
-        Ok(s) => evaluate(m, &mut st, s, v8, kernel, stderr_taken, events),
-        Err(msg) => {
+        Reading::Tick(t) => evaluate_tick(m, &mut st, t, kernel),
+        Reading::Full(Ok(s)) => evaluate(m, &mut st, s, v8, kernel, stderr_taken, events),
+        Reading::Full(Err(msg)) => {
             // A panic while reading this root: said like a failed read.
             fail(
                 m,
@@ -1170,12 +1321,13 @@ fn step(
     });
     match r {
         Ok(w) => {
-            if reading.is_ok() {
+            if !matches!(reading, Reading::Full(Err(_))) {
                 st.panicked = false;
             }
             w
         }
         Err(p) => {
+            st.quiet = None;
             events.truncate(mine);
             if !st.panicked {
                 st.panicked = true;
@@ -1222,6 +1374,7 @@ fn evaluate(
 ) -> Duration {
     #[cfg(test)]
     tests::fault(&m.config.root, tests::PANIC_IN_STEP);
+    st.quiet = None;
     let snap = &s.snap;
     let cfg = &m.config;
     let (Some((limit, source)), Some(basis)) = (snap.limit(), cfg.basis.bytes(snap)) else {
@@ -1308,7 +1461,6 @@ fn evaluate(
     let stall_started = matches!(stall_now.transition, Some(stall::Transition::Started(_)));
 
     // The flight record.
-    let top = cfg.thresholds.len();
     let mut went: Option<String> = None;
     let mut went_wrong: Option<String> = None;
     let mut traced = false;
@@ -1455,42 +1607,17 @@ fn evaluate(
         stall_exit(m, st, s, after, basis_f, ratio, rate, v8);
     }
 
-    // Sleep no longer than the fastest plausible growth needs to reach the
-    // next threshold up.
-    let next = if new < top {
-        cfg.thresholds[new] * limit_f
-    } else {
-        limit_f
-    };
-    // Where the kernel itself will say when usage reaches the next
-    // threshold (v1 cgroup.event_control), and usage is below it, the
-    // thread can sleep long: usage is never below the working set, so it
-    // crosses first. Elsewhere, the interval policy.
-    let kernel_wakes = new < top
-        && cfg.basis != Basis::Rss
-        && match (&snap.location, snap.cgroup_limit, snap.usage) {
-            (Some(loc), Some(cg_limit), Some(usage)) => {
-                let at = threshold_bytes(cg_limit, cfg.thresholds[new]);
-                usage < at && kernel(&loc.dir, at)
-            }
-            _ => false,
-        };
-    let mut w = if kernel_wakes {
-        cfg.max_interval
-    } else {
-        interval_for(next - basis_f, rate, cfg.min_interval, cfg.max_interval)
-    };
-    // The flight record: while at a level, look again soon enough that a
-    // move of MOVE_SHARE of the limit at the measured rate is seen.
-    if new > 0 && cfg.path().is_some() && rate.abs() > MIN_GROWTH {
-        let refresh = Duration::from_secs_f64(lastwords::MOVE_SHARE * limit_f / (3.0 * rate.abs()))
-            .max(lastwords::MIN_GAP);
-        w = w.min(refresh.max(cfg.min_interval));
-    }
-    if st.stall.as_ref().is_some_and(|d| d.watching_closely()) {
-        w = w.min(STALL_POLL);
-    }
-    m.block.set(block::INTERVAL, w.as_secs_f64() * 1000.0);
+    let usage = snap.usage;
+    let kernel_wakes = kernel_wakes(
+        cfg,
+        new,
+        snap.location.as_ref(),
+        snap.cgroup_limit,
+        usage,
+        kernel,
+    );
+    let w = next_wait(m, st, new, basis_f, limit_f, rate, kernel_wakes);
+    st.quiet = quiet(cfg, st, new, limit, snap);
     if trace::enabled() && !traced {
         // A step that wrote nothing (those that wrote were recorded above).
         trace::record(
@@ -1504,6 +1631,184 @@ fn evaluate(
             [0, -1, -1],
         );
     }
+    w
+}
+
+/// The bounds inside which samples of the usage alone will do for this
+/// monitor, from a snapshot at `level` against `limit`; None where every
+/// sample must be a snapshot: the rss basis or no cgroup usage (what a
+/// sample of the usage cannot measure), no working set to start from, at a
+/// level with last words to keep (records are written from snapshots), and
+/// while stall detection watches closely.
+fn quiet(
+    cfg: &Config,
+    st: &MonitorState,
+    level: usize,
+    limit: u64,
+    snap: &Snapshot,
+) -> Option<Quiet> {
+    let measurable = match cfg.basis {
+        Basis::Rss => false,
+        Basis::Usage => snap.usage.is_some(),
+        Basis::WorkingSet => snap.usage.is_some() && snap.working_set.is_some(),
+    };
+    if !measurable
+        || !snap.has_cgroup_usage()
+        || (level > 0 && cfg.last_words.is_some())
+        || st
+            .stall
+            .as_ref()
+            .is_some_and(|d| d.stalled() || d.watching_closely())
+    {
+        return None;
+    }
+    let top = cfg.thresholds.len();
+    let up = if level < top {
+        threshold_bytes(limit, cfg.thresholds[level])
+    } else {
+        limit
+    };
+    let down = if level > 0 {
+        threshold_bytes(limit, (cfg.thresholds[level - 1] - cfg.hysteresis).max(0.0))
+    } else {
+        0
+    };
+    Some(Quiet {
+        up,
+        down,
+        stall_from: cfg.stall.map(|c| threshold_bytes(limit, 1.0 - c.margin)),
+    })
+}
+
+/// A sample of the usage alone for a quiet monitor: its level stands (the
+/// pass made sure), the numbers the sample measured are published (usage,
+/// the basis, ratio, headroom, growth; the working set is the usage less
+/// the last snapshot's inactive file unless read now), the rest keep the
+/// last snapshot's values, and the interval policy runs as on a snapshot.
+fn evaluate_tick(
+    m: &Monitor,
+    st: &mut MonitorState,
+    t: &TickSample,
+    kernel: &dyn Fn(&Path, u64) -> bool,
+) -> Duration {
+    #[cfg(test)]
+    tests::fault(&m.config.root, tests::PANIC_IN_STEP);
+    let cfg = &m.config;
+    let (Some(limit), Some(_)) = (st.limit, st.quiet) else {
+        // Not quiet after all (cannot happen: the pass checked): look again soon.
+        return cfg.min_interval;
+    };
+    let limit_f = limit as f64;
+    let basis_f = match cfg.basis {
+        Basis::Usage => t.usage,
+        _ => t.working_set,
+    } as f64;
+    let ratio = if limit_f > 0.0 {
+        basis_f / limit_f
+    } else {
+        f64::NAN
+    };
+    let rate = t.rates[basis_index(cfg.basis)];
+    let headroom = limit_f - basis_f;
+    let ttl = time_to_limit_ms(headroom, rate);
+    m.block.write(|b| {
+        b.set(block::TIMESTAMP, t.ts);
+        b.set(block::RATIO, ratio);
+        b.set(block::BASIS, basis_f);
+        b.set(block::HEADROOM, headroom);
+        b.set(block::GROWTH, rate);
+        b.set(block::TIME_TO_LIMIT, ttl.unwrap_or(f64::NAN));
+        b.set(block::USAGE, t.usage as f64);
+        b.set(block::WORKING_SET, t.working_set as f64);
+        b.set(block::SAMPLES, b.get(block::SAMPLES) + 1.0);
+    });
+    if let Some(d) = st.stall.as_mut() {
+        d.gap();
+    }
+    let level = st.level;
+    let kernel_wakes = kernel_wakes(
+        cfg,
+        level,
+        t.location.as_ref(),
+        t.cgroup_limit,
+        Some(t.usage),
+        kernel,
+    );
+    let w = next_wait(m, st, level, basis_f, limit_f, rate, kernel_wakes);
+    if trace::enabled() {
+        // As a snapshot's step that wrote nothing.
+        trace::record(
+            trace::STEP,
+            level as u32,
+            t.ts,
+            ratio,
+            level as f64,
+            0.0,
+            st.record.seq as f64,
+            [0, -1, -1],
+        );
+    }
+    w
+}
+
+/// Whether the kernel itself will say when usage reaches the next threshold
+/// (a v1 `cgroup.event_control` trigger is armed there) and usage is below
+/// it: usage is never below the working set, so it crosses first.
+fn kernel_wakes(
+    cfg: &Config,
+    level: usize,
+    location: Option<&Location>,
+    cgroup_limit: Option<u64>,
+    usage: Option<u64>,
+    kernel: &dyn Fn(&Path, u64) -> bool,
+) -> bool {
+    level < cfg.thresholds.len()
+        && cfg.basis != Basis::Rss
+        && match (location, cgroup_limit, usage) {
+            (Some(loc), Some(cg_limit), Some(usage)) => {
+                let at = threshold_bytes(cg_limit, cfg.thresholds[level]);
+                usage < at && kernel(&loc.dir, at)
+            }
+            _ => false,
+        }
+}
+
+/// The interval policy: how long a monitor at `level` may sleep, published
+/// in the block.
+fn next_wait(
+    m: &Monitor,
+    st: &MonitorState,
+    level: usize,
+    basis_f: f64,
+    limit_f: f64,
+    rate: f64,
+    kernel_wakes: bool,
+) -> Duration {
+    let cfg = &m.config;
+    let top = cfg.thresholds.len();
+    // Sleep no longer than the fastest plausible growth needs to reach the
+    // next threshold up; where the kernel will wake the thread, long.
+    let next = if level < top {
+        cfg.thresholds[level] * limit_f
+    } else {
+        limit_f
+    };
+    let mut w = if kernel_wakes {
+        cfg.max_interval
+    } else {
+        interval_for(next - basis_f, rate, cfg.min_interval, cfg.max_interval)
+    };
+    // The flight record: while at a level, look again soon enough that a
+    // move of MOVE_SHARE of the limit at the measured rate is seen.
+    if level > 0 && cfg.path().is_some() && rate.abs() > MIN_GROWTH {
+        let refresh = Duration::from_secs_f64(lastwords::MOVE_SHARE * limit_f / (3.0 * rate.abs()))
+            .max(lastwords::MIN_GAP);
+        w = w.min(refresh.max(cfg.min_interval));
+    }
+    if st.stall.as_ref().is_some_and(|d| d.watching_closely()) {
+        w = w.min(STALL_POLL);
+    }
+    m.block.set(block::INTERVAL, w.as_secs_f64() * 1000.0);
     w
 }
 

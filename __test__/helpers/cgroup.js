@@ -298,22 +298,26 @@ function runProcess(cmd, args, { timeoutMs = 30000, env, cwd, group = false } = 
 /**
  * Run `node <script> ...args` inside the cgroup `dir`: a shell writes its own
  * pid to `cgroup.procs` and then execs node, so node is in the cgroup from its
- * first instruction.
+ * first instruction. `readOnly`: a mount point (the v1 memory controller's)
+ * that node sees read-only, as Docker and Kubernetes mount cgroupfs: node runs
+ * in its own mount namespace (`unshare -m`, private propagation: the host's
+ * mount is untouched) with that mount remounted `ro`.
  */
 function runNodeInCgroup(dir, script, args = [], opts = {}) {
-  return runProcess(
+  const { readOnly, ...rest } = opts
+  return runProcess('sh', ['-c', ...enterCgroup(dir, readOnly), process.execPath, script, ...args.map(String)], rest)
+}
+
+/** The `sh -c` script and its first arguments that enter `dir` (see runNodeInCgroup). */
+function enterCgroup(dir, readOnly) {
+  const procs = path.join(dir, 'cgroup.procs')
+  if (!readOnly) return ['echo $$ > "$1" && shift && exec "$@"', 'sh', procs]
+  return [
+    'echo $$ > "$1" && shift && exec unshare -m --propagation private sh -c \'mount -o remount,bind,ro "$1" && shift && exec "$@"\' sh "$@"',
     'sh',
-    [
-      '-c',
-      'echo $$ > "$1" && shift && exec "$@"',
-      'sh',
-      path.join(dir, 'cgroup.procs'),
-      process.execPath,
-      script,
-      ...args.map(String),
-    ],
-    opts,
-  )
+    procs,
+    readOnly,
+  ]
 }
 
 /**
@@ -323,10 +327,10 @@ function runNodeInCgroup(dir, script, args = [], opts = {}) {
  * `timeoutMs` passes first. The caller kills it (by `child.pid`); whatever is
  * still running at exit is killed by cleanupAll().
  */
-function startNodeInCgroup(dir, script, args, prefix, { timeoutMs = 30000 } = {}) {
+function startNodeInCgroup(dir, script, args, prefix, { timeoutMs = 30000, readOnly } = {}) {
   const child = spawn(
     'sh',
-    ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', path.join(dir, 'cgroup.procs'), process.execPath, script, ...args.map(String)],
+    ['-c', ...enterCgroup(dir, readOnly), process.execPath, script, ...args.map(String)],
     { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
   )
   if (child.pid) running.set(child.pid, { group: false })

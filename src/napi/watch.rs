@@ -310,6 +310,11 @@ pub struct SamplerInfo {
     pub pinned_bytes: Option<f64>,
     /// Why locking them failed, if it did.
     pub pin_error: Option<String>,
+    /// Snapshots of every file the sampler took (every monitor's first
+    /// sample included), and its samples of the usage alone, between
+    /// thresholds (see src/watch.rs `Quiet`), since the process started.
+    pub snapshots: f64,
+    pub ticks: f64,
 }
 
 #[napi]
@@ -324,6 +329,8 @@ pub fn sampler_info() -> Result<SamplerInfo> {
             triggers: i.triggers,
             pinned_bytes: pin::pinned().map(|p| p.bytes as f64),
             pin_error: pin::pinned().and_then(|p| p.error),
+            snapshots: i.snapshots as f64,
+            ticks: i.ticks as f64,
         }
     })
     .map_err(internal_error)
