@@ -77,7 +77,8 @@ test('cgroup v1 read-only (as in a container): samples between thresholds read t
   assert.ok(q.ticks >= 20, `samples of the usage alone while quiet: ${q.ticks} in ${quietMs} ms`)
   assert.ok(q.snapshots <= 4, `full snapshots while quiet: ${q.snapshots} (every 2 s)`)
   assert.ok(q.ticks >= 5 * q.snapshots, `far fewer snapshots than samples: ${q.snapshots} / ${q.ticks}`)
-  assert.equal(q.samples, q.ticks + q.snapshots, 'every sample, either kind, counts in current.samples')
+  // (samplerInfo() and current are read a moment apart: one sample may fall between.)
+  assert.ok(Math.abs(q.samples - (q.ticks + q.snapshots)) <= 1, `every sample, either kind, counts in current.samples: ${q.samples} vs ${q.ticks} + ${q.snapshots}`)
 
   // The fill: each threshold fired once, seen by a sample below the next one.
   const levels = out.events.map((e) => e.level)

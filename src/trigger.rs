@@ -158,11 +158,19 @@ impl Triggers {
     /// watches (left out for a while after one fired: a cgroup full of page
     /// cache hits `max` constantly, which says nothing new).
     pub fn poll_fds(&self, with_events: bool) -> Vec<RawFd> {
-        let mut fds: Vec<RawFd> = self.usage.values().map(|u| u.event.as_raw_fd()).collect();
+        let mut fds = Vec::new();
+        self.poll_fds_into(with_events, &mut fds);
+        fds
+    }
+
+    /// [`Triggers::poll_fds`] into `fds` (cleared first): the sampler
+    /// reuses one vector, no allocation per pass.
+    pub fn poll_fds_into(&self, with_events: bool, fds: &mut Vec<RawFd>) {
+        fds.clear();
+        fds.extend(self.usage.values().map(|u| u.event.as_raw_fd()));
         if with_events {
             fds.extend(self.inotify.values().map(|f| f.as_raw_fd()));
         }
-        fds
     }
 
     /// Sleep until `timeout` passes or one of `fds` is readable.
@@ -171,14 +179,24 @@ impl Triggers {
             std::thread::sleep(timeout);
             return;
         }
-        let mut pfds: Vec<libc::pollfd> = fds
-            .iter()
-            .map(|&fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
+        let pollfd = |fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // On the stack for the usual few fds (no allocation per pass).
+        const ON_STACK: usize = 8;
+        let mut small = [pollfd(-1); ON_STACK];
+        let mut large: Vec<libc::pollfd>;
+        let pfds: &mut [libc::pollfd] = if fds.len() <= ON_STACK {
+            for (p, &fd) in small.iter_mut().zip(fds) {
+                *p = pollfd(fd);
+            }
+            &mut small[..fds.len()]
+        } else {
+            large = fds.iter().map(|&fd| pollfd(fd)).collect();
+            &mut large
+        };
         // Round up so a sub-millisecond interval does not become a busy loop.
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
         // SAFETY: pfds is a valid array of pollfd.
@@ -189,9 +207,9 @@ impl Triggers {
     /// true when a `memory.events` watch had fired.
     pub fn drain(&self) -> bool {
         let mut buf = [0u8; 512];
-        for fd in self.poll_fds(false) {
+        for u in self.usage.values() {
             // SAFETY: nonblocking reads into a local buffer.
-            unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+            unsafe { libc::read(u.event.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         }
         let mut events = false;
         for fd in self.inotify.values() {
