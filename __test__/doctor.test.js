@@ -355,12 +355,15 @@ test('buildReport() is the report builder; doctor.diagnose is the same function 
   assert.equal(diagnose, buildReport)
 })
 
-test("the files the doctor names are the core's (cgroupFiles(), declared in src/diagnose.rs)", () => {
+test("the files the doctor names are the core's (declared in lib/diagnoses.json, compiled into the addon)", () => {
   const native = require('../index.js')
   const files = { 1: {}, 2: {} }
   for (const [version, fact, file] of native.cgroupFiles()) files[version][fact] = file
-  assert.deepEqual(Object.keys(files[1]).sort(), ['high', 'limit', 'oomKill'])
-  assert.deepEqual(Object.keys(files[2]).sort(), ['high', 'limit', 'oomKill'])
+  assert.deepEqual(Object.keys(files[1]).sort(), ['failures', 'high', 'limit', 'oomKill'])
+  assert.deepEqual(Object.keys(files[2]).sort(), ['failures', 'high', 'limit', 'oomKill'])
+  assert.deepEqual(files, require('../lib/diagnoses.json').files, 'the addon was built from lib/diagnoses.json')
+  assert.equal(files[1].failures, 'memory.failcnt')
+  assert.equal(files[2].failures, 'memory.events max')
   for (const [fixture, version] of [['v1-oom-after', 1], ['v2-oom-after', 2]]) {
     const m = getMemoryMetrics(null, { root: path.join(FIXTURES, fixture) })
     assert.equal(m.cgroup.version, version)

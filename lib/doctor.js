@@ -5,7 +5,6 @@
 // report as text. Pure functions: no file, process or clock access here;
 // bin/oomguard.js gathers the inputs.
 
-const native = require('./native.js')
 const { diagnoseMetrics, diagnoseEnv, renderReport, renderOptions, colorEnv, WATCH_DEFAULTS, ownCopy } = require('./options.js')
 
 const MiB = 1024 * 1024
@@ -24,14 +23,16 @@ const USAGE_WARN = WATCH_DEFAULTS.thresholds[0]
 const USAGE_FAIL = WATCH_DEFAULTS.thresholds[WATCH_DEFAULTS.thresholds.length - 1]
 
 /**
- * The kernel files the core's diagnoses name (limit, high, oomKill), by
- * cgroup version, declared once in src/diagnose.rs and read through
- * cgroupFiles(). Off Linux there is no cgroup, so no file to name.
+ * What the core's diagnoses (src/diagnose.rs) share with the doctor,
+ * declared once in lib/diagnoses.json: the kernel files they name (limit,
+ * high, oomKill, and failures: the stall detector's failed-charge counter)
+ * by cgroup version, and the wording of the heap-limit diagnoses.
  */
-const FILES = { 1: Object.create(null), 2: Object.create(null) }
-if (native) for (const [version, fact, file] of native.cgroupFiles()) FILES[version][fact] = file
+const DIAGNOSES = require('./diagnoses.json')
 /** The files of a cgroup version; v2's where there is no cgroup, as in the core. */
-const filesOf = (version) => FILES[version === 1 ? 1 : 2]
+const filesOf = (version) => DIAGNOSES.files[version === 1 ? 1 : 2]
+const HEAP_ABOVE = DIAGNOSES.heapLimit.above
+const HEAP_NEAR = DIAGNOSES.heapLimit.near
 
 /** PSI percentages (avg10) the pressure check warns and fails at. */
 const PRESSURE_SOME_WARN = 10
@@ -164,8 +165,8 @@ function heapSection(m, env) {
   const limit = isContainerSource(m.source) ? m.limitBytes : null
   const heap = m.v8 ? m.v8.heapSizeLimitBytes : null
   const diag =
-    m.diagnoses.find((d) => d.code === 'HEAP_LIMIT_ABOVE_CONTAINER_LIMIT') ||
-    m.diagnoses.find((d) => d.code === 'HEAP_LIMIT_NEAR_CONTAINER_LIMIT') ||
+    m.diagnoses.find((d) => d.code === HEAP_ABOVE.code) ||
+    m.diagnoses.find((d) => d.code === HEAP_NEAR.code) ||
     null
   const advice = limit !== null && env.heapAdvice && Array.isArray(env.heapAdvice.options) && env.heapAdvice.options.length ? env.heapAdvice : null
   const from = env.heapLimitFrom === 'flag' ? 'flag' : 'process'
@@ -178,11 +179,11 @@ function heapSection(m, env) {
     verdict = 'unknown'
     message = 'There is no container limit to compare the heap limit with.'
   } else if (diag) {
-    verdict = diag.code === 'HEAP_LIMIT_ABOVE_CONTAINER_LIMIT' ? 'fail' : 'warn'
-    const relation = verdict === 'fail' ? 'is not below' : `is above ${HEAP_BAND.high * 100}% of`
-    message = verdict === 'fail'
-      ? `The V8 heap limit (${bytes(heap)}) ${relation} the container limit (${bytes(limit)}): the kernel will OOM-kill the process before V8 ever reports heap exhaustion.`
-      : `The V8 heap limit (${bytes(heap)}) ${relation} the container limit (${bytes(limit)}): too little is left for memory outside the V8 heap (Buffers, native code, thread stacks, page cache).`
+    // The core's sentence, in the doctor's units (bytes() here, whole MiB there).
+    const w = diag.code === HEAP_ABOVE.code ? HEAP_ABOVE : HEAP_NEAR
+    verdict = w === HEAP_ABOVE ? 'fail' : 'warn'
+    const relation = w.relation.replace('{high}', HEAP_BAND.high * 100)
+    message = `The V8 heap limit (${bytes(heap)}) ${relation} the container limit (${bytes(limit)}): ${w.consequence}.`
   } else {
     verdict = 'pass'
     message = heap < limit * HEAP_BAND.low
@@ -682,9 +683,10 @@ function useColor(stream, env) {
 function stallCheck(m, e) {
   const title = 'no failed charges at the limit now'
   const dt = isNum(m.timestampMs) && isNum(e.timestampMs) ? (m.timestampMs - e.timestampMs) / 1000 : NaN
-  const v1 = m.cgroup && m.cgroup.version === 1
-  const counter = v1 ? 'failcnt' : 'max'
-  const counterName = v1 ? 'memory.failcnt' : 'memory.events max'
+  // The core's counter file (v1 memory.failcnt, v2 memory.events max); the
+  // reading's events field is named by its last word (failcnt, max).
+  const counterName = filesOf(m.cgroup && m.cgroup.version).failures
+  const counter = counterName.split(/[ .]/).pop()
   const now = m.events ? m.events[counter] : null
   const before = e.events ? e.events[counter] : null
   if (!(dt > 0) || !isNum(now) || !isNum(before)) {

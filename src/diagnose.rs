@@ -214,17 +214,18 @@ impl Severity {
 
 /// Stable codes: tools and alerts may match on them.
 pub mod codes {
-    pub const HEAP_LIMIT_ABOVE_CONTAINER_LIMIT: &str = "HEAP_LIMIT_ABOVE_CONTAINER_LIMIT";
-    pub const HEAP_LIMIT_NEAR_CONTAINER_LIMIT: &str = "HEAP_LIMIT_NEAR_CONTAINER_LIMIT";
+    // These three are declared in lib/diagnoses.json, with their wording.
+    pub const HEAP_LIMIT_ABOVE_CONTAINER_LIMIT: &str = super::HEAP_ABOVE.code;
+    pub const HEAP_LIMIT_NEAR_CONTAINER_LIMIT: &str = super::HEAP_NEAR.code;
     pub const NO_LIMIT: &str = "NO_LIMIT";
-    pub const NO_MEMORY_CGROUP: &str = "NO_MEMORY_CGROUP";
+    pub const NO_MEMORY_CGROUP: &str = super::NO_MEMORY.code;
     pub const PREVIOUS_OOM_KILL: &str = "PREVIOUS_OOM_KILL";
     pub const CGROUP_UNRESOLVED: &str = "CGROUP_UNRESOLVED";
     pub const CGROUP_FILE_UNREADABLE: &str = "CGROUP_FILE_UNREADABLE";
 }
 
-/// The kernel files the diagnoses name, by cgroup version. Declared once
-/// here: the doctor words its checks with the same names (`cgroupFiles()`).
+/// The kernel files the diagnoses name, by cgroup version. Declared once,
+/// in lib/diagnoses.json: the doctor words its checks with the same names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NamedFiles {
     /// The memory limit.
@@ -233,29 +234,43 @@ pub struct NamedFiles {
     pub high: &'static str,
     /// The file whose `oom_kill` counts the OOM kills.
     pub oom_kill: &'static str,
+    /// The counter of failed charges at the limit (the stall detector's),
+    /// as the file and, for a keyed file, the key: the reading's `events`
+    /// field is named by its last word (`failcnt`, `max`).
+    pub failures: &'static str,
 }
 
 impl NamedFiles {
     /// As (fact, file) pairs, the facts named as the doctor reads them.
-    pub fn entries(&self) -> [(&'static str, &'static str); 3] {
+    pub fn entries(&self) -> [(&'static str, &'static str); 4] {
         [
             ("limit", self.limit),
             ("high", self.high),
             ("oomKill", self.oom_kill),
+            ("failures", self.failures),
         ]
     }
 }
 
-const V1_FILES: NamedFiles = NamedFiles {
-    limit: "memory.limit_in_bytes",
-    high: "memory.soft_limit_in_bytes",
-    oom_kill: "memory.oom_control",
-};
-const V2_FILES: NamedFiles = NamedFiles {
-    limit: "memory.max",
-    high: "memory.high",
-    oom_kill: "memory.events",
-};
+/// A diagnosis whose code, severity and message JavaScript shares.
+struct Wording {
+    code: &'static str,
+    severity: Severity,
+    message: &'static str,
+}
+
+/// A heap-limit diagnosis: "The V8 heap limit (H) {relation} the container
+/// limit (L): {consequence}." (`{high}` in the relation is the band's high
+/// edge, in percent).
+struct HeapWording {
+    code: &'static str,
+    severity: Severity,
+    relation: &'static str,
+    consequence: &'static str,
+}
+
+// V1_FILES, V2_FILES, HEAP_ABOVE, HEAP_NEAR and NO_MEMORY, from lib/diagnoses.json.
+include!(concat!(env!("OUT_DIR"), "/diagnoses.rs"));
 
 /// The files of a cgroup version; v2's where there is no cgroup to name.
 pub fn named_files(version: Option<CgroupVersion>) -> &'static NamedFiles {
@@ -351,11 +366,9 @@ pub fn diagnose(snap: &Snapshot, v8: &V8Numbers, node: NodeVersion) -> Vec<Diagn
 
     match &snap.location {
         None if snap.locate_error.is_none() => out.push(Diagnosis::new(
-            codes::NO_MEMORY_CGROUP,
-            Severity::Info,
-            "This process is not in a memory cgroup (no cgroup memory controller is visible); \
-             numbers are the host's."
-                .to_string(),
+            NO_MEMORY.code,
+            NO_MEMORY.severity,
+            NO_MEMORY.message.to_string(),
         )),
         Some(loc) if !loc.resolved => {
             let mut d = Diagnosis::new(
@@ -411,24 +424,18 @@ pub fn diagnose(snap: &Snapshot, v8: &V8Numbers, node: NodeVersion) -> Vec<Diagn
     if let (Some((l, source)), Some(h)) = (limit, v8.heap_size_limit) {
         if source != LimitSource::Host {
             let l = l as f64;
-            let (code, severity, relation, consequence) = if h >= l {
-                (
-                    codes::HEAP_LIMIT_ABOVE_CONTAINER_LIMIT,
-                    Severity::Error,
-                    "is not below".to_string(),
-                    "the kernel will OOM-kill the process before V8 ever reports heap exhaustion",
-                )
+            let wording = if h >= l {
+                Some(&HEAP_ABOVE)
             } else if h > l * HEAP_BAND_HIGH {
-                (
-                    codes::HEAP_LIMIT_NEAR_CONTAINER_LIMIT,
-                    Severity::Warning,
-                    format!("is above {}% of", HEAP_BAND_HIGH * 100.0),
-                    "too little is left for memory outside the V8 heap (Buffers, native code, thread stacks, page cache)",
-                )
+                Some(&HEAP_NEAR)
             } else {
-                ("", Severity::Info, String::new(), "")
+                None
             };
-            if !code.is_empty() {
+            if let Some(w) = wording {
+                let relation = w
+                    .relation
+                    .replace("{high}", &(HEAP_BAND_HIGH * 100.0).to_string());
+                let consequence = w.consequence;
                 let constrained = snap.constrained_memory().map_or(l, |c| c as f64);
                 let advice = heap_advice(l, constrained, node);
                 let fixed = format!("NODE_OPTIONS=\"{}\"", advice.node_options());
@@ -440,8 +447,8 @@ pub fn diagnose(snap: &Snapshot, v8: &V8Numbers, node: NodeVersion) -> Vec<Diagn
                     None => fixed,
                 };
                 let mut d = Diagnosis::new(
-                    code,
-                    severity,
+                    w.code,
+                    w.severity,
                     format!(
                         "The V8 heap limit ({}) {relation} the container limit ({}): {consequence}. \
                          Start node with {flags}: a heap limit of about {} ({:.0}%) by oomguard's model \
@@ -510,6 +517,7 @@ mod tests {
                 ("limit", "memory.limit_in_bytes"),
                 ("high", "memory.soft_limit_in_bytes"),
                 ("oomKill", "memory.oom_control"),
+                ("failures", "memory.failcnt"),
             ]
         );
         let v2 = named_files(Some(CgroupVersion::V2));
@@ -519,6 +527,7 @@ mod tests {
                 ("limit", "memory.max"),
                 ("high", "memory.high"),
                 ("oomKill", "memory.events"),
+                ("failures", "memory.events max"),
             ]
         );
         assert_eq!(named_files(None), v2);
