@@ -4,6 +4,8 @@
 //! is no addon to ask).
 //!
 //! - lib/heap-band.json: the heap band (the diagnoses here, the doctor there).
+//! - lib/slots.json: the reading's slot layout (src/napi/slots.rs `Slot`,
+//!   `NAMES`; lib/reading.js builds the result object from the same list).
 //! - lib/diagnoses.json: the files the diagnoses name, the heap-limit
 //!   wording and `NO_MEMORY_CGROUP` (src/diagnose.rs; lib/doctor.js,
 //!   lib/portable.js).
@@ -53,6 +55,69 @@ fn heap_band() {
              /// The upper edge of the band (share of the limit).\npub const HEAP_BAND_HIGH: f64 = {high:?};\n"
         ),
     );
+}
+
+/// `stat.kernelStack` as `STAT_KERNEL_STACK`; the empty name is `RAW_COUNT`.
+fn slot_ident(name: &str) -> String {
+    if name.is_empty() {
+        return "RAW_COUNT".to_string();
+    }
+    let mut out = String::new();
+    for (i, part) in name.split('.').enumerate() {
+        if i > 0 {
+            out.push('_');
+        }
+        let mut prev_lower = false;
+        for c in part.chars() {
+            assert!(
+                c.is_ascii_alphanumeric(),
+                "lib/slots.json: {name:?} is not a property path"
+            );
+            if c.is_ascii_uppercase() && prev_lower {
+                out.push('_');
+            }
+            prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+            out.push(c.to_ascii_uppercase());
+        }
+    }
+    out
+}
+
+fn slots() {
+    const FILE: &str = "lib/slots.json";
+    let json = read_json(FILE);
+    let names: Vec<&str> = json["slots"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{FILE}: \"slots\" must be a list"))
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .unwrap_or_else(|| panic!("{FILE}: a slot name is not a string"))
+        })
+        .collect();
+    assert_eq!(
+        names.last(),
+        Some(&""),
+        "{FILE}: the last slot is the raw count, \"\""
+    );
+    let mut text = String::from(
+        "/// The slots, in order (generated from lib/slots.json by build.rs).\n\
+         #[allow(non_camel_case_types, clippy::upper_case_acronyms)]\n\
+         #[derive(Debug, Clone, Copy)]\n\
+         #[repr(usize)]\n\
+         pub enum Slot {\n",
+    );
+    for n in &names {
+        writeln!(text, "    /// `{n}`\n    {},", slot_ident(n)).unwrap();
+    }
+    text.push_str(
+        "}\n/// JS property path of each slot, in slot order.\npub const NAMES: &[&str] = &[\n",
+    );
+    for n in &names {
+        writeln!(text, "    {n:?},").unwrap();
+    }
+    text.push_str("];\n");
+    write("slots.rs", text);
 }
 
 fn severity(file: &str, s: &str) -> &'static str {
@@ -118,5 +183,6 @@ fn diagnoses() {
 fn main() {
     napi_build::setup();
     heap_band();
+    slots();
     diagnoses();
 }

@@ -7,85 +7,15 @@
 const v8 = require('node:v8')
 const native = require('./native.js')
 const { portableMetrics } = require('./portable.js')
+const { NAMES, SLOT, RAW_START, V8_INPUTS, build, nn, flag, raw } = require('./reading.js')
 const { rootOption, invalidType, outOfRange } = require('./options.js')
 
-const NAMES = native ? native.slotNames() : []
-const SLOT = Object.create(null)
-NAMES.forEach((name, i) => {
-  SLOT[name] = i
-})
-const RAW_COUNT = SLOT['']
-const RAW_START = NAMES.length
+// The slot layout is lib/slots.json's; the addon was built from it. One
+// built from another version of it would fill slots this side misnames.
+if (native && native.slotNames().join('\n') !== NAMES.join('\n')) {
+  throw new Error('oomguard: the native addon was built from another lib/slots.json; rebuild it (npm run build)')
+}
 const RAW_CAPACITY = 256
-
-// Which V8 field goes to which slot, and its name in the caller's object.
-const V8_INPUTS = [
-  ['rss', SLOT['v8.rssBytes']],
-  ['heapTotal', SLOT['v8.heapTotalBytes']],
-  ['heapUsed', SLOT['v8.heapUsedBytes']],
-  ['external', SLOT['v8.externalBytes']],
-  ['arrayBuffers', SLOT['v8.arrayBuffersBytes']],
-  ['heapSizeLimit', SLOT['v8.heapSizeLimitBytes']],
-]
-
-// Properties that come from describe() rather than from a slot: placed by
-// the name of the slot they follow, else at the end of their section (by
-// name, not position, so a slot added in src/napi/slots.rs cannot misplace them).
-const SHAPE_AFTER = {
-  timestampMs: ['source: s.source', 'cgroup: s.cgroup'],
-}
-const SHAPE_END = {
-  '': ['processes: s.processes', 'diagnoses: s.diagnoses'],
-  stat: ['raw: raw(b, s.rawKeys)'],
-  pressure: ['scope: s.pressureScope'],
-}
-// Slots that hold 1/0 for true/false (NaN: null).
-const BOOLEAN_SLOTS = ['stalled']
-
-/**
- * Generate the object-building function from the slot names once, so the
- * property list lives in one place (the native slot table) and the result is
- * an object literal V8 can build quickly.
- */
-function compileBuilder() {
-  const tree = { children: new Map(), slot: -1 }
-  NAMES.forEach((name, i) => {
-    if (name === '') return
-    let node = tree
-    for (const part of name.split('.')) {
-      if (!node.children.has(part)) node.children.set(part, { children: new Map(), slot: -1 })
-      node = node.children.get(part)
-    }
-    node.slot = i
-  })
-  const emit = (node, prefix) => {
-    const fields = []
-    for (const [key, child] of node.children) {
-      const full = prefix ? `${prefix}.${key}` : key
-      if (child.children.size === 0) {
-        fields.push(BOOLEAN_SLOTS.includes(full) ? `${key}: flag(b[${child.slot}])` : `${key}: nn(b[${child.slot}])`)
-      } else {
-        const inner = emit(child, full)
-        fields.push(`${key}: b[${child.slot}] === 1 ? ${inner} : null`)
-      }
-      if (Object.hasOwn(SHAPE_AFTER, full)) fields.push(...SHAPE_AFTER[full])
-    }
-    if (Object.hasOwn(SHAPE_END, prefix)) fields.push(...SHAPE_END[prefix])
-    return `{ ${fields.join(', ')} }`
-  }
-  // eslint-disable-next-line no-new-func
-  return new Function('nn', 'flag', 'raw', 'b', 's', `return ${emit(tree, '')}`)
-}
-
-const nn = (x) => (x === x ? x : null) // NaN is null
-const flag = (x) => (x === 1 ? true : x === 0 ? false : null)
-function raw(b, keys) {
-  const out = {}
-  const n = Math.min(b[RAW_COUNT], keys.length)
-  for (let i = 0; i < n; i++) out[keys[i]] = nn(b[RAW_START + i])
-  return out
-}
-const build = native ? compileBuilder() : null
 
 function freezeShape(shape) {
   if (shape.cgroup) Object.freeze(shape.cgroup)
@@ -141,25 +71,38 @@ function currentHeapSizeLimit() {
   return heapSizeLimit
 }
 
-const USAGE_KEYS = ['rss', 'heapTotal', 'heapUsed', 'external', 'arrayBuffers', 'heapSizeLimit']
+// The caller's V8 numbers: process.memoryUsage()'s keys and heapSizeLimit,
+// in slot order (lib/slots.json's v8 section).
+const USAGE_KEYS = V8_INPUTS.map(([key]) => key)
+// The one taken from v8.getHeapStatistics() when the caller has none.
+const HEAP_LIMIT = USAGE_KEYS.indexOf('heapSizeLimit')
 const usageScratch = new Float64Array(USAGE_KEYS.length)
 
 const OP = Object.prototype
 
+// Each key is a plain property read, written out: generated once from
+// USAGE_KEYS (as fast as code written by hand, and no key written twice).
+// eslint-disable-next-line no-new-func
+const generated = new Function('OP', 'usageValue', 'has', `return {
+  readsAreOwn(o) {
+    const p = Object.getPrototypeOf(o)
+    return p === null || (p === OP && ${USAGE_KEYS.map((k) => `OP.${k} === undefined`).join(' && ')})
+  },
+  readUsage(usage, own) {
+    ${USAGE_KEYS.map((k, i) => `usageValue(${i}, '${k}', own || has(usage, '${k}') ? usage.${k} : undefined)`).join('\n    ')}
+  },
+}`)(OP, usageValue, Object.hasOwn)
+
 /**
  * True when a plain read of the usage keys can only find the object's own
  * properties: its prototype is null, or Object.prototype without any of them
- * (not polluted). Much cheaper than six Object.hasOwn() calls per read.
+ * (not polluted). Much cheaper than an Object.hasOwn() call per key and read.
  */
-function readsAreOwn(o) {
-  const p = Object.getPrototypeOf(o)
-  return p === null || (p === OP && OP.rss === undefined && OP.heapTotal === undefined && OP.heapUsed === undefined &&
-    OP.external === undefined && OP.arrayBuffers === undefined && OP.heapSizeLimit === undefined)
-}
+const readsAreOwn = generated.readsAreOwn
 
 function usageValue(i, key, v) {
   if (v === undefined) {
-    v = i === 5 ? currentHeapSizeLimit() : NaN
+    v = i === HEAP_LIMIT ? currentHeapSizeLimit() : NaN
   } else if (typeof v !== 'number') {
     throw invalidType(`usage.${key}`, 'a number of bytes', v)
   } else if (!(v >= 0) || v === Infinity) {
@@ -180,14 +123,7 @@ function usageValues(usage) {
   } else if (typeof usage !== 'object' || Array.isArray(usage)) {
     throw invalidType('usage', 'an object such as process.memoryUsage()', usage)
   }
-  const own = readsAreOwn(usage)
-  const has = Object.hasOwn
-  usageValue(0, 'rss', own || has(usage, 'rss') ? usage.rss : undefined)
-  usageValue(1, 'heapTotal', own || has(usage, 'heapTotal') ? usage.heapTotal : undefined)
-  usageValue(2, 'heapUsed', own || has(usage, 'heapUsed') ? usage.heapUsed : undefined)
-  usageValue(3, 'external', own || has(usage, 'external') ? usage.external : undefined)
-  usageValue(4, 'arrayBuffers', own || has(usage, 'arrayBuffers') ? usage.arrayBuffers : undefined)
-  usageValue(5, 'heapSizeLimit', own || has(usage, 'heapSizeLimit') ? usage.heapSizeLimit : undefined)
+  generated.readUsage(usage, readsAreOwn(usage))
   return usageScratch
 }
 

@@ -1,14 +1,20 @@
 'use strict'
-// getMemoryMetrics() off Linux: no cgroups, no /proc. The same shape, with
+// getMemoryMetrics() off Linux: no cgroups, no /proc. The same object as on
+// Linux, built by the same function from the same slot list (lib/reading.js):
 // every cgroup field null, the host's memory from the os module and the V8
 // numbers as on Linux.
 
 const os = require('node:os')
+const { SLOT, RAW_COUNT, RAW_START, INPUT, V8_INPUTS, build, nn, flag, raw } = require('./reading.js')
+const { noMemoryCgroup } = require('./diagnoses.json')
 
+// The diagnosis, its code and wording from lib/diagnoses.json; its other
+// fields are a diagnosis's (the generated Diagnosis type), none of which
+// applies here. __test__/portable.test.js checks the keys against Linux's.
 const NO_MEMORY_CGROUP = Object.freeze({
-  code: 'NO_MEMORY_CGROUP',
-  severity: 'info',
-  message: `No cgroup memory controller on ${process.platform}; numbers are the host's.`,
+  code: noMemoryCgroup.code,
+  severity: noMemoryCgroup.severity,
+  message: noMemoryCgroup.offLinux.replace('{platform}', process.platform),
   limitBytes: null,
   heapSizeLimitBytes: null,
   recommendedMaxOldSpaceSizeMib: null,
@@ -20,53 +26,40 @@ const NO_MEMORY_CGROUP = Object.freeze({
   oomKillCount: null,
   path: null,
 })
-const DIAGNOSES = Object.freeze([NO_MEMORY_CGROUP])
 
-const nn = (x) => (x === x ? x : null) // NaN is null
+// What describe() gives on Linux: no cgroup, no raw memory.stat, no processes.
+const SHAPE = Object.freeze({
+  source: 'host',
+  cgroup: null,
+  rawKeys: Object.freeze([]),
+  pressureScope: null,
+  diagnoses: Object.freeze([NO_MEMORY_CGROUP]),
+  processes: null,
+})
 
-/** `v` = [rss, heapTotal, heapUsed, external, arrayBuffers, heapSizeLimit], NaN when unknown. */
+const HEAP_LIMIT = V8_INPUTS.findIndex(([key]) => key === 'heapSizeLimit')
+const buf = new Float64Array(RAW_START)
+
+/** `v`: the caller's V8 numbers in lib/reading.js's V8_INPUTS order, NaN when unknown. */
 function portableMetrics(v) {
   const total = os.totalmem()
   const available = os.freemem()
   const used = total - available
-  const heapLimit = nn(v[5])
-  return {
-    timestampMs: Date.now(),
-    source: 'host',
-    cgroup: null,
-    limitBytes: total,
-    cgroupLimitBytes: null,
-    leafLimitBytes: null,
-    highBytes: null,
-    leafHighBytes: null,
-    constrainedMemoryBytes: total,
-    usageBytes: null,
-    workingSetBytes: null,
-    peakBytes: null,
-    swapBytes: null,
-    swapLimitBytes: null,
-    basisBytes: used,
-    usageRatio: used / total,
-    headroomBytes: available,
-    heapLimitRatio: heapLimit === null ? null : heapLimit / total,
-    stalled: null,
-    rssBytes: process.memoryUsage.rss(),
-    hostTotalBytes: total,
-    hostAvailableBytes: available,
-    stat: null,
-    events: null,
-    pressure: null,
-    processes: null,
-    v8: {
-      rssBytes: nn(v[0]),
-      heapTotalBytes: nn(v[1]),
-      heapUsedBytes: nn(v[2]),
-      externalBytes: nn(v[3]),
-      arrayBuffersBytes: nn(v[4]),
-      heapSizeLimitBytes: heapLimit,
-    },
-    diagnoses: DIAGNOSES,
-  }
+  buf.fill(NaN)
+  buf[SLOT.timestampMs] = Date.now()
+  buf[SLOT.limitBytes] = total
+  buf[SLOT.constrainedMemoryBytes] = total
+  buf[SLOT.basisBytes] = used
+  buf[SLOT.usageRatio] = used / total
+  buf[SLOT.headroomBytes] = available
+  buf[SLOT.heapLimitRatio] = v[HEAP_LIMIT] / total
+  buf[SLOT.rssBytes] = process.memoryUsage.rss()
+  buf[SLOT.hostTotalBytes] = total
+  buf[SLOT.hostAvailableBytes] = available
+  buf[SLOT[INPUT]] = 1
+  for (let i = 0; i < V8_INPUTS.length; i++) buf[V8_INPUTS[i][1]] = v[i]
+  buf[RAW_COUNT] = 0
+  return build(nn, flag, raw, buf, SHAPE)
 }
 
 module.exports = { portableMetrics }
