@@ -7,7 +7,7 @@
 const v8 = require('node:v8')
 const native = require('./native.js')
 const { portableMetrics } = require('./portable.js')
-const { NAMES, SLOT, RAW_START, V8_INPUTS, build, nn, flag, raw } = require('./reading.js')
+const { NAMES, RAW_START, V8_INPUTS, build, nn, flag, raw } = require('./reading.js')
 const { rootOption, invalidType, outOfRange } = require('./options.js')
 
 // The slot layout is lib/slots.json's; the addon was built from it. One
@@ -80,25 +80,24 @@ const usageScratch = new Float64Array(USAGE_KEYS.length)
 
 const OP = Object.prototype
 
-// Each key is a plain property read, written out: generated once from
-// USAGE_KEYS (as fast as code written by hand, and no key written twice).
-// eslint-disable-next-line no-new-func
-const generated = new Function('OP', 'usageValue', 'has', `return {
-  readsAreOwn(o) {
-    const p = Object.getPrototypeOf(o)
-    return p === null || (p === OP && ${USAGE_KEYS.map((k) => `OP.${k} === undefined`).join(' && ')})
-  },
-  readUsage(usage, own) {
-    ${USAGE_KEYS.map((k, i) => `usageValue(${i}, '${k}', own || has(usage, '${k}') ? usage.${k} : undefined)`).join('\n    ')}
-  },
-}`)(OP, usageValue, Object.hasOwn)
-
 /**
  * True when a plain read of the usage keys can only find the object's own
  * properties: its prototype is null, or Object.prototype without any of them
  * (not polluted). Much cheaper than an Object.hasOwn() call per key and read.
+ * Each key's read is written out, generated once from USAGE_KEYS (as fast as
+ * code written by hand, and no key written twice).
  */
-const readsAreOwn = generated.readsAreOwn
+// eslint-disable-next-line no-new-func
+const readsAreOwn = new Function('OP', `return function readsAreOwn(o) {
+  const p = Object.getPrototypeOf(o)
+  return p === null || (p === OP && ${USAGE_KEYS.map((k) => `OP.${k} === undefined`).join(' && ')})
+}`)(OP)
+
+/** Validate and store each usage key (usageValue), own properties only unless `own` says every read is. */
+// eslint-disable-next-line no-new-func
+const readUsage = new Function('usageValue', 'has', `return function readUsage(usage, own) {
+  ${USAGE_KEYS.map((k, i) => `usageValue(${i}, '${k}', own || has(usage, '${k}') ? usage.${k} : undefined)`).join('\n  ')}
+}`)(usageValue, Object.hasOwn)
 
 function usageValue(i, key, v) {
   if (v === undefined) {
@@ -123,7 +122,7 @@ function usageValues(usage) {
   } else if (typeof usage !== 'object' || Array.isArray(usage)) {
     throw invalidType('usage', 'an object such as process.memoryUsage()', usage)
   }
-  generated.readUsage(usage, readsAreOwn(usage))
+  readUsage(usage, readsAreOwn(usage))
   return usageScratch
 }
 
@@ -147,4 +146,4 @@ function getMemoryMetrics(usage, options) {
   return sampler.read()
 }
 
-module.exports = { getMemoryMetrics, rootOption, invalidType, outOfRange, SLOT, RAW_START, Sampler }
+module.exports = { getMemoryMetrics }

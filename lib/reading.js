@@ -19,9 +19,8 @@ const RAW_START = NAMES.length
 // The section the caller's numbers go to, and for each usage key k
 // (process.memoryUsage()'s and heapSizeLimit) its slot, v8.<k>Bytes.
 const INPUT = DECL.input
-const V8_INPUTS = Object.freeze(
-  NAMES.filter((n) => n.startsWith(`${INPUT}.`)).map((n) => Object.freeze([n.slice(INPUT.length + 1, -'Bytes'.length), SLOT[n]])),
-)
+// Plain arrays, not frozen: getMemoryMetrics() reads them on every call.
+const V8_INPUTS = NAMES.filter((n) => n.startsWith(`${INPUT}.`)).map((n) => [n.slice(INPUT.length + 1, -'Bytes'.length), SLOT[n]])
 
 // Properties that come from describe() rather than from a slot: placed by
 // the name of the slot they follow, else at the end of their section (by
