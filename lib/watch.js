@@ -16,6 +16,12 @@ const { invalidType, watchConfig, WATCH_DEFAULTS } = require('./options.js')
 const LAYOUT = native ? native.watchSlots() : { slots: [], sources: [] }
 const S = Object.fromEntries(LAYOUT.slots)
 const SOURCES = [null, ...LAYOUT.sources]
+// The V8 numbers this side writes: for each key k (process.memoryUsage()'s,
+// and heapSizeLimit) the slot v8.<k>Bytes, in the block's order, which is
+// also the order of an event's v8 object.
+const V8_SLOTS = LAYOUT.slots
+  .filter(([name]) => name.startsWith('v8.') && name.endsWith('Bytes'))
+  .map(([name, i]) => [name.slice('v8.'.length, -'Bytes'.length), i])
 
 /** Defaults, documented in the README (declared in lib/options.js). */
 const DEFAULTS = WATCH_DEFAULTS
@@ -43,19 +49,20 @@ let refresher = null
 const REFRESH_CALM_MS = 5000
 const REFRESH_ALERT_MS = 250
 
+/** The V8 numbers now, by usage key: process.memoryUsage() and heapSizeLimit. */
+function v8Now() {
+  const u = process.memoryUsage()
+  u.heapSizeLimit = v8.getHeapStatistics().heap_size_limit
+  return u
+}
+
 function refreshV8() {
   if (live.size === 0) return
-  const u = process.memoryUsage()
-  const limit = v8.getHeapStatistics().heap_size_limit
+  const u = v8Now()
   const now = Date.now()
   for (const m of live.values()) {
     const b = m._block
-    b[S['v8.heapUsedBytes']] = u.heapUsed
-    b[S['v8.heapTotalBytes']] = u.heapTotal
-    b[S['v8.externalBytes']] = u.external
-    b[S['v8.arrayBuffersBytes']] = u.arrayBuffers
-    b[S['v8.heapSizeLimitBytes']] = limit
-    b[S['v8.rssBytes']] = u.rss
+    for (const [key, i] of V8_SLOTS) b[i] = u[key]
     b[S['v8.timestampMs']] = now
   }
   return u
@@ -114,14 +121,8 @@ function dispatch(id, kind, e) {
     else process.emitWarning(err.message, { code: err.code })
     return
   }
-  const v8Numbers = {
-    heapUsedBytes: u.heapUsed,
-    heapTotalBytes: u.heapTotal,
-    externalBytes: u.external,
-    arrayBuffersBytes: u.arrayBuffers,
-    rssBytes: u.rss,
-    heapSizeLimitBytes: v8.getHeapStatistics().heap_size_limit,
-  }
+  const v8Numbers = {}
+  for (const [key] of V8_SLOTS) v8Numbers[`${key}Bytes`] = u[key]
   if (kind === 'limit') {
     m.emit('limit', {
       previousLimitBytes: e.previousLimitBytes,

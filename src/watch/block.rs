@@ -65,8 +65,10 @@ pub const NAMES: &[(&str, usize)] = &[
     ("v8.heapTotalBytes", V8_HEAP_TOTAL),
     ("v8.externalBytes", V8_EXTERNAL),
     ("v8.arrayBuffersBytes", V8_ARRAY_BUFFERS),
-    ("v8.heapSizeLimitBytes", V8_HEAP_SIZE_LIMIT),
+    // Listed in the order an event's v8 object has them (lib/watch.js
+    // builds it from this list).
     ("v8.rssBytes", V8_RSS),
+    ("v8.heapSizeLimitBytes", V8_HEAP_SIZE_LIMIT),
     ("stalled", STALLED),
     ("stallDurationMs", STALL_DURATION),
     ("stalledSeconds", STALLED_SECONDS),
