@@ -289,8 +289,12 @@ export declare function watchSlots(): WatchLayout
  * Start a monitor on the shared sampler thread. `dispatch(id, kind, event)`
  * receives its events; the first call in an environment registers it. The
  * monitor's first sample is taken before this returns.
+ *
+ * `kind` is `watch::EventKind::as_str()`. The event names are public API,
+ * typed once, in lib/index.d.ts (`Monitor.on`), not here as well; a test
+ * in src/napi/watch.rs keeps the two lists the same.
  */
-export declare function watchStart(config: WatchConfig, dispatch: (id: number, kind: 'threshold' | 'recovered' | 'error' | 'limit' | 'stall' | 'stall-end', event: NativeWatchEvent) => void): number
+export declare function watchStart(config: WatchConfig, dispatch: (id: number, kind: string, event: NativeWatchEvent) => void): number
 
 /** Stop a monitor; joins the sampler thread when it was the last. */
 export declare function watchStop(id: number): boolean

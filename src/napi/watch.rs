@@ -153,8 +153,12 @@ fn stall_settings(
 /// Start a monitor on the shared sampler thread. `dispatch(id, kind, event)`
 /// receives its events; the first call in an environment registers it. The
 /// monitor's first sample is taken before this returns.
+///
+/// `kind` is `watch::EventKind::as_str()`. The event names are public API,
+/// typed once, in lib/index.d.ts (`Monitor.on`), not here as well; a test
+/// in src/napi/watch.rs keeps the two lists the same.
 #[napi(
-    ts_args_type = "config: WatchConfig, dispatch: (id: number, kind: 'threshold' | 'recovered' | 'error' | 'limit' | 'stall' | 'stall-end', event: NativeWatchEvent) => void"
+    ts_args_type = "config: WatchConfig, dispatch: (id: number, kind: string, event: NativeWatchEvent) => void"
 )]
 pub fn watch_start(
     env: Env,
@@ -334,4 +338,39 @@ pub fn sampler_info() -> Result<SamplerInfo> {
         }
     })
     .map_err(internal_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::watch::EventKind;
+
+    /// Every event kind; a new one fails to compile here until it is listed.
+    fn every_kind() -> [EventKind; 6] {
+        use EventKind::*;
+        let all = [Threshold, Recovered, Error, Limit, Stall, StallEnd];
+        for k in all {
+            match k {
+                Threshold | Recovered | Error | Limit | Stall | StallEnd => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn the_events_monitor_on_declares_are_the_sampler_s() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/lib/index.d.ts");
+        let dts = std::fs::read_to_string(path).unwrap();
+        let mut declared: Vec<&str> = dts
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("on(event: "))
+            .flat_map(|rest| {
+                let union = rest.split(',').next().unwrap_or("");
+                union.split('|').map(|s| s.trim().trim_matches('\''))
+            })
+            .collect();
+        declared.sort_unstable();
+        let mut kinds: Vec<&str> = every_kind().iter().map(|k| k.as_str()).collect();
+        kinds.sort_unstable();
+        assert_eq!(declared, kinds, "Monitor.on's events in {path}");
+    }
 }
