@@ -10,7 +10,7 @@ const v8 = require('node:v8')
 const native = require('./native.js')
 const { invalidType, watchConfig, WATCH_DEFAULTS } = require('./options.js')
 
-// The block's layout, declared once in Rust (src/watch.rs `block`): every
+// The block's layout, declared once in Rust (src/watch/block.rs): every
 // slot index by name, and the limit sources the `source` slot encodes as
 // 1 + their index (0: no sample yet).
 const LAYOUT = native ? native.watchSlots() : { slots: [], sources: [] }

@@ -251,8 +251,13 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// The tests that use the shared reader cache, one at a time (evicting
+    /// entries would break another's "the same entry" check).
+    static CACHE: Mutex<()> = Mutex::new(());
+
     #[test]
     fn a_root_held_by_one_reader_never_blocks_another_root() {
+        let _one_at_a_time = lock(&CACHE);
         let a = entry_for(Path::new("/nonexistent/oomguard-a"));
         // As if a read of root a were stuck in the kernel.
         let _held = lock(&a);
@@ -269,5 +274,61 @@ mod tests {
         // The same root, asked again, is the same entry.
         let again = entry_for(Path::new("/nonexistent/oomguard-a"));
         assert!(Arc::ptr_eq(&a, &again));
+    }
+
+    #[test]
+    fn describe_lists_errors_then_warnings_then_the_rest_each_in_the_core_s_order() {
+        let snap = Snapshot::default();
+        let v8 = diagnose::V8Numbers::default();
+        let core = diagnose(&snap, &v8, diagnose::running_node());
+        let codes: Vec<_> = core.iter().map(|d| d.code).collect();
+        // No cgroup and no limit: an info, then a warning, as the core finds them.
+        assert_eq!(codes, ["NO_MEMORY_CGROUP", "NO_LIMIT"]);
+        let mut entry = Entry::new(PathBuf::from("/nonexistent/oomguard-sort"));
+        let generation = entry.observe(&snap, core);
+        let shape = Shape::from(entry.shape.as_ref().unwrap(), generation);
+        let listed: Vec<_> = shape
+            .diagnoses
+            .iter()
+            .map(|d| (d.severity.as_str(), d.code.as_str()))
+            .collect();
+        assert_eq!(
+            listed,
+            [("warning", "NO_LIMIT"), ("info", "NO_MEMORY_CGROUP")]
+        );
+    }
+
+    #[test]
+    fn the_shape_generation_moves_only_when_the_shape_does() {
+        let mut entry = Entry::new(PathBuf::from("/nonexistent/oomguard-generation"));
+        let snap = Snapshot::default();
+        let first = entry.observe(&snap, Vec::new());
+        assert_eq!(entry.observe(&snap, Vec::new()), first, "the same shape");
+        let v8 = diagnose::V8Numbers::default();
+        let moved = entry.observe(&snap, diagnose(&snap, &v8, diagnose::running_node()));
+        assert_ne!(moved, first, "new diagnoses are a new shape");
+        assert_eq!(
+            entry.observe(&snap, diagnose(&snap, &v8, diagnose::running_node())),
+            moved
+        );
+    }
+
+    #[test]
+    fn the_reader_cache_is_bounded_and_keeps_the_live_root() {
+        let _one_at_a_time = lock(&CACHE);
+        let live = entry_for(Path::new("/"));
+        for i in 0..(2 * MAX_READERS) {
+            entry_for(&PathBuf::from(format!("/nonexistent/oomguard-bound-{i}")));
+        }
+        let mut map = lock(&READERS);
+        assert!(map.len() <= MAX_READERS, "{} readers cached", map.len());
+        assert!(
+            map.get(Path::new("/"))
+                .is_some_and(|e| Arc::ptr_eq(e, &live)),
+            "the live root's reader stays"
+        );
+        // Leave room: a full cache evicts any root but the live one, even
+        // one just added, which the test above must not see.
+        map.retain(|root, _| root.as_os_str() == "/");
     }
 }
