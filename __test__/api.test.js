@@ -154,6 +154,23 @@ test('the .d.ts files declare exactly the fields getMemoryMetrics() returns, wit
   assert.match(block, /\/\*\* Memory charged to the cgroup: v2 `memory\.current`, v1 `memory\.usage_in_bytes`\. \*\//)
 })
 
+test('the V8 numbers: one set of keys for the input, the reading, the monitor block and the events', () => {
+  // lib/slots.json's v8 section is the set; the monitor's block (Rust) and
+  // the hand-written types must name the same numbers.
+  const { V8_INPUTS } = require('../lib/reading.js')
+  const keys = V8_INPUTS.map(([k]) => k)
+  assert.deepEqual(keys, ['rss', 'heapTotal', 'heapUsed', 'external', 'arrayBuffers', 'heapSizeLimit'])
+  const types = interfaces()
+  assert.deepEqual(Object.keys(types.MemoryUsageInput).sort(), [...keys].sort(), 'MemoryUsageInput')
+  const bytes = keys.map((k) => `${k}Bytes`).sort()
+  assert.deepEqual(Object.keys(types.V8Metrics).sort(), bytes, 'V8Metrics')
+  assert.deepEqual(Object.keys(types.WatchV8).sort(), bytes, 'WatchV8 (an event\'s v8)')
+  const block = require('../index.js').watchSlots().slots.map(([name]) => name).filter((n) => n.startsWith('v8.') && n.endsWith('Bytes'))
+  assert.deepEqual(block.map((n) => n.slice(3)).sort(), bytes, "the monitor block's v8 slots")
+  // The reading's v8 section, in its order.
+  assert.deepEqual(Object.keys(getMemoryMetrics().v8), keys.map((k) => `${k}Bytes`))
+})
+
 test('the package exports what its types declare', () => {
   const lib = fs.readFileSync(path.join(__dirname, '..', 'lib', 'index.d.ts'), 'utf8')
   for (const m of lib.matchAll(/export declare function (\w+)/g)) {
