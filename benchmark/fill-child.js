@@ -1,7 +1,7 @@
 'use strict'
 // Runs inside a memory-limited cgroup v1 child for watch-cost.js (d): a
-// monitor on default settings, and a fill of fresh memory at a set rate (a
-// python3 process in the same cgroup: benchmark/fill.py, huge pages) from
+// monitor (default thresholds, lastWords off), and a fill of fresh memory at a set rate (a
+// python3 process in the same cgroup: benchmark/fill.py) from
 // here to STOP of the limit. Says which thresholds the monitor saw, and at
 // what ratio: a threshold is caught when the sample that saw it was still
 // below the next one (the limit, for the highest), missed when one sample
@@ -11,6 +11,7 @@
 //
 // One line on stdout: `OOMGUARD_FILL {json}`.
 
+const fs = require('node:fs')
 const path = require('node:path')
 const { spawn } = require('node:child_process')
 const h = require('../__test__/helpers/cgroup')
@@ -24,6 +25,11 @@ const own = h.ownV1MemoryCgroup()
 if (!own) throw new Error('fill-child: no cgroup v1 memory controller')
 const limit = h.effectiveV1Limit(own.dir, own.mountPoint)
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+// The sampler thread's schedstat: ns on a CPU, ns waiting for one (runnable).
+function sched(tid) {
+  const [run, wait] = fs.readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ').map(Number)
+  return { run, wait }
+}
 
 async function main() {
   const oomguard = require(path.resolve(pkgDir))
@@ -33,6 +39,8 @@ async function main() {
   const thresholds = monitor.thresholds
   await sleep(settleMs)
   const before = { current: monitor.current, info: native.samplerInfo() }
+  const tid = before.info.threadId
+  const s0 = sched(tid)
   const filler = spawn('python3', [path.join(__dirname, 'fill.py'), own.dir, String(Math.floor(stop * limit)), String(rate)], { stdio: ['pipe', 'pipe', 'inherit'] })
   let out = ''
   filler.stdout.setEncoding('utf8').on('data', (d) => (out += d))
@@ -44,6 +52,7 @@ async function main() {
       if (f.length) resolve(f[0])
     })
   })
+  const s1 = sched(tid)
   await sleep(300) // the last events
   const after = { current: monitor.current, info: native.samplerInfo() }
   filler.removeAllListeners('exit')
@@ -65,6 +74,10 @@ async function main() {
     intervalMsBefore: before.current.intervalMs,
     samples: after.current.samples - before.current.samples,
     snapshots: after.info.snapshots === undefined ? null : after.info.snapshots - before.info.snapshots,
+    // During the fill: how long the sampler thread ran, and how long it was
+    // runnable but waiting for a CPU (a sample it could not take in time).
+    samplerRunMs: (s1.run - s0.run) / 1e6,
+    samplerWaitMs: (s1.wait - s0.wait) / 1e6,
   }
   process.stdout.write(`OOMGUARD_FILL ${JSON.stringify(out2)}\n`)
 }

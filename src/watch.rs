@@ -2503,5 +2503,8 @@ pub(crate) mod tests {
         assert!(far > near && near >= min, "{far:?} {near:?}");
         // A fast measured rate shortens it further.
         assert!(interval_for(180.0 * mib, 4096.0 * mib, min, max) < far);
+        // 180 MiB at 2 GiB/s: 87.9 ms.
+        let ms = far.as_secs_f64() * 1000.0;
+        assert!((ms - 180.0 / 2048.0 * 1000.0).abs() < 0.01, "{ms}");
     }
 }
