@@ -143,6 +143,8 @@ export interface NativeStall {
   failureCounter: string | null
   pressure: NativeStallPressure | null
   refaultsPerSec: number | null
+  /** `stall::Evidence::as_str()`: which rule judged the last window. */
+  decidedBy: 'charge-failures' | 'refaults' | null | null
   cause: string
   reason: string
 }

@@ -12,7 +12,8 @@
 //    reclaimed and faulted back at the limit; the heap, ArrayBuffer and
 //    synchronous patterns; with and without onStall. And the negatives: page
 //    cache at the limit, and a burst to the limit that is reclaimed, raise no
-//    stall.
+//    stall. The heap pattern and both negatives again with a memory+swap
+//    limit equal to the limit, where no failed charge is counted.
 
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
@@ -452,6 +453,93 @@ for (const p of PATTERNS) {
     })
   }
 }
+
+// cgroup v1 with memory.memsw.limit_in_bytes equal to the limit (Docker's
+// --memory-swap equal to --memory): the memsw charge fails first and the
+// kernel counts no failed charge (memory.failcnt and memory.memsw.failcnt
+// stay 0), so the refault rule decides (src/stall.rs: Evidence::Refaults).
+
+/** The cgroup's memory+swap limit file, or null (skipped) without swap accounting. */
+function v1ColdMemsw(t) {
+  const own = v1Cold(t)
+  if (!own) return null
+  if (!fs.existsSync(path.join(own.dir, 'memory.memsw.limit_in_bytes'))) {
+    h.privileged(t, 'no memory.memsw.limit_in_bytes: the kernel accounts no swap (swapaccount=1, or CONFIG_MEMCG_SWAP)')
+    return null
+  }
+  return own
+}
+
+const MEMSW_LIMIT = 256 * 1024 * 1024
+// src/stall.rs MEMSW_MIN_REFAULTS_PER_SEC
+const MEMSW_MIN_REFAULTS_PER_SEC = 20000
+
+function checkMemswStallRecord(rec, r) {
+  const desc = describeStall(r)
+  assert.equal(rec.verdict, 'stall', desc)
+  assert.equal(rec.source, 'cgroup-v1')
+  assert.equal(rec.stall.decidedBy, 'refaults', desc)
+  assert.equal(rec.stall.failuresPerSec, null, `the failure rate is unknown there, not 0\n${desc}`)
+  assert.equal(rec.stall.failureCounter, 'memory.failcnt')
+  assert.ok(rec.stall.refaultsPerSec >= MEMSW_MIN_REFAULTS_PER_SEC, desc)
+  assert.ok(rec.workingSetBytes / rec.limitBytes >= 0.9, desc)
+  assert.equal(rec.stall.pressure.scope, 'system', 'v1: the system-wide PSI, said to be so')
+  assert.equal(rec.cause, 'v8-heap', `the memory behind the stall (${rec.reason})`)
+  assert.match(rec.reason, /^stuck at the limit for \d+\.\d s without an OOM kill: \d+ refaults\/s at the memory\+swap limit \(whose failed charges the kernel does not count\)/)
+}
+
+test('v1 stall, cold node, memory+swap limit equal to the limit: growing JS objects: the stall record comes and onStall exit ends it', { timeout: 300_000 }, async (t) => {
+  const own = v1ColdMemsw(t)
+  if (!own) return
+  const p = PATTERNS[0]
+  const got = await untilStall(t, own, {
+    ...p,
+    memswLimit: MEMSW_LIMIT,
+    watch: { stall: { sustainMs: SUSTAIN_MS }, onStall: { action: 'exit', afterMs: AFTER_MS } },
+    timeoutMs: 60_000,
+  })
+  if (!got) return
+  const { r, misses } = got
+  const desc = describeStall(r)
+  assert.equal(r.code, EXIT_CODE, `ended with exit status 75\n${desc}`)
+  assert.equal(r.oomKills, 0)
+  assert.ok(r.firstRecord !== null, `a stall record before the end\n${desc}`)
+  checkMemswStallRecord(r.firstRecord, r)
+  assert.equal(r.firstRecord.stall.action, null, 'the first record reports; the last one ends it')
+  const rec = r.record
+  checkMemswStallRecord(rec, r)
+  assert.equal(rec.stall.action, 'exit')
+  assert.equal(rec.stall.exitCode, EXIT_CODE)
+  const stallStart = Date.parse(rec.time) - rec.stall.durationMs
+  assert.ok(r.exitAt - stallStart <= AFTER_MS + 1000, `ended ${r.exitAt - stallStart} ms after the stall began\n${desc}`)
+  t.diagnostic(`memsw: stall record ${r.recordAt - r.limitAt} ms after the limit, ended ${r.exitAt - stallStart} ms after the stall began; ${misses.length} run(s) OOM-killed first`)
+})
+
+test('v1, cold node, memory+swap limit equal to the limit: page cache far larger than the limit is no stall', { timeout: 120_000 }, async (t) => {
+  const own = v1ColdMemsw(t)
+  if (!own) return
+  const r = await runStall({ scenario: 'pagecache', rate: 10, memswLimit: MEMSW_LIMIT, watch: { stall: { sustainMs: SUSTAIN_MS } }, own, timeoutMs: 60_000 })
+  const desc = describeStall(r)
+  assert.equal(r.code, 0, `the page-cache run survives\n${desc}`)
+  const done = r.markers.find((m) => m.event === 'done')
+  assert.ok(done && done.maxUsage > 0.95, `page cache did fill the cgroup\n${desc}`)
+  assert.ok(r.limitAt !== null, 'memory+swap reached its limit')
+  assert.equal(r.recordAt, null, `no stall record\n${desc}`)
+  assert.deepEqual(r.markers.filter((m) => m.event.startsWith('stall')), [], 'no stall event')
+  assert.equal(done.stalledSeconds, 0)
+})
+
+test('v1, memory+swap limit equal to the limit: a burst to the limit that is reclaimed is no stall', { timeout: 120_000 }, async (t) => {
+  const own = v1ColdMemsw(t)
+  if (!own) return
+  const r = await runStall({ scenario: 'burst', rate: 1000, cold: false, memswLimit: MEMSW_LIMIT, watch: { stall: { sustainMs: SUSTAIN_MS } }, own, timeoutMs: 60_000 })
+  const desc = describeStall(r)
+  assert.equal(r.code, 0, `the burst run survives\n${desc}`)
+  assert.ok(r.markers.some((m) => m.event === 'full'), `the burst reached the limit\n${desc}`)
+  assert.ok(r.limitAt !== null, 'memory+swap reached its limit')
+  assert.equal(r.recordAt, null, `no stall record\n${desc}`)
+  assert.deepEqual(r.markers.filter((m) => m.event.startsWith('stall')), [], 'no stall event')
+})
 
 test('v1, cold node: at least one of the patterns stalled', (t) => {
   if (!v1Cold(t)) return

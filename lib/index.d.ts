@@ -336,7 +336,11 @@ export interface StallEvent {
   durationMs: number
   /** Working set / limit in the last window. */
   workingSetRatio: number | null
-  /** Failed charges per second in the last window. */
+  /**
+   * Failed charges per second in the last window; null where it is not known,
+   * as on cgroup v1 with a memory+swap limit that binds (the kernel counts no
+   * failed memory+swap charge): `decidedBy` is `'refaults'` then.
+   */
   failuresPerSec: number | null
   /** Which counter: v1 `memory.failcnt`, v2 `memory.events max`. */
   failureCounter: 'memory.failcnt' | 'memory.events max' | null
@@ -348,6 +352,13 @@ export interface StallEvent {
   pressure: { scope: 'cgroup' | 'system'; kind: 'some' | 'full'; ratio: number; avg10: number } | null
   /** Refaults (evicted pages faulted back) per second in the last window. */
   refaultsPerSec: number | null
+  /**
+   * Which rule judged the last window a stall: `'charge-failures'` (the
+   * failure rate with pressure or refaults), or `'refaults'` (cgroup v1, the
+   * memory+swap limit binding, so no failed charge is counted: refaults at a
+   * rate far above a healthy one); null when the last window was calm.
+   */
+  decidedBy: 'charge-failures' | 'refaults' | null
   ratio: number | null
   basisBytes: number | null
   limitBytes: number | null

@@ -176,6 +176,7 @@ function stallEvent(e) {
     failureCounter: s.failureCounter,
     pressure: s.pressure === null ? null : { scope: s.pressure.scope, kind: s.pressure.kind, ratio: s.pressure.ratio, avg10: s.pressure.avg10 },
     refaultsPerSec: s.refaultsPerSec,
+    decidedBy: s.decidedBy,
     ratio: e.ratio,
     basisBytes: e.basisBytes,
     limitBytes: e.limitBytes,

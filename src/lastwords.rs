@@ -183,10 +183,14 @@ fn exact(out: &mut String, v: f64) {
 }
 
 fn string(out: &mut String, s: &str) {
+    string_max(out, s, MAX_STRING)
+}
+
+fn string_max(out: &mut String, s: &str, max: usize) {
     // Cut at a character boundary; the record must stay under MAX_LINE.
     let mut s = s;
-    if s.len() > MAX_STRING {
-        let mut end = MAX_STRING;
+    if s.len() > max {
+        let mut end = max;
         while !s.is_char_boundary(end) {
             end -= 1;
         }
@@ -297,7 +301,8 @@ pub fn record(r: &RecordInput) -> String {
         return line;
     }
     // A stall record with every field at its longest: the reason without
-    // the figures and the cause's sentence (both are in fields of their own).
+    // the figures and the cause's sentence (both are in fields of their own),
+    // and the cgroup's path cut shorter.
     build(r, false)
 }
 
@@ -315,7 +320,8 @@ fn build(r: &RecordInput, full_reason: bool) -> String {
     }
     o.push_str(",\"cgroup\":");
     match &snap.location {
-        Some(l) => string(&mut o, &l.cgroup_path),
+        Some(l) if full_reason => string(&mut o, &l.cgroup_path),
+        Some(l) => string_max(&mut o, &l.cgroup_path, MAX_STRING - 128),
         None => o.push_str("null"),
     }
     o.push_str(",\"limitBytes\":");
@@ -983,6 +989,8 @@ mod tests {
                 avg10: 0.123456789,
             }),
             refaults_per_sec: Some(9.0e15),
+            memsw_ratio: Some(0.123456789),
+            decided_by: Some(crate::stall::Evidence::ChargeFailures),
         };
         r.stall = Some((&fig, Some(crate::stall::EXIT_CODE)));
         r.event = RecordEvent::Stall;

@@ -24,6 +24,19 @@
 //!   the failure rate dipped. Where the kernel has neither figure, the first
 //!   two signs decide.
 //!
+//! One case has no failure count: cgroup v1 with a memory+swap limit that
+//! binds (`memory.memsw.usage_in_bytes` within `margin` of the smallest
+//! `memory.memsw.limit_in_bytes` up the hierarchy; Docker's
+//! `--memory-swap` equal to `--memory`). The memsw charge fails first, and
+//! the kernel counts failures only for the memory counter (6.18: neither
+//! `memory.failcnt` nor `memory.memsw.failcnt` moves in such a stall). There a
+//! window stalls on the working set within `margin` of the limit and evicted
+//! pages coming straight back at [`MEMSW_MIN_REFAULTS_PER_SEC`] or more, a
+//! rate far above [`MIN_REFAULTS_PER_SEC`] (measured in such stalls: see the
+//! constant); the failure rate is then reported as unknown, not as 0, and
+//! [`Evidence`] says which rule decided. Pressure does not decide there: the
+//! system-wide PSI of v1 was 0 in windows of such stalls.
+//!
 //! Stalling windows that last `sustain_ms` make a stall (calm spells shorter
 //! than [`GRACE_MS`] do not interrupt them); it ends after [`CLEAR_MS`] of
 //! windows that are not. Nothing here reads a file or knows about threads:
@@ -54,6 +67,10 @@ pub const MIN_PRESSURE: f64 = 0.05;
 /// Refaults per second at or above which evicted pages count as coming
 /// straight back (4 MiB/s of 4 KiB pages).
 pub const MIN_REFAULTS_PER_SEC: f64 = 1000.0;
+/// Refaults per second at or above which a window stalls where the memory+swap
+/// limit binds and no failed charge is counted (see the module doc): 80 MiB/s
+/// of 4 KiB pages.
+pub const MEMSW_MIN_REFAULTS_PER_SEC: f64 = 20_000.0;
 /// The bounds [`crate::watch::Config::with_stall`] enforces (lib/options.js
 /// says the same).
 pub const MAX_SUSTAIN_MS: f64 = 600_000.0;
@@ -117,6 +134,26 @@ impl Counter {
     }
 }
 
+/// What made a window stalling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evidence {
+    /// Charges failing at a high rate, with pressure or refaults.
+    ChargeFailures,
+    /// Refaults at [`MEMSW_MIN_REFAULTS_PER_SEC`] or more where the
+    /// memory+swap limit binds and the kernel counts no failed charge.
+    Refaults,
+}
+
+impl Evidence {
+    /// As the flight record and the `stall` event say it (`decidedBy`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Evidence::ChargeFailures => "charge-failures",
+            Evidence::Refaults => "refaults",
+        }
+    }
+}
+
 /// Which PSI line the pressure figure is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PsiKind {
@@ -156,6 +193,10 @@ pub struct Reading {
     pub failures: Option<(Counter, u64)>,
     pub pressure: Option<PressureReading>,
     pub refaults: Option<u64>,
+    /// v1 with a memory+swap limit: memory+swap usage and the smallest
+    /// memory+swap limit up the hierarchy (`memory.stat`
+    /// `hierarchical_memsw_limit`).
+    pub memsw: Option<(f64, f64)>,
 }
 
 impl Reading {
@@ -181,6 +222,18 @@ impl Reading {
                 avg10: line.avg10,
             }
         });
+        // The reader keeps memory+swap as swap (memsw usage - usage) and
+        // the swap limit; the limit itself is in memory.stat.
+        let memsw = match (version, limit) {
+            (Some(CgroupVersion::V1), Some(_)) => {
+                let memsw_limit = snap.stat.as_ref().and_then(|s| s.hierarchical_memsw_limit);
+                match (snap.usage, snap.swap, memsw_limit) {
+                    (Some(u), Some(s), Some(l)) => Some((u.saturating_add(s) as f64, l as f64)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
         Reading {
             t_ms,
             working_set: snap.working_set.map(|v| v as f64),
@@ -188,6 +241,7 @@ impl Reading {
             failures,
             pressure,
             refaults: snap.stat.as_ref().and_then(|s| s.workingset_refault),
+            memsw,
         }
     }
 }
@@ -216,13 +270,21 @@ pub struct Figures {
     pub counter: Option<Counter>,
     pub pressure: Option<PressureFigure>,
     pub refaults_per_sec: Option<f64>,
+    /// v1 with a memory+swap limit: memory+swap usage / that limit at the
+    /// window's end.
+    pub memsw_ratio: Option<f64>,
+    /// What made the window stalling, once judged (None: it was not).
+    pub decided_by: Option<Evidence>,
 }
 
 impl Figures {
-    /// Do these figures show a stall under `cfg`? An unknown working set,
-    /// limit or failure rate counts against it; pressure and refaults, when
-    /// the kernel has neither (PSI off, old kernels), do not.
-    pub fn stalling(&self, cfg: &StallConfig) -> bool {
+    /// Do these figures show a stall under `cfg`, and on what evidence? An
+    /// unknown working set, limit or failure rate counts against the
+    /// charge-failure rule; pressure and refaults, when the kernel has
+    /// neither (PSI off, old kernels), do not. Where the memory+swap limit
+    /// binds and charges are not seen failing, the refault rule decides
+    /// (see the module doc); unknown refaults count against it.
+    pub fn judge(&self, cfg: &StallConfig) -> Option<Evidence> {
         let at_limit = self.ratio.is_some_and(|r| r >= 1.0 - cfg.margin);
         let failing = match (self.failures_per_sec, self.counter) {
             (Some(rate), Some(c)) => rate >= c.min_per_sec(),
@@ -233,7 +295,39 @@ impl Figures {
             .refaults_per_sec
             .is_some_and(|r| r >= MIN_REFAULTS_PER_SEC);
         let unknown = self.pressure.is_none() && self.refaults_per_sec.is_none();
-        at_limit && failing && (pressed || refaulting || unknown)
+        if at_limit && failing && (pressed || refaulting || unknown) {
+            return Some(Evidence::ChargeFailures);
+        }
+        let thrashing = self
+            .refaults_per_sec
+            .is_some_and(|r| r >= MEMSW_MIN_REFAULTS_PER_SEC);
+        (at_limit && !failing && self.memsw_binds(cfg) && thrashing).then_some(Evidence::Refaults)
+    }
+
+    /// The judgement alone.
+    pub fn stalling(&self, cfg: &StallConfig) -> bool {
+        self.judge(cfg).is_some()
+    }
+
+    /// Whether the memory+swap limit is the one charges run into (v1): its
+    /// usage within `margin` of it.
+    pub fn memsw_binds(&self, cfg: &StallConfig) -> bool {
+        self.memsw_ratio.is_some_and(|r| r >= 1.0 - cfg.margin)
+    }
+
+    /// The figures with the judgement in them: `decided_by` set, and the
+    /// failure rate unknown (not 0) where the refault rule decided, since
+    /// the kernel counts no failure there.
+    fn judged(self, cfg: &StallConfig) -> Figures {
+        let decided_by = self.judge(cfg);
+        Figures {
+            decided_by,
+            failures_per_sec: match decided_by {
+                Some(Evidence::Refaults) => None,
+                _ => self.failures_per_sec,
+            },
+            ..self
+        }
     }
 }
 
@@ -362,9 +456,9 @@ impl Detector {
             return None;
         }
         self.anchor = Some(r);
-        let fig = figures(&a, &r, dt);
+        let fig = figures(&a, &r, dt).judged(&self.cfg);
         self.last = Some(fig);
-        let stalling = fig.stalling(&self.cfg);
+        let stalling = fig.decided_by.is_some();
         let start = a.t_ms;
         match self.phase {
             Phase::Calm if !stalling => None,
@@ -466,6 +560,11 @@ fn figures(a: &Reading, b: &Reading, dt: f64) -> Figures {
             (Some(x), Some(y)) => per_sec(x, y),
             _ => None,
         },
+        memsw_ratio: match b.memsw {
+            Some((u, l)) if l > 0.0 => Some(u / l),
+            _ => None,
+        },
+        decided_by: None,
     }
 }
 
@@ -525,6 +624,13 @@ pub fn json(f: &Figures, exit_code: Option<i32>) -> String {
     }
     o.push_str(",\"refaultsPerSec\":");
     num(&mut o, f.refaults_per_sec, 0);
+    o.push_str(",\"decidedBy\":");
+    match f.decided_by {
+        Some(e) => {
+            let _ = write!(o, "\"{}\"", e.as_str());
+        }
+        None => o.push_str("null"),
+    }
     o.push_str(",\"action\":");
     match exit_code {
         Some(c) => {
@@ -548,7 +654,14 @@ pub fn short_reason(f: &Figures) -> String {
 /// limit (`cause`: the reason of the fill verdict).
 pub fn reason(f: &Figures, cause: &str) -> String {
     let mut o = short_reason(f);
-    if let (Some(rate), Some(c)) = (f.failures_per_sec, f.counter) {
+    if f.decided_by == Some(Evidence::Refaults) {
+        if let Some(r) = f.refaults_per_sec {
+            let _ = write!(
+                o,
+                ": {r:.0} refaults/s at the memory+swap limit (whose failed charges the kernel does not count)"
+            );
+        }
+    } else if let (Some(rate), Some(c)) = (f.failures_per_sec, f.counter) {
         let _ = write!(o, ": {rate:.0} failed charges/s ({})", c.as_str());
     }
     if let Some(p) = f.pressure {
@@ -564,7 +677,10 @@ pub fn reason(f: &Figures, cause: &str) -> String {
             p.ratio * 100.0
         );
     }
-    if let Some(r) = f.refaults_per_sec {
+    if let Some(r) = f
+        .refaults_per_sec
+        .filter(|_| f.decided_by != Some(Evidence::Refaults))
+    {
         let _ = write!(o, ", {r:.0} refaults/s");
     }
     let _ = write!(o, "; {cause}");
@@ -586,6 +702,8 @@ mod tests {
         fail: f64,
         psi: Option<f64>,
         refault: Option<f64>,
+        /// v1 memory+swap usage / its limit (the limit set equal to LIMIT).
+        memsw: Option<f64>,
     }
 
     /// Feed readings every `step_ms` for `ms` with these rates, continuing
@@ -637,6 +755,7 @@ mod tests {
                         avg10: 0.0,
                     }),
                     refaults: r.refault.map(|_| self.refault as u64),
+                    memsw: r.memsw.map(|m| (m * LIMIT, LIMIT)),
                 };
                 if let Some(tr) = self.d.feed(reading) {
                     self.out.push((self.t, tr));
@@ -664,6 +783,7 @@ mod tests {
         fail: 150_000.0,
         psi: Some(0.2),
         refault: Some(160_000.0),
+        memsw: None,
     };
     // The page-cache scenario at the limit: usage 100% but working set
     // 34 MiB, failcnt 1-3k/s, refaults 340k/s.
@@ -672,12 +792,26 @@ mod tests {
         fail: 2600.0,
         psi: Some(0.08),
         refault: Some(340_000.0),
+        memsw: None,
     };
     const CALM: Rates = Rates {
         ws_mib: 100.0,
         fail: 0.0,
         psi: Some(0.0),
         refault: Some(0.0),
+        memsw: None,
+    };
+    // Measured on cgroup v1, 256 MiB, memory.memsw.limit_in_bytes equal to
+    // the limit, node from an uncached copy (6 runs, 250 ms windows): working
+    // set 244-249 MiB, memory+swap at its limit, memory.failcnt and
+    // memory.memsw.failcnt 0, refaults 93k-410k/s (10th percentile over
+    // 106k/s), system PSI some 18-61%.
+    const V1_MEMSW_STALL: Rates = Rates {
+        ws_mib: 247.0,
+        fail: 0.0,
+        psi: Some(0.3),
+        refault: Some(200_000.0),
+        memsw: Some(0.999),
     };
 
     #[test]
@@ -727,6 +861,8 @@ mod tests {
                 avg10: 0.1,
             }),
             refaults_per_sec: Some(160_000.0),
+            memsw_ratio: None,
+            decided_by: None,
         };
         let cases: &[(&str, Figures, bool)] = &[
             ("measured v1 stall", stall, true),
@@ -1056,6 +1192,7 @@ mod tests {
             failures: Some((Counter::Failcnt, 1_000_000)),
             pressure: None,
             refaults: Some(5000),
+            memsw: None,
         };
         let b = Reading {
             t_ms: 500.0,
@@ -1089,12 +1226,15 @@ mod tests {
                 avg10: 0.1336,
             }),
             refaults_per_sec: None,
+            memsw_ratio: None,
+            decided_by: Some(Evidence::ChargeFailures),
         };
         assert_eq!(
             json(&f, Some(EXIT_CODE)),
             "{\"durationMs\":3120,\"failuresPerSec\":150000,\
              \"failureCounter\":\"memory.failcnt\",\"pressure\":{\"scope\":\"system\",\"kind\":\"some\",\
-             \"ratio\":0.2500,\"avg10\":0.1336},\"refaultsPerSec\":null,\"action\":\"exit\",\"exitCode\":75}"
+             \"ratio\":0.2500,\"avg10\":0.1336},\"refaultsPerSec\":null,\"decidedBy\":\"charge-failures\",\
+             \"action\":\"exit\",\"exitCode\":75}"
         );
         assert!(json(&Figures::default(), None).ends_with("\"action\":null,\"exitCode\":null}"));
         assert_eq!(
@@ -1102,6 +1242,305 @@ mod tests {
             "stuck at the limit for 3.1 s without an OOM kill: 150000 failed charges/s (memory.failcnt), \
              system-wide memory pressure some 25%; the V8 heap (206 MiB) is most of the anonymous memory (222 MiB)"
         );
+        // Decided by refaults (memory+swap binding): the failure rate is
+        // unknown, said so, and not printed as 0.
+        let m = Figures {
+            failures_per_sec: None,
+            refaults_per_sec: Some(201_234.4),
+            memsw_ratio: Some(0.999),
+            decided_by: Some(Evidence::Refaults),
+            ..f
+        };
+        let j = json(&m, None);
+        assert!(
+            j.contains("\"failuresPerSec\":null,\"failureCounter\":\"memory.failcnt\""),
+            "{j}"
+        );
+        assert!(
+            j.contains("\"refaultsPerSec\":201234,\"decidedBy\":\"refaults\""),
+            "{j}"
+        );
+        assert_eq!(
+            reason(&m, "the V8 heap (206 MiB) is most of the anonymous memory (222 MiB)"),
+            "stuck at the limit for 3.1 s without an OOM kill: 201234 refaults/s at the memory+swap limit \
+             (whose failed charges the kernel does not count), system-wide memory pressure some 25%; \
+             the V8 heap (206 MiB) is most of the anonymous memory (222 MiB)"
+        );
+        assert!(json(&Figures::default(), None).contains("\"decidedBy\":null"));
+    }
+
+    #[test]
+    fn window_judgement_where_memory_and_swap_bind() {
+        let cfg = StallConfig::default();
+        // A window of a measured stall with memory.memsw.limit_in_bytes ==
+        // memory.limit_in_bytes: no failed charge counted.
+        let stall = Figures {
+            duration_ms: 0.0,
+            window_ms: 250.0,
+            ratio: Some(0.966),
+            failures_per_sec: Some(0.0),
+            counter: Some(Counter::Failcnt),
+            pressure: Some(PressureFigure {
+                scope: PressureScope::System,
+                kind: PsiKind::Some,
+                ratio: 0.3,
+                avg10: 0.3,
+            }),
+            refaults_per_sec: Some(200_000.0),
+            memsw_ratio: Some(0.999),
+            decided_by: None,
+        };
+        let no_psi = PressureFigure {
+            ratio: 0.0,
+            ..stall.pressure.unwrap()
+        };
+        let cases: &[(&str, Figures, Option<Evidence>)] = &[
+            ("measured memsw stall", stall, Some(Evidence::Refaults)),
+            (
+                "system PSI 0: refaults alone decide",
+                Figures {
+                    pressure: Some(no_psi),
+                    ..stall
+                },
+                Some(Evidence::Refaults),
+            ),
+            (
+                "PSI off",
+                Figures {
+                    pressure: None,
+                    ..stall
+                },
+                Some(Evidence::Refaults),
+            ),
+            (
+                "at the strict refault threshold",
+                Figures {
+                    refaults_per_sec: Some(MEMSW_MIN_REFAULTS_PER_SEC),
+                    ..stall
+                },
+                Some(Evidence::Refaults),
+            ),
+            (
+                "refaults above the usual threshold, below the strict one",
+                Figures {
+                    refaults_per_sec: Some(MEMSW_MIN_REFAULTS_PER_SEC - 1.0),
+                    ..stall
+                },
+                None,
+            ),
+            (
+                "refaults not known (old kernel): the pressure alone does not decide",
+                Figures {
+                    refaults_per_sec: None,
+                    pressure: Some(PressureFigure {
+                        ratio: 0.9,
+                        ..stall.pressure.unwrap()
+                    }),
+                    ..stall
+                },
+                None,
+            ),
+            (
+                "page cache under the same limit: working set low",
+                Figures {
+                    ratio: Some(0.13),
+                    refaults_per_sec: Some(340_000.0),
+                    ..stall
+                },
+                None,
+            ),
+            (
+                "working set just outside the margin",
+                Figures {
+                    ratio: Some(0.89),
+                    ..stall
+                },
+                None,
+            ),
+            (
+                "memory+swap within the margin of its limit",
+                Figures {
+                    memsw_ratio: Some(0.9),
+                    ..stall
+                },
+                Some(Evidence::Refaults),
+            ),
+            (
+                "a memory+swap limit that does not bind (swap free): as without one",
+                Figures {
+                    memsw_ratio: Some(0.5),
+                    ..stall
+                },
+                None,
+            ),
+            (
+                "no memory+swap limit (or no swap accounting)",
+                Figures {
+                    memsw_ratio: None,
+                    ..stall
+                },
+                None,
+            ),
+            (
+                "both limits reached and failcnt counting: the charge-failure rule",
+                Figures {
+                    failures_per_sec: Some(150_000.0),
+                    ..stall
+                },
+                Some(Evidence::ChargeFailures),
+            ),
+            (
+                "failcnt counting a little: refaults decide",
+                Figures {
+                    failures_per_sec: Some(500.0),
+                    ..stall
+                },
+                Some(Evidence::Refaults),
+            ),
+            (
+                "no limit",
+                Figures {
+                    ratio: None,
+                    ..stall
+                },
+                None,
+            ),
+        ];
+        for (name, f, want) in cases {
+            assert_eq!(f.judge(&cfg), *want, "case {name}");
+            assert_eq!(f.stalling(&cfg), want.is_some(), "case {name}");
+            let j = f.judged(&cfg);
+            assert_eq!(j.decided_by, *want, "case {name}");
+            let rate = match want {
+                Some(Evidence::Refaults) => None,
+                _ => f.failures_per_sec,
+            };
+            assert_eq!(
+                j.failures_per_sec, rate,
+                "case {name}: the failure rate as reported"
+            );
+        }
+        // Without a memory+swap figure every earlier case judges as before:
+        // the charge-failure rule or nothing.
+        for f in [
+            stall,
+            Figures {
+                failures_per_sec: Some(150_000.0),
+                ..stall
+            },
+        ] {
+            let v1 = Figures {
+                memsw_ratio: None,
+                ..f
+            };
+            assert_ne!(v1.judge(&cfg), Some(Evidence::Refaults));
+        }
+    }
+
+    #[test]
+    fn memory_and_swap_binding_stall_from_refaults_but_not_page_cache_or_bursts() {
+        let cfg = StallConfig {
+            margin: 0.1,
+            sustain_ms: 2000.0,
+        };
+        let mut s = Sim::new(cfg, Counter::Failcnt);
+        s.run(2000.0, 5.0, CALM);
+        s.run(10_000.0, 5.0, V1_MEMSW_STALL);
+        assert_eq!(s.kinds(), ["started"]);
+        let (t, Transition::Started(f)) = s.out[0] else {
+            unreachable!()
+        };
+        assert!(
+            (4000.0 - WINDOW_MS..=4000.0 + WINDOW_MS + 5.0).contains(&t),
+            "started at {t}"
+        );
+        assert_eq!(f.decided_by, Some(Evidence::Refaults));
+        assert_eq!(f.failures_per_sec, None, "unknown, not 0");
+        assert_eq!(f.counter, Some(Counter::Failcnt));
+        assert!(
+            (f.refaults_per_sec.unwrap() - 200_000.0).abs() < 2000.0,
+            "{f:?}"
+        );
+        s.run(
+            3000.0,
+            5.0,
+            Rates {
+                memsw: Some(0.5),
+                ..CALM
+            },
+        );
+        assert_eq!(s.kinds(), ["started", "ended"]);
+
+        let memsw = |r: Rates| Rates {
+            memsw: Some(0.999),
+            ..r
+        };
+        type Case = (&'static str, &'static [(f64, Rates)]);
+        let cases: &[Case] = &[
+            (
+                "page cache at the limit, 60 s",
+                &[(
+                    60_000.0,
+                    Rates {
+                        fail: 0.0,
+                        memsw: Some(1.0),
+                        ..V1_PAGECACHE
+                    },
+                )],
+            ),
+            (
+                "a 1.5 s burst",
+                &[(1000.0, CALM), (1500.0, V1_MEMSW_STALL), (5000.0, CALM)],
+            ),
+            (
+                "bursts shorter than sustain, calm spells longer than the grace",
+                &[
+                    (1500.0, V1_MEMSW_STALL),
+                    (1000.0, CALM),
+                    (1500.0, V1_MEMSW_STALL),
+                    (1000.0, CALM),
+                ],
+            ),
+            (
+                "at both limits with refaults below the strict threshold",
+                &[(
+                    20_000.0,
+                    Rates {
+                        refault: Some(15_000.0),
+                        ..V1_MEMSW_STALL
+                    },
+                )],
+            ),
+            (
+                "the same stall's rates without a binding memory+swap limit",
+                &[(
+                    20_000.0,
+                    Rates {
+                        memsw: Some(0.5),
+                        ..V1_MEMSW_STALL
+                    },
+                )],
+            ),
+            (
+                "no refault counters",
+                &[(
+                    20_000.0,
+                    Rates {
+                        refault: None,
+                        ..V1_MEMSW_STALL
+                    },
+                )],
+            ),
+        ];
+        for (name, phases) in cases {
+            let mut s = Sim::new(cfg, Counter::Failcnt);
+            for (ms, r) in *phases {
+                let r = if r.memsw.is_none() { memsw(*r) } else { *r };
+                s.run(*ms, 5.0, r);
+            }
+            assert!(s.out.is_empty(), "case {name}: {:?}", s.out);
+            assert_eq!(s.d.stalled_seconds(), 0.0, "case {name}");
+        }
     }
 
     #[test]
@@ -1146,6 +1585,22 @@ mod tests {
             PressureScope::System,
         ));
         let r = Reading::from_snapshot(&v1, 1.0);
+        assert_eq!(r.memsw, None, "no swap accounting: no memory+swap figure");
+        let mut v1_memsw = mk(CgroupVersion::V1);
+        v1_memsw.usage = Some(200 << 20);
+        v1_memsw.swap = Some(1 << 20);
+        v1_memsw.stat.as_mut().unwrap().hierarchical_memsw_limit = Some(1 << 28);
+        assert_eq!(
+            Reading::from_snapshot(&v1_memsw, 1.0).memsw,
+            Some((201.0 * 1048576.0, (1u64 << 28) as f64)),
+            "memory+swap usage and limit"
+        );
+        v1_memsw.stat.as_mut().unwrap().hierarchical_memsw_limit = None;
+        assert_eq!(
+            Reading::from_snapshot(&v1_memsw, 1.0).memsw,
+            None,
+            "memsw unlimited"
+        );
         assert_eq!(r.failures, Some((Counter::Failcnt, 9)));
         assert_eq!(r.limit, Some((1u64 << 28) as f64));
         assert_eq!(r.refaults, Some(11));
@@ -1164,7 +1619,11 @@ mod tests {
             },
             PressureScope::Cgroup,
         ));
+        v2.usage = Some(200 << 20);
+        v2.swap = Some(1 << 20);
+        v2.stat.as_mut().unwrap().hierarchical_memsw_limit = Some(1 << 28);
         let r = Reading::from_snapshot(&v2, 1.0);
+        assert_eq!(r.memsw, None, "v2: no memory+swap counter");
         assert_eq!(r.failures, Some((Counter::EventsMax, 7)));
         let p = r.pressure.unwrap();
         assert_eq!(

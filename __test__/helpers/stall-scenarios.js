@@ -45,7 +45,11 @@ function readRecord(file) {
 
 /**
  * Run a scenario. `opts`: { scenario, rate, prefill, watch (extra watch()
- * options), cold (default true), nodeFlags (node's own flags, e.g.
+ * options), cold (default true), memswLimit (bytes: also set
+ * memory.memsw.limit_in_bytes, after the memory limit; then the limit counts
+ * as reached when memory.memsw.max_usage_in_bytes comes within 1 MiB of it,
+ * because the kernel counts no failed memsw charge), onPoll (called with the
+ * cgroup's directory every 20 ms while the child runs), nodeFlags (node's own flags, e.g.
  * --max-old-space-size=144), endOnStall (SIGKILL the child once a stall
  * is seen: the `stall` event, or a stall record for the synchronous loop),
  * timeoutMs, own (from v1Support()) }.
@@ -56,13 +60,14 @@ function readRecord(file) {
  * Date.now() ms.
  */
 async function runStall(opts) {
-  const { scenario, rate = 0, prefill = 0, watch = {}, cold = true, endOnStall = false, timeoutMs = 60_000, own, nodeFlags = [] } = opts
+  const { scenario, rate = 0, prefill = 0, watch = {}, cold = true, endOnStall = false, timeoutMs = 60_000, own, nodeFlags = [], memswLimit = null, onPoll = null } = opts
   const dir = h.makeCgroup(own.dir, h.uniqueName('oomguard-stall'))
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-stall-'))
   let copy = null
   let child = null
   try {
     h.setV1Limit(dir, LIMIT)
+    if (memswLimit !== null) h.writeCgroupFile(dir, 'memory.memsw.limit_in_bytes', memswLimit)
     copy = cold ? coldNode() : null
     const node = copy ? copy.node : process.execPath
     const pkg = copy ? copy.pkg : h.REPO_ROOT
@@ -96,7 +101,8 @@ async function runStall(opts) {
     }
     while (done === null) {
       await new Promise((r) => setTimeout(r, 20))
-      if (limitAt === null && Number(fs.readFileSync(path.join(dir, 'memory.failcnt'), 'utf8')) > 0) limitAt = Date.now()
+      if (limitAt === null && limitReached(dir, memswLimit)) limitAt = Date.now()
+      if (onPoll) onPoll(dir)
       if (eventAt === null) {
         const ev = readJsonLines(markerFile).find((m) => m.event === 'stall')
         if (ev) eventAt = ev.t
@@ -142,6 +148,12 @@ async function runStall(opts) {
     fs.rmSync(work, { recursive: true, force: true })
     h.removeCgroup(dir)
   }
+}
+
+/** Whether the kernel has failed a charge (or, with a memsw limit, come within 1 MiB of it). */
+function limitReached(dir, memswLimit) {
+  if (memswLimit === null) return Number(fs.readFileSync(path.join(dir, 'memory.failcnt'), 'utf8')) > 0
+  return Number(fs.readFileSync(path.join(dir, 'memory.memsw.max_usage_in_bytes'), 'utf8')) >= memswLimit - MiB
 }
 
 function oomKills(dir) {

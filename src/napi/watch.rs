@@ -75,6 +75,9 @@ pub struct NativeStall {
     pub failure_counter: Option<String>,
     pub pressure: Option<NativeStallPressure>,
     pub refaults_per_sec: Option<f64>,
+    /// `stall::Evidence::as_str()`: which rule judged the last window.
+    #[napi(ts_type = "'charge-failures' | 'refaults' | null")]
+    pub decided_by: Option<String>,
     pub cause: String,
     pub reason: String,
 }
@@ -238,6 +241,7 @@ pub fn watch_start(
                                     avg10: p.avg10,
                                 }),
                                 refaults_per_sec: f.refaults_per_sec.map(f64::round),
+                                decided_by: f.decided_by.map(|e| e.as_str().to_string()),
                                 cause: n.cause.to_string(),
                                 reason: n.reason,
                             }
