@@ -13,8 +13,13 @@
 // speaks even when JavaScript is stuck), and when the process ended. A run
 // the kernel OOM-killed first is counted as such, not timed.
 //
+// --memsw: every run (the page-cache ones too) with memory.memsw.limit_in_bytes
+// equal to the limit (Docker's --memory-swap equal to --memory); the kernel
+// then counts no failed charge, so the limit counts as reached when
+// memory.memsw.max_usage_in_bytes comes within 1 MiB of it.
+//
 //   node benchmark/stall.js [--runs 5] [--patterns objects,arraybuffers,sync]
-//                           [--sustain-ms 3000] [--after-ms 10000]
+//                           [--sustain-ms 3000] [--after-ms 10000] [--memsw]
 //                           [--pagecache-runs 3] [--pagecache-seconds 15] [--json]
 
 const path = require('node:path')
@@ -30,6 +35,7 @@ const SPEC = {
   afterMs: { def: 10000, type: 'int', help: 'onStall.afterMs' },
   pagecacheRuns: { def: 3, type: 'int', help: 'runs of the page-cache scenario (false positives)' },
   pagecacheSeconds: { def: 15, type: 'int', help: 'how long each page-cache run streams a file three times the limit' },
+  memsw: { def: false, type: 'bool', help: 'memory.memsw.limit_in_bytes equal to the limit (needs swap accounting)' },
   json: { def: false, type: 'bool', help: 'machine-readable results on stdout (progress on stderr)' },
 }
 const PATTERNS = {
@@ -52,6 +58,7 @@ async function main() {
   const started = Date.now()
   const watch = { stall: { sustainMs: opts.sustainMs }, onStall: { action: 'exit', afterMs: opts.afterMs } }
   const timeoutMs = opts.afterMs + 60_000
+  const memswLimit = opts.memsw ? 256 * 1024 * 1024 : null
 
   const runs = []
   const names = opts.patterns.split(',').map((s) => s.trim())
@@ -59,7 +66,7 @@ async function main() {
   for (let rep = 0; rep < opts.runs; rep++) {
     for (const n of names) {
       const p = PATTERNS[n]
-      const r = await runStall({ ...p, watch, own: support.own, timeoutMs })
+      const r = await runStall({ ...p, watch, own: support.own, timeoutMs, memswLimit })
       const run = {
         pattern: n,
         rep,
@@ -70,11 +77,13 @@ async function main() {
         jsEventMs: r.eventAt !== null && r.limitAt !== null ? r.eventAt - r.limitAt : null,
         killedAfterMs: r.oomKills > 0 && r.limitAt !== null ? r.exitAt - r.limitAt : null,
         cause: r.record && r.record.verdict === 'stall' ? r.record.cause : null,
+        decidedBy: r.firstRecord ? r.firstRecord.stall.decidedBy : null,
+        refaultsPerSec: r.firstRecord ? r.firstRecord.stall.refaultsPerSec : null,
       }
       runs.push(run)
       progress(
         `[${runs.length}/${opts.runs * names.length}] ${n.padEnd(12)} ${run.outcome}` +
-          (run.detectMs !== null ? `, stall record ${run.detectMs} ms after the limit` : ', no stall record') +
+          (run.detectMs !== null ? `, stall record ${run.detectMs} ms after the limit (decided by ${run.decidedBy}, ${run.refaultsPerSec} refaults/s)` : ', no stall record') +
           (run.endMs !== null ? `, ended ${run.endMs} ms after the limit (${run.endAfterStallMs} ms after the stall began)` : '') +
           (run.killedAfterMs !== null ? `, killed ${run.killedAfterMs} ms after the limit` : ''),
       )
@@ -83,7 +92,7 @@ async function main() {
 
   const pagecache = []
   for (let i = 0; i < opts.pagecacheRuns; i++) {
-    const r = await runStall({ scenario: 'pagecache', rate: opts.pagecacheSeconds, watch: { stall: { sustainMs: opts.sustainMs } }, own: support.own, timeoutMs: opts.pagecacheSeconds * 1000 + 60_000 })
+    const r = await runStall({ scenario: 'pagecache', rate: opts.pagecacheSeconds, watch: { stall: { sustainMs: opts.sustainMs } }, own: support.own, timeoutMs: opts.pagecacheSeconds * 1000 + 60_000, memswLimit })
     const done = r.markers.find((m) => m.event === 'done')
     const falsePositive = r.recordAt !== null || r.markers.some((m) => m.event === 'stall')
     pagecache.push({ falsePositive, code: r.code, maxUsage: done ? done.maxUsage : null, limitReached: r.limitAt !== null })
@@ -110,6 +119,7 @@ async function main() {
     runsPerPattern: opts.runs,
     sustainMs: opts.sustainMs,
     afterMs: opts.afterMs,
+    memswLimitMiB: opts.memsw ? 256 : null,
     pagecacheRuns: opts.pagecacheRuns,
     pagecacheSeconds: opts.pagecacheSeconds,
     seconds: (Date.now() - started) / 1000,
@@ -122,7 +132,11 @@ async function main() {
   log(u.describeMachine(machine, vers))
   log(
     `method: ${opts.runs} runs per pattern, cgroup v1, 256 MiB limit, node from a cold copy; stall.sustainMs ${opts.sustainMs}, ` +
-      `onStall.afterMs ${opts.afterMs}; times from the first failed charge (memory.failcnt > 0); ${method.seconds.toFixed(0)} s`,
+      `onStall.afterMs ${opts.afterMs}; ` +
+      (opts.memsw
+        ? 'memory.memsw.limit_in_bytes equal to the limit; times from memory+swap reaching it (memory.memsw.max_usage_in_bytes within 1 MiB)'
+        : 'times from the first failed charge (memory.failcnt > 0)') +
+      `; ${method.seconds.toFixed(0)} s`,
   )
   log('')
   log(
