@@ -17,7 +17,8 @@
 //  - docker update --memory under a running monitor: 256 -> 512 -> 200 MiB;
 //  - a stall: V8 heap growth in --memory=256m from an image whose files were
 //    dropped from the page cache, ended by onStall with exit 75 and the stall
-//    record in /dev/termination-log.
+//    record in /dev/termination-log; and the same with --memory-swap equal to
+//    --memory, where no failed charge is counted and refaults decide.
 
 const { test, after } = require('node:test')
 const assert = require('node:assert/strict')
@@ -271,7 +272,31 @@ const STALL_AFTER_MS = 3000
 const STALL_ATTEMPTS = 4
 const STALL_EXIT_CODE = 75
 
-test('docker stall, cold image: V8 heap growth stuck at the limit, no OOM kill: onStall exits 75, the stall record in /dev/termination-log', { timeout: 300_000 }, async (t) => {
+// --memory-swap equal to --memory: the memsw charge fails first and the kernel
+// counts no failed charge, so the refault rule decides (src/stall.rs).
+const STALL_CASES = [
+  {
+    name: '',
+    args: ['--memory=256m'],
+    decision(rec, desc) {
+      assert.match(rec.reason, /^stuck at the limit for \d+\.\d s without an OOM kill: \d+ failed charges\/s \(memory\.failcnt\)/)
+      assert.equal(rec.stall.decidedBy, 'charge-failures', desc)
+      assert.ok(rec.stall.failuresPerSec >= 1000, desc)
+    },
+  },
+  {
+    name: ', --memory-swap equal to --memory',
+    args: ['--memory=256m', '--memory-swap=256m'],
+    decision(rec, desc) {
+      assert.match(rec.reason, /^stuck at the limit for \d+\.\d s without an OOM kill: \d+ refaults\/s at the memory\+swap limit/)
+      assert.equal(rec.stall.decidedBy, 'refaults', desc)
+      assert.equal(rec.stall.failuresPerSec, null, `no failed charge is counted there: unknown, not 0\n${desc}`)
+      assert.ok(rec.stall.refaultsPerSec >= 20000, desc)
+    },
+  },
+]
+
+for (const sc of STALL_CASES) test(`docker stall, cold image${sc.name}: V8 heap growth stuck at the limit, no OOM kill: onStall exits 75, the stall record in /dev/termination-log`, { timeout: 300_000 }, async (t) => {
   const st = await docker(t)
   if (!st) return
   t.after(() => d.warmImage())
@@ -282,7 +307,7 @@ test('docker stall, cold image: V8 heap growth stuck at the limit, no OOM kill: 
     const termination = d.hostFile('termination-log')
     const marker = d.hostFile('marker')
     const r = await d.run(
-      ['--memory=256m', '-v', `${termination}:/dev/termination-log`, '-v', `${marker}:/tmp/marker`],
+      [...sc.args, '-v', `${termination}:/dev/termination-log`, '-v', `${marker}:/tmp/marker`],
       [NODE, '/app/t/stall-child.js', 'objects', '20', '0.5', '/tmp/marker', '/dev/termination-log', PKG, JSON.stringify(watch)],
       { timeoutMs: 90_000 },
     )
@@ -308,11 +333,10 @@ test('docker stall, cold image: V8 heap growth stuck at the limit, no OOM kill: 
       assert.equal(rec.limitBytes, LIMIT)
       assert.equal(rec.verdict, 'stall', desc)
       assert.equal(rec.cause, 'v8-heap', rec.reason)
-      assert.match(rec.reason, /^stuck at the limit for \d+\.\d s without an OOM kill: \d+ failed charges\/s \(memory\.failcnt\)/)
+      sc.decision(rec, desc)
       assert.equal(rec.stall.action, 'exit')
       assert.equal(rec.stall.exitCode, STALL_EXIT_CODE)
       assert.equal(rec.stall.failureCounter, 'memory.failcnt')
-      assert.ok(rec.stall.failuresPerSec >= 1000, desc)
       assert.equal(rec.stall.pressure.scope, 'system', 'v1: the system-wide PSI, said to be so')
       // The final record is written right before the exit: its duration is when the process ended.
       assert.ok(rec.stall.durationMs >= STALL_AFTER_MS && rec.stall.durationMs <= STALL_AFTER_MS + 1000, `ended ${rec.stall.durationMs} ms into the stall (afterMs ${STALL_AFTER_MS})\n${desc}`)

@@ -403,6 +403,7 @@ function checkStallRecord(p, rec, r) {
   assert.equal(rec.source, 'cgroup-v1')
   assert.equal(rec.stall.failureCounter, 'memory.failcnt')
   assert.ok(rec.stall.failuresPerSec >= 1000, desc)
+  assert.equal(rec.stall.decidedBy, 'charge-failures', 'no memory+swap limit: the failure count decides')
   assert.ok(rec.workingSetBytes / rec.limitBytes >= 0.9, desc)
   assert.equal(rec.stall.pressure.scope, 'system', 'v1: the system-wide PSI, said to be so')
   assert.equal(rec.cause, p.cause, `${p.name}: the memory behind the stall (${rec.reason})`)
