@@ -334,6 +334,47 @@ test('fixture: the doctor says when charges fail at the limit now', { timeout: 3
   assert.throws(() => diagnose(read(), { earlier: 5 }), /env\.earlier must be a getMemoryMetrics\(\) result/)
 })
 
+test('fixture: the doctor does not pass a zero failure rate where the memory+swap limit binds (v1, the kernel counts no failed charge there)', () => {
+  const { diagnose } = require('../lib/doctor.js')
+  const fixture = path.join(__dirname, 'fixtures', 'v1-swap')
+  const base = oomguard.getMemoryMetrics(null, { root: fixture })
+  const MiB = 1048576
+  // Two readings a second apart, failcnt flat at 0, refaults and pressure rising.
+  const at = (t, { usage, swap, swapLimit, ws, refaults, someUs }) => ({
+    ...base,
+    timestampMs: t,
+    usageBytes: usage,
+    swapBytes: swap,
+    swapLimitBytes: swapLimit,
+    workingSetBytes: ws,
+    events: { ...base.events, failcnt: 0 },
+    pressure: { ...base.pressure, some: { ...base.pressure.some, totalUs: someUs } },
+    stat: { ...base.stat, raw: { ...base.stat.raw, total_workingset_refault_anon: 0, total_workingset_refault_file: refaults } },
+  })
+  const check = (before, after) => diagnose(at(2000, after), { earlier: at(1000, before) }).checks.find((c) => c.id === 'charge-failures')
+  const limit = base.cgroupLimitBytes
+  // Memory+swap at its limit (no swap allowed beyond memory), working set at the limit, pages coming back.
+  const stuck = check(
+    { usage: limit - MiB, swap: 0, swapLimit: 0, ws: limit - 4 * MiB, refaults: 1e6, someUs: 1e6 },
+    { usage: limit - MiB, swap: 0, swapLimit: 0, ws: limit - 4 * MiB, refaults: 1.2e6, someUs: 1.3e6 },
+  )
+  assert.equal(stuck.status, 'fail', JSON.stringify(stuck))
+  assert.match(stuck.detail, /^0 failed charges\/s \(memory\.failcnt.*200000 refaults\/s.*memory\+swap 99\.6% of its limit, where the kernel counts no failed charges\. .*looks like a stall/)
+  // The same, page cache: the working set is low.
+  const cache = check(
+    { usage: limit - MiB, swap: 0, swapLimit: 0, ws: 30 * MiB, refaults: 1e6, someUs: 1e6 },
+    { usage: limit - MiB, swap: 0, swapLimit: 0, ws: 30 * MiB, refaults: 1.2e6, someUs: 1.3e6 },
+  )
+  assert.equal(cache.status, 'warn', JSON.stringify(cache))
+  // Swap room left (the fixture's 128 MiB): a zero rate passes, as before.
+  const room = check(
+    { usage: limit - MiB, swap: 0, swapLimit: 128 * MiB, ws: limit - 4 * MiB, refaults: 1e6, someUs: 1e6 },
+    { usage: limit - MiB, swap: 0, swapLimit: 128 * MiB, ws: limit - 4 * MiB, refaults: 1.2e6, someUs: 1.3e6 },
+  )
+  assert.equal(room.status, 'pass', JSON.stringify(room))
+  assert.doesNotMatch(room.detail, /memory\+swap/)
+})
+
 // ---------------------------------------------------------------------------
 // Real stalls on cgroup v1, from a cold copy of node.
 

@@ -708,14 +708,29 @@ function stallCheck(m, e) {
   if (refaults !== null) parts.push(`${Math.round(refaults)} refaults/s`)
   const ws = isNum(m.workingSetBytes) && isNum(m.cgroupLimitBytes) ? m.workingSetBytes / m.cgroupLimitBytes : null
   if (ws !== null) parts.push(`working set ${pct(ws)} of the limit`)
-  if (!(rate > 0)) return check('charge-failures', title, 'pass', `${parts.join(', ')}.`)
   const margin = WATCH_DEFAULTS.stall.margin
+  // v1 with a memory+swap limit that binds (Docker --memory-swap equal to
+  // --memory): the memsw charge fails first and the kernel counts no failed
+  // charge at all, so a zero rate proves nothing there (the stall detector
+  // judges it by refaults: decidedBy 'refaults').
+  const memsw = memswShare(m)
+  const memswBinds = memsw !== null && memsw >= 1 - margin
+  if (memswBinds) parts.push(`memory+swap ${pct(memsw)} of its limit, where the kernel counts no failed charges`)
+  if (!(rate > 0) && !memswBinds) return check('charge-failures', title, 'pass', `${parts.join(', ')}.`)
   const stuck = ws !== null && ws >= 1 - margin && ((pressure !== null && pressure > 0) || (refaults !== null && refaults > 0))
   return check('charge-failures', title, stuck ? 'fail' : 'warn',
     `${parts.join(', ')}. ${stuck
       ? 'The working set is at the limit and what is reclaimed is needed again: this looks like a stall, where the kernel keeps reclaiming and may never OOM-kill.'
       : 'The kernel is reclaiming at the limit (page cache, most likely): fine while the working set stays well below it.'}`,
     stuck ? 'size the V8 heap below the limit so that heap growth ends in a fast V8 failure with a stack trace, and let oomguard end a stall: watch({ onStall: { action: \'exit\', afterMs: 30000 } }) or OOMGUARD_ON_STALL=exit:30000.' : null)
+}
+
+/** v1: memory+swap usage as a share of the memory+swap limit (memory plus swap limit), or null. */
+function memswShare(m) {
+  if (!m.cgroup || m.cgroup.version !== 1) return null
+  const { usageBytes: u, swapBytes: s, cgroupLimitBytes: l, swapLimitBytes: sl } = m
+  if (![u, s, l, sl].every(isNum) || !(l + sl > 0)) return null
+  return (u + s) / (l + sl)
 }
 
 /** Refaults so far from the raw memory.stat (v2 names, v1 total_ names), or null. */
