@@ -112,7 +112,7 @@ pub fn verdict(snap: &Snapshot, basis: f64, v8: Option<V8Known>) -> (Verdict, St
             ),
         );
     }
-    match v8.and_then(|v| v.heap_total) {
+    match v8.and_then(|v| v.numbers.heap_total) {
         Some(heap) if heap >= 0.5 * anon => (
             Verdict::V8Heap,
             format!("the V8 heap ({}) is most of the anonymous memory ({})", mib(heap), mib(anon)),
@@ -367,15 +367,16 @@ fn build(r: &RecordInput, full_reason: bool) -> String {
     match r.v8 {
         Some(v) => {
             o.push_str("{\"heapUsedBytes\":");
-            num(&mut o, v.heap_used);
+            let n = v.numbers;
+            num(&mut o, n.heap_used);
             o.push_str(",\"heapTotalBytes\":");
-            num(&mut o, v.heap_total);
+            num(&mut o, n.heap_total);
             o.push_str(",\"externalBytes\":");
-            num(&mut o, v.external);
+            num(&mut o, n.external);
             o.push_str(",\"arrayBuffersBytes\":");
-            num(&mut o, v.array_buffers);
+            num(&mut o, n.array_buffers);
             o.push_str(",\"heapSizeLimitBytes\":");
-            num(&mut o, v.heap_size_limit);
+            num(&mut o, n.heap_size_limit);
             o.push_str(",\"ageMs\":");
             num(&mut o, Some((r.now_ms - v.timestamp_ms).max(0.0).round()));
             o.push('}');
@@ -704,9 +705,11 @@ mod tests {
     fn v8(heap: f64) -> Option<V8Known> {
         Some(V8Known {
             timestamp_ms: 0.0,
-            heap_total: Some(heap),
-            heap_used: Some(heap),
-            ..V8Known::default()
+            numbers: crate::diagnose::V8Numbers {
+                heap_total: Some(heap),
+                heap_used: Some(heap),
+                ..Default::default()
+            },
         })
     }
 

@@ -262,15 +262,12 @@ impl Config {
 pub mod block;
 pub use block::Block;
 
+/// The V8 numbers JavaScript last wrote into a monitor's block (the core's
+/// [`V8Numbers`]), and when.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct V8Known {
     pub timestamp_ms: f64,
-    pub heap_used: Option<f64>,
-    pub heap_total: Option<f64>,
-    pub external: Option<f64>,
-    pub array_buffers: Option<f64>,
-    pub heap_size_limit: Option<f64>,
-    pub rss: Option<f64>,
+    pub numbers: V8Numbers,
 }
 
 // ---------------------------------------------------------------------------
@@ -1439,7 +1436,7 @@ fn evaluate(
     // change (limit.test.js, docker.test.js): every sample reads the limit.
     let previous = st.limit.replace(limit);
     if let Some(prev) = previous.filter(|p| *p != limit) {
-        let heap = m.block.v8().and_then(|v| v.heap_size_limit);
+        let heap = m.block.v8().and_then(|v| v.numbers.heap_size_limit);
         events.push(Event {
             monitor: m.id,
             kind: EventKind::Limit,
@@ -2016,15 +2013,20 @@ fn latest_v8(monitors: &[Arc<Monitor>]) -> Option<V8Known> {
         let Some(v) = freshest else { continue };
         out = Some(match out {
             None => v,
-            Some(acc) => V8Known {
-                timestamp_ms: acc.timestamp_ms.min(v.timestamp_ms),
-                heap_used: add(acc.heap_used, v.heap_used),
-                heap_total: add(acc.heap_total, v.heap_total),
-                external: add(acc.external, v.external),
-                array_buffers: add(acc.array_buffers, v.array_buffers),
-                heap_size_limit: add(acc.heap_size_limit, v.heap_size_limit),
-                rss: acc.rss.or(v.rss),
-            },
+            Some(acc) => {
+                let (a, b) = (acc.numbers, v.numbers);
+                V8Known {
+                    timestamp_ms: acc.timestamp_ms.min(v.timestamp_ms),
+                    numbers: V8Numbers {
+                        heap_used: add(a.heap_used, b.heap_used),
+                        heap_total: add(a.heap_total, b.heap_total),
+                        external: add(a.external, b.external),
+                        array_buffers: add(a.array_buffers, b.array_buffers),
+                        heap_size_limit: add(a.heap_size_limit, b.heap_size_limit),
+                        rss: a.rss.or(b.rss),
+                    },
+                }
+            }
         });
     }
     out

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::V8Known;
+use crate::diagnose::V8Numbers;
 
 /// Even while stable, odd while the sampler writes.
 pub const SEQ: usize = 0;
@@ -144,12 +145,14 @@ impl Block {
         };
         Some(V8Known {
             timestamp_ms: t,
-            heap_used: g(V8_HEAP_USED),
-            heap_total: g(V8_HEAP_TOTAL),
-            external: g(V8_EXTERNAL),
-            array_buffers: g(V8_ARRAY_BUFFERS),
-            heap_size_limit: g(V8_HEAP_SIZE_LIMIT),
-            rss: g(V8_RSS),
+            numbers: V8Numbers {
+                heap_used: g(V8_HEAP_USED),
+                heap_total: g(V8_HEAP_TOTAL),
+                external: g(V8_EXTERNAL),
+                array_buffers: g(V8_ARRAY_BUFFERS),
+                heap_size_limit: g(V8_HEAP_SIZE_LIMIT),
+                rss: g(V8_RSS),
+            },
         })
     }
 }
