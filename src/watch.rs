@@ -1399,11 +1399,7 @@ fn evaluate(
     st.failing = false;
     let limit_f = limit as f64;
     let basis_f = basis as f64;
-    let ratio = if limit_f > 0.0 {
-        basis_f / limit_f
-    } else {
-        f64::NAN
-    };
+    let ratio = ratio_of(basis_f, limit_f);
     let rate = s.rates[basis_index(cfg.basis)];
     let headroom = limit_f - basis_f;
     let ttl = time_to_limit_ms(headroom, rate);
@@ -1621,20 +1617,36 @@ fn evaluate(
     );
     let w = next_wait(m, st, new, basis_f, limit_f, rate, kernel_wakes);
     st.quiet = quiet(cfg, st, new, limit, snap);
-    if trace::enabled() && !traced {
+    if !traced {
         // A step that wrote nothing (those that wrote were recorded above).
+        trace_unwritten_step(new, s.ts, ratio, old, st.record.seq as f64);
+    }
+    w
+}
+
+/// The basis as a share of the limit; NaN without a limit.
+fn ratio_of(basis: f64, limit: f64) -> f64 {
+    if limit > 0.0 {
+        basis / limit
+    } else {
+        f64::NAN
+    }
+}
+
+/// The trace record of a step that wrote no record (see src/trace.rs).
+fn trace_unwritten_step(level: usize, ts: f64, ratio: f64, from_level: usize, seq: f64) {
+    if trace::enabled() {
         trace::record(
             trace::STEP,
-            new as u32,
-            s.ts,
+            level as u32,
+            ts,
             ratio,
-            old as f64,
+            from_level as f64,
             0.0,
-            st.record.seq as f64,
+            seq,
             [0, -1, -1],
         );
     }
-    w
 }
 
 /// The bounds inside which samples of the usage alone will do for this
@@ -1706,11 +1718,7 @@ fn evaluate_tick(
         Basis::Usage => t.usage,
         _ => t.working_set,
     } as f64;
-    let ratio = if limit_f > 0.0 {
-        basis_f / limit_f
-    } else {
-        f64::NAN
-    };
+    let ratio = ratio_of(basis_f, limit_f);
     let rate = t.rates[basis_index(cfg.basis)];
     let headroom = limit_f - basis_f;
     let ttl = time_to_limit_ms(headroom, rate);
@@ -1738,19 +1746,8 @@ fn evaluate_tick(
         kernel,
     );
     let w = next_wait(m, st, level, basis_f, limit_f, rate, kernel_wakes);
-    if trace::enabled() {
-        // As a snapshot's step that wrote nothing.
-        trace::record(
-            trace::STEP,
-            level as u32,
-            t.ts,
-            ratio,
-            level as f64,
-            0.0,
-            st.record.seq as f64,
-            [0, -1, -1],
-        );
-    }
+    // As a snapshot's step that wrote nothing.
+    trace_unwritten_step(level, t.ts, ratio, level, st.record.seq as f64);
     w
 }
 
