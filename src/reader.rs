@@ -589,26 +589,17 @@ impl Reader {
     }
 }
 
-/// What [`Reader::tick`] read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tick {
-    /// `memory.current` / `memory.usage_in_bytes`, now.
-    pub usage: u64,
-    /// `memory.stat`'s inactive file, now; only when asked for.
-    pub inactive_file: Option<u64>,
-}
-
 impl Reader {
-    /// The few numbers a sample between two snapshots needs: the usage
-    /// and, with `with_stat`, `memory.stat`'s inactive file (for the working
-    /// set). The limit files up the hierarchy are read too, each one small
-    /// number, so that a changed limit is seen at once. None (take a full
-    /// snapshot instead) where there is no cgroup usage file (no memory
-    /// controller, the v2 root), before the first snapshot, when a limit
-    /// file differs from the last snapshot's, or when any read fails: the
-    /// snapshot reports it, and looks for the cgroup again. Does not look
-    /// for a move to another cgroup: snapshots do that.
-    pub fn tick(&mut self, with_stat: bool) -> Option<Tick> {
+    /// The usage (`memory.current` / `memory.usage_in_bytes`), the one
+    /// number a sample between two snapshots needs. The limit files up the
+    /// hierarchy are read too, each one small number, so that a changed
+    /// limit is seen at once. None (take a full snapshot instead) where
+    /// there is no cgroup usage file (no memory controller, the v2 root),
+    /// before the first snapshot, when a limit file differs from the last
+    /// snapshot's, or when any read fails: the snapshot reports it, and
+    /// looks for the cgroup again. Does not look for a move to another
+    /// cgroup: snapshots do that.
+    pub fn tick(&mut self) -> Option<u64> {
         let State::Located(files) = &mut self.state else {
             return None;
         };
@@ -623,17 +614,18 @@ impl Reader {
                 _ => return None,
             }
         }
-        let inactive_file = if with_stat {
-            let key = MemoryStat::inactive_file_key(files.location.version);
-            let raw = files.stat.parse(buf, parse_flat_keyed).ok()?;
-            Some(lookup(&raw, key)?)
-        } else {
-            None
+        Some(usage)
+    }
+
+    /// `memory.stat`'s inactive file, now (for the working set, where a
+    /// [`Reader::tick`]'s usage reaches a threshold); None as for a tick.
+    pub fn inactive_file(&mut self) -> Option<u64> {
+        let State::Located(files) = &mut self.state else {
+            return None;
         };
-        Some(Tick {
-            usage,
-            inactive_file,
-        })
+        let key = MemoryStat::inactive_file_key(files.location.version);
+        let raw = files.stat.parse(&mut self.buf, parse_flat_keyed).ok()?;
+        lookup(&raw, key)
     }
 }
 

@@ -27,7 +27,7 @@ use crate::diagnose::{self, Diagnosis, V8Numbers};
 use crate::guard;
 use crate::lastwords::{self, FlightRecord, RecordEvent, RecordInput};
 use crate::locate::Location;
-use crate::reader::{LimitSource, Reader, Snapshot, Tick};
+use crate::reader::{LimitSource, Reader, Snapshot};
 use crate::stall;
 use crate::trace;
 use crate::trigger::Triggers;
@@ -693,15 +693,15 @@ impl Root {
         let r = guard::catch("a sample of the usage", || {
             #[cfg(test)]
             tests::fault(&self.path, tests::PANIC_IN_READ);
-            let Tick { usage, .. } = st.reader.tick(false)?;
+            let usage = st.reader.tick()?;
             let mut working_set = usage.saturating_sub(st.inactive_file?);
             if quiet
                 .iter()
                 .any(|(basis, q)| *basis == Basis::WorkingSet && usage >= q.up)
             {
-                // Usage at a threshold: the working set decides, read now.
-                let t = st.reader.tick(true)?;
-                working_set = t.usage.saturating_sub(t.inactive_file?);
+                // Usage at a threshold: the working set decides, with the
+                // inactive file read now.
+                working_set = usage.saturating_sub(st.reader.inactive_file()?);
             }
             for (basis, q) in quiet {
                 let b = if *basis == Basis::Usage {
