@@ -141,6 +141,7 @@ export interface NativeStall {
   workingSetRatio: number | null
   failuresPerSec: number | null
   failureCounter: string | null
+  limitingCgroup: string | null
   pressure: NativeStallPressure | null
   refaultsPerSec: number | null
   /** `stall::Evidence::as_str()`: which rule judged the last window. */

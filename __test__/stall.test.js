@@ -172,6 +172,7 @@ test('fixture: stall and stall-end events, the current state, the metrics and th
   assert.match(e.reason, /^stuck at the limit for \d+\.\d s without an OOM kill: \d+ failed charges\/s \(memory\.events max\), cgroup memory pressure full \d+%, \d+ refaults\/s; /)
   assert.ok(e.durationMs >= sustainMs, JSON.stringify(e))
   assert.equal(e.failureCounter, 'memory.events max')
+  assert.equal(e.limitingCgroup, null, 'the own cgroup holds the limit')
   assert.ok(e.failuresPerSec > 500 && e.failuresPerSec < 2000, `about 1000 failed charges/s: ${e.failuresPerSec}`)
   assert.equal(e.pressure.scope, 'cgroup')
   assert.equal(e.pressure.kind, 'full')
@@ -197,6 +198,7 @@ test('fixture: stall and stall-end events, the current state, the metrics and th
   assert.equal(lw.cause, e.cause)
   assert.equal(lw.reason.split('; ')[0], e.reason.split('; ')[0].replace(/for \d+\.\d s/, lw.reason.match(/for \d+\.\d s/)[0]))
   assert.equal(lw.stall.failureCounter, 'memory.events max')
+  assert.equal(lw.stall.limitingCgroup, null)
   assert.equal(lw.stall.action, null, 'report only')
   assert.equal(lw.stall.exitCode, null)
   assert.equal(lw.limitBytes, LIMIT)
@@ -438,17 +440,25 @@ const PATTERNS = [
   { name: 'Buffers in a synchronous loop', scenario: 'sync', rate: 0, prefill: 0, cause: 'outside-heap' },
 ]
 
-function checkStallRecord(p, rec, r) {
+/**
+ * A stall record of pattern `p`. `limiting`: the cgroup path of the parent
+ * that holds the limit (the node ran in an unlimited cgroup below it), whose
+ * counter the record must say it read; null: the node's own cgroup holds it.
+ */
+function checkStallRecord(p, rec, r, limiting = null) {
   const desc = describeStall(r)
   assert.equal(rec.verdict, 'stall', desc)
   assert.equal(rec.source, 'cgroup-v1')
   assert.equal(rec.stall.failureCounter, 'memory.failcnt')
+  assert.equal(rec.stall.limitingCgroup, limiting, desc)
   assert.ok(rec.stall.failuresPerSec >= 1000, desc)
   assert.equal(rec.stall.decidedBy, 'charge-failures', 'no memory+swap limit: the failure count decides')
   assert.ok(rec.workingSetBytes / rec.limitBytes >= 0.9, desc)
   assert.equal(rec.stall.pressure.scope, 'system', 'v1: the system-wide PSI, said to be so')
   assert.equal(rec.cause, p.cause, `${p.name}: the memory behind the stall (${rec.reason})`)
-  assert.match(rec.reason, /^stuck at the limit for \d+\.\d s without an OOM kill: \d+ failed charges\/s \(memory\.failcnt\)/)
+  const counter = limiting === null ? '(memory.failcnt)' : `(memory.failcnt of ${limiting}, which holds the limit)`
+  assert.match(rec.reason, /^stuck at the limit for \d+\.\d s without an OOM kill: \d+ failed charges\/s /)
+  assert.ok(rec.reason.includes(` failed charges/s ${counter}`), rec.reason)
 }
 
 for (const p of PATTERNS) {
@@ -495,6 +505,45 @@ for (const p of PATTERNS) {
     })
   }
 }
+
+// The 256 MiB limit on a parent cgroup, the node in an unlimited cgroup below
+// it (a Kubernetes pod's cgroup above a container without a limit of its own,
+// Docker's --cgroup-parent): the kernel counts the failed charges in the
+// parent (the leaf's memory.failcnt stays 0), and the monitor reads them there.
+test('v1 stall, cold node, the limit on the parent cgroup: growing JS objects: the stall record names the parent, and onStall exit ends it', { timeout: 300_000 }, async (t) => {
+  const own = v1Cold(t)
+  if (!own) return
+  const p = PATTERNS[0]
+  // The most the leaf's own counter said during the run (all runs).
+  let leafFailcnt = 0
+  const got = await untilStall(t, own, {
+    ...p,
+    parentLimit: true,
+    onPoll: (dir) => {
+      leafFailcnt = Math.max(leafFailcnt, Number(fs.readFileSync(path.join(dir, 'memory.failcnt'), 'utf8')))
+    },
+    watch: { stall: { sustainMs: SUSTAIN_MS }, onStall: { action: 'exit', afterMs: AFTER_MS } },
+    timeoutMs: 60_000,
+  })
+  if (!got) return
+  const { r, misses } = got
+  const desc = describeStall(r)
+  assert.equal(r.code, EXIT_CODE, `ended with exit status 75\n${desc}`)
+  assert.equal(r.oomKills, 0)
+  assert.equal(leafFailcnt, 0, 'the kernel counted no failed charge in the leaf: its own counter could not tell')
+  const rec = r.record
+  assert.match(rec.cgroup, /\/leaf$/, 'the node ran in the unlimited cgroup')
+  const parent = rec.cgroup.slice(0, -'/leaf'.length)
+  assert.ok(r.firstRecord !== null, `a stall record before the end\n${desc}`)
+  checkStallRecord(p, r.firstRecord, r, parent)
+  assert.equal(r.firstRecord.stall.action, null, 'the first record reports; the last one ends it')
+  checkStallRecord(p, rec, r, parent)
+  assert.equal(rec.stall.action, 'exit')
+  assert.equal(rec.stall.exitCode, EXIT_CODE)
+  const stallStart = Date.parse(rec.time) - rec.stall.durationMs
+  assert.ok(r.exitAt - stallStart <= AFTER_MS + 1000, `ended ${r.exitAt - stallStart} ms after the stall began\n${desc}`)
+  t.diagnostic(`parent limit: stall record ${r.recordAt - r.limitAt} ms after the limit, ended ${r.exitAt - stallStart} ms after the stall began; ${misses.length} run(s) OOM-killed first`)
+})
 
 // cgroup v1 with memory.memsw.limit_in_bytes equal to the limit (Docker's
 // --memory-swap equal to --memory): the memsw charge fails first and the

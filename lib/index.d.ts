@@ -345,6 +345,14 @@ export interface StallEvent {
   /** Which counter: v1 `memory.failcnt`, v2 `memory.events max`. */
   failureCounter: 'memory.failcnt' | 'memory.events max' | null
   /**
+   * Where a parent cgroup holds the limit (a pod's cgroup above a container
+   * without one, Docker's `--cgroup-parent`): its cgroup path. The kernel
+   * counts the failed charges there, and what sits at the limit is
+   * everything charged to it, so `failuresPerSec` and `workingSetRatio` are
+   * that cgroup's. `null` where the process's own cgroup holds the limit.
+   */
+  limitingCgroup: string | null
+  /**
    * Pressure in the last window: share of the time tasks stalled on memory,
    * and the kernel's 10 s average (both ratios). `cgroup`: the cgroup's own
    * `full` (v2); `system`: `/proc/pressure/memory` `some` (v1: the whole machine).

@@ -174,6 +174,7 @@ function stallEvent(e) {
     workingSetRatio: s.workingSetRatio,
     failuresPerSec: s.failuresPerSec,
     failureCounter: s.failureCounter,
+    limitingCgroup: s.limitingCgroup,
     pressure: s.pressure === null ? null : { scope: s.pressure.scope, kind: s.pressure.kind, ratio: s.pressure.ratio, avg10: s.pressure.avg10 },
     refaultsPerSec: s.refaultsPerSec,
     decidedBy: s.decidedBy,

@@ -186,16 +186,21 @@ fn string(out: &mut String, s: &str) {
     string_max(out, s, MAX_STRING)
 }
 
-fn string_max(out: &mut String, s: &str, max: usize) {
-    // Cut at a character boundary; the record must stay under MAX_LINE.
-    let mut s = s;
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s = &s[..end];
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
     }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+pub(crate) fn string_max(out: &mut String, s: &str, max: usize) {
+    // Cut at a character boundary; the record must stay under MAX_LINE.
+    let s = cut(s, max);
     out.push('"');
     for c in s.chars() {
         match c {
@@ -384,19 +389,25 @@ fn build(r: &RecordInput, full_reason: bool) -> String {
         None => o.push_str("null"),
     }
     let (verdict, reason) = verdict(snap, r.basis, r.v8);
+    // The limiting ancestor's path is a prefix of the cgroup's: cut short
+    // in a record that has to be.
+    let limiting = snap
+        .limiting
+        .as_ref()
+        .map(|l| cut(&l.path, if full_reason { MAX_STRING } else { 64 }));
     match r.stall {
         // A stall: verdict `stall`, the fill verdict as its cause.
         Some((fig, exit)) => {
             o.push_str(",\"verdict\":\"stall\",\"reason\":");
             if full_reason {
-                string(&mut o, &crate::stall::reason(fig, &reason));
+                string(&mut o, &crate::stall::reason(fig, &reason, limiting));
             } else {
                 string(&mut o, &crate::stall::short_reason(fig));
             }
             o.push_str(",\"cause\":");
             string(&mut o, verdict.as_str());
             o.push_str(",\"stall\":");
-            o.push_str(&crate::stall::json(fig, exit));
+            o.push_str(&crate::stall::json(fig, exit, limiting));
         }
         None => {
             o.push_str(",\"verdict\":");
@@ -973,6 +984,11 @@ mod tests {
         let mut procs = (**p.processes.as_ref().unwrap()).clone();
         procs.largest[0].command = Some(crate::procs::parse_comm(&"\u{1}".repeat(200)).unwrap());
         p.processes = Some(std::sync::Arc::new(procs));
+        // And a limiting ancestor whose path is as long as the leaf's.
+        p.limiting = Some(crate::reader::LimitingCgroup {
+            path: format!("/{}", "é".repeat(3000)),
+            ..Default::default()
+        });
         let mut r = input(&p, 16, &t, RecordEvent::Threshold);
         r.basis = 9.0e15;
         let line = record(&r);

@@ -157,6 +157,33 @@ pub struct Events {
     pub failcnt: Option<u64>,
 }
 
+/// The ancestor that holds the effective limit (the smallest on the path
+/// up, nearest the leaf on a tie) where the process's own cgroup does not:
+/// a Kubernetes pod's cgroup above a container without a limit of its own,
+/// Docker's `--cgroup-parent` with a limit. The kernel counts a failed
+/// charge in the cgroup whose page counter failed, so there (the leaf's
+/// counters stay 0), and what sits at that limit is this cgroup's charge,
+/// siblings' included. Read in full snapshots only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LimitingCgroup {
+    /// The cgroup path as `/proc/self/cgroup` would print it.
+    pub path: String,
+    pub dir: PathBuf,
+    /// Its place up the hierarchy: 1 the parent, 2 the grandparent, ...
+    pub depth: usize,
+    /// v2 `memory.current`, v1 `memory.usage_in_bytes`.
+    pub usage: Option<u64>,
+    /// Usage minus its `memory.stat` inactive file (v1 `total_inactive_file`).
+    pub working_set: Option<u64>,
+    /// Its failed charges: v1 `memory.failcnt`, v2 `memory.events` `max`.
+    pub failures: Option<u64>,
+    /// v1 only: `memory.memsw.usage_in_bytes` (None without swap accounting).
+    pub memsw_usage: Option<u64>,
+    /// v1 only: its `memory.stat` `hierarchical_memsw_limit`, the smallest
+    /// memory+swap limit from it up. None when unlimited or not accounted.
+    pub memsw_limit: Option<u64>,
+}
+
 /// Everything read in one pass.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -191,6 +218,10 @@ pub struct Snapshot {
     pub swap_limit: Option<u64>,
     pub mem_total: Option<u64>,
     pub mem_available: Option<u64>,
+    /// The cgroup that holds the effective limit, where that is an ancestor
+    /// (see [`LimitingCgroup`]); None where the own cgroup holds it, where
+    /// there is no limit, or where the one that holds it is not visible.
+    pub limiting: Option<LimitingCgroup>,
     /// The processes in the cgroup (`cgroup.procs`), from the latest scan
     /// (at most [`procs::SCAN_EVERY`] old); None without a memory cgroup or
     /// when `cgroup.procs` could not be read.
@@ -320,6 +351,9 @@ struct CgroupFiles {
     /// v2 `memory.swap.max` of each directory from the leaf up (v1 reads
     /// memory.stat's `hierarchical_memsw_limit` instead)
     swap_limits: Vec<OpenFile>,
+    /// The files of the ancestor that holds the effective limit, opened when
+    /// a snapshot first finds one there (again when another one does).
+    limiting: Option<LimitingFiles>,
     /// `cgroup.procs`, and the latest scan of the processes it lists
     procs: OpenFile,
     processes: Option<Arc<Processes>>,
@@ -367,6 +401,7 @@ impl CgroupFiles {
                 } else {
                     all("memory.swap.max")
                 },
+                limiting: None,
                 procs: at("cgroup.procs"),
                 processes: None,
                 processes_at: None,
@@ -390,6 +425,7 @@ impl CgroupFiles {
                 // memory.stat's hierarchical_memsw_limit is the smallest
                 // memory.memsw.limit_in_bytes from the leaf up.
                 swap_limits: Vec::new(),
+                limiting: None,
                 procs: at("cgroup.procs"),
                 processes: None,
                 processes_at: None,
@@ -397,6 +433,60 @@ impl CgroupFiles {
                 location,
             },
         }
+    }
+}
+
+/// The open files of a [`LimitingCgroup`].
+#[derive(Debug)]
+struct LimitingFiles {
+    depth: usize,
+    path: String,
+    dir: PathBuf,
+    usage: OpenFile,
+    stat: OpenFile,
+    /// v1 `memory.failcnt`, v2 `memory.events`
+    failures: OpenFile,
+    /// v1 `memory.memsw.usage_in_bytes`
+    memsw: Option<OpenFile>,
+}
+
+impl LimitingFiles {
+    /// The files of the `depth`-th directory up from the leaf; None where
+    /// the ancestry has no such directory.
+    fn new(location: &Location, depth: usize) -> Option<Self> {
+        let dir = location.ancestry().into_iter().nth(depth)?;
+        let at = |name: &str| OpenFile::new(dir.join(name));
+        let v1 = location.version == CgroupVersion::V1;
+        Some(LimitingFiles {
+            depth,
+            path: ancestor_path(&location.cgroup_path, depth),
+            usage: at(if v1 {
+                "memory.usage_in_bytes"
+            } else {
+                "memory.current"
+            }),
+            stat: at("memory.stat"),
+            failures: at(if v1 {
+                "memory.failcnt"
+            } else {
+                "memory.events"
+            }),
+            memsw: v1.then(|| at("memory.memsw.usage_in_bytes")),
+            dir,
+        })
+    }
+}
+
+/// The cgroup path `depth` levels above `path` (`/a/b/c`, 1: `/a/b`).
+fn ancestor_path(path: &str, depth: usize) -> String {
+    let mut p = path.trim_end_matches('/');
+    for _ in 0..depth {
+        p = p.rsplit_once('/').map_or("", |(head, _)| head);
+    }
+    if p.is_empty() {
+        "/".to_string()
+    } else {
+        p.to_string()
     }
 }
 
@@ -657,6 +747,12 @@ fn read_cgroup(
     }
     snap.failed.limit = problems.len() > before_limits;
     files.limits_seen = (!snap.failed.limit).then(|| limits.clone());
+    // The directory with the smallest limit, the nearest the leaf on a tie.
+    let smallest = limits
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.map(|v| (v, i)))
+        .min();
     let mut highs = Vec::with_capacity(files.highs.len());
     for f in files.highs.iter_mut() {
         highs.push(optional(f.parse(buf, parse_limit), problems).flatten());
@@ -680,6 +776,13 @@ fn read_cgroup(
         limits.push(Some(h));
     }
     snap.cgroup_limit = limits.into_iter().flatten().min();
+    // An ancestor holds the limit when its file says the effective limit and
+    // the leaf's says more (not when memory.stat's hierarchical limit is
+    // smaller still: that ancestor is out of view).
+    let depth = match smallest {
+        Some((v, i)) if i > 0 && !snap.failed.limit && snap.cgroup_limit == Some(v) => Some(i),
+        _ => None,
+    };
     snap.leaf_high = match files.soft_limit.as_mut() {
         Some(f) => optional(f.parse(buf, parse_limit), problems).flatten(),
         None => highs.first().copied().flatten(),
@@ -726,6 +829,60 @@ fn read_cgroup(
             optional(f.parse(buf, parse_pressure), problems).map(|p| (p, PressureScope::Cgroup));
     }
     read_peak_and_swap(files, buf, snap, problems);
+    read_limiting(files, depth, buf, snap, problems);
+}
+
+/// The ancestor that holds the limit, at `depth` (None: the leaf holds it,
+/// or none is visible). Follows it when the limits change.
+fn read_limiting(
+    files: &mut CgroupFiles,
+    depth: Option<usize>,
+    buf: &mut Vec<u8>,
+    snap: &mut Snapshot,
+    problems: &mut Vec<Error>,
+) {
+    let Some(depth) = depth else {
+        files.limiting = None;
+        return;
+    };
+    if files.limiting.as_ref().is_none_or(|l| l.depth != depth) {
+        files.limiting = LimitingFiles::new(&files.location, depth);
+    }
+    let Some(l) = files.limiting.as_mut() else {
+        return;
+    };
+    let version = files.location.version;
+    let usage = optional(l.usage.parse(buf, parse_u64), problems);
+    let stat = optional(l.stat.parse(buf, parse_flat_keyed), problems);
+    let inactive = stat
+        .as_ref()
+        .and_then(|raw| lookup(raw, MemoryStat::inactive_file_key(version)));
+    let failures = match version {
+        CgroupVersion::V1 => optional(l.failures.parse(buf, parse_u64), problems),
+        CgroupVersion::V2 => optional(l.failures.parse(buf, parse_flat_keyed), problems)
+            .and_then(|raw| lookup(&raw, "max")),
+    };
+    let memsw_usage = l
+        .memsw
+        .as_mut()
+        .and_then(|f| optional(f.parse(buf, parse_u64), problems));
+    snap.limiting = Some(LimitingCgroup {
+        path: l.path.clone(),
+        dir: l.dir.clone(),
+        depth,
+        usage,
+        working_set: match (usage, inactive) {
+            (Some(u), Some(i)) => Some(u.saturating_sub(i)),
+            _ => None,
+        },
+        failures,
+        memsw_limit: stat
+            .as_ref()
+            .and_then(|raw| lookup(raw, "hierarchical_memsw_limit"))
+            .and_then(crate::parse::limit_from_value)
+            .filter(|_| memsw_usage.is_some()),
+        memsw_usage,
+    });
 }
 
 /// The processes of the cgroup: scanned again when the last scan is
@@ -1152,6 +1309,183 @@ mod tests {
             assert!(s.location.is_none(), "{name}");
             let err = s.locate_error.expect("a locate error");
             assert!(err.contains("climbs out of the root"), "{name}: {err}");
+        }
+    }
+
+    /// A v1 tree: the process in `/pod/app` under `/sys/fs/cgroup/memory`,
+    /// the leaf unlimited, the pod at 256 MiB with its counters.
+    fn v1_pod(name: &str) -> Tree {
+        let t = Tree::new(name);
+        t.write("proc/self/cgroup", "4:memory:/pod/app\n0::/\n");
+        t.write(
+            "proc/self/mountinfo",
+            "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n",
+        );
+        t.write("proc/self/statm", "1000 250 10 1 0 100 0\n");
+        t.write(
+            "proc/meminfo",
+            "MemTotal: 1048576 kB\nMemAvailable: 524288 kB\n",
+        );
+        let unlimited = "9223372036854771712\n";
+        t.write("sys/fs/cgroup/memory/memory.limit_in_bytes", unlimited);
+        t.write(
+            "sys/fs/cgroup/memory/pod/memory.limit_in_bytes",
+            "268435456\n",
+        );
+        t.write(
+            "sys/fs/cgroup/memory/pod/memory.usage_in_bytes",
+            "268000000\n",
+        );
+        t.write("sys/fs/cgroup/memory/pod/memory.failcnt", "9500000\n");
+        t.write(
+            "sys/fs/cgroup/memory/pod/memory.memsw.usage_in_bytes",
+            "268100000\n",
+        );
+        t.write(
+            "sys/fs/cgroup/memory/pod/memory.stat",
+            "total_inactive_file 8000000\nhierarchical_memory_limit 268435456\nhierarchical_memsw_limit 9223372036854771712\n",
+        );
+        let leaf = "sys/fs/cgroup/memory/pod/app";
+        t.write(&format!("{leaf}/memory.limit_in_bytes"), unlimited);
+        t.write(&format!("{leaf}/memory.usage_in_bytes"), "100000000\n");
+        t.write(&format!("{leaf}/memory.failcnt"), "0\n");
+        t.write(
+            &format!("{leaf}/memory.memsw.usage_in_bytes"),
+            "100000000\n",
+        );
+        t.write(
+            &format!("{leaf}/memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
+        );
+        t.write(
+            &format!("{leaf}/memory.stat"),
+            "total_inactive_file 1000000\nhierarchical_memory_limit 268435456\nhierarchical_memsw_limit 9223372036854771712\n",
+        );
+        t
+    }
+
+    #[test]
+    fn the_limiting_ancestor_is_read_and_followed() {
+        let t = v1_pod("limiting-v1");
+        let mut r = Reader::new(&t.0);
+        let s = r.snapshot();
+        assert!(s.problems.is_empty(), "{:?}", s.problems);
+        assert_eq!(s.cgroup_limit, Some(268435456));
+        assert_eq!(
+            s.events.as_ref().unwrap().failcnt,
+            Some(0),
+            "the leaf's own"
+        );
+        let l = s.limiting.expect("the pod holds the limit");
+        assert_eq!(
+            l,
+            LimitingCgroup {
+                path: "/pod".into(),
+                dir: t.path("sys/fs/cgroup/memory/pod"),
+                depth: 1,
+                usage: Some(268000000),
+                working_set: Some(260000000),
+                failures: Some(9500000),
+                memsw_usage: Some(268100000),
+                memsw_limit: None,
+            }
+        );
+        // Kept open: the next snapshot reads the new count.
+        t.write("sys/fs/cgroup/memory/pod/memory.failcnt", "9600000\n");
+        assert_eq!(r.snapshot().limiting.unwrap().failures, Some(9600000));
+
+        // The limit rewritten: the leaf's own equal to the pod's (the leaf
+        // decides a tie), then smaller (the leaf), then the pod's again.
+        let leaf_limit = "sys/fs/cgroup/memory/pod/app/memory.limit_in_bytes";
+        t.write(leaf_limit, "268435456\n");
+        assert_eq!(r.snapshot().limiting, None, "a tie: the leaf's own");
+        t.write(leaf_limit, "134217728\n");
+        let s = r.snapshot();
+        assert_eq!((s.limiting, s.cgroup_limit), (None, Some(134217728)));
+        t.write(leaf_limit, "9223372036854771712\n");
+        assert_eq!(r.snapshot().limiting.unwrap().depth, 1);
+        // Moved up to the top of the hierarchy: followed.
+        t.write("sys/fs/cgroup/memory/memory.limit_in_bytes", "200000000\n");
+        t.write("sys/fs/cgroup/memory/memory.failcnt", "77\n");
+        let l = r.snapshot().limiting.unwrap();
+        assert_eq!((l.path.as_str(), l.depth, l.failures), ("/", 2, Some(77)));
+        assert_eq!(l.usage, None, "absent files are unknown, not 0");
+
+        // A smaller limit out of view (memory.stat's hierarchical limit):
+        // no visible directory holds it.
+        t.write(
+            "sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "9223372036854771712\n",
+        );
+        t.write(
+            "sys/fs/cgroup/memory/pod/app/memory.stat",
+            "total_inactive_file 1000000\nhierarchical_memory_limit 100000000\n",
+        );
+        let s = r.snapshot();
+        assert_eq!((s.limiting, s.cgroup_limit), (None, Some(100000000)));
+    }
+
+    #[test]
+    fn the_limiting_ancestor_on_v2_and_its_hostile_files() {
+        let t = Tree::v2("limiting-v2");
+        t.write("proc/self/cgroup", "0::/pod/app\n");
+        let leaf = "sys/fs/cgroup/pod/app";
+        for f in [
+            "memory.current",
+            "memory.high",
+            "memory.stat",
+            "memory.events",
+        ] {
+            fs::rename(t.path(&format!("sys/fs/cgroup/app/{f}")), {
+                fs::create_dir_all(t.path(leaf)).unwrap();
+                t.path(&format!("{leaf}/{f}"))
+            })
+            .unwrap();
+        }
+        t.write(&format!("{leaf}/memory.max"), "max\n");
+        t.write("sys/fs/cgroup/pod/memory.max", "268435456\n");
+        t.write("sys/fs/cgroup/pod/memory.current", "268000000\n");
+        t.write(
+            "sys/fs/cgroup/pod/memory.stat",
+            "anon 1\ninactive_file 4000000\n",
+        );
+        t.write(
+            "sys/fs/cgroup/pod/memory.events",
+            "low 0\nhigh 0\nmax 238907\noom 0\noom_kill 0\n",
+        );
+        let s = Reader::new(&t.0).snapshot();
+        assert!(s.problems.is_empty(), "{:?}", s.problems);
+        let l = s.limiting.expect("the pod holds the limit");
+        assert_eq!(l.path, "/pod");
+        assert_eq!(l.failures, Some(238907));
+        assert_eq!(l.working_set, Some(264000000));
+        assert_eq!((l.memsw_usage, l.memsw_limit), (None, None), "v1 only");
+        assert_eq!(s.events.unwrap().max, Some(0), "the leaf's own");
+
+        // A FIFO in place of the pod's memory.events: a problem naming it,
+        // at once, and the count unknown.
+        t.replace("sys/fs/cgroup/pod/memory.events", fifo);
+        let start = Instant::now();
+        let s = Reader::new(&t.0).snapshot();
+        assert!(start.elapsed() < Duration::from_secs(2));
+        assert!(
+            problem_paths(&s).contains(&t.path("sys/fs/cgroup/pod/memory.events")),
+            "{:?}",
+            s.problems
+        );
+        assert_eq!(s.limiting.unwrap().failures, None);
+    }
+
+    #[test]
+    fn ancestor_paths() {
+        for (path, depth, want) in [
+            ("/a/b/c", 1, "/a/b"),
+            ("/a/b/c", 2, "/a"),
+            ("/a/b/c", 3, "/"),
+            ("/a/b/c/", 1, "/a/b"),
+            ("/a", 5, "/"),
+        ] {
+            assert_eq!(ancestor_path(path, depth), want, "{path} {depth}");
         }
     }
 }

@@ -197,18 +197,29 @@ pub struct Reading {
     /// memory+swap limit up the hierarchy (`memory.stat`
     /// `hierarchical_memsw_limit`).
     pub memsw: Option<(f64, f64)>,
+    /// Whose working set, counter and memory+swap these are: 0 the
+    /// process's own cgroup, n the ancestor n levels up that holds the
+    /// limit ([`crate::reader::LimitingCgroup`]). No rate spans two.
+    pub depth: usize,
 }
 
 impl Reading {
+    /// The reading of a snapshot. Where an ancestor holds the limit, its
+    /// working set, failure counter and memory+swap stand in for the
+    /// leaf's: the kernel fails (and counts) the charges of every cgroup
+    /// below that limit in that ancestor, against everything charged to it
+    /// (siblings' memory included; the leaf's working set can be far below
+    /// a limit that is full). Pressure and refaults stay the leaf's own:
+    /// they say whether this process's tasks are the ones held up.
     pub fn from_snapshot(snap: &Snapshot, t_ms: f64) -> Reading {
         let version = snap.location.as_ref().map(|l| l.version);
         let limit = match version {
             Some(_) if !snap.failed.limit && !snap.v2_root => snap.cgroup_limit.map(|l| l as f64),
             _ => None,
         };
-        let failures = snap.events.as_ref().and_then(|e| match version? {
-            CgroupVersion::V1 => e.failcnt.map(|v| (Counter::Failcnt, v)),
-            CgroupVersion::V2 => e.max.map(|v| (Counter::EventsMax, v)),
+        let counter = version.map(|v| match v {
+            CgroupVersion::V1 => Counter::Failcnt,
+            CgroupVersion::V2 => Counter::EventsMax,
         });
         let pressure = snap.pressure.as_ref().map(|(p, scope)| {
             let (kind, line) = match (scope, p.full) {
@@ -222,26 +233,48 @@ impl Reading {
                 avg10: line.avg10,
             }
         });
-        // The reader keeps memory+swap as swap (memsw usage - usage) and
-        // the swap limit; the limit itself is in memory.stat.
-        let memsw = match (version, limit) {
-            (Some(CgroupVersion::V1), Some(_)) => {
-                let memsw_limit = snap.stat.as_ref().and_then(|s| s.hierarchical_memsw_limit);
-                match (snap.usage, snap.swap, memsw_limit) {
-                    (Some(u), Some(s), Some(l)) => Some((u.saturating_add(s) as f64, l as f64)),
-                    _ => None,
-                }
-            }
+        let v1 = version == Some(CgroupVersion::V1) && limit.is_some();
+        let pair = |u: Option<u64>, l: Option<u64>| match (u, l) {
+            (Some(u), Some(l)) if v1 => Some((u as f64, l as f64)),
             _ => None,
+        };
+        let (working_set, failures, memsw, depth) = match &snap.limiting {
+            Some(a) => (
+                a.working_set,
+                a.failures,
+                pair(a.memsw_usage, a.memsw_limit),
+                a.depth,
+            ),
+            None => {
+                let e = snap.events.as_ref();
+                let failures = match version {
+                    Some(CgroupVersion::V1) => e.and_then(|e| e.failcnt),
+                    _ => e.and_then(|e| e.max),
+                };
+                // The reader keeps memory+swap as swap (memsw usage - usage)
+                // and the swap limit; the limit itself is in memory.stat.
+                let memsw_usage = match (snap.usage, snap.swap) {
+                    (Some(u), Some(s)) => Some(u.saturating_add(s)),
+                    _ => None,
+                };
+                let memsw_limit = snap.stat.as_ref().and_then(|s| s.hierarchical_memsw_limit);
+                (
+                    snap.working_set,
+                    failures,
+                    pair(memsw_usage, memsw_limit),
+                    0,
+                )
+            }
         };
         Reading {
             t_ms,
-            working_set: snap.working_set.map(|v| v as f64),
+            working_set: working_set.map(|v| v as f64),
             limit,
-            failures,
+            failures: counter.zip(failures),
             pressure,
             refaults: snap.stat.as_ref().and_then(|s| s.workingset_refault),
             memsw,
+            depth,
         }
     }
 }
@@ -529,7 +562,9 @@ impl Detector {
 fn figures(a: &Reading, b: &Reading, dt: f64) -> Figures {
     let per_sec = |x: u64, y: u64| (y >= x).then(|| (y - x) as f64 * 1000.0 / dt);
     let (failures_per_sec, counter) = match (a.failures, b.failures) {
-        (Some((ca, x)), Some((cb, y))) if ca == cb => (per_sec(x, y), Some(cb)),
+        (Some((ca, x)), Some((cb, y))) if ca == cb && a.depth == b.depth => {
+            (per_sec(x, y), Some(cb))
+        }
         (_, Some((cb, _))) => (None, Some(cb)),
         _ => (None, None),
     };
@@ -589,9 +624,16 @@ fn num(o: &mut String, v: Option<f64>, decimals: usize) {
     }
 }
 
+/// The longest path of the limiting ancestor a record carries (the
+/// record must stay under [`crate::lastwords::MAX_LINE`]).
+const MAX_LIMITING_PATH: usize = 256;
+
 /// The figures as a JSON object for the flight record (`"stall": {...}`).
 /// `exit_code`: set when the native thread is about to end the process.
-pub fn json(f: &Figures, exit_code: Option<i32>) -> String {
+/// `limiting`: the cgroup path of the ancestor that holds the limit, whose
+/// counter and working set the figures are (`limitingCgroup`; null where
+/// the process's own cgroup holds it).
+pub fn json(f: &Figures, exit_code: Option<i32>, limiting: Option<&str>) -> String {
     let mut o = String::with_capacity(320);
     // The working set's ratio is in the record already (workingSetBytes,
     // limitBytes).
@@ -604,6 +646,11 @@ pub fn json(f: &Figures, exit_code: Option<i32>) -> String {
         Some(c) => {
             let _ = write!(o, "\"{}\"", c.as_str());
         }
+        None => o.push_str("null"),
+    }
+    o.push_str(",\"limitingCgroup\":");
+    match limiting {
+        Some(p) => crate::lastwords::string_max(&mut o, p, MAX_LIMITING_PATH),
         None => o.push_str("null"),
     }
     o.push_str(",\"pressure\":");
@@ -651,8 +698,9 @@ pub fn short_reason(f: &Figures) -> String {
 }
 
 /// One sentence: stuck for how long, on what evidence, and what fills the
-/// limit (`cause`: the reason of the fill verdict).
-pub fn reason(f: &Figures, cause: &str) -> String {
+/// limit (`cause`: the reason of the fill verdict). `limiting`: as for
+/// [`json`].
+pub fn reason(f: &Figures, cause: &str, limiting: Option<&str>) -> String {
     let mut o = short_reason(f);
     if f.decided_by == Some(Evidence::Refaults) {
         if let Some(r) = f.refaults_per_sec {
@@ -662,7 +710,11 @@ pub fn reason(f: &Figures, cause: &str) -> String {
             );
         }
     } else if let (Some(rate), Some(c)) = (f.failures_per_sec, f.counter) {
-        let _ = write!(o, ": {rate:.0} failed charges/s ({})", c.as_str());
+        let _ = write!(o, ": {rate:.0} failed charges/s ({}", c.as_str());
+        if let Some(p) = limiting {
+            let _ = write!(o, " of {p}, which holds the limit");
+        }
+        o.push(')');
     }
     if let Some(p) = f.pressure {
         let _ = write!(
@@ -756,6 +808,7 @@ mod tests {
                     }),
                     refaults: r.refault.map(|_| self.refault as u64),
                     memsw: r.memsw.map(|m| (m * LIMIT, LIMIT)),
+                    depth: 0,
                 };
                 if let Some(tr) = self.d.feed(reading) {
                     self.out.push((self.t, tr));
@@ -1193,6 +1246,7 @@ mod tests {
             pressure: None,
             refaults: Some(5000),
             memsw: None,
+            depth: 0,
         };
         let b = Reading {
             t_ms: 500.0,
@@ -1230,15 +1284,17 @@ mod tests {
             decided_by: Some(Evidence::ChargeFailures),
         };
         assert_eq!(
-            json(&f, Some(EXIT_CODE)),
+            json(&f, Some(EXIT_CODE), None),
             "{\"durationMs\":3120,\"failuresPerSec\":150000,\
-             \"failureCounter\":\"memory.failcnt\",\"pressure\":{\"scope\":\"system\",\"kind\":\"some\",\
-             \"ratio\":0.2500,\"avg10\":0.1336},\"refaultsPerSec\":null,\"decidedBy\":\"charge-failures\",\
+             \"failureCounter\":\"memory.failcnt\",\"limitingCgroup\":null,\
+             \"pressure\":{\"scope\":\"system\",\"kind\":\"some\",\"ratio\":0.2500,\"avg10\":0.1336},\"refaultsPerSec\":null,\"decidedBy\":\"charge-failures\",\
              \"action\":\"exit\",\"exitCode\":75}"
         );
-        assert!(json(&Figures::default(), None).ends_with("\"action\":null,\"exitCode\":null}"));
+        assert!(
+            json(&Figures::default(), None, None).ends_with("\"action\":null,\"exitCode\":null}")
+        );
         assert_eq!(
-            reason(&f, "the V8 heap (206 MiB) is most of the anonymous memory (222 MiB)"),
+            reason(&f, "the V8 heap (206 MiB) is most of the anonymous memory (222 MiB)", None),
             "stuck at the limit for 3.1 s without an OOM kill: 150000 failed charges/s (memory.failcnt), \
              system-wide memory pressure some 25%; the V8 heap (206 MiB) is most of the anonymous memory (222 MiB)"
         );
@@ -1251,7 +1307,7 @@ mod tests {
             decided_by: Some(Evidence::Refaults),
             ..f
         };
-        let j = json(&m, None);
+        let j = json(&m, None, None);
         assert!(
             j.contains("\"failuresPerSec\":null,\"failureCounter\":\"memory.failcnt\""),
             "{j}"
@@ -1261,12 +1317,12 @@ mod tests {
             "{j}"
         );
         assert_eq!(
-            reason(&m, "the V8 heap (206 MiB) is most of the anonymous memory (222 MiB)"),
+            reason(&m, "the V8 heap (206 MiB) is most of the anonymous memory (222 MiB)", None),
             "stuck at the limit for 3.1 s without an OOM kill: 201234 refaults/s at the memory+swap limit \
              (whose failed charges the kernel does not count), system-wide memory pressure some 25%; \
              the V8 heap (206 MiB) is most of the anonymous memory (222 MiB)"
         );
-        assert!(json(&Figures::default(), None).contains("\"decidedBy\":null"));
+        assert!(json(&Figures::default(), None, None).contains("\"decidedBy\":null"));
     }
 
     #[test]
@@ -1648,6 +1704,179 @@ mod tests {
             (r.limit, r.failures),
             (None, None),
             "no cgroup: never a stall"
+        );
+    }
+
+    /// Under a parent's limit the leaf's counter stays 0 and its working set
+    /// can be far below the limit (siblings fill the rest): the reading is
+    /// the limiting ancestor's, and the detector judges by it.
+    #[test]
+    fn under_a_parent_limit_the_ancestor_decides() {
+        use crate::locate::Location;
+        use crate::reader::{Events, LimitingCgroup};
+        use crate::stat::MemoryStat;
+        let mib = 1u64 << 20;
+        // (case, version, leaf working set, ancestor working set, ancestor
+        // failures per 250 ms, leaf memsw usage, ancestor memsw (usage, limit),
+        // expected reading: working set, memsw, stall?)
+        struct Case {
+            name: &'static str,
+            version: CgroupVersion,
+            leaf_ws: u64,
+            parent_ws: u64,
+            parent_fail_step: u64,
+            parent_memsw: Option<(u64, u64)>,
+            stall: bool,
+        }
+        let cases = [
+            Case {
+                name: "v1: alone under the parent's limit",
+                version: CgroupVersion::V1,
+                leaf_ws: 250 * mib,
+                parent_ws: 252 * mib,
+                parent_fail_step: 1000,
+                parent_memsw: None,
+                stall: true,
+            },
+            Case {
+                name: "v1: siblings fill the parent's limit; the leaf's working set is small",
+                version: CgroupVersion::V1,
+                leaf_ws: 60 * mib,
+                parent_ws: 250 * mib,
+                parent_fail_step: 1000,
+                parent_memsw: None,
+                stall: true,
+            },
+            Case {
+                name: "v2: the parent's memory.events max",
+                version: CgroupVersion::V2,
+                leaf_ws: 60 * mib,
+                parent_ws: 250 * mib,
+                parent_fail_step: 50,
+                parent_memsw: None,
+                stall: true,
+            },
+            Case {
+                name: "v1: page cache fills the parent: its working set is low",
+                version: CgroupVersion::V1,
+                leaf_ws: 20 * mib,
+                parent_ws: 40 * mib,
+                parent_fail_step: 1000,
+                parent_memsw: None,
+                stall: false,
+            },
+            Case {
+                name: "v1: the parent's memory+swap limit binds, no failed charge counted",
+                version: CgroupVersion::V1,
+                leaf_ws: 250 * mib,
+                parent_ws: 250 * mib,
+                parent_fail_step: 0,
+                parent_memsw: Some((255 * mib, 256 * mib)),
+                stall: true,
+            },
+        ];
+        for c in cases {
+            let snap = |i: u64| Snapshot {
+                location: Some(Location {
+                    version: c.version,
+                    cgroup_path: "/pod/app".into(),
+                    mount_point: "/sys/fs/cgroup".into(),
+                    dir: "/sys/fs/cgroup/pod/app".into(),
+                    resolved: true,
+                }),
+                cgroup_limit: Some(256 * mib),
+                working_set: Some(c.leaf_ws),
+                events: Some(Events {
+                    max: Some(0),
+                    failcnt: Some(0),
+                    ..Events::default()
+                }),
+                stat: Some(MemoryStat {
+                    // 40,000 refaults/s.
+                    workingset_refault: Some(i * 10_000),
+                    ..MemoryStat::default()
+                }),
+                limiting: Some(LimitingCgroup {
+                    path: "/pod".into(),
+                    dir: "/sys/fs/cgroup/pod".into(),
+                    depth: 1,
+                    usage: Some(c.parent_ws + mib),
+                    working_set: Some(c.parent_ws),
+                    failures: Some(i * c.parent_fail_step),
+                    memsw_usage: c.parent_memsw.map(|m| m.0),
+                    memsw_limit: c.parent_memsw.map(|m| m.1),
+                }),
+                ..Snapshot::default()
+            };
+            let r = Reading::from_snapshot(&snap(1), 250.0);
+            assert_eq!(r.depth, 1, "{}", c.name);
+            assert_eq!(r.working_set, Some(c.parent_ws as f64), "{}", c.name);
+            assert_eq!(
+                r.memsw,
+                c.parent_memsw
+                    .filter(|_| c.version == CgroupVersion::V1)
+                    .map(|(u, l)| (u as f64, l as f64)),
+                "{}",
+                c.name
+            );
+            let mut d = Detector::new(StallConfig {
+                margin: 0.1,
+                sustain_ms: 1000.0,
+            });
+            let mut started = false;
+            for i in 0..20 {
+                let t = Reading::from_snapshot(&snap(i), i as f64 * 250.0);
+                started |= matches!(d.feed(t), Some(Transition::Started(_)));
+            }
+            assert_eq!(started, c.stall, "{}", c.name);
+            assert_eq!(d.stalled(), c.stall, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn no_rate_spans_a_move_of_the_limit() {
+        // The limit moved from the parent (failcnt 9e6) to the leaf (failcnt 10).
+        let at = |t_ms, depth, count| Reading {
+            t_ms,
+            working_set: Some(LIMIT),
+            limit: Some(LIMIT),
+            failures: Some((Counter::Failcnt, count)),
+            depth,
+            ..Reading::default()
+        };
+        let f = figures(&at(0.0, 0, 10), &at(250.0, 1, 9_000_000), 250.0);
+        assert_eq!(f.failures_per_sec, None);
+        assert_eq!(f.counter, Some(Counter::Failcnt));
+        let f = figures(&at(0.0, 1, 10), &at(250.0, 1, 260), 250.0);
+        assert_eq!(f.failures_per_sec, Some(1000.0));
+    }
+
+    #[test]
+    fn the_record_and_the_reason_name_the_limiting_ancestor() {
+        let f = Figures {
+            duration_ms: 3000.0,
+            failures_per_sec: Some(150_000.0),
+            counter: Some(Counter::Failcnt),
+            decided_by: Some(Evidence::ChargeFailures),
+            ..Figures::default()
+        };
+        let j = json(&f, None, Some("/pod\"quoted\""));
+        assert!(
+            j.contains(
+                "\"failureCounter\":\"memory.failcnt\",\"limitingCgroup\":\"/pod\\\"quoted\\\"\","
+            ),
+            "{j}"
+        );
+        assert!(json(&f, None, None).contains("\"limitingCgroup\":null,"));
+        let long = format!("/{}", "p".repeat(5000));
+        assert!(json(&f, None, Some(&long)).len() < 700, "the path is cut");
+        assert_eq!(
+            reason(&f, "cause", Some("/pod")),
+            "stuck at the limit for 3.0 s without an OOM kill: 150000 failed charges/s (memory.failcnt of /pod, which holds the limit); cause"
+        );
+        assert_eq!(
+            reason(&f, "cause", None),
+            "stuck at the limit for 3.0 s without an OOM kill: 150000 failed charges/s (memory.failcnt); cause"
         );
     }
 }

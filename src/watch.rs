@@ -358,6 +358,9 @@ pub struct StallNote {
     /// The fill verdict: which memory fills the limit.
     pub cause: &'static str,
     pub reason: String,
+    /// The cgroup path of the ancestor that holds the limit, whose counter
+    /// and working set the figures are; None: the process's own cgroup.
+    pub limiting_cgroup: Option<String>,
 }
 
 /// A `limit` event's details. V8's heap limit is fixed when node starts, so
@@ -1912,6 +1915,7 @@ fn stall_event(
         stall::Transition::Ended(f) => (EventKind::StallEnd, f),
     };
     let (cause, cause_reason) = lastwords::verdict(c.snap, c.basis, c.v8);
+    let limiting = c.snap.limiting.as_ref().map(|l| l.path.clone());
     Event {
         monitor: m.id,
         kind,
@@ -1932,7 +1936,8 @@ fn stall_event(
         stall: Some(Box::new(StallNote {
             figures: fig,
             cause: cause.as_str(),
-            reason: stall::reason(&fig, &cause_reason),
+            reason: stall::reason(&fig, &cause_reason, limiting.as_deref()),
+            limiting_cgroup: limiting,
         })),
     }
 }

@@ -1,6 +1,7 @@
 'use strict'
 // Runs one stall scenario (helpers/stall-child.js) in a fresh cgroup v1 child
-// with a 256 MiB limit, from a cold copy of node, and watches it from here:
+// with a 256 MiB limit (or, with `parentLimit`, in an unlimited grandchild of
+// a child that has it), from a cold copy of node, and watches it from here:
 // when the kernel first failed a charge (memory.failcnt above 0: the limit is
 // reached), what the monitor said and when, what the flight record says, and
 // how the process ended. Shared by __test__/stall.test.js and
@@ -52,7 +53,9 @@ function readRecord(file) {
  * cgroup's directory every 20 ms while the child runs), nodeFlags (node's own flags, e.g.
  * --max-old-space-size=144), endOnStall (SIGKILL the child once a stall
  * is seen: the `stall` event, or a stall record for the synchronous loop),
- * timeoutMs, own (from v1Support()) }.
+ * timeoutMs, own (from v1Support()), parentLimit (the limits go on the
+ * child and the node runs in an unlimited grandchild: the kernel then counts
+ * the failed charges in the child, the leaf's memory.failcnt stays 0) }.
  * Resolves to { code, signal, stderr, markers, record (the last),
  * firstRecord (the first stall record seen), limitAt (first failed charge),
  * recordAt (when the first stall record was written), eventAt (the JS
@@ -60,21 +63,26 @@ function readRecord(file) {
  * Date.now() ms.
  */
 async function runStall(opts) {
-  const { scenario, rate = 0, prefill = 0, watch = {}, cold = true, endOnStall = false, timeoutMs = 60_000, own, nodeFlags = [], memswLimit = null, onPoll = null } = opts
-  const dir = h.makeCgroup(own.dir, h.uniqueName('oomguard-stall'))
+  const { scenario, rate = 0, prefill = 0, watch = {}, cold = true, endOnStall = false, timeoutMs = 60_000, own, nodeFlags = [], memswLimit = null, onPoll = null, parentLimit = false } = opts
+  // `limited` holds the limits and counts the failed charges; `dir` runs node.
+  const limited = h.makeCgroup(own.dir, h.uniqueName('oomguard-stall'))
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-stall-'))
   let copy = null
   let child = null
   try {
-    h.setV1Limit(dir, LIMIT)
-    if (memswLimit !== null) h.writeCgroupFile(dir, 'memory.memsw.limit_in_bytes', memswLimit)
+    h.setV1Limit(limited, LIMIT)
+    if (memswLimit !== null) h.writeCgroupFile(limited, 'memory.memsw.limit_in_bytes', memswLimit)
+    const dir = parentLimit ? h.makeCgroup(limited, 'leaf') : limited
     copy = cold ? coldNode() : null
     const node = copy ? copy.node : process.execPath
     const pkg = copy ? copy.pkg : h.REPO_ROOT
     const markerFile = path.join(work, 'marker')
     const lastWords = path.join(work, 'termination-log')
     const flags = [...nodeFlags, ...(scenario === 'burst' ? ['--expose-gc'] : [])]
-    const oomBefore = oomKills(dir)
+    // A kill is counted in the victim's cgroup (and, where the kernel passes
+    // events up, in the one above): above 0 whenever there was one.
+    const kills = () => oomKills(dir) + (dir === limited ? 0 : oomKills(limited))
+    const oomBefore = kills()
     const t0 = Date.now()
     child = spawn(
       'sh',
@@ -101,7 +109,7 @@ async function runStall(opts) {
     }
     while (done === null) {
       await new Promise((r) => setTimeout(r, 20))
-      if (limitAt === null && limitReached(dir, memswLimit)) limitAt = Date.now()
+      if (limitAt === null && limitReached(limited, memswLimit)) limitAt = Date.now()
       if (onPoll) onPoll(dir)
       if (eventAt === null) {
         const ev = readJsonLines(markerFile).find((m) => m.event === 'stall')
@@ -135,7 +143,7 @@ async function runStall(opts) {
       firstRecord,
       endedByTest,
       timedOut,
-      oomKills: oomKills(dir) - oomBefore,
+      oomKills: kills() - oomBefore,
       t0,
     }
   } finally {
@@ -146,7 +154,7 @@ async function runStall(opts) {
     }
     if (copy) copy.remove()
     fs.rmSync(work, { recursive: true, force: true })
-    h.removeCgroup(dir)
+    h.removeCgroup(limited)
   }
 }
 

@@ -73,6 +73,7 @@ pub struct NativeStall {
     pub working_set_ratio: Option<f64>,
     pub failures_per_sec: Option<f64>,
     pub failure_counter: Option<String>,
+    pub limiting_cgroup: Option<String>,
     pub pressure: Option<NativeStallPressure>,
     pub refaults_per_sec: Option<f64>,
     /// `stall::Evidence::as_str()`: which rule judged the last window.
@@ -231,6 +232,7 @@ pub fn watch_start(
                                 working_set_ratio: f.ratio,
                                 failures_per_sec: f.failures_per_sec.map(f64::round),
                                 failure_counter: f.counter.map(|c| c.as_str().to_string()),
+                                limiting_cgroup: n.limiting_cgroup,
                                 pressure: f.pressure.map(|p| NativeStallPressure {
                                     scope: match p.scope {
                                         PressureScope::Cgroup => "cgroup".into(),
