@@ -236,6 +236,11 @@ export interface Shape {
   cgroup: CgroupInfo | null
   rawKeys: Array<string>
   pressureScope: string | null
+  /**
+   * The cgroup path of the ancestor that holds the limit (the reading's
+   * `limitingCgroup.path`).
+   */
+  limitingCgroupPath: string | null
   diagnoses: Array<Diagnosis>
   processes: CgroupProcesses | null
 }

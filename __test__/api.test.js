@@ -149,6 +149,11 @@ test('the .d.ts files declare exactly the fields getMemoryMetrics() returns, wit
   const p = getMemoryMetrics(null, { root: path.join(FIXTURES, 'v2-processes') })
   assert.ok(p.processes && p.processes.largest.length > 0, 'v2-processes has processes to check')
   check(p, 'MemoryMetrics', 'v2-processes')
+  for (const name of ['v1-grandchild', 'v2-parent-lower']) {
+    const g = getMemoryMetrics(null, { root: path.join(FIXTURES, name) })
+    assert.ok(g.limitingCgroup, `${name}: a parent holds the limit`)
+    check(g, 'MemoryMetrics', name)
+  }
   const dts = fs.readFileSync(path.join(__dirname, '..', 'lib', 'index.d.ts'), 'utf8')
   const block = dts.slice(dts.indexOf('export interface MemoryMetrics'))
   assert.match(block, /\/\*\* Memory charged to the cgroup: v2 `memory\.current`, v1 `memory\.usage_in_bytes`\. \*\//)

@@ -377,6 +377,48 @@ test('fixture: the doctor does not pass a zero failure rate where the memory+swa
   assert.doesNotMatch(room.detail, /memory\+swap/)
 })
 
+test('fixture: where a parent cgroup holds the limit, the doctor reads its counter and working set (v1-grandchild, crafted readings)', () => {
+  const { diagnose } = require('../lib/doctor.js')
+  const base = oomguard.getMemoryMetrics(null, { root: path.join(__dirname, 'fixtures', 'v1-grandchild') })
+  const parent = '/kubepods.slice/pod7f3a/fxcap'
+  assert.equal(base.limitingCgroup.path, parent, 'the parent holds the 128 MiB limit')
+  const limit = base.cgroupLimitBytes
+  const MiB = 1048576
+  // Two readings a second apart: the leaf's own failcnt flat at 0 (the kernel
+  // counts nothing there), the parent's rising; pressure and refaults rising.
+  const at = (t, { failures, parentWs, leafWs = 20 * MiB, someUs, refaults }) => ({
+    ...base,
+    timestampMs: t,
+    workingSetBytes: leafWs,
+    events: { ...base.events, failcnt: 0 },
+    limitingCgroup: { ...base.limitingCgroup, usageBytes: limit, workingSetBytes: parentWs, failures },
+    pressure: { ...base.pressure, some: { ...base.pressure.some, totalUs: someUs } },
+    stat: { ...base.stat, raw: { ...base.stat.raw, total_workingset_refault_anon: 0, total_workingset_refault_file: refaults } },
+  })
+  const check = (before, after) => diagnose(at(2000, after), { earlier: at(1000, before) }).checks.find((c) => c.id === 'charge-failures')
+  // Siblings and this cgroup fill the parent's limit: the leaf's own working set is small.
+  const stuck = check(
+    { failures: 1e6, parentWs: limit - 2 * MiB, someUs: 1e6, refaults: 1e6 },
+    { failures: 1.15e6, parentWs: limit - 2 * MiB, someUs: 1.3e6, refaults: 1.2e6 },
+  )
+  assert.equal(stuck.status, 'fail', JSON.stringify(stuck))
+  assert.ok(stuck.detail.startsWith(`150000 failed charges/s (memory.failcnt of ${parent}, over 1.0 s)`), stuck.detail)
+  assert.match(stuck.detail, /working set of \/kubepods\.slice\/pod7f3a\/fxcap 98\.4% of the limit\. .*looks like a stall/)
+  // Page cache fills the parent: its working set is low.
+  const cache = check(
+    { failures: 1e6, parentWs: 30 * MiB, someUs: 1e6, refaults: 1e6 },
+    { failures: 1.15e6, parentWs: 30 * MiB, someUs: 1.3e6, refaults: 1.2e6 },
+  )
+  assert.equal(cache.status, 'warn', JSON.stringify(cache))
+  // The parent's counter unknown in the earlier reading: not a rate of 0.
+  const unknown = diagnose(at(2000, { failures: 5, parentWs: 30 * MiB, someUs: 0, refaults: 0 }), {
+    earlier: { ...at(1000, { failures: 5, parentWs: 30 * MiB, someUs: 0, refaults: 0 }), limitingCgroup: null },
+  }).checks.find((c) => c.id === 'charge-failures')
+  assert.equal(unknown.status, 'manual', JSON.stringify(unknown))
+  assert.equal(unknown.detail, `memory.failcnt of ${parent} could not be read twice.`)
+  assert.throws(() => diagnose({ ...base, limitingCgroup: 'x' }), /metrics\.limitingCgroup must be an object or null/)
+})
+
 // ---------------------------------------------------------------------------
 // Real stalls on cgroup v1, from a cold copy of node.
 

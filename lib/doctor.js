@@ -684,11 +684,17 @@ function stallCheck(m, e) {
   const title = 'no failed charges at the limit now'
   const dt = isNum(m.timestampMs) && isNum(e.timestampMs) ? (m.timestampMs - e.timestampMs) / 1000 : NaN
   // The core's counter file (v1 memory.failcnt, v2 memory.events max); the
-  // reading's events field is named by its last word (failcnt, max).
-  const counterName = filesOf(m.cgroup && m.cgroup.version).failures
-  const counter = counterName.split(/[ .]/).pop()
-  const now = m.events ? m.events[counter] : null
-  const before = e.events ? e.events[counter] : null
+  // reading's events field is named by its last word (failcnt, max). Where a
+  // parent cgroup holds the limit, the kernel counts the failed charges
+  // there, and its working set is what sits at the limit: the stall
+  // detector's numbers (src/stall.rs), read from limitingCgroup.
+  const lim = m.limitingCgroup
+  const limBefore = lim && e.limitingCgroup && e.limitingCgroup.path === lim.path ? e.limitingCgroup : null
+  const file = filesOf(m.cgroup && m.cgroup.version).failures
+  const counterName = lim ? `${file} of ${lim.path}` : file
+  const counter = file.split(/[ .]/).pop()
+  const now = lim ? lim.failures : m.events ? m.events[counter] : null
+  const before = lim ? (limBefore ? limBefore.failures : null) : e.events ? e.events[counter] : null
   if (!(dt > 0) || !isNum(now) || !isNum(before)) {
     return check('charge-failures', title, 'manual',
       m.cgroup ? `${counterName} could not be read twice.` : 'Not in a memory cgroup: no charge-failure counter.',
@@ -706,8 +712,9 @@ function stallCheck(m, e) {
   }
   const refaults = refaultCount(m) !== null && refaultCount(e) !== null ? (refaultCount(m) - refaultCount(e)) / dt : null
   if (refaults !== null) parts.push(`${Math.round(refaults)} refaults/s`)
-  const ws = isNum(m.workingSetBytes) && isNum(m.cgroupLimitBytes) ? m.workingSetBytes / m.cgroupLimitBytes : null
-  if (ws !== null) parts.push(`working set ${pct(ws)} of the limit`)
+  const wsBytes = lim ? lim.workingSetBytes : m.workingSetBytes
+  const ws = isNum(wsBytes) && isNum(m.cgroupLimitBytes) ? wsBytes / m.cgroupLimitBytes : null
+  if (ws !== null) parts.push(`${lim ? `working set of ${lim.path}` : 'working set'} ${pct(ws)} of the limit`)
   const margin = WATCH_DEFAULTS.stall.margin
   // v1 with a memory+swap limit that binds (Docker --memory-swap equal to
   // --memory): the memsw charge fails first and the kernel counts no failed
@@ -725,9 +732,14 @@ function stallCheck(m, e) {
     stuck ? 'size the V8 heap below the limit so that heap growth ends in a fast V8 failure with a stack trace, and let oomguard end a stall: watch({ onStall: { action: \'exit\', afterMs: 30000 } }) or OOMGUARD_ON_STALL=exit:30000.' : null)
 }
 
-/** v1: memory+swap usage as a share of the memory+swap limit (memory plus swap limit), or null. */
+/**
+ * v1: memory+swap usage as a share of the memory+swap limit (memory plus
+ * swap limit), or null; the limiting parent's where one holds the limit.
+ */
 function memswShare(m) {
   if (!m.cgroup || m.cgroup.version !== 1) return null
+  const lim = m.limitingCgroup
+  if (lim) return isNum(lim.memswUsageBytes) && isNum(lim.memswLimitBytes) && lim.memswLimitBytes > 0 ? lim.memswUsageBytes / lim.memswLimitBytes : null
   const { usageBytes: u, swapBytes: s, cgroupLimitBytes: l, swapLimitBytes: sl } = m
   if (![u, s, l, sl].every(isNum) || !(l + sl > 0)) return null
   return (u + s) / (l + sl)

@@ -99,6 +99,12 @@ export interface MemoryMetrics {
   events: MemoryEvents | null
   /** PSI; `null` where the kernel has none. */
   pressure: MemoryPressure | null
+  /**
+   * The parent cgroup that holds the limit, where this cgroup's own does not
+   * (`null` where it does, without a limit, or where that cgroup is out of
+   * view): a pod's cgroup above a container without a limit of its own.
+   */
+  limitingCgroup: LimitingCgroup | null
   /** Process RSS from `/proc/self/statm`, bytes. */
   rssBytes: number | null
   /**
@@ -199,6 +205,27 @@ export interface MemoryEvents {
   underOom: number | null
   /** v1 `memory.failcnt`: times usage hit the limit. */
   failcnt: number | null
+}
+
+/**
+ * The parent cgroup whose limit is the effective one (`cgroupLimitBytes`).
+ * The kernel counts the failed charges of every cgroup below it there, and
+ * what sits at the limit is everything charged to it, other cgroups' memory
+ * included: a stall is judged by these numbers. `null` where unreadable.
+ */
+export interface LimitingCgroup {
+  /** Its cgroup path, as `/proc/self/cgroup` would print it. */
+  path: string
+  /** Memory charged to it: v2 `memory.current`, v1 `memory.usage_in_bytes`. */
+  usageBytes: number | null
+  /** Its usage minus its inactive page cache (`memory.stat` `inactive_file` / `total_inactive_file`). */
+  workingSetBytes: number | null
+  /** Its failed charges: v1 `memory.failcnt`, v2 `memory.events` `max`. */
+  failures: number | null
+  /** v1: its `memory.memsw.usage_in_bytes` (memory plus swap); `null` on v2 and without swap accounting. */
+  memswUsageBytes: number | null
+  /** v1: its `memory.stat` `hierarchical_memsw_limit`, the smallest memory+swap limit from it up; `null` when unlimited, on v2 and without swap accounting. */
+  memswLimitBytes: number | null
 }
 
 /** Memory pressure (PSI). */

@@ -938,7 +938,7 @@ function diagnoseMetrics(metrics) {
   diagnoses.forEach((d, i) => {
     if (!isObject(d)) throw invalidType(`metrics.diagnoses[${i}]`, 'a diagnosis object', d)
   })
-  for (const key of ['cgroup', 'stat', 'events', 'pressure', 'v8']) {
+  for (const key of ['cgroup', 'stat', 'events', 'pressure', 'limitingCgroup', 'v8']) {
     const v = own(metrics, key)
     if (v !== undefined && v !== null && !isObject(v)) throw invalidType(`metrics.${key}`, 'an object or null', v)
   }

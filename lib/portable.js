@@ -33,6 +33,7 @@ const SHAPE = Object.freeze({
   cgroup: null,
   rawKeys: Object.freeze([]),
   pressureScope: null,
+  limitingCgroupPath: null,
   diagnoses: Object.freeze([NO_MEMORY_CGROUP]),
   processes: null,
 })

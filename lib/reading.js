@@ -32,6 +32,7 @@ const SHAPE_END = {
   '': ['processes: s.processes', 'diagnoses: s.diagnoses'],
   stat: ['raw: raw(b, s.rawKeys)'],
   pressure: ['scope: s.pressureScope'],
+  limitingCgroup: ['path: s.limitingCgroupPath'],
 }
 
 /**

@@ -30,6 +30,8 @@ struct CachedShape {
     location: Option<locate::Location>,
     raw_keys: Vec<String>,
     pressure_scope: Option<PressureScope>,
+    /// The cgroup path of the ancestor that holds the limit.
+    limiting_path: Option<String>,
     diagnoses: Vec<diagnose::Diagnosis>,
     /// The latest process scan; a new scan is a new shape.
     processes: Option<std::sync::Arc<procs::Processes>>,
@@ -60,6 +62,7 @@ impl Entry {
             sh.source == snap.limit().map(|(_, s)| s)
                 && sh.location == snap.location
                 && sh.pressure_scope == snap.pressure.as_ref().map(|(_, s)| *s)
+                && sh.limiting_path.as_deref() == snap.limiting.as_ref().map(|l| l.path.as_str())
                 && sh.raw_keys.len() == raw.len()
                 && sh.raw_keys.iter().zip(raw).all(|(a, (b, _))| a == b)
                 && sh.diagnoses == diagnoses
@@ -71,6 +74,7 @@ impl Entry {
                 location: snap.location.clone(),
                 raw_keys: raw.iter().map(|(k, _)| k.clone()).collect(),
                 pressure_scope: snap.pressure.as_ref().map(|(_, s)| *s),
+                limiting_path: snap.limiting.as_ref().map(|l| l.path.clone()),
                 diagnoses,
                 processes: snap.processes.clone(),
             });
@@ -186,6 +190,7 @@ pub fn describe(root: Option<String>) -> Result<Shape> {
             cgroup: None,
             raw_keys: Vec::new(),
             pressure_scope: None,
+            limiting_cgroup_path: None,
             diagnoses: Vec::new(),
             processes: None,
         },
@@ -201,6 +206,9 @@ pub struct Shape {
     pub cgroup: Option<CgroupInfo>,
     pub raw_keys: Vec<String>,
     pub pressure_scope: Option<String>,
+    /// The cgroup path of the ancestor that holds the limit (the reading's
+    /// `limitingCgroup.path`).
+    pub limiting_cgroup_path: Option<String>,
     pub diagnoses: Vec<Diagnosis>,
     pub processes: Option<CgroupProcesses>,
 }
@@ -228,6 +236,7 @@ impl Shape {
                 PressureScope::Cgroup => "cgroup".to_string(),
                 PressureScope::System => "system".to_string(),
             }),
+            limiting_cgroup_path: sh.limiting_path.clone(),
             diagnoses,
             processes: sh.processes.as_ref().map(|p| CgroupProcesses {
                 count: p.count as u32,

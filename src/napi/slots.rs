@@ -144,6 +144,29 @@ pub fn fill(buf: &mut [f64], snap: &Snapshot, derived: &Derived, timestamp_ms: f
     set(Slot::PRESSURE_FULL_AVG300, optf(full.map(|f| f.avg300)));
     set(Slot::PRESSURE_FULL_TOTAL_US, opt(full.map(|f| f.total_us)));
 
+    let l = snap.limiting.as_ref();
+    set(Slot::LIMITING_CGROUP, flag(l.is_some()));
+    set(
+        Slot::LIMITING_CGROUP_USAGE_BYTES,
+        opt(l.and_then(|l| l.usage)),
+    );
+    set(
+        Slot::LIMITING_CGROUP_WORKING_SET_BYTES,
+        opt(l.and_then(|l| l.working_set)),
+    );
+    set(
+        Slot::LIMITING_CGROUP_FAILURES,
+        opt(l.and_then(|l| l.failures)),
+    );
+    set(
+        Slot::LIMITING_CGROUP_MEMSW_USAGE_BYTES,
+        opt(l.and_then(|l| l.memsw_usage)),
+    );
+    set(
+        Slot::LIMITING_CGROUP_MEMSW_LIMIT_BYTES,
+        opt(l.and_then(|l| l.memsw_limit)),
+    );
+
     let room = raw_capacity(buf.len());
     let n = s.raw.len().min(room);
     buf[Slot::RAW_COUNT as usize] = n as f64;
