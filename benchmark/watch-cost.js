@@ -14,8 +14,9 @@
 //     without oomguard holds the same memory at the same time in its own
 //     cgroup; the whole-process difference is oomguard's full cost (the
 //     sampler plus the main thread's V8-numbers refresh timer). Then, for
-//     scale, a bare sleep loop (python3) at each read-only interval: what the
-//     wake-ups alone cost on this machine.
+//     scale, the floor at each read-only interval: a C loop (floor.c) that
+//     waits with ppoll and preads the files a tick reads, no logic: what the
+//     wake-ups and reads alone cost on this machine.
 // (b) RSS added by require('oomguard') and watch(): fresh processes in a
 //     cgroup with the limit, median of several, next to control processes
 //     that load nothing and wait the same (RSS drift on its own).
@@ -151,15 +152,20 @@ async function partCpu(opts, support, log) {
         })
       })
     })
-    return { clkTck: tck, rows, floor: wakeFloor(rows.filter((r) => r.case === 'read-only'), opts, log) }
+    // What a usage-only tick reads where the cgroup's own limit binds.
+    const tickFiles = ['memory.usage_in_bytes', 'memory.limit_in_bytes'].map((f) => path.join(dirs['read-only'] || dirs.control, f))
+    return { clkTck: tck, rows, floor: wakeFloor(rows.filter((r) => r.case === 'read-only'), opts, log, tickFiles) }
   } finally {
     for (const d of Object.values(dirs)) h.removeCgroup(d)
   }
 }
 
-// A bare sleep loop at each read-only interval (python3, its own thread's
-// schedstat): what that many wake-ups cost here with no work at all.
-const FLOOR = `
+// The floor under the sampler's cost, at each read-only interval: a C loop
+// (benchmark/floor.c, compiled here with cc) that only waits with ppoll and
+// then preads the files a usage-only tick reads, its own thread's schedstat:
+// what that many wake-ups and reads cost on this machine with no logic at
+// all. Without a C compiler, a bare python3 sleep loop (no reads).
+const FLOOR_PY = `
 import sys, time
 ms, seconds = float(sys.argv[1]), float(sys.argv[2])
 def ns():
@@ -168,24 +174,42 @@ n = max(1, int(seconds * 1000 / ms))
 t0, c0 = time.perf_counter(), ns()
 for _ in range(n):
     time.sleep(ms / 1000)
-print('FLOOR {"ns": %d, "seconds": %f, "wakeups": %d}' % (ns() - c0, time.perf_counter() - t0, n))
+print('FLOOR {"ns": %d, "seconds": %f, "wakeups": %d, "files": 0}' % (ns() - c0, time.perf_counter() - t0, n))
 `
 
-function wakeFloor(rows, opts, log) {
-  const out = []
-  for (const r of rows) {
-    if (!(r.intervalMs > 0)) continue
-    log(`(a) bare sleep loop at ${fmt(r.intervalMs)} ms for ${opts.seconds} s…`)
-    let line
-    try {
-      const text = require('node:child_process').execFileSync('python3', ['-c', FLOOR, String(r.intervalMs), String(opts.seconds)], { encoding: 'utf8', timeout: (opts.seconds + 30) * 1000 })
-      line = h.parsePrefixed(text, 'FLOOR ')[0]
-    } catch (e) {
-      return { skipped: `python3: ${e.message.split('\n')[0]}` }
-    }
-    out.push({ share: r.share, intervalMs: r.intervalMs, wakeupsPerSec: line.wakeups / line.seconds, pctCore: (line.ns / 1e9 / line.seconds) * 100, usPerWakeup: line.ns / 1000 / line.wakeups })
+/** The floor's command: the C loop where cc builds it, else python3. */
+function floorCommand(files) {
+  const cp = require('node:child_process')
+  const exe = path.join(require('node:os').tmpdir(), `oomguard-floor-${process.pid}`)
+  try {
+    cp.execFileSync('cc', ['-O2', '-o', exe, path.join(__dirname, 'floor.c')], { stdio: 'pipe', timeout: 60000 })
+    return { kind: `C ppoll loop + ${files.length} preads (${files.map((f) => path.basename(f)).join(', ')})`, exe, args: files, cleanup: () => fs.rmSync(exe, { force: true }) }
+  } catch (e) {
+    return { kind: 'python3 sleep loop (no C compiler)', exe: 'python3', args: null, cleanup: () => {} }
   }
-  return { rows: out }
+}
+
+function wakeFloor(rows, opts, log, files) {
+  const out = []
+  const cmd = floorCommand(files)
+  try {
+    for (const r of rows) {
+      if (!(r.intervalMs > 0)) continue
+      log(`(a) floor, ${cmd.kind}, at ${fmt(r.intervalMs)} ms for ${opts.seconds} s…`)
+      let line
+      try {
+        const args = cmd.args ? [String(r.intervalMs), String(opts.seconds), ...cmd.args] : ['-c', FLOOR_PY, String(r.intervalMs), String(opts.seconds)]
+        const text = require('node:child_process').execFileSync(cmd.exe, args, { encoding: 'utf8', timeout: (opts.seconds + 30) * 1000 })
+        line = h.parsePrefixed(text, 'FLOOR ')[0]
+      } catch (e) {
+        return { skipped: `${cmd.exe}: ${e.message.split('\n')[0]}` }
+      }
+      out.push({ share: r.share, intervalMs: r.intervalMs, wakeupsPerSec: line.wakeups / line.seconds, pctCore: (line.ns / 1e9 / line.seconds) * 100, usPerWakeup: line.ns / 1000 / line.wakeups })
+    }
+  } finally {
+    cmd.cleanup()
+  }
+  return { kind: cmd.kind, rows: out }
 }
 
 // ------------------------------------------------------------------ (b) RSS
@@ -466,8 +490,8 @@ async function main() {
       )
       if (c.floor && c.floor.rows) {
         log('')
-        log(`for scale, a bare python3 sleep loop at the read-only intervals (its thread's schedstat, run after): ` + c.floor.rows.map((f) => `${fmt(f.intervalMs)} ms: ${fmt(f.wakeupsPerSec)} wake-ups/s, ${fmt(f.usPerWakeup)} µs each, ${fmt(f.pctCore, 3)}% of a core`).join('; '))
-      } else if (c.floor) log(`(bare sleep loop skipped: ${c.floor.skipped})`)
+        log(`for scale, the floor: a ${c.floor.kind} at the read-only intervals (its thread's schedstat, run after): ` + c.floor.rows.map((f) => `${fmt(f.intervalMs)} ms: ${fmt(f.wakeupsPerSec)} wake-ups/s, ${fmt(f.usPerWakeup)} µs each, ${fmt(f.pctCore, 3)}% of a core`).join('; '))
+      } else if (c.floor) log(`(floor skipped: ${c.floor.skipped})`)
     }
     if (result.fill) {
       const f = result.fill

@@ -337,9 +337,10 @@ struct CgroupFiles {
     kmem_tcp: Option<OpenFile>,
     /// limit file of each directory from the leaf up (v2 memory.max, v1 memory.limit_in_bytes)
     limits: Vec<OpenFile>,
-    /// What the limit files said at the last snapshot (None: one failed),
-    /// for [`Reader::tick`] to see a limit change without a snapshot.
-    limits_seen: Option<Vec<Option<u64>>>,
+    /// The limit files [`Reader::tick`] reads again, by index into
+    /// `limits`, with what each said at the last snapshot (None: a limit
+    /// read failed there): see [`tick_limits`].
+    tick_limits: Option<Vec<(usize, Option<u64>)>>,
     /// v2 memory.high of each directory from the leaf up
     highs: Vec<OpenFile>,
     /// v1 `memory.soft_limit_in_bytes` of the leaf
@@ -391,7 +392,7 @@ impl CgroupFiles {
                 kmem: None,
                 kmem_tcp: None,
                 limits: all("memory.max"),
-                limits_seen: None,
+                tick_limits: None,
                 highs: all("memory.high"),
                 soft_limit: None,
                 peak: (!v2_root).then(|| at("memory.peak")),
@@ -417,7 +418,7 @@ impl CgroupFiles {
                 kmem: Some(at("memory.kmem.usage_in_bytes")),
                 kmem_tcp: Some(at("memory.kmem.tcp.usage_in_bytes")),
                 limits: all("memory.limit_in_bytes"),
-                limits_seen: None,
+                tick_limits: None,
                 highs: Vec::new(),
                 soft_limit: Some(at("memory.soft_limit_in_bytes")),
                 peak: Some(at("memory.max_usage_in_bytes")),
@@ -681,24 +682,23 @@ impl Reader {
 
 impl Reader {
     /// The usage (`memory.current` / `memory.usage_in_bytes`), the one
-    /// number a sample between two snapshots needs. The limit files up the
-    /// hierarchy are read too, each one small number, so that a changed
-    /// limit is seen at once. None (take a full snapshot instead) where
-    /// there is no cgroup usage file (no memory controller, the v2 root),
-    /// before the first snapshot, when a limit file differs from the last
-    /// snapshot's, or when any read fails: the snapshot reports it, and
-    /// looks for the cgroup again. Does not look for a move to another
-    /// cgroup: snapshots do that.
+    /// number a sample between two snapshots needs. The leaf's limit file
+    /// and the one that binds are read too ([`tick_limits`]), so that a
+    /// limit changed there is seen at once. None (take a full snapshot
+    /// instead) where there is no cgroup usage file (no memory controller,
+    /// the v2 root), before the first snapshot, when one of those limit
+    /// files differs from the last snapshot's, or when any read fails: the
+    /// snapshot reports it, and looks for the cgroup again. Does not look
+    /// for a move to another cgroup: snapshots do that.
     pub fn tick(&mut self) -> Option<u64> {
         let State::Located(files) = &mut self.state else {
             return None;
         };
         let buf = &mut self.buf;
         let usage = files.usage.as_mut()?.parse(buf, parse_u64).ok()?;
-        let seen = files.limits_seen.as_ref()?;
-        for (f, was) in files.limits.iter_mut().zip(seen) {
-            match f.parse(buf, parse_limit) {
-                Ok(v) if v == *was => {}
+        for &(i, was) in files.tick_limits.as_ref()? {
+            match files.limits.get_mut(i)?.parse(buf, parse_limit) {
+                Ok(v) if v == was => {}
                 // Absent then and now (above the leaf: the v2 root has none).
                 Err(e) if e.is_not_found() && was.is_none() => {}
                 _ => return None,
@@ -717,6 +717,24 @@ impl Reader {
         let raw = files.stat.parse(&mut self.buf, parse_flat_keyed).ok()?;
         lookup(&raw, key)
     }
+}
+
+/// The limit files a tick reads again, with what each said: the leaf's
+/// (`docker update` and Kubernetes' in-place resize write the container's
+/// own cgroup) and `smallest`, the index of the one that binds, where it
+/// is another (a pod's limit above an unlimited container). A limit written in any other ancestor is
+/// seen at the next snapshot, within [`crate::watch`]'s snapshot period.
+/// Each pread of a cgroup file costs a few microseconds; a tick is taken
+/// up to a few hundred times a second where no kernel wake-up can be armed.
+fn tick_limits(limits: &[Option<u64>], smallest: Option<usize>) -> Vec<(usize, Option<u64>)> {
+    let mut read = Vec::with_capacity(2);
+    if let Some(&leaf) = limits.first() {
+        read.push((0, leaf));
+    }
+    if let Some(i) = smallest.filter(|&i| i != 0) {
+        read.push((i, limits[i]));
+    }
+    read
 }
 
 fn read_cgroup(
@@ -746,13 +764,14 @@ fn read_cgroup(
         limits.push(v.flatten());
     }
     snap.failed.limit = problems.len() > before_limits;
-    files.limits_seen = (!snap.failed.limit).then(|| limits.clone());
     // The directory with the smallest limit, the nearest the leaf on a tie.
     let smallest = limits
         .iter()
         .enumerate()
         .filter_map(|(i, v)| v.map(|v| (v, i)))
         .min();
+    files.tick_limits =
+        (!snap.failed.limit).then(|| tick_limits(&limits, smallest.map(|(_, i)| i)));
     let mut highs = Vec::with_capacity(files.highs.len());
     for f in files.highs.iter_mut() {
         highs.push(optional(f.parse(buf, parse_limit), problems).flatten());
@@ -1220,6 +1239,53 @@ mod tests {
         assert_eq!(s.working_set, Some(900));
         assert_eq!(s.cgroup_limit, Some(268435456));
         assert_eq!(s.location.unwrap().dir, t.path("sys/fs/cgroup/app"));
+    }
+
+    #[test]
+    fn a_tick_reads_the_leaf_and_the_binding_limit() {
+        // The process in /k/pod/app: no limit of its own, 256 MiB on the
+        // pod, 1 GiB above it.
+        let t = Tree::v2("tick-limits");
+        t.write("proc/self/cgroup", "0::/k/pod/app\n");
+        for (dir, max) in [
+            ("k", "1073741824"),
+            ("k/pod", "268435456"),
+            ("k/pod/app", "max"),
+        ] {
+            t.write(&format!("sys/fs/cgroup/{dir}/memory.max"), max);
+        }
+        t.write("sys/fs/cgroup/k/pod/app/memory.current", "1000\n");
+        t.write("sys/fs/cgroup/k/pod/app/memory.stat", "inactive_file 100\n");
+        let mut r = Reader::new(&t.0);
+        assert_eq!(r.tick(), None, "before the first snapshot");
+        let limit = |r: &mut Reader| r.snapshot().cgroup_limit;
+        assert_eq!(limit(&mut r), Some(268435456));
+        assert_eq!(r.tick(), Some(1000));
+        // The binding limit (the pod's) changes: the tick sees it.
+        t.write("sys/fs/cgroup/k/pod/memory.max", "209715200");
+        assert_eq!(r.tick(), None, "the pod's limit changed");
+        assert_eq!(limit(&mut r), Some(209715200));
+        // The leaf's: the tick sees it.
+        t.write("sys/fs/cgroup/k/pod/app/memory.max", "104857600");
+        assert_eq!(r.tick(), None, "the leaf's limit changed");
+        assert_eq!(limit(&mut r), Some(104857600));
+        // The leaf binds now; a write above it waits for the next snapshot.
+        t.write("sys/fs/cgroup/k/memory.max", "52428800");
+        assert_eq!(
+            r.tick(),
+            Some(1000),
+            "another ancestor's limit is not read by a tick"
+        );
+        assert_eq!(limit(&mut r), Some(52428800), "the snapshot reads it");
+        // Now k binds: the tick reads it (and the leaf).
+        t.write("sys/fs/cgroup/k/memory.max", "41943040");
+        assert_eq!(r.tick(), None, "the binding limit changed");
+        assert_eq!(limit(&mut r), Some(41943040));
+        t.write("sys/fs/cgroup/k/pod/app/memory.current", "2000\n");
+        assert_eq!(r.tick(), Some(2000));
+        // A failed read of a file the tick reads: a snapshot is due.
+        t.write("sys/fs/cgroup/k/pod/app/memory.max", "bogus");
+        assert_eq!(r.tick(), None, "the leaf's limit file does not parse");
     }
 
     fn problem_paths(s: &Snapshot) -> Vec<PathBuf> {

@@ -173,11 +173,14 @@ impl Triggers {
         }
     }
 
-    /// Sleep until `timeout` passes or one of `fds` is readable.
-    pub fn wait(fds: &[RawFd], timeout: Duration) {
+    /// Sleep until `timeout` passes or one of `fds` is readable. Returns
+    /// whether any may be readable: false only when the time ran out with
+    /// none ready (nothing to read or drain then: a read would be one
+    /// syscall per pass for nothing).
+    pub fn wait(fds: &[RawFd], timeout: Duration) -> bool {
         if fds.is_empty() {
             std::thread::sleep(timeout);
-            return;
+            return false;
         }
         let pollfd = |fd| libc::pollfd {
             fd,
@@ -205,7 +208,7 @@ impl Triggers {
             tv_nsec: timeout.subsec_nanos() as libc::c_long,
         };
         // SAFETY: pfds is a valid array of pollfd, ts a valid timespec.
-        unsafe {
+        let n = unsafe {
             libc::ppoll(
                 pfds.as_mut_ptr(),
                 pfds.len() as libc::nfds_t,
@@ -213,6 +216,8 @@ impl Triggers {
                 std::ptr::null(),
             )
         };
+        // An error (EINTR) counts as ready: reading is always safe.
+        n != 0
     }
 
     /// Consume pending notifications so the next poll waits again. Returns
@@ -281,9 +286,13 @@ mod tests {
         assert_eq!(fds.len(), 1);
         assert!(!t.drain(), "nothing fired yet");
 
+        assert!(
+            !Triggers::wait(&fds, Duration::from_millis(20)),
+            "the time ran out, nothing ready"
+        );
         fs::write(&events, "max 1\n").unwrap();
         let start = Instant::now();
-        Triggers::wait(&fds, Duration::from_secs(10));
+        assert!(Triggers::wait(&fds, Duration::from_secs(10)), "ready");
         assert!(
             start.elapsed() < Duration::from_secs(5),
             "woken by the change"
@@ -300,7 +309,7 @@ mod tests {
     #[test]
     fn wait_without_fds_sleeps_the_timeout() {
         let start = Instant::now();
-        Triggers::wait(&[], Duration::from_millis(30));
+        assert!(!Triggers::wait(&[], Duration::from_millis(30)));
         assert!(start.elapsed() >= Duration::from_millis(30));
     }
 

@@ -1039,6 +1039,9 @@ impl Sampler {
         let mut armed: Option<ArmKey> = None;
         let mut last_events_wake: Option<Instant> = None;
         let mut fds: Vec<RawFd> = Vec::new();
+        // The last wait may have ended on a readable fd (the wake fd or a
+        // trigger): read them only then (on a timeout none is).
+        let mut ready = true;
         let mut work = Work {
             epoch: 0,
             monitors: Vec::new(),
@@ -1047,7 +1050,7 @@ impl Sampler {
         loop {
             // A wake-up that comes after this sees the new monitors; one
             // before it is consumed here, by the pass it asked for.
-            if let Some(w) = &wake {
+            if let Some(w) = wake.as_ref().filter(|_| ready) {
                 let mut buf = [0u8; 8];
                 // SAFETY: nonblocking read into a local buffer.
                 unsafe { libc::read(w.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
@@ -1148,7 +1151,7 @@ impl Sampler {
                 [fds.len() as i32, 0, 0],
             );
             let slept = Instant::now();
-            Triggers::wait(&fds, wait);
+            ready = Triggers::wait(&fds, wait);
             trace::record(
                 trace::WOKE,
                 0,
@@ -1159,7 +1162,7 @@ impl Sampler {
                 0.0,
                 [0; 3],
             );
-            if triggers.drain() {
+            if ready && triggers.drain() {
                 last_events_wake = Some(Instant::now());
             }
         }
@@ -1843,19 +1846,36 @@ pub fn stalled(root: &Path) -> Option<bool> {
         .copied()
 }
 
-/// Publish the roots' stall state from the monitors' blocks (no monitor lock).
+/// Publish the roots' stall state from the monitors' blocks (no monitor
+/// lock). Runs every pass: where nothing changed (nearly always) it compares
+/// and builds nothing.
 fn publish_stalls(monitors: &[Arc<Monitor>]) {
+    // A root is stalled where any of its monitors with detection sees it so.
+    let state = |root: &Path| {
+        monitors
+            .iter()
+            .filter(|m| m.config.root == root)
+            .map(|m| m.block.get(block::STALLED))
+            .filter(|v| v.is_finite())
+            .fold(None, |any: Option<bool>, v| {
+                Some(any.unwrap_or(false) | (v == 1.0))
+            })
+    };
+    let mut g = STALLS.lock().unwrap_or_else(|p| p.into_inner());
+    let unchanged = monitors
+        .iter()
+        .all(|m| g.get(&m.config.root).copied() == state(&m.config.root))
+        && g.keys().all(|root| state(root).is_some());
+    if unchanged {
+        return;
+    }
     let mut now: HashMap<PathBuf, bool> = HashMap::new();
     for m in monitors {
-        let v = m.block.get(block::STALLED);
-        if v.is_finite() {
-            *now.entry(m.config.root.clone()).or_insert(false) |= v == 1.0;
+        if let Some(v) = state(&m.config.root) {
+            now.insert(m.config.root.clone(), v);
         }
     }
-    let mut g = STALLS.lock().unwrap_or_else(|p| p.into_inner());
-    if *g != now {
-        *g = now;
-    }
+    *g = now;
 }
 
 /// This sample as the detector saw it.
