@@ -13,7 +13,12 @@
 //    synchronous patterns; with and without onStall. And the negatives: page
 //    cache at the limit, and a burst to the limit that is reclaimed, raise no
 //    stall. The heap pattern and both negatives again with a memory+swap
-//    limit equal to the limit, where no failed charge is counted.
+//    limit equal to the limit, where no failed charge is counted. The heap
+//    pattern and the page cache again with the limit on a parent cgroup and
+//    node in an unlimited cgroup below it, where the kernel counts the
+//    failed charges in the parent.
+// 3. cgroup v2 in the VM runner: the heap stall as a container sees it, and
+//    with the limit on the parent cgroup (the writable layout).
 
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
@@ -649,11 +654,13 @@ test('v1 stall, cold node, memory+swap limit equal to the limit: growing JS obje
 })
 
 // The page-cache and burst scenarios, with or without a memory+swap limit
-// equal to the limit (`memswLimit`): no stall either way. `reached` says
+// equal to the limit (`memswLimit`), the page cache also with the limit on a
+// parent cgroup (`parentLimit`: the parent's working set is what is judged,
+// and its usage is at the limit): no stall either way. `reached` says
 // what marks the limit reached (failed charges; with memsw, memory+swap
 // usage, as the kernel counts no failed charge there).
-async function pageCacheIsNoStall(own, { memswLimit, reached } = {}) {
-  const r = await runStall({ scenario: 'pagecache', rate: 10, memswLimit, watch: { stall: { sustainMs: SUSTAIN_MS } }, own, timeoutMs: 60_000 })
+async function pageCacheIsNoStall(own, { memswLimit, reached, parentLimit } = {}) {
+  const r = await runStall({ scenario: 'pagecache', rate: 10, memswLimit, parentLimit, watch: { stall: { sustainMs: SUSTAIN_MS } }, own, timeoutMs: 60_000 })
   const desc = describeStall(r)
   assert.equal(r.code, 0, `the page-cache run survives\n${desc}`)
   const done = r.markers.find((m) => m.event === 'done')
@@ -701,6 +708,11 @@ test('v1, cold node: page cache far larger than the limit is no stall', { timeou
   if (own) await pageCacheIsNoStall(own, CHARGES_FAILED)
 })
 
+test('v1, cold node, the limit on the parent cgroup: page cache far larger than the limit is no stall', { timeout: 120_000 }, async (t) => {
+  const own = v1Cold(t)
+  if (own) await pageCacheIsNoStall(own, { ...CHARGES_FAILED, parentLimit: true })
+})
+
 test('v1: a burst to the limit that is reclaimed is no stall', { timeout: 120_000 }, async (t) => {
   const own = v1Cold(t)
   if (own) await burstIsNoStall(own, CHARGES_FAILED)
@@ -718,21 +730,35 @@ test('v1: a burst to the limit that is reclaimed is no stall', { timeout: 120_00
 const VM_STALL_TIMEOUT_S = 300
 const VM_AFTER_MS = 15000
 
-test('v2 (VM, container, node from 9p): a heap stall is recorded and onStall ends it with exit status 75', { timeout: (VM_STALL_TIMEOUT_S + 60) * 1000 }, async (t) => {
+// In the runner's writable layout (no --container) the hierarchy is in
+// view: the command moves itself into an unlimited leaf below the runner's
+// limited child (the "no internal processes" rule: the child must hold no
+// process before its children get the memory controller), so the limit is
+// on the parent and the kernel counts memory.events max there.
+const INTO_LEAF = [
+  '/bin/sh',
+  '-c',
+  'CG=/sys/fs/cgroup$(sed -n "s/^0:://p" /proc/self/cgroup) && mkdir "$CG/leaf" && echo $$ > "$CG/leaf/cgroup.procs" && echo +memory > "$CG/cgroup.subtree_control" && exec "$@"',
+  'sh',
+]
+
+/** The heap stall in the VM: in the container layout, or (`parentLimit`) in an unlimited leaf below the limit. */
+async function v2HeapStall(t, { parentLimit = false } = {}) {
   const { needVm, needVmOptions, stageHostDir, runVm } = require('./helpers/vm')
   const vm = needVm(t)
   if (!vm) return
-  if (!needVmOptions(t, vm, ['--container', '--9p-cache'], "node's own pages must go through the guest's page cache (9p, cache=loose), charged to the container")) return
+  const options = parentLimit ? ['--9p-cache'] : ['--container', '--9p-cache']
+  if (!needVmOptions(t, vm, options, "node's own pages must go through the guest's page cache (9p, cache=loose), charged to the container")) return
   const helpers = path.join(__dirname, 'helpers')
   const hostDir = stageHostDir(t, [path.join(helpers, 'stall-child.js'), path.join(helpers, 'alloc.js')])
   fs.copyFileSync(process.execPath, path.join(hostDir, 'node-copy'))
   fs.chmodSync(path.join(hostDir, 'node-copy'), 0o755)
   const watch = { stall: { sustainMs: 3000 }, onStall: { action: 'exit', afterMs: VM_AFTER_MS } }
   const run = await runVm(vm, {
-    options: ['--container', '--9p-cache'],
+    options,
     hostDir,
     memoryMax: '192M',
-    command: ['/host/node-copy', '/host/stall-child.js', 'objects', '3', '0.5', '/host/marker', '/host/termination-log', '/host', JSON.stringify(watch)],
+    command: [...(parentLimit ? INTO_LEAF : []), '/host/node-copy', '/host/stall-child.js', 'objects', '3', '0.5', '/host/marker', '/host/termination-log', '/host', JSON.stringify(watch)],
     vmTimeoutS: VM_STALL_TIMEOUT_S,
   })
   const desc = h.describeRun(run)
@@ -748,6 +774,17 @@ test('v2 (VM, container, node from 9p): a heap stall is recorded and onStall end
   assert.equal(lw.stall.failureCounter, 'memory.events max')
   assert.equal(lw.stall.pressure.scope, 'cgroup', 'v2: the cgroup\'s own memory.pressure')
   assert.equal(lw.stall.pressure.kind, 'full')
+  if (parentLimit) {
+    assert.match(lw.cgroup, /\/leaf$/, 'the node ran in the unlimited leaf')
+    assert.equal(lw.stall.limitingCgroup, lw.cgroup.slice(0, -'/leaf'.length), 'the counter is the parent\'s')
+    assert.ok(lw.reason.includes(`(memory.events max of ${lw.stall.limitingCgroup}, which holds the limit)`), lw.reason)
+  } else {
+    assert.equal(lw.stall.limitingCgroup, null)
+  }
   assert.ok(`${run.stdout}${run.stderr}`.includes('"verdict":"stall"'), 'the stall record on stderr too (the runner passes the output of the guest on)')
-  t.diagnostic(`v2: ended after a ${lw.stall.durationMs} ms stall: ${lw.reason}`)
-})
+  t.diagnostic(`v2${parentLimit ? ', limit on the parent' : ''}: ended after a ${lw.stall.durationMs} ms stall: ${lw.reason}`)
+}
+
+test('v2 (VM, container, node from 9p): a heap stall is recorded and onStall ends it with exit status 75', { timeout: (VM_STALL_TIMEOUT_S + 60) * 1000 }, (t) => v2HeapStall(t))
+
+test('v2 (VM, writable, node from 9p, the limit on the parent cgroup): the heap stall is read from the parent\'s memory.events max, and onStall ends it', { timeout: (VM_STALL_TIMEOUT_S + 60) * 1000 }, (t) => v2HeapStall(t, { parentLimit: true }))

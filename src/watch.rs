@@ -1659,8 +1659,12 @@ fn trace_unwritten_step(level: usize, ts: f64, ratio: f64, from_level: usize, se
 /// monitor, from a snapshot at `level` against `limit`; None where every
 /// sample must be a snapshot: the rss basis or no cgroup usage (what a
 /// sample of the usage cannot measure), no working set to start from, at a
-/// level with last words to keep (records are written from snapshots), and
-/// while stall detection watches closely.
+/// level with last words to keep (records are written from snapshots),
+/// while stall detection watches closely, and, with stall detection, while
+/// a parent that holds the limit has its usage in the stall zone (or
+/// unknown): a sample of the usage alone reads this cgroup's, and under a
+/// parent's limit other cgroups' memory can fill it while this cgroup's
+/// usage stays low.
 fn quiet(
     cfg: &Config,
     st: &MonitorState,
@@ -1683,6 +1687,12 @@ fn quiet(
     {
         return None;
     }
+    let stall_from = cfg.stall.map(|c| threshold_bytes(limit, 1.0 - c.margin));
+    if let (Some(from), Some(parent)) = (stall_from, &snap.limiting) {
+        if parent.usage.is_none_or(|u| u >= from) {
+            return None;
+        }
+    }
     let top = cfg.thresholds.len();
     let up = if level < top {
         threshold_bytes(limit, cfg.thresholds[level])
@@ -1697,7 +1707,7 @@ fn quiet(
     Some(Quiet {
         up,
         down,
-        stall_from: cfg.stall.map(|c| threshold_bytes(limit, 1.0 - c.margin)),
+        stall_from,
     })
 }
 
@@ -2530,5 +2540,61 @@ pub(crate) mod tests {
         // 180 MiB at 2 GiB/s: 87.9 ms.
         let ms = far.as_secs_f64() * 1000.0;
         assert!((ms - 180.0 / 2048.0 * 1000.0).abs() < 0.01, "{ms}");
+    }
+
+    /// Under a parent's limit, other cgroups' memory can fill it while this
+    /// cgroup's usage stays low: with stall detection, no sample may be the
+    /// usage alone while the parent's usage is in the stall zone.
+    #[test]
+    fn no_quiet_while_a_limiting_parent_is_in_the_stall_zone() {
+        use crate::locate::{CgroupVersion, Location};
+        use crate::reader::LimitingCgroup;
+        let mib = 1u64 << 20;
+        let limit = 256 * mib;
+        let root = Path::new("/");
+        let mut cfg = config(&[0.8, 0.9], root, None);
+        cfg.last_words = None;
+        let stalls = cfg
+            .clone()
+            .with_stall(Some(stall::StallConfig::default()), None)
+            .unwrap();
+        let snap = |parent_usage: Option<u64>| Snapshot {
+            location: Some(Location {
+                version: CgroupVersion::V1,
+                cgroup_path: "/pod/app".into(),
+                mount_point: "/sys/fs/cgroup/memory".into(),
+                dir: "/sys/fs/cgroup/memory/pod/app".into(),
+                resolved: true,
+            }),
+            cgroup_limit: Some(limit),
+            usage: Some(40 * mib),
+            working_set: Some(30 * mib),
+            limiting: Some(LimitingCgroup {
+                path: "/pod".into(),
+                depth: 1,
+                usage: parent_usage,
+                ..LimitingCgroup::default()
+            }),
+            ..Snapshot::default()
+        };
+        let st = MonitorState {
+            stall: Some(stall::Detector::new(stall::StallConfig::default())),
+            ..MonitorState::default()
+        };
+        let cases = [
+            ("parent far from its limit", Some(100 * mib), true),
+            ("parent in the stall zone", Some(250 * mib), false),
+            ("parent usage unknown", None, false),
+        ];
+        for (name, usage, quiet_ok) in cases {
+            let q = quiet(&stalls, &st, 0, limit, &snap(usage));
+            assert_eq!(q.is_some(), quiet_ok, "{name}: {q:?}");
+            // Without stall detection the parent does not matter.
+            let plain = MonitorState::default();
+            assert!(
+                quiet(&cfg, &plain, 0, limit, &snap(usage)).is_some(),
+                "{name}"
+            );
+        }
     }
 }
