@@ -13,10 +13,10 @@
 //     the same two cases of another build beside them. A control process
 //     without oomguard holds the same memory at the same time in its own
 //     cgroup; the whole-process difference is oomguard's full cost (the
-//     sampler plus the main thread's V8-numbers refresh timer). Then, for
-//     scale, the floor at each read-only interval: a C loop (floor.c) that
-//     waits with ppoll and preads the files a tick reads, no logic: what the
-//     wake-ups and reads alone cost on this machine.
+//     sampler plus the main thread's V8-numbers refresh timer). For scale,
+//     the floor beside them at each read-only interval: a C loop (floor.c)
+//     that waits with ppoll and preads the files a tick reads, no logic:
+//     what the wake-ups and reads alone cost on this machine.
 // (b) RSS added by require('oomguard') and watch(): fresh processes in a
 //     cgroup with the limit, median of several, next to control processes
 //     that load nothing and wait the same (RSS drift on its own).
@@ -104,11 +104,26 @@ async function partCpu(opts, support, log) {
       `(a) holding ${opts.levels.map((l) => `${l * 100}%`).join(', ')} of ${opts.limitMib} MiB for ${opts.seconds} s each: ${cases.map((c) => c.name).join(', ')} ` +
         `and control ${opts.sequential ? 'one after the other' : 'side by side'}…`,
     )
+    // The floor, beside the monitored processes for as long as they hold
+    // their levels: at each level's read-only interval, reading the files a
+    // tick reads where the cgroup's own limit binds.
+    const ro = cases.find((c) => c.readOnly)
+    const floor = ro
+      ? startFloor(
+          opts,
+          ['memory.usage_in_bytes', 'memory.limit_in_bytes'].map((f) => path.join(dirs[ro.name], f)),
+          log,
+        )
+      : null
     let runs
-    if (opts.sequential) {
-      runs = []
-      for (const c of [...cases, null]) runs.push(await start(c))
-    } else runs = await Promise.all([...cases, null].map(start))
+    try {
+      if (opts.sequential) {
+        runs = []
+        for (const c of [...cases, null]) runs.push(await start(c))
+      } else runs = await Promise.all([...cases, null].map(start))
+    } finally {
+      if (floor) floor.result = await floor.done
+    }
     const parsed = runs.map((r, i) => {
       const name = i < cases.length ? cases[i].name : 'control'
       if (r.code !== 0) throw new Error(`cost-child (${name}) failed:\n${h.describeRun(r)}`)
@@ -152,19 +167,20 @@ async function partCpu(opts, support, log) {
         })
       })
     })
-    // What a usage-only tick reads where the cgroup's own limit binds.
-    const tickFiles = ['memory.usage_in_bytes', 'memory.limit_in_bytes'].map((f) => path.join(dirs['read-only'] || dirs.control, f))
-    return { clkTck: tck, rows, floor: wakeFloor(rows.filter((r) => r.case === 'read-only'), opts, log, tickFiles) }
+    return { clkTck: tck, rows, floor: floor && floor.result }
   } finally {
     for (const d of Object.values(dirs)) h.removeCgroup(d)
   }
 }
 
-// The floor under the sampler's cost, at each read-only interval: a C loop
-// (benchmark/floor.c, compiled here with cc) that only waits with ppoll and
-// then preads the files a usage-only tick reads, its own thread's schedstat:
-// what that many wake-ups and reads cost on this machine with no logic at
-// all. Without a C compiler, a bare python3 sleep loop (no reads).
+// The floor under the sampler's cost: a C loop (benchmark/floor.c, compiled
+// here with cc) that only waits with ppoll and then preads the files a
+// usage-only tick reads, its own thread's schedstat: what that many
+// wake-ups and reads cost on this machine, at the same time, with no logic
+// at all. Without a C compiler, a bare python3 sleep loop (no reads). One
+// loop per level, at the interval a read-only sampler keeps there (the
+// distance to the first threshold at the assumed 2 GiB/s), for as long as
+// (a) holds its levels.
 const FLOOR_PY = `
 import sys, time
 ms, seconds = float(sys.argv[1]), float(sys.argv[2])
@@ -176,40 +192,37 @@ for _ in range(n):
     time.sleep(ms / 1000)
 print('FLOOR {"ns": %d, "seconds": %f, "wakeups": %d, "files": 0}' % (ns() - c0, time.perf_counter() - t0, n))
 `
+const ASSUMED_FILL = 2 * 1024 * MiB // the sampler's assumed fastest growth (src/watch.rs ASSUMED_RATE)
+const FIRST_THRESHOLD = 0.8 // watch()'s default first threshold
 
-/** The floor's command: the C loop where cc builds it, else python3. */
-function floorCommand(files) {
+function startFloor(opts, files, log) {
   const cp = require('node:child_process')
   const exe = path.join(require('node:os').tmpdir(), `oomguard-floor-${process.pid}`)
+  let cmd
   try {
     cp.execFileSync('cc', ['-O2', '-o', exe, path.join(__dirname, 'floor.c')], { stdio: 'pipe', timeout: 60000 })
-    return { kind: `C ppoll loop + ${files.length} preads (${files.map((f) => path.basename(f)).join(', ')})`, exe, args: files, cleanup: () => fs.rmSync(exe, { force: true }) }
-  } catch (e) {
-    return { kind: 'python3 sleep loop (no C compiler)', exe: 'python3', args: null, cleanup: () => {} }
+    cmd = { kind: `C ppoll loop + ${files.length} preads (${files.map((f) => path.basename(f)).join(', ')})`, exe, args: (ms, s) => [String(ms), String(s), ...files] }
+  } catch {
+    cmd = { kind: 'python3 sleep loop (no C compiler)', exe: 'python3', args: (ms, s) => ['-c', FLOOR_PY, String(ms), String(s)] }
   }
-}
-
-function wakeFloor(rows, opts, log, files) {
-  const out = []
-  const cmd = floorCommand(files)
-  try {
-    for (const r of rows) {
-      if (!(r.intervalMs > 0)) continue
-      log(`(a) floor, ${cmd.kind}, at ${fmt(r.intervalMs)} ms for ${opts.seconds} s…`)
-      let line
-      try {
-        const args = cmd.args ? [String(r.intervalMs), String(opts.seconds), ...cmd.args] : ['-c', FLOOR_PY, String(r.intervalMs), String(opts.seconds)]
-        const text = require('node:child_process').execFileSync(cmd.exe, args, { encoding: 'utf8', timeout: (opts.seconds + 30) * 1000 })
-        line = h.parsePrefixed(text, 'FLOOR ')[0]
-      } catch (e) {
-        return { skipped: `${cmd.exe}: ${e.message.split('\n')[0]}` }
-      }
-      out.push({ share: r.share, intervalMs: r.intervalMs, wakeupsPerSec: line.wakeups / line.seconds, pctCore: (line.ns / 1e9 / line.seconds) * 100, usPerWakeup: line.ns / 1000 / line.wakeups })
-    }
-  } finally {
-    cmd.cleanup()
-  }
-  return { kind: cmd.kind, rows: out }
+  const seconds = opts.levels.length * (opts.seconds + opts.settleMs / 1000)
+  const levels = opts.levels.filter((l) => l < FIRST_THRESHOLD)
+  log(`(a) floor beside them: ${cmd.kind}, for ${fmt(seconds)} s at ${levels.map((l) => `${fmt(((FIRST_THRESHOLD - l) * opts.limitMib * MiB * 1000) / ASSUMED_FILL)} ms`).join(', ')}`)
+  const one = (share) =>
+    new Promise((resolve) => {
+      const intervalMs = ((FIRST_THRESHOLD - share) * opts.limitMib * MiB * 1000) / ASSUMED_FILL
+      cp.execFile(cmd.exe, cmd.args(intervalMs, seconds), { encoding: 'utf8', timeout: (seconds + 30) * 1000 }, (err, stdout) => {
+        if (err) return resolve({ share, skipped: `${cmd.exe}: ${err.message.split('\n')[0]}` })
+        const line = h.parsePrefixed(stdout, 'FLOOR ')[0]
+        resolve({ share, intervalMs, wakeupsPerSec: line.wakeups / line.seconds, pctCore: (line.ns / 1e9 / line.seconds) * 100, usPerWakeup: line.ns / 1000 / line.wakeups })
+      })
+    })
+  const done = Promise.all(levels.map(one)).then((rows) => {
+    fs.rmSync(exe, { force: true })
+    const bad = rows.find((r) => r.skipped)
+    return bad ? { kind: cmd.kind, skipped: bad.skipped } : { kind: cmd.kind, rows }
+  })
+  return { done, result: null }
 }
 
 // ------------------------------------------------------------------ (b) RSS
@@ -490,7 +503,7 @@ async function main() {
       )
       if (c.floor && c.floor.rows) {
         log('')
-        log(`for scale, the floor: a ${c.floor.kind} at the read-only intervals (its thread's schedstat, run after): ` + c.floor.rows.map((f) => `${fmt(f.intervalMs)} ms: ${fmt(f.wakeupsPerSec)} wake-ups/s, ${fmt(f.usPerWakeup)} µs each, ${fmt(f.pctCore, 3)}% of a core`).join('; '))
+        log(`for scale, the floor: a ${c.floor.kind} at the read-only intervals, beside them (its thread's schedstat): ` + c.floor.rows.map((f) => `${fmt(f.intervalMs)} ms: ${fmt(f.wakeupsPerSec)} wake-ups/s, ${fmt(f.usPerWakeup)} µs each, ${fmt(f.pctCore, 3)}% of a core`).join('; '))
       } else if (c.floor) log(`(floor skipped: ${c.floor.skipped})`)
     }
     if (result.fill) {
