@@ -737,6 +737,19 @@ fn tick_limits(limits: &[Option<u64>], smallest: Option<usize>) -> Vec<(usize, O
     read
 }
 
+/// The working set: the usage less the inactive file, with the usage read
+/// before `memory.stat` and again after it (`after`; None where that read
+/// failed). The two files are read one after the other, not at once: page
+/// cache freed in between (a large file deleted, or truncated, while this
+/// thread waited for a CPU) leaves the first usage counting it while the
+/// inactive file no longer does, and a working set near the limit that
+/// was never there. The smaller of the two usages is the one the inactive
+/// file can be taken from; memory that grows in between is seen by the
+/// next sample.
+fn working_set(before: u64, after: Option<u64>, inactive: u64) -> u64 {
+    before.min(after.unwrap_or(before)).saturating_sub(inactive)
+}
+
 fn read_cgroup(
     files: &mut CgroupFiles,
     buf: &mut Vec<u8>,
@@ -744,7 +757,13 @@ fn read_cgroup(
     problems: &mut Vec<Error>,
 ) {
     let version = files.location.version;
+    #[cfg(test)]
+    tests::before_stat();
     let raw_stat = required(files.stat.parse(buf, parse_flat_keyed), problems);
+    let usage_after = files
+        .usage
+        .as_mut()
+        .and_then(|f| f.parse(buf, parse_u64).ok());
     snap.failed.stat = raw_stat.is_none();
     let before_limits = problems.len();
 
@@ -809,7 +828,7 @@ fn read_cgroup(
     snap.cgroup_high = highs.into_iter().flatten().min();
 
     snap.working_set = match (snap.usage, stat.as_ref()) {
-        (Some(u), Some(s)) => s.inactive_file.map(|inactive| u.saturating_sub(inactive)),
+        (Some(u), Some(s)) => s.inactive_file.map(|i| working_set(u, usage_after, i)),
         _ => None,
     };
     snap.stat = stat;
@@ -873,6 +892,7 @@ fn read_limiting(
     let version = files.location.version;
     let usage = optional(l.usage.parse(buf, parse_u64), problems);
     let stat = optional(l.stat.parse(buf, parse_flat_keyed), problems);
+    let usage_after = l.usage.parse(buf, parse_u64).ok();
     let inactive = stat
         .as_ref()
         .and_then(|raw| lookup(raw, MemoryStat::inactive_file_key(version)));
@@ -891,7 +911,7 @@ fn read_limiting(
         depth,
         usage,
         working_set: match (usage, inactive) {
-            (Some(u), Some(i)) => Some(u.saturating_sub(i)),
+            (Some(u), Some(i)) => Some(working_set(u, usage_after, i)),
             _ => None,
         },
         failures,
@@ -1005,6 +1025,71 @@ mod tests {
     use crate::file::MAX_BYTES;
     use std::fs;
     use std::time::Instant;
+
+    thread_local! {
+        /// Run by [`read_cgroup`] between its usage and `memory.stat` reads.
+        static BEFORE_STAT: std::cell::RefCell<Option<Box<dyn FnMut()>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    pub(super) fn before_stat() {
+        BEFORE_STAT.with(|h| {
+            if let Some(f) = h.borrow_mut().as_mut() {
+                f()
+            }
+        });
+    }
+
+    #[test]
+    fn page_cache_freed_between_the_reads_is_no_working_set() {
+        // 200 MiB used, 150 MiB of it inactive page cache; between the
+        // usage read and memory.stat the file is deleted: 60 MiB used,
+        // 10 MiB inactive. The working set is 50 MiB, not 190.
+        let t = Tree::v2("freed-between");
+        let mib = 1u64 << 20;
+        t.write(
+            "sys/fs/cgroup/app/memory.current",
+            &format!("{}\n", 200 * mib),
+        );
+        t.write(
+            "sys/fs/cgroup/app/memory.stat",
+            &format!(
+                "anon {}\nfile {}\ninactive_file {}\n",
+                50 * mib,
+                150 * mib,
+                150 * mib
+            ),
+        );
+        let mut r = Reader::new(&t.0);
+        assert_eq!(r.snapshot().working_set, Some(50 * mib), "steady");
+        let root = t.0.clone();
+        BEFORE_STAT.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move || {
+                let w = |rel: &str, text: String| fs::write(root.join(rel), text).unwrap();
+                w(
+                    "sys/fs/cgroup/app/memory.current",
+                    format!("{}\n", 60 * mib),
+                );
+                w(
+                    "sys/fs/cgroup/app/memory.stat",
+                    format!(
+                        "anon {}\nfile {}\ninactive_file {}\n",
+                        50 * mib,
+                        10 * mib,
+                        10 * mib
+                    ),
+                );
+            }))
+        });
+        let s = r.snapshot();
+        BEFORE_STAT.with(|h| *h.borrow_mut() = None);
+        assert_eq!(s.usage, Some(200 * mib), "the usage as read first");
+        assert_eq!(s.working_set, Some(50 * mib), "not 190 MiB");
+        // Growth in between is the next sample's: the first usage stands.
+        assert_eq!(working_set(100, Some(120), 30), 70);
+        assert_eq!(working_set(100, None, 30), 70, "the second read failed");
+        assert_eq!(working_set(100, Some(20), 30), 0);
+    }
 
     /// A scratch root under the temporary directory, removed on drop.
     struct Tree(PathBuf);
