@@ -126,6 +126,13 @@ function pagecache() {
     }
     const writeSome = () => {
       for (let k = 0; k < 8 && i < total; k++, i++) fs.writeSync(fd, chunk)
+      // Written back as it goes: what fills the cgroup is clean page cache,
+      // as when a service reads a large file. Dirty pages that reclaim
+      // meets at the limit are moved to the active list until written back
+      // (the kernel cannot drop them yet), and with writeback starved by
+      // busy CPUs they pile up there: usage less the inactive file, the
+      // working set, then rises to the limit for real.
+      fs.fdatasyncSync(fd)
       look()
       if (i < total) return setImmediate(writeSome)
       fs.fsyncSync(fd)
