@@ -384,7 +384,7 @@ impl CgroupFiles {
             && !d.join("memory.current").exists();
         match location.version {
             CgroupVersion::V2 => CgroupFiles {
-                usage: (!v2_root).then(|| at("memory.current")),
+                usage: (!v2_root).then(|| at(usage_file(CgroupVersion::V2))),
                 stat: at("memory.stat"),
                 events: (!v2_root).then(|| at("memory.events")),
                 failcnt: None,
@@ -410,10 +410,10 @@ impl CgroupFiles {
                 location,
             },
             CgroupVersion::V1 => CgroupFiles {
-                usage: Some(at("memory.usage_in_bytes")),
+                usage: Some(at(usage_file(CgroupVersion::V1))),
                 stat: at("memory.stat"),
                 events: Some(at("memory.oom_control")),
-                failcnt: Some(at("memory.failcnt")),
+                failcnt: Some(at(failures_file(CgroupVersion::V1).0)),
                 pressure: None,
                 kmem: Some(at("memory.kmem.usage_in_bytes")),
                 kmem_tcp: Some(at("memory.kmem.tcp.usage_in_bytes")),
@@ -437,6 +437,30 @@ impl CgroupFiles {
     }
 }
 
+/// The usage file of a cgroup version.
+fn usage_file(version: CgroupVersion) -> &'static str {
+    match version {
+        CgroupVersion::V1 => "memory.usage_in_bytes",
+        CgroupVersion::V2 => "memory.current",
+    }
+}
+
+/// The failed-charge counter of a cgroup version as the diagnoses name it
+/// (lib/diagnoses.json `failures`): the file, and the key in it where it is
+/// a keyed file (v1 `memory.failcnt`; v2 `memory.events`, `max`).
+fn failures_file(version: CgroupVersion) -> (&'static str, Option<&'static str>) {
+    let named = crate::diagnose::named_files(Some(version)).failures;
+    match named.split_once(' ') {
+        Some((file, key)) => (file, Some(key)),
+        None => (named, None),
+    }
+}
+
+/// `memory.stat`'s inactive file (v1 `total_inactive_file`).
+fn inactive_in(raw: &[(String, u64)], version: CgroupVersion) -> Option<u64> {
+    lookup(raw, MemoryStat::inactive_file_key(version))
+}
+
 /// The open files of a [`LimitingCgroup`].
 #[derive(Debug)]
 struct LimitingFiles {
@@ -445,8 +469,9 @@ struct LimitingFiles {
     dir: PathBuf,
     usage: OpenFile,
     stat: OpenFile,
-    /// v1 `memory.failcnt`, v2 `memory.events`
+    /// The failed-charge counter ([`failures_file`]), and its key.
     failures: OpenFile,
+    failures_key: Option<&'static str>,
     /// v1 `memory.memsw.usage_in_bytes`
     memsw: Option<OpenFile>,
 }
@@ -457,22 +482,16 @@ impl LimitingFiles {
     fn new(location: &Location, depth: usize) -> Option<Self> {
         let dir = location.ancestry().into_iter().nth(depth)?;
         let at = |name: &str| OpenFile::new(dir.join(name));
-        let v1 = location.version == CgroupVersion::V1;
+        let version = location.version;
+        let (failures, failures_key) = failures_file(version);
         Some(LimitingFiles {
             depth,
             path: ancestor_path(&location.cgroup_path, depth),
-            usage: at(if v1 {
-                "memory.usage_in_bytes"
-            } else {
-                "memory.current"
-            }),
+            usage: at(usage_file(version)),
             stat: at("memory.stat"),
-            failures: at(if v1 {
-                "memory.failcnt"
-            } else {
-                "memory.events"
-            }),
-            memsw: v1.then(|| at("memory.memsw.usage_in_bytes")),
+            failures: at(failures),
+            failures_key,
+            memsw: (version == CgroupVersion::V1).then(|| at("memory.memsw.usage_in_bytes")),
             dir,
         })
     }
@@ -713,17 +732,17 @@ impl Reader {
         let State::Located(files) = &mut self.state else {
             return None;
         };
-        let key = MemoryStat::inactive_file_key(files.location.version);
         let raw = files.stat.parse(&mut self.buf, parse_flat_keyed).ok()?;
-        lookup(&raw, key)
+        inactive_in(&raw, files.location.version)
     }
 }
 
 /// The limit files a tick reads again, with what each said: the leaf's
 /// (`docker update` and Kubernetes' in-place resize write the container's
 /// own cgroup) and `smallest`, the index of the one that binds, where it
-/// is another (a pod's limit above an unlimited container). A limit written in any other ancestor is
-/// seen at the next snapshot, within [`crate::watch`]'s snapshot period.
+/// is another (a pod's limit above an unlimited container). A limit
+/// written in any other ancestor is seen at the next snapshot, within
+/// [`crate::watch`]'s snapshot period.
 /// Each pread of a cgroup file costs a few microseconds; a tick is taken
 /// up to a few hundred times a second where no kernel wake-up can be armed.
 fn tick_limits(limits: &[Option<u64>], smallest: Option<usize>) -> Vec<(usize, Option<u64>)> {
@@ -893,13 +912,11 @@ fn read_limiting(
     let usage = optional(l.usage.parse(buf, parse_u64), problems);
     let stat = optional(l.stat.parse(buf, parse_flat_keyed), problems);
     let usage_after = l.usage.parse(buf, parse_u64).ok();
-    let inactive = stat
-        .as_ref()
-        .and_then(|raw| lookup(raw, MemoryStat::inactive_file_key(version)));
-    let failures = match version {
-        CgroupVersion::V1 => optional(l.failures.parse(buf, parse_u64), problems),
-        CgroupVersion::V2 => optional(l.failures.parse(buf, parse_flat_keyed), problems)
-            .and_then(|raw| lookup(&raw, "max")),
+    let inactive = stat.as_ref().and_then(|raw| inactive_in(raw, version));
+    let failures = match l.failures_key {
+        None => optional(l.failures.parse(buf, parse_u64), problems),
+        Some(key) => optional(l.failures.parse(buf, parse_flat_keyed), problems)
+            .and_then(|raw| lookup(&raw, key)),
     };
     let memsw_usage = l
         .memsw
