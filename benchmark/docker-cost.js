@@ -24,8 +24,6 @@ const d = require('../__test__/helpers/docker')
 const { MiB, fmt } = u
 const NODE = '/usr/local/bin/node'
 const LIMIT_MIB = 256
-const ASSUMED_FILL = 2 * 1024 * MiB // the sampler's assumed fastest growth (src/watch.rs ASSUMED_RATE)
-const FIRST_THRESHOLD = 0.8 // watch()'s default first threshold
 
 const SPEC = {
   levels: { def: [0.1, 0.5], type: 'list', help: 'shares of the limit to hold, ascending' },
@@ -46,7 +44,7 @@ async function main() {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-docker-cost-'))
   try {
     const floorExe = path.join(work, 'floor')
-    execFileSync('cc', ['-O2', '-o', floorExe, path.join(__dirname, 'floor.c')], { stdio: 'pipe' })
+    u.buildFloor(floorExe)
     log('docker-cost: starting dockerd and building the image…')
     await d.start()
     const mounts = (pkg) => ['-v', `${path.resolve(pkg)}:/pkg:ro`, '-v', `${__dirname}:/b:ro`, '-v', `${path.join(h.REPO_ROOT, '__test__/helpers')}:/__test__/helpers:ro`]
@@ -57,21 +55,17 @@ async function main() {
       { name: 'now', run: () => d.run(cost(h.REPO_ROOT), costCmd('monitor')) },
       ...(opts.compare ? [{ name: 'compare', run: () => d.run(cost(opts.compare), costCmd('monitor')) }] : []),
       { name: 'control', run: () => d.run(cost(h.REPO_ROOT), costCmd('control')) },
-      ...opts.levels
-        .filter((l) => l < FIRST_THRESHOLD)
-        .map((l) => {
-          const ms = ((FIRST_THRESHOLD - l) * LIMIT_MIB * MiB * 1000) / ASSUMED_FILL
-          return {
-            name: `floor ${fmt(ms)} ms`,
-            share: l,
-            run: () =>
-              d.run(
-                [`--memory=${LIMIT_MIB}m`, '-v', `${floorExe}:/floor:ro`],
-                ['/floor', String(ms), String(seconds), '/sys/fs/cgroup/memory/memory.usage_in_bytes', '/sys/fs/cgroup/memory/memory.limit_in_bytes'],
-                { timeoutMs: (seconds + 60) * 1000 },
-              ),
-          }
-        }),
+      ...u.floorLevels(opts.levels, LIMIT_MIB * MiB).map(({ share, intervalMs }) => ({
+        name: `floor ${fmt(intervalMs)} ms`,
+        share,
+        intervalMs,
+        run: () =>
+          d.run(
+            [`--memory=${LIMIT_MIB}m`, '-v', `${floorExe}:/floor:ro`],
+            ['/floor', String(intervalMs), String(seconds), '/sys/fs/cgroup/memory/memory.usage_in_bytes', '/sys/fs/cgroup/memory/memory.limit_in_bytes'],
+            { timeoutMs: (seconds + 60) * 1000 },
+          ),
+      })),
     ]
     log(`docker-cost: ${cases.map((c) => c.name).join(', ')} side by side, ${opts.levels.map((l) => `${l * 100}%`).join(', ')} of ${LIMIT_MIB} MiB for ${opts.seconds} s each…`)
     const results = await Promise.all(cases.map((c) => c.run()))
@@ -81,7 +75,7 @@ async function main() {
       if (r.code !== 0) throw new Error(`${c.name}: exit ${r.code}\n${(r.stderr || '').slice(-2000)}`)
       if (c.name.startsWith('floor')) {
         const f = h.parsePrefixed(r.stdout, 'FLOOR ')[0]
-        out.floor.push({ share: c.share, intervalMs: Number(c.name.split(' ')[1]), usPerWakeup: f.ns / 1000 / f.wakeups, pctCore: (f.ns / 1e9 / f.seconds) * 100, wakeupsPerSec: f.wakeups / f.seconds })
+        out.floor.push({ share: c.share, intervalMs: c.intervalMs, usPerWakeup: f.ns / 1000 / f.wakeups, pctCore: (f.ns / 1e9 / f.seconds) * 100, wakeupsPerSec: f.wakeups / f.seconds })
         return
       }
       for (const m of h.parsePrefixed(r.stdout, 'OOMGUARD_COST ')) {

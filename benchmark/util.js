@@ -284,8 +284,39 @@ function readJsonLines(file) {
   return out
 }
 
+// ------------------------------------------------------------------ the floor
+
+// The sampler's assumed fastest growth (src/watch.rs ASSUMED_RATE): where no
+// kernel wake-up can be armed it samples at the interval such a fill needs
+// to reach the next threshold, from watch()'s default first one.
+const ASSUMED_FILL = 2 * 1024 * MiB
+const FIRST_THRESHOLD = require('../lib/options.js').WATCH_DEFAULTS.thresholds[0]
+
+/** The interval, ms, of a read-only sampler at `share` of `limitBytes` below the first threshold. */
+function readOnlyIntervalMs(share, limitBytes) {
+  return ((FIRST_THRESHOLD - share) * limitBytes * 1000) / ASSUMED_FILL
+}
+
+/**
+ * The levels of `levels` below the first threshold, with the interval a
+ * read-only sampler keeps at each: what the floor (floor.c) runs at.
+ */
+function floorLevels(levels, limitBytes) {
+  return levels.filter((l) => l < FIRST_THRESHOLD).map((share) => ({ share, intervalMs: readOnlyIntervalMs(share, limitBytes) }))
+}
+
+/**
+ * benchmark/floor.c compiled with cc into `exe` (a C loop of ppoll and
+ * preads, no logic: see the file). Throws where there is no C compiler.
+ */
+function buildFloor(exe) {
+  execFileSync('cc', ['-O2', '-o', exe, path.join(__dirname, 'floor.c')], { stdio: 'pipe', timeout: 60000 })
+}
+
 module.exports = {
   ROOT,
+  floorLevels,
+  buildFloor,
   MiB,
   parseArgs,
   quantile,

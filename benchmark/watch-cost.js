@@ -192,25 +192,21 @@ for _ in range(n):
     time.sleep(ms / 1000)
 print('FLOOR {"ns": %d, "seconds": %f, "wakeups": %d, "files": 0}' % (ns() - c0, time.perf_counter() - t0, n))
 `
-const ASSUMED_FILL = 2 * 1024 * MiB // the sampler's assumed fastest growth (src/watch.rs ASSUMED_RATE)
-const FIRST_THRESHOLD = 0.8 // watch()'s default first threshold
-
 function startFloor(opts, files, log) {
   const cp = require('node:child_process')
   const exe = path.join(require('node:os').tmpdir(), `oomguard-floor-${process.pid}`)
   let cmd
   try {
-    cp.execFileSync('cc', ['-O2', '-o', exe, path.join(__dirname, 'floor.c')], { stdio: 'pipe', timeout: 60000 })
+    u.buildFloor(exe)
     cmd = { kind: `C ppoll loop + ${files.length} preads (${files.map((f) => path.basename(f)).join(', ')})`, exe, args: (ms, s) => [String(ms), String(s), ...files] }
   } catch {
     cmd = { kind: 'python3 sleep loop (no C compiler)', exe: 'python3', args: (ms, s) => ['-c', FLOOR_PY, String(ms), String(s)] }
   }
   const seconds = opts.levels.length * (opts.seconds + opts.settleMs / 1000)
-  const levels = opts.levels.filter((l) => l < FIRST_THRESHOLD)
-  log(`(a) floor beside them: ${cmd.kind}, for ${fmt(seconds)} s at ${levels.map((l) => `${fmt(((FIRST_THRESHOLD - l) * opts.limitMib * MiB * 1000) / ASSUMED_FILL)} ms`).join(', ')}`)
-  const one = (share) =>
+  const levels = u.floorLevels(opts.levels, opts.limitMib * MiB)
+  log(`(a) floor beside them: ${cmd.kind}, for ${fmt(seconds)} s at ${levels.map((l) => `${fmt(l.intervalMs)} ms`).join(', ')}`)
+  const one = ({ share, intervalMs }) =>
     new Promise((resolve) => {
-      const intervalMs = ((FIRST_THRESHOLD - share) * opts.limitMib * MiB * 1000) / ASSUMED_FILL
       cp.execFile(cmd.exe, cmd.args(intervalMs, seconds), { encoding: 'utf8', timeout: (seconds + 30) * 1000 }, (err, stdout) => {
         if (err) return resolve({ share, skipped: `${cmd.exe}: ${err.message.split('\n')[0]}` })
         const line = h.parsePrefixed(stdout, 'FLOOR ')[0]
