@@ -1123,18 +1123,26 @@ mod tests {
             Tree(dir)
         }
 
-        /// A v2 tree: the process in `/app` with a 256 MiB limit.
-        fn v2(name: &str) -> Self {
+        /// A tree whose process has these `/proc/self/cgroup` and
+        /// `mountinfo` lines, with its statm and the host's meminfo.
+        fn process(name: &str, cgroup: &str, mountinfo: &str) -> Self {
             let t = Tree::new(name);
-            t.write("proc/self/cgroup", "0::/app\n");
-            t.write(
-                "proc/self/mountinfo",
-                "30 1 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n",
-            );
+            t.write("proc/self/cgroup", cgroup);
+            t.write("proc/self/mountinfo", mountinfo);
             t.write("proc/self/statm", "1000 250 10 1 0 100 0\n");
             t.write(
                 "proc/meminfo",
                 "MemTotal: 1048576 kB\nMemAvailable: 524288 kB\n",
+            );
+            t
+        }
+
+        /// A v2 tree: the process in `/app` with a 256 MiB limit.
+        fn v2(name: &str) -> Self {
+            let t = Tree::process(
+                name,
+                "0::/app\n",
+                "30 1 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n",
             );
             t.write("sys/fs/cgroup/cgroup.controllers", "memory\n");
             t.write("sys/fs/cgroup/app/memory.current", "1000\n");
@@ -1483,16 +1491,10 @@ mod tests {
     /// A v1 tree: the process in `/pod/app` under `/sys/fs/cgroup/memory`,
     /// the leaf unlimited, the pod at 256 MiB with its counters.
     fn v1_pod(name: &str) -> Tree {
-        let t = Tree::new(name);
-        t.write("proc/self/cgroup", "4:memory:/pod/app\n0::/\n");
-        t.write(
-            "proc/self/mountinfo",
+        let t = Tree::process(
+            name,
+            "4:memory:/pod/app\n0::/\n",
             "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n",
-        );
-        t.write("proc/self/statm", "1000 250 10 1 0 100 0\n");
-        t.write(
-            "proc/meminfo",
-            "MemTotal: 1048576 kB\nMemAvailable: 524288 kB\n",
         );
         let unlimited = "9223372036854771712\n";
         t.write("sys/fs/cgroup/memory/memory.limit_in_bytes", unlimited);
