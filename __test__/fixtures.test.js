@@ -289,3 +289,14 @@ test('a root that does not exist at all: host-less nulls and diagnoses, no throw
   assert.ok(codes(r).includes('CGROUP_UNRESOLVED'), codes(r).join())
   assert.ok(r.diagnoses.find((d) => d.code === 'CGROUP_UNRESOLVED').message.includes('/proc/self/cgroup'))
 })
+
+test('repeated mount points: the mount on top is read, a covered one never', () => {
+  const stacked = read('v1-stacked')
+  assert.equal(stacked.cgroup.mountPoint, path.join(FIXTURES, 'v1-stacked', 'sys/fs/cgroup/memory'))
+  assert.equal(stacked.cgroup.path, '/docker/3f1c9e0b7a2d')
+  assert.equal(stacked.source, 'cgroup-v1', 'not the host root cgroup the covered mount leads to')
+  assert.ok(!codes(stacked).includes('NO_LIMIT'), codes(stacked).join(', '))
+  const covered = read('v1-covered-no-memory')
+  assert.equal(covered.cgroup, null, 'the covered files are in the tree but out of sight')
+  assert.deepEqual(codes(covered), ['NO_MEMORY_CGROUP'])
+})

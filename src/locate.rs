@@ -1,6 +1,7 @@
 //! Finding the process's memory cgroup directory from `/proc/self/cgroup` and
 //! `/proc/self/mountinfo`, under an injected root that stands in for `/`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -118,6 +119,86 @@ fn relative_to_mount_root<'a>(path: &'a str, mount_root: &str) -> Option<&'a str
     }
 }
 
+/// Is the directory `inner` the directory `outer` or below it? Both normalized.
+fn at_or_below(inner: &str, outer: &str) -> bool {
+    inner
+        .strip_prefix(outer)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The mounts among `mounts` that `wanted` picks and that this process sees.
+///
+/// Where several mounts share a mount point, or one is mounted on a directory
+/// above another's mount point, the one on top hides the other: the later one
+/// in mountinfo (a mount goes on top of what is there), or the one mounted on
+/// the other (its parent ids lead there, whatever the order). A mount is never
+/// hidden by one it is mounted inside, listed before it or not (a mount moved
+/// there with `mount --move` keeps its place in the list). Nor by one on `/`:
+/// a lookup starts at the process's root and does not enter what is mounted on
+/// top of it (the process sees that only once it chroots into it). Mounts
+/// whose point climbs out of the root (`..`) hide nothing; a wanted one is
+/// kept, for [`resolve`] to refuse.
+///
+/// Linear in the number of mounts for each wanted one, whatever cycles or
+/// repeats the ids make (the first of a repeated id is the one a parent id
+/// names).
+pub fn visible_mounts(
+    mounts: &[MountInfo],
+    wanted: impl Fn(&MountInfo) -> bool,
+) -> Vec<&MountInfo> {
+    let n = mounts.len();
+    let points: Vec<Option<String>> = mounts.iter().map(|m| normalize(&m.mount_point)).collect();
+    let mut by_id: HashMap<u64, usize> = HashMap::with_capacity(n);
+    for (i, m) in mounts.iter().enumerate() {
+        by_id.entry(m.id).or_insert(i);
+    }
+    let parent: Vec<Option<usize>> = mounts
+        .iter()
+        .enumerate()
+        .map(|(i, m)| by_id.get(&m.parent_id).copied().filter(|&p| p != i))
+        .collect();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, p) in parent.iter().enumerate() {
+        if let Some(p) = *p {
+            children[p].push(i);
+        }
+    }
+    let mut out = Vec::new();
+    for i in (0..n).filter(|&i| wanted(&mounts[i])) {
+        let Some(point) = &points[i] else {
+            out.push(&mounts[i]);
+            continue;
+        };
+        // The mounts `i` is mounted inside, and those mounted inside it.
+        let mut above = vec![false; n];
+        let mut cur = parent[i];
+        while let Some(p) = cur.filter(|&p| !above[p] && p != i) {
+            above[p] = true;
+            cur = parent[p];
+        }
+        let mut below = vec![false; n];
+        let mut stack = children[i].clone();
+        while let Some(k) = stack.pop() {
+            if k != i && !below[k] {
+                below[k] = true;
+                stack.extend_from_slice(&children[k]);
+            }
+        }
+        let hidden = (0..n).any(|top| {
+            top != i
+                && !above[top]
+                && (top > i || below[top])
+                && points[top]
+                    .as_deref()
+                    .is_some_and(|top_point| top_point != "/" && at_or_below(point, top_point))
+        });
+        if !hidden {
+            out.push(&mounts[i]);
+        }
+    }
+    out
+}
+
 /// Pick the mount whose root holds the path (the longest such root), else the first.
 fn choose_mount<'m>(
     mounts: &[&'m MountInfo],
@@ -154,6 +235,8 @@ fn resolve(
         // no normalized path, so only the first-mount fallback can pick it.
         let mount_root = normalize(&m.root).unwrap_or_else(|| m.root.clone());
         normalized.push(MountInfo {
+            id: m.id,
+            parent_id: m.parent_id,
             root: mount_root,
             mount_point,
             fs_type: m.fs_type.clone(),
@@ -211,10 +294,9 @@ pub fn locate(root: &Path) -> Result<Located> {
         .iter()
         .find(|l| l.hierarchy_id != 0 && l.controllers.iter().any(|c| c == "memory"));
     if let Some(line) = v1_line {
-        let v1_mounts: Vec<&MountInfo> = mounts
-            .iter()
-            .filter(|m| m.fs_type == "cgroup" && m.super_options.iter().any(|o| o == "memory"))
-            .collect();
+        let v1_mounts = visible_mounts(&mounts, |m| {
+            m.fs_type == "cgroup" && m.super_options.iter().any(|o| o == "memory")
+        });
         let files = (cgroup_file.as_path(), mountinfo_file.as_path());
         if let Some(loc) = resolve(root, CgroupVersion::V1, line, &v1_mounts, files)? {
             return Ok(Located::Found(loc));
@@ -224,7 +306,7 @@ pub fn locate(root: &Path) -> Result<Located> {
         .iter()
         .find(|l| l.hierarchy_id == 0 && l.controllers.is_empty())
     {
-        let v2_mounts: Vec<&MountInfo> = mounts.iter().filter(|m| m.fs_type == "cgroup2").collect();
+        let v2_mounts = visible_mounts(&mounts, |m| m.fs_type == "cgroup2");
         let files = (cgroup_file.as_path(), mountinfo_file.as_path());
         if let Some(loc) = resolve(root, CgroupVersion::V2, line, &v2_mounts, files)? {
             if v2_has_memory(&loc) {
@@ -284,6 +366,158 @@ mod tests {
         ];
         for (name, path, want) in cases {
             assert_eq!(normalize(path).as_deref(), *want, "case {name}");
+        }
+    }
+
+    /// The ids `visible_mounts` keeps of the cgroup mounts (v1 memory or
+    /// cgroup2) in a mountinfo text.
+    fn visible_ids(mountinfo: &str) -> Vec<u64> {
+        let mounts = parse_mountinfo(mountinfo).unwrap();
+        visible_mounts(&mounts, |m| m.fs_type.starts_with("cgroup"))
+            .iter()
+            .map(|m| m.id)
+            .collect()
+    }
+
+    #[test]
+    fn the_mount_on_top_is_the_visible_one() {
+        const SYS: &str = "23 27 0:22 / /sys rw - sysfs sysfs rw\n\
+                           31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n";
+        let cases: &[(&str, &str, &[u64])] = &[
+            (
+                "one mount",
+                "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
+                &[35],
+            ),
+            (
+                "a bind on the same point (docker -v /sys/fs/cgroup/memory:...)",
+                "35 31 0:32 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                 50 35 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
+                &[50],
+            ),
+            (
+                "three on one point: the last",
+                "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                 50 35 0:32 /a /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                 51 50 0:32 /a/b /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
+                &[51],
+            ),
+            (
+                "the same point spelled with a trailing slash",
+                "35 31 0:32 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                 50 35 0:32 / /sys/fs/cgroup//memory/ rw - cgroup cgroup rw,memory\n",
+                &[50],
+            ),
+            (
+                "on top though listed first (moved there): parent ids decide",
+                "50 35 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                 35 31 0:32 /docker/abc /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
+                &[50],
+            ),
+            (
+                "cgroup2 stacked",
+                "32 23 0:28 /docker/abc /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n\
+                 45 32 0:28 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+                &[45],
+            ),
+            (
+                "hybrid: each hierarchy's top mount",
+                "35 31 0:32 /p /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                 41 31 0:38 /p /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n\
+                 42 35 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                 43 41 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n",
+                &[42, 43],
+            ),
+            (
+                "a later mount on a parent directory covers",
+                "35 31 0:32 /p /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                 60 31 0:40 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n\
+                 61 60 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n",
+                &[61],
+            ),
+            (
+                "covered, nothing mounted again below",
+                "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                 60 31 0:40 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n",
+                &[],
+            ),
+            (
+                "not covered by a later mount on /: lookups start below it",
+                "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                 90 27 0:50 / / rw - overlay overlay rw\n",
+                &[35],
+            ),
+            (
+                "not covered by the mount it was moved inside, listed after it",
+                "35 80 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                 80 31 0:40 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n",
+                &[35],
+            ),
+            (
+                "a later mount below does not cover",
+                "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                 70 35 0:41 / /sys/fs/cgroup/memory/sub rw - tmpfs tmpfs rw\n",
+                &[35],
+            ),
+            (
+                "a sibling sharing a prefix does not cover",
+                "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                 70 31 0:41 / /sys/fs/cgroup/mem rw - tmpfs tmpfs rw\n\
+                 71 31 0:42 / /sys/fs/cgroup/memory2 rw - tmpfs tmpfs rw\n",
+                &[35],
+            ),
+            (
+                "mounted inside the covering mount at any depth",
+                "60 31 0:40 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n\
+                 61 60 0:41 / /sys/fs/cgroup/x rw - tmpfs tmpfs rw\n\
+                 35 61 0:32 / /sys/fs/cgroup/x/memory rw - cgroup cgroup rw,memory\n\
+                 62 23 0:42 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n",
+                &[],
+            ),
+        ];
+        for (name, lines, want) in cases {
+            let text = format!("{SYS}{lines}");
+            assert_eq!(visible_ids(&text), *want, "case {name}");
+        }
+    }
+
+    #[test]
+    fn odd_mount_ids_end_and_decide_by_order() {
+        let cases: &[(&str, &str, &[u64])] = &[
+            (
+                "a parent cycle: neither is inside the other, the later wins",
+                "1 2 0:1 / /c rw - cgroup2 cgroup2 rw\n\
+                 2 1 0:1 /x /c rw - cgroup2 cgroup2 rw\n",
+                &[1, 2],
+            ),
+            (
+                "its own parent",
+                "5 5 0:1 / /c rw - cgroup2 cgroup2 rw\n\
+                 6 6 0:1 / /c rw - cgroup2 cgroup2 rw\n",
+                &[6],
+            ),
+            (
+                "a repeated id: the first is the one parent ids name",
+                "7 1 0:1 / /c rw - cgroup2 cgroup2 rw\n\
+                 7 1 0:1 /x /c rw - cgroup2 cgroup2 rw\n\
+                 8 7 0:1 / /c/d rw - cgroup2 cgroup2 rw\n",
+                &[7, 8],
+            ),
+            (
+                "an unknown parent",
+                "9 999 0:1 / /c rw - cgroup2 cgroup2 rw\n\
+                 10 998 0:1 / /c rw - cgroup2 cgroup2 rw\n",
+                &[10],
+            ),
+            (
+                "a mount point that climbs out hides nothing and is kept",
+                "11 1 0:1 / /c rw - cgroup2 cgroup2 rw\n\
+                 12 1 0:1 / /../.. rw - cgroup2 cgroup2 rw\n",
+                &[11, 12],
+            ),
+        ];
+        for (name, text, want) in cases {
+            assert_eq!(visible_ids(text), *want, "case {name}");
         }
     }
 

@@ -153,6 +153,11 @@ pub fn parse_proc_cgroup(text: &str) -> PResult<Vec<ProcCgroupLine>> {
 /// The fields of a `/proc/self/mountinfo` line that locating a cgroup needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountInfo {
+    /// The mount's id (1st field), unique in the mount namespace.
+    pub id: u64,
+    /// The id of the mount this one is mounted on (2nd field). For the
+    /// namespace's root it names a mount that is not listed.
+    pub parent_id: u64,
     /// The root of the mount within its filesystem (4th field), unescaped.
     pub root: String,
     /// Where it is mounted (5th field), unescaped.
@@ -209,6 +214,8 @@ pub fn parse_mountinfo(text: &str) -> PResult<Vec<MountInfo>> {
             }
         };
         out.push(MountInfo {
+            id: parse_number(fields[0], line_no, "mount id")?,
+            parent_id: parse_number(fields[1], line_no, "parent id")?,
             root: unescape_mountinfo(fields[3]),
             mount_point: unescape_mountinfo(fields[4]),
             fs_type: fields[sep + 1].to_string(),
@@ -460,6 +467,16 @@ mod tests {
             "\\040 is a space"
         );
         assert_eq!(m[2].root, "/docker/abc");
+        assert_eq!((m[1].id, m[1].parent_id), (32, 23), "mount and parent ids");
+        for (name, line) in [
+            ("id", "x 2 0:1 / /x rw - cgroup2 cgroup2 rw\n"),
+            ("parent id", "1 -2 0:1 / /x rw - cgroup2 cgroup2 rw\n"),
+            ("empty id", " 2 0:1 / /x rw - cgroup2 cgroup2 rw\n"),
+        ] {
+            let err =
+                parse_mountinfo(&format!("1 0 0:1 / / rw - ext4 /dev/vda rw\n{line}")).unwrap_err();
+            assert_eq!(err.line, 2, "{name} not a number: the line is named");
+        }
         assert_eq!(unescape_mountinfo("a\\011b\\012c\\134d"), "a\tb\nc\\d");
         assert_eq!(
             unescape_mountinfo("trailing\\04"),
