@@ -146,6 +146,14 @@ pub fn visible_mounts(
     mounts: &[MountInfo],
     wanted: impl Fn(&MountInfo) -> bool,
 ) -> Vec<&MountInfo> {
+    visible_indices(mounts, wanted)
+        .into_iter()
+        .map(|i| &mounts[i])
+        .collect()
+}
+
+/// [`visible_mounts`] as indices into `mounts`, in order.
+fn visible_indices(mounts: &[MountInfo], wanted: impl Fn(&MountInfo) -> bool) -> Vec<usize> {
     let n = mounts.len();
     let points: Vec<Option<String>> = mounts.iter().map(|m| normalize(&m.mount_point)).collect();
     let mut by_id: HashMap<u64, usize> = HashMap::with_capacity(n);
@@ -166,7 +174,7 @@ pub fn visible_mounts(
     let mut out = Vec::new();
     for i in (0..n).filter(|&i| wanted(&mounts[i])) {
         let Some(point) = &points[i] else {
-            out.push(&mounts[i]);
+            out.push(i);
             continue;
         };
         // The mounts `i` is mounted inside, and those mounted inside it.
@@ -193,7 +201,7 @@ pub fn visible_mounts(
                     .is_some_and(|top_point| top_point != "/" && at_or_below(point, top_point))
         });
         if !hidden {
-            out.push(&mounts[i]);
+            out.push(i);
         }
     }
     out
@@ -543,5 +551,157 @@ mod tests {
             ..loc
         };
         assert_eq!(at_mount.ancestry(), vec![PathBuf::from("/r/sys/fs/cgroup")]);
+    }
+
+    /// Mount points that overlap, repeat, climb out or are spelled oddly.
+    const POINTS: &[&str] = &[
+        "/",
+        "/c",
+        "/c/",
+        "//c",
+        "/c/d",
+        "/c/./d",
+        "/c/d/e",
+        "/cd",
+        "/c/../c",
+        "/x",
+        "/..",
+        "/../c",
+        "/c/d\\040e",
+    ];
+
+    /// One mountinfo line: (id, parent id, index in POINTS, wanted).
+    type Line = (u64, u64, usize, bool);
+
+    fn mountinfo(lines: &[Line]) -> String {
+        lines
+            .iter()
+            .map(|&(id, parent, point, wanted)| {
+                let fs = if wanted { "cgroup2" } else { "tmpfs" };
+                format!("{id} {parent} 0:1 / {} rw - {fs} none rw\n", POINTS[point])
+            })
+            .collect()
+    }
+
+    fn cgroup2(m: &MountInfo) -> bool {
+        m.fs_type == "cgroup2"
+    }
+
+    /// The rule where no parent id names a listed mount: order alone
+    /// decides. Written out separately from `visible_indices`.
+    fn by_order_alone(mounts: &[MountInfo]) -> Vec<usize> {
+        let points: Vec<Option<String>> =
+            mounts.iter().map(|m| normalize(&m.mount_point)).collect();
+        (0..mounts.len())
+            .filter(|&i| cgroup2(&mounts[i]))
+            .filter(|&i| {
+                let Some(p) = &points[i] else { return true };
+                !(i + 1..mounts.len()).any(|j| match &points[j] {
+                    Some(q) if q != "/" => p == q || p.starts_with(&format!("{q}/")),
+                    _ => false,
+                })
+            })
+            .collect()
+    }
+
+    fn line() -> impl Strategy<Value = Line> {
+        (0u64..10, 0u64..12, 0..POINTS.len(), any::<bool>())
+    }
+
+    use crate::parse::tests::config;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(config(2000))]
+
+        /// Any ids (repeated, cyclic, self-parented, unknown) and points:
+        /// no panic, and what comes back is wanted, each once, in order.
+        #[test]
+        fn visible_is_an_ordered_subset_of_wanted(lines in proptest::collection::vec(line(), 0..24)) {
+            let mounts = parse_mountinfo(&mountinfo(&lines)).unwrap();
+            let got = visible_indices(&mounts, cgroup2);
+            prop_assert!(got.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+            prop_assert!(got.iter().all(|&i| cgroup2(&mounts[i])));
+            // The last wanted mount is seen unless a mount sits on it.
+            if let Some(last) = (0..mounts.len()).rev().find(|&i| cgroup2(&mounts[i])) {
+                let later = &mounts[last + 1..];
+                if later.is_empty() {
+                    let mounted_on = mounts.iter().any(|m| m.parent_id == mounts[last].id);
+                    prop_assert!(mounted_on || got.last() == Some(&last), "{got:?}");
+                }
+            }
+        }
+
+        /// Where parent ids name no listed mount, the later mount on the same
+        /// point or a directory above (not `/`) hides the earlier one.
+        #[test]
+        fn without_parents_the_later_mount_is_on_top(
+            lines in proptest::collection::vec((0..POINTS.len(), any::<bool>()), 0..24)
+        ) {
+            let lines: Vec<Line> = lines
+                .iter()
+                .enumerate()
+                .map(|(i, &(point, wanted))| (i as u64 + 1, 1000 + i as u64, point, wanted))
+                .collect();
+            let mounts = parse_mountinfo(&mountinfo(&lines)).unwrap();
+            prop_assert_eq!(visible_indices(&mounts, cgroup2), by_order_alone(&mounts));
+        }
+
+        /// A stack of mounts on one point, each mounted on the one before:
+        /// the top of the stack is seen, in whatever order mountinfo lists
+        /// them, and mounts elsewhere do not change that.
+        #[test]
+        fn the_top_of_a_stack_whatever_the_order(
+            depth in 1usize..8,
+            point in proptest::sample::select(vec![1usize, 2, 3, 4, 5, 6, 7, 8, 12]),
+            others in proptest::collection::vec(any::<bool>(), 0..6),
+            seed in any::<u64>(),
+        ) {
+            // The stack's points are all normalizable and not "/"; the other
+            // mounts sit on "/x", which covers none of them.
+            let mut lines: Vec<Line> = (0..depth)
+                .map(|k| (100 + k as u64, if k == 0 { 1 } else { 99 + k as u64 }, point, true))
+                .collect();
+            lines.extend(others.iter().enumerate().map(|(k, &wanted)| (200 + k as u64, 1, 9, wanted)));
+            // A deterministic shuffle from the seed.
+            let mut order: Vec<usize> = (0..lines.len()).collect();
+            let mut x = seed | 1;
+            for i in (1..order.len()).rev() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                order.swap(i, (x % (i as u64 + 1)) as usize);
+            }
+            let shuffled: Vec<Line> = order.iter().map(|&i| lines[i]).collect();
+            let mounts = parse_mountinfo(&mountinfo(&shuffled)).unwrap();
+            let seen: Vec<u64> = visible_indices(&mounts, cgroup2)
+                .into_iter()
+                .map(|i| mounts[i].id)
+                .filter(|&id| (100..200).contains(&id))
+                .collect();
+            prop_assert_eq!(seen, vec![99 + depth as u64]);
+        }
+    }
+
+    #[test]
+    fn many_mounts_stay_linear_per_wanted_one() {
+        // 4000 wanted mounts on one point, each mounted on the one before
+        // (the longest parent walks) and listed in reverse (every one a
+        // candidate to hide every other): far more than the 64 KiB that is
+        // read of mountinfo holds. Cubic work would take minutes.
+        let n = 4000u64;
+        let text: String = (0..n)
+            .rev()
+            .map(|k| format!("{} {} 0:1 / /c rw - cgroup2 none rw\n", k + 10, k + 9))
+            .collect();
+        let mounts = parse_mountinfo(&text).unwrap();
+        let t0 = std::time::Instant::now();
+        let seen: Vec<u64> = visible_mounts(&mounts, cgroup2)
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        let took = t0.elapsed();
+        assert_eq!(seen, vec![n + 9], "the top of the stack");
+        assert!(took.as_secs() < 10, "{took:?}");
     }
 }

@@ -354,7 +354,7 @@ pub fn parse_statm_rss(text: &str, page_size: u64) -> PResult<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
     use proptest::test_runner::RngSeed;
@@ -565,7 +565,7 @@ mod tests {
     /// `PROPTEST_*` says, plus the committed cases in `proptest-regressions/`.
     /// `OOMGUARD_PROPTEST_RANDOM=1` makes it a randomized run instead, with
     /// `PROPTEST_CASES` cases (default 100000): see the README's Development section.
-    fn config(cases: u32) -> ProptestConfig {
+    pub(crate) fn config(cases: u32) -> ProptestConfig {
         if std::env::var_os("OOMGUARD_PROPTEST_RANDOM").is_some() {
             let cases = std::env::var("PROPTEST_CASES")
                 .ok()
@@ -619,6 +619,25 @@ mod tests {
             let text: String = entries.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
             let parsed = parse_flat_keyed(&text).unwrap();
             prop_assert_eq!(parsed, entries);
+        }
+
+        #[test]
+        fn mountinfo_ids_and_points_round_trip(
+            lines in proptest::collection::vec((any::<u64>(), any::<u64>(), "(/[a-z ]{0,6}){1,4}"), 0..20)
+        ) {
+            // The kernel escapes a space in a mount point as \040.
+            let text: String = lines
+                .iter()
+                .map(|(id, parent, point)| {
+                    format!("{id} {parent} 0:1 / {} rw - cgroup2 cgroup2 rw\n", point.replace(' ', "\\040"))
+                })
+                .collect();
+            let parsed = parse_mountinfo(&text).unwrap();
+            let got: Vec<(u64, u64, String)> = parsed
+                .into_iter()
+                .map(|m| (m.id, m.parent_id, m.mount_point))
+                .collect();
+            prop_assert_eq!(got, lines);
         }
 
         #[test]
