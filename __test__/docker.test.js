@@ -12,6 +12,9 @@
 //    bind-mounted from a host file: docker inspect says OOMKilled and exit
 //    137, and the host file holds the complete record with the right verdict;
 //  - a pod-like parent cgroup with the limit, above an unlimited container;
+//  - -v /sys/fs/cgroup/memory:/sys/fs/cgroup/memory (the host's hierarchy
+//    over Docker's mount): the visible mount is read, and an OOM kill leaves
+//    its last words;
 //  - the zero-code start, NODE_OPTIONS=-r /app/node_modules/oomguard/register,
 //    with /metrics fetched from inside the container;
 //  - docker update --memory under a running monitor: 256 -> 512 -> 200 MiB;
@@ -144,6 +147,74 @@ test('a pod-like parent cgroup with a 256 MiB limit above an unlimited container
   assert.equal(m.cgroup.resolved, true)
   assert.equal(p.doctor.heap.containerLimitBytes, LIMIT)
   assert.ok(!m.diagnoses.some((x) => x.code === 'NO_LIMIT'), JSON.stringify(m.diagnoses))
+})
+
+// ------------------------------------------------------------------ the host's hierarchy mounted over the container's
+
+// `-v /sys/fs/cgroup/memory:/sys/fs/cgroup/memory` (read-only here): a second
+// mount on the memory controller's mount point, the host's hierarchy (root
+// `/`) over Docker's (root: the container's cgroup). The later one in
+// mountinfo is what the process sees, so the container's cgroup is at
+// /sys/fs/cgroup/memory/<its path>, and the mount point itself is the host's
+// root cgroup (no limit). In the container: the mounts on that point, the
+// memory line of /proc/self/cgroup, the reading, and memory.usage_in_bytes of
+// the container's cgroup through the visible mount just before and after it.
+const HOST_HIERARCHY = ['-v', '/sys/fs/cgroup/memory:/sys/fs/cgroup/memory:ro']
+const STACKED_PROBE = `
+const fs = require('node:fs')
+const cgPath = /^\\d+:memory:(.*)$/m.exec(fs.readFileSync('/proc/self/cgroup', 'utf8'))[1]
+const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\\n').filter((l) => l.split(' ')[4] === '/sys/fs/cgroup/memory')
+const usage = () => Number(fs.readFileSync('/sys/fs/cgroup/memory' + cgPath + '/memory.usage_in_bytes', 'utf8'))
+const usageBefore = usage()
+const metrics = require('${PKG}').getMemoryMetrics()
+const usageAfter = usage()
+console.log('${PROBE_PREFIX}' + JSON.stringify({ cgPath, mounts, metrics, usageBefore, usageAfter }))
+`
+
+test('docker -v /sys/fs/cgroup/memory:/sys/fs/cgroup/memory: the visible mount is read, the limit is the container\'s', { timeout: 240_000 }, async (t) => {
+  const s = await docker(t)
+  if (!s) return
+  const r = await d.run(['--memory=256m', ...HOST_HIERARCHY], [NODE, '-e', STACKED_PROBE])
+  const p = probeResult(r, 'host hierarchy over the container\'s')
+  const m = p.metrics
+  const id = d.inspect(r.name).Id
+  t.diagnostic(`mounts on /sys/fs/cgroup/memory: ${JSON.stringify(p.mounts)}; oomguard: ${JSON.stringify(m.cgroup)}, limit ${m.limitBytes}`)
+  assert.equal(p.cgPath, path.posix.join(s.parent, id))
+  assert.equal(p.mounts.length, 2, `Docker's mount and the bind on one point: ${JSON.stringify(p.mounts)}`)
+  assert.equal(p.mounts[0].split(' ')[3], p.cgPath, "Docker's (covered): root is the container's cgroup")
+  assert.equal(p.mounts[1].split(' ')[3], '/', "the bind (on top): root is the hierarchy's")
+  assert.equal(m.source, 'cgroup-v1', JSON.stringify(m.diagnoses))
+  assert.equal(m.limitBytes, LIMIT)
+  assert.deepEqual(
+    { path: m.cgroup.path, dir: m.cgroup.dir, mountPoint: m.cgroup.mountPoint, resolved: m.cgroup.resolved },
+    { path: p.cgPath, dir: `/sys/fs/cgroup/memory${p.cgPath}`, mountPoint: '/sys/fs/cgroup/memory', resolved: true },
+  )
+  assert.ok(
+    m.usageBytes >= Math.min(p.usageBefore, p.usageAfter) - USAGE_TOLERANCE && m.usageBytes <= Math.max(p.usageBefore, p.usageAfter) + USAGE_TOLERANCE,
+    `usageBytes ${m.usageBytes} is the container's memory.usage_in_bytes (${p.usageBefore} before, ${p.usageAfter} after)`,
+  )
+  assert.ok(!m.diagnoses.some((x) => x.code === 'NO_LIMIT' || x.code === 'CGROUP_UNRESOLVED'), JSON.stringify(m.diagnoses))
+})
+
+test('docker -v /sys/fs/cgroup/memory:/sys/fs/cgroup/memory: an OOM kill leaves its last words', { timeout: 240_000 }, async (t) => {
+  const st = await docker(t)
+  if (!st) return
+  const s = withRates({}).find((x) => x.name === 'Buffers at full speed')
+  const termination = d.hostFile('termination-log')
+  const marker = d.hostFile('marker')
+  const r = await d.run(
+    ['--memory=256m', ...HOST_HIERARCHY, '-v', `${termination}:/dev/termination-log`, '-v', `${marker}:/tmp/marker`],
+    [NODE, '/app/t/oom-child.js', s.scenario, String(s.rate), '/tmp/marker', '/dev/termination-log', PKG, String(s.prefill)],
+    { timeoutMs: 120_000 },
+  )
+  const state = d.inspect(r.name).State
+  const desc = `${h.describeRun(r.run)}\n--- docker inspect State: ${JSON.stringify(state)}`
+  assert.equal(state.OOMKilled, true, `docker inspect: OOMKilled\n${desc}`)
+  const lastWordsText = fs.readFileSync(termination, 'utf8') || null
+  assert.ok(lastWordsText, `the termination log is not empty\n${desc}`)
+  const lw = checkKilled(s, { run: r.run, lastWordsText, markers: readLines(marker), oomKills: 1, source: 'cgroup-v1' }, desc)
+  assert.equal(lw.cgroup, path.posix.join(st.parent, d.inspect(r.name).Id))
+  t.diagnostic(`${s.name} under the host's hierarchy: verdict ${lw.verdict}, last words at ratio ${lw.ratio}`)
 })
 
 // ------------------------------------------------------------------ real OOM kills
