@@ -78,6 +78,9 @@ function raw(b, keys) {
   for (let i = 0; i < n; i++) out[keys[i]] = nn(b[RAW_START + i])
   return out
 }
-const build = compileBuilder()
+// Compiled on the first reading, not at require (start-up time).
+let compiled = null
+/** The object-building function, build(nn, flag, raw, b, s). */
+const builder = () => compiled || (compiled = compileBuilder())
 
-module.exports = { NAMES, SLOT, RAW_COUNT, RAW_START, INPUT, V8_INPUTS, build, nn, flag, raw }
+module.exports = { NAMES, SLOT, RAW_COUNT, RAW_START, INPUT, V8_INPUTS, builder, nn, flag, raw }
