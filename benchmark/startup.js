@@ -6,6 +6,12 @@
 // and by the median of its paired difference with the bare run of the same
 // round (a noisy moment shows in both of a pair and cancels out).
 //
+// Three clocks per process: `wall`, from spawn to exit as this process sees
+// it; `ready`, performance.now() when the main script runs (node's own clock
+// from its start: no spawn, no exit); and `cpu`, the process's user + system
+// CPU time then (process.cpuUsage(): the least moved by other load on a
+// shared machine, but it also counts node's and the sampler's threads).
+//
 //   bare                  node -e 0
 //   require               node -e "require('oomguard')"
 //   require (no native)   the same with OOMGUARD_NATIVE=0 (the JavaScript reader)
@@ -14,7 +20,9 @@
 //                         the same with OOMGUARD_METRICS_PORT=0 (a free port)
 //                         and OOMGUARD_LAST_WORDS_PATH set
 //
-// `node benchmark/startup.js [--runs 30] [--json out.json]`
+// `node benchmark/startup.js [--runs 30] [--json out.json] [--baseline DIR]`
+// (--baseline: another copy of the package, say an older commit with its
+// .node, measured in the same rounds for a before/after comparison)
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -25,34 +33,46 @@ const { parseArgs, summary, median, fmt, table, machineInfo, versions, describeM
 const opts = parseArgs(process.argv.slice(2), {
   runs: { def: 30, type: 'int', help: 'rounds (each runs every variant once)' },
   json: { def: '', type: 'str', help: 'also write the results as JSON to this file' },
+  baseline: { def: '', type: 'str', help: 'another copy of the package (an older commit, with its .node): its variants run in the same rounds' },
 }, 'usage: node benchmark/startup.js [options]')
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-startup-'))
 const lastWords = path.join(dir, 'last-words.json')
-const register = path.join(ROOT, 'register.js')
 
 // No OOMGUARD_* or NODE_OPTIONS from the caller's environment.
 const base = {}
 for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('OOMGUARD_') && k !== 'NODE_OPTIONS') base[k] = v
 
+// The main script: what it loads, then the two in-process clocks on stdout.
+const REPORT = 'const c = process.cpuUsage(); process.stdout.write(JSON.stringify([performance.now(), (c.user + c.system) / 1000]))'
+const main = (before = '') => ['-e', `${before}${REPORT}`]
+function variantsOf(root, label) {
+  const register = path.join(root, 'register.js')
+  return [
+    { name: `require${label}`, args: main(`require(${JSON.stringify(root)});`), env: {} },
+    { name: `require, OOMGUARD_NATIVE=0${label}`, args: main(`require(${JSON.stringify(root)});`), env: { OOMGUARD_NATIVE: '0' } },
+    { name: `preload${label}`, args: ['-r', register, ...main()], env: {} },
+    {
+      name: `preload + metrics + last words${label}`,
+      args: ['-r', register, ...main()],
+      env: { OOMGUARD_METRICS_PORT: '0', OOMGUARD_LAST_WORDS_PATH: lastWords },
+    },
+  ]
+}
 const VARIANTS = [
-  { name: 'bare', args: ['-e', '0'], env: {} },
-  { name: 'require', args: ['-e', `require(${JSON.stringify(ROOT)})`], env: {} },
-  { name: 'require, OOMGUARD_NATIVE=0', args: ['-e', `require(${JSON.stringify(ROOT)})`], env: { OOMGUARD_NATIVE: '0' } },
-  { name: 'preload', args: ['-r', register, '-e', '0'], env: {} },
-  {
-    name: 'preload + metrics + last words',
-    args: ['-r', register, '-e', '0'],
-    env: { OOMGUARD_METRICS_PORT: '0', OOMGUARD_LAST_WORDS_PATH: lastWords },
-  },
+  { name: 'bare', args: main(), env: {} },
+  ...variantsOf(ROOT, ''),
+  ...(opts.baseline ? variantsOf(path.resolve(opts.baseline), ' (baseline)') : []),
 ]
+const CLOCKS = ['wall', 'ready', 'cpu']
 
 function once(v) {
   const t0 = process.hrtime.bigint()
-  const r = spawnSync(process.execPath, v.args, { env: { ...base, ...v.env }, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' })
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6
+  const r = spawnSync(process.execPath, v.args, { env: { ...base, ...v.env }, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' })
+  const wall = Number(process.hrtime.bigint() - t0) / 1e6
   if (r.status !== 0) throw new Error(`${v.name}: exit ${r.status} ${r.signal || ''}: ${r.stderr}`)
-  return ms
+  const [ready, cpu] = JSON.parse(r.stdout)
+  return { wall, ready, cpu }
 }
 
 try {
@@ -67,18 +87,22 @@ try {
   }
   const bare = times[0]
   const results = VARIANTS.map((v, i) => {
-    const s = summary(times[i])
-    const added = median(times[i].map((t, r) => t - bare[r]))
-    return { name: v.name, ...s, addedMs: i === 0 ? 0 : added }
+    const out = { name: v.name }
+    for (const c of CLOCKS) {
+      const values = times[i].map((t) => t[c])
+      out[c] = { ...summary(values), addedMs: median(values.map((t, r) => t - bare[r][c])) }
+    }
+    return out
   })
   const m = machineInfo()
   console.log(`# Start-up cost (${opts.runs} rounds, cold processes)\n`)
   console.log(describeMachine(m, versions()))
   console.log()
   console.log(table(
-    ['variant', 'median ms', 'p25', 'p75', 'added ms (median of paired differences)'],
-    results.map((r) => [r.name, fmt(r.median), fmt(r.p25), fmt(r.p75), r.name === 'bare' ? '–' : fmt(r.addedMs)]),
+    ['variant', ...CLOCKS.flatMap((c) => [`${c} ms`, `${c} added`])],
+    results.map((r) => [r.name, ...CLOCKS.flatMap((c) => [fmt(r[c].median), r.name === 'bare' ? '–' : fmt(r[c].addedMs)])]),
   ))
+  console.log('\nms: medians; added: the median of the paired differences with the bare run of the same round.')
   if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ machine: m, addon: addonInfo(), runs: opts.runs, results }, null, 2))
 } finally {
   fs.rmSync(dir, { recursive: true, force: true })

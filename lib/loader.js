@@ -71,12 +71,16 @@ function elfInfo(file) {
     }
     const ph = readAt(fd, phentsize * phnum, phoff)
     let interp = null
+    let end = 0
     for (let i = 0; i + 56 <= ph.length; i += phentsize) {
-      if (ph.readUInt32LE(i) !== PT_INTERP) continue
       const off = Number(ph.readBigUInt64LE(i + 8))
-      const size = Math.min(Number(ph.readBigUInt64LE(i + 32)), 4096)
-      interp = readAt(fd, size, off).toString('latin1').replace(/\0.*$/s, '')
+      const size = Number(ph.readBigUInt64LE(i + 32))
+      end = Math.max(end, off + size)
+      if (ph.readUInt32LE(i) === PT_INTERP) interp = readAt(fd, Math.min(size, 4096), off).toString('latin1').replace(/\0.*$/s, '')
     }
+    // dlopen maps the segments: one past the end of the file is a SIGBUS
+    // when touched, not an error. Refused here instead.
+    if (end > st.size) return { machine, arch, interp, problem: `truncated: ${st.size} bytes, its segments end at byte ${end}` }
     return { machine, arch, interp, problem: null }
   } catch (err) {
     return { problem: `cannot read it (${err.code || err.message})` }
@@ -85,25 +89,28 @@ function elfInfo(file) {
   }
 }
 
-/** 'musl', 'gnu' or null (unknown), and how it was found. */
-function detectLibc() {
-  const { interp } = elfInfo(process.execPath)
+/**
+ * 'musl', 'gnu' or null (unknown), and how it was found: from the ELF
+ * interpreter of `exe` (node), else from the libraries in `maps`.
+ */
+function detectLibc(exe = process.execPath, maps = '/proc/self/maps') {
+  const { interp } = elfInfo(exe)
   if (interp) {
-    if (/\/ld-musl-/.test(interp)) return { libc: 'musl', how: `${process.execPath} is linked with ${interp}` }
-    if (/\/ld-linux|\/ld64\.so/.test(interp)) return { libc: 'gnu', how: `${process.execPath} is linked with ${interp}` }
+    if (/\/ld-musl-/.test(interp)) return { libc: 'musl', how: `${exe} is linked with ${interp}` }
+    if (/\/ld-linux|\/ld64\.so/.test(interp)) return { libc: 'gnu', how: `${exe} is linked with ${interp}` }
   }
   // Started through its loader, linked statically, or an interpreter of
   // another name: the libc mapped into this process decides.
   try {
-    const fd = fs.openSync('/proc/self/maps', fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+    const fd = fs.openSync(maps, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
     let text
     try {
       text = readAt(fd, 256 * 1024, null).toString('latin1')
     } finally {
       fs.closeSync(fd)
     }
-    if (/\/(ld-musl-|libc\.musl-)/.test(text)) return { libc: 'musl', how: 'musl is mapped into this process (/proc/self/maps)' }
-    if (/\/(ld-linux[^/\s]*\.so|libc\.so\.6)/.test(text)) return { libc: 'gnu', how: 'glibc is mapped into this process (/proc/self/maps)' }
+    if (/\/(ld-musl-|libc\.musl-)/.test(text)) return { libc: 'musl', how: `musl is mapped into this process (${maps})` }
+    if (/\/(ld-linux[^/\s]*\.so|libc\.so\.6)/.test(text)) return { libc: 'gnu', how: `glibc is mapped into this process (${maps})` }
   } catch {}
   return { libc: null, how: 'neither the ELF interpreter of node nor /proc/self/maps names a libc' }
 }
@@ -145,6 +152,14 @@ function load(env, platform, arch) {
         file = candidate()
         if (file === local && !fs.existsSync(local)) {
           status.tried.push({ file: local, error: 'not found' })
+          continue
+        }
+        // A file dlopen would crash on (truncated) or refuse with a
+        // misleading message (another arch: "No such file") is not loaded.
+        const elf = elfInfo(file)
+        const notElf = elf.problem || (elf.arch !== arch ? `built for ${elf.arch}, this process is ${arch}` : null)
+        if (notElf) {
+          status.tried.push({ file, error: `not loaded: the file is ${notElf}` })
           continue
         }
         const addon = require(file)
