@@ -11,6 +11,10 @@
 // from its start: no spawn, no exit); and `cpu`, the process's user + system
 // CPU time then (process.cpuUsage(): the least moved by other load on a
 // shared machine, but it also counts node's and the sampler's threads).
+// And two clocks of the loading alone, from a mark preloaded first (`-r`,
+// before the register) to the end of the main script: `load`, wall time,
+// and `load cpu`, CPU time. They leave node's own start and exit out, which
+// are the same for every variant and the most of the noise.
 //
 //   bare                  node -e 0
 //   require               node -e "require('oomguard')"
@@ -28,7 +32,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
-const { parseArgs, summary, median, fmt, table, machineInfo, versions, describeMachine, addonInfo, ROOT } = require('./util.js')
+const { parseArgs, summary, median, fmt, table, machineInfo, versions, describeMachine, ROOT } = require('./util.js')
 
 const opts = parseArgs(process.argv.slice(2), {
   runs: { def: 30, type: 'int', help: 'rounds (each runs every variant once)' },
@@ -43,18 +47,21 @@ const lastWords = path.join(dir, 'last-words.json')
 const base = {}
 for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('OOMGUARD_') && k !== 'NODE_OPTIONS') base[k] = v
 
-// The main script: what it loads, then the two in-process clocks on stdout.
-const REPORT = 'const c = process.cpuUsage(); process.stdout.write(JSON.stringify([performance.now(), (c.user + c.system) / 1000]))'
-const main = (before = '') => ['-e', `${before}${REPORT}`]
+// Preloaded first: the time and CPU time before anything of oomguard loads.
+const mark = path.join(dir, 'mark.js')
+fs.writeFileSync(mark, 'const c = process.cpuUsage(); globalThis.startupMark = [performance.now(), (c.user + c.system) / 1000]\n')
+// The main script: what it loads, then the in-process clocks on stdout.
+const REPORT = 'const c = process.cpuUsage(); const t = performance.now(); const u = (c.user + c.system) / 1000; const [t0, u0] = globalThis.startupMark; process.stdout.write(JSON.stringify([t, u, t - t0, u - u0]))'
+const main = (before = '') => ['-r', mark, '-e', `${before}${REPORT}`]
 function variantsOf(root, label) {
   const register = path.join(root, 'register.js')
   return [
     { name: `require${label}`, args: main(`require(${JSON.stringify(root)});`), env: {} },
     { name: `require, OOMGUARD_NATIVE=0${label}`, args: main(`require(${JSON.stringify(root)});`), env: { OOMGUARD_NATIVE: '0' } },
-    { name: `preload${label}`, args: ['-r', register, ...main()], env: {} },
+    { name: `preload${label}`, args: ['-r', mark, '-r', register, ...main().slice(2)], env: {} },
     {
       name: `preload + metrics + last words${label}`,
-      args: ['-r', register, ...main()],
+      args: ['-r', mark, '-r', register, ...main().slice(2)],
       env: { OOMGUARD_METRICS_PORT: '0', OOMGUARD_LAST_WORDS_PATH: lastWords },
     },
   ]
@@ -64,15 +71,15 @@ const VARIANTS = [
   ...variantsOf(ROOT, ''),
   ...(opts.baseline ? variantsOf(path.resolve(opts.baseline), ' (baseline)') : []),
 ]
-const CLOCKS = ['wall', 'ready', 'cpu']
+const CLOCKS = ['wall', 'ready', 'cpu', 'load', 'load cpu']
 
 function once(v) {
   const t0 = process.hrtime.bigint()
   const r = spawnSync(process.execPath, v.args, { env: { ...base, ...v.env }, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' })
   const wall = Number(process.hrtime.bigint() - t0) / 1e6
   if (r.status !== 0) throw new Error(`${v.name}: exit ${r.status} ${r.signal || ''}: ${r.stderr}`)
-  const [ready, cpu] = JSON.parse(r.stdout)
-  return { wall, ready, cpu }
+  const [ready, cpu, load, loadCpu] = JSON.parse(r.stdout)
+  return { wall, ready, cpu, load, 'load cpu': loadCpu }
 }
 
 try {
@@ -103,7 +110,7 @@ try {
     results.map((r) => [r.name, ...CLOCKS.flatMap((c) => [fmt(r[c].median), r.name === 'bare' ? '–' : fmt(r[c].addedMs)])]),
   ))
   console.log('\nms: medians; added: the median of the paired differences with the bare run of the same round.')
-  if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ machine: m, addon: addonInfo(), runs: opts.runs, results }, null, 2))
+  if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ machine: m, versions: versions(), runs: opts.runs, results }, null, 2))
 } finally {
   fs.rmSync(dir, { recursive: true, force: true })
 }

@@ -6,7 +6,8 @@
 // lists. lib/metrics.js builds every reading with it on Linux and
 // lib/portable.js off Linux, so both give the same object, key for key.
 
-const DECL = require('./slots.json')
+// Read, not required (start-up time: see lib/loader.js).
+const DECL = JSON.parse(require('node:fs').readFileSync(require('node:path').join(__dirname, 'slots.json'), 'utf8'))
 
 const NAMES = Object.freeze(DECL.slots.slice())
 const SLOT = Object.create(null)
