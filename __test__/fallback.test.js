@@ -3,9 +3,10 @@
 // loads (missing, truncated, another arch, another libc, an unreadable
 // package folder) require('oomguard') works, one warning names the real
 // cause, getMemoryMetrics() reads the same kernel files from JavaScript
-// (lib/plain.js) with the NATIVE_UNAVAILABLE diagnosis, watch() throws a
-// documented error, the preload and the doctor run on. OOMGUARD_NATIVE=0
-// forces it. Each bad binary is made in a temporary copy of the package.
+// (lib/plain.js) with the NATIVE_UNAVAILABLE diagnosis, watch() polls them
+// on a timer (lib/poll.js), the preload and the doctor run on.
+// OOMGUARD_NATIVE=0 forces it. Each bad binary is made in a temporary copy
+// of the package.
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
@@ -43,12 +44,13 @@ const CHILD = `
   // A second copy (a cleared require cache) does not warn again.
   for (const k of Object.keys(require.cache)) if (k.startsWith(pkg)) delete require.cache[k]
   require(pkg)
-  let watchError = null
-  try { oomguard.watch().close() } catch (e) { watchError = { code: e.code, message: e.message } }
+  const monitor = oomguard.watch()
+  const watched = { level: monitor.level, stalled: monitor.stalled, current: monitor.current }
+  monitor.close()
   const metrics = oomguard.getMemoryMetrics()
   const usage = { rss: 1, heapTotal: 2, heapUsed: 3, external: 4, arrayBuffers: 5, heapSizeLimit: 300 * 2 ** 20 }
   const fromFixture = fixture ? oomguard.getMemoryMetrics(usage, { root: fixture }) : null
-  setImmediate(() => console.log(JSON.stringify({ nativeAddon: oomguard.nativeAddon, frozen: Object.isFrozen(oomguard.nativeAddon), warnings, watchError, metrics, fromFixture })))
+  setImmediate(() => console.log(JSON.stringify({ nativeAddon: oomguard.nativeAddon, frozen: Object.isFrozen(oomguard.nativeAddon), warnings, watched, metrics, fromFixture })))
 `
 
 function load(pkg, { env = {}, fixture = '', uid } = {}) {
@@ -57,7 +59,17 @@ function load(pkg, { env = {}, fixture = '', uid } = {}) {
   return JSON.parse(r.stdout)
 }
 
-/** Without the addon: one warning naming the cause, the plain reading, watch()'s documented error. */
+// The keys of a native monitor's `current`, which the poll's must match.
+const CURRENT_KEYS = (() => {
+  const m = require('..').watch()
+  try {
+    return Object.keys(m.current)
+  } finally {
+    m.close()
+  }
+})()
+
+/** Without the addon: one warning naming the cause, the plain reading, a polling monitor. */
 function checkFallback(out, { cause, warned = true }) {
   assert.equal(out.nativeAddon.loaded, false)
   assert.equal(out.nativeAddon.file, null)
@@ -72,8 +84,11 @@ function checkFallback(out, { cause, warned = true }) {
     assert.match(w, /libc (glibc|musl)/, 'the warning names the libc detected')
     assert.doesNotMatch(w, /npm has a bug|optional dependencies/)
   }
-  assert.equal(out.watchError.code, 'ERR_OOMGUARD_NATIVE_UNAVAILABLE')
-  assert.match(out.watchError.message, /watch\(\) needs the native addon/)
+  assert.deepEqual(Object.keys(out.watched.current), CURRENT_KEYS, "the poll's current has the native keys, in order")
+  assert.equal(out.watched.current.samples, 1, 'watch() returns with its first sample taken')
+  assert.equal(out.watched.current.failing, false)
+  assert.ok(out.watched.current.ratio > 0 && out.watched.current.limitBytes > 0)
+  assert.equal(out.watched.stalled, null, 'no stall detection without the addon')
   const m = out.metrics
   assert.equal(m.diagnoses[0].code, 'NATIVE_UNAVAILABLE')
   assert.ok(m.diagnoses[0].message.includes(out.nativeAddon.reason))
@@ -290,21 +305,82 @@ test('the preload and the doctor run on without the addon, and say so', (t) => {
   const { pkg } = packageCopy(t)
   const r = spawnSync(process.execPath, ['-r', path.join(pkg, 'register.js'), '-e', 'console.log("service started")'], {
     encoding: 'utf8',
-    env: { ...process.env, OOMGUARD_METRICS_PORT: '', OOMGUARD_LAST_WORDS_PATH: '' },
+    env: { ...process.env, OOMGUARD_METRICS_PORT: '', OOMGUARD_LAST_WORDS_PATH: '', OOMGUARD_THRESHOLDS: '0.000001' },
   })
   assert.equal(r.status, 0, r.stderr)
   assert.equal(r.stdout, 'service started\n')
   assert.match(r.stderr, /OOMGUARD_NATIVE_UNAVAILABLE/)
-  assert.match(r.stderr, /could not start the monitor.*needs the native addon/)
+  assert.doesNotMatch(r.stderr, /could not start|refused/)
+  // The poll's first sample is above that threshold: the register logs it.
+  const line = r.stderr.split('\n').find((l) => l.startsWith('{"oomguard":"threshold"'))
+  assert.ok(line, r.stderr)
+  assert.equal(JSON.parse(line).level, 1)
 
   const d = spawnSync(process.execPath, [path.join(pkg, 'bin', 'oomguard.js')], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } })
   assert.equal(d.status, 0, d.stderr)
   const lines = d.stdout.split('\n')
   assert.match(lines[1], /^ {2}native addon {2}NOT LOADED: no native addon loaded for linux/)
-  assert.match(d.stdout, /NATIVE_UNAVAILABLE|not loaded/i)
   const here = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'oomguard.js'), '--json'], { encoding: 'utf8' })
   assert.equal(here.status, 0, here.stderr)
   assert.equal(JSON.parse(here.stdout).nativeAddon.file, BUILT)
+})
+
+test('cgroup v1, live: the polling monitor crosses thresholds and recovers in a real child cgroup', { timeout: 90_000 }, async (t) => {
+  const support = h.v1Support()
+  if (support.reason) return h.privileged(t, support.reason)
+  const MiB = 1024 * 1024
+  const LIMIT = 256 * MiB
+  const dir = h.makeCgroup(support.own.dir)
+  t.after(() => h.removeCgroup(dir))
+  h.setV1Limit(dir, LIMIT)
+  const script = path.join(os.tmpdir(), `${h.uniqueName('oomguard-poll')}.js`)
+  t.after(() => fs.rmSync(script, { force: true }))
+  // Thresholds above where the process starts; Buffers (outside the heap,
+  // freed at once by gc()) raise the working set past each, then fall back.
+  fs.writeFileSync(script, `
+    const { getMemoryMetrics, watch, nativeAddon } = require(${JSON.stringify(ROOT)})
+    const MiB = 1024 * 1024
+    const start = getMemoryMetrics().usageRatio
+    const thresholds = [start + 0.15, start + 0.3]
+    const events = []
+    const m = watch({ thresholds, hysteresis: 0.05, minIntervalMs: 1, maxIntervalMs: 200 })
+    for (const kind of ['threshold', 'recovered']) m.on(kind, (e) => events.push({ kind, level: e.level, threshold: e.threshold, ratio: e.ratio, at: Date.now(), lastWords: e.lastWords }))
+    let keep = []
+    const fill = (ratio) => { while (getMemoryMetrics().usageRatio < ratio) keep.push(Buffer.alloc(4 * MiB, 1)) }
+    const wait = (ms) => new Promise((r) => setTimeout(r, ms))
+    ;(async () => {
+      fill(start + 0.2)
+      const t1 = Date.now()
+      await wait(600)
+      fill(start + 0.37)
+      const t2 = Date.now()
+      await wait(600)
+      keep = []
+      global.gc()
+      const t3 = Date.now()
+      await wait(800)
+      m.close()
+      console.log('RESULT ' + JSON.stringify({ loaded: nativeAddon.loaded, start, thresholds, events, t1, t2, t3, current: m.current }))
+    })()
+  `)
+  const r = await h.runNodeInCgroup(dir, script, [], { env: { ...process.env, OOMGUARD_NATIVE: '0', NODE_OPTIONS: '--expose-gc' } })
+  assert.equal(r.code, 0, h.describeRun(r))
+  const [out] = h.parsePrefixed(r.stdout, 'RESULT ')
+  assert.equal(out.loaded, false)
+  const kinds = out.events.map((e) => `${e.kind}@${e.level}`)
+  assert.deepEqual(kinds, ['threshold@1', 'threshold@2', 'recovered@1', 'recovered@0'], JSON.stringify(out.events))
+  const [up1, up2, down1, down0] = out.events
+  assert.equal(up1.threshold, out.thresholds[0])
+  assert.equal(up2.threshold, out.thresholds[1])
+  assert.ok(up1.ratio >= out.thresholds[0] && up2.ratio >= out.thresholds[1])
+  assert.ok(down0.ratio < out.thresholds[0] - 0.05)
+  // Within the poll's interval (100 ms near a threshold) of each change, and a margin for a busy machine.
+  for (const [e, since] of [[up1, out.t1], [up2, out.t2], [down0, out.t3]]) {
+    assert.ok(e.at - since <= 500, `${e.kind}@${e.level} ${e.at - since} ms after the change`)
+  }
+  assert.ok(down1.at <= down0.at)
+  assert.ok(out.events.every((e) => e.lastWords === null))
+  t.diagnostic(`poll: threshold ${up1.at - out.t1} and ${up2.at - out.t2} ms, recovered ${down0.at - out.t3} ms after each change`)
 })
 
 /** A minimal 64-bit little-endian ELF header, with a PT_INTERP naming `interp` if given. */

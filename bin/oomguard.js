@@ -123,7 +123,8 @@ function withNativeLines(text) {
     : [
         `  native addon  NOT LOADED: ${nativeAddon.reason}`,
         '                the numbers below are plain reads of the same kernel files; no heap',
-        '                measurement, stall state or process list; watch() needs the addon',
+        '                measurement, stall state or process list; watch() polls on a timer',
+        '                and writes no last words',
       ]
   const nl = text.indexOf('\n')
   return nl < 0 ? `${text}\n${lines.join('\n')}\n` : `${text.slice(0, nl + 1)}${lines.join('\n')}\n${text.slice(nl + 1)}`
@@ -161,9 +162,13 @@ function main() {
     workers: opts.workers,
     earlier,
   })
+  // Which addon loaded is this process's, not a --root tree's: said there
+  // only when none did (the numbers are then plain reads).
+  const sayNative = opts.root === undefined || !nativeAddon.loaded
+  const text = () => render(report, { color: useColor(process.stdout, process.env) })
   const out = opts.json
-    ? `${JSON.stringify({ ...report, nativeAddon }, null, 2)}\n`
-    : withNativeLines(render(report, { color: useColor(process.stdout, process.env) }))
+    ? `${JSON.stringify(sayNative ? { ...report, nativeAddon } : report, null, 2)}\n`
+    : sayNative ? withNativeLines(text()) : text()
   if (opts.strict && report.summary.fail > 0) process.exitCode = 1
   output(out)
 }

@@ -583,8 +583,8 @@ export interface NativeAddonAttempt {
 /**
  * Which native addon loaded, from where, or why none did. Frozen. Without
  * it, `getMemoryMetrics()` reads the same kernel files from JavaScript (with
- * the `NATIVE_UNAVAILABLE` diagnosis), `watch()` throws
- * `ERR_OOMGUARD_NATIVE_UNAVAILABLE`, and one warning (code
+ * the `NATIVE_UNAVAILABLE` diagnosis), `watch()` polls them on a timer
+ * (no last words, no stall detection), and one warning (code
  * `OOMGUARD_NATIVE_UNAVAILABLE`) names the cause. `OOMGUARD_NATIVE=0` loads none.
  */
 export interface NativeAddon {

@@ -2,7 +2,7 @@
 // Finds and loads the native addon, and never throws: where no binary fits
 // or loads, `addon` is null, `status` says why, and one warning (once per
 // process) names the real cause. The package then reads the kernel's files
-// from JavaScript (lib/plain.js).
+// from JavaScript (lib/plain.js), and watch() polls them (lib/poll.js).
 //
 // On Linux it tries, for this process's arch and libc (the target, as
 // package.json's napi.targets names them):
@@ -222,7 +222,7 @@ if (result.warn && !globalThis[kWarned]) {
   try {
     Object.defineProperty(globalThis, kWarned, { value: true, configurable: true })
     process.emitWarning(
-      `oomguard: ${status.reason}. Reading the cgroup files from JavaScript instead (getMemoryMetrics() works; watch() needs the addon). See nativeAddon and the README's "Without the native addon".`,
+      `oomguard: ${status.reason}. Reading the cgroup files from JavaScript instead: getMemoryMetrics() works, watch() polls on a timer, without last words or stall detection. See nativeAddon and the README's "Without the native addon".`,
       { code: 'OOMGUARD_NATIVE_UNAVAILABLE' },
     )
   } catch {}

@@ -93,8 +93,6 @@ function startMonitor(state, settings) {
   try {
     monitor = watch(settings.watch)
   } catch (err) {
-    // No native addon: the defaults would not start either (the loader has warned).
-    if (err && err.code === 'ERR_OOMGUARD_NATIVE_UNAVAILABLE') throw err
     // A combination the variables cannot check alone: say so, use the defaults.
     warn(`the OOMGUARD_* settings were refused (${err.message}); using the defaults`)
     monitor = watch({ root: settings.root, lastWords: DEFAULTS.lastWords })

@@ -244,20 +244,24 @@ class Monitor extends EventEmitter {
       err.code = 'ERR_OOMGUARD_UNSUPPORTED_PLATFORM'
       throw err
     }
-    if (native === null) {
-      const err = new Error(`oomguard: watch() needs the native addon, which is not loaded (${require('./loader.js').status.reason}); getMemoryMetrics() still reads the cgroup`)
-      err.code = 'ERR_OOMGUARD_NATIVE_UNAVAILABLE'
-      throw err
-    }
-    layout()
     super()
     this.thresholds = Object.freeze(config.thresholds)
     this.basis = config.basis
+    this._closed = false
+    this._keepAlive = null
+    this._poll = null
+    if (native === null) {
+      // No addon (Linux): a JavaScript poll, with a lower precision (lib/poll.js).
+      const { Poller } = require('./poll.js')
+      this._block = null
+      this._poll = new Poller(this, config)
+      this._poll.start()
+      return
+    }
+    layout()
     // The native side takes an absent section as off (null is not an object to it).
     this._id = native.watchStart({ ...config, stall: config.stall ?? undefined, onStall: config.onStall ?? undefined }, dispatch)
     this._block = native.watchBlock(this._id)
-    this._closed = false
-    this._keepAlive = null
     live.set(this._id, this)
     closeAllOnExit()
     refreshV8()
@@ -266,21 +270,22 @@ class Monitor extends EventEmitter {
 
   /** Number of thresholds the basis is at or above (0 = below all). No I/O. */
   get level() {
-    return this._block[LEVEL]
+    return this._poll === null ? this._block[LEVEL] : this._poll.level
   }
 
   /** True while stuck at the limit (see `stall`), false when not, null with `stall: false`. No I/O. */
   get stalled() {
-    return flag(this._block[STALLED])
+    return this._poll === null ? flag(this._block[STALLED]) : null
   }
 
   /** True while at or above the highest threshold. */
   get critical() {
-    return this._block[LEVEL] === this.thresholds.length
+    return this.level === this.thresholds.length
   }
 
   /** The latest sample, read from memory the sampler thread writes. No I/O. */
   get current() {
+    if (this._poll !== null) return { ...this._poll.sample }
     const b = this._block
     for (;;) {
       const seq = b[SEQ]
@@ -298,6 +303,11 @@ class Monitor extends EventEmitter {
   close() {
     if (this._closed) return
     this._closed = true
+    if (this._poll !== null) {
+      this._poll.stop()
+      this.unref()
+      return
+    }
     live.delete(this._id)
     native.watchStop(this._id)
     this.unref()
