@@ -192,8 +192,9 @@ function load(env, platform, arch) {
 /** A loaded addon this package cannot use, or null. */
 function checkAddon(addon) {
   // The slot layout is lib/slots.json's; an addon built from another
-  // version of it would fill slots that the JavaScript side misnames.
-  const { NAMES } = require('./reading.js')
+  // version of it would fill slots that the JavaScript side misnames. (Read
+  // here rather than through lib/reading.js, which the preload never needs.)
+  const NAMES = JSON.parse(fs.readFileSync(path.join(__dirname, 'slots.json'), 'utf8')).slots
   let names
   try {
     names = addon.slotNames()
