@@ -383,6 +383,62 @@ test('cgroup v1, live: the polling monitor crosses thresholds and recovers in a 
   t.diagnostic(`poll: threshold ${up1.at - out.t1} and ${up2.at - out.t2} ms, recovered ${down0.at - out.t3} ms after each change`)
 })
 
+test('hostile files without the addon: bounded, non-blocking reads that stay inside the root and name the file', (t) => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-fallback-hostile-'))
+  t.after(() => fs.rmSync(work, { recursive: true, force: true }))
+  const PLANTED = 4242424242
+  const outside = path.join(work, 'outside', 'x')
+  fs.mkdirSync(outside, { recursive: true })
+  for (const f of ['memory.current', 'memory.max', 'memory.stat']) fs.writeFileSync(path.join(outside, f), f === 'memory.stat' ? `anon ${PLANTED}\ninactive_file 0\n` : `${PLANTED}\n`)
+  const climb = '/..'.repeat(24) + path.dirname(outside)
+  const LEAF = 'sys/fs/cgroup/fxcap/busy'
+  const mountinfo = fs.readFileSync(path.join(FIXTURES, 'v2-busy/proc/self/mountinfo'), 'utf8')
+  // [name, file, make, says, watch: does a monitor on it get an error event naming the file]
+  const cases = [
+    ['FIFO as memory.current', `${LEAF}/memory.current`, (p) => execFileSync('mkfifo', [p]), /a FIFO, not a regular file/, true],
+    ['/dev/zero as memory.stat', `${LEAF}/memory.stat`, (p) => fs.symlinkSync('/dev/zero', p), /a character device/, true],
+    ['10 MB of junk as memory.stat', `${LEAF}/memory.stat`, (p) => fs.writeFileSync(p, Buffer.alloc(10 * 1024 * 1024, 'x')), /longer than 65536 bytes/, true],
+    ['a directory as memory.max', `${LEAF}/memory.max`, (p) => fs.mkdirSync(p), /a directory, not a regular file/, true],
+    ['FIFO as proc/self/cgroup', 'proc/self/cgroup', (p) => execFileSync('mkfifo', [p]), /a FIFO/, false],
+    ['a cgroup path that climbs out', 'proc/self/cgroup', (p) => fs.writeFileSync(p, `0::${climb}/x\n`), /climbs out of the root/, false],
+    ['a mount point that climbs out', 'proc/self/mountinfo', (p) => fs.writeFileSync(p, mountinfo.replace(' /sys/fs/cgroup ', ` ${climb} `)), /climbs out of the root/, false],
+    ['a mountinfo line without its fields', 'proc/self/mountinfo', (p) => fs.writeFileSync(p, '1 2 0:1 / /sys/fs/cgroup rw - cgroup2\n'), /not a mountinfo line/, false],
+  ]
+  const script = `
+    const { getMemoryMetrics, watch } = require(${JSON.stringify(ROOT)})
+    const [root, file] = process.argv.slice(1)
+    const t = process.hrtime.bigint()
+    const r = getMemoryMetrics(null, { root })
+    const ms = Number(process.hrtime.bigint() - t) / 1e6
+    const m = watch({ root, minIntervalMs: 5, maxIntervalMs: 50 })
+    const errors = []
+    m.on('error', (e) => errors.push(e.message))
+    setTimeout(() => { m.close(); console.log(JSON.stringify({ ms, r, errors, current: m.current })) }, 300)
+  `
+  for (const [name, file, make, says, watchError] of cases) {
+    const root = fs.mkdtempSync(path.join(work, 'root-'))
+    fs.cpSync(path.join(FIXTURES, 'v2-busy'), root, { recursive: true })
+    const target = path.join(root, file)
+    fs.rmSync(target, { force: true })
+    make(target)
+    const r = spawnSync(process.execPath, ['-e', script, root, target], { encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL', env: { ...process.env, OOMGUARD_NATIVE: '0' } })
+    assert.equal(r.status, 0, `${name}: exit ${r.status} ${r.signal} ${r.stderr}`)
+    const out = JSON.parse(r.stdout)
+    assert.ok(out.ms < 2000, `${name}: getMemoryMetrics() took ${out.ms} ms`)
+    assert.ok(!JSON.stringify(out.r).includes(String(PLANTED)), `${name}: nothing read from outside the root`)
+    const why = out.r.diagnoses.find((d) => d.code === 'CGROUP_FILE_UNREADABLE' && d.path === target)
+    assert.ok(why, `${name}: a diagnosis names ${target}: ${JSON.stringify(out.r.diagnoses.map((d) => d.message))}`)
+    assert.match(why.message, says, name)
+    if (watchError) {
+      assert.ok(out.errors.length === 1 && out.errors[0].includes(target), `${name}: one error event naming the file: ${out.errors.join(' | ')}`)
+      assert.equal(out.current.failing, true, name)
+    } else {
+      assert.equal(out.errors.length, 0, `${name}: the host's numbers stand in: ${out.errors.join(' | ')}`)
+      assert.ok(out.current.samples > 0, name)
+    }
+  }
+})
+
 /** A minimal 64-bit little-endian ELF header, with a PT_INTERP naming `interp` if given. */
 function elf({ interp = null, machine = 62 }) {
   const phnum = interp ? 1 : 0

@@ -58,13 +58,14 @@ function plainReader(root) {
   return new PlainReader(root)
 }
 
-// NATIVE_UNAVAILABLE, with the loader's reason, and NO_MEMORY_CGROUP where
-// no memory cgroup is found (lib/diagnoses.json).
+// NATIVE_UNAVAILABLE, with the loader's reason; NO_MEMORY_CGROUP where no
+// memory cgroup is found; CGROUP_FILE_UNREADABLE for each file that could
+// not be read (lib/diagnoses.json).
 let plainLists = null
-function plainDiagnoses(inCgroup) {
+function plainDiagnoses(inCgroup, unreadable) {
+  const { nativeUnavailable, noMemoryCgroup, fileUnreadable } = require('./diagnoses.json')
+  const { declaredDiagnosis } = require('./portable.js')
   if (plainLists === null) {
-    const { nativeUnavailable, noMemoryCgroup } = require('./diagnoses.json')
-    const { declaredDiagnosis } = require('./portable.js')
     const { status } = require('./loader.js')
     const unavailable = declaredDiagnosis(nativeUnavailable, nativeUnavailable.message.replace('{reason}', status.reason))
     plainLists = [
@@ -72,7 +73,12 @@ function plainDiagnoses(inCgroup) {
       Object.freeze([unavailable]),
     ]
   }
-  return plainLists[inCgroup ? 1 : 0]
+  const list = plainLists[inCgroup ? 1 : 0]
+  if (unreadable.length === 0) return list
+  const files = unreadable.map(([file, reason]) =>
+    declaredDiagnosis(fileUnreadable, fileUnreadable.message.replace('{path}', file).replace('{reason}', reason), file),
+  )
+  return Object.freeze([...list, ...files])
 }
 
 const samplers = new Map()

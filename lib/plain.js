@@ -23,11 +23,15 @@ const V1_UNLIMITED = 2 ** 62
 const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | (fs.constants.O_NOCTTY || 0)
 const scratch = Buffer.allocUnsafe(MAX_BYTES + 1)
 
+const kindOf = (st) =>
+  st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a file'
+
 /** The text of a regular file, at most `max` bytes (more is an error), or throws. */
 function readText(file, max = MAX_BYTES) {
   const fd = fs.openSync(file, OPEN_FLAGS)
   try {
-    if (!fs.fstatSync(fd).isFile()) throw Object.assign(new Error(`${file}: not a regular file`), { code: 'EINVAL' })
+    const st = fs.fstatSync(fd)
+    if (!st.isFile()) throw Object.assign(new Error(`${file}: ${kindOf(st)}, not a regular file`), { code: 'EINVAL' })
     const buf = max <= MAX_BYTES ? scratch : Buffer.allocUnsafe(max + 1)
     let n = 0
     for (;;) {
@@ -42,14 +46,33 @@ function readText(file, max = MAX_BYTES) {
   }
 }
 
-/** readText, or null when the file cannot be read. */
-function tryText(file, max) {
+// The files that could not be read in the read under way, other than those
+// that are simply absent (an optional file): [path, reason].
+let problems = null
+
+/** Why a read failed, in words, without the path. */
+function reasonOf(err) {
+  if (err.code === 'EINVAL' || err.code === 'EFBIG') return err.message.slice(err.message.indexOf(': ') + 2)
+  return String(err.message || err).replace(/, \w+ '.*'$/s, '')
+}
+
+function problem(file, reason) {
+  if (problems !== null && problems.length < 16) problems.push([file, reason])
+}
+
+/**
+ * readText, or null when the file cannot be read: noted in `problems`, unless
+ * it is absent and not `required` (an optional file).
+ */
+function tryText(file, max = MAX_BYTES, required = false) {
   try {
     return readText(file, max)
-  } catch {
+  } catch (err) {
+    if (required || err.code !== 'ENOENT') problem(file, reasonOf(err))
     return null
   }
 }
+const needText = (file, max = MAX_BYTES) => tryText(file, max, true)
 
 function exists(file) {
   try {
@@ -104,14 +127,18 @@ function parsePressure(text) {
 
 const unescapeMountinfo = (s) => s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)))
 
-function parseMountinfo(text) {
+/** The mounts in mountinfo's text; `bad(line)` is told of each line that is not one. */
+function parseMountinfo(text, bad = () => {}) {
   const mounts = []
   for (const line of text.split('\n')) {
+    if (line === '') continue
     const sep = line.indexOf(' - ')
-    if (sep < 0) continue
-    const left = line.slice(0, sep).split(' ')
-    const right = line.slice(sep + 3).split(' ')
-    if (left.length < 5) continue
+    const left = sep < 0 ? [] : line.slice(0, sep).split(' ')
+    const right = sep < 0 ? [] : line.slice(sep + 3).split(' ')
+    if (left.length < 5 || right.length < 3) {
+      bad(line)
+      continue
+    }
     mounts.push({ root: unescapeMountinfo(left[3]), mountPoint: unescapeMountinfo(left[4]), fsType: right[0], superOptions: (right[2] || '').split(',') })
   }
   return mounts
@@ -122,7 +149,7 @@ function parseMountinfo(text) {
  * cgroup's path (the later one in mountinfo on a tie: it covers the earlier),
  * and the path below that root. Never outside the mount point.
  */
-function resolveDir(root, cgroupPath, mounts) {
+function resolveDir(root, cgroupPath, mounts, files) {
   let best = null
   for (const m of mounts) {
     let rel
@@ -136,8 +163,16 @@ function resolveDir(root, cgroupPath, mounts) {
     best = { mount: mounts[mounts.length - 1], rel: null }
   }
   const mountPoint = path.join(root, best.mount.mountPoint)
+  const inside = (p, top) => top === '/' || p === top || p.startsWith(top + '/')
+  if (!inside(mountPoint, path.resolve(root))) {
+    problem(files.mountinfo, `the mount point ${best.mount.mountPoint} climbs out of the root`)
+    return null
+  }
   let dir = best.rel === null ? null : path.join(mountPoint, best.rel).replace(/(.)\/+$/, '$1')
-  if (dir !== null && dir !== mountPoint && !dir.startsWith(mountPoint + '/')) dir = null
+  if (dir !== null && !inside(dir, mountPoint)) {
+    problem(files.cgroup, `the cgroup path ${cgroupPath} climbs out of the root`)
+    return null
+  }
   // Inside a container without a cgroup namespace the path may not exist: read the mount point.
   const resolved = dir !== null && exists(dir)
   return { mountPoint, dir: resolved ? dir : mountPoint, resolved }
@@ -145,8 +180,9 @@ function resolveDir(root, cgroupPath, mounts) {
 
 /** The process's memory cgroup under `root`, or null. A v1 memory hierarchy wins over cgroup2. */
 function locate(root) {
-  const cgroupText = tryText(path.join(root, 'proc/self/cgroup'))
-  const mountText = tryText(path.join(root, 'proc/self/mountinfo'), MAX_MOUNTINFO_BYTES)
+  const files = { cgroup: path.join(root, 'proc/self/cgroup'), mountinfo: path.join(root, 'proc/self/mountinfo') }
+  const cgroupText = needText(files.cgroup)
+  const mountText = needText(files.mountinfo, MAX_MOUNTINFO_BYTES)
   if (cgroupText === null || mountText === null) return null
   const lines = []
   for (const l of cgroupText.split('\n')) {
@@ -155,15 +191,18 @@ function locate(root) {
     if (a < 0 || b < 0) continue
     lines.push({ id: l.slice(0, a), controllers: l.slice(a + 1, b).split(','), path: l.slice(b + 1) })
   }
-  const mounts = parseMountinfo(mountText)
+  let badLines = 0
+  const mounts = parseMountinfo(mountText, (line) => {
+    if (badLines++ === 0) problem(files.mountinfo, `not a mountinfo line: ${JSON.stringify(line.slice(0, 80))}`)
+  })
   const v1 = lines.find((l) => l.id !== '0' && l.controllers.includes('memory'))
   if (v1) {
-    const found = resolveDir(root, v1.path, mounts.filter((m) => m.fsType === 'cgroup' && m.superOptions.includes('memory')))
+    const found = resolveDir(root, v1.path, mounts.filter((m) => m.fsType === 'cgroup' && m.superOptions.includes('memory')), files)
     if (found) return { version: 1, path: v1.path, ...found }
   }
   const v2 = lines.find((l) => l.id === '0')
   if (v2) {
-    const found = resolveDir(root, v2.path, mounts.filter((m) => m.fsType === 'cgroup2'))
+    const found = resolveDir(root, v2.path, mounts.filter((m) => m.fsType === 'cgroup2'), files)
     if (found && exists(path.join(found.mountPoint, 'cgroup.controllers'))) {
       const controllers = tryText(path.join(found.mountPoint, 'cgroup.controllers'))
       if (controllers !== null && controllers.split(/\s+/).includes('memory')) return { version: 2, path: v2.path, ...found }
@@ -253,10 +292,20 @@ class PlainReader {
 
   /**
    * Fill `b` (lib/slots.json's layout; the V8 input slots already written)
-   * and return describe()'s half: the strings and lists. `diagnoses(found)`
-   * gives the caller's (frozen) list, for a process in a memory cgroup or not.
+   * and return describe()'s half: the strings and lists. `diagnoses(found,
+   * unreadable)` gives the caller's (frozen) list, for a process in a memory
+   * cgroup or not, and the files that could not be read ([path, reason]).
    */
   read(b, diagnoses) {
+    problems = []
+    try {
+      return this.readAll(b, diagnoses)
+    } finally {
+      problems = null
+    }
+  }
+
+  readAll(b, diagnoses) {
     const at = (rel) => path.join(this.root, rel)
     if (this.location === undefined || (this.location !== null && !exists(this.location.dir))) this.location = locate(this.root)
     const loc = this.location
@@ -264,7 +313,7 @@ class PlainReader {
     b[RAW_COUNT] = 0
     b[SLOT.timestampMs] = Date.now()
 
-    const meminfo = tryText(at('proc/meminfo'))
+    const meminfo = needText(at('proc/meminfo'))
     let total = NaN
     let available = NaN
     if (meminfo !== null) {
@@ -275,7 +324,7 @@ class PlainReader {
     }
     b[SLOT.hostTotalBytes] = total
     b[SLOT.hostAvailableBytes] = available
-    const statm = tryText(at('proc/self/statm'))
+    const statm = needText(at('proc/self/statm'))
     if (statm !== null) b[SLOT.rssBytes] = num(statm.split(' ')[1] || '') * statmPageSize()
 
     let source = 'host'
@@ -284,15 +333,21 @@ class PlainReader {
     let basis = total - available
     let pressureFile = at('proc/pressure/memory')
     let pressureScope = 'system'
+    let limitFailed = false
     if (loc !== null) {
       const v1 = loc.version === 1
       const dirs = ancestry(loc.dir, loc.mountPoint)
       const own = (name) => path.join(loc.dir, name)
       const v2Root = !v1 && loc.dir === loc.mountPoint && !exists(own('memory.current'))
-      const statText = tryText(own('memory.stat'))
+      const statText = needText(own('memory.stat'))
       const stat = statText === null ? [] : parseKeyed(statText)
-      const usage = v2Root ? NaN : num(tryText(own(v1 ? 'memory.usage_in_bytes' : 'memory.current')) ?? '')
-      const limits = dirs.map((d) => parseLimit(tryText(path.join(d, v1 ? 'memory.limit_in_bytes' : 'memory.max'))))
+      const usage = v2Root ? NaN : num(needText(own(v1 ? 'memory.usage_in_bytes' : 'memory.current')) ?? '')
+      // The own limit file is required, except at the v2 root (which has none).
+      // A limit file that cannot be read leaves no limit: the host's in its
+      // place would raise or silence alarms.
+      const before = problems.length
+      const limits = dirs.map((d, i) => parseLimit(tryText(path.join(d, v1 ? 'memory.limit_in_bytes' : 'memory.max'), MAX_BYTES, i === 0 && !v2Root)))
+      limitFailed = problems.length > before
       b[SLOT.leafLimitBytes] = limits[0]
       if (v1) limits.push(parseLimit(String(get(stat, 'hierarchical_memory_limit'))))
       const cgroupLimit = minOf(limits)
@@ -337,7 +392,7 @@ class PlainReader {
           b[SLOT.swapBytes] = swap
           b[SLOT.swapLimitBytes] = minOf(dirs.map((d) => parseLimit(tryText(path.join(d, 'memory.swap.max')))))
         }
-        const eventsText = tryText(own(v1 ? 'memory.oom_control' : 'memory.events'))
+        const eventsText = needText(own(v1 ? 'memory.oom_control' : 'memory.events'))
         if (eventsText !== null) {
           const events = parseKeyed(eventsText)
           b[SLOT.events] = 1
@@ -352,7 +407,7 @@ class PlainReader {
         pressureScope = 'cgroup'
       }
     }
-    if (!(limit === limit)) limit = total
+    if (!(limit === limit) && !limitFailed) limit = total
     b[SLOT.limitBytes] = limit
     if (loc === null) b[SLOT.constrainedMemoryBytes] = total
     b[SLOT.basisBytes] = basis
@@ -373,7 +428,8 @@ class PlainReader {
     b[SLOT[INPUT]] = 1
 
     const cgroup = loc === null ? null : { version: loc.version, path: loc.path, dir: loc.dir, mountPoint: loc.mountPoint, resolved: loc.resolved }
-    const key = `${source}\0${JSON.stringify(cgroup)}\0${rawKeys.join(' ')}\0${pressureScope}`
+    const unreadable = problems
+    const key = `${source}\0${JSON.stringify(cgroup)}\0${rawKeys.join(' ')}\0${pressureScope}\0${JSON.stringify(unreadable)}`
     let shape = this.shapes.get(key)
     if (shape === undefined) {
       if (this.shapes.size >= 8) this.shapes.clear()
@@ -383,7 +439,7 @@ class PlainReader {
         rawKeys: Object.freeze(rawKeys),
         pressureScope,
         limitingCgroupPath: null,
-        diagnoses: diagnoses(loc !== null),
+        diagnoses: diagnoses(loc !== null, unreadable),
         processes: null,
       })
       this.shapes.set(key, shape)

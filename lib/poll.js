@@ -37,6 +37,28 @@ function v8Numbers() {
   }
 }
 
+// `current` before any good sample: every number null.
+const EMPTY = Object.freeze({
+  level: 0,
+  timestampMs: null,
+  ratio: null,
+  basisBytes: null,
+  limitBytes: null,
+  headroomBytes: null,
+  growthBytesPerSec: null,
+  timeToLimitMs: null,
+  usageBytes: null,
+  workingSetBytes: null,
+  rssBytes: null,
+  source: null,
+  samples: 0,
+  intervalMs: null,
+  failing: false,
+  stalled: null,
+  stallDurationMs: null,
+  stalledSeconds: null,
+})
+
 class Poller {
   /** `monitor`: the Monitor to drive (its emit); `config`: lib/options.js's watchConfig(). */
   constructor(monitor, config) {
@@ -48,7 +70,7 @@ class Poller {
     this.failing = false
     this.intervalMs = null
     this.last = null // the previous good sample: { t, basis }
-    this.sample = null
+    this.sample = EMPTY
     this.limit = null
     this.read = require('./metrics.js').getMemoryMetrics
   }
@@ -79,17 +101,25 @@ class Poller {
     const limit = r === null ? null : r.limitBytes
     const now = Date.now()
     if (typeof basis !== 'number' || typeof limit !== 'number' || !(limit > 0)) {
-      if (!this.failing) {
-        this.failing = true
-        const err = new Error(`oomguard: reading memory failed: ${error ? error.message : `no ${this.config.basis} or limit could be read`}; keeping the last good sample and retrying`)
-        err.code = 'ERR_OOMGUARD_READ'
-        if (this.sample) this.sample = { ...this.sample, failing: true }
-        this.schedule(maxIntervalMs)
+      this.schedule(maxIntervalMs)
+      if (this.failing) return
+      this.failing = true
+      // The files that could not be read, as the reading's diagnoses name them.
+      const why = error
+        ? error.message
+        : (r.diagnoses.filter((d) => d.code === 'CGROUP_FILE_UNREADABLE').map((d) => d.message).join(' ') || `no ${this.config.basis} or limit could be read`)
+      const err = new Error(`oomguard: reading memory failed: ${why}; keeping the last good sample and retrying`)
+      err.code = 'ERR_OOMGUARD_READ'
+      if (this.sample) this.sample = { ...this.sample, failing: true }
+      else this.sample = { ...EMPTY, timestampMs: now, failing: true }
+      // Once, and after watch() returns (its listener attached), as the native error is.
+      const emit = () => {
+        if (m.closed) return
         if (m.listenerCount('error') > 0) m.emit('error', err)
         else process.emitWarning(err.message, { code: err.code })
-        return
       }
-      this.schedule(maxIntervalMs)
+      if (first) process.nextTick(emit)
+      else emit()
       return
     }
     this.failing = false

@@ -13,7 +13,7 @@ const { noMemoryCgroup } = require('./diagnoses.json')
  * fields (the generated Diagnosis type), none of which applies without the
  * addon. __test__/portable.test.js checks the keys against Linux's.
  */
-function declaredDiagnosis(declared, message) {
+function declaredDiagnosis(declared, message, path = null) {
   return Object.freeze({
     code: declared.code,
     severity: declared.severity,
@@ -27,7 +27,7 @@ function declaredDiagnosis(declared, message) {
     percentageNodeOptions: null,
     modelledHeapSizeLimitBytes: null,
     oomKillCount: null,
-    path: null,
+    path,
   })
 }
 
