@@ -110,6 +110,23 @@ try {
     results.map((r) => [r.name, ...CLOCKS.flatMap((c) => [fmt(r[c].median), r.name === 'bare' ? '–' : fmt(r[c].addedMs)])]),
   ))
   console.log('\nms: medians; added: the median of the paired differences with the bare run of the same round.')
+  if (opts.baseline) {
+    // Each variant against its baseline copy, paired by round: the direct comparison.
+    const rows = []
+    VARIANTS.forEach((v, i) => {
+      const j = VARIANTS.findIndex((w) => w.name === `${v.name} (baseline)`)
+      if (j < 0) return
+      const row = [v.name]
+      for (const c of ['cpu', 'load cpu']) {
+        const d = times[i].map((t, r) => t[c] - times[j][r][c])
+        const s = summary(d)
+        row.push(`${fmt(s.median, 2)} (${fmt(s.p25, 2)} to ${fmt(s.p75, 2)})`)
+        results[i][c].vsBaseline = s
+      }
+      rows.push(row)
+    })
+    console.log(`\n${table(['variant', 'cpu ms, this minus baseline (p25 to p75)', 'load cpu ms, this minus baseline (p25 to p75)'], rows)}`)
+  }
   if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ machine: m, versions: versions(), runs: opts.runs, results }, null, 2))
 } finally {
   fs.rmSync(dir, { recursive: true, force: true })

@@ -21,6 +21,7 @@ let SOURCES = null
 // and heapSizeLimit) the slot v8.<k>Bytes, in the block's order, which is
 // also the order of an event's v8 object.
 let V8_SLOTS = null
+// `current`'s reader, compiled from the layout on first use (compileSample).
 let readSample = null
 let SEQ = -1
 let LEVEL = -1
@@ -35,7 +36,6 @@ function layout() {
     .filter(([name]) => name.startsWith('v8.') && name.endsWith('Bytes'))
     .map(([name, i]) => [name.slice('v8.'.length, -'Bytes'.length), i])
   LAYOUT = l
-  readSample = compileSample()
   SEQ = S.seq
   LEVEL = S.level
   // The stalled slot: 1/0, NaN without stall detection.
@@ -286,6 +286,8 @@ class Monitor extends EventEmitter {
   /** The latest sample, read from memory the sampler thread writes. No I/O. */
   get current() {
     if (this._poll !== null) return { ...this._poll.sample }
+    // Compiled on the first read, not when the first monitor starts (start-up time).
+    if (readSample === null) readSample = compileSample()
     const b = this._block
     for (;;) {
       const seq = b[SEQ]
