@@ -205,7 +205,8 @@ function checkAddon(addon) {
   return null
 }
 
-// Once per process, however often this module is loaded (a cleared require cache).
+// Once per thread (a worker loads its own copy), however often this module
+// is loaded there (a cleared require cache).
 const kWarned = Symbol.for('oomguard.native.warned')
 
 let result
