@@ -203,6 +203,35 @@ test("a binary for the other libc: dlopen's own error, with the libc detected", 
   assert.match(out.nativeAddon.reason, /libc glibc \(.* is linked with .*ld-linux/)
 })
 
+test('an addon that loads but is not this version\'s: another slot layout, or no slotNames() at all', (t) => {
+  // Two small Node-API addons, built here against node's own headers.
+  const include = path.join(path.dirname(process.execPath), '..', 'include', 'node')
+  assert.ok(fs.existsSync(path.join(include, 'node_api.h')), `node's headers at ${include}`)
+  const { dir, pkg } = packageCopy(t)
+  const source = (names) => `
+    #include <node_api.h>
+    static napi_value slot_names(napi_env env, napi_callback_info info) {
+      napi_value arr, s;
+      napi_create_array_with_length(env, 1, &arr);
+      napi_create_string_utf8(env, "notASlot", NAPI_AUTO_LENGTH, &s);
+      napi_set_element(env, arr, 0, s);
+      return arr;
+    }
+    NAPI_MODULE_INIT() {
+      ${names ? 'napi_value fn; napi_create_function(env, "slotNames", NAPI_AUTO_LENGTH, slot_names, NULL, &fn); napi_set_named_property(env, exports, "slotNames", fn);' : ''}
+      return exports;
+    }
+  `
+  for (const [names, cause] of [
+    [true, new RegExp(`${BINARY}: built from another lib/slots.json`)],
+    [false, new RegExp(`${BINARY}: not this version's addon`)],
+  ]) {
+    fs.writeFileSync(path.join(dir, 'addon.c'), source(names))
+    execFileSync('cc', ['-shared', '-fPIC', `-I${include}`, '-o', path.join(pkg, BINARY), path.join(dir, 'addon.c')])
+    checkFallback(load(pkg), { cause })
+  }
+})
+
 test('the platform package: loaded from node_modules when there is no local binary, and its folder unreadable is a fallback', (t) => {
   const { dir, pkg } = packageCopy(t)
   const platform = path.join(dir, `oomguard-${TARGET}`)
