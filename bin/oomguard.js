@@ -13,6 +13,7 @@ const EARLIER_MS = 500
 const { CLI_FLAGS, cliFlagsUsage } = require('../lib/options.js')
 const { heapAdvice } = require('../lib/heap-probe.js')
 const native = require('../lib/native.js')
+const { status: nativeAddon } = require('../lib/loader.js')
 
 const MiB = 1024 * 1024
 
@@ -111,6 +112,24 @@ function heapInputs(metrics, opts) {
   }
 }
 
+/**
+ * The report's text with which native addon loaded, or why none did, right
+ * after its title line: without it the numbers are plain reads and some
+ * sections are missing, which the reader must know first.
+ */
+function withNativeLines(text) {
+  const lines = nativeAddon.loaded
+    ? [`  native addon  ${nativeAddon.target}: ${nativeAddon.file}`]
+    : [
+        `  native addon  NOT LOADED: ${nativeAddon.reason}`,
+        '                the numbers below are plain reads of the same kernel files; no heap',
+        '                measurement, stall state or process list; watch() polls on a timer',
+        '                and writes no last words',
+      ]
+  const nl = text.indexOf('\n')
+  return nl < 0 ? `${text}\n${lines.join('\n')}\n` : `${text.slice(0, nl + 1)}${lines.join('\n')}\n${text.slice(nl + 1)}`
+}
+
 function main() {
   let opts
   try {
@@ -143,7 +162,13 @@ function main() {
     workers: opts.workers,
     earlier,
   })
-  const out = opts.json ? `${JSON.stringify(report, null, 2)}\n` : render(report, { color: useColor(process.stdout, process.env) })
+  // Which addon loaded is this process's, not a --root tree's: said there
+  // only when none did (the numbers are then plain reads).
+  const sayNative = opts.root === undefined || !nativeAddon.loaded
+  const text = () => render(report, { color: useColor(process.stdout, process.env) })
+  const out = opts.json
+    ? `${JSON.stringify(sayNative ? { ...report, nativeAddon } : report, null, 2)}\n`
+    : sayNative ? withNativeLines(text()) : text()
   if (opts.strict && report.summary.fail > 0) process.exitCode = 1
   output(out)
 }

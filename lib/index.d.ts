@@ -572,6 +572,39 @@ export declare const WATCH_DEFAULTS: Readonly<{
   stall: Readonly<{ sustainMs: number; margin: number }>
 }>
 
+/** One file or package the loader tried, and why it did not load. */
+export interface NativeAddonAttempt {
+  /** The file's path, or `<package> (package)` where the package could not be resolved. */
+  readonly file: string
+  /** The loader's own error, with what the file is where that tells more (truncated, built for another arch). */
+  readonly error: string
+}
+
+/**
+ * Which native addon loaded, from where, or why none did. Frozen. Without
+ * it, `getMemoryMetrics()` reads the same kernel files from JavaScript (with
+ * the `NATIVE_UNAVAILABLE` diagnosis), `watch()` polls them on a timer
+ * (no last words, no stall detection), and one warning (code
+ * `OOMGUARD_NATIVE_UNAVAILABLE`) names the cause. `OOMGUARD_NATIVE=0` loads none.
+ */
+export interface NativeAddon {
+  /** True when the addon loaded. */
+  readonly loaded: boolean
+  /** The `.node` file that loaded, else null. */
+  readonly file: string | null
+  /** The target it was built for, e.g. `linux-x64-gnu`; null when none loaded. */
+  readonly target: string | null
+  /** This process's libc: `gnu` (glibc) or `musl`; null off Linux, with `OOMGUARD_NATIVE=0`, or when it cannot be told. */
+  readonly libc: 'gnu' | 'musl' | null
+  /** Why none loaded (the platform and libc detected, what was tried); null when one did. */
+  readonly reason: string | null
+  /** Each file or package tried before the one that loaded, or all of them when none did. */
+  readonly tried: readonly NativeAddonAttempt[]
+}
+
+/** Which native addon loaded, or why none did. */
+export declare const nativeAddon: NativeAddon
+
 // ---------------------------------------------------------------------------
 // shed(): load shedding for node:http, Express and Connect (lib/shed.js).
 

@@ -8,9 +8,13 @@
 // nothing else (memory and start-up time).
 
 const { getMemoryMetrics } = require('./metrics.js')
-const { watch, Monitor, DEFAULTS } = require('./watch.js')
+const { watch, Monitor } = require('./watch.js')
 
-module.exports = { getMemoryMetrics, watch, Monitor, WATCH_DEFAULTS: DEFAULTS }
+// Which native addon loaded, from where, or why none did (lib/loader.js):
+// { loaded, file, target, libc, reason, tried }, frozen.
+const nativeAddon = require('./loader.js').status
+
+module.exports = { getMemoryMetrics, watch, Monitor, nativeAddon }
 
 function lazy(name, load) {
   let value
@@ -23,6 +27,9 @@ function lazy(name, load) {
     },
   })
 }
+
+// watch()'s defaults (lib/options.js, loaded on first use).
+lazy('WATCH_DEFAULTS', () => require('./watch.js').DEFAULTS)
 
 // Load shedding (lib/shed.js): 503 + Retry-After while memory is near the limit.
 lazy('shed', () => require('./shed.js').shed)

@@ -1,7 +1,7 @@
 import oomguard from './index.js'
 
 export default oomguard
-export const { getMemoryMetrics, watch, Monitor, WATCH_DEFAULTS } = oomguard
+export const { getMemoryMetrics, watch, Monitor, WATCH_DEFAULTS, nativeAddon } = oomguard
 
 // The integrations stay lazy for ES modules too: these wrappers load them on
 // first call. (Their constants and objects are read from the default export.)

@@ -4,17 +4,13 @@
 // JavaScript is several times cheaper than creating it property by property
 // through N-API.
 
-const v8 = require('node:v8')
 const native = require('./native.js')
-const { portableMetrics } = require('./portable.js')
-const { NAMES, RAW_START, V8_INPUTS, build, nn, flag, raw } = require('./reading.js')
-const { rootOption, invalidType, outOfRange } = require('./options.js')
+const { RAW_START, V8_INPUTS, builder, nn, flag, raw } = require('./reading.js')
 
-// The slot layout is lib/slots.json's; the addon was built from it. One
-// built from another version of it would fill slots this side misnames.
-if (native && native.slotNames().join('\n') !== NAMES.join('\n')) {
-  throw new Error('oomguard: the native addon was built from another lib/slots.json; rebuild it (npm run build)')
-}
+// Loaded on first use, not at require (start-up time): node:v8 for the heap
+// limit, lib/options.js for options and errors, and the readers without the
+// addon (lib/plain.js on Linux, lib/portable.js elsewhere).
+const options = () => require('./options.js')
 const RAW_CAPACITY = 256
 
 function freezeShape(shape) {
@@ -36,10 +32,14 @@ class Sampler {
     this.root = root
     this.buf = new Float64Array(RAW_START + RAW_CAPACITY)
     this.shape = null
+    this.build = builder()
+    // Without the addon, on Linux: the same files read from JavaScript.
+    this.plain = native === null ? plainReader(root) : null
   }
 
   /** Fill the buffer; the V8 slots must have been written. Returns the shape. */
   sample() {
+    if (this.plain !== null) return this.plain.read(this.buf, plainDiagnoses)
     const generation = native.sample(this.buf, this.root)
     if (this.shape === null || this.shape.generation !== generation) {
       this.shape = freezeShape(native.describe(this.root))
@@ -49,8 +49,36 @@ class Sampler {
 
   read() {
     const shape = this.sample()
-    return build(nn, flag, raw, this.buf, shape)
+    return this.build(nn, flag, raw, this.buf, shape)
   }
+}
+
+function plainReader(root) {
+  const { PlainReader } = require('./plain.js')
+  return new PlainReader(root)
+}
+
+// NATIVE_UNAVAILABLE, with the loader's reason; NO_MEMORY_CGROUP where no
+// memory cgroup is found; CGROUP_FILE_UNREADABLE for each file that could
+// not be read (lib/diagnoses.json).
+let plainLists = null
+function plainDiagnoses(inCgroup, unreadable) {
+  const { nativeUnavailable, noMemoryCgroup, fileUnreadable } = require('./diagnoses.json')
+  const { declaredDiagnosis } = require('./portable.js')
+  if (plainLists === null) {
+    const { status } = require('./loader.js')
+    const unavailable = declaredDiagnosis(nativeUnavailable, nativeUnavailable.message.replace('{reason}', status.reason))
+    plainLists = [
+      Object.freeze([unavailable, declaredDiagnosis(noMemoryCgroup, noMemoryCgroup.message)]),
+      Object.freeze([unavailable]),
+    ]
+  }
+  const list = plainLists[inCgroup ? 1 : 0]
+  if (unreadable.length === 0) return list
+  const files = unreadable.map(([file, reason]) =>
+    declaredDiagnosis(fileUnreadable, fileUnreadable.message.replace('{path}', file).replace('{reason}', reason), file),
+  )
+  return Object.freeze([...list, ...files])
 }
 
 const samplers = new Map()
@@ -67,7 +95,7 @@ function samplerFor(root) {
 let heapSizeLimit = 0
 function currentHeapSizeLimit() {
   // Fixed at start-up (flags, cgroup): read it once.
-  if (heapSizeLimit === 0) heapSizeLimit = v8.getHeapStatistics().heap_size_limit
+  if (heapSizeLimit === 0) heapSizeLimit = require('node:v8').getHeapStatistics().heap_size_limit
   return heapSizeLimit
 }
 
@@ -103,9 +131,9 @@ function usageValue(i, key, v) {
   if (v === undefined) {
     v = i === HEAP_LIMIT ? currentHeapSizeLimit() : NaN
   } else if (typeof v !== 'number') {
-    throw invalidType(`usage.${key}`, 'a number of bytes', v)
+    throw options().invalidType(`usage.${key}`, 'a number of bytes', v)
   } else if (!(v >= 0) || v === Infinity) {
-    throw outOfRange(`usage.${key}`, 'a finite, non-negative number of bytes', v)
+    throw options().outOfRange(`usage.${key}`, 'a finite, non-negative number of bytes', v)
   }
   usageScratch[i] = v
 }
@@ -120,7 +148,7 @@ function usageValues(usage) {
   if (usage === undefined || usage === null) {
     usage = process.memoryUsage()
   } else if (typeof usage !== 'object' || Array.isArray(usage)) {
-    throw invalidType('usage', 'an object such as process.memoryUsage()', usage)
+    throw options().invalidType('usage', 'an object such as process.memoryUsage()', usage)
   }
   readUsage(usage, readsAreOwn(usage))
   return usageScratch
@@ -135,12 +163,12 @@ function writeUsage(buf, usage) {
 /**
  * Read the process's memory as the kernel counts it and combine it with V8's numbers.
  * @param {import('../index').MemoryUsageInput | null} [usage] defaults to `process.memoryUsage()`
- * @param {import('../index').MetricsOptions | null} [options]
+ * @param {import("../index").MetricsOptions | null} [opts]
  * @returns {import('../index').MemoryMetrics}
  */
-function getMemoryMetrics(usage, options) {
-  const root = rootOption(options)
-  if (native === null) return portableMetrics(usageValues(usage))
+function getMemoryMetrics(usage, opts) {
+  const root = opts === undefined || opts === null ? undefined : options().rootOption(opts)
+  if (native === null && process.platform !== 'linux') return require('./portable.js').portableMetrics(usageValues(usage))
   const sampler = samplerFor(root)
   writeUsage(sampler.buf, usage)
   return sampler.read()

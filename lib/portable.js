@@ -5,27 +5,33 @@
 // numbers as on Linux.
 
 const os = require('node:os')
-const { SLOT, RAW_COUNT, RAW_START, INPUT, V8_INPUTS, build, nn, flag, raw } = require('./reading.js')
+const { SLOT, RAW_COUNT, RAW_START, INPUT, V8_INPUTS, builder, nn, flag, raw } = require('./reading.js')
 const { noMemoryCgroup } = require('./diagnoses.json')
 
-// The diagnosis, its code and wording from lib/diagnoses.json; its other
-// fields are a diagnosis's (the generated Diagnosis type), none of which
-// applies here. __test__/portable.test.js checks the keys against Linux's.
-const NO_MEMORY_CGROUP = Object.freeze({
-  code: noMemoryCgroup.code,
-  severity: noMemoryCgroup.severity,
-  message: noMemoryCgroup.offLinux.replace('{platform}', process.platform),
-  limitBytes: null,
-  heapSizeLimitBytes: null,
-  recommendedMaxOldSpaceSizeMib: null,
-  recommendedMaxSemiSpaceSizeMib: null,
-  recommendedMaxOldSpaceSizePercentage: null,
-  nodeOptions: null,
-  percentageNodeOptions: null,
-  modelledHeapSizeLimitBytes: null,
-  oomKillCount: null,
-  path: null,
-})
+/**
+ * A diagnosis declared in lib/diagnoses.json, with a diagnosis's other
+ * fields (the generated Diagnosis type), none of which applies without the
+ * addon. __test__/portable.test.js checks the keys against Linux's.
+ */
+function declaredDiagnosis(declared, message, path = null) {
+  return Object.freeze({
+    code: declared.code,
+    severity: declared.severity,
+    message,
+    limitBytes: null,
+    heapSizeLimitBytes: null,
+    recommendedMaxOldSpaceSizeMib: null,
+    recommendedMaxSemiSpaceSizeMib: null,
+    recommendedMaxOldSpaceSizePercentage: null,
+    nodeOptions: null,
+    percentageNodeOptions: null,
+    modelledHeapSizeLimitBytes: null,
+    oomKillCount: null,
+    path,
+  })
+}
+
+const NO_MEMORY_CGROUP = declaredDiagnosis(noMemoryCgroup, noMemoryCgroup.offLinux.replace('{platform}', process.platform))
 
 // What describe() gives on Linux: no cgroup, no raw memory.stat, no processes.
 const SHAPE = Object.freeze({
@@ -60,7 +66,7 @@ function portableMetrics(v) {
   buf[SLOT[INPUT]] = 1
   for (let i = 0; i < V8_INPUTS.length; i++) buf[V8_INPUTS[i][1]] = v[i]
   buf[RAW_COUNT] = 0
-  return build(nn, flag, raw, buf, SHAPE)
+  return builder()(nn, flag, raw, buf, SHAPE)
 }
 
-module.exports = { portableMetrics }
+module.exports = { portableMetrics, declaredDiagnosis }

@@ -6,7 +6,8 @@
 // lists. lib/metrics.js builds every reading with it on Linux and
 // lib/portable.js off Linux, so both give the same object, key for key.
 
-const DECL = require('./slots.json')
+// Read, not required (start-up time: see lib/loader.js).
+const DECL = JSON.parse(require('node:fs').readFileSync(require('node:path').join(__dirname, 'slots.json'), 'utf8'))
 
 const NAMES = Object.freeze(DECL.slots.slice())
 const SLOT = Object.create(null)
@@ -78,6 +79,9 @@ function raw(b, keys) {
   for (let i = 0; i < n; i++) out[keys[i]] = nn(b[RAW_START + i])
   return out
 }
-const build = compileBuilder()
+// Compiled on the first reading, not at require (start-up time).
+let compiled = null
+/** The object-building function, build(nn, flag, raw, b, s). */
+const builder = () => compiled || (compiled = compileBuilder())
 
-module.exports = { NAMES, SLOT, RAW_COUNT, RAW_START, INPUT, V8_INPUTS, build, nn, flag, raw }
+module.exports = { NAMES, SLOT, RAW_COUNT, RAW_START, INPUT, V8_INPUTS, builder, nn, flag, raw }

@@ -6,32 +6,48 @@
 // `monitor.current` cost no file read and no native call.
 
 const { EventEmitter } = require('node:events')
-const v8 = require('node:v8')
 const native = require('./native.js')
-const { invalidType, watchConfig, WATCH_DEFAULTS } = require('./options.js')
+
+// Loaded with the first monitor, not at require (start-up time).
+const optionsModule = () => require('./options.js')
 
 // The block's layout, declared once in Rust (src/watch/block.rs): every
 // slot index by name, and the limit sources the `source` slot encodes as
-// 1 + their index (0: no sample yet).
-const LAYOUT = native ? native.watchSlots() : { slots: [], sources: [] }
-const S = Object.fromEntries(LAYOUT.slots)
-const SOURCES = [null, ...LAYOUT.sources]
+// 1 + their index (0: no sample yet). Set up by the first monitor (layout()).
+let LAYOUT = null
+let S = null
+let SOURCES = null
 // The V8 numbers this side writes: for each key k (process.memoryUsage()'s,
 // and heapSizeLimit) the slot v8.<k>Bytes, in the block's order, which is
 // also the order of an event's v8 object.
-const V8_SLOTS = LAYOUT.slots
-  .filter(([name]) => name.startsWith('v8.') && name.endsWith('Bytes'))
-  .map(([name, i]) => [name.slice('v8.'.length, -'Bytes'.length), i])
+let V8_SLOTS = null
+// `current`'s reader, compiled from the layout on first use (compileSample).
+let readSample = null
+let SEQ = -1
+let LEVEL = -1
+let STALLED = -1
 
-/** Defaults, documented in the README (declared in lib/options.js). */
-const DEFAULTS = WATCH_DEFAULTS
+function layout() {
+  if (LAYOUT !== null) return
+  const l = native.watchSlots()
+  S = Object.fromEntries(l.slots)
+  SOURCES = [null, ...l.sources]
+  V8_SLOTS = l.slots
+    .filter(([name]) => name.startsWith('v8.') && name.endsWith('Bytes'))
+    .map(([name, i]) => [name.slice('v8.'.length, -'Bytes'.length), i])
+  LAYOUT = l
+  SEQ = S.seq
+  LEVEL = S.level
+  // The stalled slot: 1/0, NaN without stall detection.
+  STALLED = S.stalled
+}
 
 /**
  * Snapshot and validate the options (lib/options.js): own properties only,
  * each read once, into a frozen null-prototype object the native side gets.
  */
-function validate(options) {
-  return watchConfig(options)
+function validate(opts) {
+  return optionsModule().watchConfig(opts)
 }
 
 // ---------------------------------------------------------------------------
@@ -52,7 +68,7 @@ const REFRESH_ALERT_MS = 250
 /** The V8 numbers now, by usage key: process.memoryUsage() and heapSizeLimit. */
 function v8Now() {
   const u = process.memoryUsage()
-  u.heapSizeLimit = v8.getHeapStatistics().heap_size_limit
+  u.heapSizeLimit = require('node:v8').getHeapStatistics().heap_size_limit
   return u
 }
 
@@ -186,8 +202,6 @@ function stallEvent(e) {
   }
 }
 
-// The stalled slot: 1/0, NaN without stall detection.
-const STALLED = S.stalled
 const flag = (x) => (x === 1 ? true : x === 0 ? false : null)
 
 // How `current` reads a slot, by name; any other slot is a number (NaN is
@@ -215,9 +229,6 @@ function compileSample() {
   // eslint-disable-next-line no-new-func
   return new Function('nn', 'flag', 'SOURCES', `return (b) => ({ ${fields.join(', ')} })`)(nn, flag, SOURCES)
 }
-const readSample = compileSample()
-const SEQ = S.seq
-const LEVEL = S.level
 
 function noop() {}
 
@@ -228,7 +239,7 @@ class Monitor extends EventEmitter {
    */
   constructor(options) {
     const config = validate(options)
-    if (native === null) {
+    if (native === null && process.platform !== 'linux') {
       const err = new Error(`oomguard: watch() needs Linux (the kernel's memory cgroup); this is ${process.platform}`)
       err.code = 'ERR_OOMGUARD_UNSUPPORTED_PLATFORM'
       throw err
@@ -236,11 +247,21 @@ class Monitor extends EventEmitter {
     super()
     this.thresholds = Object.freeze(config.thresholds)
     this.basis = config.basis
+    this._closed = false
+    this._keepAlive = null
+    this._poll = null
+    if (native === null) {
+      // No addon (Linux): a JavaScript poll, with a lower precision (lib/poll.js).
+      const { Poller } = require('./poll.js')
+      this._block = null
+      this._poll = new Poller(this, config)
+      this._poll.start()
+      return
+    }
+    layout()
     // The native side takes an absent section as off (null is not an object to it).
     this._id = native.watchStart({ ...config, stall: config.stall ?? undefined, onStall: config.onStall ?? undefined }, dispatch)
     this._block = native.watchBlock(this._id)
-    this._closed = false
-    this._keepAlive = null
     live.set(this._id, this)
     closeAllOnExit()
     refreshV8()
@@ -249,21 +270,24 @@ class Monitor extends EventEmitter {
 
   /** Number of thresholds the basis is at or above (0 = below all). No I/O. */
   get level() {
-    return this._block[LEVEL]
+    return this._poll === null ? this._block[LEVEL] : this._poll.level
   }
 
   /** True while stuck at the limit (see `stall`), false when not, null with `stall: false`. No I/O. */
   get stalled() {
-    return flag(this._block[STALLED])
+    return this._poll === null ? flag(this._block[STALLED]) : null
   }
 
   /** True while at or above the highest threshold. */
   get critical() {
-    return this._block[LEVEL] === this.thresholds.length
+    return this.level === this.thresholds.length
   }
 
   /** The latest sample, read from memory the sampler thread writes. No I/O. */
   get current() {
+    if (this._poll !== null) return { ...this._poll.sample }
+    // Compiled on the first read, not when the first monitor starts (start-up time).
+    if (readSample === null) readSample = compileSample()
     const b = this._block
     for (;;) {
       const seq = b[SEQ]
@@ -281,6 +305,11 @@ class Monitor extends EventEmitter {
   close() {
     if (this._closed) return
     this._closed = true
+    if (this._poll !== null) {
+      this._poll.stop()
+      this.unref()
+      return
+    }
     live.delete(this._id)
     native.watchStop(this._id)
     this.unref()
@@ -317,10 +346,13 @@ function watch(options, listener) {
     listener = options
     options = undefined
   }
-  if (listener !== undefined && typeof listener !== 'function') throw invalidType('listener', 'a function', listener)
+  if (listener !== undefined && typeof listener !== 'function') throw optionsModule().invalidType('listener', 'a function', listener)
   const monitor = new Monitor(options)
   if (listener) monitor.on('threshold', listener)
   return monitor
 }
 
-module.exports = { watch, Monitor, DEFAULTS, samplerInfo: native ? native.samplerInfo : null }
+module.exports = { watch, Monitor, samplerInfo: native ? native.samplerInfo : null }
+
+/** Defaults, documented in the README (declared in lib/options.js). */
+Object.defineProperty(module.exports, 'DEFAULTS', { enumerable: true, get: () => optionsModule().WATCH_DEFAULTS })
