@@ -16,17 +16,27 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-pack-'))
 test.after(() => fs.rmSync(work, { recursive: true, force: true }))
 
 const { npm } = require('./helpers/npm')
+const { pack } = require('../scripts/pack.js')
 
-/** Pack once and install the tarball into `work/app`: `{ files, app }`. */
+/** This machine's platform package, as napi names it (linux-x64-gnu). */
+const HOST = `linux-${process.arch}-${process.report.getReport().header.glibcVersionRuntime ? 'gnu' : 'musl'}`
+
+/**
+ * Pack once (scripts/pack.js: the main package and this machine's platform
+ * package) and install both tarballs into `work/app`, offline, as npm
+ * installs the main package with its optional dependency: `{ files, manifest, app }`.
+ */
 let installed = null
 function install() {
   if (installed) return installed
-  const packed = JSON.parse(npm(['pack', '--json', '--ignore-scripts', '--pack-destination', work], REPO))
+  const packed = pack({ out: work, platforms: [HOST] })
   const app = path.join(work, 'app')
   fs.mkdirSync(app)
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
-  npm(['install', '--no-audit', '--no-fund', '--offline', path.join(work, packed[0].filename)], app)
-  installed = { files: packed[0].files.map((f) => f.path), app }
+  npm(['install', '--no-audit', '--no-fund', '--offline', packed.main, packed.platforms[HOST]], app)
+  const files = execFileSync('tar', ['-tzf', packed.main], { encoding: 'utf8' }).split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''))
+  const manifest = JSON.parse(execFileSync('tar', ['-xOzf', packed.main, 'package/package.json'], { encoding: 'utf8' }))
+  installed = { files, manifest, app }
   return installed
 }
 
@@ -42,12 +52,20 @@ test('npm pack, install elsewhere, require and import', { timeout: 180_000 }, ()
   for (const f of ['index.js', 'index.d.ts', 'lib/index.js', 'lib/index.mjs', 'lib/index.d.ts', 'register.js', 'register.mjs', 'package.json', 'README.md']) {
     assert.ok(files.includes(f), `${f} in the tarball`)
   }
-  assert.ok(files.some((f) => f.endsWith('.node')), 'the native addon is in the tarball')
-  assert.ok(!files.some((f) => f.startsWith('__test__/') || f.startsWith('target/')), 'no tests or build output')
+  assert.deepEqual(files.filter((f) => f.endsWith('.node')), [], 'no binary of any platform in the main package')
+  assert.ok(!files.some((f) => f.startsWith('__test__/') || f.startsWith('target/') || f.startsWith('scripts/')), 'no tests, scripts or build output')
+  const pkg = require('../package.json')
+  assert.deepEqual(installed.manifest.optionalDependencies, {
+    [`${pkg.name}-linux-x64-gnu`]: pkg.version,
+    [`${pkg.name}-linux-arm64-gnu`]: pkg.version,
+    [`${pkg.name}-linux-x64-musl`]: pkg.version,
+    [`${pkg.name}-linux-arm64-musl`]: pkg.version,
+  })
 
   const cjs = `const { getMemoryMetrics } = require('oomguard');
     const r = getMemoryMetrics();
-    console.log(JSON.stringify({ limit: r.limitBytes, rss: r.rssBytes, heap: r.v8.heapUsedBytes, file: require.resolve('oomguard') }))`
+    const maps = require('fs').readFileSync('/proc/self/maps', 'utf8').split('\\n').map((l) => l.split(/\\s+/).slice(5).join(' '))
+    console.log(JSON.stringify({ limit: r.limitBytes, rss: r.rssBytes, heap: r.v8.heapUsedBytes, file: require.resolve('oomguard'), loaded: [...new Set(maps.filter((f) => f.endsWith('.node')))] }))`
   const esm = `import { getMemoryMetrics } from 'oomguard';
     import oomguard from 'oomguard';
     const r = getMemoryMetrics(process.memoryUsage());
@@ -57,6 +75,7 @@ test('npm pack, install elsewhere, require and import', { timeout: 180_000 }, ()
   const a = JSON.parse(execFileSync(process.execPath, ['a.cjs'], { cwd: app, encoding: 'utf8' }))
   const b = JSON.parse(execFileSync(process.execPath, ['b.mjs'], { cwd: app, encoding: 'utf8' }))
   assert.ok(a.file.startsWith(path.join(app, 'node_modules', 'oomguard')), `loaded from the install: ${a.file}`)
+  assert.deepEqual(a.loaded, [path.join(app, 'node_modules', `oomguard-${HOST}`, `oomguard.${HOST}.node`)], 'the binary of the platform package')
   for (const r of [a, b]) {
     assert.ok(r.limit > 0 && r.rss > 0 && r.heap > 0, JSON.stringify(r))
   }
@@ -92,8 +111,8 @@ test('the register preloaded by absolute path and by file: URL, from the install
     assert.deepEqual(info.thresholds, [0.7, 0.99], `${c.name}: the settings come from the environment`)
     assert.deepEqual(info.problems, [])
     assert.ok(
-      info.preloaded.length > 0 && info.preloaded.every((f) => f.startsWith(pkg + path.sep)),
-      `${c.name}: the installed package was loaded, nothing else: ${JSON.stringify(info.preloaded)}`,
+      info.preloaded.length > 0 && info.preloaded.every((f) => f.startsWith(pkg + path.sep) || f.startsWith(path.join(app, 'node_modules', `oomguard-${HOST}`) + path.sep)),
+      `${c.name}: the installed package (and its platform package) was loaded, nothing else: ${JSON.stringify(info.preloaded)}`,
     )
   }
   // Without the root register.js, the first case is MODULE_NOT_FOUND: make sure the
@@ -102,3 +121,56 @@ test('the register preloaded by absolute path and by file: URL, from the install
   assert.notEqual(missing.status, 0)
   assert.match(missing.stderr, /MODULE_NOT_FOUND|Cannot find module/)
 })
+
+// The platform packages as npm users on each platform get them: npm's own
+// platform check (os, cpu, libc) installs the matching one and refuses the
+// others; under that platform's node (scripts/toolchain.js: arm64 under
+// qemu-user, whose -L root has Alpine's /usr/bin/ldd for musl) require()
+// picks its binary. x64 musl is the same in a real Alpine-like container
+// (docker.test.js): on this glibc machine its node reads this machine's ldd.
+const { PLATFORMS, runner } = require('../scripts/toolchain.js')
+const h = require('./helpers/cgroup')
+
+const PICKS = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-arm64-musl']
+for (const platform of PICKS) {
+  test(`${platform}: npm installs the main package with its platform package, and require() loads that binary under the platform's node`, { timeout: 300_000 }, async (t) => {
+    const { binaryName } = require('../package.json').napi
+    if (!fs.existsSync(path.join(REPO, `${binaryName}.${platform}.node`))) return h.privileged(t, `${binaryName}.${platform}.node is not built: npm run build:all`)
+    const run = runner(platform, '24.19.0', { fetch: false })
+    if (!run) return h.privileged(t, `node for ${platform} is not fetched: node scripts/toolchain.js runners`)
+    const spec = PLATFORMS[platform]
+    // On this machine (x64 glibc) npm refuses the packages of the other
+    // platforms that are built: their cpu and libc fields work.
+    const others = platform === HOST ? Object.keys(PLATFORMS).filter((p) => p !== HOST && fs.existsSync(path.join(REPO, `${binaryName}.${p}.node`))) : []
+    const packedAll = pack({ out: fs.mkdtempSync(path.join(work, 'packed-')), platforms: [platform, ...others] })
+    const freshApp = () => {
+      const dir = fs.mkdtempSync(path.join(work, `app-${platform}-`))
+      fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
+      return dir
+    }
+    for (const other of others) {
+      assert.throws(() => npm(['install', '--no-audit', '--no-fund', '--offline', packedAll.platforms[other]], freshApp()), /EBADPLATFORM/, `npm refuses ${other} here`)
+    }
+    // The platform's own npm (the one its node ships) installs them there.
+    const app = freshApp()
+    const [cmd, ...pre] = run.argv
+    const npmCli = path.join(path.dirname(run.node), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js')
+    const env = childEnv({ npm_config_update_notifier: 'false' })
+    const inst = await h.runProcess(cmd, [...pre, npmCli, 'install', '--no-audit', '--no-fund', '--offline', '--ignore-scripts', packedAll.main, packedAll.platforms[platform]], { cwd: app, env, timeoutMs: 240_000 })
+    assert.equal(inst.code, 0, `npm install under ${platform}'s node\n${h.describeRun(inst)}`)
+    const mods = fs.readdirSync(path.join(app, 'node_modules')).filter((m) => m.startsWith('oomguard'))
+    assert.deepEqual(mods.sort(), ['oomguard', `oomguard-${platform}`])
+    const script = `const r = require('oomguard').getMemoryMetrics()
+      const maps = require('fs').readFileSync('/proc/self/maps', 'utf8').split('\\n').map((l) => l.split(/\\s+/).slice(5).join(' '))
+      console.log(JSON.stringify({ arch: process.arch, source: r.source, limit: r.limitBytes, loaded: [...new Set(maps.filter((f) => f.endsWith('.node')))] }))`
+    fs.writeFileSync(path.join(app, 'probe.js'), script)
+    const r = await h.runProcess(cmd, [...pre, 'probe.js'], { cwd: app, env: childEnv(), timeoutMs: 120_000 })
+    assert.equal(r.code, 0, h.describeRun(r))
+    const out = JSON.parse(r.stdout)
+    assert.equal(out.arch, spec.cpu)
+    assert.deepEqual(out.loaded, [path.join(app, 'node_modules', `oomguard-${platform}`, `${binaryName}.${platform}.node`)])
+    assert.match(out.source, /^(cgroup-v[12]|host)$/, 'read by the native addon')
+    assert.ok(out.limit > 0)
+    t.diagnostic(`${platform}: ${others.length ? `npm refused ${others.join(', ')}; ` : ''}${Object.entries(packedAll.sizes).map(([f, n]) => `${f} ${n} B`).join(', ')}`)
+  })
+}

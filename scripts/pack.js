@@ -10,9 +10,9 @@
 //    (npm/<platform>/, its .node from `npm run build:all`), each with os,
 //    cpu and libc so npm installs only the one that fits.
 //
-//   node scripts/pack.js [--out DIR] [--main-only] [--json]
-//   --main-only  the main package alone (no .node needed)
-//   --json       print { main, platforms: { <platform>: tarball }, sizes } on stdout
+//   node scripts/pack.js [--out DIR] [--platform P]... [--json]
+//   --platform  only these platform packages (default: all four; `none`: the main package alone)
+//   --json      print { main, platforms: { <platform>: tarball }, sizes } on stdout
 
 const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -84,14 +84,24 @@ function main(args) {
   const out = path.resolve(at >= 0 ? args[at + 1] : REPO)
   fs.mkdirSync(out, { recursive: true })
   const result = { main: packMain(out), platforms: {}, sizes: {} }
-  if (!args.includes('--main-only')) for (const p of Object.keys(PLATFORMS)) result.platforms[p] = packPlatform(p, out)
+  const chosen = args.flatMap((a, i) => (args[i - 1] === '--platform' ? [a] : []))
+  for (const p of chosen) if (p !== 'none' && !PLATFORMS[p]) throw new Error(`unknown platform ${p}`)
+  for (const p of chosen.length ? chosen.filter((x) => x !== 'none') : Object.keys(PLATFORMS)) result.platforms[p] = packPlatform(p, out)
   for (const f of [result.main, ...Object.values(result.platforms)]) result.sizes[path.basename(f)] = fs.statSync(f).size
   if (args.includes('--json')) process.stdout.write(JSON.stringify(result) + '\n')
   else for (const [f, n] of Object.entries(result.sizes)) process.stderr.write(`oomguard pack: ${f} ${(n / 1024).toFixed(0)} kB\n`)
   return 0
 }
 
-module.exports = { optionalDependencies }
+/** Pack from another script: `pack({ out, platforms })` returns what --json prints. */
+function pack({ out, platforms }) {
+  const args = ['--out', out, '--json', ...(platforms || []).flatMap((p) => ['--platform', p])]
+  const r = require('node:child_process').spawnSync(process.execPath, [__filename, ...args], { encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(`scripts/pack.js ${args.join(' ')}: exit ${r.status}\n${r.stderr}`)
+  return JSON.parse(r.stdout)
+}
+
+module.exports = { optionalDependencies, pack }
 
 if (require.main === module) {
   try {
