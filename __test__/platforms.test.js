@@ -21,7 +21,8 @@ const os = require('node:os')
 const path = require('node:path')
 const h = require('./helpers/cgroup')
 const { PLATFORMS, NODE_VERSIONS, runner } = require('../scripts/toolchain.js')
-const { binaryName } = require('../package.json').napi
+const PKG = require('../package.json')
+const { binaryName } = PKG.napi
 const { npm } = require('./helpers/npm')
 const { pack } = require('../scripts/pack.js')
 
@@ -162,6 +163,17 @@ for (const platform of PICKS) {
     assert.deepEqual(out.loaded, [path.join(app, 'node_modules', `oomguard-${platform}`, `${binaryName}.${platform}.node`)])
     assert.match(out.source, /^(cgroup-v[12]|host)$/, 'read by the native addon')
     assert.ok(out.limit > 0)
+    if (others.length === 3) {
+      // The sizes the README states (Install), within 10% of what was packed now.
+      const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8')
+      const stated = { [`${PKG.name}-${PKG.version}.tgz`]: Number(/The main package, `oomguard`, is (\d+) kB packed/.exec(readme)[1]) }
+      for (const m of readme.matchAll(/`(oomguard-linux-[a-z0-9-]+)` \((\d+) kB\)/g)) stated[`${m[1]}-${PKG.version}.tgz`] = Number(m[2])
+      assert.deepEqual(Object.keys(stated).sort(), Object.keys(packedAll.sizes).sort(), 'the README states each tarball\'s size')
+      for (const [f, kb] of Object.entries(stated)) {
+        const now = packedAll.sizes[f] / 1000
+        assert.ok(Math.abs(now - kb) <= kb * 0.1, `README says ${f} is ${kb} kB; packed now: ${now.toFixed(0)} kB`)
+      }
+    }
     t.diagnostic(`${platform}: ${others.length ? `npm refused ${others.join(', ')}; ` : ''}${Object.entries(packedAll.sizes).map(([f, n]) => `${f} ${n} B`).join(', ')}`)
   })
 }

@@ -89,7 +89,7 @@ function main(args) {
   for (const p of chosen.length ? chosen.filter((x) => x !== 'none') : Object.keys(PLATFORMS)) result.platforms[p] = packPlatform(p, out)
   for (const f of [result.main, ...Object.values(result.platforms)]) result.sizes[path.basename(f)] = fs.statSync(f).size
   if (args.includes('--json')) process.stdout.write(JSON.stringify(result) + '\n')
-  else for (const [f, n] of Object.entries(result.sizes)) process.stderr.write(`oomguard pack: ${f} ${(n / 1024).toFixed(0)} kB\n`)
+  else for (const [f, n] of Object.entries(result.sizes)) process.stderr.write(`oomguard pack: ${f} ${(n / 1000).toFixed(0)} kB\n`)
   return 0
 }
 
