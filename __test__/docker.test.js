@@ -21,7 +21,10 @@
 //  - a stall: V8 heap growth in --memory=256m from an image whose files were
 //    dropped from the page cache, ended by onStall with exit 75 and the stall
 //    record in /dev/termination-log; and the same with --memory-swap equal to
-//    --memory, where no failed charge is counted and refaults decide.
+//    --memory, where no failed charge is counted and refaults decide;
+//  - an Alpine-like image (musl, the musl node, the packages npm installed
+//    for linux x64 musl): the musl binary picked, the limit, the doctor,
+//    and a real OOM kill with its last words.
 
 const { test, after } = require('node:test')
 const assert = require('node:assert/strict')
@@ -428,4 +431,61 @@ for (const sc of STALL_CASES) test(`docker stall, cold image${sc.name}: V8 heap 
     }
   }
   assert.fail(`the kernel OOM-killed all ${STALL_ATTEMPTS} runs from the cold image before onStall ended one: no stall (${misses.join('; ')})`)
+})
+
+// ------------------------------------------------------------------ Alpine-like (musl)
+
+// The image a node:alpine service runs in, assembled here (helpers/docker.js
+// muslImage(): busybox, musl 1.2.5 in Alpine's layout, the musl node 24, the
+// packages npm installed for linux x64 musl). The same bar as above.
+const MUSL_BINARY = '/app/node_modules/oomguard-linux-x64-musl/oomguard.linux-x64-musl.node'
+
+test('Alpine-like image (musl): --memory=256m, read-only cgroupfs: the musl binary, the limit, the doctor', { timeout: 300_000 }, async (t) => {
+  const s = await docker(t)
+  if (!s) return
+  const image = d.muslImage(t)
+  if (!image) return
+  t.diagnostic(`Alpine-like image built and imported in ${(s.muslImageMs / 1000).toFixed(1)} s`)
+  const p = probeResult(await d.run(['--memory=256m'], [NODE, '/app/t/docker-probe.js'], { image }), 'musl')
+  const m = p.metrics
+  assert.equal(p.node.glibc, null, 'node runs on musl')
+  assert.deepEqual(p.node.loaded, [MUSL_BINARY], 'the loader picked the musl package')
+  assert.equal(p.kernel.limit, String(LIMIT))
+  assert.match(p.kernel.mount.options, /(^|,)ro(,|$)/, 'Docker mounts cgroupfs read-only')
+  assert.equal(m.source, 'cgroup-v1')
+  assert.equal(m.limitBytes, LIMIT)
+  assert.equal(m.cgroup.resolved, true)
+  assert.equal(m.cgroup.dir, '/sys/fs/cgroup/memory')
+  const { usageBefore: a, usageAfter: b } = p.kernel
+  assert.ok(m.usageBytes >= Math.min(a, b) - USAGE_TOLERANCE && m.usageBytes <= Math.max(a, b) + USAGE_TOLERANCE, `usageBytes ${m.usageBytes} is memory.usage_in_bytes (${a}, ${b})`)
+  const heap = m.v8.heapSizeLimitBytes
+  assert.equal(p.doctor.heap.verdict, doctorVerdict(heap, LIMIT), `heap limit ${heap / MiB} MiB in 256 MiB`)
+  assert.equal(p.doctor.heap.containerLimitBytes, LIMIT)
+  // The doctor's command line, as a user runs it there.
+  const doc = await d.run(['--memory=256m'], [NODE, `${PKG}/bin/oomguard.js`, 'doctor'], { image })
+  assert.equal(doc.run.code, 0, h.describeRun(doc.run))
+  assert.match(doc.run.stdout, /limit +256\.0 MiB|limit +256 MiB/)
+})
+
+test('Alpine-like image (musl): a real OOM kill, OOMKilled, exit 137, complete last words in /dev/termination-log', { timeout: 300_000 }, async (t) => {
+  const st = await docker(t)
+  if (!st) return
+  const image = d.muslImage(t)
+  if (!image) return
+  const s = SCENARIOS.find((x) => x.name === 'slow leak, Buffers at 10 MiB/s')
+  const termination = d.hostFile('termination-log')
+  const marker = d.hostFile('marker')
+  const r = await d.run(
+    ['--memory=256m', '-v', `${termination}:/dev/termination-log`, '-v', `${marker}:/tmp/marker`],
+    [NODE, '/app/t/oom-child.js', s.scenario, String(s.rate), '/tmp/marker', '/dev/termination-log', PKG, String(s.prefill)],
+    { timeoutMs: 120_000, image },
+  )
+  const state = d.inspect(r.name).State
+  const desc = `${h.describeRun(r.run)}\n--- docker inspect State: ${JSON.stringify(state)}`
+  assert.equal(state.OOMKilled, true, `docker inspect: OOMKilled\n${desc}`)
+  assert.equal(state.ExitCode, 137, `docker inspect: exit 137\n${desc}`)
+  const lastWordsText = fs.readFileSync(termination, 'utf8') || null
+  const lw = checkKilled(s, { run: r.run, lastWordsText, markers: readLines(marker), oomKills: state.OOMKilled ? 1 : 0, source: 'cgroup-v1' }, desc)
+  assert.equal(lw.cgroup, path.posix.join(st.parent, d.inspect(r.name).Id))
+  t.diagnostic(`musl: verdict ${lw.verdict}, last words at ratio ${lw.ratio}`)
 })

@@ -79,11 +79,16 @@ test('versionNeeds() reads the version needs of a real ELF object: node itself',
   assert.ok(compare(highestGlibc(needs), '2.17') >= 0)
 })
 
-test(`the built addon needs at most glibc ${MAX_GLIBC}`, { skip: process.platform !== 'linux' && 'Linux only' }, () => {
+test(`the built addons need at most glibc ${MAX_GLIBC} (gnu), none at all (musl)`, { skip: process.platform !== 'linux' && 'Linux only' }, () => {
   const files = fs.readdirSync(REPO).filter((f) => f.endsWith('.node'))
   assert.ok(files.length > 0, 'no .node at the repository root: npm run build first')
   for (const f of files) {
     const needs = versionNeeds(fs.readFileSync(path.join(REPO, f)))
+    if (f.endsWith('-musl.node')) {
+      // npm run build:all's musl builds: musl's libc.so, no glibc at all.
+      assert.deepEqual(Object.keys(needs).filter((lib) => /^(libc|libm|libpthread|libdl)\.so\.\d/.test(lib)), [], `${f} needs glibc: ${JSON.stringify(needs)}`)
+      continue
+    }
     const max = highestGlibc(needs)
     assert.ok(max !== null, `${f}: needs no GLIBC_ version at all? ${JSON.stringify(needs)}`)
     assert.ok(compare(max, MAX_GLIBC) <= 0, `${f} needs GLIBC_${max}, more than ${MAX_GLIBC} (${JSON.stringify(needs)}); build with npm run build, which targets glibc ${MAX_GLIBC}`)

@@ -11,22 +11,31 @@ const path = require('node:path')
 const { pathToFileURL } = require('node:url')
 const { execFileSync, spawnSync } = require('node:child_process')
 
-const REPO = path.join(__dirname, '..')
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-pack-'))
 test.after(() => fs.rmSync(work, { recursive: true, force: true }))
 
 const { npm } = require('./helpers/npm')
+const { pack, optionalDependencies } = require('../scripts/pack.js')
 
-/** Pack once and install the tarball into `work/app`: `{ files, app }`. */
+/** This machine's platform package, as napi names it (linux-x64-gnu). */
+const HOST = `linux-${process.arch}-${process.report.getReport().header.glibcVersionRuntime ? 'gnu' : 'musl'}`
+
+/**
+ * Pack once (scripts/pack.js: the main package and this machine's platform
+ * package) and install both tarballs into `work/app`, offline, as npm
+ * installs the main package with its optional dependency: `{ files, manifest, app }`.
+ */
 let installed = null
 function install() {
   if (installed) return installed
-  const packed = JSON.parse(npm(['pack', '--json', '--ignore-scripts', '--pack-destination', work], REPO))
+  const packed = pack({ out: work, platforms: [HOST] })
   const app = path.join(work, 'app')
   fs.mkdirSync(app)
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
-  npm(['install', '--no-audit', '--no-fund', '--offline', path.join(work, packed[0].filename)], app)
-  installed = { files: packed[0].files.map((f) => f.path), app }
+  npm(['install', '--no-audit', '--no-fund', '--offline', packed.main, packed.platforms[HOST]], app)
+  const files = execFileSync('tar', ['-tzf', packed.main], { encoding: 'utf8' }).split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''))
+  const manifest = JSON.parse(execFileSync('tar', ['-xOzf', packed.main, 'package/package.json'], { encoding: 'utf8' }))
+  installed = { files, manifest, app }
   return installed
 }
 
@@ -42,12 +51,16 @@ test('npm pack, install elsewhere, require and import', { timeout: 180_000 }, ()
   for (const f of ['index.js', 'index.d.ts', 'lib/index.js', 'lib/index.mjs', 'lib/index.d.ts', 'register.js', 'register.mjs', 'package.json', 'README.md']) {
     assert.ok(files.includes(f), `${f} in the tarball`)
   }
-  assert.ok(files.some((f) => f.endsWith('.node')), 'the native addon is in the tarball')
-  assert.ok(!files.some((f) => f.startsWith('__test__/') || f.startsWith('target/')), 'no tests or build output')
+  assert.deepEqual(files.filter((f) => f.endsWith('.node')), [], 'no binary of any platform in the main package')
+  assert.ok(!files.some((f) => f.startsWith('__test__/') || f.startsWith('target/') || f.startsWith('scripts/')), 'no tests, scripts or build output')
+  // The four platform packages at this version (release.test.js checks the list against npm/).
+  assert.deepEqual(installed.manifest.optionalDependencies, optionalDependencies())
+  assert.equal(Object.keys(installed.manifest.optionalDependencies).length, 4)
 
   const cjs = `const { getMemoryMetrics } = require('oomguard');
     const r = getMemoryMetrics();
-    console.log(JSON.stringify({ limit: r.limitBytes, rss: r.rssBytes, heap: r.v8.heapUsedBytes, file: require.resolve('oomguard') }))`
+    const maps = require('fs').readFileSync('/proc/self/maps', 'utf8').split('\\n').map((l) => l.split(/\\s+/).slice(5).join(' '))
+    console.log(JSON.stringify({ limit: r.limitBytes, rss: r.rssBytes, heap: r.v8.heapUsedBytes, file: require.resolve('oomguard'), loaded: [...new Set(maps.filter((f) => f.endsWith('.node')))] }))`
   const esm = `import { getMemoryMetrics } from 'oomguard';
     import oomguard from 'oomguard';
     const r = getMemoryMetrics(process.memoryUsage());
@@ -57,6 +70,7 @@ test('npm pack, install elsewhere, require and import', { timeout: 180_000 }, ()
   const a = JSON.parse(execFileSync(process.execPath, ['a.cjs'], { cwd: app, encoding: 'utf8' }))
   const b = JSON.parse(execFileSync(process.execPath, ['b.mjs'], { cwd: app, encoding: 'utf8' }))
   assert.ok(a.file.startsWith(path.join(app, 'node_modules', 'oomguard')), `loaded from the install: ${a.file}`)
+  assert.deepEqual(a.loaded, [path.join(app, 'node_modules', `oomguard-${HOST}`, `oomguard.${HOST}.node`)], 'the binary of the platform package')
   for (const r of [a, b]) {
     assert.ok(r.limit > 0 && r.rss > 0 && r.heap > 0, JSON.stringify(r))
   }
@@ -92,8 +106,8 @@ test('the register preloaded by absolute path and by file: URL, from the install
     assert.deepEqual(info.thresholds, [0.7, 0.99], `${c.name}: the settings come from the environment`)
     assert.deepEqual(info.problems, [])
     assert.ok(
-      info.preloaded.length > 0 && info.preloaded.every((f) => f.startsWith(pkg + path.sep)),
-      `${c.name}: the installed package was loaded, nothing else: ${JSON.stringify(info.preloaded)}`,
+      info.preloaded.length > 0 && info.preloaded.every((f) => f.startsWith(pkg + path.sep) || f.startsWith(path.join(app, 'node_modules', `oomguard-${HOST}`) + path.sep)),
+      `${c.name}: the installed package (and its platform package) was loaded, nothing else: ${JSON.stringify(info.preloaded)}`,
     )
   }
   // Without the root register.js, the first case is MODULE_NOT_FOUND: make sure the

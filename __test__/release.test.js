@@ -45,3 +45,25 @@ test('one npm/ package per napi target, agreeing with the main package', () => {
     assert.equal(p.license, pkg.license)
   }
 })
+
+test('the main package carries no binary; the packed one names each platform package at its version', () => {
+  assert.ok(!pkg.files.some((f) => f.includes('.node')), `"files" packs no .node: ${JSON.stringify(pkg.files)}`)
+  assert.equal(pkg.optionalDependencies, undefined, 'added to the packed copy only (scripts/pack.js): unpublished, they would break npm ci')
+  const { PLATFORMS } = require('../scripts/toolchain.js')
+  const { optionalDependencies } = require('../scripts/pack.js')
+  assert.deepEqual(Object.values(PLATFORMS).map((p) => p.target).sort(), [...pkg.napi.targets].sort(), 'scripts/toolchain.js builds the napi targets')
+  assert.deepEqual(optionalDependencies(), Object.fromEntries(fs.readdirSync(path.join(REPO, 'npm')).map((d) => [`${pkg.name}-${d}`, pkg.version])))
+  for (const [dir, p] of Object.entries(PLATFORMS)) {
+    const m = JSON.parse(fs.readFileSync(path.join(REPO, 'npm', dir, 'package.json'), 'utf8'))
+    assert.deepEqual([m.cpu, m.libc], [[p.cpu], [p.libc]], `npm/${dir} agrees with scripts/toolchain.js`)
+  }
+})
+
+test('the release workflow builds and packs with the same commands as .ci/run', () => {
+  const yml = fs.readFileSync(path.join(REPO, '.github/workflows/release.yml'), 'utf8')
+  const ci = fs.readFileSync(path.join(REPO, '.ci/run'), 'utf8')
+  for (const cmd of ['npm run build:all', 'npm run pack:all']) {
+    assert.ok(yml.includes(`run: ${cmd}`), `release.yml runs ${cmd}`)
+    assert.ok(ci.includes(cmd), `.ci/run runs ${cmd}`)
+  }
+})

@@ -34,9 +34,9 @@ function run(cmd, argv, env = process.env, quiet = false) {
 
 const works = (cmd, argv, env) => run(cmd, argv, env, true).status === 0
 
-function napi(extra, env) {
+function napi(extra, env, release = !debug) {
   const cli = path.join(REPO, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js')
-  const r = run(process.execPath, [cli, 'build', '--platform', ...(debug ? [] : ['--release']), ...extra], env)
+  const r = run(process.execPath, [cli, 'build', '--platform', ...(release ? ['--release'] : []), ...extra], env)
   return r.status === 0
 }
 
@@ -100,4 +100,6 @@ function main() {
   return napi([]) ? 0 : 1
 }
 
-process.exitCode = main()
+module.exports = { GLIBC, napi, zigPath, haveZigbuild, say }
+
+if (require.main === module) process.exitCode = main()

@@ -203,8 +203,10 @@ impl Triggers {
         // ppoll: the interval to the nanosecond. poll's milliseconds, rounded
         // up, made every wake-up up to 1 ms late, and at 2 GiB/s the gap
         // between two thresholds 5% apart of a 256 MiB limit is 6 ms.
+        // tv_sec's type is inferred (`as _`): naming libc::time_t is
+        // deprecated on musl, where it is to become 64-bit on 32-bit targets.
         let ts = libc::timespec {
-            tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_sec: timeout.as_secs().min(i32::MAX as u64) as _,
             tv_nsec: timeout.subsec_nanos() as libc::c_long,
         };
         // SAFETY: pfds is a valid array of pollfd, ts a valid timespec.

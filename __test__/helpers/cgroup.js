@@ -394,6 +394,7 @@ module.exports = {
   v1Support,
   runProcess,
   runNodeInCgroup,
+  enterCgroup,
   startNodeInCgroup,
   parsePrefixed,
   describeRun,

