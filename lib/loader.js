@@ -7,7 +7,9 @@
 // On Linux it tries, for this process's arch and libc (the target, as
 // package.json's napi.targets names them):
 //   1. oomguard.linux-<arch>-<gnu|musl>.node beside the package (a local build);
-//   2. the oomguard-linux-<arch>-<gnu|musl> package (npm/*/package.json).
+//   2. the oomguard-linux-<arch>-<gnu|musl> package (npm/*/package.json);
+// or, where NAPI_RS_NATIVE_LIBRARY_PATH names a file (napi-rs's override), that
+// file alone.
 // The libc is the one this node runs on: the ELF interpreter (PT_INTERP) of
 // process.execPath (ld-musl-* or ld-linux*), else the libc mapped into this
 // process (/proc/self/maps). No /usr/bin/ldd (absent from distroless images,
@@ -111,7 +113,7 @@ function detectLibc(exe = process.execPath, maps = '/proc/self/maps') {
     } finally {
       fs.closeSync(fd)
     }
-    if (/\/(ld-musl-|libc\.musl-)/.test(text)) return { libc: 'musl', how: `musl is mapped into this process (${maps})` }
+    if (/\/(ld-musl-|libc\.musl-|[\w.]+-linux-musl\/libc\.so)/.test(text)) return { libc: 'musl', how: `musl is mapped into this process (${maps})` }
     if (/\/(ld-linux[^/\s]*\.so|libc\.so\.6)/.test(text)) return { libc: 'gnu', how: `glibc is mapped into this process (${maps})` }
   } catch {}
   return { libc: null, how: 'neither the ELF interpreter of node nor /proc/self/maps names a libc' }
@@ -131,6 +133,33 @@ function unavailable(status, reason, warn) {
   return { addon: null, status, warn }
 }
 
+/** Loads `file` as the addon for `target`: the addon, or null with the reason added to status.tried. */
+function attempt(status, file, target, arch) {
+  try {
+    // A file dlopen would crash on (truncated) or refuse with a misleading
+    // message (another arch: "No such file") is not loaded.
+    const elf = elfInfo(file)
+    const notElf = elf.problem || (elf.arch !== arch ? `built for ${elf.arch}, this process is ${arch}` : null)
+    if (notElf) {
+      status.tried.push({ file, error: `not loaded: the file is ${notElf}` })
+      return null
+    }
+    // process.dlopen, not require(): the path is already resolved.
+    const mod = { exports: {} }
+    process.dlopen(mod, file)
+    const problem = checkAddon(mod.exports)
+    if (problem) {
+      status.tried.push({ file, error: problem })
+      return null
+    }
+    Object.assign(status, { loaded: true, file, target })
+    return mod.exports
+  } catch (err) {
+    status.tried.push({ file, error: loadFailure(file, err, arch) })
+    return null
+  }
+}
+
 function load(env, platform, arch) {
   const status = { loaded: false, file: null, target: null, libc: null, reason: null, tried: [] }
   const forced = Object.hasOwn(env, 'OOMGUARD_NATIVE') ? String(env.OOMGUARD_NATIVE).trim() : ''
@@ -144,45 +173,31 @@ function load(env, platform, arch) {
   if (!targets.some((t) => TARGETS.includes(t))) {
     return unavailable(status, `no binary is built for ${detected}; built: ${TARGETS.join(', ')}`, true)
   }
-  for (const target of targets.filter((t) => TARGETS.includes(t))) {
-    const local = path.join(PKG_DIR, `${BINARY}.${target}.node`)
-    const pkg = `${PKG_NAME}-${target}`
-    const candidates = [() => local, () => require.resolve(pkg, { paths: [PKG_DIR] })]
-    for (const candidate of candidates) {
-      let file = null
-      try {
-        file = candidate()
-        if (file === local && !fs.existsSync(local)) {
-          status.tried.push({ file: local, error: 'not found' })
-          continue
-        }
-        // A file dlopen would crash on (truncated) or refuse with a
-        // misleading message (another arch: "No such file") is not loaded.
-        const elf = elfInfo(file)
-        const notElf = elf.problem || (elf.arch !== arch ? `built for ${elf.arch}, this process is ${arch}` : null)
-        if (notElf) {
-          status.tried.push({ file, error: `not loaded: the file is ${notElf}` })
-          continue
-        }
-        // process.dlopen, not require(): the path is already resolved.
-        const mod = { exports: {} }
-        process.dlopen(mod, file)
-        const addon = mod.exports
-        const problem = checkAddon(addon)
-        if (problem) {
-          status.tried.push({ file, error: problem })
-          continue
-        }
-        Object.assign(status, { loaded: true, file, target })
-        return { addon, status, warn: false }
-      } catch (err) {
-        if (file === null) {
-          const notFound = err && err.code === 'MODULE_NOT_FOUND'
-          status.tried.push({ file: `${pkg} (package)`, error: notFound ? 'not installed' : String((err && err.message) || err).split('\n')[0] })
-        } else {
-          status.tried.push({ file, error: loadFailure(file, err, arch) })
-        }
+  // napi-rs's own override: this one file and no other (tests, vendored builds).
+  const explicit = Object.hasOwn(env, 'NAPI_RS_NATIVE_LIBRARY_PATH') ? String(env.NAPI_RS_NATIVE_LIBRARY_PATH) : ''
+  if (explicit) {
+    const target = TARGETS.find((t) => path.basename(explicit) === `${BINARY}.${t}.node`) || null
+    const addon = attempt(status, path.resolve(explicit), target, arch)
+    if (addon) return { addon, status, warn: false }
+  } else {
+    for (const target of targets.filter((t) => TARGETS.includes(t))) {
+      const local = path.join(PKG_DIR, `${BINARY}.${target}.node`)
+      if (!fs.existsSync(local)) status.tried.push({ file: local, error: 'not found' })
+      else {
+        const addon = attempt(status, local, target, arch)
+        if (addon) return { addon, status, warn: false }
       }
+      const pkg = `${PKG_NAME}-${target}`
+      let file
+      try {
+        file = require.resolve(pkg, { paths: [PKG_DIR] })
+      } catch (err) {
+        const notFound = err && err.code === 'MODULE_NOT_FOUND'
+        status.tried.push({ file: `${pkg} (package)`, error: notFound ? 'not installed' : String((err && err.message) || err).split('\n')[0] })
+        continue
+      }
+      const addon = attempt(status, file, target, arch)
+      if (addon) return { addon, status, warn: false }
     }
   }
   const tried = status.tried.map((t) => `${t.file}: ${t.error}`).join('; ')
