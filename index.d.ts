@@ -9,6 +9,18 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** What the verdict reads fresh (internal; for tests and benchmarks). */
+export interface AllocatorSplit {
+  /** `mallinfo2` or `mallinfo`. */
+  call: string
+  /** This process's resident anonymous memory. */
+  anonBytes: number
+  /** What malloc took from the system (arenas and its own mappings). */
+  mallocBytes: number
+  /** Of that, handed out and not freed. */
+  mallocInUseBytes: number
+}
+
 /**
  * The kernel files the diagnoses name, as [cgroup version, fact, file]
  * triples (internal: the doctor words its checks with them).
@@ -227,6 +239,12 @@ export interface SamplerInfo {
    */
   snapshots: number
   ticks: number
+  /**
+   * This process's anonymous memory split by the allocator, read now,
+   * as the verdict reads it (src/alloc.rs); null where there is none
+   * (musl, a preloaded allocator).
+   */
+  allocator: AllocatorSplit | null
 }
 
 /** What `describe()` returns (internal). */

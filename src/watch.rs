@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::alloc;
 use crate::diagnose::{self, Diagnosis, V8Numbers};
 use crate::guard;
 use crate::lastwords::{self, FlightRecord, RecordEvent, RecordInput};
@@ -530,6 +531,39 @@ struct MonitorState {
     stall: Option<stall::Detector>,
     /// Where a sample of the usage alone will do, from the last snapshot.
     quiet: Option<Quiet>,
+    /// JavaScript's V8 readings as the samples met them (see [`V8Follow`]).
+    v8_follow: V8Follow,
+}
+
+/// The cgroup's usage when JavaScript last read V8: the verdict's measure
+/// of the growth V8's numbers cannot attribute (see
+/// [`lastwords::Evidence::usage_at_v8`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct V8Follow {
+    /// The timestamp of the V8 numbers the last sample saw (bits; 0: none).
+    seen: u64,
+    /// The usage at the last sample.
+    last_usage: Option<u64>,
+    /// The usage at the last sample before the current V8 numbers were
+    /// written (the lower of it and the first sample's after: never less
+    /// growth than there was).
+    usage_at_v8: Option<u64>,
+}
+
+impl V8Follow {
+    fn sample(&mut self, v8: Option<V8Known>, usage: Option<u64>) {
+        let t = v8.map_or(0, |v| v.timestamp_ms.to_bits());
+        if t != self.seen {
+            self.seen = t;
+            self.usage_at_v8 = match (self.last_usage, usage) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        if usage.is_some() {
+            self.last_usage = usage;
+        }
+    }
 }
 
 /// Between two snapshots, the usage inside which nothing a snapshot reads
@@ -1313,7 +1347,7 @@ fn step(
     }
     let mine = events.len();
     let r = guard::catch("a monitor's step", || match reading {
-        Reading::Tick(t) => evaluate_tick(m, &mut st, t, kernel),
+        Reading::Tick(t) => evaluate_tick(m, &mut st, t, v8, kernel),
         Reading::Full(Ok(s)) => evaluate(m, &mut st, s, v8, kernel, stderr_taken, events),
         Reading::Full(Err(msg)) => {
             // A panic while reading this root: said like a failed read.
@@ -1403,6 +1437,7 @@ fn evaluate(
         return cfg.max_interval.max(RETRY_AFTER);
     };
     st.failing = false;
+    st.v8_follow.sample(v8, snap.usage);
     let limit_f = limit as f64;
     let basis_f = basis as f64;
     let ratio = ratio_of(basis_f, limit_f);
@@ -1482,6 +1517,8 @@ fn evaluate(
                 growth: rate,
                 time_to_limit_ms: ttl,
                 v8,
+                usage_at_v8: st.v8_follow.usage_at_v8,
+                split: alloc::split(&cfg.root, s.ts),
                 now_ms: s.ts,
                 level: new,
                 thresholds: &cfg.thresholds,
@@ -1598,7 +1635,12 @@ fn evaluate(
             limit: limit_f,
             headroom,
             growth: rate,
-            v8,
+            evidence: lastwords::Evidence {
+                v8,
+                usage_at_v8: st.v8_follow.usage_at_v8,
+                split: alloc::split(&cfg.root, s.ts),
+                now_ms: s.ts,
+            },
         };
         events.push(stall_event(
             m,
@@ -1720,10 +1762,12 @@ fn evaluate_tick(
     m: &Monitor,
     st: &mut MonitorState,
     t: &TickSample,
+    v8: Option<V8Known>,
     kernel: &dyn Fn(&Path, u64) -> bool,
 ) -> Duration {
     #[cfg(test)]
     tests::fault(&m.config.root, tests::PANIC_IN_STEP);
+    st.v8_follow.sample(v8, Some(t.usage));
     let cfg = &m.config;
     let (Some(limit), Some(_)) = (st.limit, st.quiet) else {
         // Not quiet after all (cannot happen: the pass checked): look again soon.
@@ -1930,7 +1974,7 @@ struct StallCtx<'a> {
     limit: f64,
     headroom: f64,
     growth: f64,
-    v8: Option<V8Known>,
+    evidence: lastwords::Evidence,
 }
 
 fn stall_event(
@@ -1944,7 +1988,7 @@ fn stall_event(
         stall::Transition::Started(f) => (EventKind::Stall, f),
         stall::Transition::Ended(f) => (EventKind::StallEnd, f),
     };
-    let (cause, cause_reason) = lastwords::verdict(c.snap, c.basis, c.v8);
+    let (cause, cause_reason) = lastwords::verdict(c.snap, c.basis, &c.evidence);
     let limiting = c.snap.limiting.as_ref().map(|l| l.path.clone());
     Event {
         monitor: m.id,
@@ -2002,6 +2046,8 @@ fn stall_exit(
         growth,
         time_to_limit_ms: None,
         v8,
+        usage_at_v8: st.v8_follow.usage_at_v8,
+        split: alloc::split(&m.config.root, s.ts),
         now_ms: s.ts,
         level: st.level,
         thresholds: &m.config.thresholds,
