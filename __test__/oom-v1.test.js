@@ -234,7 +234,7 @@ test('v1 real kills with a busy JavaScript thread: the verdict in the final reco
   const support = h.v1Support()
   if (support.reason) return h.privileged(t, support.reason)
   const kills = require('./helpers/oom-kills')
-  for (const p of Object.keys(kills.BUSY)) {
+  for (const p of Object.keys(kills.BUSY).filter((name) => !kills.BUSY[name].measured)) {
     const s = kills.BUSY[p]
     const r = await kills.runKill(support.own.dir, p)
     const desc = JSON.stringify(r)

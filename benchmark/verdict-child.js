@@ -12,6 +12,27 @@
 const { samplerInfo } = require('../lib/watch.js')
 const { MiB, growBuffer } = require('../__test__/helpers/alloc')
 
+// `cost`: how long one reading takes (samplerInfo() reads the split, as a
+// record does), on a tidy heap and with malloc's arenas fragmented.
+if (process.argv[2] === 'cost') {
+  const time = (n) => {
+    const t0 = process.hrtime.bigint()
+    for (let i = 0; i < n; i++) samplerInfo()
+    return Number(process.hrtime.bigint() - t0) / n / 1e3
+  }
+  const out = { tidyUs: time(2000) }
+  const held = []
+  for (const chunks of [10_000, 50_000, 100_000]) {
+    while (held.length < chunks * 2) held.push(Buffer.allocUnsafeSlow(100 + (held.length % 500)))
+    for (let i = 0; i < held.length; i += 2) held[i] = null
+    global.gc()
+    out[`free${chunks}Us`] = time(20)
+    for (let i = 0; i < held.length; i += 2) held[i] = Buffer.allocUnsafeSlow(100 + (i % 500))
+  }
+  console.log(JSON.stringify(out))
+  process.exit(0)
+}
+
 const keepObjects = []
 const keepBuffers = []
 let objects = 0

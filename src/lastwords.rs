@@ -77,8 +77,11 @@ pub struct Evidence {
     /// V8 numbers: growth since then is what they cannot attribute.
     pub usage_at_v8: Option<u64>,
     /// This process's anonymous memory split by the allocator, read by the
-    /// sampler thread itself (see [`crate::alloc`]).
+    /// sampler thread itself (see [`crate::alloc`]): now, or as recently as
+    /// the reading's cost allows.
     pub split: Option<Split>,
+    /// The cgroup's usage when that split was read (as `usage_at_v8`).
+    pub usage_at_split: Option<u64>,
     /// When the verdict is made, Unix ms.
     pub now_ms: f64,
 }
@@ -158,31 +161,51 @@ pub fn verdict(snap: &Snapshot, basis: f64, e: &Evidence) -> (Verdict, String) {
         (Some(h), Some(age)) => format!("V8's numbers, {age:.0} ms old, gave the heap {}", mib(h)),
         _ => "no V8 numbers were known".into(),
     };
-    if let Some(sp) = e.split {
+    // What the cgroup grew by since `then` (None: unknown).
+    let grown_since = |then: Option<u64>| {
+        then.zip(snap.usage)
+            .map(|(then, now)| now.saturating_sub(then) as f64)
+    };
+    // The split where it is at least as fresh as V8's numbers.
+    let split = e
+        .split
+        .filter(|sp| e.v8.is_none_or(|v| sp.timestamp_ms >= v.timestamp_ms));
+    if let Some(sp) = split {
         let own = sp.anon as f64;
         let malloc = sp.malloc.min(sp.anon) as f64;
         let outside_malloc = sp.outside_malloc() as f64;
         let of = anon.max(own);
-        return if outside_malloc >= 0.5 * of {
-            (
+        let age = (e.now_ms - sp.timestamp_ms).max(0.0).round();
+        let grown = grown_since(e.usage_at_split);
+        return match attribute(outside_malloc, grown, of) {
+            Some(true) => (
                 Verdict::V8Heap,
                 format!(
-                    "the V8 heap: {} of this process's {} of anonymous memory is outside malloc (malloc holds {}, read now; {v8_said})",
+                    "the V8 heap: {} of this process's {} of anonymous memory is outside malloc (malloc holds {}, read {age:.0} ms ago; {v8_said})",
                     mib(outside_malloc),
                     mib(own),
                     mib(malloc)
                 ),
-            )
-        } else {
-            (
+            ),
+            Some(false) => (
                 Verdict::OutsideHeap,
                 format!(
-                    "anonymous memory ({}) is mostly outside the V8 heap: malloc holds {} of this process's {} (Buffers, ArrayBuffers, native allocations; read now; {v8_said})",
+                    "anonymous memory ({}) is mostly outside the V8 heap: malloc holds {} of this process's {} (Buffers, ArrayBuffers, native allocations; read {age:.0} ms ago; {v8_said})",
                     mib(of),
                     mib(malloc),
                     mib(own)
                 ),
-            )
+            ),
+            None => (
+                Verdict::Unknown,
+                format!(
+                    "unattributed growth since the allocator's reading ({age:.0} ms ago): the cgroup grew by {} since, when {} of this process's {} was outside malloc; anonymous memory is {} now",
+                    grown.map_or_else(|| "an unknown amount".into(), mib),
+                    mib(outside_malloc),
+                    mib(own),
+                    mib(anon)
+                ),
+            ),
         };
     }
     let Some(heap) = heap else {
@@ -195,31 +218,26 @@ pub fn verdict(snap: &Snapshot, basis: f64, e: &Evidence) -> (Verdict, String) {
         );
     };
     let age = e.v8_age_ms().unwrap_or(0.0);
-    let grown = e
-        .usage_at_v8
-        .zip(snap.usage)
-        .map(|(then, now)| now.saturating_sub(then) as f64);
-    if heap >= 0.5 * anon {
-        return (
+    let grown = grown_since(e.usage_at_v8);
+    match attribute(heap, grown, anon) {
+        Some(true) => (
             Verdict::V8Heap,
             format!(
                 "the V8 heap ({}) is most of the anonymous memory ({}); V8's numbers are {age:.0} ms old",
                 mib(heap),
                 mib(anon)
             ),
-        );
-    }
-    match grown {
-        Some(grown) if heap + grown < 0.5 * anon => (
+        ),
+        Some(false) => (
             Verdict::OutsideHeap,
             format!(
                 "anonymous memory ({}) is mostly outside the V8 heap ({}, {age:.0} ms old, and the {} grown since cannot change that): Buffers, ArrayBuffers, native allocations",
                 mib(anon),
                 mib(heap),
-                mib(grown)
+                mib(grown.unwrap_or(0.0))
             ),
         ),
-        _ => (
+        None => (
             Verdict::Unknown,
             format!(
                 "unattributed growth since the last V8 reading ({age:.0} ms ago): the cgroup grew by {} since, when the V8 heap was {}; anonymous memory is {} now",
@@ -228,6 +246,21 @@ pub fn verdict(snap: &Snapshot, basis: f64, e: &Evidence) -> (Verdict, String) {
                 mib(anon)
             ),
         ),
+    }
+}
+
+/// Heap or not, from `heap` bytes known at some moment and what the cgroup
+/// grew by since (None: unknown), against `of` bytes of anonymous memory
+/// now: the heap (true) where it alone was half of that; outside it
+/// (false) where it stays under half even if all the growth were heap;
+/// None where the growth could decide either way.
+fn attribute(heap: f64, grown: Option<f64>, of: f64) -> Option<bool> {
+    if heap >= 0.5 * of {
+        Some(true)
+    } else if grown.is_some_and(|g| heap + g < 0.5 * of) {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -374,6 +407,8 @@ pub struct RecordInput<'a> {
     pub usage_at_v8: Option<u64>,
     /// See [`Evidence::split`].
     pub split: Option<Split>,
+    /// See [`Evidence::usage_at_split`].
+    pub usage_at_split: Option<u64>,
     pub now_ms: f64,
     /// The monitor's level after this sample (thresholds at or above).
     pub level: usize,
@@ -400,6 +435,7 @@ impl RecordInput<'_> {
             v8: self.v8,
             usage_at_v8: self.usage_at_v8,
             split: self.split,
+            usage_at_split: self.usage_at_split,
             now_ms: self.now_ms,
         }
     }
@@ -573,9 +609,11 @@ fn build(r: &RecordInput, full_reason: bool) -> String {
             string(&mut o, sp.source.as_str());
             let _ = write!(
                 o,
-                ",\"anonBytes\":{},\"mallocBytes\":{},\"mallocInUseBytes\":{}}}",
+                ",\"anonBytes\":{},\"mallocBytes\":{},\"mallocInUseBytes\":{},\"ageMs\":",
                 sp.anon, sp.malloc, sp.malloc_in_use
             );
+            num(&mut o, Some((r.now_ms - sp.timestamp_ms).max(0.0).round()));
+            o.push('}');
         }
         None => o.push_str("null"),
     }
@@ -861,6 +899,7 @@ mod tests {
             v8,
             usage_at_v8: s.usage,
             split: None,
+            usage_at_split: None,
             now_ms: NOW,
         }
     }
@@ -929,6 +968,7 @@ mod tests {
             v8: stale,
             usage_at_v8: Some(30 * MIB),
             split: None,
+            usage_at_split: s.usage,
             now_ms: NOW,
         };
         let (v, reason) = verdict(&s, basis, &old);
@@ -965,7 +1005,7 @@ mod tests {
         assert_eq!(v, Verdict::V8Heap, "{reason}");
         assert_eq!(
             reason,
-            "the V8 heap: 230 MiB of this process's 245 MiB of anonymous memory is outside malloc (malloc holds 15 MiB, read now; V8's numbers, 2651 ms old, gave the heap 6 MiB)"
+            "the V8 heap: 230 MiB of this process's 245 MiB of anonymous memory is outside malloc (malloc holds 15 MiB, read 0 ms ago; V8's numbers, 2651 ms old, gave the heap 6 MiB)"
         );
         // A synchronous Buffer loop: malloc holds most; stale V8 numbers
         // that said a big heap do not overturn it.
@@ -997,6 +1037,38 @@ mod tests {
             reason.contains("malloc holds 100 MiB of this process's 100 MiB"),
             "{reason}"
         );
+        // A split read 400 ms ago (its reading was costly), the cgroup
+        // 150 MiB larger since: it cannot rule out the heap any more.
+        let late = Evidence {
+            split: Some(Split {
+                timestamp_ms: NOW - 400.0,
+                ..split(95, 80).unwrap()
+            }),
+            usage_at_split: Some(105 * MIB),
+            v8: None,
+            ..old
+        };
+        let (v, reason) = verdict(&s, basis, &late);
+        assert_eq!(v, Verdict::Unknown, "{reason}");
+        assert_eq!(
+            reason,
+            "unattributed growth since the allocator's reading (400 ms ago): the cgroup grew by 150 MiB since, when 15 MiB of this process's 95 MiB was outside malloc; anonymous memory is 245 MiB now"
+        );
+        // ...and 10 MiB since still can not bring the heap to half.
+        let close = Evidence {
+            usage_at_split: Some(245 * MIB),
+            ..late
+        };
+        assert_eq!(verdict(&s, basis, &close).0, Verdict::OutsideHeap);
+        // V8's numbers fresher than the split: they decide (with their own growth rule).
+        let newer = Evidence {
+            v8: v8(200.0 * MIB as f64),
+            usage_at_v8: s.usage,
+            ..late
+        };
+        let (v, reason) = verdict(&s, basis, &newer);
+        assert_eq!(v, Verdict::V8Heap);
+        assert!(reason.ends_with("V8's numbers are 0 ms old"), "{reason}");
         // Page cache and kernel memory still come first.
         let mut cache = snap(30 * MIB, 200 * MIB, 10 * MIB, 180 * MIB, 5 * MIB);
         cache.rss = None;
@@ -1018,7 +1090,7 @@ mod tests {
         assert!(line.contains("\"verdict\":\"v8-heap\""), "{line}");
         assert!(
             line.ends_with(&format!(
-                ",\"allocator\":{{\"call\":\"mallinfo2\",\"anonBytes\":{},\"mallocBytes\":{},\"mallocInUseBytes\":{}}}}}\n",
+                ",\"allocator\":{{\"call\":\"mallinfo2\",\"anonBytes\":{},\"mallocBytes\":{},\"mallocInUseBytes\":{},\"ageMs\":0}}}}\n",
                 245 * MIB,
                 15 * MIB,
                 15 * MIB
@@ -1134,6 +1206,7 @@ mod tests {
             v8: v8(1.8e8),
             usage_at_v8: s.usage,
             split: None,
+            usage_at_split: s.usage,
             now_ms: NOW,
             level,
             thresholds,

@@ -533,6 +533,8 @@ struct MonitorState {
     quiet: Option<Quiet>,
     /// JavaScript's V8 readings as the samples met them (see [`V8Follow`]).
     v8_follow: V8Follow,
+    /// The allocator's split as this monitor's verdicts used it.
+    split_follow: SplitFollow,
 }
 
 /// The cgroup's usage when JavaScript last read V8: the verdict's measure
@@ -542,8 +544,9 @@ struct MonitorState {
 struct V8Follow {
     /// The timestamp of the V8 numbers the last sample saw (bits; 0: none).
     seen: u64,
-    /// The usage at the last sample.
+    /// The usage at the last sample, and at the one before.
     last_usage: Option<u64>,
+    prev_usage: Option<u64>,
     /// The usage at the last sample before the current V8 numbers were
     /// written (the lower of it and the first sample's after: never less
     /// growth than there was).
@@ -561,8 +564,49 @@ impl V8Follow {
             };
         }
         if usage.is_some() {
+            self.prev_usage = self.last_usage;
             self.last_usage = usage;
         }
+    }
+}
+
+/// The allocator's split a monitor's verdicts use, and the cgroup's usage
+/// when it was read (see [`lastwords::Evidence::usage_at_split`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct SplitFollow {
+    /// The timestamp of the split last used (bits; 0: none).
+    seen: u64,
+    usage_at_split: Option<u64>,
+}
+
+impl MonitorState {
+    /// The split for a verdict on this sample: read now where due (see
+    /// [`alloc::split_if_due`]), else the latest one, with the usage when
+    /// it was read: this sample's when read now, else, the first time this
+    /// monitor uses it, the lower of this sample's and the one before (it
+    /// was read by another monitor in between: never less growth than
+    /// there was).
+    fn split(
+        &mut self,
+        root: &Path,
+        usage: Option<u64>,
+        ts: f64,
+    ) -> (Option<alloc::Split>, Option<u64>) {
+        let Some((sp, fresh)) = alloc::split_if_due(root, ts) else {
+            return (None, None);
+        };
+        let f = &mut self.split_follow;
+        let t = sp.timestamp_ms.to_bits();
+        if fresh {
+            f.usage_at_split = usage;
+        } else if t != f.seen {
+            f.usage_at_split = match (self.v8_follow.prev_usage, usage) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        f.seen = t;
+        (Some(sp), f.usage_at_split)
     }
 }
 
@@ -1510,6 +1554,7 @@ fn evaluate(
             due => due,
         };
         if let Some(event) = due {
+            let (split, usage_at_split) = st.split(&cfg.root, snap.usage, s.ts);
             let line = lastwords::record(&RecordInput {
                 snap,
                 basis: basis_f,
@@ -1518,7 +1563,8 @@ fn evaluate(
                 time_to_limit_ms: ttl,
                 v8,
                 usage_at_v8: st.v8_follow.usage_at_v8,
-                split: alloc::split(&cfg.root, s.ts),
+                split,
+                usage_at_split,
                 now_ms: s.ts,
                 level: new,
                 thresholds: &cfg.thresholds,
@@ -1627,6 +1673,7 @@ fn evaluate(
     }
 
     if let Some(tr) = stall_now.transition {
+        let (split, usage_at_split) = st.split(&cfg.root, snap.usage, s.ts);
         let c = StallCtx {
             snap,
             ts: s.ts,
@@ -1638,7 +1685,8 @@ fn evaluate(
             evidence: lastwords::Evidence {
                 v8,
                 usage_at_v8: st.v8_follow.usage_at_v8,
-                split: alloc::split(&cfg.root, s.ts),
+                split,
+                usage_at_split,
                 now_ms: s.ts,
             },
         };
@@ -2039,6 +2087,7 @@ fn stall_exit(
         duration_ms: d.duration_ms(t).unwrap_or(0.0),
         ..d.last().copied().unwrap_or_default()
     };
+    let (split, usage_at_split) = st.split(&m.config.root, s.snap.usage, s.ts);
     let line = lastwords::record(&RecordInput {
         snap: &s.snap,
         basis,
@@ -2047,7 +2096,8 @@ fn stall_exit(
         time_to_limit_ms: None,
         v8,
         usage_at_v8: st.v8_follow.usage_at_v8,
-        split: alloc::split(&m.config.root, s.ts),
+        split,
+        usage_at_split,
         now_ms: s.ts,
         level: st.level,
         thresholds: &m.config.thresholds,

@@ -7,7 +7,8 @@
 // SCENARIO: buffers | objects | arraybuffers | worker | pagecache | heapsync
 //   | heapblocked | http
 //   heapsync: `a.push({ i: 1 })` in a synchronous loop (the event loop never
-//   turns again, so JavaScript never refreshes the V8 numbers);
+//   turns again, so JavaScript never refreshes the V8 numbers); fragsync:
+//   the same after fragmenting malloc's arenas (costly allocator totals);
 //   heapblocked: JS objects at RATE, the thread blocked (Atomics.wait)
 //   between allocations, never returning to the event loop;
 //   http: a server whose /cache route keeps about 200 KiB of JS objects per
@@ -75,7 +76,8 @@ function basisRatio() {
 function start() {
   if (scenario === 'pagecache') return pagecache()
   if (scenario === 'worker') return worker()
-  if (scenario === 'heapsync') {
+  if (scenario === 'heapsync' || scenario === 'fragsync') {
+    if (scenario === 'fragsync') fragment()
     const a = []
     keep.push(a)
     for (;;) a.push({ i: 1 })
@@ -119,6 +121,19 @@ function worker() {
     new Worker(code, { eval: true, workerData: { rate, prefillBytes } })
   }
   go()
+}
+
+/**
+ * Leave malloc's arenas with about 50,000 free chunks (100,000 small native
+ * allocations, every other one freed): glibc's totals then take
+ * milliseconds to read, and the sampler reads them less often.
+ */
+function fragment() {
+  const held = []
+  for (let i = 0; i < 100_000; i++) held.push(Buffer.allocUnsafeSlow(100 + (i % 500)))
+  for (let i = 0; i < held.length; i += 2) held[i] = null
+  keep.push(held)
+  if (global.gc) global.gc()
 }
 
 function heapBlocked() {
