@@ -9,7 +9,14 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** What the verdict reads fresh (internal; for tests and benchmarks). */
+/**
+ * This process's anonymous memory split by the allocator, read now, as
+ * the verdict reads it (src/alloc.rs; unpaced); null where there is none
+ * (musl, a preloaded allocator).
+ */
+export declare function allocatorSplit(): AllocatorSplit | null
+
+/** What the verdict reads without V8 (internal; for tests and benchmarks). */
 export interface AllocatorSplit {
   /** `mallinfo2` or `mallinfo`. */
   call: string
@@ -239,12 +246,6 @@ export interface SamplerInfo {
    */
   snapshots: number
   ticks: number
-  /**
-   * This process's anonymous memory split by the allocator, read now,
-   * as the verdict reads it (src/alloc.rs); null where there is none
-   * (musl, a preloaded allocator).
-   */
-  allocator: AllocatorSplit | null
 }
 
 /** What `describe()` returns (internal). */

@@ -2,22 +2,22 @@
 // The agreement run's child (benchmark/verdict.js): grows JS objects and
 // Buffers in the steps given, and after each step prints what V8 says
 // (process.memoryUsage(), after a full collection) beside what the
-// sampler's verdict reads without V8 (samplerInfo().allocator: this
+// sampler's verdict reads without V8 (allocatorSplit(): this
 // process's anonymous memory and malloc's totals). One JSON line per step.
 //
 //   node --expose-gc verdict-child.js STEPS
 //
 // STEPS: comma-separated OBJECTS_MIB:BUFFERS_MIB targets, e.g. 0:0,50:0,50:100
 
-const { samplerInfo } = require('../lib/watch.js')
+const { allocatorSplit } = require('../lib/native.js')
 const { MiB, growBuffer } = require('../__test__/helpers/alloc')
 
-// `cost`: how long one reading takes (samplerInfo() reads the split, as a
-// record does), on a tidy heap and with malloc's arenas fragmented.
+// `cost`: how long one reading of the split takes (as a record reads it),
+// on a tidy heap and with malloc's arenas fragmented.
 if (process.argv[2] === 'cost') {
   const time = (n) => {
     const t0 = process.hrtime.bigint()
-    for (let i = 0; i < n; i++) samplerInfo()
+    for (let i = 0; i < n; i++) allocatorSplit()
     return Number(process.hrtime.bigint() - t0) / n / 1e3
   }
   const out = { tidyUs: time(2000) }
@@ -51,6 +51,6 @@ for (const step of process.argv[2].split(',')) {
   }
   global.gc()
   const v8 = process.memoryUsage()
-  const a = samplerInfo().allocator
+  const a = allocatorSplit()
   console.log(JSON.stringify({ objectsMiB: o / MiB, buffersMiB: b / MiB, v8, allocator: a }))
 }

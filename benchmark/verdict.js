@@ -158,7 +158,7 @@ async function main() {
     const a = result.agreement
     console.log(`\nAgreement, ${a.steps} steps: |outside malloc - heapTotal| median ${u.fmt(a.heapErrorMiB.median)} MiB (max ${u.fmt(a.heapErrorMiB.max)}); |malloc - external| median ${u.fmt(a.externalErrorMiB.median)} MiB (max ${u.fmt(a.externalErrorMiB.max)}); the verdict the same in ${a.verdictsAgree}/${a.steps}\n`)
     console.log(agreementTable(rows))
-    console.log(`\nOne reading (samplerInfo(), which reads the split): tidy ${u.fmt(costs.tidyUs, 1)} µs; after 10,000 / 50,000 / 100,000 small frees ${u.fmt(costs.free10000Us / 1e3, 2)} / ${u.fmt(costs.free50000Us / 1e3, 1)} / ${u.fmt(costs.free100000Us / 1e3, 1)} ms`)
+    console.log(`\nOne reading of the split: tidy ${u.fmt(costs.tidyUs, 1)} µs; after 10,000 / 50,000 / 100,000 small frees ${u.fmt(costs.free10000Us / 1e3, 2)} / ${u.fmt(costs.free50000Us / 1e3, 1)} / ${u.fmt(costs.free100000Us / 1e3, 1)} ms`)
     if (killed.skipped) console.log(`\nKills skipped: ${killed.skipped}`)
     else console.log(`\n${killTable(killed.runs, opts.patterns)}`)
   }

@@ -100,15 +100,17 @@ impl Evidence {
 /// 1. Kernel memory, page cache that cannot be dropped, and another process
 ///    of the cgroup come first: the cgroup's own numbers, read now.
 /// 2. V8 heap or outside it: from the allocator's split of this process's
-///    anonymous memory, read now, where there is one. What malloc holds is
-///    outside the V8 heap; the rest (V8's own mappings) is `v8-heap` when it
-///    is at least half of the anonymous memory. V8's numbers, whatever their
-///    age, only annotate.
-/// 3. Without a split, V8's numbers decide only what growth since they were
-///    read cannot overturn: `v8-heap` when their heap alone is half the
-///    anonymous memory, `outside-heap` when it stays under half even if all
-///    the growth since were heap. Anything else is `unknown`:
-///    unattributed growth since the last V8 reading, with its age.
+///    anonymous memory, where there is one at least as fresh as V8's
+///    numbers (read now, or as recently as its cost allows). What malloc
+///    holds is outside the V8 heap; the rest (V8's own mappings) is the
+///    heap. V8's numbers only annotate.
+/// 3. Else from V8's numbers, whatever their age.
+///
+/// Either way by [`attribute`]: the heap as it was read decides only what
+/// the cgroup's growth since cannot overturn: `v8-heap` when it alone is
+/// half the anonymous memory, `outside-heap` when it stays under half even
+/// if all the growth since were heap. Anything else is `unknown`:
+/// unattributed growth since the reading, with its age.
 pub fn verdict(snap: &Snapshot, basis: f64, e: &Evidence) -> (Verdict, String) {
     let Some(s) = snap.stat.as_ref() else {
         return (Verdict::Unknown, "memory.stat could not be read".into());

@@ -975,6 +975,12 @@ impl Sampler {
             }),
         });
 
+        // Which allocator totals the verdict can read, found while the
+        // process is calm (a probe allocation: see `alloc`), not at the
+        // first record, at the limit, beside a thread allocating fast.
+        if m.config.root == Path::new("/") {
+            alloc::source();
+        }
         // The first sample, outside the registry lock.
         let v8 = latest_v8(&self.lock().monitors);
         let mut events = Vec::new();

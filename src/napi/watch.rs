@@ -325,13 +325,9 @@ pub struct SamplerInfo {
     /// thresholds (see src/watch.rs `Quiet`), since the process started.
     pub snapshots: f64,
     pub ticks: f64,
-    /// This process's anonymous memory split by the allocator, read now,
-    /// as the verdict reads it (src/alloc.rs); null where there is none
-    /// (musl, a preloaded allocator).
-    pub allocator: Option<AllocatorSplit>,
 }
 
-/// What the verdict reads fresh (internal; for tests and benchmarks).
+/// What the verdict reads without V8 (internal; for tests and benchmarks).
 #[napi(object, object_from_js = false)]
 pub struct AllocatorSplit {
     /// `mallinfo2` or `mallinfo`.
@@ -358,13 +354,23 @@ pub fn sampler_info() -> Result<SamplerInfo> {
             pin_error: pin::pinned().and_then(|p| p.error),
             snapshots: i.snapshots as f64,
             ticks: i.ticks as f64,
-            allocator: alloc::split(std::path::Path::new("/"), 0.0).map(|s| AllocatorSplit {
-                call: s.source.as_str().into(),
-                anon_bytes: s.anon as f64,
-                malloc_bytes: s.malloc as f64,
-                malloc_in_use_bytes: s.malloc_in_use as f64,
-            }),
         }
+    })
+    .map_err(internal_error)
+}
+
+/// This process's anonymous memory split by the allocator, read now, as
+/// the verdict reads it (src/alloc.rs; unpaced); null where there is none
+/// (musl, a preloaded allocator).
+#[napi]
+pub fn allocator_split() -> Result<Option<AllocatorSplit>> {
+    guard::catch("allocatorSplit", || {
+        alloc::split(std::path::Path::new("/"), 0.0).map(|s| AllocatorSplit {
+            call: s.source.as_str().into(),
+            anon_bytes: s.anon as f64,
+            malloc_bytes: s.malloc as f64,
+            malloc_in_use_bytes: s.malloc_in_use as f64,
+        })
     })
     .map_err(internal_error)
 }
