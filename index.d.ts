@@ -10,6 +10,25 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
+ * This process's anonymous memory split by the allocator, read now, as
+ * the verdict reads it (src/alloc.rs; unpaced); null where there is none
+ * (musl, a preloaded allocator).
+ */
+export declare function allocatorSplit(): AllocatorSplit | null
+
+/** What the verdict reads without V8 (internal; for tests and benchmarks). */
+export interface AllocatorSplit {
+  /** `mallinfo2` or `mallinfo`. */
+  call: string
+  /** This process's resident anonymous memory. */
+  anonBytes: number
+  /** What malloc took from the system (arenas and its own mappings). */
+  mallocBytes: number
+  /** Of that, handed out and not freed. */
+  mallocInUseBytes: number
+}
+
+/**
  * The kernel files the diagnoses name, as [cgroup version, fact, file]
  * triples (internal: the doctor words its checks with them).
  */

@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.allocatorSplit = nativeBinding.allocatorSplit
 module.exports.cgroupFiles = nativeBinding.cgroupFiles
 module.exports.describe = nativeBinding.describe
 module.exports.heapModel = nativeBinding.heapModel

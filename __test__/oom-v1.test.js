@@ -222,3 +222,29 @@ test('v1 real kills under CPU load: every pattern, last words every time (the be
     assert.ok(r.record.level >= 1 && r.record.ratio >= 0.8, `${r.pattern}: ${desc}`)
   }
 })
+
+// ---------------------------------------------------------------------------
+// The verdict while JavaScript is too busy to hand V8's numbers over: the
+// sampler thread reads the allocator's split itself (src/alloc.rs). Each
+// busy pattern once (benchmark/verdict.js runs them 5 times and more): the
+// final record and every level record (stderr has each level change) name
+// the cause.
+
+test('v1 real kills with a busy JavaScript thread: the verdict in the final record and in every level record', { timeout: 300_000 }, async (t) => {
+  const support = h.v1Support()
+  if (support.reason) return h.privileged(t, support.reason)
+  const kills = require('./helpers/oom-kills')
+  for (const p of Object.keys(kills.BUSY).filter((name) => !kills.BUSY[name].measured)) {
+    const s = kills.BUSY[p]
+    const r = await kills.runKill(support.own.dir, p)
+    const desc = JSON.stringify(r)
+    t.diagnostic(`${p}: final ${r.record && r.record.verdict}, levels ${r.levelVerdicts}, V8 numbers ${r.v8AgeMs} ms old${r.requests !== null ? `, ${r.requests} requests` : ''}: ${r.reason}`)
+    assert.equal(r.killed, true, `${p} OOM-killed: ${desc}`)
+    assert.equal(r.lastWords, true, `${p}: a complete record in the file: ${desc}`)
+    assert.equal(r.record.verdict, s.verdict, `${p}: the final record's verdict: ${desc}`)
+    // Every level change before the kill was recorded on stderr, each with the right verdict.
+    assert.ok(r.levelVerdicts.length >= 1, `${p}: level records on stderr: ${desc}`)
+    assert.deepEqual(r.levelVerdicts, r.levelVerdicts.map(() => s.verdict), `${p}: every level record: ${desc}`)
+    if (p === 'http') assert.ok(r.requests > 0, `the load reached the server: ${desc}`)
+  }
+})

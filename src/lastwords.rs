@@ -23,6 +23,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::alloc::Split;
 use crate::procs::{self, CgroupProcess};
 use crate::reader::Snapshot;
 use crate::watch::V8Known;
@@ -65,8 +66,52 @@ impl Verdict {
     }
 }
 
-/// Decide the verdict and say why, in one sentence.
-pub fn verdict(snap: &Snapshot, basis: f64, v8: Option<V8Known>) -> (Verdict, String) {
+/// What a verdict is built on beside the cgroup's snapshot, with how old
+/// each part is.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Evidence {
+    /// V8's numbers as JavaScript last wrote them, and when: as old as the
+    /// JavaScript thread has been busy.
+    pub v8: Option<V8Known>,
+    /// The cgroup's usage at the last sample before JavaScript wrote those
+    /// V8 numbers: growth since then is what they cannot attribute.
+    pub usage_at_v8: Option<u64>,
+    /// This process's anonymous memory split by the allocator, read by the
+    /// sampler thread itself (see [`crate::alloc`]): now, or as recently as
+    /// the reading's cost allows.
+    pub split: Option<Split>,
+    /// The cgroup's usage when that split was read (as `usage_at_v8`).
+    pub usage_at_split: Option<u64>,
+    /// When the verdict is made, Unix ms.
+    pub now_ms: f64,
+}
+
+impl Evidence {
+    /// How old the V8 numbers are, ms.
+    pub fn v8_age_ms(&self) -> Option<f64> {
+        self.v8
+            .map(|v| (self.now_ms - v.timestamp_ms).max(0.0).round())
+    }
+}
+
+/// Decide the verdict and say why, in one sentence. The one rule for every
+/// record, event and stall cause:
+///
+/// 1. Kernel memory, page cache that cannot be dropped, and another process
+///    of the cgroup come first: the cgroup's own numbers, read now.
+/// 2. V8 heap or outside it: from the allocator's split of this process's
+///    anonymous memory, where there is one at least as fresh as V8's
+///    numbers (read now, or as recently as its cost allows). What malloc
+///    holds is outside the V8 heap; the rest (V8's own mappings) is the
+///    heap. V8's numbers only annotate.
+/// 3. Else from V8's numbers, whatever their age.
+///
+/// Either way by [`attribute`]: the heap as it was read decides only what
+/// the cgroup's growth since cannot overturn: `v8-heap` when it alone is
+/// half the anonymous memory, `outside-heap` when it stays under half even
+/// if all the growth since were heap. Anything else is `unknown`:
+/// unattributed growth since the reading, with its age.
+pub fn verdict(snap: &Snapshot, basis: f64, e: &Evidence) -> (Verdict, String) {
     let Some(s) = snap.stat.as_ref() else {
         return (Verdict::Unknown, "memory.stat could not be read".into());
     };
@@ -112,23 +157,112 @@ pub fn verdict(snap: &Snapshot, basis: f64, v8: Option<V8Known>) -> (Verdict, St
             ),
         );
     }
-    match v8.and_then(|v| v.numbers.heap_total) {
-        Some(heap) if heap >= 0.5 * anon => (
+    let heap = e.v8.and_then(|v| v.numbers.heap_total);
+    // What V8's numbers said, and how long ago.
+    let v8_said = match (heap, e.v8_age_ms()) {
+        (Some(h), Some(age)) => format!("V8's numbers, {age:.0} ms old, gave the heap {}", mib(h)),
+        _ => "no V8 numbers were known".into(),
+    };
+    // What the cgroup grew by since `then` (None: unknown).
+    let grown_since = |then: Option<u64>| {
+        then.zip(snap.usage)
+            .map(|(then, now)| now.saturating_sub(then) as f64)
+    };
+    // The split where it is at least as fresh as V8's numbers.
+    let split = e
+        .split
+        .filter(|sp| e.v8.is_none_or(|v| sp.timestamp_ms >= v.timestamp_ms));
+    if let Some(sp) = split {
+        let own = sp.anon as f64;
+        let malloc = sp.malloc.min(sp.anon) as f64;
+        let outside_malloc = sp.outside_malloc() as f64;
+        let of = anon.max(own);
+        let age = (e.now_ms - sp.timestamp_ms).max(0.0).round();
+        let grown = grown_since(e.usage_at_split);
+        return match attribute(outside_malloc, grown, of) {
+            Some(true) => (
+                Verdict::V8Heap,
+                format!(
+                    "the V8 heap: {} of this process's {} of anonymous memory is outside malloc (malloc holds {}, read {age:.0} ms ago; {v8_said})",
+                    mib(outside_malloc),
+                    mib(own),
+                    mib(malloc)
+                ),
+            ),
+            Some(false) => (
+                Verdict::OutsideHeap,
+                format!(
+                    "anonymous memory ({}) is mostly outside the V8 heap: malloc holds {} of this process's {} (Buffers, ArrayBuffers, native allocations; read {age:.0} ms ago; {v8_said})",
+                    mib(of),
+                    mib(malloc),
+                    mib(own)
+                ),
+            ),
+            None => (
+                Verdict::Unknown,
+                format!(
+                    "unattributed growth since the allocator's reading ({age:.0} ms ago): the cgroup grew by {} since, when {} of this process's {} was outside malloc; anonymous memory is {} now",
+                    grown.map_or_else(|| "an unknown amount".into(), mib),
+                    mib(outside_malloc),
+                    mib(own),
+                    mib(anon)
+                ),
+            ),
+        };
+    }
+    let Some(heap) = heap else {
+        return (
+            Verdict::Unknown,
+            format!(
+                "anonymous memory is {}; no V8 numbers were known",
+                mib(anon)
+            ),
+        );
+    };
+    let age = e.v8_age_ms().unwrap_or(0.0);
+    let grown = grown_since(e.usage_at_v8);
+    match attribute(heap, grown, anon) {
+        Some(true) => (
             Verdict::V8Heap,
-            format!("the V8 heap ({}) is most of the anonymous memory ({})", mib(heap), mib(anon)),
+            format!(
+                "the V8 heap ({}) is most of the anonymous memory ({}); V8's numbers are {age:.0} ms old",
+                mib(heap),
+                mib(anon)
+            ),
         ),
-        Some(heap) => (
+        Some(false) => (
             Verdict::OutsideHeap,
             format!(
-                "anonymous memory ({}) is mostly outside the V8 heap ({}): Buffers, ArrayBuffers, native allocations",
+                "anonymous memory ({}) is mostly outside the V8 heap ({}, {age:.0} ms old, and the {} grown since cannot change that): Buffers, ArrayBuffers, native allocations",
                 mib(anon),
-                mib(heap)
+                mib(heap),
+                mib(grown.unwrap_or(0.0))
             ),
         ),
         None => (
             Verdict::Unknown,
-            format!("anonymous memory is {}; no V8 numbers were known", mib(anon)),
+            format!(
+                "unattributed growth since the last V8 reading ({age:.0} ms ago): the cgroup grew by {} since, when the V8 heap was {}; anonymous memory is {} now",
+                grown.map_or_else(|| "an unknown amount".into(), mib),
+                mib(heap),
+                mib(anon)
+            ),
         ),
+    }
+}
+
+/// Heap or not, from `heap` bytes known at some moment and what the cgroup
+/// grew by since (None: unknown), against `of` bytes of anonymous memory
+/// now: the heap (true) where it alone was half of that; outside it
+/// (false) where it stays under half even if all the growth were heap;
+/// None where the growth could decide either way.
+fn attribute(heap: f64, grown: Option<f64>, of: f64) -> Option<bool> {
+    if heap >= 0.5 * of {
+        Some(true)
+    } else if grown.is_some_and(|g| heap + g < 0.5 * of) {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -271,6 +405,12 @@ pub struct RecordInput<'a> {
     pub growth: f64,
     pub time_to_limit_ms: Option<f64>,
     pub v8: Option<V8Known>,
+    /// See [`Evidence::usage_at_v8`].
+    pub usage_at_v8: Option<u64>,
+    /// See [`Evidence::split`].
+    pub split: Option<Split>,
+    /// See [`Evidence::usage_at_split`].
+    pub usage_at_split: Option<u64>,
     pub now_ms: f64,
     /// The monitor's level after this sample (thresholds at or above).
     pub level: usize,
@@ -289,6 +429,17 @@ impl RecordInput<'_> {
     pub fn threshold(&self) -> f64 {
         let i = self.level.clamp(1, self.thresholds.len().max(1)) - 1;
         self.thresholds.get(i).copied().unwrap_or(f64::NAN)
+    }
+
+    /// What the verdict is built on.
+    pub fn evidence(&self) -> Evidence {
+        Evidence {
+            v8: self.v8,
+            usage_at_v8: self.usage_at_v8,
+            split: self.split,
+            usage_at_split: self.usage_at_split,
+            now_ms: self.now_ms,
+        }
     }
 
     /// The record is for the highest threshold.
@@ -388,7 +539,7 @@ fn build(r: &RecordInput, full_reason: bool) -> String {
         }
         None => o.push_str("null"),
     }
-    let (verdict, reason) = verdict(snap, r.basis, r.v8);
+    let (verdict, reason) = verdict(snap, r.basis, &r.evidence());
     // The limiting ancestor's path is a prefix of the cgroup's: cut short
     // in a record that has to be.
     let limiting = snap
@@ -448,6 +599,22 @@ fn build(r: &RecordInput, full_reason: bool) -> String {
             }
             o.push_str(",\"rssBytes\":");
             num(&mut o, f(top.rss));
+            o.push('}');
+        }
+        None => o.push_str("null"),
+    }
+    // Added with the allocator's split: what the verdict read fresh.
+    o.push_str(",\"allocator\":");
+    match r.split {
+        Some(sp) => {
+            o.push_str("{\"call\":");
+            string(&mut o, sp.source.as_str());
+            let _ = write!(
+                o,
+                ",\"anonBytes\":{},\"mallocBytes\":{},\"mallocInUseBytes\":{},\"ageMs\":",
+                sp.anon, sp.malloc, sp.malloc_in_use
+            );
+            num(&mut o, Some((r.now_ms - sp.timestamp_ms).max(0.0).round()));
             o.push('}');
         }
         None => o.push_str("null"),
@@ -713,15 +880,30 @@ mod tests {
 
     const MIB: u64 = 1 << 20;
 
+    /// The records' and verdicts' time in these tests, Unix ms.
+    const NOW: f64 = 1.7e12;
+
+    /// V8's numbers read just now, with this heap.
     fn v8(heap: f64) -> Option<V8Known> {
         Some(V8Known {
-            timestamp_ms: 0.0,
+            timestamp_ms: NOW,
             numbers: crate::diagnose::V8Numbers {
                 heap_total: Some(heap),
                 heap_used: Some(heap),
                 ..Default::default()
             },
         })
+    }
+
+    /// The evidence of V8's numbers read at the last sample (no growth since).
+    fn ev(s: &Snapshot, v8: Option<V8Known>) -> Evidence {
+        Evidence {
+            v8,
+            usage_at_v8: s.usage,
+            split: None,
+            usage_at_split: None,
+            now_ms: NOW,
+        }
     }
 
     #[test]
@@ -760,8 +942,163 @@ mod tests {
         ];
         for (name, s, v, want) in cases {
             let basis = s.working_set.unwrap() as f64;
-            assert_eq!(verdict(s, basis, *v).0, *want, "case {name}");
+            assert_eq!(verdict(s, basis, &ev(s, *v)).0, *want, "case {name}");
         }
+    }
+
+    fn split(anon: u64, malloc: u64) -> Option<Split> {
+        Some(Split {
+            anon: anon * MIB,
+            malloc: malloc * MIB,
+            malloc_in_use: malloc * MIB,
+            source: crate::alloc::Source::Mallinfo2,
+            timestamp_ms: NOW,
+        })
+    }
+
+    #[test]
+    fn a_fresh_split_decides_whatever_v8_said_and_stale_numbers_never_overclaim() {
+        let s = snap(245 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB);
+        let basis = s.working_set.unwrap() as f64;
+        // The field case: a synchronous `a.push({ i: 1 })` loop; V8's numbers
+        // 2651 ms old said a 6 MiB heap, the cgroup grew 220 MiB since.
+        let stale = Some(V8Known {
+            timestamp_ms: NOW - 2651.0,
+            ..v8(6.0 * MIB as f64).unwrap()
+        });
+        let old = Evidence {
+            v8: stale,
+            usage_at_v8: Some(30 * MIB),
+            split: None,
+            usage_at_split: s.usage,
+            now_ms: NOW,
+        };
+        let (v, reason) = verdict(&s, basis, &old);
+        assert_eq!(v, Verdict::Unknown, "{reason}");
+        assert_eq!(
+            reason,
+            "unattributed growth since the last V8 reading (2651 ms ago): the cgroup grew by 225 MiB since, when the V8 heap was 6 MiB; anonymous memory is 245 MiB now"
+        );
+        // No usage known at the V8 reading: the growth is unknown too.
+        let unknown = Evidence {
+            usage_at_v8: None,
+            ..old
+        };
+        let (v, reason) = verdict(&s, basis, &unknown);
+        assert_eq!(v, Verdict::Unknown);
+        assert!(reason.contains("grew by an unknown amount"), "{reason}");
+        // Little growth since: the stale numbers still rule out the heap.
+        let little = Evidence {
+            usage_at_v8: Some(200 * MIB),
+            ..old
+        };
+        let (v, reason) = verdict(&s, basis, &little);
+        assert_eq!(v, Verdict::OutsideHeap);
+        assert!(
+            reason.contains("6 MiB, 2651 ms old, and the 55 MiB grown since cannot change that"),
+            "{reason}"
+        );
+        // With the allocator's split read now: 230 of 245 MiB outside malloc.
+        let fresh = Evidence {
+            split: split(245, 15),
+            ..old
+        };
+        let (v, reason) = verdict(&s, basis, &fresh);
+        assert_eq!(v, Verdict::V8Heap, "{reason}");
+        assert_eq!(
+            reason,
+            "the V8 heap: 230 MiB of this process's 245 MiB of anonymous memory is outside malloc (malloc holds 15 MiB, read 0 ms ago; V8's numbers, 2651 ms old, gave the heap 6 MiB)"
+        );
+        // A synchronous Buffer loop: malloc holds most; stale V8 numbers
+        // that said a big heap do not overturn it.
+        let buffers = Evidence {
+            v8: Some(V8Known {
+                timestamp_ms: NOW - 3000.0,
+                ..v8(200.0 * MIB as f64).unwrap()
+            }),
+            split: split(245, 215),
+            ..old
+        };
+        let (v, reason) = verdict(&s, basis, &buffers);
+        assert_eq!(v, Verdict::OutsideHeap, "{reason}");
+        assert!(reason.starts_with("anonymous memory (245 MiB) is mostly outside the V8 heap: malloc holds 215 MiB of this process's 245 MiB"), "{reason}");
+        // The split is of this process; the cgroup's anonymous memory is
+        // the whole: a heap that is most of this process but not of the
+        // cgroup is not most of it.
+        let mut bigger = snap(245 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB);
+        bigger.stat.as_mut().unwrap().anon = Some(600 * MIB);
+        assert_eq!(verdict(&bigger, basis, &fresh).0, Verdict::OutsideHeap);
+        // malloc can hold more than is resident (untouched blocks): capped.
+        let over = Evidence {
+            split: split(100, 300),
+            ..old
+        };
+        let (v, reason) = verdict(&s, basis, &over);
+        assert_eq!(v, Verdict::OutsideHeap);
+        assert!(
+            reason.contains("malloc holds 100 MiB of this process's 100 MiB"),
+            "{reason}"
+        );
+        // A split read 400 ms ago (its reading was costly), the cgroup
+        // 150 MiB larger since: it cannot rule out the heap any more.
+        let late = Evidence {
+            split: Some(Split {
+                timestamp_ms: NOW - 400.0,
+                ..split(95, 80).unwrap()
+            }),
+            usage_at_split: Some(105 * MIB),
+            v8: None,
+            ..old
+        };
+        let (v, reason) = verdict(&s, basis, &late);
+        assert_eq!(v, Verdict::Unknown, "{reason}");
+        assert_eq!(
+            reason,
+            "unattributed growth since the allocator's reading (400 ms ago): the cgroup grew by 150 MiB since, when 15 MiB of this process's 95 MiB was outside malloc; anonymous memory is 245 MiB now"
+        );
+        // ...and 10 MiB since still can not bring the heap to half.
+        let close = Evidence {
+            usage_at_split: Some(245 * MIB),
+            ..late
+        };
+        assert_eq!(verdict(&s, basis, &close).0, Verdict::OutsideHeap);
+        // V8's numbers fresher than the split: they decide (with their own growth rule).
+        let newer = Evidence {
+            v8: v8(200.0 * MIB as f64),
+            usage_at_v8: s.usage,
+            ..late
+        };
+        let (v, reason) = verdict(&s, basis, &newer);
+        assert_eq!(v, Verdict::V8Heap);
+        assert!(reason.ends_with("V8's numbers are 0 ms old"), "{reason}");
+        // Page cache and kernel memory still come first.
+        let mut cache = snap(30 * MIB, 200 * MIB, 10 * MIB, 180 * MIB, 5 * MIB);
+        cache.rss = None;
+        assert_eq!(verdict(&cache, basis, &fresh).0, Verdict::PageCache);
+    }
+
+    #[test]
+    fn a_record_carries_the_split_and_the_age() {
+        let s = snap(245 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB);
+        let t = [0.8, 0.9, 0.95];
+        let mut r = input(&s, 1, &t, RecordEvent::Threshold);
+        r.v8 = Some(V8Known {
+            timestamp_ms: NOW - 2651.0,
+            ..v8(6.0 * MIB as f64).unwrap()
+        });
+        r.split = split(245, 15);
+        let line = record(&r);
+        assert!(line.contains("\"ageMs\":2651}"), "{line}");
+        assert!(line.contains("\"verdict\":\"v8-heap\""), "{line}");
+        assert!(
+            line.ends_with(&format!(
+                ",\"allocator\":{{\"call\":\"mallinfo2\",\"anonBytes\":{},\"mallocBytes\":{},\"mallocInUseBytes\":{},\"ageMs\":0}}}}\n",
+                245 * MIB,
+                15 * MIB,
+                15 * MIB
+            )),
+            "{line}"
+        );
     }
 
     /// A snapshot of 200 MiB anon where this process has `own` MiB of RSS
@@ -798,7 +1135,7 @@ mod tests {
         let basis = 206.0 * MIB as f64;
         // 30 MiB of 206 MiB (15%) beside a 170 MiB `convert`: another process.
         let s = with_processes(30, &[(7, 170)]);
-        let (v, reason) = verdict(&s, basis, heap);
+        let (v, reason) = verdict(&s, basis, &ev(&s, heap));
         assert_eq!(v, Verdict::AnotherProcess);
         assert_eq!(
             reason,
@@ -807,21 +1144,27 @@ mod tests {
         // At the line: 25% is not a small part.
         let at = with_processes(52, &[(7, 150)]);
         assert_eq!(
-            verdict(&at, 208.0 * MIB as f64, heap).0,
+            verdict(&at, 208.0 * MIB as f64, &ev(&at, heap)).0,
             Verdict::OutsideHeap
         );
         // Small, but the others are smaller still (page cache, kernel): not another process.
         let alone = with_processes(30, &[(7, 10), (8, 10)]);
-        assert_eq!(verdict(&alone, basis, heap).0, Verdict::OutsideHeap);
+        assert_eq!(
+            verdict(&alone, basis, &ev(&alone, heap)).0,
+            Verdict::OutsideHeap
+        );
         // Alone in the cgroup.
         assert_eq!(
-            verdict(&with_processes(30, &[]), basis, heap).0,
+            verdict(&with_processes(30, &[]), basis, &ev(&s, heap)).0,
             Verdict::OutsideHeap
         );
         // Page cache and kernel memory still come first: they are no process's RSS.
         let mut cache = with_processes(10, &[(7, 20)]);
         cache.stat = snap(30 * MIB, 200 * MIB, 10 * MIB, 180 * MIB, 5 * MIB).stat;
-        assert_eq!(verdict(&cache, basis, heap).0, Verdict::PageCache);
+        assert_eq!(
+            verdict(&cache, basis, &ev(&cache, heap)).0,
+            Verdict::PageCache
+        );
     }
 
     #[test]
@@ -840,14 +1183,14 @@ mod tests {
         assert!(line.contains("\"processCount\":2"), "{line}");
         assert!(
             line.contains(&format!(
-                "\"largestProcess\":{{\"pid\":7,\"command\":\"p7\",\"rssBytes\":{}}}}}",
+                "\"largestProcess\":{{\"pid\":7,\"command\":\"p7\",\"rssBytes\":{}}},",
                 170 * MIB
             )),
             "{line}"
         );
         let plain = snap(200 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB);
         let line = record(&input(&plain, 1, &t, RecordEvent::Threshold));
-        assert!(line.contains("\"rssBytes\":null,\"rssShare\":null,\"processCount\":null,\"largestProcess\":null}"), "{line}");
+        assert!(line.contains("\"rssBytes\":null,\"rssShare\":null,\"processCount\":null,\"largestProcess\":null,\"allocator\":null}"), "{line}");
     }
 
     fn input<'a>(
@@ -863,7 +1206,10 @@ mod tests {
             growth: 1e8,
             time_to_limit_ms: Some(120.4),
             v8: v8(1.8e8),
-            now_ms: 1.7e12,
+            usage_at_v8: s.usage,
+            split: None,
+            usage_at_split: s.usage,
+            now_ms: NOW,
             level,
             thresholds,
             event,
@@ -1165,7 +1511,7 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.contains("; the V8 heap (172 MiB) is most of the anonymous memory (200 MiB)\""),
+            line.contains("; the V8 heap (172 MiB) is most of the anonymous memory (200 MiB); V8's numbers are 0 ms old\""),
             "{line}"
         );
         assert!(

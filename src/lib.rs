@@ -8,6 +8,7 @@
 
 #![deny(clippy::all)]
 
+pub mod alloc;
 pub mod diagnose;
 pub mod error;
 pub mod file;

@@ -353,6 +353,26 @@ pub fn parse_statm_rss(text: &str, page_size: u64) -> PResult<u64> {
         .ok_or_else(|| ParseError::new(1, "resident bytes overflow"))
 }
 
+/// Resident anonymous memory from `/proc/self/statm`, in bytes: resident
+/// pages (second field) less the shared ones (third: file-backed and shmem
+/// pages), which is the kernel's `RssAnon`.
+pub fn parse_statm_anon(text: &str, page_size: u64) -> PResult<u64> {
+    let line = text.lines().next().unwrap_or("");
+    let mut fields = line.split_ascii_whitespace().skip(1);
+    let (Some(resident), Some(shared)) = (fields.next(), fields.next()) else {
+        return Err(ParseError::new(
+            1,
+            format!("expected size, resident and shared pages, found {line:?}"),
+        ));
+    };
+    let resident = parse_number(resident, 1, "resident")?;
+    let shared = parse_number(shared, 1, "shared")?;
+    resident
+        .saturating_sub(shared)
+        .checked_mul(page_size)
+        .ok_or_else(|| ParseError::new(1, "anonymous bytes overflow"))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -557,6 +577,25 @@ pub(crate) mod tests {
         assert!(parse_statm_rss("", 4096).is_err());
         assert!(
             parse_statm_rss("1 99999999999999999", 4096).is_err(),
+            "overflow"
+        );
+    }
+
+    #[test]
+    fn statm_anon_cases() {
+        assert_eq!(
+            parse_statm_anon("100 25 3 4 0 5 0\n", 4096).unwrap(),
+            22 * 4096
+        );
+        assert_eq!(
+            parse_statm_anon("100 3 25", 4096).unwrap(),
+            0,
+            "never below 0"
+        );
+        assert!(parse_statm_anon("100 25", 4096).is_err(), "no shared field");
+        assert!(parse_statm_anon("100 x 1", 4096).is_err());
+        assert!(
+            parse_statm_anon("1 99999999999999999 0", 4096).is_err(),
             "overflow"
         );
     }

@@ -554,7 +554,7 @@ fn required<T>(r: Result<T>, problems: &mut Vec<Error>) -> Option<T> {
     }
 }
 
-fn page_size() -> u64 {
+pub(crate) fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if v > 0 {

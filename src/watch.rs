@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::alloc;
 use crate::diagnose::{self, Diagnosis, V8Numbers};
 use crate::guard;
 use crate::lastwords::{self, FlightRecord, RecordEvent, RecordInput};
@@ -530,6 +531,83 @@ struct MonitorState {
     stall: Option<stall::Detector>,
     /// Where a sample of the usage alone will do, from the last snapshot.
     quiet: Option<Quiet>,
+    /// JavaScript's V8 readings as the samples met them (see [`V8Follow`]).
+    v8_follow: V8Follow,
+    /// The allocator's split as this monitor's verdicts used it.
+    split_follow: SplitFollow,
+}
+
+/// The cgroup's usage when JavaScript last read V8: the verdict's measure
+/// of the growth V8's numbers cannot attribute (see
+/// [`lastwords::Evidence::usage_at_v8`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct V8Follow {
+    /// The timestamp of the V8 numbers the last sample saw (bits; 0: none).
+    seen: u64,
+    /// The usage at the last sample, and at the one before.
+    last_usage: Option<u64>,
+    prev_usage: Option<u64>,
+    /// The usage at the last sample before the current V8 numbers were
+    /// written (the lower of it and the first sample's after: never less
+    /// growth than there was).
+    usage_at_v8: Option<u64>,
+}
+
+impl V8Follow {
+    fn sample(&mut self, v8: Option<V8Known>, usage: Option<u64>) {
+        let t = v8.map_or(0, |v| v.timestamp_ms.to_bits());
+        if t != self.seen {
+            self.seen = t;
+            self.usage_at_v8 = match (self.last_usage, usage) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        if usage.is_some() {
+            self.prev_usage = self.last_usage;
+            self.last_usage = usage;
+        }
+    }
+}
+
+/// The allocator's split a monitor's verdicts use, and the cgroup's usage
+/// when it was read (see [`lastwords::Evidence::usage_at_split`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct SplitFollow {
+    /// The timestamp of the split last used (bits; 0: none).
+    seen: u64,
+    usage_at_split: Option<u64>,
+}
+
+impl MonitorState {
+    /// The split for a verdict on this sample: read now where due (see
+    /// [`alloc::split_if_due`]), else the latest one, with the usage when
+    /// it was read: this sample's when read now, else, the first time this
+    /// monitor uses it, the lower of this sample's and the one before (it
+    /// was read by another monitor in between: never less growth than
+    /// there was).
+    fn split(
+        &mut self,
+        root: &Path,
+        usage: Option<u64>,
+        ts: f64,
+    ) -> (Option<alloc::Split>, Option<u64>) {
+        let Some((sp, fresh)) = alloc::split_if_due(root, ts) else {
+            return (None, None);
+        };
+        let f = &mut self.split_follow;
+        let t = sp.timestamp_ms.to_bits();
+        if fresh {
+            f.usage_at_split = usage;
+        } else if t != f.seen {
+            f.usage_at_split = match (self.v8_follow.prev_usage, usage) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        f.seen = t;
+        (Some(sp), f.usage_at_split)
+    }
 }
 
 /// Between two snapshots, the usage inside which nothing a snapshot reads
@@ -897,6 +975,12 @@ impl Sampler {
             }),
         });
 
+        // Which allocator totals the verdict can read, found while the
+        // process is calm (a probe allocation: see `alloc`), not at the
+        // first record, at the limit, beside a thread allocating fast.
+        if m.config.root == Path::new("/") {
+            alloc::source();
+        }
         // The first sample, outside the registry lock.
         let v8 = latest_v8(&self.lock().monitors);
         let mut events = Vec::new();
@@ -1313,7 +1397,7 @@ fn step(
     }
     let mine = events.len();
     let r = guard::catch("a monitor's step", || match reading {
-        Reading::Tick(t) => evaluate_tick(m, &mut st, t, kernel),
+        Reading::Tick(t) => evaluate_tick(m, &mut st, t, v8, kernel),
         Reading::Full(Ok(s)) => evaluate(m, &mut st, s, v8, kernel, stderr_taken, events),
         Reading::Full(Err(msg)) => {
             // A panic while reading this root: said like a failed read.
@@ -1403,6 +1487,7 @@ fn evaluate(
         return cfg.max_interval.max(RETRY_AFTER);
     };
     st.failing = false;
+    st.v8_follow.sample(v8, snap.usage);
     let limit_f = limit as f64;
     let basis_f = basis as f64;
     let ratio = ratio_of(basis_f, limit_f);
@@ -1475,6 +1560,7 @@ fn evaluate(
             due => due,
         };
         if let Some(event) = due {
+            let (split, usage_at_split) = st.split(&cfg.root, snap.usage, s.ts);
             let line = lastwords::record(&RecordInput {
                 snap,
                 basis: basis_f,
@@ -1482,6 +1568,9 @@ fn evaluate(
                 growth: rate,
                 time_to_limit_ms: ttl,
                 v8,
+                usage_at_v8: st.v8_follow.usage_at_v8,
+                split,
+                usage_at_split,
                 now_ms: s.ts,
                 level: new,
                 thresholds: &cfg.thresholds,
@@ -1590,6 +1679,7 @@ fn evaluate(
     }
 
     if let Some(tr) = stall_now.transition {
+        let (split, usage_at_split) = st.split(&cfg.root, snap.usage, s.ts);
         let c = StallCtx {
             snap,
             ts: s.ts,
@@ -1598,7 +1688,13 @@ fn evaluate(
             limit: limit_f,
             headroom,
             growth: rate,
-            v8,
+            evidence: lastwords::Evidence {
+                v8,
+                usage_at_v8: st.v8_follow.usage_at_v8,
+                split,
+                usage_at_split,
+                now_ms: s.ts,
+            },
         };
         events.push(stall_event(
             m,
@@ -1720,10 +1816,12 @@ fn evaluate_tick(
     m: &Monitor,
     st: &mut MonitorState,
     t: &TickSample,
+    v8: Option<V8Known>,
     kernel: &dyn Fn(&Path, u64) -> bool,
 ) -> Duration {
     #[cfg(test)]
     tests::fault(&m.config.root, tests::PANIC_IN_STEP);
+    st.v8_follow.sample(v8, Some(t.usage));
     let cfg = &m.config;
     let (Some(limit), Some(_)) = (st.limit, st.quiet) else {
         // Not quiet after all (cannot happen: the pass checked): look again soon.
@@ -1930,7 +2028,7 @@ struct StallCtx<'a> {
     limit: f64,
     headroom: f64,
     growth: f64,
-    v8: Option<V8Known>,
+    evidence: lastwords::Evidence,
 }
 
 fn stall_event(
@@ -1944,7 +2042,7 @@ fn stall_event(
         stall::Transition::Started(f) => (EventKind::Stall, f),
         stall::Transition::Ended(f) => (EventKind::StallEnd, f),
     };
-    let (cause, cause_reason) = lastwords::verdict(c.snap, c.basis, c.v8);
+    let (cause, cause_reason) = lastwords::verdict(c.snap, c.basis, &c.evidence);
     let limiting = c.snap.limiting.as_ref().map(|l| l.path.clone());
     Event {
         monitor: m.id,
@@ -1995,6 +2093,7 @@ fn stall_exit(
         duration_ms: d.duration_ms(t).unwrap_or(0.0),
         ..d.last().copied().unwrap_or_default()
     };
+    let (split, usage_at_split) = st.split(&m.config.root, s.snap.usage, s.ts);
     let line = lastwords::record(&RecordInput {
         snap: &s.snap,
         basis,
@@ -2002,6 +2101,9 @@ fn stall_exit(
         growth,
         time_to_limit_ms: None,
         v8,
+        usage_at_v8: st.v8_follow.usage_at_v8,
+        split,
+        usage_at_split,
         now_ms: s.ts,
         level: st.level,
         thresholds: &m.config.thresholds,

@@ -4,7 +4,16 @@
 //
 //   node oom-child.js SCENARIO RATE_MIB_S MARKER_FILE LAST_WORDS_FILE [PACKAGE_DIR] [PREFILL] [THRESHOLDS]
 //
-// SCENARIO: buffers | objects | arraybuffers | worker | pagecache
+// SCENARIO: buffers | objects | arraybuffers | worker | pagecache | heapsync
+//   | heapblocked | http
+//   heapsync: `a.push({ i: 1 })` in a synchronous loop (the event loop never
+//   turns again, so JavaScript never refreshes the V8 numbers); fragsync:
+//   the same after fragmenting malloc's arenas (costly allocator totals);
+//   heapblocked: JS objects at RATE, the thread blocked (Atomics.wait)
+//   between allocations, never returning to the event loop;
+//   http: a server whose /cache route keeps about 200 KiB of JS objects per
+//   request; it writes its port to MARKER_FILE.port and the parent drives
+//   the load (oom-kills.js)
 // RATE_MIB_S: allocation rate; 0 = as fast as possible in a synchronous loop
 // MARKER_FILE: every 'threshold' event appends one JSON line here, written
 //   synchronously from the listener (proof that JavaScript heard it in time)
@@ -67,6 +76,14 @@ function basisRatio() {
 function start() {
   if (scenario === 'pagecache') return pagecache()
   if (scenario === 'worker') return worker()
+  if (scenario === 'heapsync' || scenario === 'fragsync') {
+    if (scenario === 'fragsync') fragment()
+    const a = []
+    keep.push(a)
+    for (;;) a.push({ i: 1 })
+  }
+  if (scenario === 'heapblocked') return heapBlocked()
+  if (scenario === 'http') return http()
   // Prefill quickly, letting the event loop turn so the sampler's numbers land.
   const fill = () => {
     if (basisRatio() < prefill) {
@@ -104,6 +121,50 @@ function worker() {
     new Worker(code, { eval: true, workerData: { rate, prefillBytes } })
   }
   go()
+}
+
+/**
+ * Leave malloc's arenas with about 50,000 free chunks (100,000 small native
+ * allocations, every other one freed): glibc's totals then take
+ * milliseconds to read, and the sampler reads them less often.
+ */
+function fragment() {
+  const held = []
+  for (let i = 0; i < 100_000; i++) held.push(Buffer.allocUnsafeSlow(100 + (i % 500)))
+  for (let i = 0; i < held.length; i += 2) held[i] = null
+  keep.push(held)
+  if (global.gc) global.gc()
+}
+
+function heapBlocked() {
+  // 1 MiB of objects at a time, then blocked until the pace allows the
+  // next: the thread never gets back to the event loop.
+  const pause = new Int32Array(new SharedArrayBuffer(4))
+  const t0 = Date.now()
+  let done = 0
+  for (;;) {
+    const want = ((Date.now() - t0) / 1000) * rate
+    if (done < want) {
+      const arr = new Array(Math.ceil(MiB / 100))
+      for (let i = 0; i < arr.length; i++) arr[i] = { id: i, name: `item-${i}-${done}`, next: null }
+      keep.push(arr)
+      done += MiB
+    } else {
+      Atomics.wait(pause, 0, 0, 5)
+    }
+  }
+}
+
+function http() {
+  const server = require('node:http').createServer((req, res) => {
+    if (req.url === '/cache') {
+      const arr = new Array(2000)
+      for (let i = 0; i < arr.length; i++) arr[i] = { id: i, name: `entry-${i}-${keep.length}`, at: Date.now() }
+      keep.push(arr)
+    }
+    res.end('ok\n')
+  })
+  server.listen(0, '127.0.0.1', () => fs.writeFileSync(`${markerFile}.port`, String(server.address().port)))
 }
 
 function pagecache() {

@@ -49,6 +49,7 @@ const LAST_WORDS_KEYS = [
   'oomguard', 'version', 'time', 'pid', 'source', 'cgroup', 'limitBytes', 'usageBytes', 'workingSetBytes',
   'basisBytes', 'ratio', 'threshold', 'growthBytesPerSec', 'timeToLimitMs', 'breakdown', 'v8', 'verdict', 'reason',
   'level', 'final', 'event', 'thresholds', 'seq', 'rssBytes', 'rssShare', 'processCount', 'largestProcess',
+  'allocator',
 ]
 
 /** The last-words records among a process's stderr lines. */

@@ -15,7 +15,7 @@ use napi_derive::napi;
 use super::types::Diagnosis;
 use super::{internal_error, running_node};
 use crate::reader::PressureScope;
-use crate::{guard, pin, stall, watch};
+use crate::{alloc, guard, pin, stall, watch};
 
 /// A monitor's settings. The JavaScript layer validates them for its error
 /// messages; `watch::Config::new` checks them again and refuses what the
@@ -327,6 +327,19 @@ pub struct SamplerInfo {
     pub ticks: f64,
 }
 
+/// What the verdict reads without V8 (internal; for tests and benchmarks).
+#[napi(object, object_from_js = false)]
+pub struct AllocatorSplit {
+    /// `mallinfo2` or `mallinfo`.
+    pub call: String,
+    /// This process's resident anonymous memory.
+    pub anon_bytes: f64,
+    /// What malloc took from the system (arenas and its own mappings).
+    pub malloc_bytes: f64,
+    /// Of that, handed out and not freed.
+    pub malloc_in_use_bytes: f64,
+}
+
 #[napi]
 pub fn sampler_info() -> Result<SamplerInfo> {
     guard::catch("samplerInfo", || {
@@ -342,6 +355,22 @@ pub fn sampler_info() -> Result<SamplerInfo> {
             snapshots: i.snapshots as f64,
             ticks: i.ticks as f64,
         }
+    })
+    .map_err(internal_error)
+}
+
+/// This process's anonymous memory split by the allocator, read now, as
+/// the verdict reads it (src/alloc.rs; unpaced); null where there is none
+/// (musl, a preloaded allocator).
+#[napi]
+pub fn allocator_split() -> Result<Option<AllocatorSplit>> {
+    guard::catch("allocatorSplit", || {
+        alloc::split(std::path::Path::new("/"), 0.0).map(|s| AllocatorSplit {
+            call: s.source.as_str().into(),
+            anon_bytes: s.anon as f64,
+            malloc_bytes: s.malloc as f64,
+            malloc_in_use_bytes: s.malloc_in_use as f64,
+        })
     })
     .map_err(internal_error)
 }
