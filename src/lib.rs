@@ -14,6 +14,7 @@ pub mod file;
 pub mod guard;
 pub mod lastwords;
 pub mod locate;
+pub mod owner;
 pub mod parse;
 pub mod pin;
 pub mod procs;
