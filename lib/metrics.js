@@ -4,11 +4,12 @@
 // JavaScript is several times cheaper than creating it property by property
 // through N-API.
 
-const v8 = require('node:v8')
 const native = require('./native.js')
 const { portableMetrics } = require('./portable.js')
 const { NAMES, RAW_START, V8_INPUTS, build, nn, flag, raw } = require('./reading.js')
 const { rootOption, invalidType, outOfRange } = require('./options.js')
+const { usageNow, heapLimit, usageError } = require('./usage.js')
+const { usageUnreadable } = require('./diagnoses.json')
 
 // The slot layout is lib/slots.json's; the addon was built from it. One
 // built from another version of it would fill slots this side misnames.
@@ -64,13 +65,6 @@ function samplerFor(root) {
   return s
 }
 
-let heapSizeLimit = 0
-function currentHeapSizeLimit() {
-  // Fixed at start-up (flags, cgroup): read it once.
-  if (heapSizeLimit === 0) heapSizeLimit = v8.getHeapStatistics().heap_size_limit
-  return heapSizeLimit
-}
-
 // The caller's V8 numbers: process.memoryUsage()'s keys and heapSizeLimit,
 // in slot order (lib/slots.json's v8 section).
 const USAGE_KEYS = V8_INPUTS.map(([key]) => key)
@@ -101,7 +95,7 @@ const readUsage = new Function('usageValue', 'has', `return function readUsage(u
 
 function usageValue(i, key, v) {
   if (v === undefined) {
-    v = i === HEAP_LIMIT ? currentHeapSizeLimit() : NaN
+    v = i === HEAP_LIMIT ? heapLimit() : NaN
   } else if (typeof v !== 'number') {
     throw invalidType(`usage.${key}`, 'a number of bytes', v)
   } else if (!(v >= 0) || v === Infinity) {
@@ -110,6 +104,26 @@ function usageValue(i, key, v) {
   usageScratch[i] = v
 }
 
+// What process.memoryUsage() threw in the current call (null: nothing).
+let usageFailure = null
+
+/**
+ * The reading with the USAGE_UNREADABLE diagnosis added (lib/diagnoses.json):
+ * the V8 numbers it lacks are null, and it says why. Its other fields are a
+ * diagnosis's, none of which applies.
+ */
+function withUsageFailure(reading, err) {
+  const d = Object.freeze({
+    code: usageUnreadable.code,
+    severity: usageUnreadable.severity,
+    message: usageUnreadable.message.replace('{error}', usageError(err)),
+    ...Object.fromEntries(DIAGNOSIS_KEYS.map((k) => [k, null])),
+  })
+  return { ...reading, diagnoses: Object.freeze([...reading.diagnoses, d]) }
+}
+// A diagnosis's fields besides code, severity and message (the generated Diagnosis type's).
+const DIAGNOSIS_KEYS = Object.keys(require('./portable.js').NO_MEMORY_CGROUP).filter((k) => !['code', 'severity', 'message'].includes(k))
+
 /**
  * Validate the caller's V8 numbers (or take process.memoryUsage()) and
  * return them in USAGE_KEYS order, NaN where unknown. Reuses one array.
@@ -117,9 +131,15 @@ function usageValue(i, key, v) {
  * the caller's number.
  */
 function usageValues(usage) {
+  usageFailure = null
   if (usage === undefined || usage === null) {
-    usage = process.memoryUsage()
-  } else if (typeof usage !== 'object' || Array.isArray(usage)) {
+    // Our own numbers: NaN where process.memoryUsage() failed, nothing to validate.
+    const u = usageNow()
+    if (u.error !== null) usageFailure = u.error
+    for (let i = 0; i < USAGE_KEYS.length; i++) usageScratch[i] = u[USAGE_KEYS[i]]
+    return usageScratch
+  }
+  if (typeof usage !== 'object' || Array.isArray(usage)) {
     throw invalidType('usage', 'an object such as process.memoryUsage()', usage)
   }
   readUsage(usage, readsAreOwn(usage))
@@ -140,10 +160,16 @@ function writeUsage(buf, usage) {
  */
 function getMemoryMetrics(usage, options) {
   const root = rootOption(options)
-  if (native === null) return portableMetrics(usageValues(usage))
-  const sampler = samplerFor(root)
-  writeUsage(sampler.buf, usage)
-  return sampler.read()
+  let reading
+  if (native === null) {
+    reading = portableMetrics(usageValues(usage))
+  } else {
+    const sampler = samplerFor(root)
+    writeUsage(sampler.buf, usage)
+    reading = sampler.read()
+  }
+  // process.memoryUsage() failed (no descriptor left): what could be read, and why the rest is null.
+  return usageFailure === null ? reading : withUsageFailure(reading, usageFailure)
 }
 
 module.exports = { getMemoryMetrics }

@@ -63,4 +63,4 @@ function portableMetrics(v) {
   return build(nn, flag, raw, buf, SHAPE)
 }
 
-module.exports = { portableMetrics }
+module.exports = { portableMetrics, NO_MEMORY_CGROUP }
