@@ -5,12 +5,12 @@
 //! record of the one that is killed.
 //!
 //! A monitor with a last-words file opens it when it starts (a regular
-//! file, created if missing; non-blocking, close-on-exec) and keeps it open
-//! while any monitor of this process names it. The first process to take
-//! an exclusive, non-blocking `flock` on it owns the record; the kernel
-//! drops the lock when that process dies, SIGKILL included, so no stale
-//! owner survives it. Records are written through the held descriptor, so a
-//! process that has used up its descriptors (EMFILE) still writes them.
+//! file, created empty if missing; non-blocking, close-on-exec) and keeps
+//! it open while any monitor of this process names it. The first process to take an exclusive,
+//! non-blocking `flock` on it owns the record; the kernel drops the lock
+//! when that process dies, SIGKILL included, so no stale owner survives it.
+//! Records are written through the held descriptor, so a process that has
+//! used up its descriptors (EMFILE) still writes them.
 //!
 //! A process that does not own the record never writes or empties it. It
 //! takes the record over only where the lock is free again and the file is
@@ -54,6 +54,7 @@ pub struct Ownership {
 /// A last-words file this process keeps open.
 struct Held {
     path: PathBuf,
+    /// -1 until the file exists (it is created at the first record).
     fd: libc::c_int,
     dev: u64,
     ino: u64,
@@ -65,8 +66,38 @@ struct Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        // SAFETY: our own descriptor; closing it drops the lock.
-        unsafe { libc::close(self.fd) };
+        if self.fd >= 0 {
+            // SAFETY: our own descriptor; closing it drops the lock.
+            unsafe { libc::close(self.fd) };
+        }
+    }
+}
+
+/// Open `path` for writing without blocking (created with `create`) and
+/// check it is a regular file: the descriptor and its device and inode.
+fn open_regular(path: &Path, create: bool) -> Result<(libc::c_int, u64, u64), i32> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| libc::EINVAL)?;
+    let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+    // SAFETY: a valid NUL-terminated path; the descriptor is closed below or by Held.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            flags | if create { libc::O_CREAT } else { 0 },
+            0o644,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    match fstat(fd) {
+        Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => {
+            Ok((fd, st.st_dev as u64, st.st_ino as u64))
+        }
+        _ => {
+            // SAFETY: our own descriptor.
+            unsafe { libc::close(fd) };
+            Err(libc::EINVAL)
+        }
     }
 }
 
@@ -96,43 +127,34 @@ fn fstat(fd: libc::c_int) -> Option<libc::stat> {
 
 /// Open and lock `path` for a monitor starting now. `None` where it is not
 /// a regular file this process can open for writing: then nothing is held
-/// and each record opens the path itself (and says why it cannot).
+/// and each record opens the path itself (and says why it cannot). A path
+/// whose directory has gone since it was checked is held without a
+/// descriptor; the first record tries to create it.
 pub fn hold(path: &Path) -> Option<Ownership> {
     let mut list = held();
     if let Some(h) = list.iter_mut().find(|h| h.path == path) {
         h.users += 1;
         return Some(ownership_of(h));
     }
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: a valid NUL-terminated path; the descriptor is closed below or by Held.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY,
-            0o644,
-        )
+    let (fd, dev, ino) = match open_regular(path, true) {
+        Ok(opened) => opened,
+        Err(libc::ENOENT) => (-1, 0, 0),
+        Err(_) => return None,
     };
-    if fd < 0 {
-        return None;
-    }
-    let st = match fstat(fd) {
-        Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => st,
-        _ => {
-            // SAFETY: our own descriptor.
-            unsafe { libc::close(fd) };
-            return None;
-        }
-    };
-    let (dev, ino) = (st.st_dev as u64, st.st_ino as u64);
     // The same file by another name (a symlink): one descriptor, or this
     // process's own lock would refuse it.
-    if let Some(h) = list.iter_mut().find(|h| h.dev == dev && h.ino == ino) {
-        // SAFETY: our own descriptor.
-        unsafe { libc::close(fd) };
-        h.users += 1;
-        return Some(ownership_of(h));
+    if fd >= 0 {
+        if let Some(h) = list
+            .iter_mut()
+            .find(|h| h.fd >= 0 && h.dev == dev && h.ino == ino)
+        {
+            // SAFETY: our own descriptor.
+            unsafe { libc::close(fd) };
+            h.users += 1;
+            return Some(ownership_of(h));
+        }
     }
-    let owner = try_lock(fd);
+    let owner = fd < 0 || try_lock(fd);
     let holder = if owner { None } else { lock_holder(dev, ino) };
     let h = Held {
         path: path.to_path_buf(),
@@ -186,6 +208,12 @@ pub enum Access {
 pub fn with_access<R>(path: &Path, f: impl FnOnce(Access) -> R) -> Option<R> {
     let mut list = held();
     let h = list.iter_mut().find(|h| h.path == path)?;
+    if h.fd < 0 {
+        // The first record: create the file, and own it only as a taker-over
+        // would (another process may have created and locked it meanwhile).
+        let (fd, dev, ino) = open_regular(path, true).ok()?;
+        (h.fd, h.dev, h.ino, h.owner) = (fd, dev, ino, false);
+    }
     if !h.owner && try_lock(h.fd) {
         if fstat(h.fd).is_some_and(|st| st.st_size == 0) {
             h.owner = true;
@@ -439,6 +467,29 @@ mod tests {
         release(&path);
         assert!(ownership(&path).is_none());
         assert!(hold(&dir).is_none(), "a directory is not held");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_missing_file_is_created_empty_at_start_and_owned() {
+        let dir = temp("missing");
+        let path = dir.join("record");
+        assert!(hold(&path).unwrap().owner);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"",
+            "created empty at start, so that it can be locked"
+        );
+        assert!(with_access(&path, |a| matches!(a, Access::Owner(_))).unwrap());
+        release(&path);
+        // A directory that has gone: held without a descriptor; a record cannot create it.
+        let gone = dir.join("gone").join("record");
+        assert!(hold(&gone).unwrap().owner);
+        assert!(
+            with_access(&gone, |_| ()).is_none(),
+            "the caller opens the path itself and says why it cannot"
+        );
+        release(&gone);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
