@@ -90,9 +90,7 @@ fn open_regular(path: &Path, create: bool) -> Result<(libc::c_int, u64, u64), i3
         return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
     }
     match fstat(fd) {
-        Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => {
-            Ok((fd, st.st_dev as u64, st.st_ino as u64))
-        }
+        Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => Ok((fd, st.st_dev, st.st_ino)),
         _ => {
             // SAFETY: our own descriptor.
             unsafe { libc::close(fd) };
