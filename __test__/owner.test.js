@@ -4,9 +4,9 @@
 // environment). Real processes in a v1 child cgroup: a service at its first
 // threshold; beside it a second node process with the same environment (as
 // `kubectl exec` starts one), which must leave the service's record and
-// /metrics port alone and say so; a child of the service, which monitors
-// without a record file or a port; then a real OOM kill of the service,
-// whose record is the one in the file.
+// /metrics port alone and say so; the doctor, which starts nothing; a child
+// of the service, which monitors without a record file or a port; then a
+// real OOM kill of the service, whose record is the one in the file.
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
@@ -102,6 +102,12 @@ test('a second process with the same environment leaves the service its record a
   assert.equal(after.pid, service.child.pid, `the service's record is intact after the sibling came and went: ${JSON.stringify(after)}`)
   assert.equal(after.level, 1)
   assert.equal((await get(port, '/metrics')).status, 200, 'the service still serves /metrics')
+
+  // oomguard's own CLI with the same environment (`kubectl exec ... oomguard doctor`): a tool, it starts nothing.
+  const doctor = await cg.runProcess('sh', ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', path.join(dir, 'cgroup.procs'), process.execPath, path.join(cg.REPO_ROOT, 'bin', 'oomguard.js'), 'doctor', '--json'], { env, timeoutMs: 60_000 })
+  assert.equal(doctor.code, 0, cg.describeRun(doctor))
+  assert.equal(doctor.stderr, '', 'no monitor, no /metrics attempt, no line')
+  assert.equal(record(lastWords).pid, service.child.pid, 'the doctor left the record alone')
 
   // A child of the service: monitors, but neither the record file nor the port.
   service.send('child')
