@@ -54,7 +54,8 @@ pub struct Ownership {
 /// A last-words file this process keeps open.
 struct Held {
     path: PathBuf,
-    /// -1 until the file exists (it is created at the first record).
+    /// [`UNOPENED`] while its directory is missing, [`NOT_HELD`] for a path
+    /// that is not a regular file this process can open (counted, never used).
     fd: libc::c_int,
     dev: u64,
     ino: u64,
@@ -101,6 +102,12 @@ fn open_regular(path: &Path, create: bool) -> Result<(libc::c_int, u64, u64), i3
 
 static HELD: Mutex<Vec<Held>> = Mutex::new(Vec::new());
 
+/// A held path without a descriptor yet: the first record creates the file.
+const UNOPENED: libc::c_int = -1;
+/// A path its monitors name but this process does not hold: each record
+/// opens it itself. Kept so that every hold has its release.
+const NOT_HELD: libc::c_int = -2;
+
 fn held() -> MutexGuard<'static, Vec<Held>> {
     HELD.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -132,12 +139,12 @@ pub fn hold(path: &Path) -> Option<Ownership> {
     let mut list = held();
     if let Some(h) = list.iter_mut().find(|h| h.path == path) {
         h.users += 1;
-        return Some(ownership_of(h));
+        return (h.fd != NOT_HELD).then(|| ownership_of(h));
     }
     let (fd, dev, ino) = match open_regular(path, true) {
         Ok(opened) => opened,
-        Err(libc::ENOENT) => (-1, 0, 0),
-        Err(_) => return None,
+        Err(libc::ENOENT) => (UNOPENED, 0, 0),
+        Err(_) => (NOT_HELD, 0, 0),
     };
     // The same file by another name (a symlink): one descriptor, or this
     // process's own lock would refuse it.
@@ -151,6 +158,18 @@ pub fn hold(path: &Path) -> Option<Ownership> {
             h.users += 1;
             return Some(ownership_of(h));
         }
+    }
+    if fd == NOT_HELD {
+        list.push(Held {
+            path: path.to_path_buf(),
+            fd,
+            dev,
+            ino,
+            owner: false,
+            users: 1,
+            holder: None,
+        });
+        return None;
     }
     let owner = fd < 0 || try_lock(fd);
     let holder = if owner { None } else { lock_holder(dev, ino) };
@@ -188,7 +207,10 @@ pub fn release(path: &Path) {
 
 /// Whether this process owns `path`, as held by its monitors (`None`: not held).
 pub fn ownership(path: &Path) -> Option<Ownership> {
-    held().iter().find(|h| h.path == path).map(ownership_of)
+    held()
+        .iter()
+        .find(|h| h.path == path && h.fd != NOT_HELD)
+        .map(ownership_of)
 }
 
 /// What a write to a held file may do.
@@ -205,8 +227,10 @@ pub enum Access {
 /// is empty (a clean exit); a record left by a process that died stays.
 pub fn with_access<R>(path: &Path, f: impl FnOnce(Access) -> R) -> Option<R> {
     let mut list = held();
-    let h = list.iter_mut().find(|h| h.path == path)?;
-    if h.fd < 0 {
+    let h = list
+        .iter_mut()
+        .find(|h| h.path == path && h.fd != NOT_HELD)?;
+    if h.fd == UNOPENED {
         // The first record: create the file, and own it only as a taker-over
         // would (another process may have created and locked it meanwhile).
         let (fd, dev, ino) = open_regular(path, true).ok()?;
@@ -465,6 +489,11 @@ mod tests {
         release(&path);
         assert!(ownership(&path).is_none());
         assert!(hold(&dir).is_none(), "a directory is not held");
+        assert!(ownership(&dir).is_none());
+        assert!(with_access(&dir, |_| ()).is_none());
+        // Its release is counted: it never closes a file held under the same path.
+        release(&dir);
+        assert!(held().iter().all(|h| h.path != dir));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
