@@ -154,6 +154,27 @@ export interface HeapModel {
   hasOldSpacePercentage: boolean
 }
 
+/**
+ * `null` where no monitor of this process holds `path` (not a regular
+ * file it could open: each record opens the path itself).
+ */
+export declare function lastWordsOwnership(path: string): NativeOwnership | null
+
+/** Whether this process owns a last-words file its monitors hold (internal). */
+export interface NativeOwnership {
+  owner: boolean
+  holderPid: number | null
+  holderCommand: string | null
+}
+
+/** The process holding a TCP port (internal). */
+export interface NativePortHolder {
+  pid: number
+  command: string | null
+  /** The value of the variable asked for in its initial environment, where readable. */
+  envValue: string | null
+}
+
 /** What a `stall` / `stall-end` event carries (internal). */
 export interface NativeStall {
   durationMs: number
@@ -212,6 +233,12 @@ export interface OnStallOptions {
   /** End the process (exit status 75) when a stall has lasted this long, ms. */
   afterMs: number
 }
+
+/**
+ * The process listening on TCP `port` in this network namespace, where
+ * `/proc` shows it (bounded: a few thousand processes and descriptors).
+ */
+export declare function portHolder(port: number, envName: string): NativePortHolder | null
 
 /**
  * Read the cgroup and process files of `root` (default `/`) once and fill

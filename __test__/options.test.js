@@ -161,11 +161,13 @@ test('lastWords.path is checked at watch(): no NUL, an existing directory, not a
   }
   // Through shed(): named as shed()'s.
   assert.throws(() => oomguard.shed({ watch: { lastWords: { path: dir } } }), named(RangeError, /^options\.watch\.lastWords\.path must be a file, not a directory/))
-  // A file that does not exist yet in an existing directory, and an existing file, are fine; nothing is created here.
+  // A file that does not exist yet in an existing directory, and an existing file, are fine. The
+  // monitor creates it empty, to hold its lock (the record's owner, src/owner.rs), and writes nothing.
   const file = path.join(dir, 'last-words')
   const m = oomguard.watch({ root: BUSY, lastWords: { path: file, stderr: false } })
+  assert.equal(m.lastWordsFile.owner, true)
   m.close()
-  assert.equal(fs.existsSync(file), false, 'watch() only checks; it opens nothing')
+  assert.equal(fs.readFileSync(file, 'utf8'), '', 'created empty, nothing written below every threshold')
   // A relative path is resolved when it is checked: the sampler opens what was checked.
   assert.equal(options.watchConfig({ lastWords: { path: 'last-words.log' } }).lastWordsPath, path.resolve('last-words.log'))
   // A FIFO is only stat()ed: watch() returns at once.

@@ -64,6 +64,8 @@ const report = () => console.log(JSON.stringify({
   thresholds: state && state.monitor ? state.monitor.thresholds : null,
   basis: state && state.monitor ? state.monitor.basis : null,
   server: !!(state && state.server),
+  metricsServedBy: state ? state.metricsServedBy : null,
+  role: state ? state.role : null,
 }))
 if (process.env.EXIT_AT_ONCE === '1') report()
 else { report(); setInterval(() => {}, 1000) }
@@ -73,11 +75,15 @@ const APP_MJS = path.join(WORK, 'app.mjs')
 fs.writeFileSync(APP_CJS, APP_BODY)
 fs.writeFileSync(APP_MJS, `import { createRequire } from 'node:module'\nconst require = createRequire(import.meta.url)\n${APP_BODY}`)
 
-/** The environment of a child: no OOMGUARD_* or NODE_OPTIONS from outside. */
+/**
+ * The environment of a child: no OOMGUARD_* or NODE_OPTIONS from outside.
+ * The fixture's limit (256 MiB) is below node's heap limit here: the
+ * heap-limit line at start is off unless a test asks for it.
+ */
 function childEnv(extra) {
   const env = {}
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('OOMGUARD_') && k !== 'NODE_OPTIONS') env[k] = v
-  return { ...env, ...extra }
+  return { ...env, OOMGUARD_HEAP_WARNING: '0', ...extra }
 }
 
 /** Start a child; collects its output by line and lets the test wait for lines. */
@@ -450,6 +456,69 @@ test('OOMGUARD_METRICS_HOST=0.0.0.0 binds every interface; a taken port is one l
   t.after(b.stop)
   await b.ready()
   await b.waitFor('the error line', (o) => o.stderr.length >= 1)
-  assert.deepEqual(b.out.stderr, [`oomguard: cannot serve /metrics on 127.0.0.1:${announced.port} (EADDRINUSE); the service runs on without it`])
+  assert.deepEqual(b.out.stderr, [`oomguard: cannot serve /metrics on 127.0.0.1:${announced.port} (EADDRINUSE: pid ${a.child.pid} (node) holds it); the service runs on without it`])
   assert.equal(b.out.exited, null, 'still running')
+})
+
+test('a port a sibling oomguard serves (the same OOMGUARD_METRICS_PORT): no line', { skip: HAS_EXPORTER ? false : 'lib/prometheus.js is not there' }, async (t) => {
+  const probe = http.createServer()
+  await new Promise((r) => probe.listen(0, '127.0.0.1', r))
+  const port = String(probe.address().port)
+  await new Promise((r) => probe.close(r))
+  const a = start(['-r', REGISTER_CJS, APP_CJS], { OOMGUARD_ROOT: makeRoot(), OOMGUARD_METRICS_PORT: port })
+  t.after(a.stop)
+  await a.ready()
+  await a.waitFor('the metrics line', (o) => events(o, 'metrics')[0])
+  const b = start(['-r', REGISTER_CJS, APP_CJS], { OOMGUARD_ROOT: makeRoot(), OOMGUARD_METRICS_PORT: port })
+  t.after(b.stop)
+  await b.ready()
+  // The server's error comes a moment after the start (the taken-port test above sees its line by then).
+  await new Promise((r) => setTimeout(r, 500))
+  assert.deepEqual(b.out.stderr, [], 'nothing is wrong: a sibling oomguard serves /metrics there')
+  assert.equal(b.out.exited, null)
+})
+
+test('the heap limit at or above the limit: one heap-limit line at start, with the NODE_OPTIONS fix; not for a child', async (t) => {
+  const a = start(['-r', REGISTER_CJS, APP_CJS], { OOMGUARD_ROOT: makeRoot(), OOMGUARD_HEAP_WARNING: '1', NODE_OPTIONS: '--max-old-space-size=1000' })
+  t.after(a.stop)
+  await a.ready()
+  const [line] = await a.waitFor('the heap-limit line', (o) => (events(o, 'heap-limit').length ? events(o, 'heap-limit') : null))
+  assert.equal(line.code, 'HEAP_LIMIT_ABOVE_CONTAINER_LIMIT')
+  assert.equal(line.limitBytes, LIMIT)
+  assert.equal(line.nodeOptions, '--max-old-space-size=189', 'the old heap flag replaced')
+  await new Promise((r) => setTimeout(r, 200))
+  assert.equal(events(a.out, 'heap-limit').length, 1, 'once')
+  // A child of that service (it inherits OOMGUARD_SERVICE_PID): no line, no record file, no port.
+  const c = start(['-r', REGISTER_CJS, APP_CJS], { OOMGUARD_ROOT: makeRoot(), OOMGUARD_HEAP_WARNING: '1', OOMGUARD_SERVICE_PID: String(a.child.pid) })
+  t.after(c.stop)
+  const report = await c.ready()
+  assert.deepEqual(report.role, { role: 'child', servicePid: a.child.pid })
+  await new Promise((r) => setTimeout(r, 200))
+  assert.deepEqual(events(c.out, 'heap-limit'), [])
+})
+
+test('npm, npx and oomguard\'s CLI are tools, not the service: nothing starts, not even a complaint', async (t) => {
+  for (const [rel, name] of [['npm/bin/npm-cli.js', 'npm'], ['npm/bin/npx-cli.js', 'npx'], ['oomguard/bin/oomguard.js', 'oomguard']]) {
+    const script = path.join(WORK, 'tools', rel)
+    fs.mkdirSync(path.dirname(script), { recursive: true })
+    fs.writeFileSync(script, APP_BODY)
+    // Started through a link named as the tool is (/usr/local/bin/npm -> .../npm-cli.js).
+    const link = path.join(WORK, 'tools', `${name}-link`, name)
+    fs.mkdirSync(path.dirname(link), { recursive: true })
+    if (!fs.existsSync(link)) fs.symlinkSync(script, link)
+    for (const argv1 of [script, link]) {
+      const a = start(['-r', REGISTER_CJS, argv1], { OOMGUARD_ROOT: makeRoot(), OOMGUARD_THRESHOLDS: 'bad', EXIT_AT_ONCE: '1' })
+      const report = await a.ready()
+      await a.exited
+      assert.equal(report.started, false, argv1)
+      assert.equal(report.reason, `${name}: a tool, not the service`)
+      assert.deepEqual(report.role, { role: 'tool', name })
+      assert.equal(report.monitors, 0)
+      assert.deepEqual(a.out.stderr, [], 'not even the bad variable: it is the service\'s')
+    }
+  }
+  // The real CLI of this checkout.
+  const cli = spawnSync(process.execPath, ['-r', REGISTER_CJS, path.join(REPO, 'bin', 'oomguard.js'), '--help'], { env: childEnv({ OOMGUARD_THRESHOLDS: 'bad' }), encoding: 'utf8' })
+  assert.equal(cli.status, 0)
+  assert.equal(cli.stderr, '', 'the doctor starts no monitor')
 })

@@ -482,7 +482,7 @@ export interface LimitEvent {
 
 /** What a monitor's `error` event carries. */
 export interface WatchError extends Error {
-  code: 'ERR_OOMGUARD_READ' | 'ERR_OOMGUARD_LAST_WORDS' | 'ERR_OOMGUARD_INTERNAL'
+  code: 'ERR_OOMGUARD_READ' | 'ERR_OOMGUARD_LAST_WORDS' | 'ERR_OOMGUARD_INTERNAL' | 'ERR_OOMGUARD_V8'
 }
 
 /** The latest sample, as `monitor.current` returns it. */
@@ -514,6 +514,16 @@ export interface MonitorSample {
   stalledSeconds: number | null
 }
 
+/** `monitor.lastWordsFile`: who owns the record in the last-words file. */
+export interface LastWordsFile {
+  path: string
+  /** True: this process writes the record; false: another does (`holderPid`), or did and died. */
+  owner: boolean | null
+  /** The process holding the file's lock, where this one does not and `/proc/locks` shows it. */
+  holderPid: number | null
+  holderCommand: string | null
+}
+
 export declare class Monitor extends EventEmitter {
   /** The same as watch(options) without a listener: the options are validated the same way. */
   constructor(options?: WatchOptions | null)
@@ -529,6 +539,12 @@ export declare class Monitor extends EventEmitter {
   /** The latest sample. No I/O. */
   readonly current: MonitorSample
   readonly closed: boolean
+  /**
+   * The last-words file and whether this process owns its record (the first process to
+   * open it takes an exclusive `flock` for its lifetime; only the owner writes or empties
+   * it). `null` without `lastWords.path`. `owner: null` where the path is not a regular file.
+   */
+  readonly lastWordsFile: LastWordsFile | null
   /** Stop watching. Idempotent. */
   close(): void
   /** Keep the process alive while the monitor runs (monitors are unref'd by default). */
@@ -539,7 +555,9 @@ export declare class Monitor extends EventEmitter {
   /**
    * `error.code`: `ERR_OOMGUARD_READ` (the files became unreadable; the last good sample is
    * kept), `ERR_OOMGUARD_LAST_WORDS` (the last-words file could not be written) or
-   * `ERR_OOMGUARD_INTERNAL` (a bug, caught; sampling goes on). Each is said once until it clears.
+   * `ERR_OOMGUARD_INTERNAL` (a bug, caught; sampling goes on) or `ERR_OOMGUARD_V8`
+   * (`process.memoryUsage()` failed, e.g. EMFILE: the RSS is null and the heap figures come
+   * from `v8.getHeapStatistics()`). Each is said once until it clears.
    */
   on(event: 'error', listener: (error: WatchError) => void): this
   on(event: 'limit', listener: (event: LimitEvent) => void): this

@@ -6,6 +6,7 @@
 
 const native = require('./native.js')
 const { RAW_START, V8_INPUTS, builder, nn, flag, raw } = require('./reading.js')
+const { usageNow, heapLimit, usageError } = require('./usage.js')
 
 // Loaded on first use, not at require (start-up time): node:v8 for the heap
 // limit, lib/options.js for options and errors, and the readers without the
@@ -92,13 +93,6 @@ function samplerFor(root) {
   return s
 }
 
-let heapSizeLimit = 0
-function currentHeapSizeLimit() {
-  // Fixed at start-up (flags, cgroup): read it once.
-  if (heapSizeLimit === 0) heapSizeLimit = require('node:v8').getHeapStatistics().heap_size_limit
-  return heapSizeLimit
-}
-
 // The caller's V8 numbers: process.memoryUsage()'s keys and heapSizeLimit,
 // in slot order (lib/slots.json's v8 section).
 const USAGE_KEYS = V8_INPUTS.map(([key]) => key)
@@ -129,13 +123,36 @@ const readUsage = new Function('usageValue', 'has', `return function readUsage(u
 
 function usageValue(i, key, v) {
   if (v === undefined) {
-    v = i === HEAP_LIMIT ? currentHeapSizeLimit() : NaN
+    v = i === HEAP_LIMIT ? heapLimit() : NaN
   } else if (typeof v !== 'number') {
     throw options().invalidType(`usage.${key}`, 'a number of bytes', v)
   } else if (!(v >= 0) || v === Infinity) {
     throw options().outOfRange(`usage.${key}`, 'a finite, non-negative number of bytes', v)
   }
   usageScratch[i] = v
+}
+
+// What process.memoryUsage() threw in the current call (null: nothing).
+let usageFailure = null
+
+/**
+ * The reading with the USAGE_UNREADABLE diagnosis added (lib/diagnoses.json):
+ * the V8 numbers it lacks are null, and it says why.
+ */
+function withUsageFailure(reading, err) {
+  if (usageDiagnosis === null) return reading // the first call was already out of descriptors
+  const d = usageDiagnosis(usageError(err))
+  return { ...reading, diagnoses: Object.freeze([...reading.diagnoses, d]) }
+}
+// Loaded by the first getMemoryMetrics() call, not at require (start-up
+// time), and not when it is needed: with no descriptor left, require() fails too.
+let usageDiagnosis = null
+function loadUsageDiagnosis() {
+  try {
+    const { usageUnreadable } = require('./diagnoses.json')
+    const { declaredDiagnosis } = require('./portable.js')
+    usageDiagnosis = (error) => declaredDiagnosis(usageUnreadable, usageUnreadable.message.replace('{error}', error))
+  } catch {}
 }
 
 /**
@@ -145,9 +162,15 @@ function usageValue(i, key, v) {
  * the caller's number.
  */
 function usageValues(usage) {
+  usageFailure = null
   if (usage === undefined || usage === null) {
-    usage = process.memoryUsage()
-  } else if (typeof usage !== 'object' || Array.isArray(usage)) {
+    // Our own numbers: NaN where process.memoryUsage() failed, nothing to validate.
+    const u = usageNow()
+    if (u.error !== null) usageFailure = u.error
+    for (let i = 0; i < USAGE_KEYS.length; i++) usageScratch[i] = u[USAGE_KEYS[i]]
+    return usageScratch
+  }
+  if (typeof usage !== 'object' || Array.isArray(usage)) {
     throw options().invalidType('usage', 'an object such as process.memoryUsage()', usage)
   }
   readUsage(usage, readsAreOwn(usage))
@@ -168,10 +191,17 @@ function writeUsage(buf, usage) {
  */
 function getMemoryMetrics(usage, opts) {
   const root = opts === undefined || opts === null ? undefined : options().rootOption(opts)
-  if (native === null && process.platform !== 'linux') return require('./portable.js').portableMetrics(usageValues(usage))
-  const sampler = samplerFor(root)
-  writeUsage(sampler.buf, usage)
-  return sampler.read()
+  if (usageDiagnosis === null) loadUsageDiagnosis()
+  let reading
+  if (native === null && process.platform !== 'linux') {
+    reading = require('./portable.js').portableMetrics(usageValues(usage))
+  } else {
+    const sampler = samplerFor(root)
+    writeUsage(sampler.buf, usage)
+    reading = sampler.read()
+  }
+  // process.memoryUsage() failed (no descriptor left): what could be read, and why the rest is null.
+  return usageFailure === null ? reading : withUsageFailure(reading, usageFailure)
 }
 
 module.exports = { getMemoryMetrics }

@@ -159,7 +159,8 @@ function checkLastWordsPath(name, v) {
   if (v === '') throw outOfRange(name, 'a non-empty path', '""')
   if (v.includes('\0')) throw outOfRange(name, 'a path without NUL bytes', JSON.stringify(v))
   // Resolved now: the sampler opens what was checked, whatever the working directory is later.
-  const abs = nodePath.resolve(v)
+  // `{pid}` is this process's pid: one record file per process.
+  const abs = nodePath.resolve(v.replaceAll('{pid}', String(process.pid)))
   let st = null
   try {
     st = fs.statSync(abs)
@@ -315,7 +316,7 @@ const WATCH_OPTIONS = table([
   {
     name: 'lastWords',
     default: Object.freeze({ stderr: true, path: undefined }),
-    doc: '`false`, or `{ path, stderr }`; `path` (e.g. `/dev/termination-log`) must be a file in an existing directory',
+    doc: '`false`, or `{ path, stderr }`; `path` (e.g. `/dev/termination-log`) must be a file in an existing directory (`{pid}` in it is the process\'s pid); the first process to open it owns its record (`monitor.lastWordsFile`)',
     docDefault: '`true` (stderr)',
     copy(v, name) {
       if (v === true) return { stderr: undefined, path: undefined }
@@ -335,7 +336,7 @@ const WATCH_OPTIONS = table([
         default: undefined,
         check: (v, name) => checkLastWordsPath(name, v),
         env: 'OOMGUARD_LAST_WORDS_PATH',
-        envDoc: "also write the last-words line to this file, e.g. `/dev/termination-log` (Kubernetes' `terminationMessagePath`); its directory must exist",
+        envDoc: "also write the last-words line to this file, e.g. `/dev/termination-log` (Kubernetes' `terminationMessagePath`); its directory must exist; `{pid}` in it is the process's pid. The first process to open it owns its record",
         envDefault: 'none',
         envDocDefault: 'none',
         fromEnv: (text) => text,
@@ -555,7 +556,24 @@ const REGISTER_VARIABLES = table([
     envDoc: '`1` loads nothing (for a child process that inherits `NODE_OPTIONS`)',
     envDocDefault: 'unset',
   },
+  {
+    env: 'OOMGUARD_HEAP_WARNING',
+    key: 'heapWarning',
+    default: true,
+    envDoc: 'one line at start where the V8 heap limit is at or near the container limit (`HEAP_LIMIT_ABOVE_CONTAINER_LIMIT`, `HEAP_LIMIT_NEAR_CONTAINER_LIMIT`), with the `NODE_OPTIONS` that fixes it: `1`/`0`',
+    envExpected: '1 or 0',
+    envDefault: '1',
+    fromEnv: envBoolean,
+  },
+  {
+    env: 'OOMGUARD_SERVICE_PID',
+    key: 'servicePid',
+    envDoc: "set by the register in the service's own environment, so that its children inherit it: a process that finds it naming another live process is that service's descendant, and monitors and logs but neither writes the last-words file nor serves `/metrics`. Unset it for a child that is a service of its own",
+    envDocDefault: 'set by the register',
+  },
 ])
+/** A register variable's declaration, by its name. */
+const REGISTER = Object.fromEntries(REGISTER_VARIABLES.map((v) => [v.env, v]))
 
 /** Every variable in README order: the watch() ones, then the register's own. */
 function variables() {
@@ -668,6 +686,17 @@ function parseEnv(env) {
     if (/^\d+$/.test(p) && n >= port.min && n <= port.max) settings.metrics = { port: n, host: text(host.env) ?? host.default }
     else bad(port.env, port.envExpected, port.envDefault)
   }
+  const warning = REGISTER.OOMGUARD_HEAP_WARNING
+  settings.heapWarning = warning.default
+  const w = text(warning.env)
+  if (w !== undefined) {
+    const v = warning.fromEnv(w)
+    if (typeof v === 'boolean') settings.heapWarning = v
+    else bad(warning.env, warning.envExpected, warning.envDefault)
+  }
+  // Not the user's setting but the register's mark: anything but a pid is no mark.
+  const service = text(REGISTER.OOMGUARD_SERVICE_PID.env)
+  settings.servicePid = service !== undefined && /^\d{1,10}$/.test(service) && Number(service) > 0 ? Number(service) : null
   return { settings, problems }
 }
 

@@ -7,17 +7,27 @@
 // OOMGUARD_METRICS_PORT is set, serves /metrics. It never throws and never
 // keeps the process alive: a bad variable prints one line and its default is
 // used; anything else that goes wrong prints one line and is skipped.
+//
+// Every node process that inherits NODE_OPTIONS loads it, so it first asks
+// whether this process is the service (roleOf): npm, npx and oomguard's own
+// CLI start nothing; a descendant of a running service (OOMGUARD_SERVICE_PID,
+// which the service sets for its children) monitors and logs, but neither
+// writes the last-words file nor serves /metrics. Among services, the first
+// to open the last-words file owns its record (src/owner.rs).
 
 const fs = require('node:fs')
+const nodePath = require('node:path')
 
 const KEY = Symbol.for('oomguard.register')
 const MiB = 1024 * 1024
 
 // The variables, their defaults and what they mean: declared with the options
 // they set in lib/options.js (also the README table).
-const { parseEnv, variableDescriptions, TRUE_WORDS } = require('./options.js')
+const { parseEnv, variableDescriptions, TRUE_WORDS, REGISTER_VARIABLES } = require('./options.js')
 
 const VARIABLES = variableDescriptions()
+// The service's mark for its children (declared in lib/options.js).
+const REGISTER_MARK = REGISTER_VARIABLES.find((v) => v.key === 'servicePid').env
 
 // ---------------------------------------------------------------- output
 
@@ -36,6 +46,57 @@ function writeLine(line) {
 
 function warn(message) {
   writeLine(`oomguard: ${message}`)
+}
+
+// ---------------------------------------------------------------- who is the service
+
+// Node programs that inherit NODE_OPTIONS but are never the service: the end
+// of process.argv[1]'s real path, and the name the register gives them.
+const TOOL_SCRIPTS = [
+  ['/npm/bin/npm-cli.js', 'npm'],
+  ['/npm/bin/npx-cli.js', 'npx'],
+  ['/oomguard/bin/oomguard.js', 'oomguard'],
+]
+// The names under which they are started: the scripts' own, and their links' (npm, npx, oomguard).
+const TOOL_NAMES = TOOL_SCRIPTS.flatMap(([tail, name]) => [nodePath.basename(tail), name])
+// This copy's own CLI, wherever it is installed (a checkout, a link).
+const OWN_CLI = nodePath.join(__dirname, '..', 'bin', 'oomguard.js')
+
+function realpath(p) {
+  try {
+    return fs.realpathSync(p)
+  } catch {
+    return null
+  }
+}
+
+/** Is `pid` a live process (ours to signal or not)? */
+function alive(pid) {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return err.code === 'EPERM'
+  }
+}
+
+/**
+ * `{ role: 'tool', name }` (npm, npx, oomguard's CLI: nothing starts),
+ * `{ role: 'child', servicePid }` (a descendant of a live service: it
+ * monitors and logs, no record file, no /metrics) or `{ role: 'service' }`.
+ */
+function roleOf(settings) {
+  const arg = process.argv[1]
+  // Only a script named as a tool or its link is (npm, npx-cli.js, .bin/oomguard) is resolved: no syscall for the service's own.
+  const named = typeof arg === 'string' && TOOL_NAMES.includes(nodePath.basename(arg))
+  const script = named ? realpath(arg) : null
+  if (script !== null) {
+    for (const [tail, name] of TOOL_SCRIPTS) if (script.endsWith(tail)) return { role: 'tool', name }
+    if (script.endsWith('/bin/oomguard.js') && script === realpath(OWN_CLI)) return { role: 'tool', name: 'oomguard' }
+  }
+  const pid = settings.servicePid
+  if (pid !== null && pid !== process.pid && alive(pid)) return { role: 'child', servicePid: pid }
+  return { role: 'service' }
 }
 
 // ---------------------------------------------------------------- logging
@@ -77,7 +138,19 @@ function formatEvent(kind, e, monitor, format) {
     timeToLimitMs: round(e.timeToLimitMs, 0),
     v8: e.v8 || null,
     lastWords: e.lastWords || null,
+    ...notOwner(monitor),
   })
+}
+
+// Set for a monitor whose process does not write the last-words file: its
+// lines say so (`owner: false`, and the service it descends from).
+const kNotOwner = Symbol('oomguard.register.notOwner')
+const notOwner = (monitor) => monitor[kNotOwner] || undefined
+
+/** A JSON line of the register's own (format json) or its text (format text or none). */
+function line(format, kind, fields, text) {
+  if (format === 'json') return JSON.stringify({ oomguard: kind, time: new Date().toISOString(), pid: process.pid, ...fields })
+  return `oomguard: ${text}`
 }
 
 function formatError(err, format) {
@@ -89,9 +162,12 @@ function formatError(err, format) {
 
 function startMonitor(state, settings) {
   const { watch, DEFAULTS } = require('./watch.js')
+  const child = state.role.role === 'child'
+  // A descendant of the service never writes the record file.
+  const options = child ? { ...settings.watch, lastWords: { ...settings.watch.lastWords, path: undefined } } : settings.watch
   let monitor
   try {
-    monitor = watch(settings.watch)
+    monitor = watch(options)
   } catch (err) {
     // A combination the variables cannot check alone: say so, use the defaults.
     warn(`the OOMGUARD_* settings were refused (${err.message}); using the defaults`)
@@ -99,6 +175,20 @@ function startMonitor(state, settings) {
   }
   monitor.unref()
   const format = settings.logFormat
+  if (child) {
+    monitor[kNotOwner] = { owner: false, servicePid: state.role.servicePid }
+  } else {
+    const file = monitor.lastWordsFile
+    if (file !== null && file.owner === false) {
+      // Another live process holds the record (or one that died left its last words there).
+      const holder = file.holderPid === null ? null : `pid ${file.holderPid}${file.holderCommand ? ` (${file.holderCommand})` : ''}`
+      monitor[kNotOwner] = { owner: false, holderPid: file.holderPid }
+      if (format !== 'none') {
+        const text = `${file.path} is ${holder ? `owned by ${holder}` : 'not ours: it holds the record of another process'}; this process's records go to stderr only (give each service its own path: OOMGUARD_LAST_WORDS_PATH with {pid} in it)`
+        writeLine(line(format, 'record-owner', { owner: false, path: file.path, holderPid: file.holderPid, holderCommand: file.holderCommand, message: text }, text))
+      }
+    }
+  }
   // A listener must never throw into the monitor's dispatch.
   const safely = (fn) => (arg) => {
     try {
@@ -111,6 +201,8 @@ function startMonitor(state, settings) {
   }
   // Always listen for errors: without a listener they would become process warnings.
   monitor.on('error', safely((err) => {
+    // A process that does not own the record file was told so at start: its file is never written.
+    if (err.code === 'ERR_OOMGUARD_LAST_WORDS' && notOwner(monitor)) return
     if (format !== 'none') writeLine(formatError(err, format))
   }))
   state.monitor = monitor
@@ -155,8 +247,20 @@ function startMetrics(state, settings) {
   // Neither the server nor a scraper's keep-alive connection keeps the process alive.
   server.on('connection', (socket) => socket.unref())
   server.on('error', (err) => {
-    warn(`cannot serve /metrics on ${host}:${port} (${err.code || err.message}); the service runs on without it`)
     state.server = null
+    let holder = null
+    if (err.code === 'EADDRINUSE') {
+      try {
+        holder = require('./native.js').portHolder(port, 'OOMGUARD_METRICS_PORT')
+      } catch {}
+      // A sibling started with the same OOMGUARD_METRICS_PORT serves it: nothing is wrong.
+      if (holder !== null && holder.envValue !== null && holder.envValue.trim() === String(port)) {
+        state.metricsServedBy = holder.pid
+        return
+      }
+    }
+    const who = holder === null ? '' : `: pid ${holder.pid}${holder.command ? ` (${holder.command})` : ''} holds it`
+    warn(`cannot serve /metrics on ${host}:${port} (${err.code || err.message}${who}); the service runs on without it`)
   })
   server.listen(port, host, () => {
     const a = server.address()
@@ -169,6 +273,44 @@ function startMetrics(state, settings) {
   })
   server.unref()
   state.server = server
+}
+
+// ---------------------------------------------------------------- the heap limit, once
+
+const HEAP_FLAGS = /(^|\s)--max-(old-space-size(-percentage)?|semi-space-size)(=\S*|\s+\d\S*)?(?=\s|$)/g
+
+/**
+ * NODE_OPTIONS as it should be: the current one without its heap flags,
+ * with `flags` (the diagnosis's) added.
+ */
+function fixedNodeOptions(flags) {
+  const now = Object.hasOwn(process.env, 'NODE_OPTIONS') ? String(process.env.NODE_OPTIONS) : ''
+  return `${now.replace(HEAP_FLAGS, ' ').trim()} ${flags}`.trim()
+}
+
+/**
+ * One line when V8's heap limit is at or near the container limit: the
+ * failure this process is set up for is already visible (lib/diagnoses.json's
+ * heapLimit codes, from getMemoryMetrics()). After the start, off its path.
+ */
+function warnHeapLimit(state, settings) {
+  const { heapLimit } = require('./diagnoses.json')
+  const codes = [heapLimit.above.code, heapLimit.near.code]
+  const { getMemoryMetrics } = require('./metrics.js')
+  const m = getMemoryMetrics(null, { root: settings.root })
+  const d = m.diagnoses.find((x) => codes.includes(x.code))
+  if (d === undefined || settings.logFormat === 'none') return
+  const nodeOptions = d.nodeOptions === null ? null : fixedNodeOptions(d.nodeOptions)
+  const fix = nodeOptions === null ? '' : ` Here: NODE_OPTIONS="${nodeOptions}" (OOMGUARD_HEAP_WARNING=0 turns this line off).`
+  state.heapWarning = d.code
+  writeLine(line(settings.logFormat, 'heap-limit', {
+    code: d.code,
+    severity: d.severity,
+    heapSizeLimitBytes: d.heapSizeLimitBytes,
+    limitBytes: d.limitBytes,
+    nodeOptions,
+    message: d.message,
+  }, `${d.message}${fix}`))
 }
 
 // ---------------------------------------------------------------- start, once
@@ -187,7 +329,7 @@ function isMainThread() {
 }
 
 function start() {
-  const state = { started: false, reason: null, monitor: null, server: null, metricsAddress: null, problems: [], VARIABLES }
+  const state = { started: false, reason: null, role: null, monitor: null, server: null, metricsAddress: null, metricsServedBy: null, heapWarning: null, problems: [], VARIABLES }
   try {
     const env = process.env
     // Own properties only: a polluted Object.prototype is no variable.
@@ -203,14 +345,33 @@ function start() {
     }
     const { settings, problems } = parseEnv(env)
     state.problems = problems
-    for (const p of problems) warn(p)
     state.settings = settings
+    state.role = roleOf(settings)
+    if (state.role.role === 'tool') {
+      // Not the service: its settings are not this process's to complain about either.
+      state.reason = `${state.role.name}: a tool, not the service`
+      return state
+    }
+    for (const p of problems) warn(p)
+    if (state.role.role === 'service') {
+      // Children inherit it: they are this service's, not services of their own.
+      try {
+        process.env[REGISTER_MARK] = String(process.pid)
+      } catch {}
+    }
     try {
       startMonitor(state, settings)
     } catch (err) {
       warn(`could not start the monitor (${err && err.message}); the service runs on without it`)
     }
-    if (settings.metrics) {
+    if (state.role.role === 'service' && settings.heapWarning && state.monitor !== null) {
+      setTimeout(() => {
+        try {
+          warnHeapLimit(state, settings)
+        } catch {}
+      }, 0).unref()
+    }
+    if (settings.metrics && state.role.role === 'service') {
       try {
         startMetrics(state, settings)
       } catch (err) {

@@ -7,6 +7,7 @@
 
 const { EventEmitter } = require('node:events')
 const native = require('./native.js')
+const { usageNow, usageError } = require('./usage.js')
 
 // Loaded with the first monitor, not at require (start-up time).
 const optionsModule = () => require('./options.js')
@@ -65,21 +66,28 @@ let refresher = null
 const REFRESH_CALM_MS = 5000
 const REFRESH_ALERT_MS = 250
 
-/** The V8 numbers now, by usage key: process.memoryUsage() and heapSizeLimit. */
-function v8Now() {
-  const u = process.memoryUsage()
-  u.heapSizeLimit = require('node:v8').getHeapStatistics().heap_size_limit
-  return u
-}
+// Whether the last process.memoryUsage() failed (EMFILE: no descriptor left):
+// said once per monitor until it works again.
+let usageFailing = false
 
+/**
+ * Write the V8 numbers now (lib/usage.js: never throws; NaN where unknown)
+ * into every monitor's block and return them by usage key. Where
+ * process.memoryUsage() fails, each monitor says so once, as an 'error'.
+ */
 function refreshV8() {
-  if (live.size === 0) return
-  const u = v8Now()
+  const u = usageNow()
   const now = Date.now()
   for (const m of live.values()) {
     const b = m._block
     for (const [key, i] of V8_SLOTS) b[i] = u[key]
     b[S['v8.timestampMs']] = now
+  }
+  if (u.error !== null && !usageFailing) {
+    usageFailing = true
+    for (const m of live.values()) report(m, 'ERR_OOMGUARD_V8', `process.memoryUsage() failed (${usageError(u.error)})`)
+  } else if (u.error === null) {
+    usageFailing = false
   }
   return u
 }
@@ -109,6 +117,18 @@ const ERROR_TEXT = {
   ERR_OOMGUARD_READ: (m) => `oomguard: reading memory failed: ${m}; keeping the last good sample and retrying`,
   ERR_OOMGUARD_LAST_WORDS: (m) => `oomguard: ${m}; the record still goes to stderr if enabled, and the file is tried again at the next record`,
   ERR_OOMGUARD_INTERNAL: (m) => `oomguard: ${m}; this is a bug, please report it; sampling goes on`,
+  ERR_OOMGUARD_V8: (m) => `oomguard: ${m}; the V8 heap figures come from v8.getHeapStatistics() and the RSS is unknown until it works again; sampling goes on`,
+}
+
+/**
+ * An 'error' on `m`, or a process warning without a listener. A listener's
+ * own exception is the listener's (Node's convention, see the README).
+ */
+function report(m, code, message) {
+  const err = new Error(ERROR_TEXT[code] ? ERROR_TEXT[code](message) : `oomguard: ${message}`)
+  err.code = code
+  if (m.listenerCount('error') > 0) m.emit('error', err)
+  else process.emitWarning(err.message, { code: err.code })
 }
 
 // A normal exit closes this thread's monitors, so that a last-words file
@@ -124,23 +144,34 @@ function closeAllOnExit() {
   })
 }
 
+/**
+ * The sampler's events for this thread. Nothing of ours may throw from here
+ * into the host (an exception in a native callback is uncaught): a failure
+ * of our own is this monitor's 'error' instead. A listener's own exception
+ * is the listener's, as with any EventEmitter.
+ */
 function dispatch(id, kind, e) {
   const m = live.get(id)
   if (m === undefined) return
-  const u = refreshV8()
-  restartRefresh()
-  if (kind === 'error') {
-    const code = e.code || 'ERR_OOMGUARD_READ'
-    const err = new Error(ERROR_TEXT[code] ? ERROR_TEXT[code](e.message) : `oomguard: ${e.message}`)
-    err.code = code
-    if (m.listenerCount('error') > 0) m.emit('error', err)
-    else process.emitWarning(err.message, { code: err.code })
+  let event
+  try {
+    const u = refreshV8()
+    restartRefresh()
+    if (kind !== 'error') event = eventOf(kind, e, u)
+  } catch (err) {
+    report(m, 'ERR_OOMGUARD_INTERNAL', `dispatching a '${kind}' event failed (${(err && err.message) || err})`)
     return
   }
+  if (kind === 'error') report(m, e.code || 'ERR_OOMGUARD_READ', e.message)
+  else m.emit(kind, event)
+}
+
+/** The object a 'limit', 'stall', 'stall-end', 'threshold' or 'recovered' event carries. */
+function eventOf(kind, e, u) {
   const v8Numbers = {}
-  for (const [key] of V8_SLOTS) v8Numbers[`${key}Bytes`] = u[key]
+  for (const [key] of V8_SLOTS) v8Numbers[`${key}Bytes`] = nn(u[key])
   if (kind === 'limit') {
-    m.emit('limit', {
+    return {
       previousLimitBytes: e.previousLimitBytes,
       limitBytes: e.limitBytes,
       source: e.source,
@@ -153,14 +184,10 @@ function dispatch(id, kind, e) {
       heapLimit: e.heapLimit,
       diagnosis: e.diagnosis,
       v8: v8Numbers,
-    })
-    return
+    }
   }
-  if (kind === 'stall' || kind === 'stall-end') {
-    m.emit(kind, stallEvent(e))
-    return
-  }
-  m.emit(kind, {
+  if (kind === 'stall' || kind === 'stall-end') return stallEvent(e)
+  return {
     level: e.level,
     threshold: e.threshold,
     ratio: e.ratio,
@@ -173,7 +200,7 @@ function dispatch(id, kind, e) {
     lastWords: e.lastWords,
     lastWordsError: e.lastWordsError,
     v8: v8Numbers,
-  })
+  }
 }
 
 /**
@@ -250,6 +277,8 @@ class Monitor extends EventEmitter {
     this._closed = false
     this._keepAlive = null
     this._poll = null
+    // No last words without the addon (lib/poll.js).
+    this._lastWordsPath = native === null ? null : (config.lastWordsPath ?? null)
     if (native === null) {
       // No addon (Linux): a JavaScript poll, with a lower precision (lib/poll.js).
       const { Poller } = require('./poll.js')
@@ -299,6 +328,21 @@ class Monitor extends EventEmitter {
 
   get closed() {
     return this._closed
+  }
+
+  /**
+   * The last-words file and whether this process owns its record: the
+   * first monitor to open a file locks it (flock) for its process's life,
+   * and only that process writes or empties it. `null` without a path.
+   * `{ path, owner, holderPid, holderCommand }`; `owner: null` where the
+   * path is not a regular file (each record opens it: a FIFO, a device).
+   */
+  get lastWordsFile() {
+    const path = this._lastWordsPath
+    if (path === null) return null
+    const o = this._closed ? null : native.lastWordsOwnership(path)
+    if (o === null) return { path, owner: null, holderPid: null, holderCommand: null }
+    return { path, owner: o.owner, holderPid: o.holderPid, holderCommand: o.holderCommand }
   }
 
   /** Stop watching. Idempotent; joins the sampler thread if it was the last monitor. */

@@ -24,6 +24,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::alloc::Split;
+use crate::owner::{self, Access};
 use crate::procs::{self, CgroupProcess};
 use crate::reader::Snapshot;
 use crate::watch::V8Known;
@@ -812,11 +813,35 @@ fn describe(path: &Path, what: &str, e: std::io::Error) -> WriteError {
 /// and a kill between a truncation and the write would leave an empty file.
 /// Only a file longer than a page (not ours) is cut to the page once.
 /// Anything else (a FIFO, a device) gets a plain write.
+///
+/// A file this process's monitors hold (src/owner.rs) is written through
+/// their descriptor, and only by the process that owns its record.
 pub fn write_file(path: &Path, line: &str) -> Result<(), WriteError> {
+    if let Some(r) = owner::with_access(path, |a| match a {
+        Access::Owner(fd) => {
+            // SAFETY: st is written by fstat on success.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            if unsafe { libc::fstat(fd, &mut st) } != 0 {
+                return Err(describe(path, "cannot write", last_error()));
+            }
+            write_at(fd, &st, path, line)
+        }
+        Access::NotOwner(message) => Err(WriteError {
+            errno: libc::EWOULDBLOCK,
+            message,
+        }),
+    }) {
+        return r;
+    }
     let (fd, st) =
         open_nonblocking(path, libc::O_CREAT).map_err(|e| describe(path, "cannot open", e))?;
-    if !is_regular(&st) {
-        return write_all_at(fd.0, line.as_bytes(), None)
+    write_at(fd.0, &st, path, line)
+}
+
+/// [`write_file`]'s write, to an open descriptor of `path` whose `fstat` is `st`.
+fn write_at(fd: libc::c_int, st: &libc::stat, path: &Path, line: &str) -> Result<(), WriteError> {
+    if !is_regular(st) {
+        return write_all_at(fd, line.as_bytes(), None)
             .map_err(|e| describe(path, "cannot write", e));
     }
     let body = line.trim_end_matches('\n');
@@ -832,10 +857,10 @@ pub fn write_file(path: &Path, line: &str) -> Result<(), WriteError> {
     buf[..keep].copy_from_slice(&head.as_bytes()[..keep]);
     buf[total - 1 - close.len()..total - 1].copy_from_slice(close.as_bytes());
     buf[total - 1] = b'\n';
-    write_all_at(fd.0, &buf[..total], Some(0)).map_err(|e| describe(path, "cannot write", e))?;
+    write_all_at(fd, &buf[..total], Some(0)).map_err(|e| describe(path, "cannot write", e))?;
     if size > MAX_BYTES {
         // SAFETY: our own descriptor. A failure leaves a whole record in the first page.
-        unsafe { libc::ftruncate(fd.0, total as libc::off_t) };
+        unsafe { libc::ftruncate(fd, total as libc::off_t) };
     }
     Ok(())
 }
@@ -843,6 +868,16 @@ pub fn write_file(path: &Path, line: &str) -> Result<(), WriteError> {
 /// Empty the file (a clean shutdown below every threshold). Only regular
 /// files; a missing one is fine.
 pub fn empty_file(path: &Path) -> Result<(), WriteError> {
+    // A held file: only its owner empties it, through its descriptor.
+    if let Some(r) = owner::with_access(path, |a| match a {
+        // SAFETY: the owner's descriptor, open while the registry is locked.
+        Access::Owner(fd) if unsafe { libc::ftruncate(fd, 0) } != 0 => {
+            Err(describe(path, "cannot empty", last_error()))
+        }
+        _ => Ok(()),
+    }) {
+        return r;
+    }
     match open_nonblocking(path, 0) {
         Ok((fd, st)) => {
             // SAFETY: our own descriptor.

@@ -15,6 +15,7 @@ pub mod file;
 pub mod guard;
 pub mod lastwords;
 pub mod locate;
+pub mod owner;
 pub mod parse;
 pub mod pin;
 pub mod procs;

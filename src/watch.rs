@@ -959,6 +959,11 @@ impl Sampler {
                 .clone();
             (reg.next_id, root)
         };
+        // Its last-words file held open (and its record owned, or not) from now
+        // until the monitor closes: src/owner.rs.
+        if let Some(path) = config.path() {
+            crate::owner::hold(path);
+        }
         let detector = config.stall.map(stall::Detector::new);
         if detector.is_some() {
             block.set(block::STALLED, 0.0);
@@ -996,6 +1001,7 @@ impl Sampler {
             &mut events,
         );
 
+        let config_path = m.config.path().map(Path::to_path_buf);
         let mut reg = self.lock();
         // The root may have been dropped meanwhile (its last other monitor closed).
         reg.roots.entry(root.path.clone()).or_insert(root);
@@ -1012,6 +1018,9 @@ impl Sampler {
             if let Err(e) = spawned {
                 reg.monitors.retain(|m| m.id != id);
                 drop(reg);
+                if let Some(path) = config_path.as_deref() {
+                    crate::owner::release(path);
+                }
                 self.forget_roots();
                 return Err(format!("cannot start the sampler thread: {e}"));
             }
@@ -1086,6 +1095,7 @@ impl Sampler {
                 if !shared && st.level == 0 && st.record.wrote_file {
                     let _ = lastwords::empty_file(path);
                 }
+                crate::owner::release(path);
             }
         }
     }

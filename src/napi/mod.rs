@@ -8,9 +8,11 @@
 //!   [`slots`] is the reading's numeric layout.
 //! - [`watch`]: the monitor's native half (`watchStart()` and friends).
 //! - [`doctor`]: the doctor's building blocks (`heapModel()`, `cgroupFiles()`).
+//! - [`owner`]: who owns a last-words file, who holds a port.
 //! - [`types`]: the objects these functions return.
 
 pub mod doctor;
+pub mod owner;
 pub mod reading;
 pub mod slots;
 pub mod types;
