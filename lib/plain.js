@@ -139,9 +139,73 @@ function parseMountinfo(text, bad = () => {}) {
       bad(line)
       continue
     }
-    mounts.push({ root: unescapeMountinfo(left[3]), mountPoint: unescapeMountinfo(left[4]), fsType: right[0], superOptions: (right[2] || '').split(',') })
+    mounts.push({ id: left[0], parentId: left[1], root: unescapeMountinfo(left[3]), mountPoint: unescapeMountinfo(left[4]), fsType: right[0], superOptions: (right[2] || '').split(',') })
   }
   return mounts
+}
+
+/** `p` resolved lexically (`.`, `..`, repeated slashes); null where `..` climbs above `/`. */
+function normalize(p) {
+  const parts = []
+  for (const part of p.split('/')) {
+    if (part === '' || part === '.') continue
+    if (part === '..') {
+      if (parts.length === 0) return null
+      parts.pop()
+    } else parts.push(part)
+  }
+  return `/${parts.join('/')}`
+}
+
+const atOrBelow = (inner, outer) => inner === outer || inner.startsWith(outer === '/' ? '/' : `${outer}/`)
+
+/**
+ * The mounts `wanted` picks that this process sees, in order: src/locate.rs's
+ * visible_mounts rule (its comment says why). A mount is hidden by a later
+ * one, or one mounted on it, whose point is its own or a directory above it;
+ * never by one it is mounted inside, nor by one on `/`.
+ */
+function visibleMounts(mounts, wanted) {
+  const n = mounts.length
+  const points = mounts.map((m) => normalize(m.mountPoint))
+  const byId = new Map()
+  mounts.forEach((m, i) => {
+    if (!byId.has(m.id)) byId.set(m.id, i)
+  })
+  const parent = mounts.map((m, i) => {
+    const p = byId.get(m.parentId)
+    return p === undefined || p === i ? null : p
+  })
+  const children = mounts.map(() => [])
+  parent.forEach((p, i) => {
+    if (p !== null) children[p].push(i)
+  })
+  const out = []
+  for (let i = 0; i < n; i++) {
+    if (!wanted(mounts[i])) continue
+    const point = points[i]
+    if (point === null) {
+      out.push(mounts[i])
+      continue
+    }
+    const above = new Array(n).fill(false)
+    for (let cur = parent[i]; cur !== null && !above[cur] && cur !== i; cur = parent[cur]) above[cur] = true
+    const below = new Array(n).fill(false)
+    const stack = [...children[i]]
+    while (stack.length > 0) {
+      const k = stack.pop()
+      if (k !== i && !below[k]) {
+        below[k] = true
+        stack.push(...children[k])
+      }
+    }
+    let hidden = false
+    for (let top = 0; top < n && !hidden; top++) {
+      hidden = top !== i && !above[top] && (top > i || below[top]) && points[top] !== null && points[top] !== '/' && atOrBelow(point, points[top])
+    }
+    if (!hidden) out.push(mounts[i])
+  }
+  return out
 }
 
 /**
@@ -197,12 +261,12 @@ function locate(root) {
   })
   const v1 = lines.find((l) => l.id !== '0' && l.controllers.includes('memory'))
   if (v1) {
-    const found = resolveDir(root, v1.path, mounts.filter((m) => m.fsType === 'cgroup' && m.superOptions.includes('memory')), files)
+    const found = resolveDir(root, v1.path, visibleMounts(mounts, (m) => m.fsType === 'cgroup' && m.superOptions.includes('memory')), files)
     if (found) return { version: 1, path: v1.path, ...found }
   }
   const v2 = lines.find((l) => l.id === '0')
   if (v2) {
-    const found = resolveDir(root, v2.path, mounts.filter((m) => m.fsType === 'cgroup2'), files)
+    const found = resolveDir(root, v2.path, visibleMounts(mounts, (m) => m.fsType === 'cgroup2'), files)
     if (found && exists(path.join(found.mountPoint, 'cgroup.controllers'))) {
       const controllers = tryText(path.join(found.mountPoint, 'cgroup.controllers'))
       if (controllers !== null && controllers.split(/\s+/).includes('memory')) return { version: 2, path: v2.path, ...found }
