@@ -216,6 +216,25 @@ fn malloc_totals_of(found: Found, anon: u64) -> Option<(u64, u64, Source)> {
     }
 }
 
+/// `/proc/self/statm` now, through a descriptor opened once (the first
+/// reading, when a monitor starts) and kept: a process that has used up its
+/// descriptors (EMFILE) still gets its split, and the sampler never takes a
+/// descriptor from the host for a moment (a service at its limit that got
+/// one freed by us would see process.memoryUsage() work and fail by turns).
+fn statm_text() -> Option<String> {
+    use std::sync::Mutex;
+    static HELD: Mutex<Option<crate::file::Checked>> = Mutex::new(None);
+    let path = Path::new("/proc/self/statm");
+    let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+    if held.is_none() {
+        *held = Some(crate::file::Checked::open(path).ok()?);
+    }
+    let mut buf = Vec::new();
+    let n = held.as_ref()?.read(&mut buf, path).ok()?;
+    buf.truncate(n);
+    String::from_utf8(buf).ok()
+}
+
 /// The split now, for this process as `root` shows it: only for the real
 /// root (`/`): malloc's totals are this process's, and a root that stands
 /// for another system (tests, fixtures) has its own `/proc/self`.
@@ -224,8 +243,7 @@ pub fn split(root: &Path, now_ms: f64) -> Option<Split> {
         return None;
     }
     let page = crate::reader::page_size();
-    let text = crate::file::read_text(Path::new("/proc/self/statm")).ok()?;
-    let anon = crate::parse::parse_statm_anon(&text, page).ok()?;
+    let anon = crate::parse::parse_statm_anon(&statm_text()?, page).ok()?;
     let (malloc, malloc_in_use, source) = malloc_totals(anon)?;
     Some(Split {
         anon,
