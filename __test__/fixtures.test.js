@@ -88,7 +88,11 @@ test('peak and swap: v2 memory.peak and memory.swap.*, v1 max_usage and memsw, n
   assert.equal(v2.swapLimitBytes, 134217728, "the parent's memory.swap.max is lower than the leaf's 256 MiB")
   const busy = read('v2-busy')
   assert.equal(busy.swapBytes, 0)
-  assert.equal(busy.swapLimitBytes, null, 'memory.swap.max "max" is unlimited: null')
+  assert.equal(busy.hostSwapTotalBytes, 0, 'the captured host has no swap space')
+  assert.equal(busy.swapLimitBytes, 0, 'memory.swap.max "max", but SwapTotal 0: no swap is usable')
+  assert.equal(v2.hostSwapTotalBytes, 2097148 * 1024)
+  const off = read('v2-swap-off')
+  assert.deepEqual([off.swapBytes, off.swapLimitBytes], [0, 0], 'memory.swap.max 0 on a host with swap space')
 
   const v1 = read('v1-swap')
   assert.equal(v1.peakBytes, 200421376, 'memory.max_usage_in_bytes')
@@ -97,7 +101,13 @@ test('peak and swap: v2 memory.peak and memory.swap.*, v1 max_usage and memsw, n
   // The real v1 capture read memsw 199639040 just before usage 200466432:
   // the two files are read moments apart, and swap is never below 0.
   assert.equal(read('v1-hybrid-busy').swapBytes, 0)
-  assert.equal(read('v1-hybrid-busy').swapLimitBytes, null, 'memsw limit unlimited')
+  assert.equal(read('v1-hybrid-busy').swapLimitBytes, 0, 'memsw limit unlimited, but SwapTotal 0: no swap is usable')
+  // Docker's default on a host without swap: memory+swap twice the memory
+  // limit, and still nothing can swap. The memsw limit itself stays in
+  // memory.stat, for the stall detector's memory+swap rule.
+  const docker = read('v1-no-host-swap')
+  assert.deepEqual([docker.hostSwapTotalBytes, docker.swapBytes, docker.swapLimitBytes], [0, 0, 0])
+  assert.equal(docker.stat.raw.hierarchical_memsw_limit, 536870912)
 
   const none = read('v1-no-swap-accounting')
   assert.equal(none.swapBytes, null, 'no memory.memsw.* files: swap is not accounted, null, never 0')

@@ -107,12 +107,15 @@ test('live v1: a child cgroup with node and a second process holding memory', { 
   assert.ok(m.peakBytes >= HOLD_MIB * MiB)
   // Swap: memsw - usage, and the memsw limit minus the memory limit.
   if (memsw) {
-    assert.equal(m.swapLimitBytes, MEMSW_LIMIT - LIMIT, 'memory.memsw.limit_in_bytes - memory.limit_in_bytes')
     assert.ok(m.swapBytes >= 0, `swap ${m.swapBytes}`)
     const swapTotal = /SwapTotal:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))
-    if (swapTotal && Number(swapTotal[1]) === 0) {
+    assert.equal(m.hostSwapTotalBytes, Number(swapTotal[1]) * 1024, 'SwapTotal of /proc/meminfo')
+    if (Number(swapTotal[1]) === 0) {
       // No swap device: memsw and usage differ only by what changed between the two reads.
       assert.ok(m.swapBytes <= RSS_TOLERANCE, `no swap on this host, swapBytes ${m.swapBytes}`)
+      assert.equal(m.swapLimitBytes, 0, 'no swap space on the host: no swap is usable, whatever memory.memsw.limit_in_bytes allows')
+    } else {
+      assert.equal(m.swapLimitBytes, MEMSW_LIMIT - LIMIT, 'memory.memsw.limit_in_bytes - memory.limit_in_bytes')
     }
   } else {
     assert.equal(m.swapBytes, null, 'no swap accounting: null')
@@ -163,16 +166,28 @@ test('doctor: the processes, largest first, with their shares of the working set
 
 test('doctor: peak and swap, and when the kernel kills with swap', () => {
   const v1 = diagnose(fixture('v1-swap'), {})
-  assert.deepEqual({ ...v1.swap, message: undefined }, { peakBytes: 200421376, swapBytes: 50 * MiB, swapLimitBytes: 128 * MiB, message: undefined })
+  assert.deepEqual({ ...v1.swap, message: undefined }, { peakBytes: 200421376, swapBytes: 50 * MiB, swapLimitBytes: 128 * MiB, hostSwapTotalBytes: 2097148 * 1024, message: undefined })
   assert.match(v1.swap.message, /only when memory and swap have both reached their limits \(memory 256\.0 MiB, swap 128\.0 MiB\)/)
   const text = render(v1)
   assert.match(text, /^ {2}swap {10}50\.0 MiB in use, limit 128\.0 MiB$/m)
   assert.match(text, /^ {2}peak {10}191\.1 MiB \(74\.7% of the limit/m)
 
-  const unlimited = diagnose(fixture('v2-busy'), {}).swap
+  const unlimited = diagnose({ ...fixture('v2-busy'), swapLimitBytes: null, hostSwapTotalBytes: 2 * 1024 * MiB }, {}).swap
   assert.equal(unlimited.swapLimitBytes, null)
-  assert.match(unlimited.message, /swap no limit of its own: up to the host's swap/)
-  assert.match(unlimited.message, /Without swap space on the host, the memory limit alone decides/)
+  assert.match(unlimited.message, /swap no limit of its own: up to the host's swap \(2048\.0 MiB\)/)
+  assert.doesNotMatch(unlimited.message, /memory limit alone/)
+  const unknown = diagnose({ ...fixture('v2-busy'), swapLimitBytes: null, hostSwapTotalBytes: null }, {}).swap
+  assert.match(unknown.message, /host's swap space is unknown .*: without any, the memory limit alone decides/)
+
+  // No swap space on the host (the captured hosts, Docker's default memsw of
+  // twice the limit there): the swap text does not apply.
+  for (const tree of ['v2-busy', 'v1-no-host-swap', 'v1-hybrid-busy']) {
+    const r = diagnose(fixture(tree), {})
+    assert.equal(r.swap.swapLimitBytes, 0, tree)
+    assert.match(r.swap.message, /^The host has no swap space \(SwapTotal 0 in \/proc\/meminfo\), so nothing can be swapped out .*: the OOM killer acts when memory reaches the limit\.$/, tree)
+    assert.doesNotMatch(r.swap.message, /With swap/, tree)
+    assert.match(render(r), /^ {2}swap {10}none: the host has no swap space$/m, tree)
+  }
 
   const none = diagnose(fixture('v1-no-swap-accounting'), {}).swap
   assert.equal(none.swapBytes, null)

@@ -238,19 +238,22 @@ function swapSection(m) {
   const swap = isNum(m.swapBytes) ? m.swapBytes : null
   const swapLimit = isNum(m.swapLimitBytes) ? m.swapLimitBytes : null
   const memLimit = isNum(m.cgroupLimitBytes) ? bytes(m.cgroupLimitBytes) : 'no limit'
+  const hostSwap = isNum(m.hostSwapTotalBytes) ? m.hostSwapTotalBytes : null
   let message
   if (swap === null) {
     message = 'The kernel accounts no swap for this cgroup (no swap files): the OOM killer acts when memory reaches the limit.'
+  } else if (hostSwap === 0) {
+    message = 'The host has no swap space (SwapTotal 0 in /proc/meminfo), so nothing can be swapped out whatever the cgroup\'s swap limit says: the OOM killer acts when memory reaches the limit.'
   } else if (swapLimit === 0) {
     message = 'This cgroup may not swap (swap limit 0): the OOM killer acts when memory reaches the limit.'
   } else {
     message =
       `With swap, the kernel OOM-kills only when memory and swap have both reached their limits (memory ${memLimit}, ` +
-      `swap ${swapLimit === null ? 'no limit of its own: up to the host\'s swap' : bytes(swapLimit)}); until then it moves ` +
+      `swap ${swapLimit === null ? `no limit of its own: up to the host's swap${hostSwap === null ? '' : ` (${bytes(hostSwap)})`}` : bytes(swapLimit)}); until then it moves ` +
       'anonymous memory out to swap and the service slows down first.' +
-      (swap === 0 ? ' Without swap space on the host, the memory limit alone decides.' : '')
+      (hostSwap === null ? ' The host\'s swap space is unknown (no SwapTotal in /proc/meminfo): without any, the memory limit alone decides.' : '')
   }
-  return { peakBytes: isNum(m.peakBytes) ? m.peakBytes : null, swapBytes: swap, swapLimitBytes: swapLimit, message }
+  return { peakBytes: isNum(m.peakBytes) ? m.peakBytes : null, swapBytes: swap, swapLimitBytes: swapLimit, hostSwapTotalBytes: hostSwap, message }
 }
 
 // ---------------------------------------------------------------- checks
@@ -614,7 +617,11 @@ function render(report, options) {
   if (sw) {
     head('peak and swap')
     row('peak', `${bytes(sw.peakBytes)}${isNum(sw.peakBytes) && isNum(report.limit.bytes) ? ` (${pct(sw.peakBytes / report.limit.bytes)} of the limit; the most charged since the cgroup was created)` : ''}`)
-    row('swap', sw.swapBytes === null ? 'not accounted' : `${bytes(sw.swapBytes)} in use, ${sw.swapLimitBytes === null ? 'no swap limit of its own' : `limit ${bytes(sw.swapLimitBytes)}`}`)
+    row('swap', sw.swapBytes === null
+      ? 'not accounted'
+      : sw.hostSwapTotalBytes === 0
+        ? 'none: the host has no swap space'
+        : `${bytes(sw.swapBytes)} in use, ${sw.swapLimitBytes === null ? 'no swap limit of its own' : `limit ${bytes(sw.swapLimitBytes)}`}`)
     L.push(...wrap(sw.message, 66, '                '))
   }
 
@@ -733,16 +740,19 @@ function stallCheck(m, e) {
 }
 
 /**
- * v1: memory+swap usage as a share of the memory+swap limit (memory plus
- * swap limit), or null; the limiting parent's where one holds the limit.
+ * v1: memory+swap usage as a share of the memory+swap limit (memory.stat
+ * hierarchical_memsw_limit, as the stall detector reads it: the memsw
+ * counter binds there with or without swap space, so not the usable swap
+ * of swapLimitBytes), or null; the limiting parent's where one holds the limit.
  */
 function memswShare(m) {
   if (!m.cgroup || m.cgroup.version !== 1) return null
   const lim = m.limitingCgroup
   if (lim) return isNum(lim.memswUsageBytes) && isNum(lim.memswLimitBytes) && lim.memswLimitBytes > 0 ? lim.memswUsageBytes / lim.memswLimitBytes : null
-  const { usageBytes: u, swapBytes: s, cgroupLimitBytes: l, swapLimitBytes: sl } = m
-  if (![u, s, l, sl].every(isNum) || !(l + sl > 0)) return null
-  return (u + s) / (l + sl)
+  const { usageBytes: u, swapBytes: s } = m
+  const memswLimit = m.stat && m.stat.raw ? m.stat.raw.hierarchical_memsw_limit : null
+  if (![u, s, memswLimit].every(isNum) || !(memswLimit > 0)) return null
+  return (u + s) / memswLimit
 }
 
 /** Refaults so far from the raw memory.stat (v2 names, v1 total_ names), or null. */

@@ -68,6 +68,8 @@ export interface MemoryMetrics {
    * `memory.swap.max` up the hierarchy, v1 the smallest
    * `memory.memsw.limit_in_bytes` up the hierarchy (memory plus swap, read
    * as `memory.stat` `hierarchical_memsw_limit`) minus the memory limit.
+   * `0` where the host has no swap space (`hostSwapTotalBytes` 0), whatever
+   * the cgroup's files allow: nothing can be swapped out there.
    * `null` when unlimited, and where the kernel accounts no swap (`swapBytes` is then `null` too).
    * The kernel OOM-kills only when memory and swap are both at their limits.
    */
@@ -116,6 +118,8 @@ export interface MemoryMetrics {
   hostTotalBytes: number | null
   /** `MemAvailable` from `/proc/meminfo`, bytes. */
   hostAvailableBytes: number | null
+  /** `SwapTotal` from `/proc/meminfo`, bytes: the host's swap space (0: none). */
+  hostSwapTotalBytes: number | null
   /** The V8 numbers used. */
   v8: V8Metrics
   /** Findings, most important first. */
@@ -947,6 +951,8 @@ export interface DoctorReport {
     peakBytes: number | null
     swapBytes: number | null
     swapLimitBytes: number | null
+    /** The host's swap space (`SwapTotal`); 0: none, and the swap text says so. */
+    hostSwapTotalBytes: number | null
     /** When the kernel kills with (or without) swap, in words. */
     message: string
   } | null

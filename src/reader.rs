@@ -214,10 +214,17 @@ pub struct Snapshot {
     /// up the hierarchy; v1 the smallest memory+swap limit up the hierarchy
     /// (`memory.stat` `hierarchical_memsw_limit`, the smallest
     /// `memory.memsw.limit_in_bytes`) minus the effective memory limit.
-    /// None when unlimited or not accounted.
+    /// 0 where the host has no swap space (`SwapTotal` 0 in
+    /// `/proc/meminfo`), whatever the cgroup's files say: Docker's default
+    /// memory+swap limit of twice the memory limit lets nothing swap there.
+    /// None when unlimited or not accounted. (The v1 memory+swap limit
+    /// itself stays in [`MemoryStat::hierarchical_memsw_limit`]: the memsw
+    /// counter binds at it with or without swap space.)
     pub swap_limit: Option<u64>,
     pub mem_total: Option<u64>,
     pub mem_available: Option<u64>,
+    /// The host's swap space, `SwapTotal` of `/proc/meminfo`.
+    pub swap_total: Option<u64>,
     /// The cgroup that holds the effective limit, where that is an ancestor
     /// (see [`LimitingCgroup`]); None where the own cgroup holds it, where
     /// there is no limit, or where the one that holds it is not visible.
@@ -646,6 +653,7 @@ impl Reader {
         if let Some(mi) = required(self.meminfo.parse(buf, parse_meminfo), &mut problems) {
             snap.mem_total = mi.mem_total;
             snap.mem_available = mi.mem_available;
+            snap.swap_total = mi.swap_total;
         }
 
         let mut usage = None;
@@ -1006,6 +1014,10 @@ fn read_peak_and_swap(
                 .filter(|_| snap.swap.is_some())
                 .map(|memsw| memsw.saturating_sub(snap.cgroup_limit.unwrap_or(0)));
         }
+    }
+    // No swap space on the host: no swap limit is usable.
+    if snap.swap.is_some() && snap.swap_total == Some(0) {
+        snap.swap_limit = Some(0);
     }
 }
 

@@ -90,6 +90,7 @@ pub fn fill(buf: &mut [f64], snap: &Snapshot, derived: &Derived, timestamp_ms: f
     set(Slot::RSS_BYTES, opt(snap.rss));
     set(Slot::HOST_TOTAL_BYTES, opt(snap.mem_total));
     set(Slot::HOST_AVAILABLE_BYTES, opt(snap.mem_available));
+    set(Slot::HOST_SWAP_TOTAL_BYTES, opt(snap.swap_total));
 
     let empty = MemoryStat::default();
     let s = snap.stat.as_ref().unwrap_or(&empty);
