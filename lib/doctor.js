@@ -256,6 +256,29 @@ function swapSection(m) {
   return { peakBytes: isNum(m.peakBytes) ? m.peakBytes : null, swapBytes: swap, swapLimitBytes: swapLimit, hostSwapTotalBytes: hostSwap, message }
 }
 
+/**
+ * The doctor's own share of the charge: its own process and the npm/npx
+ * that started it (env.own, gathered by bin/oomguard.js: resident
+ * anonymous and shmem memory, charged to this cgroup while they run), and
+ * the usage and working set without them: the container as it was before
+ * the doctor started, near enough (their kernel memory stays counted).
+ * null where the doctor does not run in the cgroup it reads.
+ */
+function doctorSection(m, env) {
+  const own = env.own
+  if (!own || !isNum(own.bytes) || !Array.isArray(own.processes)) return null
+  const less = (b) => (isNum(b) ? Math.max(0, b - own.bytes) : null)
+  const basis = isNum(m.basisBytes) && basisName(m) === 'working set' ? less(m.basisBytes) : null
+  return {
+    bytes: own.bytes,
+    processes: own.processes.map((p) => ({ pid: p.pid, command: p.command ?? null, bytes: p.bytes })),
+    usageBytes: less(m.usageBytes),
+    workingSetBytes: less(m.workingSetBytes),
+    usageRatio: basis !== null && isNum(m.limitBytes) && m.limitBytes > 0 ? basis / m.limitBytes : null,
+    headroomBytes: basis !== null && isNum(m.limitBytes) ? m.limitBytes - basis : null,
+  }
+}
+
 // ---------------------------------------------------------------- checks
 
 function check(id, title, status, detail, howTo, command) {
@@ -332,8 +355,15 @@ function checks(m, heap, env) {
       `each worker_threads Worker has its own V8 heap, as large as the main thread's (${heapMib}) unless resourceLimits.maxOldGenerationSizeMb says otherwise: (1 + workers) x the heap limit must stay at or below ${HEAP_BAND.high * 100}% of ${bytes(limit)}. Rerun with --workers N to check.`))
   }
 
-  // 5. Usage now.
-  if (isNum(m.usageRatio)) {
+  // 5. Usage now: the service's, without the doctor's own processes.
+  const doc = doctorSection(m, env)
+  if (doc && isNum(doc.usageRatio)) {
+    const r = doc.usageRatio
+    const status = r >= USAGE_FAIL ? 'fail' : r >= USAGE_WARN ? 'warn' : 'pass'
+    out.push(check('usage-now', `usage now below ${USAGE_WARN * 100}% of the limit`, status,
+      `working set without this doctor ${bytes(doc.workingSetBytes)} is ${pct(r)} of ${bytes(m.limitBytes)}; ${bytes(doc.headroomBytes)} headroom ` +
+        `(the doctor's own ${bytes(doc.bytes)} not counted: with it, ${pct(m.usageRatio)}).`))
+  } else if (isNum(m.usageRatio)) {
     const r = m.usageRatio
     const status = r >= USAGE_FAIL ? 'fail' : r >= USAGE_WARN ? 'warn' : 'pass'
     const what = basisName(m)
@@ -434,6 +464,7 @@ function buildReport(metrics, env) {
       basisBytes: m.basisBytes,
       usageRatio: m.usageRatio,
       headroomBytes: m.headroomBytes,
+      doctor: doctorSection(m, env),
     },
     breakdown: breakdown(m),
     heap,
@@ -558,6 +589,16 @@ function render(report, options) {
   row('usage', `${bytes(mem.usageBytes)}${isNum(mem.usageBytes) && isNum(report.limit.bytes) ? ` (${pct(mem.usageBytes / report.limit.bytes)})` : ''}`)
   row('working set', `${bytes(mem.workingSetBytes)}${isNum(mem.workingSetBytes) && isNum(report.limit.bytes) ? ` (${pct(mem.workingSetBytes / report.limit.bytes)}; usage minus inactive page cache)` : ''}`)
   row('headroom', isNum(mem.headroomBytes) ? `${bytes(mem.headroomBytes)} (limit minus ${basisName(mem)})` : 'n/a')
+  const doc = mem.doctor
+  if (doc) {
+    const who = doc.processes.map((p) => `pid ${p.pid} ${p.command === null ? '?' : p.command} ${bytes(p.bytes)}`).join(', ')
+    const [first, ...rest] = wrap(`${bytes(doc.bytes)} of that is this doctor's own (resident anonymous and shmem memory): ${who}`, 66, '')
+    row('this doctor', first)
+    L.push(...rest.map((l) => `                ${l}`))
+    const of = (b) => (isNum(b) && isNum(report.limit.bytes) ? ` (${pct(b / report.limit.bytes)})` : '')
+    row('without it', `usage ${bytes(doc.usageBytes)}${of(doc.usageBytes)}, working set ${bytes(doc.workingSetBytes)}${of(doc.workingSetBytes)}:`)
+    L.push(...wrap('the container as it was before the doctor started, near enough; the checks below count the service without the doctor.', 66, '                '))
+  }
   if (report.breakdown) {
     L.push('')
     L.push(...renderBar(report.breakdown, c, color))

@@ -907,6 +907,20 @@ export interface DoctorReport {
     basisBytes: number | null
     usageRatio: number | null
     headroomBytes: number | null
+    /**
+     * The doctor's own processes (it, and the npm/npx that started it), by
+     * their resident anonymous and shmem memory, and the usage, working set,
+     * ratio and headroom without them: the checks count the service alone.
+     * `null` where the doctor does not run in the cgroup it reads (`--root`).
+     */
+    doctor: {
+      bytes: number
+      processes: Array<{ pid: number; command: string | null; bytes: number }>
+      usageBytes: number | null
+      workingSetBytes: number | null
+      usageRatio: number | null
+      headroomBytes: number | null
+    } | null
   }
   /** The charged memory against the limit; `null` without cgroup usage. */
   breakdown: { limitBytes: number; usageBytes: number; segments: DoctorSegment[] } | null
@@ -1022,6 +1036,12 @@ export interface DoctorEnv {
    * then). The CLI takes one half a second before, on the live system.
    */
   earlier?: MemoryMetrics | null
+  /**
+   * The doctor's own processes in the cgroup it reads (it, and the npm/npx
+   * that started it), by resident anonymous and shmem memory: the report
+   * counts the service without them (`memory.doctor`). The CLI gathers it.
+   */
+  own?: { bytes: number; processes: Array<{ pid: number; command: string | null; bytes: number }> } | null
 }
 
 /** The doctor as pure functions (`oomguard doctor` is diagnose + render). */

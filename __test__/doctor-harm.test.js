@@ -1,0 +1,80 @@
+'use strict'
+// The doctor does no harm: run in a cgroup at 85% of its limit, where a
+// service (a holder process) watches with thresholds at 88% and 90%, the
+// doctor starts no probe (it says why and gives the model's heap figures),
+// the cgroup's peak (memory.max_usage_in_bytes, reset before the run) stays
+// at or below 90%, and the service's monitor sees no event. The report
+// counts the service without the doctor's own process. Needs root and a
+// writable v1 memory controller (a failure under OOMGUARD_REQUIRE_PRIVILEGED=1).
+
+const { test } = require('node:test')
+const assert = require('node:assert/strict')
+const path = require('node:path')
+const h = require('./helpers/cgroup')
+const { PROBE_CHARGE_BYTES, PROBE_MARGIN, PROBE_CEILING } = require('../lib/heap-probe.js')
+
+const MiB = 1024 * 1024
+const LIMIT = 512 * MiB
+const BIN = path.join(h.REPO_ROOT, 'bin', 'oomguard.js')
+const HOLDER = path.join(__dirname, 'helpers', 'doctor-holder.js')
+
+function doctorIn(dir) {
+  const env = { ...process.env, NODE_OPTIONS: '' }
+  for (const k of ['FORCE_COLOR', 'NO_COLOR', 'OOMGUARD_LAST_WORDS_PATH']) delete env[k]
+  return h.runProcess('sh', ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', path.join(dir, 'cgroup.procs'), process.execPath, BIN, '--json'], { env, timeoutMs: 60_000 })
+}
+
+test('a doctor run at 85% of the limit keeps the peak at or below 90% and sets off none of the service\'s events', { timeout: 120_000 }, async (t) => {
+  const s = h.v1Support()
+  if (s.reason) return h.privileged(t, s.reason)
+  const dir = h.makeCgroup(s.own.dir)
+  let holder = null
+  try {
+    h.setV1Limit(dir, LIMIT)
+    const started = await h.startNodeInCgroup(dir, HOLDER, [0.85, '0.88,0.9'], 'HELD ', { timeoutMs: 60_000 })
+    holder = started.child
+    const events = []
+    holder.stdout.setEncoding('utf8').on('data', (d) => {
+      for (const line of d.split('\n')) if (line.startsWith('EVENT ')) events.push(line)
+    })
+    assert.ok(started.line.usageRatio >= 0.85 && started.line.usageRatio < 0.87, `held at ${started.line.usageRatio}`)
+    assert.equal(started.line.level, 0)
+    h.writeCgroupFile(dir, 'memory.max_usage_in_bytes', 0)
+    const before = h.readNumber(path.join(dir, 'memory.usage_in_bytes'))
+
+    const r = await doctorIn(dir)
+    assert.equal(r.code, 0, h.describeRun(r))
+    // The monitor samples every 20 ms at most: give it time to see the peak.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const peak = h.readNumber(path.join(dir, 'memory.max_usage_in_bytes'))
+    const report = JSON.parse(r.stdout)
+
+    t.diagnostic(`peak ${((peak / LIMIT) * 100).toFixed(2)}% (usage before ${((before / LIMIT) * 100).toFixed(2)}%), doctor's own ${(report.memory.doctor.bytes / MiB).toFixed(1)} MiB`)
+    assert.ok(peak <= 0.9 * LIMIT, `peak ${(peak / MiB).toFixed(1)} MiB is ${((peak / LIMIT) * 100).toFixed(1)}% of the limit (usage before ${((before / LIMIT) * 100).toFixed(1)}%)`)
+    assert.deepEqual(events, [], 'the service\'s monitor saw no event')
+
+    // No probe: the room below the first default threshold is gone.
+    const a = report.heap.advice
+    assert.equal(a.measured, false)
+    assert.ok(a.options.length > 0 && a.options.every((o) => o.measured === false))
+    assert.match(a.note, new RegExp(`^Modelled, not measured \\(no probe was started\\): the working set is .* each probe is a node process charged up to ${PROBE_CHARGE_BYTES / MiB}\\.0 MiB here, and with a ${PROBE_MARGIN}x margin it would take the working set past ${PROBE_CEILING * 100}%`))
+
+    // Its own memory is not the service's: stated, and left out of the usage check.
+    const d = report.memory.doctor
+    assert.ok(d && d.bytes > 2 * MiB && d.bytes < 40 * MiB, `the doctor's own ${d && d.bytes}`)
+    assert.equal(d.processes.length, 1, 'started directly: only its own process')
+    assert.equal(d.processes[0].command, 'node')
+    assert.equal(d.workingSetBytes, report.memory.workingSetBytes - d.bytes)
+    const usage = report.checks.find((c) => c.id === 'usage-now')
+    assert.match(usage.detail, /^working set without this doctor .* \(the doctor's own .* not counted: with it, .*%\)\.$/)
+    assert.ok(d.usageRatio < report.memory.usageRatio)
+  } finally {
+    if (holder) {
+      try {
+        process.kill(holder.pid, 'SIGKILL')
+      } catch {}
+      await new Promise((resolve) => (holder.exitCode !== null || holder.signalCode !== null ? resolve() : holder.once('exit', resolve)))
+    }
+    h.removeCgroup(dir)
+  }
+})
