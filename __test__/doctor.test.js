@@ -391,9 +391,8 @@ test('the doctor\'s own processes are stated and left out of the usage check (en
   assert.match(usage.detail, /^working set without this doctor 91\.9 MiB is 35\.9% of 256\.0 MiB; 164\.1 MiB headroom \(the doctor's own 40\.0 MiB not counted: with it, 51\.5%\)\.$/)
   const text = render(r)
   assert.ok(text.includes([
-    '  this doctor   40.0 MiB of that is this doctor\'s own (resident anonymous and',
-    '                shmem memory): pid 31 node 10.0 MiB, pid 20 npm exec oomgua 30.0',
-    '                MiB',
+    '  this doctor   40.0 MiB of that is this doctor\'s own (resident anonymous memory):',
+    '                pid 31 node 10.0 MiB, pid 20 npm exec oomgua 30.0 MiB',
     '  without it    usage 132.8 MiB (51.9%), working set 91.9 MiB (35.9%):',
     '                the container as it was before the doctor started, near enough;',
   ].join('\n')), text)

@@ -27,6 +27,13 @@ function statmRss(pid) {
   return pages * 4096
 }
 
+/** RssAnon of /proc/<pid>/status, bytes: the kernel's own count, against oomguard's statm resident - shared. */
+function anonShmem(pid) {
+  const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kib = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB$`, 'm').exec(text)[1]) * 1024
+  return kib('RssAnon')
+}
+
 test('live v1: a child cgroup with node and a second process holding memory', { timeout: 90_000 }, async (t) => {
   const support = h.v1Support()
   if (support.reason) return h.privileged(t, support.reason)
@@ -58,6 +65,7 @@ test('live v1: a child cgroup with node and a second process holding memory', { 
   assert.ok(probe, h.describeRun(run))
   const m = probe.metrics
   const holderRss = statmRss(holder.pid)
+  const holderAnon = anonShmem(holder.pid)
   const peakAfter = h.readNumber(path.join(dir, 'memory.max_usage_in_bytes'))
 
   // The processes, as cgroup.procs lists them: exactly these two.
@@ -74,9 +82,14 @@ test('live v1: a child cgroup with node and a second process holding memory', { 
   assert.ok(big.rssBytes >= HOLD_MIB * MiB, `holder RSS ${big.rssBytes} holds ${HOLD_MIB} MiB`)
   assert.ok(Math.abs(big.rssBytes - holderRss) <= RSS_TOLERANCE, `holder RSS ${big.rssBytes}, statm now ${holderRss}`)
   assert.ok(Math.abs(self.rssBytes - m.rssBytes) <= RSS_TOLERANCE, `the probe's own entry ${self.rssBytes} is its /proc/self/statm ${m.rssBytes}`)
+  assert.ok(Math.abs(big.anonBytes - holderAnon) <= RSS_TOLERANCE, `holder anonymous ${big.anonBytes}, RssAnon now ${holderAnon}`)
+  assert.ok(big.anonBytes >= HOLD_MIB * MiB && big.anonBytes < big.rssBytes, 'the held Buffers are anonymous; RSS adds the mapped node binary')
+  assert.ok(Math.abs(self.anonBytes - m.anonBytes) <= RSS_TOLERANCE)
+  // Together they are part of the working set, as RSS need not be.
+  assert.ok(big.anonBytes + self.anonBytes <= m.workingSetBytes, `${big.anonBytes} + ${self.anonBytes} <= ${m.workingSetBytes}`)
 
-  // The share of the working set this process's RSS is, as the doctor says it.
-  const share = m.rssBytes / m.workingSetBytes
+  // The share of the working set this process's anonymous memory is, as the doctor says it.
+  const share = m.anonBytes / m.workingSetBytes
   assert.ok(share > 0 && share < 0.25, `the probe is the smaller part: ${share}`)
   const text = probe.text
   assert.match(text, new RegExp(`\\b${holder.pid}\\b.*oomguard-holder`), 'the doctor lists the holder')
@@ -96,9 +109,12 @@ test('live v1: a child cgroup with node and a second process holding memory', { 
   assert.equal(rec.largestProcess.pid, holder.pid)
   assert.equal(rec.largestProcess.command, 'oomguard-holder')
   assert.ok(Math.abs(rec.largestProcess.rssBytes - holderRss) <= RSS_TOLERANCE, `${rec.largestProcess.rssBytes} vs ${holderRss}`)
-  assert.ok(rec.rssShare > 0 && rec.rssShare < 0.25, `rssShare ${rec.rssShare}`)
+  assert.ok(Math.abs(rec.largestProcess.anonBytes - holderAnon) <= RSS_TOLERANCE, `${rec.largestProcess.anonBytes} vs ${holderAnon}`)
+  assert.ok(rec.largestProcess.ageMs >= 0 && rec.largestProcess.ageMs <= 1500, `the scan's figures are at most a second old: ${rec.largestProcess.ageMs}`)
+  assert.ok(rec.anonShare > 0 && rec.anonShare < 0.25, `anonShare ${rec.anonShare}`)
+  assert.ok(rec.anonBytes > 0 && rec.anonBytes < rec.rssBytes, `anonymous ${rec.anonBytes}, RSS ${rec.rssBytes}`)
   // The record writes fractions with four decimals: within half a unit of the fourth.
-  assert.ok(Math.abs(rec.rssShare - rec.rssBytes / rec.basisBytes) <= 0.00005 + 1e-12, `rssShare ${rec.rssShare} is ${rec.rssBytes} / ${rec.basisBytes}`)
+  assert.ok(Math.abs(rec.anonShare - rec.anonBytes / rec.basisBytes) <= 0.00005 + 1e-12, `anonShare ${rec.anonShare} is ${rec.anonBytes} / ${rec.basisBytes}`)
   assert.equal(rec.verdict, 'another-process', JSON.stringify(rec))
   assert.match(rec.reason, new RegExp(`largest process in the cgroup is pid ${holder.pid} \\(oomguard-holder, `))
 
@@ -150,16 +166,34 @@ test('doctor: the processes, largest first, with their shares of the working set
   const p = report.processes
   assert.equal(p.count, 21)
   assert.equal(p.largest.length, 16)
-  assert.deepEqual(p.largest[0], { pid: 7, command: 'convert', rssBytes: 90 * MiB, share: (90 * MiB) / m.workingSetBytes })
+  // Shares are of anonymous memory: the convert's 90 MiB of RSS
+  // would be 68.2% of the working set, its 48 MiB are 36.4%.
+  assert.deepEqual(p.largest[0], { pid: 7, command: 'convert', rssBytes: 90 * MiB, anonBytes: 48 * MiB, share: (48 * MiB) / m.workingSetBytes })
+  assert.equal(p.timestampMs, m.processes.timestampMs)
   assert.equal(p.selfRssBytes, m.rssBytes)
-  assert.equal(p.selfShare, m.rssBytes / m.workingSetBytes)
+  assert.equal(p.selfAnonBytes, 108 * 1024)
+  assert.equal(p.selfShare, (108 * 1024) / m.workingSetBytes)
+  const sum = p.largest.reduce((a, x) => a + x.share, 0)
+  assert.ok(sum > 0.8 && sum <= 1, `the shares add up to at most 100%: ${sum}`)
   const text = render(report)
   assert.match(text, /^processes\n {2}count {9}21 in this cgroup \(cgroup\.procs\)$/m)
-  assert.match(text, /^ {2}this process {2}2\.0 MiB RSS, 1\.5% of the working set$/m)
-  assert.match(text, /^ {2}largest {7}pid 7 \(convert\), 90\.0 MiB RSS, 68\.2% of the working set$/m)
-  assert.match(text, /^ {9}7 {4}90\.0 MiB {3}68\.2% {2}convert$/m)
-  assert.match(text, /^ {7}201 {4}50\.0 MiB {3}37\.9% {2}\?$/m, 'an unreadable command is ?')
+  assert.match(text, /^ {2}this process {2}0\.1 MiB anonymous, 0\.1% of the working set \(2\.0 MiB RSS\)$/m)
+  assert.match(text, /^ {2}largest {7}pid 7 \(convert\), 48\.0 MiB anonymous, 36\.4% of the working set \(90\.0 MiB RSS\)$/m)
+  assert.match(text, /^ {7}pid {3}anonymous {3}share {9}rss {2}command$/m)
+  assert.match(text, /^ {9}7 {4}48\.0 MiB {3}36\.4% {4}90\.0 MiB {2}convert$/m)
+  assert.match(text, /^ {7}201 {4}25\.0 MiB {3}19\.0% {4}50\.0 MiB {2}\?$/m, 'an unreadable command is ?')
   assert.match(text, /^ {2}\.\.\. and 5 more$/m)
+  assert.match(text.replace(/\n +/g, ' '), /Shares are of resident anonymous memory \(RssAnon: resident minus shared in \/proc\/PID\/statm\), which each process put in this cgroup: they add up to at most 100%\. RSS also counts mapped files/)
+  assert.doesNotMatch(text, /Over 100%|Together/)
+  // A share over 100% says why.
+  const big = { ...m, processes: { ...m.processes, largest: [{ pid: 9, command: 'moved', rssBytes: 300 * MiB, anonBytes: 200 * MiB }] } }
+  const over = render(diagnose(big, {}))
+  assert.match(over, /^ {9}9 {3}200\.0 MiB {2}151\.6% {3}300\.0 MiB {2}moved$/m)
+  assert.match(over.replace(/\n +/g, ' '), /Over 100% \(pid 9\): part of that memory is charged to another cgroup \(on v1 a process moved here keeps the charges it made before\), or shared with other processes/)
+  // The CLI names this process (env.own): its entry takes the reading's own figures, one per process.
+  const own = diagnose(m, { own: { bytes: 108 * 1024, processes: [{ pid: 1, command: 'node', bytes: 108 * 1024 }] } })
+  const self = own.processes.largest.find((x) => x.pid === 1)
+  assert.deepEqual([self.rssBytes, self.anonBytes], [m.rssBytes, m.anonBytes])
   assert.equal(diagnose(fixture('v2-busy'), {}).processes, null, 'no process list: no section')
   assert.doesNotMatch(render(diagnose(fixture('v2-busy'), {})), /^processes$/m)
 })

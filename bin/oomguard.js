@@ -98,7 +98,7 @@ function readProc(file) {
   }
 }
 
-/** `/proc/<pid>/status`: its name, parent, and resident anonymous + shmem bytes (null where the kernel shows none). */
+/** `/proc/<pid>/status`: its name, parent, and resident anonymous bytes (RssAnon; null where the kernel shows none). */
 function procStatus(pid) {
   const text = readProc(`/proc/${pid}/status`)
   if (text === null) return null
@@ -110,8 +110,7 @@ function procStatus(pid) {
     const n = Number.parseInt(field(k) ?? '', 10)
     return Number.isFinite(n) ? n * 1024 : null
   }
-  const anon = kib('RssAnon')
-  return { name: field('Name'), ppid: Number(field('PPid')), bytes: anon === null ? null : anon + (kib('RssShmem') ?? 0) }
+  return { name: field('Name'), ppid: Number(field('PPid')), bytes: kib('RssAnon') }
 }
 
 /** npm's title for `npx X` and `npm exec X` ("npm exec X"), and npx's own before npm 7. */
@@ -120,7 +119,8 @@ const SHELL = /^(sh|bash|dash|ash)$/
 
 /**
  * This doctor's own processes in the cgroup it reads, with their resident
- * anonymous and shmem memory (charged here while they run): this process,
+ * anonymous memory (charged here while they run; the measure of the
+ * process list, src/procs.rs): this process,
  * and, where npx or `npm exec` started it, the npm process and the shell
  * between (same memory cgroup, parents up to npm; pid 1 never). The report
  * counts the service without them. null where /proc/self/status has no

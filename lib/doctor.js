@@ -216,19 +216,28 @@ function heapSection(m, env) {
 
 /**
  * The processes in the cgroup (cgroup.procs), largest first, each with its
- * share of the working set, and this process's share (its RSS over the
- * working set). null without a process list.
+ * share of the working set, and this process's share: resident anonymous
+ * memory (RssAnon) over the working set, which adds up (RSS counts mapped
+ * files charged elsewhere and does not). One figure
+ * per process: where env.own names this process (the CLI), its entry in
+ * the list (scanned up to a second before) takes this reading's own
+ * figures. null without a process list.
  */
-function processesSection(m) {
+function processesSection(m, env) {
   const p = m.processes
   if (!p) return null
   const ws = isNum(m.workingSetBytes) && m.workingSetBytes > 0 ? m.workingSetBytes : null
   const share = (b) => (ws !== null && isNum(b) ? b / ws : null)
+  const num = (b) => (isNum(b) ? b : null)
+  const selfPid = env.own && env.own.processes.length ? env.own.processes[0].pid : null
+  const entry = (x) => (x.pid === selfPid ? { ...x, rssBytes: m.rssBytes, anonBytes: m.anonBytes } : x)
   return {
     count: p.count,
-    largest: p.largest.map((x) => ({ pid: x.pid, command: x.command, rssBytes: x.rssBytes, share: share(x.rssBytes) })),
-    selfRssBytes: isNum(m.rssBytes) ? m.rssBytes : null,
-    selfShare: share(m.rssBytes),
+    largest: p.largest.map(entry).map((x) => ({ pid: x.pid, command: x.command, rssBytes: num(x.rssBytes), anonBytes: num(x.anonBytes), share: share(x.anonBytes) })),
+    timestampMs: num(p.timestampMs),
+    selfRssBytes: num(m.rssBytes),
+    selfAnonBytes: num(m.anonBytes),
+    selfShare: share(m.anonBytes),
   }
 }
 
@@ -259,7 +268,7 @@ function swapSection(m) {
 /**
  * The doctor's own share of the charge: its own process and the npm/npx
  * that started it (env.own, gathered by bin/oomguard.js: resident
- * anonymous and shmem memory, charged to this cgroup while they run), and
+ * anonymous memory, charged to this cgroup while they run), and
  * the usage and working set without them: the container as it was before
  * the doctor started, near enough (their kernel memory stays counted).
  * null where the doctor does not run in the cgroup it reads.
@@ -475,7 +484,7 @@ function buildReport(metrics, env) {
     },
     pressure: m.pressure ? { scope: m.pressure.scope, some: { ...m.pressure.some }, full: m.pressure.full ? { ...m.pressure.full } : null } : null,
     swap: swapSection(m),
-    processes: processesSection(m),
+    processes: processesSection(m, env),
     checks: list,
     summary,
     diagnoses: m.diagnoses.map((d) => ({ ...d })),
@@ -592,7 +601,7 @@ function render(report, options) {
   const doc = mem.doctor
   if (doc) {
     const who = doc.processes.map((p) => `pid ${p.pid} ${p.command === null ? '?' : p.command} ${bytes(p.bytes)}`).join(', ')
-    const [first, ...rest] = wrap(`${bytes(doc.bytes)} of that is this doctor's own (resident anonymous and shmem memory): ${who}`, 66, '')
+    const [first, ...rest] = wrap(`${bytes(doc.bytes)} of that is this doctor's own (resident anonymous memory): ${who}`, 66, '')
     row('this doctor', first)
     L.push(...rest.map((l) => `                ${l}`))
     const of = (b) => (isNum(b) && isNum(report.limit.bytes) ? ` (${pct(b / report.limit.bytes)})` : '')
@@ -671,16 +680,25 @@ function render(report, options) {
     head('processes')
     row('count', `${pr.count} in this cgroup (cgroup.procs)`)
     const top = pr.largest[0]
-    if (top && isNum(top.rssBytes)) {
-      row('largest', `pid ${top.pid} (${top.command === null ? '?' : top.command}), ${bytes(top.rssBytes)} RSS, ${pct(top.share)} of the working set`)
+    if (top && (isNum(top.anonBytes) || isNum(top.rssBytes))) {
+      row('largest', `pid ${top.pid} (${top.command === null ? '?' : top.command}), ${bytes(top.anonBytes)} anonymous, ${pct(top.share)} of the working set (${bytes(top.rssBytes)} RSS)`)
     }
-    row('this process', `${bytes(pr.selfRssBytes)} RSS, ${pct(pr.selfShare)} of the working set`)
-    L.push(`  ${'pid'.padStart(8)}  ${'rss'.padStart(10)}  ${'share'.padStart(6)}  command`)
+    row('this process', `${bytes(pr.selfAnonBytes)} anonymous, ${pct(pr.selfShare)} of the working set (${bytes(pr.selfRssBytes)} RSS)`)
+    L.push(`  ${'pid'.padStart(8)}  ${'anonymous'.padStart(10)}  ${'share'.padStart(6)}  ${'rss'.padStart(10)}  command`)
     for (const x of pr.largest) {
-      L.push(`  ${String(x.pid).padStart(8)}  ${bytes(x.rssBytes).padStart(10)}  ${pct(x.share).padStart(6)}  ${x.command === null ? '?' : x.command}`)
+      L.push(`  ${String(x.pid).padStart(8)}  ${bytes(x.anonBytes).padStart(10)}  ${pct(x.share).padStart(6)}  ${bytes(x.rssBytes).padStart(10)}  ${x.command === null ? '?' : x.command}`)
     }
     if (pr.count > pr.largest.length) L.push(`  ... and ${pr.count - pr.largest.length} more`)
-    L.push(...wrap('RSS counts pages shared between processes in each of them, and page cache only where mapped: the shares need not add up to 100%.', 66, '  '))
+    L.push(...wrap('Shares are of resident anonymous memory (RssAnon: resident minus shared in /proc/PID/statm), which each process put in this cgroup: they add up to at most 100%. RSS also counts mapped files (node\'s own binary, libraries), charged to whichever cgroup read them first, and can exceed the working set; shared memory (tmpfs, /dev/shm) is the cgroup\'s shmem above.', 66, '  '))
+    const over = pr.largest.filter((x) => isNum(x.share) && x.share > 1).map((x) => `pid ${x.pid}`)
+    if (isNum(pr.selfShare) && pr.selfShare > 1) over.push('this process')
+    if (over.length) {
+      L.push(...wrap(`Over 100% (${over.join(', ')}): part of that memory is charged to another cgroup (on v1 a process moved here keeps the charges it made before), or shared with other processes after fork(), so counted in each.`, 66, '  '))
+    }
+    const sum = pr.largest.reduce((a, x) => a + (isNum(x.share) ? x.share : 0), 0)
+    if (!over.length && sum > 1) {
+      L.push(...wrap(`Together ${pct(sum)}: processes share anonymous pages after fork(), counted in each of them.`, 66, '  '))
+    }
   }
 
   head('sizing checklist')

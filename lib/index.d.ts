@@ -110,6 +110,14 @@ export interface MemoryMetrics {
   /** Process RSS from `/proc/self/statm`, bytes. */
   rssBytes: number | null
   /**
+   * This process's resident anonymous memory (resident minus shared of
+   * `/proc/self/statm`, the kernel's `RssAnon`), bytes, read with
+   * `rssBytes`: the memory it put in the cgroup, part of the working set
+   * (RSS also counts mapped files charged elsewhere, and can exceed the
+   * working set).
+   */
+  anonBytes: number | null
+  /**
    * The processes in the memory cgroup, largest first; `null` without a
    * memory cgroup or when `cgroup.procs` could not be read.
    */
@@ -909,7 +917,7 @@ export interface DoctorReport {
     headroomBytes: number | null
     /**
      * The doctor's own processes (it, and the npm/npx that started it), by
-     * their resident anonymous and shmem memory, and the usage, working set,
+     * their resident anonymous memory, and the usage, working set,
      * ratio and headroom without them: the checks count the service alone.
      * `null` where the doctor does not run in the cgroup it reads (`--root`).
      */
@@ -973,10 +981,18 @@ export interface DoctorReport {
   /** The processes of the cgroup; `null` without a process list. */
   processes: {
     count: number
-    /** Largest first; `share` is `rssBytes` over the working set. */
-    largest: Array<{ pid: number; command: string | null; rssBytes: number | null; share: number | null }>
-    /** This process's RSS and its share of the working set. */
+    /**
+     * Largest first; `share` is `anonBytes` (resident anonymous memory)
+     * over the working set: the shares add up to at most 1 unless
+     * processes share pages after fork() or brought charges from another cgroup
+     * (the text says so where one is over 1).
+     */
+    largest: Array<{ pid: number; command: string | null; rssBytes: number | null; anonBytes: number | null; share: number | null }>
+    /** When the list was read (milliseconds since the epoch). */
+    timestampMs: number | null
+    /** This process's RSS, resident anonymous memory, and its share of the working set. */
     selfRssBytes: number | null
+    selfAnonBytes: number | null
     selfShare: number | null
   } | null
   checks: DoctorCheck[]
@@ -1038,7 +1054,7 @@ export interface DoctorEnv {
   earlier?: MemoryMetrics | null
   /**
    * The doctor's own processes in the cgroup it reads (it, and the npm/npx
-   * that started it), by resident anonymous and shmem memory: the report
+   * that started it), by resident anonymous memory: the report
    * counts the service without them (`memory.doctor`). The CLI gathers it.
    */
   own?: { bytes: number; processes: Array<{ pid: number; command: string | null; bytes: number }> } | null

@@ -953,7 +953,7 @@ const DOCTOR_ENV = table([
   { name: 'workers', min: 0, max: 65535, doc: 'the number of worker threads the service runs' },
   { name: 'heapAdvice', object: true, doc: 'the heap advice (oomguard doctor measures it; lib/heap-probe.js)' },
   { name: 'defaultHeapLimitBytes', bytes: true, doc: "node's default heap limit, bytes, where there is no container limit" },
-  { name: 'own', own: true, doc: "the doctor's own processes in the cgroup it reads (it, and the npm/npx that started it): { bytes, processes: [{ pid, command, bytes }] }, resident anonymous and shmem memory; the report counts the service without them" },
+  { name: 'own', own: true, doc: "the doctor's own processes in the cgroup it reads (it, and the npm/npx that started it): { bytes, processes: [{ pid, command, bytes }] }, resident anonymous memory (RssAnon); the report counts the service without them" },
   { name: 'earlier', metrics: true, doc: 'an earlier getMemoryMetrics() result of the same cgroup: failed charges, pressure and refaults since then (the CLI takes one half a second before, on the live system)' },
 ])
 

@@ -257,7 +257,7 @@ const FAMILIES = table([
   {
     name: 'cgroup_largest_process_resident_memory_bytes',
     type: 'gauge',
-    help: 'Resident set size of the largest process in the memory cgroup (/proc/<pid>/statm of each in cgroup.procs), bytes; compare with process_resident_memory_bytes to see whether another process fills the cgroup.',
+    help: 'Resident set size of the largest process in the memory cgroup (by resident anonymous memory; /proc/<pid>/statm of each in cgroup.procs), bytes; compare with process_resident_memory_bytes to see whether another process fills the cgroup.',
     aggregator: 'first',
     samples: (r) => [[null, r.num('processes.largest.0.rssBytes')]],
   },

@@ -12,8 +12,7 @@ use crate::file::Checked;
 use crate::guard;
 use crate::locate::{locate, under_root, CgroupVersion, Located, Location};
 use crate::parse::{
-    lookup, parse_flat_keyed, parse_limit, parse_meminfo, parse_pressure, parse_statm_rss,
-    parse_u64, Pressure,
+    lookup, parse_flat_keyed, parse_limit, parse_meminfo, parse_pressure, parse_u64, Pressure,
 };
 use crate::procs::{self, Processes};
 use crate::stat::MemoryStat;
@@ -203,6 +202,10 @@ pub struct Snapshot {
     pub events: Option<Events>,
     pub pressure: Option<(Pressure, PressureScope)>,
     pub rss: Option<u64>,
+    /// This process's resident anonymous memory (statm's resident minus
+    /// shared), read with `rss`: what its share of the working set is of
+    /// ([`procs`] says why not RSS).
+    pub anon: Option<u64>,
     /// The most the cgroup was charged since it was created: v2
     /// `memory.peak` (5.19+), v1 `memory.max_usage_in_bytes`.
     pub peak: Option<u64>,
@@ -645,11 +648,13 @@ impl Reader {
         let buf = &mut self.buf;
         let mut problems = Vec::new();
 
-        snap.rss = required(
+        let own = required(
             self.statm
-                .parse(buf, |t| parse_statm_rss(t, self.page_size)),
+                .parse(buf, |t| procs::parse_statm(t, self.page_size)),
             &mut problems,
         );
+        snap.rss = own.map(|r| r.rss);
+        snap.anon = own.map(|r| r.anon);
         if let Some(mi) = required(self.meminfo.parse(buf, parse_meminfo), &mut problems) {
             snap.mem_total = mi.mem_total;
             snap.mem_available = mi.mem_available;
@@ -1212,7 +1217,7 @@ mod tests {
     #[test]
     fn kernel_files_read_whole() {
         let text = read_one(Path::new("/proc/self/statm")).unwrap();
-        assert!(parse_statm_rss(&text, 4096).unwrap() > 0);
+        assert!(crate::procs::parse_statm(&text, 4096).unwrap().rss > 0);
         // Printed record by record, often longer than a page: read to the end.
         let path = Path::new("/proc/self/mountinfo");
         let text = crate::file::read_text(path).unwrap();

@@ -61,6 +61,7 @@ fn summary(tree: &Path, s: &Snapshot) -> Map<String, Value> {
         "memTotalBytes": s.mem_total,
         "memAvailableBytes": s.mem_available,
         "rssBytes": s.rss,
+        "anonBytes": s.anon,
         "pressureScope": s.pressure.as_ref().map(|(_, scope)| match scope {
             PressureScope::Cgroup => "cgroup",
             PressureScope::System => "system",
