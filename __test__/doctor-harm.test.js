@@ -6,6 +6,8 @@
 // at or below 90%, and the service's monitor sees no event. The report
 // counts the service without the doctor's own process. Needs root and a
 // writable v1 memory controller (a failure under OOMGUARD_REQUIRE_PRIVILEGED=1).
+// Through npx, the npm process that started the doctor is counted as the
+// doctor's own (npx beside the node that runs the tests, else on PATH).
 
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
@@ -76,5 +78,41 @@ test('a doctor run at 85% of the limit keeps the peak at or below 90% and sets o
       await new Promise((resolve) => (holder.exitCode !== null || holder.signalCode !== null ? resolve() : holder.once('exit', resolve)))
     }
     h.removeCgroup(dir)
+  }
+})
+
+test('through npx: the doctor counts npm\'s process as its own, not the service\'s', { timeout: 120_000 }, async (t) => {
+  const s = h.v1Support()
+  if (s.reason) return h.privileged(t, s.reason)
+  const fs = require('node:fs')
+  const os = require('node:os')
+  // The npx beside this node (started with it), else the one on PATH (as helpers/npm.js).
+  const cli = path.join(path.dirname(fs.realpathSync(process.execPath)), '..', 'lib', 'node_modules', 'npm', 'bin', 'npx-cli.js')
+  const npx = fs.existsSync(cli) ? [process.execPath, cli] : ['npx']
+  // An app directory as `npm install oomguard` leaves it.
+  const app = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-doctor-npx-'))
+  const dir = h.makeCgroup(s.own.dir)
+  try {
+    fs.writeFileSync(path.join(app, 'package.json'), '{"name":"app","version":"1.0.0","private":true}\n')
+    fs.mkdirSync(path.join(app, 'node_modules', '.bin'), { recursive: true })
+    fs.symlinkSync(h.REPO_ROOT, path.join(app, 'node_modules', 'oomguard'))
+    fs.symlinkSync(path.join('..', 'oomguard', 'bin', 'oomguard.js'), path.join(app, 'node_modules', '.bin', 'oomguard'))
+    h.setV1Limit(dir, LIMIT)
+    const env = { ...process.env, NODE_OPTIONS: '', npm_config_update_notifier: 'false', npm_config_fund: 'false' }
+    for (const k of ['FORCE_COLOR', 'NO_COLOR', 'OOMGUARD_LAST_WORDS_PATH']) delete env[k]
+    const r = await h.runProcess('sh', ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', path.join(dir, 'cgroup.procs'), ...npx, '--offline', 'oomguard', 'doctor', '--json'], { env, cwd: app, timeoutMs: 90_000 })
+    assert.equal(r.code, 0, h.describeRun(r))
+    const d = JSON.parse(r.stdout).memory.doctor
+    const names = d.processes.map((p) => p.command)
+    assert.equal(names[0], 'node', JSON.stringify(d))
+    const npm = d.processes.find((p) => /^npm /.test(p.command))
+    assert.ok(npm, `npm's process is counted as the doctor's: ${JSON.stringify(d)}`)
+    assert.ok(npm.bytes > 10 * 1024 * 1024, `npm's anonymous memory ${npm.bytes}`)
+    assert.ok(d.processes.every((p) => p.pid > 1))
+    assert.equal(d.bytes, d.processes.reduce((a, p) => a + p.bytes, 0))
+    t.diagnostic(`own processes: ${d.processes.map((p) => `${p.command} ${(p.bytes / 1048576).toFixed(1)} MiB`).join(', ')}`)
+  } finally {
+    h.removeCgroup(dir)
+    fs.rmSync(app, { recursive: true, force: true })
   }
 })
