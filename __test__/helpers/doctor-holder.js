@@ -1,6 +1,6 @@
 'use strict'
 // The service beside a doctor run: grows 1 MiB Buffers until the cgroup's
-// usage is at least RATIO of its limit, then watches with THRESHOLDS
+// working set (and so its usage) is at least RATIO of its limit, then watches with THRESHOLDS
 // (comma-separated) and prints every monitor event as a line:
 //
 //   node doctor-holder.js RATIO THRESHOLDS
@@ -15,7 +15,7 @@ const oomguard = require(path.join(__dirname, '..', '..'))
 const [ratio, thresholds] = [Number(process.argv[2]), process.argv[3].split(',').map(Number)]
 const keep = []
 const read = () => oomguard.getMemoryMetrics()
-for (let m = read(); m.usageBytes / m.limitBytes < ratio; m = read()) growBuffer(keep, MiB)
+for (let m = read(); m.workingSetBytes / m.limitBytes < ratio; m = read()) growBuffer(keep, MiB)
 
 const monitor = oomguard.watch({ thresholds, maxIntervalMs: 20, lastWords: false })
 for (const kind of ['threshold', 'stall', 'limit', 'error']) {
