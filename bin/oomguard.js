@@ -122,14 +122,16 @@ const SHELL = /^(sh|bash|dash|ash)$/
  * anonymous memory (charged here while they run; the measure of the
  * process list, src/procs.rs): this process,
  * and, where npx or `npm exec` started it, the npm process and the shell
- * between (same memory cgroup, parents up to npm; pid 1 never). The report
- * counts the service without them. null where /proc/self/status has no
- * RssAnon (kernels before 4.5).
+ * between (same memory cgroup, parents up to npm; pid 1 never). This
+ * process's figure is the reading's own (`metrics.anonBytes`), so that the
+ * report gives it one figure. The report counts the service without them.
+ * null where neither the reading nor /proc/self/status has it.
  */
-function ownProcesses() {
+function ownProcesses(metrics) {
   const self = procStatus('self')
-  if (!self || self.bytes === null) return null
-  const processes = [{ pid: process.pid, command: self.name, bytes: self.bytes }]
+  const bytes = typeof metrics.anonBytes === 'number' ? metrics.anonBytes : self && self.bytes
+  if (!self || typeof bytes !== 'number') return null
+  const processes = [{ pid: process.pid, command: self.name, bytes }]
   const cgroup = readProc('/proc/self/cgroup')
   const chain = []
   for (let pid = self.ppid, hop = 0; hop < 4 && Number.isInteger(pid) && pid > 1; hop++) {
@@ -204,7 +206,7 @@ function main() {
   const metrics = getMemoryMetrics({ heapSizeLimit }, { root: opts.root })
   // The doctor's own processes, read with the reading: the report counts
   // the service without them. Only in the cgroup it runs in.
-  const own = opts.root === undefined ? ownProcesses() : null
+  const own = opts.root === undefined ? ownProcesses(metrics) : null
   const report = buildReport(metrics, {
     ...heapInputs(metrics, opts, heapSizeLimit),
     own,
