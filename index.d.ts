@@ -55,10 +55,18 @@ export interface CgroupProcess {
   /** The kernel's name for it (`/proc/<pid>/comm`, at most 15 bytes); `null` when unreadable. */
   command: string | null
   /**
-   * Resident set size, bytes (`/proc/<pid>/statm`); `null` when unreadable
-   * (the process exited, or `/proc` hides other users' processes).
+   * Resident set size, bytes (`/proc/<pid>/statm`); `null` when
+   * unreadable (the process exited, or `/proc` hides other users'
+   * processes). Counts mapped files charged elsewhere: no share of the
+   * working set is taken of it.
    */
   rssBytes: number | null
+  /**
+   * Resident anonymous memory, bytes (statm's resident minus shared: the
+   * kernel's `RssAnon`): memory this process put in the cgroup, part of
+   * its working set. The largest come first by it. `null` as `rssBytes`.
+   */
+  anonBytes: number | null
 }
 
 /**
@@ -72,7 +80,10 @@ export interface CgroupProcesses {
    * this process's pid namespace as 0: counted here, never in `largest`).
    */
   count: number
-  /** The largest by resident set, largest first, at most 16; unknown sizes last. */
+  /**
+   * The largest by resident anonymous memory (then resident set),
+   * largest first, at most 16; unknown sizes last.
+   */
   largest: Array<CgroupProcess>
   /** When they were read, milliseconds since the epoch. */
   timestampMs: number

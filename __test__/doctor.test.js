@@ -375,3 +375,46 @@ test("the files the doctor names are the core's (declared in lib/diagnoses.json,
     assert.ok(report.limit.origin.startsWith(files[version].limit), `${fixture}: ${report.limit.origin}`)
   }
 })
+
+test('the doctor\'s own processes are stated and left out of the usage check (env.own)', () => {
+  const MiB = 1024 * 1024
+  const m = getMemoryMetrics(null, { root: path.join(FIXTURES, 'v2-busy') })
+  const own = { bytes: 40 * MiB, processes: [{ pid: 31, command: 'node', bytes: 10 * MiB }, { pid: 20, command: 'npm exec oomgua', bytes: 30 * MiB }] }
+  const r = buildReport(m, { own })
+  const d = r.memory.doctor
+  assert.equal(d.bytes, 40 * MiB)
+  assert.equal(d.usageBytes, m.usageBytes - 40 * MiB)
+  assert.equal(d.workingSetBytes, m.workingSetBytes - 40 * MiB)
+  assert.equal(d.usageRatio, (m.workingSetBytes - 40 * MiB) / m.limitBytes)
+  assert.equal(d.headroomBytes, m.limitBytes - (m.workingSetBytes - 40 * MiB))
+  const usage = r.checks.find((c) => c.id === 'usage-now')
+  assert.match(usage.detail, /^working set without this doctor 91\.9 MiB is 35\.9% of 256\.0 MiB; 164\.1 MiB headroom \(the doctor's own 40\.0 MiB not counted: with it, 51\.5%\)\.$/)
+  const text = render(r)
+  assert.ok(text.includes([
+    '  this doctor   40.0 MiB of that is this doctor\'s own (resident anonymous memory):',
+    '                pid 31 node 10.0 MiB, pid 20 npm exec oomgua 30.0 MiB',
+    '  without it    usage 132.8 MiB (51.9%), working set 91.9 MiB (35.9%):',
+    '                the container as it was before the doctor started, near enough;',
+  ].join('\n')), text)
+  // The same reading without env.own: no section, the whole working set counted.
+  const plain = buildReport(m, {})
+  assert.equal(plain.memory.doctor, null)
+  assert.doesNotMatch(render(plain), /this doctor {3}/)
+  assert.match(plain.checks.find((c) => c.id === 'usage-now').detail, /^working set 131\.9 MiB is 51\.5%/)
+  // More than the working set: never below 0.
+  assert.equal(buildReport(m, { own: { bytes: 1e12, processes: [] } }).memory.doctor.workingSetBytes, 0)
+  for (const bad of [5, { bytes: -1, processes: [] }, { bytes: 1 }, { bytes: 1, processes: [{ pid: 'x', bytes: 1 }] }, { bytes: 1, processes: [null] }]) {
+    assert.throws(() => buildReport(m, { own: bad }), { name: 'TypeError', message: /^env\.own/ }, JSON.stringify(bad))
+  }
+})
+
+test('live: the doctor states its own process and subtracts it from the service\'s usage', () => {
+  const r = JSON.parse(doctor(['--json']).stdout)
+  if (!r.cgroup) return
+  const d = r.memory.doctor
+  assert.ok(d, 'run in its own cgroup: the section is there')
+  // The doctor runs this node: its name for the main thread (`node` on 20 and 22, `MainThread` on 24).
+  assert.ok(d.processes.length >= 1 && d.processes[0].command === fs.readFileSync('/proc/self/comm', 'utf8').trim(), JSON.stringify(d))
+  assert.ok(d.processes[0].bytes > 1024 * 1024 && d.processes[0].bytes < 200 * 1024 * 1024, JSON.stringify(d))
+  assert.equal(d.bytes, d.processes.reduce((a, p) => a + p.bytes, 0))
+})

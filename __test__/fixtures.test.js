@@ -38,6 +38,7 @@ function summary(tree, r) {
     memTotalBytes: r.hostTotalBytes,
     memAvailableBytes: r.hostAvailableBytes,
     rssBytes: r.rssBytes,
+    anonBytes: r.anonBytes,
     pressureScope: r.pressure ? r.pressure.scope : null,
     processCount: r.processes ? r.processes.count : null,
   }
@@ -88,7 +89,11 @@ test('peak and swap: v2 memory.peak and memory.swap.*, v1 max_usage and memsw, n
   assert.equal(v2.swapLimitBytes, 134217728, "the parent's memory.swap.max is lower than the leaf's 256 MiB")
   const busy = read('v2-busy')
   assert.equal(busy.swapBytes, 0)
-  assert.equal(busy.swapLimitBytes, null, 'memory.swap.max "max" is unlimited: null')
+  assert.equal(busy.hostSwapTotalBytes, 0, 'the captured host has no swap space')
+  assert.equal(busy.swapLimitBytes, 0, 'memory.swap.max "max", but SwapTotal 0: no swap is usable')
+  assert.equal(v2.hostSwapTotalBytes, 2097148 * 1024)
+  const off = read('v2-swap-off')
+  assert.deepEqual([off.swapBytes, off.swapLimitBytes], [0, 0], 'memory.swap.max 0 on a host with swap space')
 
   const v1 = read('v1-swap')
   assert.equal(v1.peakBytes, 200421376, 'memory.max_usage_in_bytes')
@@ -97,7 +102,13 @@ test('peak and swap: v2 memory.peak and memory.swap.*, v1 max_usage and memsw, n
   // The real v1 capture read memsw 199639040 just before usage 200466432:
   // the two files are read moments apart, and swap is never below 0.
   assert.equal(read('v1-hybrid-busy').swapBytes, 0)
-  assert.equal(read('v1-hybrid-busy').swapLimitBytes, null, 'memsw limit unlimited')
+  assert.equal(read('v1-hybrid-busy').swapLimitBytes, 0, 'memsw limit unlimited, but SwapTotal 0: no swap is usable')
+  // Docker's default on a host without swap: memory+swap twice the memory
+  // limit, and still nothing can swap. The memsw limit itself stays in
+  // memory.stat, for the stall detector's memory+swap rule.
+  const docker = read('v1-no-host-swap')
+  assert.deepEqual([docker.hostSwapTotalBytes, docker.swapBytes, docker.swapLimitBytes], [0, 0, 0])
+  assert.equal(docker.stat.raw.hierarchical_memsw_limit, 536870912)
 
   const none = read('v1-no-swap-accounting')
   assert.equal(none.swapBytes, null, 'no memory.memsw.* files: swap is not accounted, null, never 0')
@@ -110,7 +121,7 @@ test('peak and swap: v2 memory.peak and memory.swap.*, v1 max_usage and memsw, n
   }
 })
 
-test('processes: cgroup.procs, the 16 largest by statm RSS, comm names, null where unreadable', () => {
+test('processes: cgroup.procs, the 16 largest by anonymous memory (statm resident - shared), comm names, null where unreadable', () => {
   const r = read('v2-processes')
   const p = r.processes
   assert.equal(p.count, 21, 'every pid in cgroup.procs is counted, the one outside the pid namespace (0) too')
@@ -118,15 +129,22 @@ test('processes: cgroup.procs, the 16 largest by statm RSS, comm names, null whe
   assert.equal(p.largest.length, 16, 'at most 16 are listed')
   const MiB = 1024 * 1024
   assert.deepEqual(p.largest.slice(0, 3).map((x) => ({ ...x })), [
-    { pid: 7, command: 'convert', rssBytes: 90 * MiB },
-    { pid: 201, command: null, rssBytes: 50 * MiB }, // no comm file: null, still listed
-    { pid: 1, command: 'node', rssBytes: 30 * MiB },
+    { pid: 7, command: 'convert', rssBytes: 90 * MiB, anonBytes: 48 * MiB },
+    { pid: 201, command: null, rssBytes: 50 * MiB, anonBytes: 25 * MiB }, // no comm file: null, still listed
+    { pid: 1, command: 'node', rssBytes: 30 * MiB, anonBytes: 20 * MiB },
   ])
   // Then the small ones, largest first: pid 115 (16 x 256 KiB) down to pid 103.
   assert.deepEqual(p.largest.slice(3).map((x) => x.pid), [115, 114, 113, 112, 111, 110, 109, 108, 107, 106, 105, 104, 103])
   assert.equal(p.largest[3].rssBytes, 16 * 256 * 1024)
+  assert.equal(p.largest[3].anonBytes, 16 * 192 * 1024)
   assert.equal(p.largest[3].command, 'sh')
   assert.ok(!p.largest.some((x) => x.pid === 200), 'pid 200 (no statm: exited) sorts last and falls off the list')
+  // RSS adds up to more than the working set; anonymous memory does not.
+  const sum = (k) => p.largest.reduce((a, x) => a + x[k], 0)
+  assert.ok(sum('rssBytes') > r.workingSetBytes, `RSS ${sum('rssBytes')} > working set ${r.workingSetBytes}`)
+  assert.ok(sum('anonBytes') < r.workingSetBytes, `anonymous ${sum('anonBytes')} < working set ${r.workingSetBytes}`)
+  assert.equal(r.anonBytes, (516 - 489) * 4096, "this process's own: resident minus shared of proc/self/statm")
+  assert.equal(r.rssBytes, 516 * 4096)
   assert.ok(Number.isFinite(p.timestampMs) && Math.abs(p.timestampMs - Date.now()) < 60000)
   assert.ok(Object.isFrozen(p) && Object.isFrozen(p.largest) && Object.isFrozen(p.largest[0]), 'shared between reads: frozen')
   assert.equal(read('v2-busy').processes, null, 'no cgroup.procs: null')

@@ -13,7 +13,7 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
 const h = require('./helpers/cgroup')
-const { measureHeapLimit, hasPercentageFlag, BAND } = require('../lib/heap-probe.js')
+const { measureHeapLimit, hasPercentageFlag, heapAdvice, BAND } = require('../lib/heap-probe.js')
 const native = require('../lib/native.js')
 
 const MiB = 1024 * 1024
@@ -149,4 +149,33 @@ test('hasPercentageFlag(): 22.21+, 24.6+, 25+ and only where node accepts it', (
   assert.equal(hasPercentageFlag('v25.0.0', yes), true)
   assert.equal(hasPercentageFlag('v24.19.0', new Set()), false, 'not allowed in NODE_OPTIONS: no')
   assert.equal(hasPercentageFlag(process.version, process.allowedNodeEnvironmentFlags), process.allowedNodeEnvironmentFlags.has('--max-old-space-size-percentage'))
+})
+
+test('probeRoom(): a probe runs only while the working set plus twice its charge stays below the first default threshold', () => {
+  const { probeRoom, PROBE_CHARGE_BYTES, PROBE_MARGIN, PROBE_CEILING } = require('../lib/heap-probe.js')
+  assert.equal(PROBE_CEILING, require('../lib/options.js').WATCH_DEFAULTS.thresholds[0], 'the ceiling is watch()\'s first default threshold')
+  const limit = 256 * MiB
+  const edge = limit * PROBE_CEILING - PROBE_CHARGE_BYTES * PROBE_MARGIN
+  assert.equal(probeRoom({ limitBytes: limit, basisBytes: edge }), null, 'exactly at the edge: room')
+  assert.equal(probeRoom({ limitBytes: limit, basisBytes: 0.5 * limit }), null)
+  assert.match(probeRoom({ limitBytes: limit, basisBytes: edge + 1 }), /^the working set is 188\.8 MiB \(73\.8% of 256\.0 MiB\); each probe is a node process charged up to 8\.0 MiB here, and with a 2x margin it would take the working set past 80% \(watch\(\)'s first default threshold, where the service's own monitor acts\)$/)
+  for (const m of [null, {}, { limitBytes: limit, basisBytes: null }, { limitBytes: null, basisBytes: 1 }, { limitBytes: 0, basisBytes: 0 }]) {
+    assert.match(probeRoom(m), /^the working set could not be read/, JSON.stringify(m))
+  }
+})
+
+test('heapAdvice(): probing stops as soon as the room is gone, and the model\'s figures say why', () => {
+  const limit = 256 * MiB
+  const model = native.heapModel(limit, limit, process.version)
+  let calls = 0
+  const stopAt = (n) => () => (++calls > n ? 'the service grew' : null)
+  const a = heapAdvice({ limitBytes: limit, constrainedMemoryBytes: limit, model, nodeVersion: process.version, room: stopAt(1) })
+  assert.equal(calls, 2, 'asked before each probe: one ran, the second was refused')
+  assert.equal(a.measured, false)
+  assert.ok(a.options.every((o) => o.measured === false))
+  assert.equal(a.note, 'Modelled, not measured (probing stopped after 1 probe): the service grew. The figures are the model\'s, the rule node sizes its heap by.')
+  calls = 0
+  const none = heapAdvice({ limitBytes: limit, constrainedMemoryBytes: limit, model, nodeVersion: process.version, room: stopAt(0) })
+  assert.match(none.note, /^Modelled, not measured \(no probe was started\): the service grew\./)
+  assert.deepEqual(none.options, heapAdvice({ limitBytes: limit, constrainedMemoryBytes: limit, model, nodeVersion: process.version, measure: false }).options)
 })

@@ -256,6 +256,11 @@ test('prometheus(): peak and swap on v2-swap (swap.max up the hierarchy) and v1-
   const v1 = exposition(prometheus({ root: fixture('v1-swap') }))
   assert.equal(value(v1, 'oomguard_memory_swap_bytes'), 52428800)
   assert.equal(value(v1, 'oomguard_memory_swap_limit_bytes'), 134217728)
+  // A host without swap space, Docker's default memory+swap of twice the
+  // limit (268435456 of swap before): no swap is usable.
+  const noSwap = exposition(prometheus({ root: fixture('v1-no-host-swap') }))
+  assert.equal(value(noSwap, 'oomguard_memory_swap_limit_bytes'), 0)
+  assert.equal(value(exposition(prometheus({ root: fixture('v2-swap-off') })), 'oomguard_memory_swap_limit_bytes'), 0, 'memory.swap.max 0')
   for (const fam of ['memory_peak_bytes', 'memory_swap_bytes', 'memory_swap_limit_bytes']) assert.equal(v1.get(`oomguard_${fam}`).type, 'gauge')
   const none = exposition(prometheus({ root: fixture('v1-no-swap-accounting') }))
   assert.equal(none.get('oomguard_memory_swap_bytes').samples.length, 0, 'no swap accounting: no series, never 0')
@@ -610,8 +615,8 @@ test('OpenTelemetry: names, units, instrument kinds and values on v2-busy, one s
   const e = expected('v2-busy')
 
   for (const [name, [unit, kind]] of Object.entries(OTEL)) {
-    if (['oomguard.memory.under_oom', 'oomguard.memory.swap.limit', 'oomguard.cgroup.processes', 'oomguard.cgroup.largest_process.rss'].includes(name)) {
-      assert.ok(!got.has(name) || got.get(name).dataPoints.length === 0, `${name}: v1 only, unlimited (null) or no cgroup.procs here`)
+    if (['oomguard.memory.under_oom', 'oomguard.cgroup.processes', 'oomguard.cgroup.largest_process.rss'].includes(name)) {
+      assert.ok(!got.has(name) || got.get(name).dataPoints.length === 0, `${name}: v1 only or no cgroup.procs here`)
       continue
     }
     if (name === 'oomguard.memory.stalled') {
@@ -637,6 +642,7 @@ test('OpenTelemetry: names, units, instrument kinds and values on v2-busy, one s
   assert.equal(point(got.get('oomguard.memory.high')), 209715200)
   assert.equal(point(got.get('oomguard.memory.peak')), e.peakBytes)
   assert.equal(point(got.get('oomguard.memory.swap.usage')), 0)
+  assert.equal(point(got.get('oomguard.memory.swap.limit')), 0, 'the captured host has no swap space (SwapTotal 0): no swap is usable')
   assert.equal(point(got.get('oomguard.memory.utilization')), e.workingSetBytes / e.limitBytes)
   assert.equal(point(got.get('oomguard.memory.headroom')), e.limitBytes - e.workingSetBytes)
   for (const kind of ['anon', 'file', 'shmem', 'kernel', 'sock']) {
@@ -685,7 +691,7 @@ test('OpenTelemetry: v1-oom-after through InMemoryMetricExporter; the OOM kill c
 })
 
 test('OpenTelemetry: peak and swap on v2-swap and v1-swap; none without swap accounting', async (t) => {
-  for (const name of ['v2-swap', 'v1-swap', 'v1-no-swap-accounting']) {
+  for (const name of ['v2-swap', 'v1-swap', 'v1-no-host-swap', 'v2-swap-off', 'v1-no-swap-accounting']) {
     const e = expected(name)
     const reader = new TestReader()
     const provider = new MeterProvider({ readers: [reader] })

@@ -27,6 +27,13 @@ function statmRss(pid) {
   return pages * 4096
 }
 
+/** RssAnon of /proc/<pid>/status, bytes: the kernel's own count, against oomguard's statm resident - shared. */
+function anonShmem(pid) {
+  const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kib = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB$`, 'm').exec(text)[1]) * 1024
+  return kib('RssAnon')
+}
+
 test('live v1: a child cgroup with node and a second process holding memory', { timeout: 90_000 }, async (t) => {
   const support = h.v1Support()
   if (support.reason) return h.privileged(t, support.reason)
@@ -58,6 +65,7 @@ test('live v1: a child cgroup with node and a second process holding memory', { 
   assert.ok(probe, h.describeRun(run))
   const m = probe.metrics
   const holderRss = statmRss(holder.pid)
+  const holderAnon = anonShmem(holder.pid)
   const peakAfter = h.readNumber(path.join(dir, 'memory.max_usage_in_bytes'))
 
   // The processes, as cgroup.procs lists them: exactly these two.
@@ -74,9 +82,14 @@ test('live v1: a child cgroup with node and a second process holding memory', { 
   assert.ok(big.rssBytes >= HOLD_MIB * MiB, `holder RSS ${big.rssBytes} holds ${HOLD_MIB} MiB`)
   assert.ok(Math.abs(big.rssBytes - holderRss) <= RSS_TOLERANCE, `holder RSS ${big.rssBytes}, statm now ${holderRss}`)
   assert.ok(Math.abs(self.rssBytes - m.rssBytes) <= RSS_TOLERANCE, `the probe's own entry ${self.rssBytes} is its /proc/self/statm ${m.rssBytes}`)
+  assert.ok(Math.abs(big.anonBytes - holderAnon) <= RSS_TOLERANCE, `holder anonymous ${big.anonBytes}, RssAnon now ${holderAnon}`)
+  assert.ok(big.anonBytes >= HOLD_MIB * MiB && big.anonBytes < big.rssBytes, 'the held Buffers are anonymous; RSS adds the mapped node binary')
+  assert.ok(Math.abs(self.anonBytes - m.anonBytes) <= RSS_TOLERANCE)
+  // Together they are part of the working set, as RSS need not be.
+  assert.ok(big.anonBytes + self.anonBytes <= m.workingSetBytes, `${big.anonBytes} + ${self.anonBytes} <= ${m.workingSetBytes}`)
 
-  // The share of the working set this process's RSS is, as the doctor says it.
-  const share = m.rssBytes / m.workingSetBytes
+  // The share of the working set this process's anonymous memory is, as the doctor says it.
+  const share = m.anonBytes / m.workingSetBytes
   assert.ok(share > 0 && share < 0.25, `the probe is the smaller part: ${share}`)
   const text = probe.text
   assert.match(text, new RegExp(`\\b${holder.pid}\\b.*oomguard-holder`), 'the doctor lists the holder')
@@ -96,9 +109,12 @@ test('live v1: a child cgroup with node and a second process holding memory', { 
   assert.equal(rec.largestProcess.pid, holder.pid)
   assert.equal(rec.largestProcess.command, 'oomguard-holder')
   assert.ok(Math.abs(rec.largestProcess.rssBytes - holderRss) <= RSS_TOLERANCE, `${rec.largestProcess.rssBytes} vs ${holderRss}`)
-  assert.ok(rec.rssShare > 0 && rec.rssShare < 0.25, `rssShare ${rec.rssShare}`)
+  assert.ok(Math.abs(rec.largestProcess.anonBytes - holderAnon) <= RSS_TOLERANCE, `${rec.largestProcess.anonBytes} vs ${holderAnon}`)
+  assert.ok(rec.largestProcess.ageMs >= 0 && rec.largestProcess.ageMs <= 1500, `the scan's figures are at most a second old: ${rec.largestProcess.ageMs}`)
+  assert.ok(rec.anonShare > 0 && rec.anonShare < 0.25, `anonShare ${rec.anonShare}`)
+  assert.ok(rec.anonBytes > 0 && rec.anonBytes < rec.rssBytes, `anonymous ${rec.anonBytes}, RSS ${rec.rssBytes}`)
   // The record writes fractions with four decimals: within half a unit of the fourth.
-  assert.ok(Math.abs(rec.rssShare - rec.rssBytes / rec.basisBytes) <= 0.00005 + 1e-12, `rssShare ${rec.rssShare} is ${rec.rssBytes} / ${rec.basisBytes}`)
+  assert.ok(Math.abs(rec.anonShare - rec.anonBytes / rec.basisBytes) <= 0.00005 + 1e-12, `anonShare ${rec.anonShare} is ${rec.anonBytes} / ${rec.basisBytes}`)
   assert.equal(rec.verdict, 'another-process', JSON.stringify(rec))
   assert.match(rec.reason, new RegExp(`largest process in the cgroup is pid ${holder.pid} \\(oomguard-holder, `))
 
@@ -107,12 +123,15 @@ test('live v1: a child cgroup with node and a second process holding memory', { 
   assert.ok(m.peakBytes >= HOLD_MIB * MiB)
   // Swap: memsw - usage, and the memsw limit minus the memory limit.
   if (memsw) {
-    assert.equal(m.swapLimitBytes, MEMSW_LIMIT - LIMIT, 'memory.memsw.limit_in_bytes - memory.limit_in_bytes')
     assert.ok(m.swapBytes >= 0, `swap ${m.swapBytes}`)
     const swapTotal = /SwapTotal:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))
-    if (swapTotal && Number(swapTotal[1]) === 0) {
+    assert.equal(m.hostSwapTotalBytes, Number(swapTotal[1]) * 1024, 'SwapTotal of /proc/meminfo')
+    if (Number(swapTotal[1]) === 0) {
       // No swap device: memsw and usage differ only by what changed between the two reads.
       assert.ok(m.swapBytes <= RSS_TOLERANCE, `no swap on this host, swapBytes ${m.swapBytes}`)
+      assert.equal(m.swapLimitBytes, 0, 'no swap space on the host: no swap is usable, whatever memory.memsw.limit_in_bytes allows')
+    } else {
+      assert.equal(m.swapLimitBytes, MEMSW_LIMIT - LIMIT, 'memory.memsw.limit_in_bytes - memory.limit_in_bytes')
     }
   } else {
     assert.equal(m.swapBytes, null, 'no swap accounting: null')
@@ -147,32 +166,62 @@ test('doctor: the processes, largest first, with their shares of the working set
   const p = report.processes
   assert.equal(p.count, 21)
   assert.equal(p.largest.length, 16)
-  assert.deepEqual(p.largest[0], { pid: 7, command: 'convert', rssBytes: 90 * MiB, share: (90 * MiB) / m.workingSetBytes })
+  // Shares are of anonymous memory: the convert's 90 MiB of RSS
+  // would be 68.2% of the working set, its 48 MiB are 36.4%.
+  assert.deepEqual(p.largest[0], { pid: 7, command: 'convert', rssBytes: 90 * MiB, anonBytes: 48 * MiB, share: (48 * MiB) / m.workingSetBytes })
+  assert.equal(p.timestampMs, m.processes.timestampMs)
   assert.equal(p.selfRssBytes, m.rssBytes)
-  assert.equal(p.selfShare, m.rssBytes / m.workingSetBytes)
+  assert.equal(p.selfAnonBytes, 108 * 1024)
+  assert.equal(p.selfShare, (108 * 1024) / m.workingSetBytes)
+  const sum = p.largest.reduce((a, x) => a + x.share, 0)
+  assert.ok(sum > 0.8 && sum <= 1, `the shares add up to at most 100%: ${sum}`)
   const text = render(report)
   assert.match(text, /^processes\n {2}count {9}21 in this cgroup \(cgroup\.procs\)$/m)
-  assert.match(text, /^ {2}this process {2}2\.0 MiB RSS, 1\.5% of the working set$/m)
-  assert.match(text, /^ {2}largest {7}pid 7 \(convert\), 90\.0 MiB RSS, 68\.2% of the working set$/m)
-  assert.match(text, /^ {9}7 {4}90\.0 MiB {3}68\.2% {2}convert$/m)
-  assert.match(text, /^ {7}201 {4}50\.0 MiB {3}37\.9% {2}\?$/m, 'an unreadable command is ?')
+  assert.match(text, /^ {2}this process {2}0\.1 MiB anonymous, 0\.1% of the working set \(2\.0 MiB RSS\)$/m)
+  assert.match(text, /^ {2}largest {7}pid 7 \(convert\), 48\.0 MiB anonymous, 36\.4% of the working set \(90\.0 MiB RSS\)$/m)
+  assert.match(text, /^ {7}pid {3}anonymous {3}share {9}rss {2}command$/m)
+  assert.match(text, /^ {9}7 {4}48\.0 MiB {3}36\.4% {4}90\.0 MiB {2}convert$/m)
+  assert.match(text, /^ {7}201 {4}25\.0 MiB {3}19\.0% {4}50\.0 MiB {2}\?$/m, 'an unreadable command is ?')
   assert.match(text, /^ {2}\.\.\. and 5 more$/m)
+  assert.match(text.replace(/\n +/g, ' '), /Shares are of resident anonymous memory \(RssAnon: resident minus shared in \/proc\/PID\/statm\), which each process put in this cgroup: they add up to at most 100%\. RSS also counts mapped files/)
+  assert.doesNotMatch(text, /Over 100%|Together/)
+  // A share over 100% says why.
+  const big = { ...m, processes: { ...m.processes, largest: [{ pid: 9, command: 'moved', rssBytes: 300 * MiB, anonBytes: 200 * MiB }] } }
+  const over = render(diagnose(big, {}))
+  assert.match(over, /^ {9}9 {3}200\.0 MiB {2}151\.6% {3}300\.0 MiB {2}moved$/m)
+  assert.match(over.replace(/\n +/g, ' '), /Over 100% \(pid 9\): part of that memory is charged to another cgroup \(on v1 a process moved here keeps the charges it made before\), or shared with other processes/)
+  // The CLI names this process (env.own): its entry takes the reading's own figures, one per process.
+  const own = diagnose(m, { own: { bytes: 108 * 1024, processes: [{ pid: 1, command: 'node', bytes: 108 * 1024 }] } })
+  const self = own.processes.largest.find((x) => x.pid === 1)
+  assert.deepEqual([self.rssBytes, self.anonBytes], [m.rssBytes, m.anonBytes])
   assert.equal(diagnose(fixture('v2-busy'), {}).processes, null, 'no process list: no section')
   assert.doesNotMatch(render(diagnose(fixture('v2-busy'), {})), /^processes$/m)
 })
 
 test('doctor: peak and swap, and when the kernel kills with swap', () => {
   const v1 = diagnose(fixture('v1-swap'), {})
-  assert.deepEqual({ ...v1.swap, message: undefined }, { peakBytes: 200421376, swapBytes: 50 * MiB, swapLimitBytes: 128 * MiB, message: undefined })
+  assert.deepEqual({ ...v1.swap, message: undefined }, { peakBytes: 200421376, swapBytes: 50 * MiB, swapLimitBytes: 128 * MiB, hostSwapTotalBytes: 2097148 * 1024, message: undefined })
   assert.match(v1.swap.message, /only when memory and swap have both reached their limits \(memory 256\.0 MiB, swap 128\.0 MiB\)/)
   const text = render(v1)
   assert.match(text, /^ {2}swap {10}50\.0 MiB in use, limit 128\.0 MiB$/m)
   assert.match(text, /^ {2}peak {10}191\.1 MiB \(74\.7% of the limit/m)
 
-  const unlimited = diagnose(fixture('v2-busy'), {}).swap
+  const unlimited = diagnose({ ...fixture('v2-busy'), swapLimitBytes: null, hostSwapTotalBytes: 2 * 1024 * MiB }, {}).swap
   assert.equal(unlimited.swapLimitBytes, null)
-  assert.match(unlimited.message, /swap no limit of its own: up to the host's swap/)
-  assert.match(unlimited.message, /Without swap space on the host, the memory limit alone decides/)
+  assert.match(unlimited.message, /swap no limit of its own: up to the host's swap \(2048\.0 MiB\)/)
+  assert.doesNotMatch(unlimited.message, /memory limit alone/)
+  const unknown = diagnose({ ...fixture('v2-busy'), swapLimitBytes: null, hostSwapTotalBytes: null }, {}).swap
+  assert.match(unknown.message, /host's swap space is unknown .*: without any, the memory limit alone decides/)
+
+  // No swap space on the host (the captured hosts, Docker's default memsw of
+  // twice the limit there): the swap text does not apply.
+  for (const tree of ['v2-busy', 'v1-no-host-swap', 'v1-hybrid-busy']) {
+    const r = diagnose(fixture(tree), {})
+    assert.equal(r.swap.swapLimitBytes, 0, tree)
+    assert.match(r.swap.message, /^The host has no swap space \(SwapTotal 0 in \/proc\/meminfo\), so nothing can be swapped out .*: the OOM killer acts when memory reaches the limit\.$/, tree)
+    assert.doesNotMatch(r.swap.message, /With swap/, tree)
+    assert.match(render(r), /^ {2}swap {10}none: the host has no swap space$/m, tree)
+  }
 
   const none = diagnose(fixture('v1-no-swap-accounting'), {}).swap
   assert.equal(none.swapBytes, null)

@@ -347,16 +347,19 @@ test('fixture: the doctor does not pass a zero failure rate where the memory+swa
   const base = oomguard.getMemoryMetrics(null, { root: fixture })
   const MiB = 1048576
   // Two readings a second apart, failcnt flat at 0, refaults and pressure rising.
+  // swapLimit: the memory+swap limit (memory.stat hierarchical_memsw_limit)
+  // above the memory limit; the usable swap (swapLimitBytes) is 0 either way,
+  // as on a host without swap space, and does not decide.
   const at = (t, { usage, swap, swapLimit, ws, refaults, someUs }) => ({
     ...base,
     timestampMs: t,
     usageBytes: usage,
     swapBytes: swap,
-    swapLimitBytes: swapLimit,
+    swapLimitBytes: 0,
     workingSetBytes: ws,
     events: { ...base.events, failcnt: 0 },
     pressure: { ...base.pressure, some: { ...base.pressure.some, totalUs: someUs } },
-    stat: { ...base.stat, raw: { ...base.stat.raw, total_workingset_refault_anon: 0, total_workingset_refault_file: refaults } },
+    stat: { ...base.stat, raw: { ...base.stat.raw, hierarchical_memsw_limit: base.cgroupLimitBytes + swapLimit, total_workingset_refault_anon: 0, total_workingset_refault_file: refaults } },
   })
   const check = (before, after) => diagnose(at(2000, after), { earlier: at(1000, before) }).checks.find((c) => c.id === 'charge-failures')
   const limit = base.cgroupLimitBytes

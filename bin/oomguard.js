@@ -11,7 +11,7 @@ const { buildReport, render, useColor } = require('../lib/doctor.js')
 
 const EARLIER_MS = 500
 const { CLI_FLAGS, cliFlagsUsage } = require('../lib/options.js')
-const { heapAdvice } = require('../lib/heap-probe.js')
+const { heapAdvice, probeRoom } = require('../lib/heap-probe.js')
 const native = require('../lib/native.js')
 const { status: nativeAddon } = require('../lib/loader.js')
 
@@ -90,13 +90,74 @@ function output(text) {
   stdout.write(text)
 }
 
+/** A small /proc file's text, or null (the process exited, or /proc hides it). */
+function readProc(file) {
+  try {
+    return fs.readFileSync(file, 'utf8')
+  } catch {
+    return null
+  }
+}
+
+/** `/proc/<pid>/status`: its name, parent, and resident anonymous bytes (RssAnon; null where the kernel shows none). */
+function procStatus(pid) {
+  const text = readProc(`/proc/${pid}/status`)
+  if (text === null) return null
+  const field = (k) => {
+    const m = new RegExp(`^${k}:[ \\t]*(.*)$`, 'm').exec(text)
+    return m ? m[1] : null
+  }
+  const kib = (k) => {
+    const n = Number.parseInt(field(k) ?? '', 10)
+    return Number.isFinite(n) ? n * 1024 : null
+  }
+  return { name: field('Name'), ppid: Number(field('PPid')), bytes: kib('RssAnon') }
+}
+
+/** npm's title for `npx X` and `npm exec X` ("npm exec X"), and npx's own before npm 7. */
+const LAUNCHER = /^(npm|npx)( |$)/
+const SHELL = /^(sh|bash|dash|ash)$/
+
+/**
+ * This doctor's own processes in the cgroup it reads, with their resident
+ * anonymous memory (charged here while they run; the measure of the
+ * process list, src/procs.rs): this process,
+ * and, where npx or `npm exec` started it, the npm process and the shell
+ * between (same memory cgroup, parents up to npm; pid 1 never). This
+ * process's figure is the reading's own (`metrics.anonBytes`), so that the
+ * report gives it one figure. The report counts the service without them.
+ * null where neither the reading nor /proc/self/status has it.
+ */
+function ownProcesses(metrics) {
+  const self = procStatus('self')
+  const bytes = typeof metrics.anonBytes === 'number' ? metrics.anonBytes : self && self.bytes
+  if (!self || typeof bytes !== 'number') return null
+  const processes = [{ pid: process.pid, command: self.name, bytes }]
+  const cgroup = readProc('/proc/self/cgroup')
+  const chain = []
+  for (let pid = self.ppid, hop = 0; hop < 4 && Number.isInteger(pid) && pid > 1; hop++) {
+    const st = procStatus(pid)
+    if (!st || st.bytes === null || st.name === null || readProc(`/proc/${pid}/cgroup`) !== cgroup) break
+    chain.push({ pid, command: st.name, bytes: st.bytes })
+    if (LAUNCHER.test(st.name)) {
+      processes.push(...chain)
+      break
+    }
+    if (!SHELL.test(st.name)) break
+    pid = st.ppid
+  }
+  return { bytes: processes.reduce((a, p) => a + p.bytes, 0), processes }
+}
+
 /**
  * The heap advice for this container, measured by starting this node binary
  * with the advised flags (in this cgroup) unless the doctor reads another
- * tree (--root) or the service runs another Node version; and node's default
- * heap limit, for the explanation of where it comes from.
+ * tree (--root) or the service runs another Node version, and only while
+ * the room below watch()'s first default threshold allows a probe (a fresh
+ * reading before each: probeRoom()); and node's default heap limit, for the
+ * explanation of where it comes from.
  */
-function heapInputs(metrics, opts) {
+function heapInputs(metrics, opts, heapSizeLimit) {
   const constrained = metrics.constrainedMemoryBytes
   if (!native || typeof constrained !== 'number') return {}
   const nodeVersion = opts.nodeVersion || process.version
@@ -108,7 +169,15 @@ function heapInputs(metrics, opts) {
   if (opts.root !== undefined) why = 'Modelled, not measured: with --root the doctor reads another tree, not the cgroup it runs in.'
   else if (nodeVersion !== process.version) why = `Modelled, not measured: the service runs node ${nodeVersion}, this doctor ${process.version}.`
   return {
-    heapAdvice: heapAdvice({ limitBytes: limit, constrainedMemoryBytes: constrained, model, nodeVersion, measure: why === null, why }),
+    heapAdvice: heapAdvice({
+      limitBytes: limit,
+      constrainedMemoryBytes: constrained,
+      model,
+      nodeVersion,
+      measure: why === null,
+      why,
+      room: () => probeRoom(getMemoryMetrics({ heapSizeLimit })),
+    }),
   }
 }
 
@@ -154,8 +223,12 @@ function main() {
   const earlier = opts.root === undefined ? getMemoryMetrics({ heapSizeLimit }) : null
   if (earlier !== null) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, EARLIER_MS)
   const metrics = getMemoryMetrics({ heapSizeLimit }, { root: opts.root })
+  // The doctor's own processes, read with the reading: the report counts
+  // the service without them. Only in the cgroup it runs in.
+  const own = opts.root === undefined ? ownProcesses(metrics) : null
   const report = buildReport(metrics, {
-    ...heapInputs(metrics, opts),
+    ...heapInputs(metrics, opts, heapSizeLimit),
+    own,
     heapLimitFrom: fromFlag ? 'flag' : 'process',
     nodeVersion: process.version,
     nodeOptions: (Object.hasOwn(process.env, 'NODE_OPTIONS') && process.env.NODE_OPTIONS) || null,

@@ -216,19 +216,28 @@ function heapSection(m, env) {
 
 /**
  * The processes in the cgroup (cgroup.procs), largest first, each with its
- * share of the working set, and this process's share (its RSS over the
- * working set). null without a process list.
+ * share of the working set, and this process's share: resident anonymous
+ * memory (RssAnon) over the working set, which adds up (RSS counts mapped
+ * files charged elsewhere and does not). One figure
+ * per process: where env.own names this process (the CLI), its entry in
+ * the list (scanned up to a second before) takes this reading's own
+ * figures. null without a process list.
  */
-function processesSection(m) {
+function processesSection(m, env) {
   const p = m.processes
   if (!p) return null
   const ws = isNum(m.workingSetBytes) && m.workingSetBytes > 0 ? m.workingSetBytes : null
   const share = (b) => (ws !== null && isNum(b) ? b / ws : null)
+  const num = (b) => (isNum(b) ? b : null)
+  const selfPid = env.own && env.own.processes.length ? env.own.processes[0].pid : null
+  const entry = (x) => (x.pid === selfPid ? { ...x, rssBytes: m.rssBytes, anonBytes: m.anonBytes } : x)
   return {
     count: p.count,
-    largest: p.largest.map((x) => ({ pid: x.pid, command: x.command, rssBytes: x.rssBytes, share: share(x.rssBytes) })),
-    selfRssBytes: isNum(m.rssBytes) ? m.rssBytes : null,
-    selfShare: share(m.rssBytes),
+    largest: p.largest.map(entry).map((x) => ({ pid: x.pid, command: x.command, rssBytes: num(x.rssBytes), anonBytes: num(x.anonBytes), share: share(x.anonBytes) })),
+    timestampMs: num(p.timestampMs),
+    selfRssBytes: num(m.rssBytes),
+    selfAnonBytes: num(m.anonBytes),
+    selfShare: share(m.anonBytes),
   }
 }
 
@@ -238,19 +247,45 @@ function swapSection(m) {
   const swap = isNum(m.swapBytes) ? m.swapBytes : null
   const swapLimit = isNum(m.swapLimitBytes) ? m.swapLimitBytes : null
   const memLimit = isNum(m.cgroupLimitBytes) ? bytes(m.cgroupLimitBytes) : 'no limit'
+  const hostSwap = isNum(m.hostSwapTotalBytes) ? m.hostSwapTotalBytes : null
   let message
   if (swap === null) {
     message = 'The kernel accounts no swap for this cgroup (no swap files): the OOM killer acts when memory reaches the limit.'
+  } else if (hostSwap === 0) {
+    message = 'The host has no swap space (SwapTotal 0 in /proc/meminfo), so nothing can be swapped out whatever the cgroup\'s swap limit says: the OOM killer acts when memory reaches the limit.'
   } else if (swapLimit === 0) {
     message = 'This cgroup may not swap (swap limit 0): the OOM killer acts when memory reaches the limit.'
   } else {
     message =
       `With swap, the kernel OOM-kills only when memory and swap have both reached their limits (memory ${memLimit}, ` +
-      `swap ${swapLimit === null ? 'no limit of its own: up to the host\'s swap' : bytes(swapLimit)}); until then it moves ` +
+      `swap ${swapLimit === null ? `no limit of its own: up to the host's swap${hostSwap === null ? '' : ` (${bytes(hostSwap)})`}` : bytes(swapLimit)}); until then it moves ` +
       'anonymous memory out to swap and the service slows down first.' +
-      (swap === 0 ? ' Without swap space on the host, the memory limit alone decides.' : '')
+      (hostSwap === null ? ' The host\'s swap space is unknown (no SwapTotal in /proc/meminfo): without any, the memory limit alone decides.' : '')
   }
-  return { peakBytes: isNum(m.peakBytes) ? m.peakBytes : null, swapBytes: swap, swapLimitBytes: swapLimit, message }
+  return { peakBytes: isNum(m.peakBytes) ? m.peakBytes : null, swapBytes: swap, swapLimitBytes: swapLimit, hostSwapTotalBytes: hostSwap, message }
+}
+
+/**
+ * The doctor's own share of the charge: its own process and the npm/npx
+ * that started it (env.own, gathered by bin/oomguard.js: resident
+ * anonymous memory, charged to this cgroup while they run), and
+ * the usage and working set without them: the container as it was before
+ * the doctor started, near enough (their kernel memory stays counted).
+ * null where the doctor does not run in the cgroup it reads.
+ */
+function doctorSection(m, env) {
+  const own = env.own
+  if (!own || !isNum(own.bytes) || !Array.isArray(own.processes)) return null
+  const less = (b) => (isNum(b) ? Math.max(0, b - own.bytes) : null)
+  const basis = isNum(m.basisBytes) && basisName(m) === 'working set' ? less(m.basisBytes) : null
+  return {
+    bytes: own.bytes,
+    processes: own.processes.map((p) => ({ pid: p.pid, command: p.command ?? null, bytes: p.bytes })),
+    usageBytes: less(m.usageBytes),
+    workingSetBytes: less(m.workingSetBytes),
+    usageRatio: basis !== null && isNum(m.limitBytes) && m.limitBytes > 0 ? basis / m.limitBytes : null,
+    headroomBytes: basis !== null && isNum(m.limitBytes) ? m.limitBytes - basis : null,
+  }
 }
 
 // ---------------------------------------------------------------- checks
@@ -329,8 +364,15 @@ function checks(m, heap, env) {
       `each worker_threads Worker has its own V8 heap, as large as the main thread's (${heapMib}) unless resourceLimits.maxOldGenerationSizeMb says otherwise: (1 + workers) x the heap limit must stay at or below ${HEAP_BAND.high * 100}% of ${bytes(limit)}. Rerun with --workers N to check.`))
   }
 
-  // 5. Usage now.
-  if (isNum(m.usageRatio)) {
+  // 5. Usage now: the service's, without the doctor's own processes.
+  const doc = doctorSection(m, env)
+  if (doc && isNum(doc.usageRatio)) {
+    const r = doc.usageRatio
+    const status = r >= USAGE_FAIL ? 'fail' : r >= USAGE_WARN ? 'warn' : 'pass'
+    out.push(check('usage-now', `usage now below ${USAGE_WARN * 100}% of the limit`, status,
+      `working set without this doctor ${bytes(doc.workingSetBytes)} is ${pct(r)} of ${bytes(m.limitBytes)}; ${bytes(doc.headroomBytes)} headroom ` +
+        `(the doctor's own ${bytes(doc.bytes)} not counted: with it, ${pct(m.usageRatio)}).`))
+  } else if (isNum(m.usageRatio)) {
     const r = m.usageRatio
     const status = r >= USAGE_FAIL ? 'fail' : r >= USAGE_WARN ? 'warn' : 'pass'
     const what = basisName(m)
@@ -431,6 +473,7 @@ function buildReport(metrics, env) {
       basisBytes: m.basisBytes,
       usageRatio: m.usageRatio,
       headroomBytes: m.headroomBytes,
+      doctor: doctorSection(m, env),
     },
     breakdown: breakdown(m),
     heap,
@@ -441,7 +484,7 @@ function buildReport(metrics, env) {
     },
     pressure: m.pressure ? { scope: m.pressure.scope, some: { ...m.pressure.some }, full: m.pressure.full ? { ...m.pressure.full } : null } : null,
     swap: swapSection(m),
-    processes: processesSection(m),
+    processes: processesSection(m, env),
     checks: list,
     summary,
     diagnoses: m.diagnoses.map((d) => ({ ...d })),
@@ -555,6 +598,16 @@ function render(report, options) {
   row('usage', `${bytes(mem.usageBytes)}${isNum(mem.usageBytes) && isNum(report.limit.bytes) ? ` (${pct(mem.usageBytes / report.limit.bytes)})` : ''}`)
   row('working set', `${bytes(mem.workingSetBytes)}${isNum(mem.workingSetBytes) && isNum(report.limit.bytes) ? ` (${pct(mem.workingSetBytes / report.limit.bytes)}; usage minus inactive page cache)` : ''}`)
   row('headroom', isNum(mem.headroomBytes) ? `${bytes(mem.headroomBytes)} (limit minus ${basisName(mem)})` : 'n/a')
+  const doc = mem.doctor
+  if (doc) {
+    const who = doc.processes.map((p) => `pid ${p.pid} ${p.command === null ? '?' : p.command} ${bytes(p.bytes)}`).join(', ')
+    const [first, ...rest] = wrap(`${bytes(doc.bytes)} of that is this doctor's own (resident anonymous memory): ${who}`, 66, '')
+    row('this doctor', first)
+    L.push(...rest.map((l) => `                ${l}`))
+    const of = (b) => (isNum(b) && isNum(report.limit.bytes) ? ` (${pct(b / report.limit.bytes)})` : '')
+    row('without it', `usage ${bytes(doc.usageBytes)}${of(doc.usageBytes)}, working set ${bytes(doc.workingSetBytes)}${of(doc.workingSetBytes)}:`)
+    L.push(...wrap('the container as it was before the doctor started, near enough; the checks below count the service without the doctor.', 66, '                '))
+  }
   if (report.breakdown) {
     L.push('')
     L.push(...renderBar(report.breakdown, c, color))
@@ -614,7 +667,11 @@ function render(report, options) {
   if (sw) {
     head('peak and swap')
     row('peak', `${bytes(sw.peakBytes)}${isNum(sw.peakBytes) && isNum(report.limit.bytes) ? ` (${pct(sw.peakBytes / report.limit.bytes)} of the limit; the most charged since the cgroup was created)` : ''}`)
-    row('swap', sw.swapBytes === null ? 'not accounted' : `${bytes(sw.swapBytes)} in use, ${sw.swapLimitBytes === null ? 'no swap limit of its own' : `limit ${bytes(sw.swapLimitBytes)}`}`)
+    row('swap', sw.swapBytes === null
+      ? 'not accounted'
+      : sw.hostSwapTotalBytes === 0
+        ? 'none: the host has no swap space'
+        : `${bytes(sw.swapBytes)} in use, ${sw.swapLimitBytes === null ? 'no swap limit of its own' : `limit ${bytes(sw.swapLimitBytes)}`}`)
     L.push(...wrap(sw.message, 66, '                '))
   }
 
@@ -623,16 +680,25 @@ function render(report, options) {
     head('processes')
     row('count', `${pr.count} in this cgroup (cgroup.procs)`)
     const top = pr.largest[0]
-    if (top && isNum(top.rssBytes)) {
-      row('largest', `pid ${top.pid} (${top.command === null ? '?' : top.command}), ${bytes(top.rssBytes)} RSS, ${pct(top.share)} of the working set`)
+    if (top && (isNum(top.anonBytes) || isNum(top.rssBytes))) {
+      row('largest', `pid ${top.pid} (${top.command === null ? '?' : top.command}), ${bytes(top.anonBytes)} anonymous, ${pct(top.share)} of the working set (${bytes(top.rssBytes)} RSS)`)
     }
-    row('this process', `${bytes(pr.selfRssBytes)} RSS, ${pct(pr.selfShare)} of the working set`)
-    L.push(`  ${'pid'.padStart(8)}  ${'rss'.padStart(10)}  ${'share'.padStart(6)}  command`)
+    row('this process', `${bytes(pr.selfAnonBytes)} anonymous, ${pct(pr.selfShare)} of the working set (${bytes(pr.selfRssBytes)} RSS)`)
+    L.push(`  ${'pid'.padStart(8)}  ${'anonymous'.padStart(10)}  ${'share'.padStart(6)}  ${'rss'.padStart(10)}  command`)
     for (const x of pr.largest) {
-      L.push(`  ${String(x.pid).padStart(8)}  ${bytes(x.rssBytes).padStart(10)}  ${pct(x.share).padStart(6)}  ${x.command === null ? '?' : x.command}`)
+      L.push(`  ${String(x.pid).padStart(8)}  ${bytes(x.anonBytes).padStart(10)}  ${pct(x.share).padStart(6)}  ${bytes(x.rssBytes).padStart(10)}  ${x.command === null ? '?' : x.command}`)
     }
     if (pr.count > pr.largest.length) L.push(`  ... and ${pr.count - pr.largest.length} more`)
-    L.push(...wrap('RSS counts pages shared between processes in each of them, and page cache only where mapped: the shares need not add up to 100%.', 66, '  '))
+    L.push(...wrap('Shares are of resident anonymous memory (RssAnon: resident minus shared in /proc/PID/statm), which each process put in this cgroup: they add up to at most 100%. RSS also counts mapped files (node\'s own binary, libraries), charged to whichever cgroup read them first, and can exceed the working set; shared memory (tmpfs, /dev/shm) is the cgroup\'s shmem above.', 66, '  '))
+    const over = pr.largest.filter((x) => isNum(x.share) && x.share > 1).map((x) => `pid ${x.pid}`)
+    if (isNum(pr.selfShare) && pr.selfShare > 1) over.push('this process')
+    if (over.length) {
+      L.push(...wrap(`Over 100% (${over.join(', ')}): part of that memory is charged to another cgroup (on v1 a process moved here keeps the charges it made before), or shared with other processes after fork(), so counted in each.`, 66, '  '))
+    }
+    const sum = pr.largest.reduce((a, x) => a + (isNum(x.share) ? x.share : 0), 0)
+    if (!over.length && sum > 1) {
+      L.push(...wrap(`Together ${pct(sum)}: processes share anonymous pages after fork(), counted in each of them.`, 66, '  '))
+    }
   }
 
   head('sizing checklist')
@@ -733,16 +799,19 @@ function stallCheck(m, e) {
 }
 
 /**
- * v1: memory+swap usage as a share of the memory+swap limit (memory plus
- * swap limit), or null; the limiting parent's where one holds the limit.
+ * v1: memory+swap usage as a share of the memory+swap limit (memory.stat
+ * hierarchical_memsw_limit, as the stall detector reads it: the memsw
+ * counter binds there with or without swap space, so not the usable swap
+ * of swapLimitBytes), or null; the limiting parent's where one holds the limit.
  */
 function memswShare(m) {
   if (!m.cgroup || m.cgroup.version !== 1) return null
   const lim = m.limitingCgroup
   if (lim) return isNum(lim.memswUsageBytes) && isNum(lim.memswLimitBytes) && lim.memswLimitBytes > 0 ? lim.memswUsageBytes / lim.memswLimitBytes : null
-  const { usageBytes: u, swapBytes: s, cgroupLimitBytes: l, swapLimitBytes: sl } = m
-  if (![u, s, l, sl].every(isNum) || !(l + sl > 0)) return null
-  return (u + s) / (l + sl)
+  const { usageBytes: u, swapBytes: s } = m
+  const memswLimit = m.stat && m.stat.raw ? m.stat.raw.hierarchical_memsw_limit : null
+  if (![u, s, memswLimit].every(isNum) || !(memswLimit > 0)) return null
+  return (u + s) / memswLimit
 }
 
 /** Refaults so far from the raw memory.stat (v2 names, v1 total_ names), or null. */

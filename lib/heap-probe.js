@@ -6,11 +6,27 @@
 // until the measured heap limit sits within the band of lib/heap-band.json,
 // as close to its target as whole MiB (or tenths of a percent) allow.
 // Used by `oomguard doctor`; getMemoryMetrics() never spawns.
+//
+// Each probe is a node process in the container's cgroup: it is charged
+// there, beside the service. The probes run only while the room left below
+// watch()'s first default threshold covers a probe's charge with a margin
+// (probeRoom()); otherwise the advice is the model's, and says why.
 
 const { spawnSync } = require('node:child_process')
 const BAND = require('./heap-band.json')
+const { WATCH_DEFAULTS } = require('./options.js')
 
 const MiB = 1024 * 1024
+/**
+ * The most one probe (`node -e PROBE`) is charged to the cgroup: its
+ * memory.max_usage_in_bytes in a fresh cgroup was 7.4-7.7 MiB (node 20,
+ * x86_64, 3 runs; benchmark/doctor-cost.js), rounded up.
+ */
+const PROBE_CHARGE_BYTES = 8 * MiB
+/** The room a probe needs: its charge, twice. */
+const PROBE_MARGIN = 2
+/** The working set the probes stay below: watch()'s first default threshold, where a service's monitor acts first. */
+const PROBE_CEILING = WATCH_DEFAULTS.thresholds[0]
 const PERCENTAGE_FLAG = '--max-old-space-size-percentage'
 const PROBE = 'process.stdout.write(String(require("v8").getHeapStatistics().heap_size_limit))'
 /** Tries per form: the young generation does not depend on the old space, so two normally do. */
@@ -46,6 +62,30 @@ function measureHeapLimit(execPath, flags, { env = process.env, timeoutMs = 1500
   return v
 }
 
+/** Why a probe may not run now (a sentence), or null when the room allows it. */
+class NoRoom extends Error {}
+
+/**
+ * Whether a probe may run in the cgroup `metrics` (a getMemoryMetrics()
+ * result, fresh) describes: null when the working set plus a probe's charge
+ * with its margin stays below PROBE_CEILING of the limit, else why not.
+ */
+function probeRoom(metrics) {
+  const limit = metrics && metrics.limitBytes
+  const ws = metrics && metrics.basisBytes
+  const need = PROBE_CHARGE_BYTES * PROBE_MARGIN
+  const mib = (b) => `${(b / MiB).toFixed(1)} MiB`
+  if (typeof limit !== 'number' || typeof ws !== 'number' || !(limit > 0)) {
+    return 'the working set could not be read, so there is no telling whether a probe (a node process, charged up to ' +
+      `${mib(PROBE_CHARGE_BYTES)}) fits beside the service`
+  }
+  const ceiling = limit * PROBE_CEILING
+  if (ws + need <= ceiling) return null
+  return `the working set is ${mib(ws)} (${((ws / limit) * 100).toFixed(1)}% of ${mib(limit)}); each probe is a node ` +
+    `process charged up to ${mib(PROBE_CHARGE_BYTES)} here, and with a ${PROBE_MARGIN}x margin it would take the working set ` +
+    `past ${PROBE_CEILING * 100}% (watch()'s first default threshold, where the service's own monitor acts)`
+}
+
 const fixedFlags = (old, semi) => `--max-old-space-size=${old}${semi ? ` --max-semi-space-size=${semi}` : ''}`
 const percentageFlags = (p) => `${PERCENTAGE_FLAG}=${p}`
 const inBand = (h, limit) => h >= limit * BAND.low && h <= limit * BAND.high
@@ -75,9 +115,11 @@ function converge(first, flagsOf, next, measure, limit, targetBytes) {
  * `model`: heapModel(limitBytes, constrainedMemoryBytes, nodeVersion) from
  * the addon (the starting point, and the answer when not measuring).
  * `measure`: false to return the model alone; `why` says why in the result.
+ * `room`: called before each probe; null lets it run, a sentence (from
+ * probeRoom()) stops the probing and gives the model's figures with it.
  * `execPath`, `env`, `allowedFlags`: the node to run (default: this one).
  */
-function heapAdvice({ limitBytes, constrainedMemoryBytes, model, nodeVersion, measure = true, why = null, execPath = process.execPath, env = process.env, allowedFlags = process.allowedNodeEnvironmentFlags, timeoutMs }) {
+function heapAdvice({ limitBytes, constrainedMemoryBytes, model, nodeVersion, measure = true, why = null, room = () => null, execPath = process.execPath, env = process.env, allowedFlags = process.allowedNodeEnvironmentFlags, timeoutMs }) {
   const targetBytes = Math.floor((limitBytes * BAND.target) / MiB) * MiB
   const base = {
     band: { ...BAND },
@@ -105,7 +147,13 @@ function heapAdvice({ limitBytes, constrainedMemoryBytes, model, nodeVersion, me
     return base
   }
 
-  const run = (flags) => measureHeapLimit(execPath, flags, { env, timeoutMs })
+  let probes = 0
+  const run = (flags) => {
+    const full = room()
+    if (full) throw new NoRoom(full)
+    probes++
+    return measureHeapLimit(execPath, flags, { env, timeoutMs })
+  }
   try {
     const out = []
     if (percentageOk) {
@@ -134,8 +182,12 @@ function heapAdvice({ limitBytes, constrainedMemoryBytes, model, nodeVersion, me
     return { ...base, measured: true, note: null, options: out, defaultHeapLimitBytes: run('') }
   } catch (err) {
     const fallback = heapAdvice({ limitBytes, constrainedMemoryBytes, model, nodeVersion, measure: false })
+    if (err instanceof NoRoom) {
+      const when = probes === 0 ? 'no probe was started' : `probing stopped after ${probes} probe${probes === 1 ? '' : 's'}`
+      return { ...fallback, note: `Modelled, not measured (${when}): ${err.message}. The figures are the model's, the rule node sizes its heap by.` }
+    }
     return { ...fallback, note: `not measured (${err.message}); the figures are the model's` }
   }
 }
 
-module.exports = { heapAdvice, measureHeapLimit, hasPercentageFlag, BAND }
+module.exports = { heapAdvice, measureHeapLimit, hasPercentageFlag, probeRoom, BAND, PROBE_CHARGE_BYTES, PROBE_MARGIN, PROBE_CEILING }

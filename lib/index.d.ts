@@ -68,6 +68,8 @@ export interface MemoryMetrics {
    * `memory.swap.max` up the hierarchy, v1 the smallest
    * `memory.memsw.limit_in_bytes` up the hierarchy (memory plus swap, read
    * as `memory.stat` `hierarchical_memsw_limit`) minus the memory limit.
+   * `0` where the host has no swap space (`hostSwapTotalBytes` 0), whatever
+   * the cgroup's files allow: nothing can be swapped out there.
    * `null` when unlimited, and where the kernel accounts no swap (`swapBytes` is then `null` too).
    * The kernel OOM-kills only when memory and swap are both at their limits.
    */
@@ -108,6 +110,14 @@ export interface MemoryMetrics {
   /** Process RSS from `/proc/self/statm`, bytes. */
   rssBytes: number | null
   /**
+   * This process's resident anonymous memory (resident minus shared of
+   * `/proc/self/statm`, the kernel's `RssAnon`), bytes, read with
+   * `rssBytes`: the memory it put in the cgroup, part of the working set
+   * (RSS also counts mapped files charged elsewhere, and can exceed the
+   * working set).
+   */
+  anonBytes: number | null
+  /**
    * The processes in the memory cgroup, largest first; `null` without a
    * memory cgroup or when `cgroup.procs` could not be read.
    */
@@ -116,6 +126,8 @@ export interface MemoryMetrics {
   hostTotalBytes: number | null
   /** `MemAvailable` from `/proc/meminfo`, bytes. */
   hostAvailableBytes: number | null
+  /** `SwapTotal` from `/proc/meminfo`, bytes: the host's swap space (0: none). */
+  hostSwapTotalBytes: number | null
   /** The V8 numbers used. */
   v8: V8Metrics
   /** Findings, most important first. */
@@ -954,6 +966,20 @@ export interface DoctorReport {
     basisBytes: number | null
     usageRatio: number | null
     headroomBytes: number | null
+    /**
+     * The doctor's own processes (it, and the npm/npx that started it), by
+     * their resident anonymous memory, and the usage, working set,
+     * ratio and headroom without them: the checks count the service alone.
+     * `null` where the doctor does not run in the cgroup it reads (`--root`).
+     */
+    doctor: {
+      bytes: number
+      processes: Array<{ pid: number; command: string | null; bytes: number }>
+      usageBytes: number | null
+      workingSetBytes: number | null
+      usageRatio: number | null
+      headroomBytes: number | null
+    } | null
   }
   /** The charged memory against the limit; `null` without cgroup usage. */
   breakdown: { limitBytes: number; usageBytes: number; segments: DoctorSegment[] } | null
@@ -998,16 +1024,26 @@ export interface DoctorReport {
     peakBytes: number | null
     swapBytes: number | null
     swapLimitBytes: number | null
+    /** The host's swap space (`SwapTotal`); 0: none, and the swap text says so. */
+    hostSwapTotalBytes: number | null
     /** When the kernel kills with (or without) swap, in words. */
     message: string
   } | null
   /** The processes of the cgroup; `null` without a process list. */
   processes: {
     count: number
-    /** Largest first; `share` is `rssBytes` over the working set. */
-    largest: Array<{ pid: number; command: string | null; rssBytes: number | null; share: number | null }>
-    /** This process's RSS and its share of the working set. */
+    /**
+     * Largest first; `share` is `anonBytes` (resident anonymous memory)
+     * over the working set: the shares add up to at most 1 unless
+     * processes share pages after fork() or brought charges from another cgroup
+     * (the text says so where one is over 1).
+     */
+    largest: Array<{ pid: number; command: string | null; rssBytes: number | null; anonBytes: number | null; share: number | null }>
+    /** When the list was read (milliseconds since the epoch). */
+    timestampMs: number | null
+    /** This process's RSS, resident anonymous memory, and its share of the working set. */
     selfRssBytes: number | null
+    selfAnonBytes: number | null
     selfShare: number | null
   } | null
   checks: DoctorCheck[]
@@ -1067,6 +1103,12 @@ export interface DoctorEnv {
    * then). The CLI takes one half a second before, on the live system.
    */
   earlier?: MemoryMetrics | null
+  /**
+   * The doctor's own processes in the cgroup it reads (it, and the npm/npx
+   * that started it), by resident anonymous memory: the report
+   * counts the service without them (`memory.doctor`). The CLI gathers it.
+   */
+  own?: { bytes: number; processes: Array<{ pid: number; command: string | null; bytes: number }> } | null
 }
 
 /** The doctor as pure functions (`oomguard doctor` is diagnose + render). */

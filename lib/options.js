@@ -982,6 +982,7 @@ const DOCTOR_ENV = table([
   { name: 'workers', min: 0, max: 65535, doc: 'the number of worker threads the service runs' },
   { name: 'heapAdvice', object: true, doc: 'the heap advice (oomguard doctor measures it; lib/heap-probe.js)' },
   { name: 'defaultHeapLimitBytes', bytes: true, doc: "node's default heap limit, bytes, where there is no container limit" },
+  { name: 'own', own: true, doc: "the doctor's own processes in the cgroup it reads (it, and the npm/npx that started it): { bytes, processes: [{ pid, command, bytes }] }, resident anonymous memory (RssAnon); the report counts the service without them" },
   { name: 'earlier', metrics: true, doc: 'an earlier getMemoryMetrics() result of the same cgroup: failed charges, pressure and refaults since then (the CLI takes one half a second before, on the live system)' },
 ])
 
@@ -1002,6 +1003,18 @@ function diagnoseEnv(env) {
       c[spec.name] = v
     } else if (spec.metrics) {
       if (!isObject(v)) throw invalidType(name, 'a getMemoryMetrics() result', v)
+      c[spec.name] = v
+    } else if (spec.own) {
+      const list = isObject(v) ? own(v, 'processes') : undefined
+      const b = isObject(v) ? own(v, 'bytes') : undefined
+      if (!Array.isArray(list) || typeof b !== 'number' || !(b >= 0) || b === Infinity) {
+        throw invalidType(name, 'an object with bytes (a finite, non-negative number) and a processes array', v)
+      }
+      list.forEach((p, i) => {
+        if (!isObject(p) || !Number.isInteger(own(p, 'pid')) || typeof own(p, 'bytes') !== 'number' || !(own(p, 'bytes') >= 0)) {
+          throw invalidType(`${name}.processes[${i}]`, 'an object with a whole pid and bytes', p)
+        }
+      })
       c[spec.name] = v
     } else if (spec.values !== undefined) {
       if (typeof v !== 'string') throw invalidType(name, 'a string', v)

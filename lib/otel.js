@@ -39,7 +39,7 @@ const INSTRUMENTS = [
   ['oomguard.memory.high', 'gauge', 'By', INT, 'cgroup v2 memory.high, smallest up the hierarchy: the kernel throttles above it.'],
   ['oomguard.memory.peak', 'gauge', 'By', INT, 'The most memory the cgroup was charged since it was created: v2 memory.peak, v1 memory.max_usage_in_bytes.'],
   ['oomguard.memory.swap.usage', 'gauge', 'By', INT, 'Swap the cgroup uses: v2 memory.swap.current, v1 memory.memsw.usage_in_bytes minus memory.usage_in_bytes.'],
-  ['oomguard.memory.swap.limit', 'gauge', 'By', INT, 'The most swap the cgroup may use (v2 memory.swap.max, v1 memsw limit minus the memory limit); the kernel OOM-kills only when memory and swap both reach their limits.'],
+  ['oomguard.memory.swap.limit', 'gauge', 'By', INT, 'The most swap the cgroup may use (v2 memory.swap.max, v1 memsw limit minus the memory limit; 0 where the host has no swap space); the kernel OOM-kills only when memory and swap both reach their limits.'],
   ['oomguard.memory.utilization', 'gauge', '1', DOUBLE, 'Working set (host used memory without a memory cgroup) divided by the limit; at 1 the kernel OOM-kills.'],
   ['oomguard.memory.headroom', 'gauge', 'By', INT, 'The limit minus the working set (host used memory without a memory cgroup).'],
   ['oomguard.memory.stat', 'gauge', 'By', INT, 'memory.stat breakdown by oomguard.stat.kind; kinds overlap (shmem is in file, slab in kernel).'],

@@ -154,7 +154,7 @@ const FAMILIES = table([
   {
     name: 'memory_swap_limit_bytes',
     type: 'gauge',
-    help: 'The most swap the cgroup may use: v2 memory.swap.max (smallest up the hierarchy), v1 memory.memsw.limit_in_bytes (smallest up the hierarchy: memory.stat hierarchical_memsw_limit) minus the memory limit. With swap the kernel OOM-kills only when memory and swap both reach their limits. Absent when unlimited or not accounted.',
+    help: 'The most swap the cgroup may use: v2 memory.swap.max (smallest up the hierarchy), v1 memory.memsw.limit_in_bytes (smallest up the hierarchy: memory.stat hierarchical_memsw_limit) minus the memory limit. With swap the kernel OOM-kills only when memory and swap both reach their limits. 0 where the host has no swap space (SwapTotal 0 in /proc/meminfo). Absent when unlimited or not accounted.',
     aggregator: 'first',
     samples: (r) => [[null, r.num('swapLimitBytes')]],
   },
@@ -257,7 +257,7 @@ const FAMILIES = table([
   {
     name: 'cgroup_largest_process_resident_memory_bytes',
     type: 'gauge',
-    help: 'Resident set size of the largest process in the memory cgroup (/proc/<pid>/statm of each in cgroup.procs), bytes; compare with process_resident_memory_bytes to see whether another process fills the cgroup.',
+    help: 'Resident set size of the largest process in the memory cgroup (by resident anonymous memory; /proc/<pid>/statm of each in cgroup.procs), bytes; compare with process_resident_memory_bytes to see whether another process fills the cgroup.',
     aggregator: 'first',
     samples: (r) => [[null, r.num('processes.largest.0.rssBytes')]],
   },

@@ -295,6 +295,48 @@ fn another_process(snap: &Snapshot, basis: f64) -> Option<(&CgroupProcess, f64)>
         .then_some((top, share))
 }
 
+/// The record's largest process, with the figures the record gives it.
+struct Largest<'a> {
+    process: &'a CgroupProcess,
+    rss: Option<u64>,
+    anon: Option<u64>,
+    /// How old its figures are at the record's time.
+    age_ms: f64,
+}
+
+/// The largest process of the latest scan, by resident anonymous memory
+/// (then RSS), one figure per process: this process's own
+/// entry takes the snapshot's figures (read with the record, the record's
+/// `rssBytes` and `anonBytes`), every other one the scan's, up to
+/// [`procs::SCAN_EVERY`] old.
+fn largest(snap: &Snapshot, now_ms: f64) -> Option<Largest<'_>> {
+    let p = snap.processes.as_deref()?;
+    let me = std::process::id();
+    p.largest
+        .iter()
+        .map(|q| match q.pid == me {
+            true => Largest {
+                process: q,
+                rss: snap.rss,
+                anon: snap.anon,
+                age_ms: 0.0,
+            },
+            false => Largest {
+                process: q,
+                rss: q.rss,
+                anon: q.anon,
+                age_ms: (now_ms - p.timestamp_ms).max(0.0),
+            },
+        })
+        .filter(|l| l.rss.is_some() || l.anon.is_some())
+        // The largest; of equals, the lowest pid (the scan's order).
+        .max_by(|a, b| {
+            (a.anon, a.rss)
+                .cmp(&(b.anon, b.rss))
+                .then(b.process.pid.cmp(&a.process.pid))
+        })
+}
+
 fn num(out: &mut String, v: Option<f64>) {
     match v {
         Some(v) if v.is_finite() => {
@@ -478,7 +520,7 @@ fn build(r: &RecordInput, full_reason: bool) -> String {
     o.push_str(",\"cgroup\":");
     match &snap.location {
         Some(l) if full_reason => string(&mut o, &l.cgroup_path),
-        Some(l) => string_max(&mut o, &l.cgroup_path, MAX_STRING - 128),
+        Some(l) => string_max(&mut o, &l.cgroup_path, MAX_STRING - 192),
         None => o.push_str("null"),
     }
     o.push_str(",\"limitBytes\":");
@@ -582,24 +624,37 @@ fn build(r: &RecordInput, full_reason: bool) -> String {
     }
     o.push(']');
     let _ = write!(o, ",\"seq\":{}", r.seq);
-    // Added with the processes of the cgroup: this process's RSS and its
-    // share of the basis, and the largest process.
+    // Added with the processes of the cgroup: this process's RSS, its
+    // resident anonymous memory and that one's share of the basis (RSS
+    // counts mapped files charged elsewhere: no share of it),
+    // and the largest process, one figure per process (largest()).
     o.push_str(",\"rssBytes\":");
     num(&mut o, f(snap.rss));
-    o.push_str(",\"rssShare\":");
-    num(&mut o, self_share(snap, r.basis));
+    o.push_str(",\"anonBytes\":");
+    num(&mut o, f(snap.anon));
+    o.push_str(",\"anonShare\":");
+    num(
+        &mut o,
+        snap.anon
+            .filter(|_| r.basis > 0.0)
+            .map(|a| a as f64 / r.basis),
+    );
     o.push_str(",\"processCount\":");
     num(&mut o, snap.processes.as_ref().map(|p| p.count as f64));
     o.push_str(",\"largestProcess\":");
-    match snap.processes.as_ref().and_then(|p| p.top()) {
-        Some(top) => {
-            let _ = write!(o, "{{\"pid\":{},\"command\":", top.pid);
-            match &top.command {
-                Some(_) => string(&mut o, command(top)),
+    match largest(snap, r.now_ms) {
+        Some(l) => {
+            let _ = write!(o, "{{\"pid\":{},\"command\":", l.process.pid);
+            match &l.process.command {
+                Some(_) => string(&mut o, command(l.process)),
                 None => o.push_str("null"),
             }
             o.push_str(",\"rssBytes\":");
-            num(&mut o, f(top.rss));
+            num(&mut o, f(l.rss));
+            o.push_str(",\"anonBytes\":");
+            num(&mut o, f(l.anon));
+            o.push_str(",\"ageMs\":");
+            num(&mut o, Some(l.age_ms.round()));
             o.push('}');
         }
         None => o.push_str("null"),
@@ -1137,29 +1192,34 @@ mod tests {
     }
 
     /// A snapshot of 200 MiB anon where this process has `own` MiB of RSS
-    /// and the cgroup also holds `other` (pid, MiB).
+    /// and the cgroup also holds `other` (pid, MiB); each process's
+    /// anonymous memory is its RSS, the scan 400 ms older than
+    /// [`input`]'s record.
     fn with_processes(own: u64, others: &[(u32, u64)]) -> Snapshot {
         use crate::procs::{CgroupProcess, Processes};
         let mut s = snap(200 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB);
         s.rss = Some(own * MIB);
+        s.anon = Some(own * MIB);
         let mut largest: Vec<CgroupProcess> = others
             .iter()
             .map(|&(pid, mib)| CgroupProcess {
                 pid,
                 command: Some(format!("p{pid}")),
                 rss: Some(mib * MIB),
+                anon: Some(mib * MIB),
             })
             .collect();
         largest.push(CgroupProcess {
             pid: std::process::id(),
             command: Some("node".into()),
             rss: Some(own * MIB),
+            anon: Some(own * MIB),
         });
         largest.sort_by_key(|p| std::cmp::Reverse(p.rss));
         s.processes = Some(std::sync::Arc::new(Processes {
             count: largest.len(),
             largest,
-            timestamp_ms: 0.0,
+            timestamp_ms: 1.7e12 - 400.0,
         }));
         s
     }
@@ -1214,18 +1274,58 @@ mod tests {
             line.contains(&format!("\"rssBytes\":{}", 30 * MIB)),
             "{line}"
         );
-        assert!(line.contains("\"rssShare\":0.1500"), "{line}");
+        assert!(
+            line.contains(&format!("\"anonBytes\":{},\"anonShare\":0.1500,", 30 * MIB)),
+            "{line}"
+        );
         assert!(line.contains("\"processCount\":2"), "{line}");
         assert!(
             line.contains(&format!(
-                "\"largestProcess\":{{\"pid\":7,\"command\":\"p7\",\"rssBytes\":{}}},",
+                "\"largestProcess\":{{\"pid\":7,\"command\":\"p7\",\"rssBytes\":{0},\"anonBytes\":{0},\"ageMs\":400}},",
                 170 * MIB
             )),
-            "{line}"
+            "the scan's figures, and how old they are: {line}"
         );
         let plain = snap(200 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB);
         let line = record(&input(&plain, 1, &t, RecordEvent::Threshold));
-        assert!(line.contains("\"rssBytes\":null,\"rssShare\":null,\"processCount\":null,\"largestProcess\":null,\"allocator\":null}"), "{line}");
+        assert!(line.contains("\"rssBytes\":null,\"anonBytes\":null,\"anonShare\":null,\"processCount\":null,\"largestProcess\":null,\"allocator\":null}"), "{line}");
+    }
+
+    #[test]
+    fn one_figure_per_process_in_a_record() {
+        let t = [0.9];
+        // This process is the largest: its entry takes the record's own
+        // figures (read with the record), not the scan's older ones.
+        let mut s = with_processes(60, &[(7, 50)]);
+        s.rss = Some(252 * MIB);
+        s.anon = Some(240 * MIB);
+        let line = record(&input(&s, 1, &t, RecordEvent::Threshold));
+        let me = std::process::id();
+        assert!(
+            line.contains(&format!(
+                "\"rssBytes\":{0},\"anonBytes\":{1},\"anonShare\":1.2583,\"processCount\":2,\"largestProcess\":{{\"pid\":{me},\"command\":\"node\",\"rssBytes\":{0},\"anonBytes\":{1},\"ageMs\":0}},",
+                252 * MIB,
+                240 * MIB
+            )),
+            "{line}"
+        );
+        // This process grew past the scan's largest since the scan: it is the largest now.
+        let mut grew = with_processes(10, &[(7, 50)]);
+        grew.anon = Some(80 * MIB);
+        let line = record(&input(&grew, 1, &t, RecordEvent::Threshold));
+        assert!(
+            line.contains(&format!("\"largestProcess\":{{\"pid\":{me},")),
+            "{line}"
+        );
+        // The most RSS, mostly mapped files, is not the largest: anonymous memory decides.
+        let mut files = with_processes(10, &[(7, 50), (8, 40)]);
+        let mut p = (**files.processes.as_ref().unwrap()).clone();
+        for q in p.largest.iter_mut().filter(|q| q.pid == 7) {
+            q.anon = Some(5 * MIB);
+        }
+        files.processes = Some(std::sync::Arc::new(p));
+        let line = record(&input(&files, 1, &t, RecordEvent::Threshold));
+        assert!(line.contains("\"largestProcess\":{\"pid\":8,"), "{line}");
     }
 
     fn input<'a>(
@@ -1294,7 +1394,8 @@ mod tests {
             "thresholds",
             "seq",
             "rssBytes",
-            "rssShare",
+            "anonBytes",
+            "anonShare",
             "processCount",
             "largestProcess",
         ];

@@ -301,11 +301,14 @@ pub fn parse_pressure(text: &str) -> PResult<Pressure> {
     }
 }
 
-/// The two `/proc/meminfo` values oomguard uses, in bytes.
+/// The `/proc/meminfo` values oomguard uses, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MemInfo {
     pub mem_total: Option<u64>,
     pub mem_available: Option<u64>,
+    /// The host's swap space (`SwapTotal`): 0 where no swap is on, so
+    /// nothing can be swapped out whatever a cgroup's swap limit says.
+    pub swap_total: Option<u64>,
 }
 
 pub fn parse_meminfo(text: &str) -> PResult<MemInfo> {
@@ -316,6 +319,8 @@ pub fn parse_meminfo(text: &str) -> PResult<MemInfo> {
             &mut info.mem_total
         } else if line.starts_with("MemAvailable:") {
             &mut info.mem_available
+        } else if line.starts_with("SwapTotal:") {
+            &mut info.swap_total
         } else {
             continue;
         };
@@ -560,8 +565,20 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(m.mem_total, Some(24669184 * 1024));
         assert_eq!(m.mem_available, Some(20000000 * 1024));
+        assert_eq!(m.swap_total, None, "no SwapTotal line: unknown, not 0");
         let old = parse_meminfo("MemTotal: 1024 kB").unwrap();
         assert_eq!(old.mem_available, None, "old kernels have no MemAvailable");
+        let swap = |t: &str| {
+            parse_meminfo(&format!("MemTotal: 1024 kB\n{t}"))
+                .unwrap()
+                .swap_total
+        };
+        assert_eq!(swap("SwapTotal:       0 kB\n"), Some(0));
+        assert_eq!(
+            swap("SwapTotal: 2097148 kB\nSwapFree: 1 kB\n"),
+            Some(2097148 * 1024)
+        );
+        assert!(parse_meminfo("MemTotal: 1 kB\nSwapTotal: x kB\n").is_err());
         assert!(parse_meminfo("MemFree: 1 kB\n").is_err(), "no MemTotal");
         assert!(parse_meminfo("MemTotal: lots kB\n").is_err());
     }

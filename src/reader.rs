@@ -12,8 +12,7 @@ use crate::file::Checked;
 use crate::guard;
 use crate::locate::{locate, under_root, CgroupVersion, Located, Location};
 use crate::parse::{
-    lookup, parse_flat_keyed, parse_limit, parse_meminfo, parse_pressure, parse_statm_rss,
-    parse_u64, Pressure,
+    lookup, parse_flat_keyed, parse_limit, parse_meminfo, parse_pressure, parse_u64, Pressure,
 };
 use crate::procs::{self, Processes};
 use crate::stat::MemoryStat;
@@ -203,6 +202,10 @@ pub struct Snapshot {
     pub events: Option<Events>,
     pub pressure: Option<(Pressure, PressureScope)>,
     pub rss: Option<u64>,
+    /// This process's resident anonymous memory (statm's resident minus
+    /// shared), read with `rss`: what its share of the working set is of
+    /// ([`procs`] says why not RSS).
+    pub anon: Option<u64>,
     /// The most the cgroup was charged since it was created: v2
     /// `memory.peak` (5.19+), v1 `memory.max_usage_in_bytes`.
     pub peak: Option<u64>,
@@ -214,10 +217,17 @@ pub struct Snapshot {
     /// up the hierarchy; v1 the smallest memory+swap limit up the hierarchy
     /// (`memory.stat` `hierarchical_memsw_limit`, the smallest
     /// `memory.memsw.limit_in_bytes`) minus the effective memory limit.
-    /// None when unlimited or not accounted.
+    /// 0 where the host has no swap space (`SwapTotal` 0 in
+    /// `/proc/meminfo`), whatever the cgroup's files say: Docker's default
+    /// memory+swap limit of twice the memory limit lets nothing swap there.
+    /// None when unlimited or not accounted. (The v1 memory+swap limit
+    /// itself stays in [`MemoryStat::hierarchical_memsw_limit`]: the memsw
+    /// counter binds at it with or without swap space.)
     pub swap_limit: Option<u64>,
     pub mem_total: Option<u64>,
     pub mem_available: Option<u64>,
+    /// The host's swap space, `SwapTotal` of `/proc/meminfo`.
+    pub swap_total: Option<u64>,
     /// The cgroup that holds the effective limit, where that is an ancestor
     /// (see [`LimitingCgroup`]); None where the own cgroup holds it, where
     /// there is no limit, or where the one that holds it is not visible.
@@ -638,14 +648,17 @@ impl Reader {
         let buf = &mut self.buf;
         let mut problems = Vec::new();
 
-        snap.rss = required(
+        let own = required(
             self.statm
-                .parse(buf, |t| parse_statm_rss(t, self.page_size)),
+                .parse(buf, |t| procs::parse_statm(t, self.page_size)),
             &mut problems,
         );
+        snap.rss = own.map(|r| r.rss);
+        snap.anon = own.map(|r| r.anon);
         if let Some(mi) = required(self.meminfo.parse(buf, parse_meminfo), &mut problems) {
             snap.mem_total = mi.mem_total;
             snap.mem_available = mi.mem_available;
+            snap.swap_total = mi.swap_total;
         }
 
         let mut usage = None;
@@ -1007,6 +1020,10 @@ fn read_peak_and_swap(
                 .map(|memsw| memsw.saturating_sub(snap.cgroup_limit.unwrap_or(0)));
         }
     }
+    // No swap space on the host: no swap limit is usable.
+    if snap.swap.is_some() && snap.swap_total == Some(0) {
+        snap.swap_limit = Some(0);
+    }
 }
 
 /// Read a root's snapshot once without keeping files open (for tools).
@@ -1200,7 +1217,7 @@ mod tests {
     #[test]
     fn kernel_files_read_whole() {
         let text = read_one(Path::new("/proc/self/statm")).unwrap();
-        assert!(parse_statm_rss(&text, 4096).unwrap() > 0);
+        assert!(crate::procs::parse_statm(&text, 4096).unwrap().rss > 0);
         // Printed record by record, often longer than a page: read to the end.
         let path = Path::new("/proc/self/mountinfo");
         let text = crate::file::read_text(path).unwrap();

@@ -61,6 +61,7 @@ fn summary(tree: &Path, s: &Snapshot) -> Map<String, Value> {
         "memTotalBytes": s.mem_total,
         "memAvailableBytes": s.mem_available,
         "rssBytes": s.rss,
+        "anonBytes": s.anon,
         "pressureScope": s.pressure.as_ref().map(|(_, scope)| match scope {
             PressureScope::Cgroup => "cgroup",
             PressureScope::System => "system",
@@ -129,4 +130,56 @@ fn a_second_snapshot_reads_the_same() {
         let second = summary(&tree, &r.snapshot());
         assert_eq!(first, second, "{}", tree.display());
     }
+}
+
+#[test]
+fn swap_is_usable_only_where_the_host_has_swap_space() {
+    let snap = |name: &str| Reader::new(fixtures().join(name)).snapshot();
+    let mib = 1u64 << 20;
+    // (tree, host SwapTotal, usable swap limit, the v1 memory+swap limit)
+    let cases: &[(&str, u64, Option<u64>, Option<u64>)] = &[
+        // Docker's default on a host without swap: memsw twice the limit,
+        // and still nothing can swap.
+        ("v1-no-host-swap", 0, Some(0), Some(512 * mib)),
+        ("v1-swap", 2097148 * 1024, Some(128 * mib), Some(384 * mib)),
+        ("v1-hybrid-busy", 0, Some(0), None),
+        ("v2-swap", 2097148 * 1024, Some(128 * mib), None),
+        ("v2-swap-off", 2097148 * 1024, Some(0), None),
+        ("v2-busy", 0, Some(0), None),
+    ];
+    for &(name, total, limit, memsw) in cases {
+        let s = snap(name);
+        assert_eq!(s.swap_total, Some(total), "{name}: SwapTotal");
+        assert_eq!(s.swap_limit, limit, "{name}: swap limit");
+        if let Some(memsw) = memsw {
+            assert_eq!(
+                s.stat.as_ref().and_then(|st| st.hierarchical_memsw_limit),
+                Some(memsw),
+                "{name}: the memory+swap limit itself is kept"
+            );
+        }
+    }
+    assert_eq!(
+        snap("v1-no-swap-accounting").swap_limit,
+        None,
+        "not accounted: unknown, not 0"
+    );
+    assert_eq!(
+        snap("v2-root").swap_limit,
+        None,
+        "no cgroup swap files: unknown"
+    );
+
+    // The v1 memory+swap stall rule reads the memsw counter and its limit,
+    // not the usable swap: the same with or without swap space.
+    let reading = |name: &str| oomguard::stall::Reading::from_snapshot(&snap(name), 0.0).memsw;
+    let usage = 200466432.0;
+    assert_eq!(
+        reading("v1-no-host-swap"),
+        Some((usage, (512 * mib) as f64))
+    );
+    assert_eq!(
+        reading("v1-swap"),
+        Some((usage + (50 * mib) as f64, (384 * mib) as f64))
+    );
 }

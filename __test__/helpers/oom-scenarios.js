@@ -48,7 +48,7 @@ function readLines(file) {
 const LAST_WORDS_KEYS = [
   'oomguard', 'version', 'time', 'pid', 'source', 'cgroup', 'limitBytes', 'usageBytes', 'workingSetBytes',
   'basisBytes', 'ratio', 'threshold', 'growthBytesPerSec', 'timeToLimitMs', 'breakdown', 'v8', 'verdict', 'reason',
-  'level', 'final', 'event', 'thresholds', 'seq', 'rssBytes', 'rssShare', 'processCount', 'largestProcess',
+  'level', 'final', 'event', 'thresholds', 'seq', 'rssBytes', 'anonBytes', 'anonShare', 'processCount', 'largestProcess',
   'allocator',
 ]
 

@@ -247,6 +247,7 @@ impl Shape {
                         pid: q.pid,
                         command: q.command.clone(),
                         rss_bytes: q.rss.map(|v| v as f64),
+                        anon_bytes: q.anon.map(|v| v as f64),
                     })
                     .collect(),
                 timestamp_ms: p.timestamp_ms,

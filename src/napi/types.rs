@@ -29,9 +29,15 @@ pub struct CgroupProcess {
     pub pid: u32,
     /// The kernel's name for it (`/proc/<pid>/comm`, at most 15 bytes); `null` when unreadable.
     pub command: Option<String>,
-    /// Resident set size, bytes (`/proc/<pid>/statm`); `null` when unreadable
-    /// (the process exited, or `/proc` hides other users' processes).
+    /// Resident set size, bytes (`/proc/<pid>/statm`); `null` when
+    /// unreadable (the process exited, or `/proc` hides other users'
+    /// processes). Counts mapped files charged elsewhere: no share of the
+    /// working set is taken of it.
     pub rss_bytes: Option<f64>,
+    /// Resident anonymous memory, bytes (statm's resident minus shared: the
+    /// kernel's `RssAnon`): memory this process put in the cgroup, part of
+    /// its working set. The largest come first by it. `null` as `rssBytes`.
+    pub anon_bytes: Option<f64>,
 }
 
 /// The processes in the memory cgroup (`cgroup.procs` of this process's own
@@ -42,7 +48,8 @@ pub struct CgroupProcesses {
     /// How many processes `cgroup.procs` lists (on v2 it lists those outside
     /// this process's pid namespace as 0: counted here, never in `largest`).
     pub count: u32,
-    /// The largest by resident set, largest first, at most 16; unknown sizes last.
+    /// The largest by resident anonymous memory (then resident set),
+    /// largest first, at most 16; unknown sizes last.
     pub largest: Vec<CgroupProcess>,
     /// When they were read, milliseconds since the epoch.
     pub timestamp_ms: f64,
