@@ -380,16 +380,25 @@ class PlainReader {
     const meminfo = needText(at('proc/meminfo'))
     let total = NaN
     let available = NaN
+    let swapTotal = NaN
     if (meminfo !== null) {
       const t = /^MemTotal:\s+(\d+) kB/m.exec(meminfo)
       const a = /^MemAvailable:\s+(\d+) kB/m.exec(meminfo)
+      const st = /^SwapTotal:\s+(\d+) kB/m.exec(meminfo)
       if (t) total = Number(t[1]) * 1024
       if (a) available = Number(a[1]) * 1024
+      if (st) swapTotal = Number(st[1]) * 1024
     }
     b[SLOT.hostTotalBytes] = total
     b[SLOT.hostAvailableBytes] = available
+    b[SLOT.hostSwapTotalBytes] = swapTotal
     const statm = needText(at('proc/self/statm'))
-    if (statm !== null) b[SLOT.rssBytes] = num(statm.split(' ')[1] || '') * statmPageSize()
+    if (statm !== null) {
+      // resident, and resident less shared (anonymous), in pages (src/parse.rs's parse_statm_*).
+      const [, resident, shared] = statm.split(' ').map((f) => num(f))
+      b[SLOT.rssBytes] = resident * statmPageSize()
+      if (resident === resident && shared === shared) b[SLOT.anonBytes] = Math.max(0, resident - shared) * statmPageSize()
+    }
 
     let source = 'host'
     let rawKeys = []
@@ -456,6 +465,8 @@ class PlainReader {
           b[SLOT.swapBytes] = swap
           b[SLOT.swapLimitBytes] = minOf(dirs.map((d) => parseLimit(tryText(path.join(d, 'memory.swap.max')))))
         }
+        // No swap space on the host: no swap limit is usable (src/reader.rs says the same).
+        if (b[SLOT.swapBytes] === b[SLOT.swapBytes] && swapTotal === 0) b[SLOT.swapLimitBytes] = 0
         const eventsText = needText(own(v1 ? 'memory.oom_control' : 'memory.events'))
         if (eventsText !== null) {
           const events = parseKeyed(eventsText)
