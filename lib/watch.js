@@ -9,6 +9,7 @@ const { EventEmitter } = require('node:events')
 const v8 = require('node:v8')
 const native = require('./native.js')
 const { invalidType, watchConfig, WATCH_DEFAULTS } = require('./options.js')
+const heapProfile = require('./heap-profile.js')
 
 // The block's layout, declared once in Rust (src/watch/block.rs): every
 // slot index by name, and the limit sources the `source` slot encodes as
@@ -75,9 +76,35 @@ function scheduleRefresh() {
   refresher = setTimeout(() => {
     refresher = null
     refreshV8()
+    if (alert) refreshSites()
     scheduleRefresh()
   }, alert ? REFRESH_ALERT_MS : REFRESH_CALM_MS)
   refresher.unref()
+}
+
+// The heap profile's sites, refreshed while at or above the first threshold
+// (lib/heap-profile.js bounds the rate and skips a read the limit would beat).
+const levelOf = (id) => {
+  const m = live.get(id)
+  return m === undefined ? 0 : m._block[S.level]
+}
+const timeToLimitOf = (id) => {
+  const m = live.get(id)
+  return m === undefined ? null : nn(m._block[S.timeToLimitMs])
+}
+function refreshSites() {
+  try {
+    heapProfile.refresh(levelOf, timeToLimitOf)
+  } catch {}
+}
+
+/** The heap profile's part of a threshold or stall event; never throws. */
+function sitesFor(id, kind, e) {
+  try {
+    return heapProfile.onEvent(id, kind, e)
+  } catch (err) {
+    return { skipped: 'error', error: err && err.message ? String(err.message) : String(err), sites: [] }
+  }
 }
 
 function restartRefresh() {
@@ -141,10 +168,12 @@ function dispatch(id, kind, e) {
     return
   }
   if (kind === 'stall' || kind === 'stall-end') {
-    m.emit(kind, stallEvent(e))
+    const ev = stallEvent(e)
+    if (kind === 'stall') ev.heapProfile = sitesFor(id, kind, e)
+    m.emit(kind, ev)
     return
   }
-  m.emit(kind, {
+  const ev = {
     level: e.level,
     threshold: e.threshold,
     ratio: e.ratio,
@@ -157,7 +186,9 @@ function dispatch(id, kind, e) {
     lastWords: e.lastWords,
     lastWordsError: e.lastWordsError,
     v8: v8Numbers,
-  })
+  }
+  if (kind === 'threshold') ev.heapProfile = sitesFor(id, kind, e)
+  m.emit(kind, ev)
 }
 
 /**
@@ -242,6 +273,7 @@ class Monitor extends EventEmitter {
     this._closed = false
     this._keepAlive = null
     live.set(this._id, this)
+    heapProfile.attach(this._id, config.heapProfile)
     closeAllOnExit()
     refreshV8()
     restartRefresh()
@@ -282,6 +314,7 @@ class Monitor extends EventEmitter {
     if (this._closed) return
     this._closed = true
     live.delete(this._id)
+    heapProfile.detach(this._id)
     native.watchStop(this._id)
     this.unref()
     if (live.size === 0 && refresher !== null) {
