@@ -70,8 +70,10 @@ function findRecords(text) {
       rec = JSON.parse(line)
     } catch {
       const bytes = Buffer.byteLength(line)
+      // The whole line, with what a log put before the record: near 2048 bytes, a log's cut.
+      const whole = Buffer.byteLength(text.slice(text.lastIndexOf('\n', at) + 1, end))
       problem = !line.endsWith('}')
-        ? `the record is cut after ${bytes} bytes, without its end${bytes >= LINE_BYTES - 100 ? ` (a log keeps ${LINE_BYTES} bytes of a line: read the termination-log file, or kubectl's terminated.message, instead)` : ''}`
+        ? `the record is cut after ${bytes} bytes, without its end${whole >= LINE_BYTES - 100 ? ` (a log keeps ${LINE_BYTES} bytes of a line: read the termination-log file, or kubectl's terminated.message, instead)` : ''}`
         : 'the record is garbled (not valid JSON)'
     }
     if (rec !== null) {
