@@ -3,7 +3,7 @@
 // skipped otherwise, a failure under OOMGUARD_REQUIRE_PRIVILEGED=1): an
 // express and a fastify server with a leak in a named function behind a
 // route, and a leak in a worker thread, driven by autocannon over loopback
-// at a bounded rate until the kernel kills the server. The termination
+// at a bounded rate (100 requests/s, ~6 MiB/s) until the kernel kills the server. The termination
 // record names the function, file and line as the top site with at least
 // half the sampled live bytes; so does the pprof file the record names,
 // read by pprof-format and by `go tool pprof -top`; `oomguard explain`
@@ -58,7 +58,7 @@ for (const [framework, isolate] of [
     if (support.reason) return h.privileged(t, support.reason)
     const seen = []
     for (let i = 0; i < KILLS; i++) {
-      const r = await leakToDeath(support.own.dir, { framework, rate: 150 })
+      const r = await leakToDeath(support.own.dir, { framework, rate: 100 })
       try {
         seen.push(checkKill(t, r, isolate))
       } finally {

@@ -27,6 +27,8 @@ const ISOLATE = isMainThread ? 'main' : `worker ${threadId}`
 
 /** Reads no closer together than this, ms... */
 const MIN_GAP_MS = 2000
+/** ...and the first read after sampling starts waits this long (a fast leak may kill within two seconds of the first threshold). */
+const START_GAP_MS = 500
 /** ...and pauses at most this share of the time (a 500 ms read: every 2.5 s at most). */
 const PAUSE_DUTY = 0.2
 /** Expected pause per MiB of used heap before the first read measured one (ms). */
@@ -381,8 +383,8 @@ function take({ timeToLimitMs, event, verdict, cfg }) {
   const u = process.memoryUsage()
   const gap = Math.max(MIN_GAP_MS, state.lastPauseMs / PAUSE_DUTY)
   let skipped = null
-  // A refresh also waits a gap after the start (little is sampled before); a level or a stall does not.
-  if (now - Math.max(state.lastReadAt, event === 'refresh' ? state.startedAtMs : 0) < gap) skipped = 'rate'
+  // A refresh also waits a while after the start (little is sampled before); a level or a stall does not.
+  if (now - state.lastReadAt < gap || (event === 'refresh' && now - state.startedAtMs < START_GAP_MS)) skipped = 'rate'
   const expected = expectedPauseMs(u.heapUsed)
   if (skipped === null && typeof timeToLimitMs === 'number' && timeToLimitMs < expected) skipped = 'limit-nearer-than-pause'
   if (skipped !== null) {
