@@ -88,7 +88,7 @@ test('explain: a record cut at 2048 bytes, garbage, another version, no record, 
   const rec = realRecord(t)
   const line = rec.text.replace(/ +}/, '}').trimEnd()
   // A log that keeps 2048 bytes of a line, its own prefix included.
-  const prefixed = `${'2026-12-04T22:00:01.000000000Z stderr F '.padEnd(400, ' ')}${line}`
+  const prefixed = `${'2026-12-04T22:00:01.000000000Z stderr F '.padEnd(Math.max(400, 2200 - Buffer.byteLength(line)), ' ')}${line}`
   assert.ok(Buffer.byteLength(prefixed) > 2048)
   refused(explain(['-'], Buffer.from(prefixed).subarray(0, 2048)), /the record is cut after \d+ bytes, without its end \(a log keeps 2048 bytes of a line/)
   refused(explain(['-'], line.slice(0, 700)), /the record is cut after 700 bytes/)

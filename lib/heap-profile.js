@@ -413,7 +413,7 @@ function take({ timeToLimitMs, event, verdict, cfg }) {
     heapUsedBytes: after.heapUsed,
     // What the profile cannot see: the process's memory outside the V8 heap
     // (Buffer and ArrayBuffer backing stores, native allocations, code).
-    outsideHeapBytes: Math.max(0, after.rss - after.heapTotal),
+    outsideHeapBytes: Math.max(0, after.rss - after.heapUsed),
     file: state.file,
     sites,
   }

@@ -398,7 +398,7 @@ export interface HeapProfileSites {
   /** The sampled live heap, bytes (allocations since sampling started). */
   sampledBytes?: number
   heapUsedBytes?: number
-  /** The process's memory outside the V8 heap (rss − heapTotal): Buffers, ArrayBuffers, native; the profile cannot see it. */
+  /** The process's memory outside the V8 heap (rss − heapUsed): Buffers, ArrayBuffers, native; the profile cannot see it. */
   outsideHeapBytes?: number
   /** The pprof file of this level or stall, if `dir` is set. */
   file?: string | null
