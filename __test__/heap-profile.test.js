@@ -197,3 +197,27 @@ test("heapProfile 'off': no sites, no sampling, no key in the record", { timeout
   assert.equal(JSON.parse(r.text).heapProfile, undefined)
   assert.deepEqual(r.files, [])
 })
+
+test('closing the last monitor stops the sampling without reading a profile (no full GC on a clean exit)', { timeout: 60_000 }, (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-hpclose-'))
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }))
+  fs.cpSync(BUSY, root, { recursive: true })
+  const code = `
+    const oomguard = require(${JSON.stringify(h.REPO_ROOT)})
+    const hp = require(${JSON.stringify(path.join(h.REPO_ROOT, 'lib', 'heap-profile.js'))})
+    const m = oomguard.watch({ root: ${JSON.stringify(root)}, lastWords: false, heapProfile: 'start' })
+    globalThis.keep = []
+    while (process.memoryUsage().heapUsed < 150 * 1048576) { const a = new Array(10000); for (let i = 0; i < a.length; i++) a[i] = { i, s: 'k' + i }; keep.push(a) }
+    const sampling = hp.info().sampling
+    const t0 = process.hrtime.bigint(); global.gc(); const gcMs = Number(process.hrtime.bigint() - t0) / 1e6
+    const t1 = process.hrtime.bigint(); m.close(); const closeMs = Number(process.hrtime.bigint() - t1) / 1e6
+    console.log(JSON.stringify({ sampling, after: hp.info().sampling, gcMs, closeMs }))`
+  const r = spawnSync(process.execPath, ['--expose-gc', '-e', code], { encoding: 'utf8', timeout: 50_000 })
+  assert.equal(r.status, 0, r.stderr)
+  const x = JSON.parse(r.stdout)
+  assert.equal(x.sampling, true)
+  assert.equal(x.after, false)
+  // A full GC of this heap takes about 500 ms here; stopping the sampling takes well under a millisecond.
+  assert.ok(x.closeMs < x.gcMs / 3, `close took ${x.closeMs} ms, a full GC ${x.gcMs} ms`)
+  t.diagnostic(`close ${x.closeMs.toFixed(1)} ms; a full GC of the same 150 MiB heap ${x.gcMs.toFixed(0)} ms`)
+})
