@@ -221,3 +221,28 @@ test('closing the last monitor stops the sampling without reading a profile (no 
   assert.ok(x.closeMs < x.gcMs / 3, `close took ${x.closeMs} ms, a full GC ${x.gcMs} ms`)
   t.diagnostic(`close ${x.closeMs.toFixed(1)} ms; a full GC of the same 150 MiB heap ${x.gcMs.toFixed(0)} ms`)
 })
+
+test("another heap profiler already sampling (@datadog/pprof's): read, not restarted, and still running after the monitor closes", { timeout: 60_000 }, (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-hppeer-'))
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }))
+  fs.cpSync(BUSY, root, { recursive: true })
+  const code = `
+    const pprof = require(${JSON.stringify(path.join(h.REPO_ROOT, 'node_modules', '@datadog', 'pprof'))})
+    pprof.heap.start(524288, 64)
+    const oomguard = require(${JSON.stringify(h.REPO_ROOT)})
+    const hp = require(${JSON.stringify(path.join(h.REPO_ROOT, 'lib', 'heap-profile.js'))})
+    globalThis.keep = []
+    function peerHoard() { for (let i = 0; i < 300000; i++) keep.push({ i, s: 'p' + i }) }
+    peerHoard()
+    const m = oomguard.watch({ root: ${JSON.stringify(root)}, lastWords: false, heapProfile: 'start' })
+    const info = hp.info()
+    m.close()
+    peerHoard()
+    const names = []
+    const walk = (n) => { if (n.allocations.length) names.push(n.name); n.children.forEach(walk) }
+    walk(pprof.heap.v8Profile())
+    console.log(JSON.stringify({ sampling: info.sampling, peer: info.peer, peerStillRuns: names.includes('peerHoard') }))`
+  const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 50_000 })
+  assert.equal(r.status, 0, r.stderr)
+  assert.deepEqual(JSON.parse(r.stdout), { sampling: true, peer: true, peerStillRuns: true })
+})

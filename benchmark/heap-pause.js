@@ -56,7 +56,7 @@ if (process.argv[2] === '--child') {
       process.exit(0)
     }
     pprof.heap.start(INTERVAL, 64)
-    read = () => pprof.heap.v8Profile((root) => root.children.length)
+    read = () => pprof.heap.v8Profile().children.length
   } else if (route === 'v8.startHeapProfile') {
     if (typeof v8.startHeapProfile !== 'function') {
       process.stdout.write(JSON.stringify({ absent: `v8.startHeapProfile is not in node ${process.version}` }))
