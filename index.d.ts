@@ -313,6 +313,15 @@ export interface StallOptions {
   margin: number
 }
 
+/**
+ * Hand a monitor's records an appendix (internal; lib/heap-profile.js):
+ * candidate JSON members, longest first, of which each record takes the
+ * first that fits (`lastwords::with_appendix`); an empty list clears it.
+ * Returns the verdict of the monitor's last record (`stall:CAUSE` for a
+ * stall), if any.
+ */
+export declare function watchAppendix(id: number, candidates: Array<string>): string | null
+
 /** The monitor's shared block as a Float64Array (layout: `watchSlots()`). */
 export declare function watchBlock(id: number): Float64Array
 

@@ -844,6 +844,7 @@ module.exports.portHolder = nativeBinding.portHolder
 module.exports.sample = nativeBinding.sample
 module.exports.samplerInfo = nativeBinding.samplerInfo
 module.exports.slotNames = nativeBinding.slotNames
+module.exports.watchAppendix = nativeBinding.watchAppendix
 module.exports.watchBlock = nativeBinding.watchBlock
 module.exports.watchSlots = nativeBinding.watchSlots
 module.exports.watchStart = nativeBinding.watchStart

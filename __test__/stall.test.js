@@ -566,6 +566,29 @@ for (const p of PATTERNS) {
   }
 }
 
+// The heap profile (lib/heap-profile.js) from the start, JS objects growing at
+// 10 MiB/s: a read is made on the way up (the limit is seconds away at each
+// level, longer than a read's pause), so the stall record, which the sampler
+// thread writes while JavaScript is stuck, carries the sites: the growing
+// function first. (At 50 MiB/s the levels come faster than a read's pause
+// and the reads are skipped, as they must be.)
+test('v1 stall, cold node: growing JS objects at 10 MiB/s with the heap profile from the start: the stall record carries the sites', { timeout: 300_000 }, async (t) => {
+  const own = v1Cold(t)
+  if (!own) return
+  const p = { name: 'growing JS objects (V8 heap) at 10 MiB/s', scenario: 'objects', rate: 10, prefill: 0.6, cause: 'v8-heap' }
+  const got = await untilStall(t, own, { ...p, watch: { stall: { sustainMs: SUSTAIN_MS }, heapProfile: 'start' }, endOnStall: true, timeoutMs: 90_000 })
+  if (!got) return
+  const { r } = got
+  const desc = describeStall(r)
+  checkStallRecord(p, r.firstRecord, r)
+  const hp = r.firstRecord.heapProfile
+  assert.ok(hp && hp.sites.length > 0, `the stall record carries the sites\n${desc}`)
+  assert.equal(hp.sites[0].fn, 'grow', desc)
+  assert.match(hp.sites[0].at, /^__test__\/helpers\/stall-child\.js:\d+:\d+$|stall-child\.js:\d+:\d+$/)
+  assert.ok(hp.sites[0].share >= 0.5, desc)
+  t.diagnostic(`the stall record's top site ${hp.sites[0].fn} (${hp.sites[0].at}), ${hp.sites[0].share} of the sampled live heap, read ${Date.parse(r.firstRecord.time) - Date.parse(hp.takenAt)} ms before the record`)
+})
+
 // The 256 MiB limit on a parent cgroup, the node in an unlimited cgroup below
 // it (a Kubernetes pod's cgroup above a container without a limit of its own,
 // Docker's --cgroup-parent): the kernel counts the failed charges in the

@@ -490,7 +490,7 @@ test('threshold fires once per threshold crossed, in order; recovered only below
 
   // The payload.
   assert.deepEqual(Object.keys(top).sort(), [
-    'basisBytes', 'growthBytesPerSec', 'headroomBytes', 'lastWords', 'lastWordsError', 'level', 'limitBytes',
+    'basisBytes', 'growthBytesPerSec', 'headroomBytes', 'heapProfile', 'lastWords', 'lastWordsError', 'level', 'limitBytes',
     'ratio', 'threshold', 'timeToLimitMs', 'timestampMs', 'v8',
   ])
   const basis = Math.round(0.85 * LIMIT)

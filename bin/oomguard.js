@@ -20,6 +20,7 @@ const MiB = 1024 * 1024
 const USAGE = `usage: oomguard [doctor] [options]
 
   doctor             check this container's memory sizing (the default; "report" is an alias)
+  explain [FILE|-]   explain a last-words record (oomguard explain --help)
 
 options:
 ${cliFlagsUsage()}
@@ -200,6 +201,7 @@ function withNativeLines(text) {
 }
 
 function main() {
+  if (process.argv[2] === 'explain') return require('../lib/explain.js').main(process.argv.slice(3))
   let opts
   try {
     opts = parseArgs(process.argv.slice(2))

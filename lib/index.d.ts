@@ -360,8 +360,69 @@ export interface WatchOptions {
    * exits with status 75, even while JavaScript is stuck. Default: report only.
    */
   onStall?: { action: 'exit'; afterMs?: number } | null
+  /**
+   * Where the memory went: V8's sampling heap profiler in this thread's
+   * isolate. `'threshold'` (default): sampling starts when the monitor first
+   * reaches its first threshold; `'start'`: at once; `'off'` or `false`: never.
+   * The top allocation sites go on `threshold` and `stall` events and into
+   * the last-words record; with `dir`, a gzipped pprof file is written at
+   * each level and stall. `intervalBytes` (default 524288): mean bytes
+   * between samples. `maxFiles` (20) and `maxBytes` (64 MiB) bound `dir`.
+   */
+  heapProfile?:
+    | boolean
+    | 'threshold'
+    | 'start'
+    | 'off'
+    | { start?: 'threshold' | 'start' | 'off'; intervalBytes?: number; dir?: string; maxFiles?: number; maxBytes?: number }
   /** A directory that stands in for `/` (fixture trees). Default `/`. */
   root?: string
+}
+
+/** One allocation site of the memory still live, from the sampling heap profile. */
+export interface HeapSite {
+  /** The allocating function; `(anonymous)` when it has no name. An inlined function counts as its caller. */
+  functionName: string
+  /** The script, relative to the working directory when under it. */
+  file: string
+  line: number | null
+  column: number | null
+  /** Sampled live bytes allocated here. */
+  bytes: number
+  /** bytes / the sampled live heap. */
+  share: number
+  /** Calling frames, nearest first: `fn (file:line:column)`. */
+  stack: string[]
+}
+
+/** The heap profile's part of a `threshold` or `stall` event. */
+export interface HeapProfileSites {
+  /** `main`, or `worker N` (the worker's threadId). */
+  isolate?: string
+  /** When the profile was read (ISO 8601), and its age at the event, ms. */
+  takenAt?: string
+  ageMs?: number
+  /** How long sampling had run when it was read, ms. */
+  sinceMs?: number
+  intervalBytes?: number
+  /** How long reading it stopped this thread, ms. */
+  pauseMs?: number
+  /** The sampled live heap, bytes (allocations since sampling started). */
+  sampledBytes?: number
+  heapUsedBytes?: number
+  /** The process's memory outside the V8 heap (rss − heapUsed): Buffers, ArrayBuffers, native; the profile cannot see it. */
+  outsideHeapBytes?: number
+  /** The pprof file of this level or stall, if `dir` is set. */
+  file?: string | null
+  fileError?: string | null
+  /**
+   * Why no fresh read was made: `'rate'` (the last read is recent; its sites are given),
+   * `'limit-nearer-than-pause'`, `'just-started'`, `'read-failed'`, `'unavailable'`, `'error'`; null when fresh.
+   */
+  skipped: string | null
+  error?: string | null
+  /** Heaviest first. */
+  sites: HeapSite[]
 }
 
 /** What `stall` and `stall-end` events carry. */
@@ -412,6 +473,8 @@ export interface StallEvent {
   timestampMs: number
   /** Where the stall record went (`stall` only). */
   lastWords: string | null
+  /** The top allocation sites (`stall` only; null when `heapProfile` is off). */
+  heapProfile?: HeapProfileSites | null
 }
 
 /** The V8 numbers at the time of an event, bytes. */
@@ -453,6 +516,8 @@ export interface ThresholdEvent {
   lastWordsError: string | null
   /** V8's numbers when the event reached JavaScript. */
   v8: WatchV8
+  /** The top allocation sites (`threshold` only; null when `heapProfile` is off). */
+  heapProfile?: HeapProfileSites | null
 }
 
 /**

@@ -438,6 +438,113 @@ const WATCH_OPTIONS = table([
     },
   },
   {
+    name: 'heapProfile',
+    default: Object.freeze({ start: 'threshold', intervalBytes: 512 * 1024, dir: undefined, maxFiles: 20, maxBytes: 64 * 1024 * 1024 }),
+    docDefault: "`'threshold'`",
+    doc: "where the memory went (V8's sampling heap profiler, in this thread's isolate): `'threshold'` starts sampling when the monitor first reaches its first threshold, `'start'` at once, `'off'` (or `false`) never; or `{ start, intervalBytes, dir, maxFiles, maxBytes }`: `intervalBytes` the mean bytes between samples (512 KiB), `dir` an existing directory for gzipped pprof files (none by default), kept to `maxFiles` (20) and `maxBytes` (64 MiB), oldest first out",
+    copy(v, name) {
+      if (v === true) return { start: undefined }
+      if (v === false || v === null) return { start: 'off' }
+      if (typeof v === 'string') return { start: v }
+      if (typeof v !== 'object' || Array.isArray(v)) throw invalidType(name, "'threshold', 'start', 'off', a boolean or { start?, intervalBytes?, dir?, maxFiles?, maxBytes? }", v)
+      const out = {}
+      for (const f of this.fields) out[f.key] = own(v, f.key)
+      return out
+    },
+    check(v, name) {
+      const out = {}
+      for (const f of this.fields) out[f.key] = v[f.key] === undefined ? f.default : f.check(v[f.key], `${name}.${f.key}`)
+      return out
+    },
+    fields: [
+      {
+        key: 'start',
+        default: 'threshold',
+        values: ['threshold', 'start', 'off'],
+        check(v, name) {
+          if (typeof v !== 'string') throw invalidType(name, 'a string', v)
+          if (!this.values.includes(v)) throw outOfRange(name, `one of ${quoteList(this.values)}`, JSON.stringify(v))
+          return v
+        },
+        env: 'OOMGUARD_HEAP_PROFILE',
+        envDoc: "when the sampling heap profiler starts: `threshold` (at the first threshold), `start` (at load) or `off`",
+        envExpected: 'threshold, start or off',
+        envDefault: 'threshold',
+        fromEnv: (text) => text.toLowerCase(),
+      },
+      {
+        key: 'intervalBytes',
+        default: 512 * 1024,
+        min: 1024,
+        max: 1024 * 1024 * 1024,
+        expected: 'a whole number of bytes from 1024 to 1073741824',
+        check(v, name) {
+          checkNumber(this, name, v)
+          if (!Number.isInteger(v)) throw outOfRange(name, this.expected, v)
+          return v
+        },
+        env: 'OOMGUARD_HEAP_PROFILE_INTERVAL',
+        envDoc: 'the mean bytes allocated between two heap samples',
+        envExpected: 'bytes from 1024 to 1073741824',
+        envDefault: '524288',
+        fromEnv: envNumber,
+      },
+      {
+        key: 'dir',
+        default: undefined,
+        check(v, name) {
+          const abs = nodePath.resolve(checkPath(name, v))
+          let ok = false
+          try {
+            ok = fs.statSync(abs).isDirectory()
+          } catch {}
+          if (!ok) throw outOfRange(name, 'an existing directory', JSON.stringify(v))
+          return abs
+        },
+        env: 'OOMGUARD_HEAP_PROFILE_DIR',
+        envDoc: 'write a gzipped pprof file of the heap profile here at each level and each stall (an existing directory; on a tmpfs the files count against the memory limit)',
+        envExpected: 'an existing directory',
+        envDefault: 'none',
+        envDocDefault: 'none: no files',
+        fromEnv: (text) => text,
+      },
+      {
+        key: 'maxFiles',
+        default: 20,
+        min: 1,
+        max: 10_000,
+        expected: 'a whole number from 1 to 10000',
+        check(v, name) {
+          checkNumber(this, name, v)
+          if (!Number.isInteger(v)) throw outOfRange(name, this.expected, v)
+          return v
+        },
+        env: 'OOMGUARD_HEAP_PROFILE_MAX_FILES',
+        envDoc: 'the most pprof files kept in the directory (oldest first out)',
+        envExpected: 'a whole number from 1 to 10000',
+        envDefault: '20',
+        fromEnv: envNumber,
+      },
+      {
+        key: 'maxBytes',
+        default: 64 * 1024 * 1024,
+        min: 4096,
+        max: 2 ** 40,
+        expected: 'a whole number of bytes from 4096 to 2^40',
+        check(v, name) {
+          checkNumber(this, name, v)
+          if (!Number.isInteger(v)) throw outOfRange(name, this.expected, v)
+          return v
+        },
+        env: 'OOMGUARD_HEAP_PROFILE_MAX_BYTES',
+        envDoc: 'the most bytes of pprof files kept in the directory (oldest first out)',
+        envExpected: 'bytes from 4096 to 1099511627776',
+        envDefault: '67108864',
+        fromEnv: envNumber,
+      },
+    ],
+  },
+  {
     name: 'root',
     doc: 'a directory that stands in for `/`',
     docDefault: "`'/'`",
@@ -646,7 +753,7 @@ function parseEnv(env) {
 
   for (const spec of WATCH_OPTIONS) {
     if (spec.fields !== undefined) {
-      // lastWords: one variable per field.
+      // lastWords, heapProfile: one variable per field.
       const lw = {}
       const value = {}
       for (const f of spec.fields) {

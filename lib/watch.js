@@ -11,6 +11,8 @@ const { usageNow, usageError } = require('./usage.js')
 
 // Loaded with the first monitor, not at require (start-up time).
 const optionsModule = () => require('./options.js')
+let heapProfileModule = null
+const heapProfile = () => heapProfileModule || (heapProfileModule = require('./heap-profile.js'))
 
 // The block's layout, declared once in Rust (src/watch/block.rs): every
 // slot index by name, and the limit sources the `source` slot encodes as
@@ -99,9 +101,35 @@ function scheduleRefresh() {
   refresher = setTimeout(() => {
     refresher = null
     refreshV8()
+    if (alert) refreshSites()
     scheduleRefresh()
   }, alert ? REFRESH_ALERT_MS : REFRESH_CALM_MS)
   refresher.unref()
+}
+
+// The heap profile's sites, refreshed while at or above the first threshold
+// (lib/heap-profile.js bounds the rate and skips a read the limit would beat).
+const levelOf = (id) => {
+  const m = live.get(id)
+  return m === undefined ? 0 : m._block[S.level]
+}
+const timeToLimitOf = (id) => {
+  const m = live.get(id)
+  return m === undefined ? null : nn(m._block[S.timeToLimitMs])
+}
+function refreshSites() {
+  try {
+    heapProfile().refresh(levelOf, timeToLimitOf)
+  } catch {}
+}
+
+/** The heap profile's part of a threshold or stall event; never throws. */
+function sitesFor(id, kind, e) {
+  try {
+    return heapProfile().onEvent(id, kind, e)
+  } catch (err) {
+    return { skipped: 'error', error: err && err.message ? String(err.message) : String(err), sites: [] }
+  }
 }
 
 function restartRefresh() {
@@ -157,7 +185,7 @@ function dispatch(id, kind, e) {
   try {
     const u = refreshV8()
     restartRefresh()
-    if (kind !== 'error') event = eventOf(kind, e, u)
+    if (kind !== 'error') event = eventOf(id, kind, e, u)
   } catch (err) {
     report(m, 'ERR_OOMGUARD_INTERNAL', `dispatching a '${kind}' event failed (${(err && err.message) || err})`)
     return
@@ -167,7 +195,7 @@ function dispatch(id, kind, e) {
 }
 
 /** The object a 'limit', 'stall', 'stall-end', 'threshold' or 'recovered' event carries. */
-function eventOf(kind, e, u) {
+function eventOf(id, kind, e, u) {
   const v8Numbers = {}
   for (const [key] of V8_SLOTS) v8Numbers[`${key}Bytes`] = nn(u[key])
   if (kind === 'limit') {
@@ -186,8 +214,12 @@ function eventOf(kind, e, u) {
       v8: v8Numbers,
     }
   }
-  if (kind === 'stall' || kind === 'stall-end') return stallEvent(e)
-  return {
+  if (kind === 'stall' || kind === 'stall-end') {
+    const ev = stallEvent(e)
+    if (kind === 'stall') ev.heapProfile = sitesFor(id, kind, e)
+    return ev
+  }
+  const ev = {
     level: e.level,
     threshold: e.threshold,
     ratio: e.ratio,
@@ -201,6 +233,8 @@ function eventOf(kind, e, u) {
     lastWordsError: e.lastWordsError,
     v8: v8Numbers,
   }
+  if (kind === 'threshold') ev.heapProfile = sitesFor(id, kind, e)
+  return ev
 }
 
 /**
@@ -292,6 +326,7 @@ class Monitor extends EventEmitter {
     this._id = native.watchStart({ ...config, stall: config.stall ?? undefined, onStall: config.onStall ?? undefined }, dispatch)
     this._block = native.watchBlock(this._id)
     live.set(this._id, this)
+    heapProfile().attach(this._id, config.heapProfile)
     closeAllOnExit()
     refreshV8()
     restartRefresh()
@@ -355,6 +390,7 @@ class Monitor extends EventEmitter {
       return
     }
     live.delete(this._id)
+    heapProfile().detach(this._id)
     native.watchStop(this._id)
     this.unref()
     if (live.size === 0 && refresher !== null) {

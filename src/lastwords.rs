@@ -681,6 +681,113 @@ fn build(r: &RecordInput, full_reason: bool) -> String {
 }
 
 // ---------------------------------------------------------------------------
+// The appendix: what a monitor's JavaScript side knows and the sampler
+// cannot (the heap profile's top allocation sites), handed over pre-encoded
+// and appended to that monitor's records where it fits.
+
+/// The most candidates one monitor may hand over.
+pub const MAX_APPENDIX_CANDIDATES: usize = 4;
+
+/// Per monitor: its candidates (JSON members `"key":value`, longest first)
+/// and the verdict of its last record.
+struct Appendix {
+    monitor: u32,
+    candidates: Vec<String>,
+    verdict: Option<String>,
+}
+
+static APPENDIX: std::sync::Mutex<Vec<Appendix>> = std::sync::Mutex::new(Vec::new());
+
+fn appendix_lock() -> std::sync::MutexGuard<'static, Vec<Appendix>> {
+    APPENDIX.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Set the monitor's appendix. Each candidate is one JSON object member,
+/// `"key":value`, on one line, shorter than [`MAX_LINE`]; a record takes
+/// the first candidate that keeps it under [`MAX_LINE`], or none (an empty
+/// list: none, the monitor's verdicts still kept). Refuses anything else
+/// (nothing is changed then). Returns the verdict of the monitor's last
+/// record since its appendix was first set, if any.
+pub fn set_appendix(monitor: u32, candidates: Vec<String>) -> Result<Option<String>, String> {
+    if candidates.len() > MAX_APPENDIX_CANDIDATES {
+        return Err(format!(
+            "at most {MAX_APPENDIX_CANDIDATES} candidates, got {}",
+            candidates.len()
+        ));
+    }
+    for c in &candidates {
+        let ok = c.len() < MAX_LINE
+            && c.starts_with('"')
+            && c.contains("\":")
+            && !c.bytes().any(|b| b < 0x20);
+        if !ok {
+            return Err("a candidate must be one JSON member \"key\":value on one line, shorter than 2048 bytes".into());
+        }
+    }
+    let mut all = appendix_lock();
+    match all.iter_mut().find(|a| a.monitor == monitor) {
+        Some(a) => {
+            a.candidates = candidates;
+            Ok(a.verdict.clone())
+        }
+        None => {
+            all.push(Appendix {
+                monitor,
+                candidates,
+                verdict: None,
+            });
+            Ok(None)
+        }
+    }
+}
+
+/// Forget a monitor's appendix (it closed).
+pub fn forget_appendix(monitor: u32) {
+    appendix_lock().retain(|a| a.monitor != monitor);
+}
+
+/// The value of a string member `"key":"value"` of a record (no escapes in
+/// the values looked for).
+fn member<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let at = line.find(key)? + key.len();
+    let rest = line[at..].strip_prefix(":\"")?;
+    Some(&rest[..rest.find('"')?])
+}
+
+/// `line` (a record from [`record`]) with the monitor's appendix appended
+/// as its last member: the first candidate that keeps it under
+/// [`MAX_LINE`]; the line unchanged when none does or there is none. Keeps
+/// the record's verdict for [`set_appendix`] to return.
+pub fn with_appendix(monitor: u32, line: String) -> String {
+    let mut all = appendix_lock();
+    let Some(a) = all.iter_mut().find(|a| a.monitor == monitor) else {
+        return line;
+    };
+    a.verdict = member(&line, "\"verdict\"").map(|v| match member(&line, "\"cause\"") {
+        Some(c) if v == "stall" => format!("stall:{c}"),
+        _ => v.to_string(),
+    });
+    let Some(head) = line.strip_suffix("}\n") else {
+        return line;
+    };
+    match a
+        .candidates
+        .iter()
+        .find(|c| head.len() + c.len() + 3 < MAX_LINE)
+    {
+        Some(c) => {
+            let mut out = String::with_capacity(head.len() + c.len() + 3);
+            out.push_str(head);
+            out.push(',');
+            out.push_str(c);
+            out.push_str("}\n");
+            out
+        }
+        None => line,
+    }
+}
+
+// ---------------------------------------------------------------------------
 // When to write: the flight record's policy, a pure state machine.
 
 /// Per monitor: what was last written, to decide when to write again.
@@ -1665,5 +1772,44 @@ mod tests {
         assert_eq!(iso_time(0.0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso_time(951_782_400_123.0), "2000-02-29T00:00:00.123Z");
         assert_eq!(iso_time(1_795_601_717_478.0), "2026-11-25T10:15:17.478Z");
+    }
+
+    #[test]
+    fn the_appendix_goes_last_where_it_fits_and_never_past_the_line() {
+        let s = snap(200 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB);
+        let t = [0.8, 0.9, 0.95];
+        let line = record(&input(&s, 1, &t, RecordEvent::Threshold));
+        // Monitor ids no other test uses: the store is process-wide.
+        let id = 4_000_001;
+        assert_eq!(with_appendix(id, line.clone()), line, "none set: unchanged");
+        let big = format!(
+            "\"heapProfile\":{{\"s\":\"{}\"}}",
+            "x".repeat(MAX_LINE - 30)
+        );
+        let small = "\"heapProfile\":{\"sites\":[]}".to_string();
+        assert_eq!(
+            set_appendix(id, vec![big.clone(), small.clone()]).unwrap(),
+            None
+        );
+        let out = with_appendix(id, line.clone());
+        assert!(out.ends_with(",\"heapProfile\":{\"sites\":[]}}\n"), "{out}");
+        assert!(out.len() < MAX_LINE);
+        let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert!(parsed["heapProfile"]["sites"].is_array());
+        assert_eq!(
+            set_appendix(id, vec![big]).unwrap().as_deref(),
+            Some("v8-heap"),
+            "the last record's verdict"
+        );
+        assert_eq!(with_appendix(id, line.clone()), line, "too long: left out");
+        // Refused: not a member, a newline, too many.
+        assert!(set_appendix(id, vec!["{}".into()]).is_err());
+        assert!(set_appendix(id, vec!["\"a\":\n1".into()]).is_err());
+        assert!(set_appendix(id, vec![small.clone(); MAX_APPENDIX_CANDIDATES + 1]).is_err());
+        set_appendix(id, Vec::new()).unwrap();
+        assert_eq!(with_appendix(id, line.clone()), line, "cleared");
+        forget_appendix(id);
+        assert_eq!(set_appendix(id, Vec::new()).unwrap(), None, "forgotten");
+        forget_appendix(id);
     }
 }

@@ -1091,6 +1091,7 @@ impl Sampler {
         for (m, shared) in closed {
             let mut st = m.state();
             st.closed = true;
+            lastwords::forget_appendix(m.id);
             if let Some(path) = m.config.path() {
                 if !shared && st.level == 0 && st.record.wrote_file {
                     let _ = lastwords::empty_file(path);
@@ -1588,6 +1589,7 @@ fn evaluate(
                 seq: st.record.seq + 1,
                 stall: stall_now.figures.as_ref().map(|f| (f, None)),
             });
+            let line = lastwords::with_appendix(m.id, line);
             st.record.wrote(basis_f, new, s.at);
             let mut places = Vec::new();
             let t0 = Instant::now();
@@ -2121,6 +2123,7 @@ fn stall_exit(
         seq: st.record.seq + 1,
         stall: Some((&fig, Some(stall::EXIT_CODE))),
     });
+    let line = lastwords::with_appendix(m.id, line);
     if let Some(path) = m.config.path() {
         let _ = lastwords::write_file(path, &line);
     }

@@ -305,6 +305,20 @@ pub fn watch_stop(id: u32) -> bool {
     watch::SAMPLER.stop(id)
 }
 
+/// Hand a monitor's records an appendix (internal; lib/heap-profile.js):
+/// candidate JSON members, longest first, of which each record takes the
+/// first that fits (`lastwords::with_appendix`); an empty list clears it.
+/// Returns the verdict of the monitor's last record (`stall:CAUSE` for a
+/// stall), if any.
+#[napi]
+pub fn watch_appendix(id: u32, candidates: Vec<String>) -> Result<Option<String>> {
+    guard::catch("watchAppendix", || {
+        crate::lastwords::set_appendix(id, candidates)
+    })
+    .map_err(internal_error)?
+    .map_err(|e| Error::new(Status::InvalidArg, e))
+}
+
 /// The shared sampler's state (for tests and benchmarks).
 #[napi(object, object_from_js = false, use_nullable = true)]
 pub struct SamplerInfo {
