@@ -70,6 +70,7 @@ holder.stdout.once('data', () => {
           peakBytes: m.peakBytes,
           swapBytes: m.swapBytes,
           swapLimitBytes: m.swapLimitBytes,
+          hostSwapTotalBytes: m.hostSwapTotalBytes,
         },
       }) +
       '\n',

@@ -67,7 +67,10 @@ function stageHostDir(t, files = []) {
   const root = h.REPO_ROOT
   fs.cpSync(path.join(root, 'lib'), path.join(dir, 'lib'), { recursive: true })
   for (const f of ['index.js', 'package.json']) fs.copyFileSync(path.join(root, f), path.join(dir, f))
-  const addons = fs.readdirSync(root).filter((f) => f.endsWith('.node'))
+  // Only this machine's own binary: the guest runs the host's node, and the
+  // runner links in what each staged .node needs (ldd), which fails on the
+  // other platforms' binaries that `npm run build:all` leaves here.
+  const addons = fs.readdirSync(root).filter((f) => f.endsWith(`.linux-${process.arch}-gnu.node`))
   assert.ok(addons.length > 0, `no *.node file in ${root}: build the addon first (npx napi build --platform --release)`)
   for (const f of addons) fs.copyFileSync(path.join(root, f), path.join(dir, f))
   for (const f of files) fs.copyFileSync(f, path.join(dir, path.basename(f)))
