@@ -327,7 +327,7 @@ test('docker update --memory under a running monitor: 256 MiB -> 512 MiB -> 200 
 // come within seconds. A container started from an image just pulled onto a
 // node reads node's code for the first time inside its own cgroup; at the
 // limit the kernel reclaims that code, node faults it straight back, and the
-// OOM killer may never come (a stall: stall.test.js, README "When the kernel
+// OOM killer may never come (a stall: stall.test.js, docs/stalls.md "When the kernel
 // does not kill"). d.coldImage() drops the image's files from the page cache
 // before each run, as the container sees them (its overlay2 layer), and the
 // test warms them again after (the other tests expect a warm image).

@@ -8,7 +8,7 @@
 // half the sampled live bytes; so does the pprof file the record names,
 // read by pprof-format and by `go tool pprof -top`; `oomguard explain`
 // names it too. OOMGUARD_HEAP_KILLS=N repeats each kill N times (the
-// README's figures: N = 10, by hand).
+// figures in docs/evidence.md: N = 10, by hand).
 
 const { test } = require('node:test')
 const assert = require('node:assert/strict')

@@ -29,11 +29,22 @@ const named = (Type, re) => (err) => {
   return true
 }
 
-test('the README tables are the ones lib/options.js generates (node lib/options.js --readme)', () => {
-  const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8')
-  assert.match(readme, /<!-- options:watch-options -->/)
-  assert.match(readme, /<!-- options:register-variables -->/)
-  assert.equal(options.renderReadme(readme), readme, 'run `node lib/options.js --readme` after changing an option')
+test('the documentation tables are the ones lib/options.js generates (node lib/options.js --readme)', () => {
+  const page = (name) => fs.readFileSync(path.join(__dirname, '..', options.DOC_TABLE_PAGES[name]), 'utf8')
+  assert.match(page('watch-options'), /<!-- options:watch-options -->/)
+  assert.match(page('register-variables'), /<!-- options:register-variables -->/)
+  for (const [name, file] of Object.entries(options.DOC_TABLE_PAGES)) {
+    const text = page(name)
+    assert.match(text, new RegExp(`<!-- options:${name} -->`), `${file} holds the ${name} table`)
+    assert.equal(options.renderReadme(text), text, `${file}: run \`node lib/options.js --readme\` after changing an option`)
+  }
+  // Each table on one page: none left in the README or on another page.
+  for (const file of ['README.md', ...fs.readdirSync(path.join(__dirname, '..', 'docs')).map((f) => `docs/${f}`)]) {
+    const text = fs.readFileSync(path.join(__dirname, '..', file), 'utf8')
+    for (const [name, home] of Object.entries(options.DOC_TABLE_PAGES)) {
+      if (file !== home) assert.doesNotMatch(text, new RegExp(`<!-- options:${name} -->`), `the ${name} table is on ${home} only`)
+    }
+  }
 })
 
 test('one declaration: the defaults, the register variables and the exports come from the table', () => {
@@ -262,10 +273,10 @@ test('shed(), prometheus() and the register read each option once too', (t) => {
   for (const [key, count] of seen) assert.equal(count, 1, `${String(key)} read ${count} times`)
 })
 
-test('the doctor\'s usage and the README\'s flag table list every flag', () => {
+test('the doctor\'s usage and the doctor page\'s flag table list every flag', () => {
   const { spawnSync } = require('node:child_process')
   const help = spawnSync(process.execPath, [path.join(__dirname, '..', 'bin', 'oomguard.js'), '--help'], { encoding: 'utf8' })
-  const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8')
+  const readme = fs.readFileSync(path.join(__dirname, '..', options.DOC_TABLE_PAGES['doctor-flags']), 'utf8')
   for (const f of options.CLI_FLAGS) {
     assert.ok(help.stdout.includes(f.flag), f.flag)
     assert.ok(readme.includes(`\`${f.flag}`), f.flag)

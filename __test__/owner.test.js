@@ -1,5 +1,5 @@
 'use strict'
-// One record, one writer (the README's Kubernetes setup: NODE_OPTIONS with
+// One record, one writer (the Kubernetes setup of docs/kubernetes.md: NODE_OPTIONS with
 // the register and OOMGUARD_LAST_WORDS_PATH in the whole container's
 // environment). Real processes in a v1 child cgroup: a service at its first
 // threshold; beside it a second node process with the same environment (as

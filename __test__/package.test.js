@@ -51,6 +51,8 @@ test('npm pack, install elsewhere, require and import', { timeout: 180_000 }, ()
   for (const f of ['index.js', 'index.d.ts', 'lib/index.js', 'lib/index.mjs', 'lib/index.d.ts', 'register.js', 'register.mjs', 'package.json', 'README.md']) {
     assert.ok(files.includes(f), `${f} in the tarball`)
   }
+  // The README links into docs/: every page ships with it.
+  for (const f of fs.readdirSync(path.join(__dirname, '..', 'docs'))) assert.ok(files.includes(`docs/${f}`), `docs/${f} in the tarball`)
   assert.deepEqual(files.filter((f) => f.endsWith('.node')), [], 'no binary of any platform in the main package')
   assert.ok(!files.some((f) => f.startsWith('__test__/') || f.startsWith('target/') || f.startsWith('scripts/')), 'no tests, scripts or build output')
   // The four platform packages at this version (release.test.js checks the list against npm/).

@@ -1,7 +1,7 @@
 'use strict'
 // What a release needs from the repository: the license, the package's
 // links, and one npm/<platform>/ package per napi target that agrees with
-// the main package (version, engines, license). See README "Releasing".
+// the main package (version, engines, license). See CONTRIBUTING.md "Releasing".
 
 const test = require('node:test')
 const assert = require('node:assert/strict')

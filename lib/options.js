@@ -1218,7 +1218,10 @@ function cliTable() {
 
 const README_TABLES = { 'watch-options': watchTable, 'register-variables': variablesTable, 'shed-options': shedTable, 'doctor-flags': cliTable }
 
-/** The README with every generated table between its `<!-- options:NAME -->` markers replaced. */
+/** The documentation pages that hold the generated tables, by table: each table is on one page. */
+const DOC_TABLE_PAGES = { 'watch-options': 'docs/watch.md', 'register-variables': 'docs/preload.md', 'shed-options': 'docs/shedding.md', 'doctor-flags': 'docs/doctor.md' }
+
+/** A documentation page with every generated table between its `<!-- options:NAME -->` markers replaced. */
 function renderReadme(text) {
   return text.replace(/(<!-- options:([a-z-]+) -->\n)[\s\S]*?(<!-- \/options:\2 -->)/g, (all, open, name, close) => {
     const make = README_TABLES[name]
@@ -1263,6 +1266,7 @@ module.exports = {
   variables,
   variableDescriptions,
   renderReadme,
+  DOC_TABLE_PAGES,
   diagnoseMetrics,
   diagnoseEnv,
   renderReport,
@@ -1273,10 +1277,12 @@ module.exports = {
 }
 
 if (require.main === module && process.argv[2] === '--readme') {
-  // Rewrite the README's generated tables in place.
-  const file = nodePath.join(__dirname, '..', 'README.md')
-  const before = fs.readFileSync(file, 'utf8')
-  const after = renderReadme(before)
-  if (after !== before) fs.writeFileSync(file, after)
-  process.stdout.write(after === before ? 'README.md: tables up to date\n' : 'README.md: tables rewritten\n')
+  // Rewrite the generated tables of the documentation pages in place.
+  for (const page of Object.values(DOC_TABLE_PAGES)) {
+    const file = nodePath.join(__dirname, '..', page)
+    const before = fs.readFileSync(file, 'utf8')
+    const after = renderReadme(before)
+    if (after !== before) fs.writeFileSync(file, after)
+    process.stdout.write(after === before ? `${page}: tables up to date\n` : `${page}: tables rewritten\n`)
+  }
 }

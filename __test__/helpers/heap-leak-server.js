@@ -19,7 +19,7 @@ const { Worker, isMainThread, parentPort, workerData } = require('node:worker_th
 // V8 heap per call. Its name and line are what the record must name. (Its
 // bytecode is over TurboFan's inlining bound, 460 bytes: V8's sampler names
 // the outermost function of an optimized frame, so a leak inlined into the
-// route's handler is reported as the handler. README: "Where the memory went".)
+// route's handler is reported as the handler. docs/evidence.md: "What the heap profile can and cannot say".)
 const cache = []
 function retainOrders(n, customer = 'anonymous', region = 'eu-west') {
   const batch = new Array(n)
