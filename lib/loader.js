@@ -239,7 +239,7 @@ if (result.warn && !globalThis[kWarned]) {
   try {
     Object.defineProperty(globalThis, kWarned, { value: true, configurable: true })
     process.emitWarning(
-      `oomguard: ${status.reason}. Reading the cgroup files from JavaScript instead: getMemoryMetrics() works, watch() polls on a timer, without last words or stall detection. See nativeAddon and the README's "Without the native addon".`,
+      `oomguard: ${status.reason}. Reading the cgroup files from JavaScript instead: getMemoryMetrics() works, watch() polls on a timer, without last words or stall detection. See nativeAddon and docs/internals.md, "Without the native addon".`,
       { code: 'OOMGUARD_NATIVE_UNAVAILABLE' },
     )
   } catch {}
