@@ -18,12 +18,19 @@
 
 const fs = require('node:fs')
 const nodePath = require('node:path')
-const zlib = require('node:zlib')
-const { isMainThread, threadId } = require('node:worker_threads')
 const native = require('./native.js')
 
 /** This isolate's name in records and pprof labels. */
-const ISOLATE = isMainThread ? 'main' : `worker ${threadId}`
+// This isolate's name ('main', 'worker <threadId>'): node:worker_threads
+// loads on first use, not at require (start-up time).
+let isolateName = null
+function isolate() {
+  if (isolateName === null) {
+    const { isMainThread, threadId } = require('node:worker_threads')
+    isolateName = isMainThread ? 'main' : `worker ${threadId}`
+  }
+  return isolateName
+}
 
 /** Reads no closer together than this, ms... */
 const MIN_GAP_MS = 2000
@@ -271,7 +278,7 @@ function encodePprof(profile, { intervalBytes, labels, timeMs }) {
     periodType: new ValueType({ type: st.dedup('space'), unit: st.dedup('bytes') }),
     period: intervalBytes,
   })
-  return zlib.gzipSync(p.encode())
+  return require('node:zlib').gzipSync(p.encode())
 }
 
 const FILE_RE = /^oomguard-heap-.*\.pb\.gz$/
@@ -318,7 +325,7 @@ function prune(dir, maxFiles, maxBytes) {
  */
 function writePprof(cfg, gz, event, timeMs) {
   const stamp = new Date(timeMs).toISOString().replace(/[:.]/g, '-')
-  const who = ISOLATE.replace(/\s+/g, '')
+  const who = isolate().replace(/\s+/g, '')
   state.fileSeq += 1
   const base = `oomguard-heap-${process.pid}-${who}-${stamp}-${state.fileSeq}-${event}.pb.gz`
   const tmp = nodePath.join(cfg.dir, `.oomguard-heap-${process.pid}-${who}-${state.fileSeq}.tmp`)
@@ -419,7 +426,7 @@ function take({ timeToLimitMs, event, verdict, cfg }) {
   const { sampledBytes, sites } = topSites(read.profile)
   const after = process.memoryUsage()
   state.last = {
-    isolate: ISOLATE,
+    isolate: isolate(),
     takenAtMs: now,
     takenAt: new Date(now).toISOString(),
     sinceMs: now - state.startedAtMs,
@@ -449,7 +456,7 @@ function writeFile(cfg, profile, event, verdict, timeMs) {
   if (cfg.dir === undefined || profile === null) return null
   try {
     const recorded = publish()
-    const gz = encodePprof(profile, { intervalBytes: state.intervalBytes, labels: { isolate: ISOLATE, verdict: verdict ?? recorded ?? undefined, event }, timeMs })
+    const gz = encodePprof(profile, { intervalBytes: state.intervalBytes, labels: { isolate: isolate(), verdict: verdict ?? recorded ?? undefined, event }, timeMs })
     state.file = state.last.file = writePprof(cfg, gz, event, Date.now())
     publish()
     return null
@@ -551,7 +558,8 @@ function eventView(s) {
 
 /** For tests and the benchmark: the state of this thread's profiler. */
 function info() {
-  return { isolate: ISOLATE, sampling: state.sampling, peer: state.peer, monitors: state.monitors.size, msPerMiB: state.msPerMiB, lastPauseMs: state.lastPauseMs, file: state.file }
+  return { isolate: isolate(), sampling: state.sampling, peer: state.peer, monitors: state.monitors.size, msPerMiB: state.msPerMiB, lastPauseMs: state.lastPauseMs, file: state.file }
 }
 
-module.exports = { attach, detach, onEvent, refresh, info, topSites, encodePprof, candidates, prune, ISOLATE, MIN_GAP_MS, PAUSE_DUTY }
+module.exports = { attach, detach, onEvent, refresh, info, topSites, encodePprof, candidates, prune, MIN_GAP_MS, PAUSE_DUTY }
+Object.defineProperty(module.exports, 'ISOLATE', { enumerable: true, get: isolate })

@@ -19,9 +19,10 @@ function heapLimit() {
 /**
  * `{ rss, heapTotal, heapUsed, external, arrayBuffers, heapSizeLimit, error }`:
  * process.memoryUsage()'s keys (NaN where unknown), and `error` null or the
- * Error process.memoryUsage() threw.
+ * Error process.memoryUsage() threw. `deferHeapLimit`: NaN for the heap
+ * limit where it was never read, instead of reading it now.
  */
-function usageNow() {
+function usageNow(deferHeapLimit = false) {
   let u
   try {
     u = process.memoryUsage()
@@ -41,7 +42,9 @@ function usageNow() {
   }
   if (u.error === undefined) u.error = null
   try {
-    u.heapSizeLimit = heapLimit()
+    // Unknown (NaN) until first read where the caller can wait for it: the
+    // read loads node:v8, about 2 ms of a process's start-up.
+    u.heapSizeLimit = deferHeapLimit && heapSizeLimit === 0 ? NaN : heapLimit()
   } catch {
     u.heapSizeLimit = NaN
   }
@@ -53,4 +56,4 @@ function usageError(err) {
   return (err && (err.code || err.message)) || String(err)
 }
 
-module.exports = { usageNow, heapLimit, usageError }
+module.exports = { usageNow, heapLimit, usageError, heapLimitKnown: () => heapSizeLimit !== 0 }

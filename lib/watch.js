@@ -7,7 +7,7 @@
 
 const { EventEmitter } = require('node:events')
 const native = require('./native.js')
-const { usageNow, usageError } = require('./usage.js')
+const { usageNow, usageError, heapLimitKnown } = require('./usage.js')
 
 // Loaded with the first monitor, not at require (start-up time).
 const optionsModule = () => require('./options.js')
@@ -77,8 +77,8 @@ let usageFailing = false
  * into every monitor's block and return them by usage key. Where
  * process.memoryUsage() fails, each monitor says so once, as an 'error'.
  */
-function refreshV8() {
-  const u = usageNow()
+function refreshV8(deferHeapLimit = false) {
+  const u = usageNow(deferHeapLimit)
   const now = Date.now()
   for (const m of live.values()) {
     const b = m._block
@@ -328,7 +328,10 @@ class Monitor extends EventEmitter {
     live.set(this._id, this)
     heapProfile().attach(this._id, config.heapProfile)
     closeAllOnExit()
-    refreshV8()
+    // The heap limit (node:v8, ~2 ms) right after the caller's code runs on,
+    // not in its start-up: a preloaded monitor does not delay the service.
+    refreshV8(true)
+    if (!heapLimitKnown()) setImmediate(refreshV8)
     restartRefresh()
   }
 
