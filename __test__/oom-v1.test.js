@@ -127,12 +127,21 @@ test('v1 flight record: 85% -> a level-1 record, 92% -> level 2, released -> a r
   const support = h.v1Support()
   if (support.reason) return h.privileged(t, support.reason)
   const dir = h.makeCgroup(support.own.dir)
-  t.after(() => h.removeCgroup(dir))
+  // After hooks run in the order they are added, and one that throws stops
+  // the rest: the holder is killed (holdInCgroup's hook) before the cgroup
+  // is removed, or a failed assertion leaves it holding the cgroup and the
+  // run waits on it.
+  let holder = false
+  t.after(() => {
+    if (!holder) h.removeCgroup(dir)
+  })
   h.setV1Limit(dir, LIMIT)
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-flight-'))
   t.after(() => fs.rmSync(work, { recursive: true, force: true }))
   const file = path.join(work, 'termination-log')
   const child = holdInCgroup(t, dir, file)
+  holder = true
+  t.after(() => h.removeCgroup(dir))
   const ready = await child.ready
   assert.equal(ready.limitBytes, LIMIT)
   const read = () => {
