@@ -146,9 +146,13 @@ fn reports_malloc(f: Found) -> bool {
     })
 }
 
-/// The probe's size: above glibc's default mmap threshold (a block of its
-/// own) but small.
-const PROBE: usize = 1 << 20;
+/// The probe's size: below glibc's mmap threshold (128 KiB by default), so
+/// the block comes from an arena. A block above it would be mmapped, and
+/// freeing an mmapped block raises glibc's dynamic mmap threshold to its
+/// size: every later allocation up to that size would then come from the
+/// arenas and stay resident after free (measured: a process that freed
+/// 230 MiB of 1 MiB Buffers kept its RSS, and its cgroup stayed at 92%).
+const PROBE: usize = 64 << 10;
 
 fn look_up() -> Found {
     let two = symbol(c"mallinfo2");
