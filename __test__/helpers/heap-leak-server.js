@@ -55,14 +55,6 @@ function shortLived() {
   return tmp.length
 }
 
-if (!isMainThread) {
-  // The worker: the monitor and the leak live here.
-  const oomguard = require(path.resolve(workerData.pkgDir))
-  report(oomguard.watch({ lastWords: { path: workerData.lastWords }, heapProfile: { start: workerData.start, dir: workerData.dir } }))
-  parentPort.on('message', (n) => parentPort.postMessage(retainOrders(n)))
-  return
-}
-
 const [framework, lastWords, dir, pkgDir, start = 'threshold'] = process.argv.slice(2)
 const PER_REQUEST = 400 // objects: ~64 KiB with their strings
 
@@ -81,7 +73,12 @@ function announce(port) {
   process.stdout.write(`OOMGUARD_LEAK ${JSON.stringify({ port, pid: process.pid })}\n`)
 }
 
-if (framework === 'worker') {
+if (!isMainThread) {
+  // The worker: the monitor and the leak live here.
+  const oomguard = require(path.resolve(workerData.pkgDir))
+  report(oomguard.watch({ lastWords: { path: workerData.lastWords }, heapProfile: { start: workerData.start, dir: workerData.dir } }))
+  parentPort.on('message', (n) => parentPort.postMessage(retainOrders(n)))
+} else if (framework === 'worker') {
   const worker = new Worker(__filename, { workerData: { pkgDir, lastWords, dir, start } })
   const waiting = []
   worker.on('message', (n) => waiting.shift()?.(n))
