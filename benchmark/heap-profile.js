@@ -93,7 +93,9 @@ async function main() {
       for (const mode of MODES) results[mode].push(await cell(mode, roots))
     }
     const base = median(results.off.map((r) => r.rps))
-    console.log(`heap-profile overhead: express /items, autocannon 10 connections, ${SECONDS} s per cell, ${ROUNDS} rounds interleaved, node ${process.version}, load ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs`)
+    console.log(
+      `heap-profile overhead: express /items, autocannon 10 connections, ${SECONDS} s per cell, ${ROUNDS} rounds interleaved, node ${process.version}, load ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs`,
+    )
     console.log('| mode | requests/s (median) | vs off | p99 latency ms (median) | errors |')
     console.log('| --- | --- | --- | --- | --- |')
     for (const mode of MODES) {

@@ -325,9 +325,7 @@ class PlainCgroupReader {
       rssBytes,
       hostTotalBytes: meminfo.total,
       hostAvailableBytes: meminfo.available,
-      v8: usage
-        ? { rssBytes: usage.rss, heapTotalBytes: usage.heapTotal, heapUsedBytes: usage.heapUsed, externalBytes: usage.external }
-        : null,
+      v8: usage ? { rssBytes: usage.rss, heapTotalBytes: usage.heapTotal, heapUsedBytes: usage.heapUsed, externalBytes: usage.external } : null,
     }
     const f = this.files
     if (f) {
@@ -382,7 +380,7 @@ class PlainCgroupReader {
       const text = this.textOptional(this.pressureFile)
       if (text !== null) out.pressure = { scope: this.pressureScope || 'system', ...parsePressure(text) }
     }
-    const basis = out.workingSetBytes ?? out.usageBytes ?? (meminfo.total - meminfo.available)
+    const basis = out.workingSetBytes ?? out.usageBytes ?? meminfo.total - meminfo.available
     if (out.limitBytes) {
       out.usageRatio = basis / out.limitBytes
       out.headroomBytes = out.limitBytes - basis

@@ -145,8 +145,7 @@ function versions() {
 function describeMachine(m, v) {
   return [
     `machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryMiB} MiB, ${m.kernel} (${m.arch}), cgroup v${m.cgroupVersion}, load ${m.loadavg.join(' ')}`,
-    `versions: node ${v.node}, oomguard ${v.oomguard}` +
-      (v.addon ? ` (${v.addon.file} sha256 ${v.addon.sha256}, built ${v.addon.built}, HEAD ${v.addon.commit})` : ''),
+    `versions: node ${v.node}, oomguard ${v.oomguard}` + (v.addon ? ` (${v.addon.file} sha256 ${v.addon.sha256}, built ${v.addon.built}, HEAD ${v.addon.commit})` : ''),
   ].join('\n')
 }
 

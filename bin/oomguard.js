@@ -241,9 +241,7 @@ function main() {
   // only when none did (the numbers are then plain reads).
   const sayNative = opts.root === undefined || !nativeAddon.loaded
   const text = () => render(report, { color: useColor(process.stdout, process.env) })
-  const out = opts.json
-    ? `${JSON.stringify(sayNative ? { ...report, nativeAddon } : report, null, 2)}\n`
-    : sayNative ? withNativeLines(text()) : text()
+  const out = opts.json ? `${JSON.stringify(sayNative ? { ...report, nativeAddon } : report, null, 2)}\n` : sayNative ? withNativeLines(text()) : text()
   if (opts.strict && report.summary.fail > 0) process.exitCode = 1
   output(out)
 }

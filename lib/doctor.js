@@ -90,7 +90,7 @@ function limitOrigin(m) {
   if (m.source === 'host') {
     return cg
       ? `the host's MemTotal (/proc/meminfo): this process's memory cgroup was found, but neither it nor any parent has a memory limit (${filesOf(cg.version).limit} is unlimited all the way up)`
-      : 'no memory cgroup: the host\'s MemTotal (/proc/meminfo)'
+      : "no memory cgroup: the host's MemTotal (/proc/meminfo)"
   }
   return 'no limit found (neither a cgroup limit nor /proc/meminfo)'
 }
@@ -140,9 +140,7 @@ function nodeSizing(m, defaultHeapLimitBytes, measured) {
   let text
   if (!cg || (m.source === 'host' && !isNum(m.leafLimitBytes) && !isNum(m.leafHighBytes))) {
     from = 'host'
-    text = cg
-      ? `the host's memory (${bytes(c)}): this cgroup has no ${maxFile} or ${highFile} of its own and no parent has a limit.`
-      : `the host's memory (${bytes(c)}): there is no memory cgroup.`
+    text = cg ? `the host's memory (${bytes(c)}): this cgroup has no ${maxFile} or ${highFile} of its own and no parent has a limit.` : `the host's memory (${bytes(c)}): there is no memory cgroup.`
   } else if (!isNum(m.leafLimitBytes) && !isNum(m.leafHighBytes)) {
     from = 'host'
     text = `the host's memory (${bytes(c)}), not the limit of ${bytes(m.limitBytes)}: libuv reads ${maxFile} and ${highFile} of the process's own cgroup only, and this cgroup has neither; the limit is on a parent.`
@@ -164,17 +162,14 @@ function nodeSizing(m, defaultHeapLimitBytes, measured) {
 function heapSection(m, env) {
   const limit = isContainerSource(m.source) ? m.limitBytes : null
   const heap = m.v8 ? m.v8.heapSizeLimitBytes : null
-  const diag =
-    m.diagnoses.find((d) => d.code === HEAP_ABOVE.code) ||
-    m.diagnoses.find((d) => d.code === HEAP_NEAR.code) ||
-    null
+  const diag = m.diagnoses.find((d) => d.code === HEAP_ABOVE.code) || m.diagnoses.find((d) => d.code === HEAP_NEAR.code) || null
   const advice = limit !== null && env.heapAdvice && Array.isArray(env.heapAdvice.options) && env.heapAdvice.options.length ? env.heapAdvice : null
   const from = env.heapLimitFrom === 'flag' ? 'flag' : 'process'
   let verdict
   let message
   if (!isNum(heap)) {
     verdict = 'unknown'
-    message = 'V8\'s heap limit is not known.'
+    message = "V8's heap limit is not known."
   } else if (limit === null) {
     verdict = 'unknown'
     message = 'There is no container limit to compare the heap limit with.'
@@ -186,22 +181,21 @@ function heapSection(m, env) {
     message = `The V8 heap limit (${bytes(heap)}) ${relation} the container limit (${bytes(limit)}): ${w.consequence}.`
   } else {
     verdict = 'pass'
-    message = heap < limit * HEAP_BAND.low
-      ? `The V8 heap limit (${bytes(heap)}) is ${pct(heap / limit)} of the container limit (${bytes(limit)}), below ${bandText}: safe, and the heap could be larger.`
-      : `The V8 heap limit (${bytes(heap)}) is ${pct(heap / limit)} of the container limit (${bytes(limit)}), within ${bandText}: no change needed.`
+    message =
+      heap < limit * HEAP_BAND.low
+        ? `The V8 heap limit (${bytes(heap)}) is ${pct(heap / limit)} of the container limit (${bytes(limit)}), below ${bandText}: safe, and the heap could be larger.`
+        : `The V8 heap limit (${bytes(heap)}) is ${pct(heap / limit)} of the container limit (${bytes(limit)}), within ${bandText}: no change needed.`
   }
   const rec = diag ? diag.recommendedMaxOldSpaceSizeMib : null
   let recommendation = null
   if (diag) {
-    recommendation = advice
-      ? `NODE_OPTIONS="${advice.options[0].nodeOptions}"`
-      : `NODE_OPTIONS="${diag.percentageNodeOptions || diag.nodeOptions}"`
+    recommendation = advice ? `NODE_OPTIONS="${advice.options[0].nodeOptions}"` : `NODE_OPTIONS="${diag.percentageNodeOptions || diag.nodeOptions}"`
   }
   return {
     heapSizeLimitBytes: isNum(heap) ? heap : null,
     from,
-    nodeVersion: from === 'process' ? env.nodeVersion ?? null : null,
-    nodeOptions: from === 'process' ? env.nodeOptions ?? null : null,
+    nodeVersion: from === 'process' ? (env.nodeVersion ?? null) : null,
+    nodeOptions: from === 'process' ? (env.nodeOptions ?? null) : null,
     containerLimitBytes: limit,
     ratio: limit !== null && isNum(heap) ? heap / limit : null,
     band: { ...HEAP_BAND },
@@ -252,7 +246,7 @@ function swapSection(m) {
   if (swap === null) {
     message = 'The kernel accounts no swap for this cgroup (no swap files): the OOM killer acts when memory reaches the limit.'
   } else if (hostSwap === 0) {
-    message = 'The host has no swap space (SwapTotal 0 in /proc/meminfo), so nothing can be swapped out whatever the cgroup\'s swap limit says: the OOM killer acts when memory reaches the limit.'
+    message = "The host has no swap space (SwapTotal 0 in /proc/meminfo), so nothing can be swapped out whatever the cgroup's swap limit says: the OOM killer acts when memory reaches the limit."
   } else if (swapLimit === 0) {
     message = 'This cgroup may not swap (swap limit 0): the OOM killer acts when memory reaches the limit.'
   } else {
@@ -260,7 +254,7 @@ function swapSection(m) {
       `With swap, the kernel OOM-kills only when memory and swap have both reached their limits (memory ${memLimit}, ` +
       `swap ${swapLimit === null ? `no limit of its own: up to the host's swap${hostSwap === null ? '' : ` (${bytes(hostSwap)})`}` : bytes(swapLimit)}); until then it moves ` +
       'anonymous memory out to swap and the service slows down first.' +
-      (hostSwap === null ? ' The host\'s swap space is unknown (no SwapTotal in /proc/meminfo): without any, the memory limit alone decides.' : '')
+      (hostSwap === null ? " The host's swap space is unknown (no SwapTotal in /proc/meminfo): without any, the memory limit alone decides." : '')
   }
   return { peakBytes: isNum(m.peakBytes) ? m.peakBytes : null, swapBytes: swap, swapLimitBytes: swapLimit, hostSwapTotalBytes: hostSwap, message }
 }
@@ -299,10 +293,9 @@ function check(id, title, status, detail, howTo, command) {
 
 const POD_HOW_TO =
   'from inside a container only its own cgroup is visible. Check that every container in the pod ' +
-  '(sidecars and init containers included) has resources.limits.memory, and that this container\'s limit ' +
+  "(sidecars and init containers included) has resources.limits.memory, and that this container's limit " +
   'is the one the heap was sized for:'
-const POD_COMMAND =
-  'kubectl get pod POD -o jsonpath=\'{range .spec.containers[*]}{.name}{"\\t"}{.resources.limits.memory}{"\\n"}{end}\''
+const POD_COMMAND = 'kubectl get pod POD -o jsonpath=\'{range .spec.containers[*]}{.name}{"\\t"}{.resources.limits.memory}{"\\n"}{end}\''
 
 function checks(m, heap, env) {
   const out = []
@@ -311,57 +304,114 @@ function checks(m, heap, env) {
 
   // 1. A limit at all.
   if (m.cgroup && !m.cgroup.resolved) {
-    out.push(check('limit-set', 'a memory limit is set on this container', 'warn',
-      `The cgroup directory for ${m.cgroup.path} was not found; the mount point is read instead, so ${bytes(m.limitBytes)} may be another cgroup's limit.`,
-      'kubectl describe pod (Limits: memory) or docker inspect --format \'{{.HostConfig.Memory}}\'.'))
+    out.push(
+      check(
+        'limit-set',
+        'a memory limit is set on this container',
+        'warn',
+        `The cgroup directory for ${m.cgroup.path} was not found; the mount point is read instead, so ${bytes(m.limitBytes)} may be another cgroup's limit.`,
+        "kubectl describe pod (Limits: memory) or docker inspect --format '{{.HostConfig.Memory}}'.",
+      ),
+    )
   } else if (limit !== null) {
-    out.push(check('limit-set', 'a memory limit is set on this container', 'pass',
-      `${bytes(limit)} from ${limitOrigin(m)}.`))
+    out.push(check('limit-set', 'a memory limit is set on this container', 'pass', `${bytes(limit)} from ${limitOrigin(m)}.`))
   } else if (m.cgroup) {
-    out.push(check('limit-set', 'a memory limit is set on this container', 'warn',
-      `No limit on this cgroup or any parent; the host's ${bytes(m.hostTotalBytes)} is the only ceiling. Set a container memory limit (resources.limits.memory, docker run -m).`))
+    out.push(
+      check(
+        'limit-set',
+        'a memory limit is set on this container',
+        'warn',
+        `No limit on this cgroup or any parent; the host's ${bytes(m.hostTotalBytes)} is the only ceiling. Set a container memory limit (resources.limits.memory, docker run -m).`,
+      ),
+    )
   } else {
-    out.push(check('limit-set', 'a memory limit is set on this container', 'warn',
-      `Not in a memory cgroup: the numbers are the host's (${bytes(m.hostTotalBytes)}). In a container, the memory controller is not visible or not enabled.`))
+    out.push(
+      check(
+        'limit-set',
+        'a memory limit is set on this container',
+        'warn',
+        `Not in a memory cgroup: the numbers are the host's (${bytes(m.hostTotalBytes)}). In a container, the memory controller is not visible or not enabled.`,
+      ),
+    )
   }
 
   // 2 and 3. The heap limit against the container limit.
   const heapMib = heap.heapSizeLimitBytes === null ? 'n/a' : bytes(heap.heapSizeLimitBytes)
   if (heap.verdict === 'unknown') {
-    const how = heap.heapSizeLimitBytes === null
-      ? 'pass the service\'s heap limit with --heap-limit MiB.'
-      : `run the doctor where the limit is set (inside the container), or compare by hand: the heap limit (${heapMib}) should be ${bandText} of the container limit.`
+    const how =
+      heap.heapSizeLimitBytes === null
+        ? "pass the service's heap limit with --heap-limit MiB."
+        : `run the doctor where the limit is set (inside the container), or compare by hand: the heap limit (${heapMib}) should be ${bandText} of the container limit.`
     out.push(check('heap-below-limit', 'V8 heap limit set below the container limit', 'manual', heap.message, how))
-    out.push(check('native-headroom', 'headroom for native memory and page cache', 'manual',
-      `${bandText} of the limit should go to the V8 heap; the rest is for Buffers, native code, thread stacks, page cache and kernel memory.`, how))
+    out.push(
+      check(
+        'native-headroom',
+        'headroom for native memory and page cache',
+        'manual',
+        `${bandText} of the limit should go to the V8 heap; the rest is for Buffers, native code, thread stacks, page cache and kernel memory.`,
+        how,
+      ),
+    )
   } else {
     const above = heap.verdict === 'fail'
-    out.push(check('heap-below-limit', 'V8 heap limit set below the container limit', above ? 'fail' : 'pass',
-      `Heap limit ${heapMib} is ${pct(heap.ratio)} of ${bytes(limit)}${above ? `: the kernel kills before V8 runs out of heap. Use ${heap.recommendation}.` : '.'}`))
+    out.push(
+      check(
+        'heap-below-limit',
+        'V8 heap limit set below the container limit',
+        above ? 'fail' : 'pass',
+        `Heap limit ${heapMib} is ${pct(heap.ratio)} of ${bytes(limit)}${above ? `: the kernel kills before V8 runs out of heap. Use ${heap.recommendation}.` : '.'}`,
+      ),
+    )
     const left = limit - heap.heapSizeLimitBytes
-    out.push(check('native-headroom', 'headroom for native memory and page cache', heap.verdict,
-      heap.verdict === 'pass'
-        ? `${bytes(left)} (${pct(left / limit)}) of the limit is outside the heap limit for Buffers, native code, thread stacks and page cache.`
-        : `${left > 0 ? `Only ${bytes(left)} (${pct(left / limit)})` : 'Nothing'} of the limit is left outside the heap limit for Buffers, native code, thread stacks and page cache; keep the heap limit within ${bandText} of the limit${heap.recommendation ? `: ${heap.recommendation}` : ''}.`))
+    out.push(
+      check(
+        'native-headroom',
+        'headroom for native memory and page cache',
+        heap.verdict,
+        heap.verdict === 'pass'
+          ? `${bytes(left)} (${pct(left / limit)}) of the limit is outside the heap limit for Buffers, native code, thread stacks and page cache.`
+          : `${left > 0 ? `Only ${bytes(left)} (${pct(left / limit)})` : 'Nothing'} of the limit is left outside the heap limit for Buffers, native code, thread stacks and page cache; keep the heap limit within ${bandText} of the limit${heap.recommendation ? `: ${heap.recommendation}` : ''}.`,
+      ),
+    )
   }
 
   // 4. Worker threads: each has its own heap.
   const workers = env.workers
   const workerTitle = 'worker threads counted (each has its own V8 heap)'
   if (limit === null || heap.heapSizeLimitBytes === null) {
-    out.push(check('workers', workerTitle, 'manual', 'No container limit or heap limit to count them against.',
-      'each worker_threads Worker has its own V8 heap, as large as the main thread\'s unless resourceLimits says otherwise: (1 + workers) x the heap limit must fit in the container limit.'))
+    out.push(
+      check(
+        'workers',
+        workerTitle,
+        'manual',
+        'No container limit or heap limit to count them against.',
+        "each worker_threads Worker has its own V8 heap, as large as the main thread's unless resourceLimits says otherwise: (1 + workers) x the heap limit must fit in the container limit.",
+      ),
+    )
   } else if (isNum(workers)) {
     const total = heap.heapSizeLimitBytes * (1 + workers)
     const status = total >= limit ? 'fail' : total > limit * HEAP_BAND.high ? 'warn' : 'pass'
-    out.push(check('workers', workerTitle, status,
-      `(1 + ${workers}) x ${heapMib} = ${bytes(total)}, ${pct(total / limit)} of ${bytes(limit)}.` +
-        (status === 'pass' ? '' : ' Give each worker resourceLimits.maxOldGenerationSizeMb, or lower --max-old-space-size, so that all heaps together stay at or below ' +
-          `${HEAP_BAND.high * 100}% of the limit.`)))
+    out.push(
+      check(
+        'workers',
+        workerTitle,
+        status,
+        `(1 + ${workers}) x ${heapMib} = ${bytes(total)}, ${pct(total / limit)} of ${bytes(limit)}.` +
+          (status === 'pass'
+            ? ''
+            : ' Give each worker resourceLimits.maxOldGenerationSizeMb, or lower --max-old-space-size, so that all heaps together stay at or below ' + `${HEAP_BAND.high * 100}% of the limit.`),
+      ),
+    )
   } else {
-    out.push(check('workers', workerTitle, 'manual',
-      'The doctor cannot see the service\'s worker threads (another process).',
-      `each worker_threads Worker has its own V8 heap, as large as the main thread's (${heapMib}) unless resourceLimits.maxOldGenerationSizeMb says otherwise: (1 + workers) x the heap limit must stay at or below ${HEAP_BAND.high * 100}% of ${bytes(limit)}. Rerun with --workers N to check.`))
+    out.push(
+      check(
+        'workers',
+        workerTitle,
+        'manual',
+        "The doctor cannot see the service's worker threads (another process).",
+        `each worker_threads Worker has its own V8 heap, as large as the main thread's (${heapMib}) unless resourceLimits.maxOldGenerationSizeMb says otherwise: (1 + workers) x the heap limit must stay at or below ${HEAP_BAND.high * 100}% of ${bytes(limit)}. Rerun with --workers N to check.`,
+      ),
+    )
   }
 
   // 5. Usage now: the service's, without the doctor's own processes.
@@ -369,35 +419,60 @@ function checks(m, heap, env) {
   if (doc && isNum(doc.usageRatio)) {
     const r = doc.usageRatio
     const status = r >= USAGE_FAIL ? 'fail' : r >= USAGE_WARN ? 'warn' : 'pass'
-    out.push(check('usage-now', `usage now below ${USAGE_WARN * 100}% of the limit`, status,
-      `working set without this doctor ${bytes(doc.workingSetBytes)} is ${pct(r)} of ${bytes(m.limitBytes)}; ${bytes(doc.headroomBytes)} headroom ` +
-        `(the doctor's own ${bytes(doc.bytes)} not counted: with it, ${pct(m.usageRatio)}).`))
+    out.push(
+      check(
+        'usage-now',
+        `usage now below ${USAGE_WARN * 100}% of the limit`,
+        status,
+        `working set without this doctor ${bytes(doc.workingSetBytes)} is ${pct(r)} of ${bytes(m.limitBytes)}; ${bytes(doc.headroomBytes)} headroom ` +
+          `(the doctor's own ${bytes(doc.bytes)} not counted: with it, ${pct(m.usageRatio)}).`,
+      ),
+    )
   } else if (isNum(m.usageRatio)) {
     const r = m.usageRatio
     const status = r >= USAGE_FAIL ? 'fail' : r >= USAGE_WARN ? 'warn' : 'pass'
     const what = basisName(m)
-    out.push(check('usage-now', `usage now below ${USAGE_WARN * 100}% of the limit`, status,
-      `${what} ${bytes(m.basisBytes)} is ${pct(r)} of ${bytes(m.limitBytes)}; ${bytes(m.headroomBytes)} headroom.`))
+    out.push(
+      check('usage-now', `usage now below ${USAGE_WARN * 100}% of the limit`, status, `${what} ${bytes(m.basisBytes)} is ${pct(r)} of ${bytes(m.limitBytes)}; ${bytes(m.headroomBytes)} headroom.`),
+    )
   } else {
-    const partly = isNum(m.usageBytes) && isNum(m.limitBytes)
-      ? `Usage is ${bytes(m.usageBytes)} (${pct(m.usageBytes / m.limitBytes)} of the limit), but the working set (usage minus inactive page cache, from memory.stat) could not be read.`
-      : 'Usage could not be read.'
-    out.push(check('usage-now', `usage now below ${USAGE_WARN * 100}% of the limit`, 'manual', partly,
-      'kubectl top pod (it shows the working set), or memory.current / memory.usage_in_bytes minus inactive_file from memory.stat.'))
+    const partly =
+      isNum(m.usageBytes) && isNum(m.limitBytes)
+        ? `Usage is ${bytes(m.usageBytes)} (${pct(m.usageBytes / m.limitBytes)} of the limit), but the working set (usage minus inactive page cache, from memory.stat) could not be read.`
+        : 'Usage could not be read.'
+    out.push(
+      check(
+        'usage-now',
+        `usage now below ${USAGE_WARN * 100}% of the limit`,
+        'manual',
+        partly,
+        'kubectl top pod (it shows the working set), or memory.current / memory.usage_in_bytes minus inactive_file from memory.stat.',
+      ),
+    )
   }
 
   // 6. Earlier OOM kills.
   const kills = m.events ? m.events.oomKill : null
   const killFile = oomKillFile(m)
   if (isNum(kills)) {
-    out.push(check('oom-kills', 'no earlier OOM kills in this cgroup', kills > 0 ? 'warn' : 'pass',
-      kills > 0
-        ? `The kernel has OOM-killed ${kills} process${kills === 1 ? '' : 'es'} in this cgroup (oom_kill in ${killFile}).`
-        : `oom_kill is 0 in ${killFile}.`))
+    out.push(
+      check(
+        'oom-kills',
+        'no earlier OOM kills in this cgroup',
+        kills > 0 ? 'warn' : 'pass',
+        kills > 0 ? `The kernel has OOM-killed ${kills} process${kills === 1 ? '' : 'es'} in this cgroup (oom_kill in ${killFile}).` : `oom_kill is 0 in ${killFile}.`,
+      ),
+    )
   } else {
-    out.push(check('oom-kills', 'no earlier OOM kills in this cgroup', 'manual',
-      m.cgroup ? `${killFile} could not be read.` : 'Not in a memory cgroup: there is no per-container OOM-kill counter.',
-      'kubectl describe pod (Last State: Terminated, Reason: OOMKilled, Exit Code: 137), or dmesg | grep -i "killed process".'))
+    out.push(
+      check(
+        'oom-kills',
+        'no earlier OOM kills in this cgroup',
+        'manual',
+        m.cgroup ? `${killFile} could not be read.` : 'Not in a memory cgroup: there is no per-container OOM-kill counter.',
+        'kubectl describe pod (Last State: Terminated, Reason: OOMKilled, Exit Code: 137), or dmesg | grep -i "killed process".',
+      ),
+    )
   }
 
   // 7. Pressure.
@@ -406,11 +481,24 @@ function checks(m, heap, env) {
     const some = p.some.avg10
     const full = p.full ? p.full.avg10 : 0
     const status = full >= PRESSURE_FULL_FAIL ? 'fail' : some >= PRESSURE_SOME_WARN || full >= PRESSURE_FULL_WARN ? 'warn' : 'pass'
-    out.push(check('pressure', 'memory pressure low', status,
-      `some ${some.toFixed(2)}%, full ${p.full ? `${full.toFixed(2)}%` : 'n/a'} (avg10, ${p.scope === 'cgroup' ? 'this cgroup' : 'system-wide: the host\'s, not this container\'s'}).`))
+    out.push(
+      check(
+        'pressure',
+        'memory pressure low',
+        status,
+        `some ${some.toFixed(2)}%, full ${p.full ? `${full.toFixed(2)}%` : 'n/a'} (avg10, ${p.scope === 'cgroup' ? 'this cgroup' : "system-wide: the host's, not this container's"}).`,
+      ),
+    )
   } else {
-    out.push(check('pressure', 'memory pressure low', 'manual', 'No pressure stall information (PSI) on this kernel.',
-      'watch major page faults (pgmajfault in memory.stat) and latency; PSI needs a kernel with CONFIG_PSI and psi=1.'))
+    out.push(
+      check(
+        'pressure',
+        'memory pressure low',
+        'manual',
+        'No pressure stall information (PSI) on this kernel.',
+        'watch major page faults (pgmajfault in memory.stat) and latency; PSI needs a kernel with CONFIG_PSI and psi=1.',
+      ),
+    )
   }
 
   // 7b. Stuck at the limit now (needs an earlier reading to take rates from).
@@ -419,12 +507,18 @@ function checks(m, heap, env) {
   // 8. Files readable.
   if (m.cgroup) {
     const bad = m.diagnoses.filter((d) => d.code === 'CGROUP_FILE_UNREADABLE')
-    out.push(check('files-readable', 'cgroup memory files readable', bad.length ? 'warn' : 'pass',
-      bad.length ? `Could not read ${bad.map((d) => d.path).join(', ')}; what comes from ${bad.length === 1 ? 'it' : 'them'} is unknown.` : `Read from ${m.cgroup.dir}.`))
+    out.push(
+      check(
+        'files-readable',
+        'cgroup memory files readable',
+        bad.length ? 'warn' : 'pass',
+        bad.length ? `Could not read ${bad.map((d) => d.path).join(', ')}; what comes from ${bad.length === 1 ? 'it' : 'them'} is unknown.` : `Read from ${m.cgroup.dir}.`,
+      ),
+    )
   }
 
   // 9. The pod.
-  let podDetail = 'Not checkable from inside: other containers\' limits are not visible here.'
+  let podDetail = "Not checkable from inside: other containers' limits are not visible here."
   if (codes.has('NO_LIMIT') || !m.cgroup) podDetail = 'Not checkable from inside, and this container has no limit of its own.'
   else if (isNum(m.cgroupLimitBytes) && (m.leafLimitBytes === null || m.cgroupLimitBytes < m.leafLimitBytes)) {
     podDetail = `A parent cgroup (the pod's, on Kubernetes) has the lower limit (${bytes(m.cgroupLimitBytes)}), shared by every container in it.`
@@ -596,7 +690,10 @@ function render(report, options) {
   const mem = report.memory
   row('limit', `${bytes(report.limit.bytes)}${isNum(report.limit.highBytes) ? `, memory.high ${bytes(report.limit.highBytes)} (throttling starts there)` : ''}`)
   row('usage', `${bytes(mem.usageBytes)}${isNum(mem.usageBytes) && isNum(report.limit.bytes) ? ` (${pct(mem.usageBytes / report.limit.bytes)})` : ''}`)
-  row('working set', `${bytes(mem.workingSetBytes)}${isNum(mem.workingSetBytes) && isNum(report.limit.bytes) ? ` (${pct(mem.workingSetBytes / report.limit.bytes)}; usage minus inactive page cache)` : ''}`)
+  row(
+    'working set',
+    `${bytes(mem.workingSetBytes)}${isNum(mem.workingSetBytes) && isNum(report.limit.bytes) ? ` (${pct(mem.workingSetBytes / report.limit.bytes)}; usage minus inactive page cache)` : ''}`,
+  )
   row('headroom', isNum(mem.headroomBytes) ? `${bytes(mem.headroomBytes)} (limit minus ${basisName(mem)})` : 'n/a')
   const doc = mem.doctor
   if (doc) {
@@ -622,7 +719,7 @@ function render(report, options) {
   else {
     const about = [h.nodeVersion && `node ${h.nodeVersion}`, h.nodeOptions && `NODE_OPTIONS=${JSON.stringify(h.nodeOptions)}`].filter(Boolean)
     row('from', `this doctor process${about.length ? ` (${about.join(', ')})` : ''}`)
-    L.push(...wrap('The service\'s heap limit is the same only if it runs the same node with the same flags; if not, pass its limit with --heap-limit MiB.', 66, '                '))
+    L.push(...wrap("The service's heap limit is the same only if it runs the same node with the same flags; if not, pass its limit with --heap-limit MiB.", 66, '                '))
   }
   const [vText, vStyle] = VERDICT[h.verdict]
   row('verdict', c[vStyle](c.bold(vText)))
@@ -641,9 +738,7 @@ function render(report, options) {
       L.push(`${pad}${i === 0 ? '' : 'or '}${c.bold(`NODE_OPTIONS="${o.nodeOptions}"`)}${why}`)
       L.push(`${pad}  ${o.measured ? 'measured' : 'modelled'}: heap limit ${bytes(o.heapSizeLimitBytes)} (${pct(o.ratio)} of the limit)${o.inBand ? '' : `, outside ${bandText}`}`)
     })
-    const how = a.measured
-      ? 'Measured: the same node binary started with each NODE_OPTIONS in this cgroup, reading v8.getHeapStatistics().heap_size_limit.'
-      : a.note || 'Modelled, not measured.'
+    const how = a.measured ? 'Measured: the same node binary started with each NODE_OPTIONS in this cgroup, reading v8.getHeapStatistics().heap_size_limit.' : a.note || 'Modelled, not measured.'
     L.push(...wrap(how, 66, pad))
   }
 
@@ -658,7 +753,7 @@ function render(report, options) {
     const line = (l) => (l ? `${l.avg10.toFixed(2)}% / ${l.avg60.toFixed(2)}% / ${l.avg300.toFixed(2)}%` : 'n/a')
     row('some', `${line(p.some)} (avg10 / avg60 / avg300)`)
     row('full', line(p.full))
-    row('scope', p.scope === 'cgroup' ? 'this cgroup (memory.pressure)' : 'system-wide (/proc/pressure/memory): the host\'s, not this container\'s')
+    row('scope', p.scope === 'cgroup' ? 'this cgroup (memory.pressure)' : "system-wide (/proc/pressure/memory): the host's, not this container's")
   } else {
     row('pressure', 'n/a (no PSI on this kernel)')
   }
@@ -666,12 +761,18 @@ function render(report, options) {
   const sw = report.swap
   if (sw) {
     head('peak and swap')
-    row('peak', `${bytes(sw.peakBytes)}${isNum(sw.peakBytes) && isNum(report.limit.bytes) ? ` (${pct(sw.peakBytes / report.limit.bytes)} of the limit; the most charged since the cgroup was created)` : ''}`)
-    row('swap', sw.swapBytes === null
-      ? 'not accounted'
-      : sw.hostSwapTotalBytes === 0
-        ? 'none: the host has no swap space'
-        : `${bytes(sw.swapBytes)} in use, ${sw.swapLimitBytes === null ? 'no swap limit of its own' : `limit ${bytes(sw.swapLimitBytes)}`}`)
+    row(
+      'peak',
+      `${bytes(sw.peakBytes)}${isNum(sw.peakBytes) && isNum(report.limit.bytes) ? ` (${pct(sw.peakBytes / report.limit.bytes)} of the limit; the most charged since the cgroup was created)` : ''}`,
+    )
+    row(
+      'swap',
+      sw.swapBytes === null
+        ? 'not accounted'
+        : sw.hostSwapTotalBytes === 0
+          ? 'none: the host has no swap space'
+          : `${bytes(sw.swapBytes)} in use, ${sw.swapLimitBytes === null ? 'no swap limit of its own' : `limit ${bytes(sw.swapLimitBytes)}`}`,
+    )
     L.push(...wrap(sw.message, 66, '                '))
   }
 
@@ -689,11 +790,23 @@ function render(report, options) {
       L.push(`  ${String(x.pid).padStart(8)}  ${bytes(x.anonBytes).padStart(10)}  ${pct(x.share).padStart(6)}  ${bytes(x.rssBytes).padStart(10)}  ${x.command === null ? '?' : x.command}`)
     }
     if (pr.count > pr.largest.length) L.push(`  ... and ${pr.count - pr.largest.length} more`)
-    L.push(...wrap('Shares are of resident anonymous memory (RssAnon: resident minus shared in /proc/PID/statm), which each process put in this cgroup: they add up to at most 100%. RSS also counts mapped files (node\'s own binary, libraries), charged to whichever cgroup read them first, and can exceed the working set; shared memory (tmpfs, /dev/shm) is the cgroup\'s shmem above.', 66, '  '))
+    L.push(
+      ...wrap(
+        "Shares are of resident anonymous memory (RssAnon: resident minus shared in /proc/PID/statm), which each process put in this cgroup: they add up to at most 100%. RSS also counts mapped files (node's own binary, libraries), charged to whichever cgroup read them first, and can exceed the working set; shared memory (tmpfs, /dev/shm) is the cgroup's shmem above.",
+        66,
+        '  ',
+      ),
+    )
     const over = pr.largest.filter((x) => isNum(x.share) && x.share > 1).map((x) => `pid ${x.pid}`)
     if (isNum(pr.selfShare) && pr.selfShare > 1) over.push('this process')
     if (over.length) {
-      L.push(...wrap(`Over 100% (${over.join(', ')}): part of that memory is charged to another cgroup (on v1 a process moved here keeps the charges it made before), or shared with other processes after fork(), so counted in each.`, 66, '  '))
+      L.push(
+        ...wrap(
+          `Over 100% (${over.join(', ')}): part of that memory is charged to another cgroup (on v1 a process moved here keeps the charges it made before), or shared with other processes after fork(), so counted in each.`,
+          66,
+          '  ',
+        ),
+      )
     }
     const sum = pr.largest.reduce((a, x) => a + (isNum(x.share) ? x.share : 0), 0)
     if (!over.length && sum > 1) {
@@ -762,9 +875,13 @@ function stallCheck(m, e) {
   const now = lim ? lim.failures : m.events ? m.events[counter] : null
   const before = lim ? (limBefore ? limBefore.failures : null) : e.events ? e.events[counter] : null
   if (!(dt > 0) || !isNum(now) || !isNum(before)) {
-    return check('charge-failures', title, 'manual',
+    return check(
+      'charge-failures',
+      title,
+      'manual',
       m.cgroup ? `${counterName} could not be read twice.` : 'Not in a memory cgroup: no charge-failure counter.',
-      `read ${counterName} twice a second apart; a count rising fast while the working set sits at the limit, with memory pressure, is a service stuck at its limit that the kernel may never OOM-kill.`)
+      `read ${counterName} twice a second apart; a count rising fast while the working set sits at the limit, with memory pressure, is a service stuck at its limit that the kernel may never OOM-kill.`,
+    )
   }
   const rate = (now - before) / dt
   const parts = [`${Math.round(rate)} failed charges/s (${counterName}, over ${dt.toFixed(1)} s)`]
@@ -791,11 +908,19 @@ function stallCheck(m, e) {
   if (memswBinds) parts.push(`memory+swap ${pct(memsw)} of its limit, where the kernel counts no failed charges`)
   if (!(rate > 0) && !memswBinds) return check('charge-failures', title, 'pass', `${parts.join(', ')}.`)
   const stuck = ws !== null && ws >= 1 - margin && ((pressure !== null && pressure > 0) || (refaults !== null && refaults > 0))
-  return check('charge-failures', title, stuck ? 'fail' : 'warn',
-    `${parts.join(', ')}. ${stuck
-      ? 'The working set is at the limit and what is reclaimed is needed again: this looks like a stall, where the kernel keeps reclaiming and may never OOM-kill.'
-      : 'The kernel is reclaiming at the limit (page cache, most likely): fine while the working set stays well below it.'}`,
-    stuck ? 'size the V8 heap below the limit so that heap growth ends in a fast V8 failure with a stack trace, and let oomguard end a stall: watch({ onStall: { action: \'exit\', afterMs: 30000 } }) or OOMGUARD_ON_STALL=exit:30000.' : null)
+  return check(
+    'charge-failures',
+    title,
+    stuck ? 'fail' : 'warn',
+    `${parts.join(', ')}. ${
+      stuck
+        ? 'The working set is at the limit and what is reclaimed is needed again: this looks like a stall, where the kernel keeps reclaiming and may never OOM-kill.'
+        : 'The kernel is reclaiming at the limit (page cache, most likely): fine while the working set stays well below it.'
+    }`,
+    stuck
+      ? "size the V8 heap below the limit so that heap growth ends in a fast V8 failure with a stack trace, and let oomguard end a stall: watch({ onStall: { action: 'exit', afterMs: 30000 } }) or OOMGUARD_ON_STALL=exit:30000."
+      : null,
+  )
 }
 
 /**

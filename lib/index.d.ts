@@ -369,12 +369,7 @@ export interface WatchOptions {
    * each level and stall. `intervalBytes` (default 524288): mean bytes
    * between samples. `maxFiles` (20) and `maxBytes` (64 MiB) bound `dir`.
    */
-  heapProfile?:
-    | boolean
-    | 'threshold'
-    | 'start'
-    | 'off'
-    | { start?: 'threshold' | 'start' | 'off'; intervalBytes?: number; dir?: string; maxFiles?: number; maxBytes?: number }
+  heapProfile?: boolean | 'threshold' | 'start' | 'off' | { start?: 'threshold' | 'start' | 'off'; intervalBytes?: number; dir?: string; maxFiles?: number; maxBytes?: number }
   /** A directory that stands in for `/` (fixture trees). Default `/`. */
   root?: string
 }

@@ -261,12 +261,22 @@ function locate(root) {
   })
   const v1 = lines.find((l) => l.id !== '0' && l.controllers.includes('memory'))
   if (v1) {
-    const found = resolveDir(root, v1.path, visibleMounts(mounts, (m) => m.fsType === 'cgroup' && m.superOptions.includes('memory')), files)
+    const found = resolveDir(
+      root,
+      v1.path,
+      visibleMounts(mounts, (m) => m.fsType === 'cgroup' && m.superOptions.includes('memory')),
+      files,
+    )
     if (found) return { version: 1, path: v1.path, ...found }
   }
   const v2 = lines.find((l) => l.id === '0')
   if (v2) {
-    const found = resolveDir(root, v2.path, visibleMounts(mounts, (m) => m.fsType === 'cgroup2'), files)
+    const found = resolveDir(
+      root,
+      v2.path,
+      visibleMounts(mounts, (m) => m.fsType === 'cgroup2'),
+      files,
+    )
     if (found && exists(path.join(found.mountPoint, 'cgroup.controllers'))) {
       const controllers = tryText(path.join(found.mountPoint, 'cgroup.controllers'))
       if (controllers !== null && controllers.split(/\s+/).includes('memory')) return { version: 2, path: v2.path, ...found }

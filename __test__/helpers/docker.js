@@ -327,8 +327,8 @@ function importImage(build, image) {
  */
 function muslImage(t) {
   const binary = path.join(h.REPO_ROOT, `oomguard.${MUSL}.node`)
-  if (!fs.existsSync(binary)) return h.privileged(t, `oomguard.${MUSL}.node is not built: npm run build:all`), null
-  if (!runner(MUSL, MUSL_NODE, { fetch: false })) return h.privileged(t, `node ${MUSL_NODE} for ${MUSL} is not fetched: node scripts/toolchain.js runners`), null
+  if (!fs.existsSync(binary)) return (h.privileged(t, `oomguard.${MUSL}.node is not built: npm run build:all`), null)
+  if (!runner(MUSL, MUSL_NODE, { fetch: false })) return (h.privileged(t, `node ${MUSL_NODE} for ${MUSL} is not fetched: node scripts/toolchain.js runners`), null)
   if (state.muslError) throw state.muslError
   if (state.muslImage) return state.muslImage
   try {
@@ -338,8 +338,11 @@ function muslImage(t) {
     importImage(buildMuslRootfs, image)
     // npm install in the image, as in a Dockerfile's RUN: offline, from the tarballs.
     const name = h.uniqueName('oomguard-npm')
-    const npmInstall = 'node /usr/local/lib/node_modules/npm/bin/npm-cli.js install --offline --no-audit --no-fund --ignore-scripts --cache /tmp/npm-cache /tmp/pkgs/*.tgz && rm -rf /tmp/pkgs /tmp/npm-cache'
-    const r = docker(['run', '--name', name, '--network=none', '-w', '/app', '-e', 'PATH=/usr/local/bin:/usr/bin:/bin', '-e', 'npm_config_update_notifier=false', image, 'sh', '-c', npmInstall], { timeoutMs: 300_000 })
+    const npmInstall =
+      'node /usr/local/lib/node_modules/npm/bin/npm-cli.js install --offline --no-audit --no-fund --ignore-scripts --cache /tmp/npm-cache /tmp/pkgs/*.tgz && rm -rf /tmp/pkgs /tmp/npm-cache'
+    const r = docker(['run', '--name', name, '--network=none', '-w', '/app', '-e', 'PATH=/usr/local/bin:/usr/bin:/bin', '-e', 'npm_config_update_notifier=false', image, 'sh', '-c', npmInstall], {
+      timeoutMs: 300_000,
+    })
     if (r.code !== 0) throw new Error(`npm install in the Alpine-like image: exit ${r.code}\n${r.stdout}\n${r.stderr}`)
     dockerOk(['commit', name, image])
     dockerOk(['rm', name])

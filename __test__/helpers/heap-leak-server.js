@@ -63,7 +63,9 @@ function report(monitor) {
   const say = (kind) => (e) => {
     const hp = e.heapProfile
     const top = hp && hp.sites && hp.sites[0]
-    process.stdout.write(`OOMGUARD_EVENT ${JSON.stringify({ kind, level: e.level, t: Date.now(), skipped: hp ? hp.skipped : 'off', pauseMs: hp ? hp.pauseMs : null, ageMs: hp ? hp.ageMs : null, top: top ? `${top.functionName} ${top.file}:${top.line} ${top.share}` : null, file: hp ? hp.file : null, fileError: hp ? hp.fileError : null })}\n`)
+    process.stdout.write(
+      `OOMGUARD_EVENT ${JSON.stringify({ kind, level: e.level, t: Date.now(), skipped: hp ? hp.skipped : 'off', pauseMs: hp ? hp.pauseMs : null, ageMs: hp ? hp.ageMs : null, top: top ? `${top.functionName} ${top.file}:${top.line} ${top.share}` : null, file: hp ? hp.file : null, fileError: hp ? hp.fileError : null })}\n`,
+    )
   }
   monitor.on('threshold', say('threshold'))
   monitor.on('stall', say('stall'))
