@@ -108,7 +108,12 @@ function holdInCgroup(t, dir, lastWords) {
   const next = (what) =>
     new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no answer to ${what} in 30 s; stderr: ${err}`)), 30_000)
-      waiting.push({ resolve: (v) => (clearTimeout(timer), resolve(v)) })
+      waiting.push({
+        resolve: (v) => {
+          clearTimeout(timer)
+          resolve(v)
+        },
+      })
     })
   return {
     ready: next('start'),

@@ -55,22 +55,23 @@ test('one declaration: the defaults, the register variables and the exports come
 })
 
 test("thresholds with holes or non-numbers: a named TypeError, never napi's NumberExpected", () => {
-  // eslint-disable-next-line no-sparse-arrays
+  // biome-ignore lint/suspicious/noSparseArray: the hole is what is tested
   assert.throws(() => oomguard.watch({ thresholds: [0.5, ,] }), named(TypeError, /^options\.thresholds\[1\] must be a number, got a hole/))
-  // eslint-disable-next-line no-sparse-arrays
+  // biome-ignore lint/suspicious/noSparseArray: the hole is what is tested
   assert.throws(() => oomguard.watch({ thresholds: [, 0.5] }), named(TypeError, /^options\.thresholds\[0\] must be a number/))
   assert.throws(() => oomguard.watch({ thresholds: [0.5, '0.6'] }), named(TypeError, /^options\.thresholds\[1\] must be a number, got a string/))
   assert.throws(() => oomguard.watch({ thresholds: [0.5, { valueOf: () => 0.6 }] }), named(TypeError, /^options\.thresholds\[1\] must be a number, got an object/))
   assert.throws(() => oomguard.watch({ thresholds: new Array(3) }), named(TypeError, /^options\.thresholds\[0\] must be a number, got a hole/))
   // A hole is not filled from Array.prototype either.
-  Array.prototype[1] = 0.9 // eslint-disable-line no-extend-native
+  Array.prototype[1] = 0.9 // restored in finally
   try {
-    // eslint-disable-next-line no-sparse-arrays
+    // biome-ignore lint/suspicious/noSparseArray: the hole is what is tested
     assert.throws(() => oomguard.watch({ thresholds: [0.5, ,] }), named(TypeError, /^options\.thresholds\[1\]/))
   } finally {
     delete Array.prototype[1]
   }
-  assert.throws(() => oomguard.shed({ watch: { lastWords: false }, exclude: ['/a', , '/b'] }), named(TypeError, /^options\.exclude\[1\] must be a path string/)) // eslint-disable-line no-sparse-arrays
+  // biome-ignore lint/suspicious/noSparseArray: the hole is what is tested
+  assert.throws(() => oomguard.shed({ watch: { lastWords: false }, exclude: ['/a', , '/b'] }), named(TypeError, /^options\.exclude\[1\] must be a path string/))
 })
 
 test('a getter is read exactly once: what passed validation is what the monitor gets', (t) => {

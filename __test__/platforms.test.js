@@ -50,11 +50,20 @@ function childEnv(extra) {
 /** What a platform's run needs here: `{ run, binary, own }`, or null after skipping. */
 function need(t, platform, version) {
   const binary = path.join(h.REPO_ROOT, `${binaryName}.${platform}.node`)
-  if (!fs.existsSync(binary)) return (h.privileged(t, `${path.basename(binary)} is not built: npm run build:all`), null)
+  if (!fs.existsSync(binary)) {
+    h.privileged(t, `${path.basename(binary)} is not built: npm run build:all`)
+    return null
+  }
   const run = runner(platform, version, { fetch: false })
-  if (!run) return (h.privileged(t, `node ${version} for ${platform} is not fetched: node scripts/toolchain.js runners`), null)
+  if (!run) {
+    h.privileged(t, `node ${version} for ${platform} is not fetched: node scripts/toolchain.js runners`)
+    return null
+  }
   const s = h.v1Support()
-  if (s.reason) return (h.privileged(t, s.reason), null)
+  if (s.reason) {
+    h.privileged(t, s.reason)
+    return null
+  }
   return { run, binary, own: s.own }
 }
 

@@ -16,7 +16,6 @@
 // runs, untimed, before each batch, so no contender pays for another's garbage.
 // A contender's figure is the median over rounds of (batch time / calls).
 
-const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { PlainCgroupReader } = require('./plain-reader')

@@ -30,6 +30,7 @@ const path = require('node:path')
 
 // The "no limit" value cgroup v1 prints (PAGE_COUNTER_MAX * page size, 4 KiB pages);
 // anything at or above it is unlimited.
+// biome-ignore lint/correctness/noPrecisionLoss: exactly 2^63 - 4096, a double; written as the kernel prints it
 const V1_UNLIMITED = 9223372036854771712
 
 function readText(file) {
@@ -121,7 +122,7 @@ function resolveDir(root, cgroupPath, mounts) {
   for (const m of mounts) {
     let rel
     if (m.root === '/') rel = cgroupPath
-    else if (cgroupPath === m.root || cgroupPath.startsWith(m.root + '/')) rel = cgroupPath.slice(m.root.length)
+    else if (cgroupPath === m.root || cgroupPath.startsWith(`${m.root}/`)) rel = cgroupPath.slice(m.root.length)
     else continue
     if (best === null || m.root.length > best.mount.root.length) best = { mount: m, rel }
   }

@@ -22,7 +22,6 @@
 //                           [--sustain-ms 3000] [--after-ms 10000] [--memsw]
 //                           [--pagecache-runs 3] [--pagecache-seconds 15] [--json]
 
-const path = require('node:path')
 const u = require('./util')
 const h = require('../__test__/helpers/cgroup')
 const { coldNodeUnsupported } = require('../__test__/helpers/cold-node')

@@ -457,7 +457,7 @@ async function main() {
   result.checks = checks
 
   const json = JSON.stringify(result, null, 1)
-  if (opts.save) fs.writeFileSync(opts.save, json + '\n')
+  if (opts.save) fs.writeFileSync(opts.save, `${json}\n`)
   if (opts.json) {
     console.log(json)
   } else {

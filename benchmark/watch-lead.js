@@ -404,7 +404,7 @@ async function main() {
   const targetFailures = summary.filter((s) => s.target.applies && !s.target.pass)
 
   const json = JSON.stringify({ machine, versions: vers, method, summary, runs }, null, 1)
-  if (opts.save) fs.writeFileSync(opts.save, json + '\n')
+  if (opts.save) fs.writeFileSync(opts.save, `${json}\n`)
   if (opts.json) {
     console.log(json)
   } else {

@@ -399,7 +399,7 @@ function checks(m, heap, env) {
         `(1 + ${workers}) x ${heapMib} = ${bytes(total)}, ${pct(total / limit)} of ${bytes(limit)}.` +
           (status === 'pass'
             ? ''
-            : ' Give each worker resourceLimits.maxOldGenerationSizeMb, or lower --max-old-space-size, so that all heaps together stay at or below ' + `${HEAP_BAND.high * 100}% of the limit.`),
+            : ` Give each worker resourceLimits.maxOldGenerationSizeMb, or lower --max-old-space-size, so that all heaps together stay at or below ${HEAP_BAND.high * 100}% of the limit.`),
       ),
     )
   } else {

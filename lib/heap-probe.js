@@ -76,7 +76,7 @@ function probeRoom(metrics) {
   const need = PROBE_CHARGE_BYTES * PROBE_MARGIN
   const mib = (b) => `${(b / MiB).toFixed(1)} MiB`
   if (typeof limit !== 'number' || typeof ws !== 'number' || !(limit > 0)) {
-    return 'the working set could not be read, so there is no telling whether a probe (a node process, charged up to ' + `${mib(PROBE_CHARGE_BYTES)}) fits beside the service`
+    return `the working set could not be read, so there is no telling whether a probe (a node process, charged up to ${mib(PROBE_CHARGE_BYTES)}) fits beside the service`
   }
   const ceiling = limit * PROBE_CEILING
   if (ws + need <= ceiling) return null

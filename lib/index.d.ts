@@ -890,6 +890,7 @@ export declare const prometheus: {
 
 /** The part of a prom-client `Registry` that `registerPromClient()` uses. */
 export interface PromClientRegistryLike {
+  // biome-ignore lint/suspicious/noExplicitAny: a stand-in for prom-client's type (not a dependency): any fits every version
   registerMetric(metric: any): void
   getSingleMetric(name: string): unknown
   removeSingleMetric(name: string): void
@@ -935,10 +936,15 @@ export declare function registerPromClient(options?: PromClientOptions | null): 
 
 /** The part of an OpenTelemetry `Meter` that `observeMemory()` uses. */
 export interface OtelMeterLike {
+  // biome-ignore lint/suspicious/noExplicitAny: a stand-in for @opentelemetry/api's type (not a dependency): any fits every version
   createObservableGauge(name: string, options?: any): any
+  // biome-ignore lint/suspicious/noExplicitAny: a stand-in for @opentelemetry/api's type (not a dependency): any fits every version
   createObservableCounter(name: string, options?: any): any
+  // biome-ignore lint/suspicious/noExplicitAny: a stand-in for @opentelemetry/api's type (not a dependency): any fits every version
   createObservableUpDownCounter(name: string, options?: any): any
+  // biome-ignore lint/suspicious/noExplicitAny: a stand-in for @opentelemetry/api's type (not a dependency): any fits every version
   addBatchObservableCallback(callback: (observableResult: any) => void, observables: any[]): void
+  // biome-ignore lint/suspicious/noExplicitAny: a stand-in for @opentelemetry/api's type (not a dependency): any fits every version
   removeBatchObservableCallback(callback: (observableResult: any) => void, observables: any[]): void
 }
 

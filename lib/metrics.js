@@ -104,7 +104,6 @@ const OP = Object.prototype
  * Each key's read is written out, generated once from USAGE_KEYS (as fast as
  * code written by hand, and no key written twice).
  */
-// eslint-disable-next-line no-new-func
 const readsAreOwn = new Function(
   'OP',
   `return function readsAreOwn(o) {
@@ -114,7 +113,6 @@ const readsAreOwn = new Function(
 )(OP)
 
 /** Validate and store each usage key (usageValue), own properties only unless `own` says every read is. */
-// eslint-disable-next-line no-new-func
 const readUsage = new Function(
   'usageValue',
   'has',

@@ -170,7 +170,9 @@ function observeMemory(meter, options) {
 
     if (monitor !== undefined) {
       obs('oomguard.monitor.level', monitorLevel(monitor))
-      monitor.thresholds.forEach((t, i) => obs('oomguard.monitor.threshold', t, { 'oomguard.level': i + 1 }))
+      monitor.thresholds.forEach((t, i) => {
+        obs('oomguard.monitor.threshold', t, { 'oomguard.level': i + 1 })
+      })
       obs('oomguard.monitor.stalled_time', monitorStalledSeconds(monitor))
     }
   }

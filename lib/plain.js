@@ -218,7 +218,7 @@ function resolveDir(root, cgroupPath, mounts, files) {
   for (const m of mounts) {
     let rel
     if (m.root === '/') rel = cgroupPath
-    else if (cgroupPath === m.root || cgroupPath.startsWith(m.root + '/')) rel = cgroupPath.slice(m.root.length)
+    else if (cgroupPath === m.root || cgroupPath.startsWith(`${m.root}/`)) rel = cgroupPath.slice(m.root.length)
     else continue
     if (best === null || m.root.length >= best.mount.root.length) best = { mount: m, rel }
   }
@@ -227,12 +227,12 @@ function resolveDir(root, cgroupPath, mounts, files) {
     best = { mount: mounts[mounts.length - 1], rel: null }
   }
   const mountPoint = path.join(root, best.mount.mountPoint)
-  const inside = (p, top) => top === '/' || p === top || p.startsWith(top + '/')
+  const inside = (p, top) => top === '/' || p === top || p.startsWith(`${top}/`)
   if (!inside(mountPoint, path.resolve(root))) {
     problem(files.mountinfo, `the mount point ${best.mount.mountPoint} climbs out of the root`)
     return null
   }
-  let dir = best.rel === null ? null : path.join(mountPoint, best.rel).replace(/(.)\/+$/, '$1')
+  const dir = best.rel === null ? null : path.join(mountPoint, best.rel).replace(/(.)\/+$/, '$1')
   if (dir !== null && !inside(dir, mountPoint)) {
     problem(files.cgroup, `the cgroup path ${cgroupPath} climbs out of the root`)
     return null
@@ -289,7 +289,7 @@ function locate(root) {
 function ancestry(dir, mountPoint) {
   const out = [dir]
   let cur = dir
-  while (cur !== mountPoint && cur.startsWith(mountPoint + '/')) {
+  while (cur !== mountPoint && cur.startsWith(`${mountPoint}/`)) {
     cur = path.dirname(cur)
     out.push(cur)
   }

@@ -288,7 +288,6 @@ function compileSample() {
     if (!/^[A-Za-z][A-Za-z0-9]*$/.test(name) || !Number.isInteger(i)) throw new Error(`oomguard: bad native block slot ${JSON.stringify(name)}`)
     fields.push(`${name}: ${READ[name] ? READ[name](i) : `nn(b[${i}])`}`)
   }
-  // eslint-disable-next-line no-new-func
   return new Function('nn', 'flag', 'SOURCES', `return (b) => ({ ${fields.join(', ')} })`)(nn, flag, SOURCES)
 }
 

@@ -103,7 +103,7 @@ function once(dir, fill) {
   fs.mkdirSync(tmp)
   try {
     fill(tmp)
-    fs.writeFileSync(path.join(tmp, '.oomguard-done'), new Date().toISOString() + '\n')
+    fs.writeFileSync(path.join(tmp, '.oomguard-done'), `${new Date().toISOString()}\n`)
     fs.rmSync(dir, { recursive: true, force: true })
     fs.renameSync(tmp, dir)
   } catch (e) {
@@ -119,7 +119,7 @@ function apt(suite, arch) {
   const dir = path.join(CACHE, 'apt', `${suite}-${arch}`)
   for (const d of ['lists/partial', 'archives/partial', 'parts', 'conf']) fs.mkdirSync(path.join(dir, d), { recursive: true })
   const sources = SUITES[suite].map((s) => `deb [arch=${arch} signed-by=${KEYRING}] ${s.includes('-security') ? MIRROR.security : MIRROR.main} ${s}`).join('\n')
-  fs.writeFileSync(path.join(dir, 'sources.list'), sources + '\n')
+  fs.writeFileSync(path.join(dir, 'sources.list'), `${sources}\n`)
   fs.writeFileSync(path.join(dir, 'status'), '')
   const o = {
     'Dir::Etc::SourceList': path.join(dir, 'sources.list'),
@@ -152,7 +152,7 @@ function debRoot(name) {
     fs.mkdirSync(debs)
     get(['download', ...spec.packages], debs)
     for (const f of fs.readdirSync(debs)) run('dpkg-deb', ['-x', path.join(debs, f), root])
-    fs.writeFileSync(path.join(root, '.oomguard-packages'), fs.readdirSync(debs).join('\n') + '\n')
+    fs.writeFileSync(path.join(root, '.oomguard-packages'), `${fs.readdirSync(debs).join('\n')}\n`)
     fs.rmSync(debs, { recursive: true })
     relinkAbsolute(root)
     // Debian 13 ships merged /usr (the musl loader is /usr/lib/ld-musl-*.so.1);

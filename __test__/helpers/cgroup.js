@@ -81,7 +81,7 @@ function ownV1MemoryCgroup() {
     mountPoint = '/sys/fs/cgroup/memory'
   }
   let rel = cgPath
-  if (mountRoot !== '/' && (rel === mountRoot || rel.startsWith(mountRoot + '/'))) {
+  if (mountRoot !== '/' && (rel === mountRoot || rel.startsWith(`${mountRoot}/`))) {
     rel = rel.slice(mountRoot.length) || '/'
   }
   const dir = rel === '/' ? mountPoint : path.join(mountPoint, rel)
@@ -182,7 +182,7 @@ function rmdirWithRetry(dir, attempts = 40, delayMs = 50) {
  * from an 'exit' handler.
  */
 function removeCgroup(dir) {
-  const mine = created.filter((d) => d === dir || d.startsWith(dir + '/')).sort((a, b) => b.split('/').length - a.split('/').length)
+  const mine = created.filter((d) => d === dir || d.startsWith(`${dir}/`)).sort((a, b) => b.split('/').length - a.split('/').length)
   let firstError = null
   for (const d of mine) {
     try {
@@ -206,7 +206,7 @@ function killRunning() {
 
 function cleanupAll() {
   killRunning()
-  const roots = created.filter((d) => !created.some((o) => o !== d && d.startsWith(o + '/')))
+  const roots = created.filter((d) => !created.some((o) => o !== d && d.startsWith(`${o}/`)))
   for (const r of roots) {
     try {
       removeCgroup(r)

@@ -45,7 +45,7 @@ function tmpFilesystem(dir) {
         .split(' ')[4]
         .replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)))
       const type = line.slice(sep + 3).split(' ')[0]
-      if ((dir === mount || dir.startsWith(mount === '/' ? '/' : mount + '/')) && (best === null || mount.length >= best.mount.length)) {
+      if ((dir === mount || dir.startsWith(mount === '/' ? '/' : `${mount}/`)) && (best === null || mount.length >= best.mount.length)) {
         best = { mount, type }
       }
     }

@@ -63,7 +63,7 @@ function cgroupMounts() {
 function dirIn(mount, cgPath) {
   let rel = cgPath
   if (mount.root !== '/') {
-    if (rel !== mount.root && !rel.startsWith(mount.root + '/')) return null
+    if (rel !== mount.root && !rel.startsWith(`${mount.root}/`)) return null
     rel = rel.slice(mount.root.length) || '/'
   }
   return path.join(mount.mountPoint, rel)
@@ -327,8 +327,14 @@ function importImage(build, image) {
  */
 function muslImage(t) {
   const binary = path.join(h.REPO_ROOT, `oomguard.${MUSL}.node`)
-  if (!fs.existsSync(binary)) return (h.privileged(t, `oomguard.${MUSL}.node is not built: npm run build:all`), null)
-  if (!runner(MUSL, MUSL_NODE, { fetch: false })) return (h.privileged(t, `node ${MUSL_NODE} for ${MUSL} is not fetched: node scripts/toolchain.js runners`), null)
+  if (!fs.existsSync(binary)) {
+    h.privileged(t, `oomguard.${MUSL}.node is not built: npm run build:all`)
+    return null
+  }
+  if (!runner(MUSL, MUSL_NODE, { fetch: false })) {
+    h.privileged(t, `node ${MUSL_NODE} for ${MUSL} is not fetched: node scripts/toolchain.js runners`)
+    return null
+  }
   if (state.muslError) throw state.muslError
   if (state.muslImage) return state.muslImage
   try {
@@ -412,7 +418,7 @@ function imageFiles() {
   const data = JSON.parse(dockerOk(['image', 'inspect', state.image]))[0].GraphDriver
   assert.equal(data.Name, 'overlay2', 'the daemon runs the overlay2 storage driver')
   const layers = [data.Data.UpperDir, ...(data.Data.LowerDir ? data.Data.LowerDir.split(':') : [])].filter(Boolean)
-  assert.ok(layers.length > 0 && layers.every((l) => l.startsWith(state.tmp + '/')), `the image's layers are under our data root: ${JSON.stringify(data.Data)}`)
+  assert.ok(layers.length > 0 && layers.every((l) => l.startsWith(`${state.tmp}/`)), `the image's layers are under our data root: ${JSON.stringify(data.Data)}`)
   const files = []
   const walk = (dir) => {
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -529,7 +535,7 @@ function teardown() {
       .readFileSync('/proc/self/mountinfo', 'utf8')
       .split('\n')
       .map((l) => l.split(' ')[4])
-      .filter((m) => m && (m === s.tmp || m.startsWith(s.tmp + '/')))
+      .filter((m) => m && (m === s.tmp || m.startsWith(`${s.tmp}/`)))
       .sort((a, b) => b.length - a.length)
     for (const m of ours) {
       const r = spawnSync('umount', ['-l', m], { encoding: 'utf8' })
@@ -549,7 +555,7 @@ function teardown() {
         if (err) failed.push(err)
       }
       // Ancestors the daemon made on the way (they did not exist before it started).
-      for (let p = path.dirname(d); p.startsWith(m.mountPoint + '/'); p = path.dirname(p)) {
+      for (let p = path.dirname(d); p.startsWith(`${m.mountPoint}/`); p = path.dirname(p)) {
         if (s.preexisting.has(p)) break
         const err = rmdirPatiently(p, 5)
         if (err) failed.push(err)

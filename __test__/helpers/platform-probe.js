@@ -49,7 +49,7 @@ const finish = async (event) => {
     ),
   ]
   monitor.close()
-  process.stdout.write(PREFIX + JSON.stringify(out) + '\n')
+  process.stdout.write(`${PREFIX}${JSON.stringify(out)}\n`)
 }
 const monitor = oomguard.watch({ thresholds: [threshold], lastWords: { path: lastWordsFile, stderr: false } })
 monitor.on('error', (e) => (out.error = e.message))

@@ -30,7 +30,7 @@ const mode = process.argv[2] || 'main'
 const { getMemoryMetrics } = require(path.resolve(__dirname))
 
 function emit(obj) {
-  process.stdout.write(PREFIX + JSON.stringify(obj) + '\n')
+  process.stdout.write(`${PREFIX}${JSON.stringify(obj)}\n`)
 }
 
 function read(file) {
