@@ -7,7 +7,8 @@
 const fs = require('node:fs')
 const v8 = require('node:v8')
 const { getMemoryMetrics } = require('../lib/metrics.js')
-const { buildReport, render, useColor } = require('../lib/doctor.js')
+const { buildReport } = require('../lib/doctor.js')
+const { render, useColor } = require('../lib/doctor-render.js')
 
 const EARLIER_MS = 500
 const { CLI_FLAGS, cliFlagsUsage } = require('../lib/options.js')
