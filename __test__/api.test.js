@@ -44,10 +44,7 @@ test('the usage object passed in is used as given and not modified', () => {
   const usage = { rss: 1, heapTotal: 2, heapUsed: 3, external: 4, arrayBuffers: 5 }
   const copy = { ...usage }
   const r = getMemoryMetrics(usage)
-  assert.deepEqual(
-    { ...r.v8, heapSizeLimitBytes: null },
-    { rssBytes: 1, heapTotalBytes: 2, heapUsedBytes: 3, externalBytes: 4, arrayBuffersBytes: 5, heapSizeLimitBytes: null },
-  )
+  assert.deepEqual({ ...r.v8, heapSizeLimitBytes: null }, { rssBytes: 1, heapTotalBytes: 2, heapUsedBytes: 3, externalBytes: 4, arrayBuffersBytes: 5, heapSizeLimitBytes: null })
   assert.ok(r.v8.heapSizeLimitBytes > 0, 'heap limit filled from v8 when not given')
   assert.deepEqual(usage, copy)
   const partial = getMemoryMetrics({ heapUsed: 7 })
@@ -68,11 +65,14 @@ test('bad usage input: TypeError or RangeError naming the field', () => {
     ['negative heap limit', { heapSizeLimit: -5 }, RangeError, /usage\.heapSizeLimit/],
   ]
   for (const [name, input, type, message] of cases) {
-    assert.throws(() => getMemoryMetrics(input), (err) => {
-      assert.ok(err instanceof type, `${name}: ${err}`)
-      assert.match(err.message, message, name)
-      return true
-    })
+    assert.throws(
+      () => getMemoryMetrics(input),
+      (err) => {
+        assert.ok(err instanceof type, `${name}: ${err}`)
+        assert.match(err.message, message, name)
+        return true
+      },
+    )
   }
 })
 
@@ -85,12 +85,15 @@ test('bad options: TypeError or RangeError naming the option', () => {
     ['root with NUL', { root: 'a\0b' }, RangeError, /^options\.root/],
   ]
   for (const [name, options, type, message] of cases) {
-    assert.throws(() => getMemoryMetrics(undefined, options), (err) => {
-      assert.ok(err instanceof type, `${name}: ${err}`)
-      assert.match(err.message, message, name)
-      assert.ok(err.code, `${name}: has a code`)
-      return true
-    })
+    assert.throws(
+      () => getMemoryMetrics(undefined, options),
+      (err) => {
+        assert.ok(err instanceof type, `${name}: ${err}`)
+        assert.match(err.message, message, name)
+        assert.ok(err.code, `${name}: has a code`)
+        return true
+      },
+    )
   }
   // null and undefined mean defaults
   assert.ok(getMemoryMetrics(null, null).hostTotalBytes > 0)
@@ -121,9 +124,7 @@ function interfaces() {
   const out = {}
   for (const m of dts.matchAll(/export interface (\w+) \{([\s\S]*?)\n\}/g)) {
     const body = m[2].replace(/\/\*\*[\s\S]*?\*\//g, '')
-    out[m[1]] = Object.fromEntries(
-      [...body.matchAll(/^\s+(\w+)(\??): ([^\n]+)$/gm)].map((f) => [f[1], { optional: f[2] === '?', type: f[3].trim() }]),
-    )
+    out[m[1]] = Object.fromEntries([...body.matchAll(/^\s+(\w+)(\??): ([^\n]+)$/gm)].map((f) => [f[1], { optional: f[2] === '?', type: f[3].trim() }]))
   }
   return out
 }
@@ -169,11 +170,17 @@ test('the V8 numbers: one set of keys for the input, the reading, the monitor bl
   assert.deepEqual(Object.keys(types.MemoryUsageInput).sort(), [...keys].sort(), 'MemoryUsageInput')
   const bytes = keys.map((k) => `${k}Bytes`).sort()
   assert.deepEqual(Object.keys(types.V8Metrics).sort(), bytes, 'V8Metrics')
-  assert.deepEqual(Object.keys(types.WatchV8).sort(), bytes, 'WatchV8 (an event\'s v8)')
-  const block = require('../index.js').watchSlots().slots.map(([name]) => name).filter((n) => n.startsWith('v8.') && n.endsWith('Bytes'))
+  assert.deepEqual(Object.keys(types.WatchV8).sort(), bytes, "WatchV8 (an event's v8)")
+  const block = require('../index.js')
+    .watchSlots()
+    .slots.map(([name]) => name)
+    .filter((n) => n.startsWith('v8.') && n.endsWith('Bytes'))
   assert.deepEqual(block.map((n) => n.slice(3)).sort(), bytes, "the monitor block's v8 slots")
   // The reading's v8 section, in its order.
-  assert.deepEqual(Object.keys(getMemoryMetrics().v8), keys.map((k) => `${k}Bytes`))
+  assert.deepEqual(
+    Object.keys(getMemoryMetrics().v8),
+    keys.map((k) => `${k}Bytes`),
+  )
 })
 
 test('the package exports what its types declare', () => {

@@ -87,7 +87,9 @@ for (const { mode, args } of MODES) {
     const p = probeResult(r, mode)
     const m = p.metrics
     const id = d.inspect(r.name).Id
-    t.diagnostic(`${mode}: /proc/self/cgroup memory ${p.kernel.memoryCgroupPath}, mount root ${p.kernel.mount.root} at ${p.kernel.mount.mountPoint} (${p.kernel.mount.options}); oomguard: ${JSON.stringify(m.cgroup)}`)
+    t.diagnostic(
+      `${mode}: /proc/self/cgroup memory ${p.kernel.memoryCgroupPath}, mount root ${p.kernel.mount.root} at ${p.kernel.mount.mountPoint} (${p.kernel.mount.options}); oomguard: ${JSON.stringify(m.cgroup)}`,
+    )
 
     // What Docker set up: a read-only cgroupfs, the container's own cgroup at the mount point.
     assert.equal(p.kernel.limit, String(LIMIT))
@@ -107,10 +109,7 @@ for (const { mode, args } of MODES) {
       `${mode}: the cgroup oomguard resolved`,
     )
     const { usageBefore: a, usageAfter: b } = p.kernel
-    assert.ok(
-      m.usageBytes >= Math.min(a, b) - USAGE_TOLERANCE && m.usageBytes <= Math.max(a, b) + USAGE_TOLERANCE,
-      `usageBytes ${m.usageBytes} is memory.usage_in_bytes (${a} before, ${b} after)`,
-    )
+    assert.ok(m.usageBytes >= Math.min(a, b) - USAGE_TOLERANCE && m.usageBytes <= Math.max(a, b) + USAGE_TOLERANCE, `usageBytes ${m.usageBytes} is memory.usage_in_bytes (${a} before, ${b} after)`)
     assert.ok(!m.diagnoses.some((x) => x.code === 'CGROUP_UNRESOLVED' || x.code === 'CGROUP_FILE_UNREADABLE'), JSON.stringify(m.diagnoses))
 
     // The doctor, on node's default heap limit in 256 MiB.
@@ -174,11 +173,11 @@ const usageAfter = usage()
 console.log('${PROBE_PREFIX}' + JSON.stringify({ cgPath, mounts, metrics, usageBefore, usageAfter }))
 `
 
-test('docker -v /sys/fs/cgroup/memory:/sys/fs/cgroup/memory: the visible mount is read, the limit is the container\'s', { timeout: 240_000 }, async (t) => {
+test("docker -v /sys/fs/cgroup/memory:/sys/fs/cgroup/memory: the visible mount is read, the limit is the container's", { timeout: 240_000 }, async (t) => {
   const s = await docker(t)
   if (!s) return
   const r = await d.run(['--memory=256m', ...HOST_HIERARCHY], [NODE, '-e', STACKED_PROBE])
-  const p = probeResult(r, 'host hierarchy over the container\'s')
+  const p = probeResult(r, "host hierarchy over the container's")
   const m = p.metrics
   const id = d.inspect(r.name).Id
   t.diagnostic(`mounts on /sys/fs/cgroup/memory: ${JSON.stringify(p.mounts)}; oomguard: ${JSON.stringify(m.cgroup)}, limit ${m.limitBytes}`)
@@ -264,10 +263,7 @@ for (const { what, s } of KILLS) {
 test('zero-code start: NODE_OPTIONS=-r /app/node_modules/oomguard/register, /metrics fetched from inside the container', { timeout: 240_000 }, async (t) => {
   const s = await docker(t)
   if (!s) return
-  const name = d.runDetached(
-    ['--memory=256m', '-e', `NODE_OPTIONS=-r ${PKG}/register`, '-e', 'OOMGUARD_METRICS_PORT=9464'],
-    [NODE, '-e', "console.log('app up'); setInterval(() => {}, 1000)"],
-  )
+  const name = d.runDetached(['--memory=256m', '-e', `NODE_OPTIONS=-r ${PKG}/register`, '-e', 'OOMGUARD_METRICS_PORT=9464'], [NODE, '-e', "console.log('app up'); setInterval(() => {}, 1000)"])
   let body = null
   const end = Date.now() + 30_000
   let last = null
@@ -370,68 +366,72 @@ const STALL_CASES = [
   },
 ]
 
-for (const sc of STALL_CASES) test(`docker stall, cold image${sc.name}: V8 heap growth stuck at the limit, no OOM kill: onStall exits 75, the stall record in /dev/termination-log`, { timeout: 300_000 }, async (t) => {
-  const st = await docker(t)
-  if (!st) return
-  t.after(() => d.warmImage())
-  const watch = { stall: { sustainMs: STALL_SUSTAIN_MS }, onStall: { action: 'exit', afterMs: STALL_AFTER_MS } }
-  const misses = []
-  for (let i = 0; i < STALL_ATTEMPTS; i++) {
-    const files = d.coldImage()
-    const termination = d.hostFile('termination-log')
-    const marker = d.hostFile('marker')
-    const r = await d.run(
-      [...sc.args, '-v', `${termination}:/dev/termination-log`, '-v', `${marker}:/tmp/marker`],
-      [NODE, '/app/t/stall-child.js', 'objects', '20', '0.5', '/tmp/marker', '/dev/termination-log', PKG, JSON.stringify(watch)],
-      { timeoutMs: 90_000 },
-    )
-    try {
-      const info = d.inspect(r.name)
-      const state = info.State
-      const text = fs.readFileSync(termination, 'utf8')
-      const rec = text ? JSON.parse(text) : null
-      const markers = readLines(marker)
-      const desc = `${h.describeRun(r.run)}\n--- docker inspect State: ${JSON.stringify(state)}\n--- markers: ${JSON.stringify(markers)}\n--- record: ${text}`
-      assert.ok(!r.run.timedOut, `the run ended by itself (a hang the stall exit did not end)\n${desc}`)
-      if (state.OOMKilled) {
-        assert.equal(state.ExitCode, 137, `a miss is a kernel OOM kill\n${desc}`)
-        misses.push(`run ${i + 1}: OOM-killed${rec && rec.verdict === 'stall' ? ` after a ${rec.stall.durationMs} ms stall` : ''}`)
-        continue
-      }
-      assert.equal(state.ExitCode, STALL_EXIT_CODE, `ended by onStall with exit status 75\n${desc}`)
-      assert.equal(r.run.code, STALL_EXIT_CODE, `docker run exits 75\n${desc}`)
-      assert.ok(rec, `the stall record in the host file\n${desc}`)
-      assert.equal(rec.oomguard, 'last-words')
-      assert.equal(rec.source, 'cgroup-v1')
-      assert.equal(rec.cgroup, path.posix.join(st.parent, info.Id), 'the record names the cgroup as /proc/self/cgroup does')
-      assert.equal(rec.limitBytes, LIMIT)
-      assert.equal(rec.verdict, 'stall', desc)
-      assert.equal(rec.cause, 'v8-heap', rec.reason)
-      sc.decision(rec, desc)
-      assert.equal(rec.stall.action, 'exit')
-      assert.equal(rec.stall.exitCode, STALL_EXIT_CODE)
-      assert.equal(rec.stall.failureCounter, 'memory.failcnt')
-      assert.equal(rec.stall.pressure.scope, 'system', 'v1: the system-wide PSI, said to be so')
-      // The final record is written right before the exit: its duration is when the process ended.
-      assert.ok(rec.stall.durationMs >= STALL_AFTER_MS && rec.stall.durationMs <= STALL_AFTER_MS + 1000, `ended ${rec.stall.durationMs} ms into the stall (afterMs ${STALL_AFTER_MS})\n${desc}`)
-      const stallStart = Date.parse(rec.time) - rec.stall.durationMs
-      const endedAfter = Date.parse(state.FinishedAt) - stallStart
-      assert.ok(endedAfter <= STALL_AFTER_MS + 2000, `docker saw the end ${endedAfter} ms after the stall began\n${desc}`)
-      // The same final record on the container's stderr (docker logs).
-      const onStderr = stderrRecords(r.run.stderr)
-      assert.ok(onStderr.some((x) => x.verdict === 'stall' && x.seq === rec.seq && x.stall.action === 'exit'), `the final record on stderr too\n${desc}`)
-      const jsEvent = markers.find((m) => m.event === 'stall')
-      t.diagnostic(
-        `cold image (${files} files dropped): stalled, ended ${rec.stall.durationMs} ms into the stall (docker: ${endedAfter} ms), exit 75, OOMKilled false; ` +
-          `JS stall event ${jsEvent ? 'delivered' : 'not delivered (the JS thread was stuck)'}; ${misses.length} run(s) OOM-killed first${misses.length ? ` (${misses.join('; ')})` : ''}`,
+for (const sc of STALL_CASES)
+  test(`docker stall, cold image${sc.name}: V8 heap growth stuck at the limit, no OOM kill: onStall exits 75, the stall record in /dev/termination-log`, { timeout: 300_000 }, async (t) => {
+    const st = await docker(t)
+    if (!st) return
+    t.after(() => d.warmImage())
+    const watch = { stall: { sustainMs: STALL_SUSTAIN_MS }, onStall: { action: 'exit', afterMs: STALL_AFTER_MS } }
+    const misses = []
+    for (let i = 0; i < STALL_ATTEMPTS; i++) {
+      const files = d.coldImage()
+      const termination = d.hostFile('termination-log')
+      const marker = d.hostFile('marker')
+      const r = await d.run(
+        [...sc.args, '-v', `${termination}:/dev/termination-log`, '-v', `${marker}:/tmp/marker`],
+        [NODE, '/app/t/stall-child.js', 'objects', '20', '0.5', '/tmp/marker', '/dev/termination-log', PKG, JSON.stringify(watch)],
+        { timeoutMs: 90_000 },
       )
-      return
-    } finally {
-      d.dockerOk(['rm', '-f', r.name])
+      try {
+        const info = d.inspect(r.name)
+        const state = info.State
+        const text = fs.readFileSync(termination, 'utf8')
+        const rec = text ? JSON.parse(text) : null
+        const markers = readLines(marker)
+        const desc = `${h.describeRun(r.run)}\n--- docker inspect State: ${JSON.stringify(state)}\n--- markers: ${JSON.stringify(markers)}\n--- record: ${text}`
+        assert.ok(!r.run.timedOut, `the run ended by itself (a hang the stall exit did not end)\n${desc}`)
+        if (state.OOMKilled) {
+          assert.equal(state.ExitCode, 137, `a miss is a kernel OOM kill\n${desc}`)
+          misses.push(`run ${i + 1}: OOM-killed${rec && rec.verdict === 'stall' ? ` after a ${rec.stall.durationMs} ms stall` : ''}`)
+          continue
+        }
+        assert.equal(state.ExitCode, STALL_EXIT_CODE, `ended by onStall with exit status 75\n${desc}`)
+        assert.equal(r.run.code, STALL_EXIT_CODE, `docker run exits 75\n${desc}`)
+        assert.ok(rec, `the stall record in the host file\n${desc}`)
+        assert.equal(rec.oomguard, 'last-words')
+        assert.equal(rec.source, 'cgroup-v1')
+        assert.equal(rec.cgroup, path.posix.join(st.parent, info.Id), 'the record names the cgroup as /proc/self/cgroup does')
+        assert.equal(rec.limitBytes, LIMIT)
+        assert.equal(rec.verdict, 'stall', desc)
+        assert.equal(rec.cause, 'v8-heap', rec.reason)
+        sc.decision(rec, desc)
+        assert.equal(rec.stall.action, 'exit')
+        assert.equal(rec.stall.exitCode, STALL_EXIT_CODE)
+        assert.equal(rec.stall.failureCounter, 'memory.failcnt')
+        assert.equal(rec.stall.pressure.scope, 'system', 'v1: the system-wide PSI, said to be so')
+        // The final record is written right before the exit: its duration is when the process ended.
+        assert.ok(rec.stall.durationMs >= STALL_AFTER_MS && rec.stall.durationMs <= STALL_AFTER_MS + 1000, `ended ${rec.stall.durationMs} ms into the stall (afterMs ${STALL_AFTER_MS})\n${desc}`)
+        const stallStart = Date.parse(rec.time) - rec.stall.durationMs
+        const endedAfter = Date.parse(state.FinishedAt) - stallStart
+        assert.ok(endedAfter <= STALL_AFTER_MS + 2000, `docker saw the end ${endedAfter} ms after the stall began\n${desc}`)
+        // The same final record on the container's stderr (docker logs).
+        const onStderr = stderrRecords(r.run.stderr)
+        assert.ok(
+          onStderr.some((x) => x.verdict === 'stall' && x.seq === rec.seq && x.stall.action === 'exit'),
+          `the final record on stderr too\n${desc}`,
+        )
+        const jsEvent = markers.find((m) => m.event === 'stall')
+        t.diagnostic(
+          `cold image (${files} files dropped): stalled, ended ${rec.stall.durationMs} ms into the stall (docker: ${endedAfter} ms), exit 75, OOMKilled false; ` +
+            `JS stall event ${jsEvent ? 'delivered' : 'not delivered (the JS thread was stuck)'}; ${misses.length} run(s) OOM-killed first${misses.length ? ` (${misses.join('; ')})` : ''}`,
+        )
+        return
+      } finally {
+        d.dockerOk(['rm', '-f', r.name])
+      }
     }
-  }
-  assert.fail(`the kernel OOM-killed all ${STALL_ATTEMPTS} runs from the cold image before onStall ended one: no stall (${misses.join('; ')})`)
-})
+    assert.fail(`the kernel OOM-killed all ${STALL_ATTEMPTS} runs from the cold image before onStall ended one: no stall (${misses.join('; ')})`)
+  })
 
 // ------------------------------------------------------------------ Alpine-like (musl)
 

@@ -10,7 +10,15 @@ const fs = require('node:fs')
 const path = require('node:path')
 
 const REPO = path.join(__dirname, '..')
-const PAGES = ['README.md', 'CONTRIBUTING.md', 'benchmark/README.md', ...fs.readdirSync(path.join(REPO, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)]
+const PAGES = [
+  'README.md',
+  'CONTRIBUTING.md',
+  'benchmark/README.md',
+  ...fs
+    .readdirSync(path.join(REPO, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+]
 
 /** The lines of a markdown text outside fenced code blocks, with their numbers. */
 function prose(text) {
@@ -113,7 +121,7 @@ test('every relative link and #anchor between the pages resolves', () => {
   assert.ok(checked > 50, `${checked} links checked`)
 })
 
-test('the slug rule is GitHub\'s', () => {
+test("the slug rule is GitHub's", () => {
   assert.equal(slug('`/metrics`: Prometheus, prom-client, OpenTelemetry'), 'metrics-prometheus-prom-client-opentelemetry')
   assert.equal(slug('Warnings before the kill: `watch()`'), 'warnings-before-the-kill-watch')
   assert.equal(slug('Sizing the heap: the rule and the measurement'), 'sizing-the-heap-the-rule-and-the-measurement')

@@ -29,7 +29,7 @@ function doctorIn(dir) {
   return h.runProcess('sh', ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', path.join(dir, 'cgroup.procs'), process.execPath, BIN, '--json'], { env, timeoutMs: 60_000 })
 }
 
-test('a doctor run at 85% of the limit keeps the peak at or below 90% and sets off none of the service\'s events', { timeout: 120_000 }, async (t) => {
+test("a doctor run at 85% of the limit keeps the peak at or below 90% and sets off none of the service's events", { timeout: 120_000 }, async (t) => {
   const s = h.v1Support()
   if (s.reason) return h.privileged(t, s.reason)
   const dir = h.makeCgroup(s.own.dir)
@@ -60,13 +60,18 @@ test('a doctor run at 85% of the limit keeps the peak at or below 90% and sets o
 
     t.diagnostic(`peak ${((peak / LIMIT) * 100).toFixed(2)}% (usage before ${((before / LIMIT) * 100).toFixed(2)}%), doctor's own ${(report.memory.doctor.bytes / MiB).toFixed(1)} MiB`)
     assert.ok(peak <= 0.9 * LIMIT, `peak ${(peak / MiB).toFixed(1)} MiB is ${((peak / LIMIT) * 100).toFixed(1)}% of the limit (usage before ${((before / LIMIT) * 100).toFixed(1)}%)`)
-    assert.deepEqual(events, [], 'the service\'s monitor saw no event')
+    assert.deepEqual(events, [], "the service's monitor saw no event")
 
     // No probe: the room below the first default threshold is gone.
     const a = report.heap.advice
     assert.equal(a.measured, false)
     assert.ok(a.options.length > 0 && a.options.every((o) => o.measured === false))
-    assert.match(a.note, new RegExp(`^Modelled, not measured \\(no probe was started\\): the working set is .* each probe is a node process charged up to ${PROBE_CHARGE_BYTES / MiB}\\.0 MiB here, and with a ${PROBE_MARGIN}x margin it would take the working set past ${PROBE_CEILING * 100}%`))
+    assert.match(
+      a.note,
+      new RegExp(
+        `^Modelled, not measured \\(no probe was started\\): the working set is .* each probe is a node process charged up to ${PROBE_CHARGE_BYTES / MiB}\\.0 MiB here, and with a ${PROBE_MARGIN}x margin it would take the working set past ${PROBE_CEILING * 100}%`,
+      ),
+    )
 
     // Its own memory is not the service's: stated, and left out of the usage check.
     const d = report.memory.doctor
@@ -89,7 +94,7 @@ test('a doctor run at 85% of the limit keeps the peak at or below 90% and sets o
   }
 })
 
-test('through npx: the doctor counts npm\'s process as its own, not the service\'s', { timeout: 120_000 }, async (t) => {
+test("through npx: the doctor counts npm's process as its own, not the service's", { timeout: 120_000 }, async (t) => {
   const s = h.v1Support()
   if (s.reason) return h.privileged(t, s.reason)
   const fs = require('node:fs')
@@ -108,7 +113,11 @@ test('through npx: the doctor counts npm\'s process as its own, not the service\
     h.setV1Limit(dir, LIMIT)
     const env = { ...process.env, NODE_OPTIONS: '', npm_config_update_notifier: 'false', npm_config_fund: 'false' }
     for (const k of ['FORCE_COLOR', 'NO_COLOR', 'OOMGUARD_LAST_WORDS_PATH']) delete env[k]
-    const r = await h.runProcess('sh', ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', path.join(dir, 'cgroup.procs'), ...npx, '--offline', 'oomguard', 'doctor', '--json'], { env, cwd: app, timeoutMs: 90_000 })
+    const r = await h.runProcess('sh', ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', path.join(dir, 'cgroup.procs'), ...npx, '--offline', 'oomguard', 'doctor', '--json'], {
+      env,
+      cwd: app,
+      timeoutMs: 90_000,
+    })
     assert.equal(r.code, 0, h.describeRun(r))
     const d = JSON.parse(r.stdout).memory.doctor
     assert.ok(d.processes[0].bytes > 1024 * 1024, `the doctor's own process first: ${JSON.stringify(d)}`)
@@ -116,7 +125,10 @@ test('through npx: the doctor counts npm\'s process as its own, not the service\
     assert.ok(npm, `npm's process is counted as the doctor's: ${JSON.stringify(d)}`)
     assert.ok(npm.bytes > 10 * 1024 * 1024, `npm's anonymous memory ${npm.bytes}`)
     assert.ok(d.processes.every((p) => p.pid > 1))
-    assert.equal(d.bytes, d.processes.reduce((a, p) => a + p.bytes, 0))
+    assert.equal(
+      d.bytes,
+      d.processes.reduce((a, p) => a + p.bytes, 0),
+    )
     t.diagnostic(`own processes: ${d.processes.map((p) => `${p.command} ${(p.bytes / 1048576).toFixed(1)} MiB`).join(', ')}`)
   } finally {
     h.removeCgroup(dir)

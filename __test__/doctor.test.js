@@ -16,7 +16,8 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
-const { buildReport, diagnose, render, useColor } = require('../lib/doctor.js')
+const { buildReport, diagnose } = require('../lib/doctor.js')
+const { render, useColor } = require('../lib/doctor-render.js')
 const { getMemoryMetrics } = require('..')
 
 const REPO = path.join(__dirname, '..')
@@ -109,11 +110,13 @@ test('the JSON report: statuses, summary, and the recommendation taken from the 
     const rec = report.diagnoses.find((d) => d.recommendedMaxOldSpaceSizeMib !== null)
     assert.equal(report.heap.recommendedMaxOldSpaceSizeMib, rec ? rec.recommendedMaxOldSpaceSizeMib : null, c.tree)
     if (rec) assert.equal(report.heap.recommendation, `NODE_OPTIONS="${report.heap.advice.options[0].nodeOptions}"`)
-    assert.ok(report.checks.some((ch) => ch.id === 'pod-limits' && ch.status === 'manual'), 'pod limits: by hand')
+    assert.ok(
+      report.checks.some((ch) => ch.id === 'pod-limits' && ch.status === 'manual'),
+      'pod limits: by hand',
+    )
   }
   // Spot checks of the verdicts the cases were chosen for.
-  const status = (tree, args, id) =>
-    JSON.parse(doctor(['--json', '--root', path.join(WORK, tree), ...args]).stdout).checks.find((ch) => ch.id === id).status
+  const status = (tree, args, id) => JSON.parse(doctor(['--json', '--root', path.join(WORK, tree), ...args]).stdout).checks.find((ch) => ch.id === id).status
   assert.equal(status('v1-hybrid-busy', ['--heap-limit', '192'], 'heap-below-limit'), 'pass')
   assert.equal(status('v2-busy', ['--heap-limit', '259'], 'heap-below-limit'), 'fail')
   assert.equal(status('v2-oom-after', ['--heap-limit', '60'], 'native-headroom'), 'warn')
@@ -265,7 +268,11 @@ test('a reader that goes away (EPIPE: | head, | true) ends the doctor quietly, e
   assert.equal(strict.status, 1, strict.stderr)
   assert.equal(strict.stderr, '')
   // And as a shell runs it.
-  const sh = spawnSync('bash', ['-c', `"${process.execPath}" "${BIN}" --root "${path.join(WORK, 'v2-busy')}" --heap-limit 192 | true; echo "status=\${PIPESTATUS[0]}" >&2`], { encoding: 'utf8', env: cleanEnv(), timeout: 30_000 })
+  const sh = spawnSync('bash', ['-c', `"${process.execPath}" "${BIN}" --root "${path.join(WORK, 'v2-busy')}" --heap-limit 192 | true; echo "status=\${PIPESTATUS[0]}" >&2`], {
+    encoding: 'utf8',
+    env: cleanEnv(),
+    timeout: 30_000,
+  })
   assert.equal(sh.stderr, 'status=0\n')
 })
 
@@ -273,7 +280,12 @@ test('a full stdout (ENOSPC: > /dev/full) is one line on stderr and exit 1, no s
   for (const args of [[], ['--json'], ['--help']]) {
     const fd = fs.openSync('/dev/full', 'w')
     try {
-      const r = spawnSync(process.execPath, [BIN, '--root', path.join(WORK, 'v2-busy'), '--heap-limit', '192', ...args], { encoding: 'utf8', env: cleanEnv(), stdio: ['ignore', fd, 'pipe'], timeout: 30_000 })
+      const r = spawnSync(process.execPath, [BIN, '--root', path.join(WORK, 'v2-busy'), '--heap-limit', '192', ...args], {
+        encoding: 'utf8',
+        env: cleanEnv(),
+        stdio: ['ignore', fd, 'pipe'],
+        timeout: 30_000,
+      })
       assert.equal(r.status, 1, `${args.join(' ')}: ${r.stderr}`)
       assert.equal(r.stderr, 'oomguard: cannot write to stdout (ENOSPC)\n')
     } finally {
@@ -286,7 +298,7 @@ test('live: `node bin/oomguard.js doctor` on this machine exits 0 and prints the
   const r = doctor(['doctor'])
   assert.equal(r.status, 0, r.stderr)
   assert.match(r.stdout, /sizing checklist/)
-  assert.match(r.stdout, /from {10}this doctor process \(node v\d+/, 'the heap limit is the doctor\'s own, and it says so')
+  assert.match(r.stdout, /from {10}this doctor process \(node v\d+/, "the heap limit is the doctor's own, and it says so")
   let own = null
   try {
     own = fs.readFileSync('/proc/self/cgroup', 'utf8')
@@ -342,7 +354,24 @@ test('numbers the kernel did not give are n/a or a check by hand, never a guess'
   assert.match(text, /^ {2}headroom {6}n\/a$/m)
   assert.match(text, /^ {2}working set {3}n\/a$/m)
   // Nothing at all: no cgroup, no host numbers.
-  const empty = diagnose({ ...partial, source: null, limitBytes: null, cgroup: null, usageBytes: null, stat: null, events: null, pressure: null, hostTotalBytes: null, cgroupLimitBytes: null, leafLimitBytes: null, highBytes: null, diagnoses: [] }, {})
+  const empty = diagnose(
+    {
+      ...partial,
+      source: null,
+      limitBytes: null,
+      cgroup: null,
+      usageBytes: null,
+      stat: null,
+      events: null,
+      pressure: null,
+      hostTotalBytes: null,
+      cgroupLimitBytes: null,
+      leafLimitBytes: null,
+      highBytes: null,
+      diagnoses: [],
+    },
+    {},
+  )
   assert.ok(render(empty).includes('no limit found'))
   assert.equal(empty.summary.fail, 0)
 })
@@ -364,7 +393,10 @@ test("the files the doctor names are the core's (declared in lib/diagnoses.json,
   assert.deepEqual(files, require('../lib/diagnoses.json').files, 'the addon was built from lib/diagnoses.json')
   assert.equal(files[1].failures, 'memory.failcnt')
   assert.equal(files[2].failures, 'memory.events max')
-  for (const [fixture, version] of [['v1-oom-after', 1], ['v2-oom-after', 2]]) {
+  for (const [fixture, version] of [
+    ['v1-oom-after', 1],
+    ['v2-oom-after', 2],
+  ]) {
     const m = getMemoryMetrics(null, { root: path.join(FIXTURES, fixture) })
     assert.equal(m.cgroup.version, version)
     const report = buildReport(m, { heapLimitFrom: 'flag' })
@@ -376,10 +408,16 @@ test("the files the doctor names are the core's (declared in lib/diagnoses.json,
   }
 })
 
-test('the doctor\'s own processes are stated and left out of the usage check (env.own)', () => {
+test("the doctor's own processes are stated and left out of the usage check (env.own)", () => {
   const MiB = 1024 * 1024
   const m = getMemoryMetrics(null, { root: path.join(FIXTURES, 'v2-busy') })
-  const own = { bytes: 40 * MiB, processes: [{ pid: 31, command: 'node', bytes: 10 * MiB }, { pid: 20, command: 'npm exec oomgua', bytes: 30 * MiB }] }
+  const own = {
+    bytes: 40 * MiB,
+    processes: [
+      { pid: 31, command: 'node', bytes: 10 * MiB },
+      { pid: 20, command: 'npm exec oomgua', bytes: 30 * MiB },
+    ],
+  }
   const r = buildReport(m, { own })
   const d = r.memory.doctor
   assert.equal(d.bytes, 40 * MiB)
@@ -390,12 +428,17 @@ test('the doctor\'s own processes are stated and left out of the usage check (en
   const usage = r.checks.find((c) => c.id === 'usage-now')
   assert.match(usage.detail, /^working set without this doctor 91\.9 MiB is 35\.9% of 256\.0 MiB; 164\.1 MiB headroom \(the doctor's own 40\.0 MiB not counted: with it, 51\.5%\)\.$/)
   const text = render(r)
-  assert.ok(text.includes([
-    '  this doctor   40.0 MiB of that is this doctor\'s own (resident anonymous memory):',
-    '                pid 31 node 10.0 MiB, pid 20 npm exec oomgua 30.0 MiB',
-    '  without it    usage 132.8 MiB (51.9%), working set 91.9 MiB (35.9%):',
-    '                the container as it was before the doctor started, near enough;',
-  ].join('\n')), text)
+  assert.ok(
+    text.includes(
+      [
+        "  this doctor   40.0 MiB of that is this doctor's own (resident anonymous memory):",
+        '                pid 31 node 10.0 MiB, pid 20 npm exec oomgua 30.0 MiB',
+        '  without it    usage 132.8 MiB (51.9%), working set 91.9 MiB (35.9%):',
+        '                the container as it was before the doctor started, near enough;',
+      ].join('\n'),
+    ),
+    text,
+  )
   // The same reading without env.own: no section, the whole working set counted.
   const plain = buildReport(m, {})
   assert.equal(plain.memory.doctor, null)
@@ -408,7 +451,7 @@ test('the doctor\'s own processes are stated and left out of the usage check (en
   }
 })
 
-test('live: the doctor states its own process and subtracts it from the service\'s usage', () => {
+test("live: the doctor states its own process and subtracts it from the service's usage", () => {
   const r = JSON.parse(doctor(['--json']).stdout)
   if (!r.cgroup) return
   const d = r.memory.doctor
@@ -416,5 +459,8 @@ test('live: the doctor states its own process and subtracts it from the service\
   // The doctor runs this node: its name for the main thread (`node` on 20 and 22, `MainThread` on 24).
   assert.ok(d.processes.length >= 1 && d.processes[0].command === fs.readFileSync('/proc/self/comm', 'utf8').trim(), JSON.stringify(d))
   assert.ok(d.processes[0].bytes > 1024 * 1024 && d.processes[0].bytes < 200 * 1024 * 1024, JSON.stringify(d))
-  assert.equal(d.bytes, d.processes.reduce((a, p) => a + p.bytes, 0))
+  assert.equal(
+    d.bytes,
+    d.processes.reduce((a, p) => a + p.bytes, 0),
+  )
 })

@@ -24,7 +24,10 @@ function get(agent, port) {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
       let body = ''
-      res.setEncoding('utf8').on('data', (d) => (body += d)).on('end', () => resolve({ socket: req.socket, body: JSON.parse(body) }))
+      res
+        .setEncoding('utf8')
+        .on('data', (d) => (body += d))
+        .on('end', () => resolve({ socket: req.socket, body: JSON.parse(body) }))
     })
     req.on('error', reject)
     req.setTimeout(10_000, () => req.destroy(new Error('no answer within 10 s')))
@@ -47,11 +50,16 @@ test('EMFILE: the service keeps serving, the monitor keeps its level and writes 
     fs.rmSync(work, { recursive: true, force: true })
   })
   cg.setV1Limit(dir, 160 * MiB)
-  s = startIn(dir, 64, [SERVICE], childEnv({
-    NODE_OPTIONS: `-r ${REGISTER}`,
-    OOMGUARD_THRESHOLDS: '0.5,0.7',
-    OOMGUARD_LAST_WORDS_PATH: lastWords,
-  }))
+  s = startIn(
+    dir,
+    64,
+    [SERVICE],
+    childEnv({
+      NODE_OPTIONS: `-r ${REGISTER}`,
+      OOMGUARD_THRESHOLDS: '0.5,0.7',
+      OOMGUARD_LAST_WORDS_PATH: lastWords,
+    }),
+  )
   const { listening: port } = await s.waitFor('the service to listen', (o) => json(o.stdout).find((j) => j.listening))
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
   t.after(() => agent.destroy())
@@ -79,7 +87,11 @@ test('EMFILE: the service keeps serving, the monitor keeps its level and writes 
   assert.equal(s.out.exited, null, 'the service is alive')
 
   const thresholds = oomguardLines(s.out, 'threshold')
-  assert.deepEqual(thresholds.map((j) => j.level), [1, 2], s.out.stderr.join('\n'))
+  assert.deepEqual(
+    thresholds.map((j) => j.level),
+    [1, 2],
+    s.out.stderr.join('\n'),
+  )
   for (const j of thresholds) {
     assert.equal(j.v8.rssBytes, null, 'the RSS process.memoryUsage() could not read is null, not a stale number')
     assert.ok(j.v8.heapUsedBytes > 0, 'the heap figures come from v8.getHeapStatistics()')

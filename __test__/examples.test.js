@@ -99,10 +99,7 @@ for (const file of ['http.js', 'express.js', 'fastify.js']) {
     assert.equal((await request(port, '/')).status, 200)
 
     process.kill(child.pid, 'SIGTERM')
-    const { code, signal } = await Promise.race([
-      exited,
-      new Promise((resolve) => setTimeout(() => resolve({ code: 'still running' }), 10_000)),
-    ])
+    const { code, signal } = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve({ code: 'still running' }), 10_000))])
     assert.ok(code === 0 || signal === 'SIGTERM', `exited cleanly on SIGTERM: ${code ?? signal}\n${output()}`)
   })
 }

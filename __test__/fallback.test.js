@@ -155,7 +155,10 @@ test('no binary at all: the package loads, warns once naming the file tried, and
   const { pkg } = packageCopy(t)
   const out = load(pkg)
   checkFallback(out, { cause: new RegExp(`${BINARY}: not found.*oomguard-${TARGET} \\(package\\): not installed`) })
-  assert.deepEqual(out.nativeAddon.tried.map((x) => x.error), ['not found', 'not installed'])
+  assert.deepEqual(
+    out.nativeAddon.tried.map((x) => x.error),
+    ['not found', 'not installed'],
+  )
   assert.equal(out.nativeAddon.libc, TARGET.split('-')[2])
 })
 
@@ -203,7 +206,7 @@ test("a binary for the other libc: dlopen's own error, with the libc detected", 
   assert.match(out.nativeAddon.reason, /libc glibc \(.* is linked with .*ld-linux/)
 })
 
-test('an addon that loads but is not this version\'s: another slot layout, or no slotNames() at all', (t) => {
+test("an addon that loads but is not this version's: another slot layout, or no slotNames() at all", (t) => {
   // Two small Node-API addons, built here against node's own headers.
   const include = path.join(path.dirname(process.execPath), '..', 'include', 'node')
   assert.ok(fs.existsSync(path.join(include, 'node_api.h')), `node's headers at ${include}`)
@@ -265,7 +268,7 @@ test('the platform package: loaded from node_modules when there is no local bina
   checkFallback(load(installed), { cause: new RegExp(`oomguard-${TARGET}: not loaded: the file is not an ELF file`) })
 })
 
-test('the JavaScript reading equals the addon\'s on every fixture, field for field', () => {
+test("the JavaScript reading equals the addon's on every fixture, field for field", () => {
   const usage = { rss: 1, heapTotal: 2, heapUsed: 3, external: 4, arrayBuffers: 5, heapSizeLimit: 300 * 2 ** 20 }
   const { getMemoryMetrics } = require('..')
   const fixtures = fs.readdirSync(FIXTURES).filter((f) => fs.statSync(path.join(FIXTURES, f)).isDirectory())
@@ -291,7 +294,11 @@ test('the JavaScript reading equals the addon\'s on every fixture, field for fie
     }
     assert.equal(js.diagnoses[0].code, 'NATIVE_UNAVAILABLE', f)
     assert.deepEqual(Object.keys(js.diagnoses[0]), Object.keys(addon.diagnoses[0] || js.diagnoses[0]), `${f}: a diagnosis's keys`)
-    assert.equal(js.diagnoses.some((d) => d.code === 'NO_MEMORY_CGROUP'), js.cgroup === null, `${f}: NO_MEMORY_CGROUP where no cgroup is found`)
+    assert.equal(
+      js.diagnoses.some((d) => d.code === 'NO_MEMORY_CGROUP'),
+      js.cgroup === null,
+      `${f}: NO_MEMORY_CGROUP where no cgroup is found`,
+    )
   }
 })
 
@@ -304,14 +311,17 @@ test('cgroup v1, live: the JavaScript reading of a real child cgroup with a limi
   h.setV1Limit(dir, 192 * MiB)
   const script = path.join(os.tmpdir(), `${h.uniqueName('oomguard-fallback')}.js`)
   t.after(() => fs.rmSync(script, { force: true }))
-  fs.writeFileSync(script, `
+  fs.writeFileSync(
+    script,
+    `
     const fs = require('node:fs')
     const keep = Buffer.alloc(32 * 1024 * 1024, 1)
     const { getMemoryMetrics, nativeAddon } = require(${JSON.stringify(ROOT)})
     const m = getMemoryMetrics()
     const file = (name) => Number(fs.readFileSync(m.cgroup.dir + '/' + name, 'utf8'))
     console.log('RESULT ' + JSON.stringify({ loaded: nativeAddon.loaded, m, limit: file('memory.limit_in_bytes'), usage: file('memory.usage_in_bytes'), keep: keep.length }))
-  `)
+  `,
+  )
   const r = await h.runNodeInCgroup(dir, script, [], { env: { ...process.env, OOMGUARD_NATIVE: '0' } })
   assert.equal(r.code, 0, h.describeRun(r))
   const [out] = h.parsePrefixed(r.stdout, 'RESULT ')
@@ -366,7 +376,9 @@ test('cgroup v1, live: the polling monitor crosses thresholds and recovers in a 
   t.after(() => fs.rmSync(script, { force: true }))
   // Thresholds above where the process starts; Buffers (outside the heap,
   // freed at once by gc()) raise the working set past each, then fall back.
-  fs.writeFileSync(script, `
+  fs.writeFileSync(
+    script,
+    `
     const { getMemoryMetrics, watch, nativeAddon } = require(${JSON.stringify(ROOT)})
     const MiB = 1024 * 1024
     const start = getMemoryMetrics().usageRatio
@@ -391,7 +403,8 @@ test('cgroup v1, live: the polling monitor crosses thresholds and recovers in a 
       m.close()
       console.log('RESULT ' + JSON.stringify({ loaded: nativeAddon.loaded, start, thresholds, events, t1, t2, t3, current: m.current }))
     })()
-  `)
+  `,
+  )
   const r = await h.runNodeInCgroup(dir, script, [], { env: { ...process.env, OOMGUARD_NATIVE: '0', NODE_OPTIONS: '--expose-gc' } })
   assert.equal(r.code, 0, h.describeRun(r))
   const [out] = h.parsePrefixed(r.stdout, 'RESULT ')
@@ -404,7 +417,11 @@ test('cgroup v1, live: the polling monitor crosses thresholds and recovers in a 
   assert.ok(up1.ratio >= out.thresholds[0] && up2.ratio >= out.thresholds[1])
   assert.ok(down0.ratio < out.thresholds[0] - 0.05)
   // Within the poll's interval (100 ms near a threshold) of each change, and a margin for a busy machine.
-  for (const [e, since] of [[up1, out.t1], [up2, out.t2], [down0, out.t3]]) {
+  for (const [e, since] of [
+    [up1, out.t1],
+    [up2, out.t2],
+    [down0, out.t3],
+  ]) {
     assert.ok(e.at - since <= 500, `${e.kind}@${e.level} ${e.at - since} ms after the change`)
   }
   assert.ok(down1.at <= down0.at)

@@ -128,13 +128,19 @@ test('processes: cgroup.procs, the 16 largest by anonymous memory (statm residen
   assert.ok(!p.largest.some((x) => x.pid === 0), 'a 0 is never listed')
   assert.equal(p.largest.length, 16, 'at most 16 are listed')
   const MiB = 1024 * 1024
-  assert.deepEqual(p.largest.slice(0, 3).map((x) => ({ ...x })), [
-    { pid: 7, command: 'convert', rssBytes: 90 * MiB, anonBytes: 48 * MiB },
-    { pid: 201, command: null, rssBytes: 50 * MiB, anonBytes: 25 * MiB }, // no comm file: null, still listed
-    { pid: 1, command: 'node', rssBytes: 30 * MiB, anonBytes: 20 * MiB },
-  ])
+  assert.deepEqual(
+    p.largest.slice(0, 3).map((x) => ({ ...x })),
+    [
+      { pid: 7, command: 'convert', rssBytes: 90 * MiB, anonBytes: 48 * MiB },
+      { pid: 201, command: null, rssBytes: 50 * MiB, anonBytes: 25 * MiB }, // no comm file: null, still listed
+      { pid: 1, command: 'node', rssBytes: 30 * MiB, anonBytes: 20 * MiB },
+    ],
+  )
   // Then the small ones, largest first: pid 115 (16 x 256 KiB) down to pid 103.
-  assert.deepEqual(p.largest.slice(3).map((x) => x.pid), [115, 114, 113, 112, 111, 110, 109, 108, 107, 106, 105, 104, 103])
+  assert.deepEqual(
+    p.largest.slice(3).map((x) => x.pid),
+    [115, 114, 113, 112, 111, 110, 109, 108, 107, 106, 105, 104, 103],
+  )
   assert.equal(p.largest[3].rssBytes, 16 * 256 * 1024)
   assert.equal(p.largest[3].anonBytes, 16 * 192 * 1024)
   assert.equal(p.largest[3].command, 'sh')
@@ -154,7 +160,10 @@ test('processes: cgroup.procs, the 16 largest by anonymous memory (statm residen
 test('memory.stat raw map keeps the kernel order and every line', () => {
   const r = read('v2-busy')
   const text = fs.readFileSync(path.join(FIXTURES, 'v2-busy/sys/fs/cgroup/fxcap/busy/memory.stat'), 'utf8')
-  const keys = text.trim().split('\n').map((l) => l.split(' ')[0])
+  const keys = text
+    .trim()
+    .split('\n')
+    .map((l) => l.split(' ')[0])
   assert.deepEqual(Object.keys(r.stat.raw), keys)
   assert.equal(r.stat.slab, 1630552)
   assert.equal(r.stat.kernelStack, 32768)
@@ -164,10 +173,7 @@ test('v2 busy: memory.high, events, cgroup pressure and derived ratios', () => {
   const r = read('v2-busy', { heapSizeLimit: 259 * MiB, heapUsed: 10 * MiB })
   assert.equal(r.highBytes, 209715200)
   assert.equal(r.leafLimitBytes, 268435456)
-  assert.deepEqual(
-    { ...r.events },
-    { low: 0, high: 0, max: 0, oom: 0, oomKill: 0, oomGroupKill: 0, underOom: null, failcnt: null },
-  )
+  assert.deepEqual({ ...r.events }, { low: 0, high: 0, max: 0, oom: 0, oomKill: 0, oomGroupKill: 0, underOom: null, failcnt: null })
   assert.equal(r.pressure.scope, 'cgroup')
   assert.deepEqual({ ...r.pressure.some }, { avg10: 0, avg60: 0, avg300: 0, totalUs: 0 })
   assert.equal(r.basisBytes, r.workingSetBytes)
@@ -196,7 +202,10 @@ test('heap limit well below the container limit: no heap diagnosis', () => {
   const r = read('v2-busy', { heapSizeLimit: 150 * MiB })
   assert.ok(!codes(r).some((c) => c.startsWith('HEAP_LIMIT')), codes(r).join())
   const near = read('v2-busy', { heapSizeLimit: 230 * MiB })
-  assert.deepEqual(codes(near).filter((c) => c.startsWith('HEAP_LIMIT')), ['HEAP_LIMIT_NEAR_CONTAINER_LIMIT'])
+  assert.deepEqual(
+    codes(near).filter((c) => c.startsWith('HEAP_LIMIT')),
+    ['HEAP_LIMIT_NEAR_CONTAINER_LIMIT'],
+  )
 })
 
 test('parent limit lower than the leaf: the smallest one up the hierarchy wins', () => {

@@ -69,7 +69,10 @@ const compare = (a, b) => {
 
 /** The highest GLIBC_x.y the object needs, e.g. '2.28'; null if none. */
 function highestGlibc(needs) {
-  const versions = Object.values(needs).flat().filter((v) => /^GLIBC_\d+(\.\d+)*$/.test(v)).map((v) => v.slice(6))
+  const versions = Object.values(needs)
+    .flat()
+    .filter((v) => /^GLIBC_\d+(\.\d+)*$/.test(v))
+    .map((v) => v.slice(6))
   return versions.sort(compare).pop() || null
 }
 
@@ -86,7 +89,11 @@ test(`the built addons need at most glibc ${MAX_GLIBC} (gnu), none at all (musl)
     const needs = versionNeeds(fs.readFileSync(path.join(REPO, f)))
     if (f.endsWith('-musl.node')) {
       // npm run build:all's musl builds: musl's libc.so, no glibc at all.
-      assert.deepEqual(Object.keys(needs).filter((lib) => /^(libc|libm|libpthread|libdl)\.so\.\d/.test(lib)), [], `${f} needs glibc: ${JSON.stringify(needs)}`)
+      assert.deepEqual(
+        Object.keys(needs).filter((lib) => /^(libc|libm|libpthread|libdl)\.so\.\d/.test(lib)),
+        [],
+        `${f} needs glibc: ${JSON.stringify(needs)}`,
+      )
       continue
     }
     const max = highestGlibc(needs)

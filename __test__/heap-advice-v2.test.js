@@ -68,6 +68,9 @@ test('cgroup v2, memory.max 1 GiB and memory.high 256 MiB: node sizes from memor
   assert.match(out.report.heap.nodeSizing.text, /memory\.high of this cgroup \(256\.0 MiB\), which is below its memory\.max/)
   assert.equal(out.defaultHeapSizeLimitBytes, 259 * MiB, 'node sized from memory.high: the floor')
   // A percentage would be of memory.high, not the limit: not offered.
-  assert.deepEqual(out.report.heap.advice.options.map((o) => o.form), ['fixed'])
+  assert.deepEqual(
+    out.report.heap.advice.options.map((o) => o.form),
+    ['fixed'],
+  )
   checkAdvice(out, 1024 * MiB)
 })

@@ -65,7 +65,11 @@ for (const mib of LIMITS_MIB) {
       assert.ok(a, 'the report has heap advice')
       assert.equal(a.measured, true, `measured (note: ${a.note})`)
       assert.deepEqual(a.band, BAND)
-      assert.deepEqual(a.options.map((o) => o.form), percentageHere ? ['percentage', 'fixed'] : ['fixed'], 'the percentage form first where node has it')
+      assert.deepEqual(
+        a.options.map((o) => o.form),
+        percentageHere ? ['percentage', 'fixed'] : ['fixed'],
+        'the percentage form first where node has it',
+      )
       for (const o of a.options) {
         const measured = await heapLimitIn(dir, o.nodeOptions)
         const what = `${mib} MiB, NODE_OPTIONS="${o.nodeOptions}": measured ${measured / MiB} MiB, stated ${o.heapSizeLimitBytes / MiB} MiB`
@@ -96,7 +100,7 @@ for (const mib of LIMITS_MIB) {
   })
 }
 
-test('node sizes from the smaller of its own cgroup\'s soft limit and limit (v1), and ignores a parent\'s limit', async (t) => {
+test("node sizes from the smaller of its own cgroup's soft limit and limit (v1), and ignores a parent's limit", async (t) => {
   const own = needV1(t)
   if (!own) return
   const soft = h.makeCgroup(own.dir)
@@ -114,7 +118,7 @@ test('node sizes from the smaller of its own cgroup\'s soft limit and limit (v1)
     h.setV1Limit(parent, 1024 * MiB)
     const child = h.makeCgroup(parent)
     r = await doctorIn(child)
-    assert.equal(r.limit.bytes, 1024 * MiB, 'the effective limit is the parent\'s')
+    assert.equal(r.limit.bytes, 1024 * MiB, "the effective limit is the parent's")
     assert.equal(r.limit.leafLimitBytes, null)
     assert.equal(r.heap.nodeSizing.from, 'host')
     assert.match(r.heap.nodeSizing.text, /own cgroup only/)
@@ -122,7 +126,10 @@ test('node sizes from the smaller of its own cgroup\'s soft limit and limit (v1)
     assert.equal(r.heap.nodeSizing.defaultHeapLimitBytes, def)
     assert.ok(def > 1024 * MiB, `node sized from the host: default ${def / MiB} MiB`)
     // The advice still lands in the band, and offers no percentage (it would be of the host's memory).
-    assert.deepEqual(r.heap.advice.options.map((o) => o.form), ['fixed'])
+    assert.deepEqual(
+      r.heap.advice.options.map((o) => o.form),
+      ['fixed'],
+    )
     for (const o of r.heap.advice.options) {
       const m = await heapLimitIn(child, o.nodeOptions)
       assert.ok(Math.abs(m - o.heapSizeLimitBytes) <= MiB && o.inBand, `${o.nodeOptions}: ${m / MiB} MiB`)
@@ -153,18 +160,21 @@ test('hasPercentageFlag(): 22.21+, 24.6+, 25+ and only where node accepts it', (
 
 test('probeRoom(): a probe runs only while the working set plus twice its charge stays below the first default threshold', () => {
   const { probeRoom, PROBE_CHARGE_BYTES, PROBE_MARGIN, PROBE_CEILING } = require('../lib/heap-probe.js')
-  assert.equal(PROBE_CEILING, require('../lib/options.js').WATCH_DEFAULTS.thresholds[0], 'the ceiling is watch()\'s first default threshold')
+  assert.equal(PROBE_CEILING, require('../lib/options.js').WATCH_DEFAULTS.thresholds[0], "the ceiling is watch()'s first default threshold")
   const limit = 256 * MiB
   const edge = limit * PROBE_CEILING - PROBE_CHARGE_BYTES * PROBE_MARGIN
   assert.equal(probeRoom({ limitBytes: limit, basisBytes: edge }), null, 'exactly at the edge: room')
   assert.equal(probeRoom({ limitBytes: limit, basisBytes: 0.5 * limit }), null)
-  assert.match(probeRoom({ limitBytes: limit, basisBytes: edge + 1 }), /^the working set is 188\.8 MiB \(73\.8% of 256\.0 MiB\); each probe is a node process charged up to 8\.0 MiB here, and with a 2x margin it would take the working set past 80% \(watch\(\)'s first default threshold, where the service's own monitor acts\)$/)
+  assert.match(
+    probeRoom({ limitBytes: limit, basisBytes: edge + 1 }),
+    /^the working set is 188\.8 MiB \(73\.8% of 256\.0 MiB\); each probe is a node process charged up to 8\.0 MiB here, and with a 2x margin it would take the working set past 80% \(watch\(\)'s first default threshold, where the service's own monitor acts\)$/,
+  )
   for (const m of [null, {}, { limitBytes: limit, basisBytes: null }, { limitBytes: null, basisBytes: 1 }, { limitBytes: 0, basisBytes: 0 }]) {
     assert.match(probeRoom(m), /^the working set could not be read/, JSON.stringify(m))
   }
 })
 
-test('heapAdvice(): probing stops as soon as the room is gone, and the model\'s figures say why', () => {
+test("heapAdvice(): probing stops as soon as the room is gone, and the model's figures say why", () => {
   const limit = 256 * MiB
   const model = native.heapModel(limit, limit, process.version)
   let calls = 0
@@ -173,7 +183,7 @@ test('heapAdvice(): probing stops as soon as the room is gone, and the model\'s 
   assert.equal(calls, 2, 'asked before each probe: one ran, the second was refused')
   assert.equal(a.measured, false)
   assert.ok(a.options.every((o) => o.measured === false))
-  assert.equal(a.note, 'Modelled, not measured (probing stopped after 1 probe): the service grew. The figures are the model\'s, the rule node sizes its heap by.')
+  assert.equal(a.note, "Modelled, not measured (probing stopped after 1 probe): the service grew. The figures are the model's, the rule node sizes its heap by.")
   calls = 0
   const none = heapAdvice({ limitBytes: limit, constrainedMemoryBytes: limit, model, nodeVersion: process.version, room: stopAt(0) })
   assert.match(none.note, /^Modelled, not measured \(no probe was started\): the service grew\./)

@@ -53,7 +53,9 @@ for (const [framework, isolate] of [
   ['fastify', 'main'],
   ['worker', 'worker 1'],
 ]) {
-  test(`real v1 kill of a ${framework === 'worker' ? 'leak in a worker thread (express in front)' : `${framework} server`} under loopback load: the record and the pprof file name the leak`, { timeout: 200_000 * KILLS }, async (t) => {
+  test(`real v1 kill of a ${framework === 'worker' ? 'leak in a worker thread (express in front)' : `${framework} server`} under loopback load: the record and the pprof file name the leak`, {
+    timeout: 200_000 * KILLS,
+  }, async (t) => {
     const support = h.v1Support()
     if (support.reason) return h.privileged(t, support.reason)
     const seen = []
@@ -66,6 +68,8 @@ for (const [framework, isolate] of [
       }
     }
     const shares = seen.map((s) => s.share).sort((a, b) => a - b)
-    t.diagnostic(`${framework}: ${seen.length} kills; top-site share min ${shares[0]} median ${shares[Math.floor(shares.length / 2)]}; record's sites ${seen.map((s) => s.ageMs).join(',')} ms old at the last record; read pauses ${seen.map((s) => s.pauseMs).join(',')} ms`)
+    t.diagnostic(
+      `${framework}: ${seen.length} kills; top-site share min ${shares[0]} median ${shares[Math.floor(shares.length / 2)]}; record's sites ${seen.map((s) => s.ageMs).join(',')} ms old at the last record; read pauses ${seen.map((s) => s.pauseMs).join(',')} ms`,
+    )
   })
 }

@@ -72,10 +72,16 @@ test("the record's candidates: valid JSON members, longest first, each well unde
   }
   // Names of ordinary length: every shape, 5 sites down to none.
   const plain = hp.candidates({ ...summary, file: '/p/f.pb.gz', sites: summary.sites.map((s) => ({ ...s, functionName: 'leak', file: 'app.js', stack: ['handler (app.js:9:1)'] })) })
-  assert.deepEqual(plain.map((c) => JSON.parse(`{${c}}`).heapProfile.sites.length), [5, 3, 1, 0])
+  assert.deepEqual(
+    plain.map((c) => JSON.parse(`{${c}}`).heapProfile.sites.length),
+    [5, 3, 1, 0],
+  )
   // At their longest the bigger shapes are left out, never one site and none.
   const list = hp.candidates(summary)
-  assert.deepEqual(list.slice(-2).map((c) => JSON.parse(`{${c}}`).heapProfile.sites.length), [1, 0])
+  assert.deepEqual(
+    list.slice(-2).map((c) => JSON.parse(`{${c}}`).heapProfile.sites.length),
+    [1, 0],
+  )
   for (let i = 0; i < list.length; i++) {
     assert.ok(list[i].startsWith('"heapProfile":{'))
     assert.ok(Buffer.byteLength(list[i]) < 1400, `${Buffer.byteLength(list[i])} bytes`)
@@ -113,7 +119,13 @@ test('the pprof directory is kept to its count and bytes, oldest first out; stal
     fs.writeFileSync(path.join(dir, 'unrelated.txt'), 'keep')
     fs.writeFileSync(path.join(dir, '.oomguard-heap-999999999-main-1.tmp'), 'stale')
     hp.prune(dir, 4, 1e9)
-    assert.deepEqual(fs.readdirSync(dir).sort(), ['oomguard-heap-1-main-x-2-level1.pb.gz', 'oomguard-heap-1-main-x-3-level1.pb.gz', 'oomguard-heap-1-main-x-4-level1.pb.gz', 'oomguard-heap-1-main-x-5-level1.pb.gz', 'unrelated.txt'])
+    assert.deepEqual(fs.readdirSync(dir).sort(), [
+      'oomguard-heap-1-main-x-2-level1.pb.gz',
+      'oomguard-heap-1-main-x-3-level1.pb.gz',
+      'oomguard-heap-1-main-x-4-level1.pb.gz',
+      'oomguard-heap-1-main-x-5-level1.pb.gz',
+      'unrelated.txt',
+    ])
     hp.prune(dir, 100, 2500)
     assert.deepEqual(fs.readdirSync(dir).sort(), ['oomguard-heap-1-main-x-4-level1.pb.gz', 'oomguard-heap-1-main-x-5-level1.pb.gz', 'unrelated.txt'])
   } finally {
@@ -141,7 +153,11 @@ test("heapProfile 'start' on a fixture tree: every level's event, the record and
   const r = runFixtureChild(t, 'start')
   const line = lineOf(FIXTURE_CHILD, 'function hoardFixtures')
   const levels = r.events.filter((e) => e.kind === 'threshold')
-  assert.deepEqual(levels.map((e) => e.level), [1, 2, 3], r.desc)
+  assert.deepEqual(
+    levels.map((e) => e.level),
+    [1, 2, 3],
+    r.desc,
+  )
   for (const e of levels) {
     const top = e.heapProfile.sites[0]
     assert.equal(e.heapProfile.isolate, 'main')
@@ -162,7 +178,7 @@ test("heapProfile 'start' on a fixture tree: every level's event, the record and
   assert.ok(rec.heapProfile.sites[0].share >= 0.5)
   assert.equal(rec.heapProfile.covers, 'v8-heap')
   assert.ok(rec.heapProfile.outsideHeapBytes > 0)
-  assert.equal(rec.heapProfile.file, levels[2].heapProfile.file, 'the record names the last level\'s file')
+  assert.equal(rec.heapProfile.file, levels[2].heapProfile.file, "the record names the last level's file")
   // A file per level, none left under a temporary name; each names the leak.
   assert.equal(r.files.length, 3, r.files.join('\n'))
   for (const f of r.files) {
@@ -181,7 +197,11 @@ test("heapProfile 'start' on a fixture tree: every level's event, the record and
 test("heapProfile 'threshold' (the default): nothing sampled below the first threshold; sampling starts there", { timeout: 120_000 }, async (t) => {
   const r = runFixtureChild(t, 'threshold')
   const levels = r.events.filter((e) => e.kind === 'threshold')
-  assert.deepEqual(levels.map((e) => e.level), [1, 2, 3], r.desc)
+  assert.deepEqual(
+    levels.map((e) => e.level),
+    [1, 2, 3],
+    r.desc,
+  )
   assert.equal(levels[0].heapProfile.skipped, 'just-started')
   assert.deepEqual(levels[0].heapProfile.sites, [])
   // Level 2 comes after more of the leak: the growth since the first threshold.
@@ -192,7 +212,11 @@ test("heapProfile 'threshold' (the default): nothing sampled below the first thr
 test("heapProfile 'off': no sites, no sampling, no key in the record", { timeout: 120_000 }, async (t) => {
   const r = runFixtureChild(t, 'off')
   const levels = r.events.filter((e) => e.kind === 'threshold')
-  assert.deepEqual(levels.map((e) => e.level), [1, 2, 3], r.desc)
+  assert.deepEqual(
+    levels.map((e) => e.level),
+    [1, 2, 3],
+    r.desc,
+  )
   for (const e of levels) assert.equal(e.heapProfile, null)
   assert.equal(JSON.parse(r.text).heapProfile, undefined)
   assert.deepEqual(r.files, [])

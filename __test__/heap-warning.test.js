@@ -28,10 +28,13 @@ test('HEAP_LIMIT_* at start: one line with the fix; the fix silences it; OOMGUAR
   })
   cg.setV1Limit(dir, 256 * MiB)
   const app = path.join(work, 'app.js')
-  fs.writeFileSync(app, `const v8 = require('node:v8')
+  fs.writeFileSync(
+    app,
+    `const v8 = require('node:v8')
 console.log(JSON.stringify({ heapSizeLimit: v8.getHeapStatistics().heap_size_limit }))
 setTimeout(() => {}, 500)
-`)
+`,
+  )
   const run = async (extra) => {
     const r = await cg.runNodeInCgroup(dir, app, [], { env: childEnv(extra) })
     assert.equal(r.code, 0, cg.describeRun(r))

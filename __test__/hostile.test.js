@@ -270,7 +270,10 @@ test('hostile root: the cgroup directory vanishes between two readings', () => {
   assert.equal(before.usageBytes, 181149696)
   assert.equal(after.usageBytes, null, 'no stale number')
   assertInside(after, root, 'vanished')
-  assert.ok(after.diagnoses.some((d) => d.code === 'CGROUP_UNRESOLVED' || d.code === 'CGROUP_FILE_UNREADABLE'), JSON.stringify(after.diagnoses))
+  assert.ok(
+    after.diagnoses.some((d) => d.code === 'CGROUP_UNRESOLVED' || d.code === 'CGROUP_FILE_UNREADABLE'),
+    JSON.stringify(after.diagnoses),
+  )
 })
 
 test('a panic inside a reading is contained: the part is null and a diagnosis names it', () => {

@@ -50,11 +50,7 @@ function assertUsageMatches(usage, before, after, what, tolerance = CHILD_TOLERA
   assert.ok(before > 0 && after > 0, `${what}: kernel usage should be positive (before ${before}, after ${after})`)
   const lo = Math.min(before, after) - tolerance
   const hi = Math.max(before, after) + tolerance
-  assert.ok(
-    usage >= lo && usage <= hi,
-    `${what}: usageBytes ${usage} is not within ${tolerance} bytes of memory.usage_in_bytes ` +
-      `(read ${before} just before and ${after} just after)`,
-  )
+  assert.ok(usage >= lo && usage <= hi, `${what}: usageBytes ${usage} is not within ${tolerance} bytes of memory.usage_in_bytes ` + `(read ${before} just before and ${after} just after)`)
 }
 
 async function probeIn(dir) {
@@ -96,7 +92,7 @@ test('v1: a child cgroup with a 200 MiB limit reports that limit and the kernel 
   assert.equal(m.events.oomKill, 0, 'a fresh cgroup has no OOM kills')
 })
 
-test('v1: a grandchild with no limit of its own reports its parent\'s 150 MiB', { timeout: 60000 }, async (t) => {
+test("v1: a grandchild with no limit of its own reports its parent's 150 MiB", { timeout: 60000 }, async (t) => {
   const own = needV1(t)
   if (!own) return
   const parent = h.makeCgroup(own.dir)

@@ -54,8 +54,7 @@ function assertUsageMatches(m, kernel, what) {
   assert.ok(before > 0 && after > 0, `${what}: memory.current should be positive (${before}, ${after})`)
   assert.ok(
     m.usageBytes >= Math.min(before, after) - USAGE_TOLERANCE && m.usageBytes <= Math.max(before, after) + USAGE_TOLERANCE,
-    `${what}: usageBytes ${m.usageBytes} is not within ${USAGE_TOLERANCE} bytes of memory.current ` +
-      `(read ${before} just before and ${after} just after)`,
+    `${what}: usageBytes ${m.usageBytes} is not within ${USAGE_TOLERANCE} bytes of memory.current ` + `(read ${before} just before and ${after} just after)`,
   )
   assert.ok(
     Number.isSafeInteger(m.workingSetBytes) && m.workingSetBytes >= 0 && m.workingSetBytes <= m.usageBytes,
@@ -79,7 +78,11 @@ function checkSelf(self, high) {
   assertUsageMatches(m, self.kernel, 'self')
   assert.equal(m.events.oomKill, 0, 'no OOM kill yet')
   assert.equal(m.pressureScope, 'cgroup', 'the v2 leaf has memory.pressure')
-  assert.deepEqual(m.diagnoses.filter((c) => c.startsWith('CGROUP_')), [], 'resolved and readable')
+  assert.deepEqual(
+    m.diagnoses.filter((c) => c.startsWith('CGROUP_')),
+    [],
+    'resolved and readable',
+  )
 }
 
 /** The writable run: its own cgroup, and a child cgroup below it. */

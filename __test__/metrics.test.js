@@ -159,7 +159,10 @@ function countReads(t) {
 test('prometheus(): v2-busy, exact values, parsed by prometheus_client', { skip: parserSkip }, () => {
   const e = expected('v2-busy')
   const f = exposition(prometheus({ root: fixture('v2-busy') }))
-  assert.deepEqual([...f.keys()], FAMILIES.map((n) => `oomguard_${n}`))
+  assert.deepEqual(
+    [...f.keys()],
+    FAMILIES.map((n) => `oomguard_${n}`),
+  )
   assert.deepEqual(sample(f, 'oomguard_info').labels, { cgroup_version: '2', cgroup_path: '/fxcap/busy', version: VERSION })
   assert.equal(value(f, 'oomguard_info'), 1)
   assert.deepEqual(sample(f, 'oomguard_memory_limit_bytes').labels, { source: 'cgroup-v2' })
@@ -222,7 +225,11 @@ test('prometheus(): every fixture matches expected.json; null means no series, H
   for (const name of FIXTURE_NAMES) {
     const e = expected(name)
     const f = exposition(prometheus({ root: fixture(name) }))
-    assert.deepEqual([...f.keys()], FAMILIES.map((n) => `oomguard_${n}`), `${name}: every family, in order`)
+    assert.deepEqual(
+      [...f.keys()],
+      FAMILIES.map((n) => `oomguard_${n}`),
+      `${name}: every family, in order`,
+    )
     for (const [fam, want] of [
       ['oomguard_memory_usage_bytes', e.usageBytes],
       ['oomguard_memory_working_set_bytes', e.workingSetBytes],
@@ -270,7 +277,17 @@ test('prometheus(): peak and swap on v2-swap (swap.max up the hierarchy) and v1-
 test('prometheus(): no-memory-controller prints no cgroup series, never a 0 for unknown', { skip: parserSkip }, () => {
   const text = prometheus({ root: fixture('no-memory-controller') })
   const f = exposition(text)
-  for (const fam of ['memory_usage_bytes', 'memory_working_set_bytes', 'memory_high_bytes', 'memory_peak_bytes', 'memory_swap_bytes', 'memory_swap_limit_bytes', 'memory_stat_bytes', 'memory_events_total', 'memory_under_oom']) {
+  for (const fam of [
+    'memory_usage_bytes',
+    'memory_working_set_bytes',
+    'memory_high_bytes',
+    'memory_peak_bytes',
+    'memory_swap_bytes',
+    'memory_swap_limit_bytes',
+    'memory_stat_bytes',
+    'memory_events_total',
+    'memory_under_oom',
+  ]) {
     assert.equal(f.get(`oomguard_${fam}`).samples.length, 0, `${fam}: no series`)
     assert.match(text, new RegExp(`^# HELP oomguard_${fam} .+\n# TYPE oomguard_${fam} (gauge|counter)$`, 'm'))
   }
@@ -291,7 +308,10 @@ test('prometheus(): the unreadable fixture leaves memory.stat and memory.events 
 
 test('prometheus(): options.prefix', { skip: parserSkip }, () => {
   const f = exposition(prometheus({ root: fixture('v2-busy'), prefix: 'myapp_mem_' }))
-  assert.deepEqual([...f.keys()], FAMILIES.map((n) => `myapp_mem_${n}`))
+  assert.deepEqual(
+    [...f.keys()],
+    FAMILIES.map((n) => `myapp_mem_${n}`),
+  )
   assert.equal(value(f, 'myapp_mem_memory_limit_bytes', { source: 'cgroup-v2' }), 268435456)
   assert.ok(exposition(prometheus({ prefix: '_x' })).has('_xinfo'))
 })
@@ -319,11 +339,18 @@ test('prometheus(): options.metrics formats a given snapshot; label values are e
 test('prometheus(): options.monitor adds the level and the thresholds', { skip: parserSkip }, () => {
   const fake = { level: 2, thresholds: [0.5, 0.7, 0.9] }
   const f = exposition(prometheus({ root: fixture('v2-busy'), monitor: fake }))
-  assert.deepEqual([...f.keys()], [...FAMILIES, ...MONITOR_FAMILIES].map((n) => `oomguard_${n}`))
+  assert.deepEqual(
+    [...f.keys()],
+    [...FAMILIES, ...MONITOR_FAMILIES].map((n) => `oomguard_${n}`),
+  )
   assert.equal(value(f, 'oomguard_monitor_level'), 2)
   assert.deepEqual(
     f.get('oomguard_monitor_threshold_ratio').samples.map((s) => [s.labels.level, s.value]),
-    [['1', 0.5], ['2', 0.7], ['3', 0.9]],
+    [
+      ['1', 0.5],
+      ['2', 0.7],
+      ['3', 0.9],
+    ],
   )
   const closed = exposition(prometheus({ root: fixture('v2-busy'), monitor: { ...fake, closed: true } }))
   assert.equal(closed.get('oomguard_monitor_level').samples.length, 0, 'a closed monitor has no level')
@@ -412,7 +439,10 @@ test('prom-client: a fresh Registry prints what prometheus() prints; parsed by p
   for (const name of ['v2-busy', 'v1-oom-after', 'no-memory-controller']) {
     const registry = new promClient.Registry()
     const reg = registerPromClient({ register: registry, root: fixture(name) })
-    assert.deepEqual(reg.names, FAMILIES.map((n) => `oomguard_${n}`))
+    assert.deepEqual(
+      reg.names,
+      FAMILIES.map((n) => `oomguard_${n}`),
+    )
     const fromRegistry = exposition((await registry.metrics()).replace(/\n\n/g, '\n'))
     const direct = exposition(prometheus({ root: fixture(name) }))
     assert.deepEqual(stable(fromRegistry), stable(direct), name)
@@ -423,14 +453,20 @@ test('prom-client: a fresh Registry prints what prometheus() prints; parsed by p
   const f = parse(await registry.metrics())
   const events = f.find((x) => x.name === 'oomguard_memory_events')
   assert.equal(events.type, 'counter')
-  assert.deepEqual(events.samples.find((s) => s.labels.event === 'oom_kill'), { name: 'oomguard_memory_events_total', labels: { event: 'oom_kill' }, value: 1 })
+  assert.deepEqual(
+    events.samples.find((s) => s.labels.event === 'oom_kill'),
+    { name: 'oomguard_memory_events_total', labels: { event: 'oom_kill' }, value: 1 },
+  )
 })
 
 test('prom-client: beside collectDefaultMetrics(), no name collides; monitor and prefix', { skip: parserSkip }, async () => {
   const registry = new promClient.Registry()
   promClient.collectDefaultMetrics({ register: registry })
   const reg = registerPromClient({ register: registry, root: fixture('v2-busy'), monitor: { level: 1, thresholds: [0.5, 0.9] }, prefix: 'svc_' })
-  assert.deepEqual(reg.names, [...FAMILIES, ...MONITOR_FAMILIES].map((n) => `svc_${n}`))
+  assert.deepEqual(
+    reg.names,
+    [...FAMILIES, ...MONITOR_FAMILIES].map((n) => `svc_${n}`),
+  )
   const text = await registry.metrics()
   const families = parse(text)
   const names = families.map((x) => x.name)
@@ -499,7 +535,7 @@ test('prom-client: an OpenMetrics registry; parsed by the OpenMetrics parser', {
   assert.equal(registry.getMetricsAsArray().length, 0, 'unregistered although prom-client renamed the counters')
 })
 
-test('prom-client: the default is prom-client\'s global registry', async () => {
+test("prom-client: the default is prom-client's global registry", async () => {
   const reg = registerPromClient({ root: fixture('v2-busy') })
   try {
     assert.match(await promClient.register.metrics(), /^oomguard_memory_usage_bytes 181149696$/m)
@@ -739,7 +775,7 @@ test('OpenTelemetry: no memory controller leaves the container.* instruments emp
   assert.deepEqual(got.get('oomguard.info').dataPoints[0].attributes, { 'oomguard.version': VERSION })
 })
 
-test('OpenTelemetry: the API\'s global (no-op) meter is accepted', () => {
+test("OpenTelemetry: the API's global (no-op) meter is accepted", () => {
   const reg = observeMemory(otelApi.metrics.getMeter('noop'))
   reg.unregister()
 })

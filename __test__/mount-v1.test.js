@@ -159,10 +159,7 @@ for (const L of LAYOUTS) {
     assert.ok(!codes.includes('NO_LIMIT') && !codes.includes('CGROUP_UNRESOLVED'), codes.join(', '))
     const lo = Math.min(kernel.usageBefore, kernel.usageAfter) - TOLERANCE
     const hi = Math.max(kernel.usageBefore, kernel.usageAfter) + TOLERANCE
-    assert.ok(
-      metrics.usageBytes >= lo && metrics.usageBytes <= hi,
-      `usageBytes ${metrics.usageBytes} against ${wantDir}/memory.usage_in_bytes ${kernel.usageBefore}..${kernel.usageAfter}`,
-    )
+    assert.ok(metrics.usageBytes >= lo && metrics.usageBytes <= hi, `usageBytes ${metrics.usageBytes} against ${wantDir}/memory.usage_in_bytes ${kernel.usageBefore}..${kernel.usageAfter}`)
     assert.ok(kernel.usageAfter > 4 * MiB, `the probe's own node is charged there: ${kernel.usageAfter}`)
   })
 }

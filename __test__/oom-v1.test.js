@@ -82,11 +82,9 @@ const HOLD = path.join(__dirname, 'helpers', 'oom-hold.js')
 /** Start oom-hold.js in `dir`; `send(cmd)` resolves with its next answer. */
 function holdInCgroup(t, dir, lastWords) {
   const { spawn } = require('node:child_process')
-  const child = spawn(
-    'sh',
-    ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', path.join(dir, 'cgroup.procs'), process.execPath, '--expose-gc', HOLD, lastWords, h.REPO_ROOT],
-    { stdio: ['pipe', 'pipe', 'pipe'] },
-  )
+  const child = spawn('sh', ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', path.join(dir, 'cgroup.procs'), process.execPath, '--expose-gc', HOLD, lastWords, h.REPO_ROOT], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
   t.after(() => {
     try {
       child.kill('SIGKILL')
@@ -110,7 +108,12 @@ function holdInCgroup(t, dir, lastWords) {
   const next = (what) =>
     new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no answer to ${what} in 30 s; stderr: ${err}`)), 30_000)
-      waiting.push({ resolve: (v) => (clearTimeout(timer), resolve(v)) })
+      waiting.push({
+        resolve: (v) => {
+          clearTimeout(timer)
+          resolve(v)
+        },
+      })
     })
   return {
     ready: next('start'),
@@ -254,7 +257,11 @@ test('v1 real kills with a busy JavaScript thread: the verdict in the final reco
     assert.equal(r.record.verdict, s.verdict, `${p}: the final record's verdict: ${desc}`)
     // Every level change before the kill was recorded on stderr, each with the right verdict.
     assert.ok(r.levelVerdicts.length >= 1, `${p}: level records on stderr: ${desc}`)
-    assert.deepEqual(r.levelVerdicts, r.levelVerdicts.map(() => s.verdict), `${p}: every level record: ${desc}`)
+    assert.deepEqual(
+      r.levelVerdicts,
+      r.levelVerdicts.map(() => s.verdict),
+      `${p}: every level record: ${desc}`,
+    )
     if (p === 'http') assert.ok(r.requests > 0, `the load reached the server: ${desc}`)
   }
 })

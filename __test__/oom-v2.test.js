@@ -134,7 +134,10 @@ function containerBoot(t, vm) {
     }
     return { byId, run }
   })
-  oomBoot.then((b) => t.diagnostic(`one container-mode VM boot for ${runs.length} runs: ${(b.run.ms / 1000).toFixed(1)} s`), () => {})
+  oomBoot.then(
+    (b) => t.diagnostic(`one container-mode VM boot for ${runs.length} runs: ${(b.run.ms / 1000).toFixed(1)} s`),
+    () => {},
+  )
   return oomBoot
 }
 

@@ -65,23 +65,24 @@ test('one declaration: the defaults, the register variables and the exports come
   assert.throws(() => oomguard.watch({ thresholds: [0.5, 0.5] }), RangeError)
 })
 
-test('thresholds with holes or non-numbers: a named TypeError, never napi\'s NumberExpected', () => {
-  // eslint-disable-next-line no-sparse-arrays
-  assert.throws(() => oomguard.watch({ thresholds: [0.5, , ] }), named(TypeError, /^options\.thresholds\[1\] must be a number, got a hole/))
-  // eslint-disable-next-line no-sparse-arrays
+test("thresholds with holes or non-numbers: a named TypeError, never napi's NumberExpected", () => {
+  // biome-ignore lint/suspicious/noSparseArray: the hole is what is tested
+  assert.throws(() => oomguard.watch({ thresholds: [0.5, ,] }), named(TypeError, /^options\.thresholds\[1\] must be a number, got a hole/))
+  // biome-ignore lint/suspicious/noSparseArray: the hole is what is tested
   assert.throws(() => oomguard.watch({ thresholds: [, 0.5] }), named(TypeError, /^options\.thresholds\[0\] must be a number/))
   assert.throws(() => oomguard.watch({ thresholds: [0.5, '0.6'] }), named(TypeError, /^options\.thresholds\[1\] must be a number, got a string/))
   assert.throws(() => oomguard.watch({ thresholds: [0.5, { valueOf: () => 0.6 }] }), named(TypeError, /^options\.thresholds\[1\] must be a number, got an object/))
   assert.throws(() => oomguard.watch({ thresholds: new Array(3) }), named(TypeError, /^options\.thresholds\[0\] must be a number, got a hole/))
   // A hole is not filled from Array.prototype either.
-  Array.prototype[1] = 0.9 // eslint-disable-line no-extend-native
+  Array.prototype[1] = 0.9 // restored in finally
   try {
-    // eslint-disable-next-line no-sparse-arrays
-    assert.throws(() => oomguard.watch({ thresholds: [0.5, , ] }), named(TypeError, /^options\.thresholds\[1\]/))
+    // biome-ignore lint/suspicious/noSparseArray: the hole is what is tested
+    assert.throws(() => oomguard.watch({ thresholds: [0.5, ,] }), named(TypeError, /^options\.thresholds\[1\]/))
   } finally {
     delete Array.prototype[1]
   }
-  assert.throws(() => oomguard.shed({ watch: { lastWords: false }, exclude: ['/a', , '/b'] }), named(TypeError, /^options\.exclude\[1\] must be a path string/)) // eslint-disable-line no-sparse-arrays
+  // biome-ignore lint/suspicious/noSparseArray: the hole is what is tested
+  assert.throws(() => oomguard.shed({ watch: { lastWords: false }, exclude: ['/a', , '/b'] }), named(TypeError, /^options\.exclude\[1\] must be a path string/))
 })
 
 test('a getter is read exactly once: what passed validation is what the monitor gets', (t) => {
@@ -140,12 +141,15 @@ test('a Proxy cannot pass validation and hand something else later: 40 threshold
   assert.deepEqual([...m.thresholds], target.slice(0, 3))
   // An options object that is a Proxy: every key read at most once.
   const seen = new Map()
-  const opts = new Proxy({ thresholds: [0.5], basis: 'rss', root: BUSY, lastWords: false }, {
-    get(obj, key) {
-      seen.set(key, (seen.get(key) || 0) + 1)
-      return obj[key]
+  const opts = new Proxy(
+    { thresholds: [0.5], basis: 'rss', root: BUSY, lastWords: false },
+    {
+      get(obj, key) {
+        seen.set(key, (seen.get(key) || 0) + 1)
+        return obj[key]
+      },
     },
-  })
+  )
   const m2 = oomguard.watch(opts)
   t.after(() => m2.close())
   for (const [key, n] of seen) assert.equal(n, 1, `${String(key)} read ${n} times`)
@@ -228,11 +232,11 @@ test('shed(), prometheus(), doctor: forged monitors and reports are checked, not
   assert.equal(typeof render(report), 'string')
 })
 
-test('getMemoryMetrics(usage): only the caller\'s own numbers', () => {
+test("getMemoryMetrics(usage): only the caller's own numbers", () => {
   const usage = Object.create({ heapUsed: 42 })
   usage.rss = 1000
   const m = oomguard.getMemoryMetrics(usage, { root: BUSY })
-  assert.equal(m.v8.heapUsedBytes, null, 'an inherited heapUsed is not the caller\'s')
+  assert.equal(m.v8.heapUsedBytes, null, "an inherited heapUsed is not the caller's")
   assert.equal(m.v8.rssBytes, 1000)
 })
 
@@ -261,19 +265,22 @@ test('shed(), prometheus() and the register read each option once too', (t) => {
   assert.match(text, /^oomguard_memory_usage_bytes 5$/m)
   // The environment: own properties only, each variable read at most once.
   const seen = new Map()
-  const env = new Proxy({ OOMGUARD_THRESHOLDS: '0.5,0.6', OOMGUARD_LAST_WORDS_STDERR: 'no' }, {
-    get(obj, key) {
-      seen.set(key, (seen.get(key) || 0) + 1)
-      return obj[key]
+  const env = new Proxy(
+    { OOMGUARD_THRESHOLDS: '0.5,0.6', OOMGUARD_LAST_WORDS_STDERR: 'no' },
+    {
+      get(obj, key) {
+        seen.set(key, (seen.get(key) || 0) + 1)
+        return obj[key]
+      },
     },
-  })
+  )
   const { settings, problems } = options.parseEnv(env)
   assert.deepEqual(problems, [])
   assert.deepEqual(settings.watch, { thresholds: [0.5, 0.6], lastWords: { stderr: false } })
   for (const [key, count] of seen) assert.equal(count, 1, `${String(key)} read ${count} times`)
 })
 
-test('the doctor\'s usage and the doctor page\'s flag table list every flag', () => {
+test("the doctor's usage and the doctor page's flag table list every flag", () => {
   const { spawnSync } = require('node:child_process')
   const help = spawnSync(process.execPath, [path.join(__dirname, '..', 'bin', 'oomguard.js'), '--help'], { encoding: 'utf8' })
   const readme = fs.readFileSync(path.join(__dirname, '..', options.DOC_TABLE_PAGES['doctor-flags']), 'utf8')

@@ -32,10 +32,15 @@ function freePort() {
 
 function get(port, p) {
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path: p }, (res) => {
-      let body = ''
-      res.setEncoding('utf8').on('data', (d) => (body += d)).on('end', () => resolve({ status: res.statusCode, body }))
-    }).on('error', reject)
+    http
+      .get({ host: '127.0.0.1', port, path: p }, (res) => {
+        let body = ''
+        res
+          .setEncoding('utf8')
+          .on('data', (d) => (body += d))
+          .on('end', () => resolve({ status: res.statusCode, body }))
+      })
+      .on('error', reject)
   })
 }
 
@@ -43,7 +48,7 @@ const lines = (s, kind) => json(s.out.stderr).filter((j) => j.oomguard === kind)
 const record = (file) => JSON.parse(fs.readFileSync(file, 'utf8'))
 const oomKills = (dir) => Number(/oom_kill (\d+)/.exec(fs.readFileSync(path.join(dir, 'memory.oom_control'), 'utf8'))[1])
 
-test('a second process with the same environment leaves the service its record and port; the kill is the service\'s', { timeout: 120_000 }, async (t) => {
+test("a second process with the same environment leaves the service its record and port; the kill is the service's", { timeout: 120_000 }, async (t) => {
   const support = cg.v1Support()
   if (support.reason) return cg.privileged(t, support.reason)
   const dir = cg.makeCgroup(support.own.dir, cg.uniqueName('oomguard-owner'))
@@ -86,12 +91,12 @@ test('a second process with the same environment leaves the service its record a
   const sibling = startIn(dir, null, [SERVICE], env)
   started.push(sibling)
   await sibling.waitFor('the sibling to listen', (o) => json(o.stdout).find((j) => j.listening))
-  const said = await sibling.waitFor('the sibling\'s record-owner line', () => lines(sibling, 'record-owner')[0])
+  const said = await sibling.waitFor("the sibling's record-owner line", () => lines(sibling, 'record-owner')[0])
   assert.equal(said.owner, false)
   assert.equal(said.holderPid, service.child.pid, `it names the service: ${JSON.stringify(said)}`)
   assert.match(said.message, new RegExp(`owned by pid ${service.child.pid} \\(node\\)`))
   // Its monitor is at level 1 too (the same cgroup): logged, marked, not written.
-  const its = await sibling.waitFor('the sibling\'s level 1', () => lines(sibling, 'threshold').find((j) => j.level === 1))
+  const its = await sibling.waitFor("the sibling's level 1", () => lines(sibling, 'threshold').find((j) => j.level === 1))
   assert.equal(its.owner, false, sibling.out.stderr.join('\n'))
   assert.equal(its.lastWords, 'stderr', 'written to stderr only')
   await new Promise((r) => setTimeout(r, 500))
@@ -104,14 +109,18 @@ test('a second process with the same environment leaves the service its record a
   assert.equal((await get(port, '/metrics')).status, 200, 'the service still serves /metrics')
 
   // oomguard's own CLI with the same environment (`kubectl exec ... oomguard doctor`): a tool, it starts nothing.
-  const doctor = await cg.runProcess('sh', ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', path.join(dir, 'cgroup.procs'), process.execPath, path.join(cg.REPO_ROOT, 'bin', 'oomguard.js'), 'doctor', '--json'], { env, timeoutMs: 60_000 })
+  const doctor = await cg.runProcess(
+    'sh',
+    ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', path.join(dir, 'cgroup.procs'), process.execPath, path.join(cg.REPO_ROOT, 'bin', 'oomguard.js'), 'doctor', '--json'],
+    { env, timeoutMs: 60_000 },
+  )
   assert.equal(doctor.code, 0, cg.describeRun(doctor))
   assert.equal(doctor.stderr, '', 'no monitor, no /metrics attempt, no line')
   assert.equal(record(lastWords).pid, service.child.pid, 'the doctor left the record alone')
 
   // A child of the service: monitors, but neither the record file nor the port.
   service.send('child')
-  const { child } = await service.waitFor('the child\'s report', (o) => json(o.stdout).find((j) => j.child))
+  const { child } = await service.waitFor("the child's report", (o) => json(o.stdout).find((j) => j.child))
   assert.deepEqual(child.role, { role: 'child', servicePid: service.child.pid })
   assert.equal(child.lastWordsFile, null, 'no record file')
   assert.equal(child.server, false, 'no /metrics server')

@@ -33,7 +33,10 @@ function install() {
   fs.mkdirSync(app)
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
   npm(['install', '--no-audit', '--no-fund', '--offline', packed.main, packed.platforms[HOST]], app)
-  const files = execFileSync('tar', ['-tzf', packed.main], { encoding: 'utf8' }).split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''))
+  const files = execFileSync('tar', ['-tzf', packed.main], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean)
+    .map((f) => f.replace(/^package\//, ''))
   const manifest = JSON.parse(execFileSync('tar', ['-xOzf', packed.main, 'package/package.json'], { encoding: 'utf8' }))
   installed = { files, manifest, app }
   return installed
@@ -53,7 +56,11 @@ test('npm pack, install elsewhere, require and import', { timeout: 180_000 }, ()
   }
   // The README links into docs/: every page ships with it.
   for (const f of fs.readdirSync(path.join(__dirname, '..', 'docs'))) assert.ok(files.includes(`docs/${f}`), `docs/${f} in the tarball`)
-  assert.deepEqual(files.filter((f) => f.endsWith('.node')), [], 'no binary of any platform in the main package')
+  assert.deepEqual(
+    files.filter((f) => f.endsWith('.node')),
+    [],
+    'no binary of any platform in the main package',
+  )
   assert.ok(!files.some((f) => f.startsWith('__test__/') || f.startsWith('target/') || f.startsWith('scripts/')), 'no tests, scripts or build output')
   // The four platform packages at this version (release.test.js checks the list against npm/).
   assert.deepEqual(installed.manifest.optionalDependencies, optionalDependencies())

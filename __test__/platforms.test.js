@@ -50,11 +50,20 @@ function childEnv(extra) {
 /** What a platform's run needs here: `{ run, binary, own }`, or null after skipping. */
 function need(t, platform, version) {
   const binary = path.join(h.REPO_ROOT, `${binaryName}.${platform}.node`)
-  if (!fs.existsSync(binary)) return h.privileged(t, `${path.basename(binary)} is not built: npm run build:all`), null
+  if (!fs.existsSync(binary)) {
+    h.privileged(t, `${path.basename(binary)} is not built: npm run build:all`)
+    return null
+  }
   const run = runner(platform, version, { fetch: false })
-  if (!run) return h.privileged(t, `node ${version} for ${platform} is not fetched: node scripts/toolchain.js runners`), null
+  if (!run) {
+    h.privileged(t, `node ${version} for ${platform} is not fetched: node scripts/toolchain.js runners`)
+    return null
+  }
   const s = h.v1Support()
-  if (s.reason) return h.privileged(t, s.reason), null
+  if (s.reason) {
+    h.privileged(t, s.reason)
+    return null
+  }
   return { run, binary, own: s.own }
 }
 
@@ -80,7 +89,7 @@ for (const platform of Object.keys(PLATFORMS)) {
       assert.equal(p.version, `v${version}`)
       assert.equal(p.arch, spec.cpu)
       assert.equal(p.glibc === null, spec.libc === 'musl', `libc: glibc ${p.glibc}`)
-      assert.deepEqual(p.loaded, [n.binary], 'the only .node mapped is the platform\'s own')
+      assert.deepEqual(p.loaded, [n.binary], "the only .node mapped is the platform's own")
 
       // getMemoryMetrics() is the cgroup's files.
       const m = p.metrics
@@ -148,7 +157,11 @@ for (const platform of PICKS) {
     const [cmd, ...pre] = run.argv
     const npmCli = path.join(path.dirname(run.node), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js')
     const env = childEnv({ npm_config_update_notifier: 'false' })
-    const inst = await h.runProcess(cmd, [...pre, npmCli, 'install', '--no-audit', '--no-fund', '--offline', '--ignore-scripts', packedAll.main, packedAll.platforms[platform]], { cwd: app, env, timeoutMs: 240_000 })
+    const inst = await h.runProcess(cmd, [...pre, npmCli, 'install', '--no-audit', '--no-fund', '--offline', '--ignore-scripts', packedAll.main, packedAll.platforms[platform]], {
+      cwd: app,
+      env,
+      timeoutMs: 240_000,
+    })
     assert.equal(inst.code, 0, `npm install under ${platform}'s node\n${h.describeRun(inst)}`)
     const mods = fs.readdirSync(path.join(app, 'node_modules')).filter((m) => m.startsWith('oomguard'))
     assert.deepEqual(mods.sort(), ['oomguard', `oomguard-${platform}`])
@@ -168,12 +181,16 @@ for (const platform of PICKS) {
       const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8')
       const stated = { [`${PKG.name}-${PKG.version}.tgz`]: Number(/The main package, `oomguard`, is (\d+) kB packed/.exec(readme)[1]) }
       for (const m of readme.matchAll(/`(oomguard-linux-[a-z0-9-]+)` \((\d+) kB\)/g)) stated[`${m[1]}-${PKG.version}.tgz`] = Number(m[2])
-      assert.deepEqual(Object.keys(stated).sort(), Object.keys(packedAll.sizes).sort(), 'the README states each tarball\'s size')
+      assert.deepEqual(Object.keys(stated).sort(), Object.keys(packedAll.sizes).sort(), "the README states each tarball's size")
       for (const [f, kb] of Object.entries(stated)) {
         const now = packedAll.sizes[f] / 1000
         assert.ok(Math.abs(now - kb) <= kb * 0.1, `README says ${f} is ${kb} kB; packed now: ${now.toFixed(0)} kB`)
       }
     }
-    t.diagnostic(`${platform}: ${others.length ? `npm refused ${others.join(', ')}; ` : ''}${Object.entries(packedAll.sizes).map(([f, n]) => `${f} ${n} B`).join(', ')}`)
+    t.diagnostic(
+      `${platform}: ${others.length ? `npm refused ${others.join(', ')}; ` : ''}${Object.entries(packedAll.sizes)
+        .map(([f, n]) => `${f} ${n} B`)
+        .join(', ')}`,
+    )
   })
 }

@@ -104,14 +104,21 @@ test('the pollution itself would take effect if it were read', () => {
   // The same values, passed as own properties, change what the functions do:
   // so the tests below, which see no change, would see one.
   const lw = trap()
-  const r = spawnSync(process.execPath, ['-e', `${SAMPLES}
+  const r = spawnSync(
+    process.execPath,
+    [
+      '-e',
+      `${SAMPLES}
     const oomguard = require('.')
     ;(async () => {
       const m = oomguard.watch({ thresholds: [0.0001], root: ${JSON.stringify(FIXTURE)}, lastWords: { path: ${JSON.stringify(lw)}, stderr: false } })
       await sampled(m)
       m.close()
       console.log(JSON.stringify({ limit: m.current.limitBytes }))
-    })()`], { cwd: REPO, encoding: 'utf8', timeout: 30_000 })
+    })()`,
+    ],
+    { cwd: REPO, encoding: 'utf8', timeout: 30_000 },
+  )
   assert.equal(r.status, 0, r.stderr)
   assert.equal(JSON.parse(r.stdout).limit, FIXTURE_LIMIT)
   assert.equal(fs.existsSync(lw), true, 'the last-words file is written when the options are really given')
@@ -150,7 +157,7 @@ test('getMemoryMetrics(): neither the root nor the V8 numbers come from the prot
   for (const l of out.limits) assert.notEqual(l, FIXTURE_LIMIT)
   assert.equal(out.heapUsed, null, 'getMemoryMetrics({}) has no heapUsed of its own')
   assert.equal(out.rss, null)
-  assert.ok(out.heapLimit > 1, 'the heap limit is V8\'s, not the prototype\'s 1')
+  assert.ok(out.heapLimit > 1, "the heap limit is V8's, not the prototype's 1")
 })
 
 test('shed() and shed({}): the defaults and a monitor of their own', () => {
@@ -171,7 +178,8 @@ test('shed() and shed({}): the defaults and a monitor of their own', () => {
 
 test('the Fastify plugin with {}: the defaults', () => {
   // Fastify reads `prefix` and friends from plugin options itself: those are its, not ours.
-  const { out, what } = polluted(`
+  const { out, what } = polluted(
+    `
     const fastify = require('fastify')()
     fastify.register(require('./lib/fastify.js'), {})
     fastify.ready().then(async () => {
@@ -180,7 +188,9 @@ test('the Fastify plugin with {}: the defaults', () => {
       const forged = await fastify.inject({ url: '/forged' })
       console.log(JSON.stringify({ level: s.level, retryAfter: s.retryAfter, healthPath: s.healthPath, thresholds: fastify.memoryMonitor.thresholds, health: r.statusCode, forged: forged.statusCode }))
       await fastify.close()
-    })`, { skip: ['prefix', 'register', 'path', 'level', 'onShed', 'root'] })
+    })`,
+    { skip: ['prefix', 'register', 'path', 'level', 'onShed', 'root'] },
+  )
   assert.ok(out, what)
   assert.deepEqual(out, { level: 3, retryAfter: 10, healthPath: '/health/memory', thresholds: [0.8, 0.9, 0.95], health: 200, forged: 404 })
 })
@@ -212,7 +222,8 @@ test('prometheus() and prometheus({}): read live, no forged metrics, monitor or 
 })
 
 test('registerPromClient() and observeMemory(): no forged registry, prefix, monitor or root', () => {
-  const { out, what } = polluted(`
+  const { out, what } = polluted(
+    `
     const client = require('prom-client')
     const { registerPromClient, observeMemory } = require('.')
     const reg = new client.Registry()
@@ -227,10 +238,15 @@ test('registerPromClient() and observeMemory(): no forged registry, prefix, moni
     const o2 = observeMemory(meter)
     reg.metrics().then((text) => {
       console.log(JSON.stringify({ a: a.names, b: b.names, o: o.names, o2: o2.names, text, observed }))
-    })`, { skip: ['path'] }) // Node's own module loader breaks with Object.prototype.path
+    })`,
+    { skip: ['path'] },
+  ) // Node's own module loader breaks with Object.prototype.path
   assert.ok(out, what)
   for (const names of [out.a, out.b]) {
-    assert.ok(names.every((n) => n.startsWith('oomguard_')), names.join())
+    assert.ok(
+      names.every((n) => n.startsWith('oomguard_')),
+      names.join(),
+    )
     assert.ok(!names.some((n) => n.includes('monitor')))
   }
   for (const names of [out.o, out.o2]) assert.ok(!names.some((n) => n.includes('monitor')))

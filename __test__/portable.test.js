@@ -35,7 +35,10 @@ test('off Linux: V8 and host numbers, cgroup fields null, the same shape', () =>
   assert.equal(r.hostTotalBytes, os.totalmem())
   assert.equal(r.limitBytes, r.hostTotalBytes)
   assert.ok(r.hostAvailableBytes > 0 && r.rssBytes > 0 && r.v8.heapUsedBytes > 0)
-  assert.deepEqual(r.diagnoses.map((d) => d.code), ['NO_MEMORY_CGROUP'])
+  assert.deepEqual(
+    r.diagnoses.map((d) => d.code),
+    ['NO_MEMORY_CGROUP'],
+  )
   assert.equal(passed.v8.heapUsedBytes, 5)
   assert.equal(passed.v8.rssBytes, null)
   assert.equal(passed.heapLimitRatio, 1024 / os.totalmem())

@@ -73,7 +73,11 @@ test('live v1: a child cgroup with node and a second process holding memory', { 
   const p = m.processes
   assert.ok(p, 'processes are read')
   assert.equal(p.count, 2, JSON.stringify(p))
-  assert.deepEqual(p.largest.map((x) => x.pid), [holder.pid, probe.pid], 'largest first: the holder, then the probe')
+  assert.deepEqual(
+    p.largest.map((x) => x.pid),
+    [holder.pid, probe.pid],
+    'largest first: the holder, then the probe',
+  )
   const [big, self] = p.largest
   assert.equal(big.command, 'oomguard-holder', '/proc/<pid>/comm')
   // The same node as this test names its main thread the same: `node` on 20
@@ -144,7 +148,10 @@ test('live: the process list is scanned at most once a second; other numbers sta
   if (a.processes === null) return h.privileged(t, 'no memory cgroup with cgroup.procs for this process')
   const b = getMemoryMetrics()
   assert.equal(b.processes, a.processes, 'the same scan, shared (frozen) between reads within a second')
-  assert.ok(a.processes.largest.some((x) => x.pid === process.pid), 'this process is in its own cgroup.procs')
+  assert.ok(
+    a.processes.largest.some((x) => x.pid === process.pid),
+    'this process is in its own cgroup.procs',
+  )
   assert.ok(a.processes.count >= 1)
   await new Promise((resolve) => setTimeout(resolve, 1100))
   const c = getMemoryMetrics()
@@ -156,11 +163,12 @@ test('live: the process list is scanned at most once a second; other numbers sta
 // ---------------------------------------------------------------------------
 // The doctor's sections, on fixture trees.
 
-const { diagnose, render } = require('../lib/doctor.js')
+const { diagnose } = require('../lib/doctor.js')
+const { render } = require('../lib/doctor-render.js')
 const FIXTURES = path.join(__dirname, 'fixtures')
 const fixture = (tree) => getMemoryMetrics({ heapSizeLimit: 192 * MiB }, { root: path.join(FIXTURES, tree) })
 
-test('doctor: the processes, largest first, with their shares of the working set and this process\'s', () => {
+test("doctor: the processes, largest first, with their shares of the working set and this process's", () => {
   const m = fixture('v2-processes')
   const report = diagnose(m, {})
   const p = report.processes
@@ -183,13 +191,19 @@ test('doctor: the processes, largest first, with their shares of the working set
   assert.match(text, /^ {9}7 {4}48\.0 MiB {3}36\.4% {4}90\.0 MiB {2}convert$/m)
   assert.match(text, /^ {7}201 {4}25\.0 MiB {3}19\.0% {4}50\.0 MiB {2}\?$/m, 'an unreadable command is ?')
   assert.match(text, /^ {2}\.\.\. and 5 more$/m)
-  assert.match(text.replace(/\n +/g, ' '), /Shares are of resident anonymous memory \(RssAnon: resident minus shared in \/proc\/PID\/statm\), which each process put in this cgroup: they add up to at most 100%\. RSS also counts mapped files/)
+  assert.match(
+    text.replace(/\n +/g, ' '),
+    /Shares are of resident anonymous memory \(RssAnon: resident minus shared in \/proc\/PID\/statm\), which each process put in this cgroup: they add up to at most 100%\. RSS also counts mapped files/,
+  )
   assert.doesNotMatch(text, /Over 100%|Together/)
   // A share over 100% says why.
   const big = { ...m, processes: { ...m.processes, largest: [{ pid: 9, command: 'moved', rssBytes: 300 * MiB, anonBytes: 200 * MiB }] } }
   const over = render(diagnose(big, {}))
   assert.match(over, /^ {9}9 {3}200\.0 MiB {2}151\.6% {3}300\.0 MiB {2}moved$/m)
-  assert.match(over.replace(/\n +/g, ' '), /Over 100% \(pid 9\): part of that memory is charged to another cgroup \(on v1 a process moved here keeps the charges it made before\), or shared with other processes/)
+  assert.match(
+    over.replace(/\n +/g, ' '),
+    /Over 100% \(pid 9\): part of that memory is charged to another cgroup \(on v1 a process moved here keeps the charges it made before\), or shared with other processes/,
+  )
   // The CLI names this process (env.own): its entry takes the reading's own figures, one per process.
   const own = diagnose(m, { own: { bytes: 108 * 1024, processes: [{ pid: 1, command: 'node', bytes: 108 * 1024 }] } })
   const self = own.processes.largest.find((x) => x.pid === 1)
@@ -264,7 +278,10 @@ test('live v2 (VM): memory.peak, memory.swap.current and .max, and the processes
   // Processes: this node and the holder, the holder first.
   const p = m.processes
   assert.equal(p.count, 2, JSON.stringify(p))
-  assert.deepEqual(p.largest.map((x) => x.pid), [o.holderPid, o.pid])
+  assert.deepEqual(
+    p.largest.map((x) => x.pid),
+    [o.holderPid, o.pid],
+  )
   assert.equal(p.largest[0].command, 'oomguard-holder')
   const holderRss = Number(o.holderStatm.split(' ')[1]) * 4096
   assert.ok(Math.abs(p.largest[0].rssBytes - holderRss) <= RSS_TOLERANCE, `${p.largest[0].rssBytes} vs statm ${holderRss}`)

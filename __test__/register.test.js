@@ -106,11 +106,13 @@ function start(args, env, cwd = WORK) {
   }
   feed('stdout')
   feed('stderr')
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => {
-    out.exited = { code, signal }
-    for (const w of waiters) w()
-    resolve(out.exited)
-  }))
+  const exited = new Promise((resolve) =>
+    child.on('exit', (code, signal) => {
+      out.exited = { code, signal }
+      for (const w of waiters) w()
+      resolve(out.exited)
+    }),
+  )
   const waitFor = (what, predicate, timeoutMs = 10_000) =>
     new Promise((resolve, reject) => {
       const check = () => {
@@ -166,8 +168,22 @@ async function driveTransitions(app, root) {
 
   const up = events(app.out, 'threshold')
   const down = events(app.out, 'recovered')
-  assert.deepEqual(up.map((e) => [e.level, e.threshold]), [[1, 0.8], [2, 0.9], [3, 0.95]])
-  assert.deepEqual(down.map((e) => [e.level, e.threshold]), [[2, 0.95], [1, 0.9], [0, 0.8]])
+  assert.deepEqual(
+    up.map((e) => [e.level, e.threshold]),
+    [
+      [1, 0.8],
+      [2, 0.9],
+      [3, 0.95],
+    ],
+  )
+  assert.deepEqual(
+    down.map((e) => [e.level, e.threshold]),
+    [
+      [2, 0.95],
+      [1, 0.9],
+      [0, 0.8],
+    ],
+  )
   for (const e of [...up, ...down]) {
     assert.deepEqual(Object.keys(e), EVENT_KEYS)
     assert.equal(e.pid, app.child.pid)
@@ -190,13 +206,19 @@ test('node -r lib/register.js: one JSON line on stderr per threshold crossed and
   const { up } = await driveTransitions(app, root)
   // The default last words go to stderr at every level change (one record
   // per sample, for the level reached), and the event says where.
-  assert.deepEqual(up.map((e) => e.lastWords), ['stderr', null, 'stderr'])
+  assert.deepEqual(
+    up.map((e) => e.lastWords),
+    ['stderr', null, 'stderr'],
+  )
   const lw = events(app.out, 'last-words')
-  assert.deepEqual(lw.map((r) => [r.level, r.threshold, r.final, r.event]), [
-    [1, 0.8, false, 'threshold'],
-    [3, 0.95, true, 'threshold'],
-    [0, 0.8, false, 'recovered'],
-  ])
+  assert.deepEqual(
+    lw.map((r) => [r.level, r.threshold, r.final, r.event]),
+    [
+      [1, 0.8, false, 'threshold'],
+      [3, 0.95, true, 'threshold'],
+      [0, 0.8, false, 'recovered'],
+    ],
+  )
   // Every stderr line is one of oomguard's JSON lines: nothing else, nothing split.
   for (const line of app.out.stderr) assert.ok(['threshold', 'recovered', 'last-words'].includes(JSON.parse(line).oomguard), line)
 })
@@ -213,7 +235,10 @@ test('node --import lib/register.mjs with an ES module app; last words to OOMGUA
   t.after(app.stop)
   const { up } = await driveTransitions(app, root)
   assert.equal(events(app.out, 'last-words').length, 0, 'OOMGUARD_LAST_WORDS_STDERR=0')
-  assert.deepEqual(up.map((e) => e.lastWords), [termination, null, termination])
+  assert.deepEqual(
+    up.map((e) => e.lastWords),
+    [termination, null, termination],
+  )
   const lw = JSON.parse(fs.readFileSync(termination, 'utf8'))
   assert.equal(lw.oomguard, 'last-words')
   assert.equal(lw.pid, app.child.pid)
@@ -226,7 +251,10 @@ test('NODE_OPTIONS="-r .../register.js" and the package names oomguard/register'
   await driveTransitions(app, root)
 
   // As users write it: resolved through package.json "exports" (self-reference from the repository).
-  for (const [flag, appFile] of [['-r', APP_CJS], ['--import', APP_MJS]]) {
+  for (const [flag, appFile] of [
+    ['-r', APP_CJS],
+    ['--import', APP_MJS],
+  ]) {
     const r = spawnSync(process.execPath, [flag, 'oomguard/register', appFile], {
       cwd: REPO,
       encoding: 'utf8',
@@ -257,11 +285,14 @@ test('loaded twice (-r and --import, or -r twice): one monitor', () => {
 
 test('worker threads do not start a monitor of their own', () => {
   const script = path.join(WORK, 'workers.js')
-  fs.writeFileSync(script, `
+  fs.writeFileSync(
+    script,
+    `
     const { Worker } = require('node:worker_threads')
     const w = new Worker("const s = globalThis[Symbol.for('oomguard.register')]; require('node:worker_threads').parentPort.postMessage(s && s.reason)", { eval: true })
     w.on('message', (reason) => console.log(JSON.stringify({ reason, monitors: require(${JSON.stringify(WATCH)}).samplerInfo().monitors })))
-  `)
+  `,
+  )
   const r = spawnSync(process.execPath, ['-r', REGISTER_CJS, script], { encoding: 'utf8', env: childEnv({ OOMGUARD_ROOT: makeRoot() }), timeout: 20_000 })
   assert.equal(r.status, 0, r.stderr)
   assert.deepEqual(JSON.parse(r.stdout), { reason: 'worker thread', monitors: 1 })
@@ -305,7 +336,10 @@ test('a bad variable: one line on stderr, its default used, the service starts',
     [{ OOMGUARD_MIN_INTERVAL_MS: '500', OOMGUARD_MAX_INTERVAL_MS: '100' }, /^oomguard: OOMGUARD_MAX_INTERVAL_MS="100" is not valid \(at least the minimum interval \(500 ms\)\)/],
     [{ OOMGUARD_ROOT: '/nonexistent/oomguard' }, /^oomguard: OOMGUARD_ROOT="\/nonexistent\/oomguard" is not valid/],
     // The last-words path is checked as watch() checks it: at start, with stat only.
-    [{ OOMGUARD_LAST_WORDS_PATH: '/nonexistent/oomguard/last-words' }, /^oomguard: OOMGUARD_LAST_WORDS_PATH="\/nonexistent\/oomguard\/last-words" is not valid \(a file in an existing directory \(\/nonexistent\/oomguard: ENOENT\)\); using the default \(none\)$/],
+    [
+      { OOMGUARD_LAST_WORDS_PATH: '/nonexistent/oomguard/last-words' },
+      /^oomguard: OOMGUARD_LAST_WORDS_PATH="\/nonexistent\/oomguard\/last-words" is not valid \(a file in an existing directory \(\/nonexistent\/oomguard: ENOENT\)\); using the default \(none\)$/,
+    ],
     [{ OOMGUARD_LAST_WORDS_PATH: WORK }, /^oomguard: OOMGUARD_LAST_WORDS_PATH=".*" is not valid \(a file, not a directory\); using the default \(none\)$/],
     [{ OOMGUARD_THRESHOLDS: '0.8,,0.9' }, /^oomguard: OOMGUARD_THRESHOLDS="0\.8,,0\.9" is not valid/],
     [{ OOMGUARD_THRESHOLDS: '0x1' }, /^oomguard: OOMGUARD_THRESHOLDS="0x1" is not valid/],
@@ -411,7 +445,7 @@ test('OOMGUARD_METRICS_PORT: /metrics on 127.0.0.1 only', { skip: HAS_EXPORTER ?
   const app = start(['-r', REGISTER_CJS, APP_CJS], { OOMGUARD_ROOT: root, OOMGUARD_METRICS_PORT: '0' })
   t.after(app.stop)
   await app.ready()
-  const announced = (await app.waitFor('the metrics line', (o) => events(o, 'metrics')[0]))
+  const announced = await app.waitFor('the metrics line', (o) => events(o, 'metrics')[0])
   assert.equal(announced.host, '127.0.0.1')
   assert.equal(announced.path, '/metrics')
   assert.equal(announced.pid, app.child.pid)
@@ -425,7 +459,7 @@ test('OOMGUARD_METRICS_PORT: /metrics on 127.0.0.1 only', { skip: HAS_EXPORTER ?
   assert.match(r.headers['content-type'], /^text\/plain; version=0\.0\.4/)
   assert.match(r.body, /^# HELP /m)
   assert.match(r.body, /_memory_limit_bytes\{source="cgroup-v2"\} 268435456$/m, 'read from OOMGUARD_ROOT')
-  assert.match(r.body, /_monitor_level 0$/m, 'with the register\'s monitor')
+  assert.match(r.body, /_monitor_level 0$/m, "with the register's monitor")
   assert.equal((await get(`http://127.0.0.1:${announced.port}/other`)).status, 404)
 
   // The child still runs; end it by its pid.
@@ -497,8 +531,12 @@ test('the heap limit at or above the limit: one heap-limit line at start, with t
   assert.deepEqual(events(c.out, 'heap-limit'), [])
 })
 
-test('npm, npx and oomguard\'s CLI are tools, not the service: nothing starts, not even a complaint', async (t) => {
-  for (const [rel, name] of [['npm/bin/npm-cli.js', 'npm'], ['npm/bin/npx-cli.js', 'npx'], ['oomguard/bin/oomguard.js', 'oomguard']]) {
+test("npm, npx and oomguard's CLI are tools, not the service: nothing starts, not even a complaint", async (t) => {
+  for (const [rel, name] of [
+    ['npm/bin/npm-cli.js', 'npm'],
+    ['npm/bin/npx-cli.js', 'npx'],
+    ['oomguard/bin/oomguard.js', 'oomguard'],
+  ]) {
     const script = path.join(WORK, 'tools', rel)
     fs.mkdirSync(path.dirname(script), { recursive: true })
     fs.writeFileSync(script, APP_BODY)
@@ -514,7 +552,7 @@ test('npm, npx and oomguard\'s CLI are tools, not the service: nothing starts, n
       assert.equal(report.reason, `${name}: a tool, not the service`)
       assert.deepEqual(report.role, { role: 'tool', name })
       assert.equal(report.monitors, 0)
-      assert.deepEqual(a.out.stderr, [], 'not even the bad variable: it is the service\'s')
+      assert.deepEqual(a.out.stderr, [], "not even the bad variable: it is the service's")
     }
   }
   // The real CLI of this checkout.

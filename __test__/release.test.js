@@ -51,7 +51,13 @@ test('the main package carries no binary; the packed one names each platform pac
   assert.equal(pkg.optionalDependencies, undefined, 'added to the packed copy only (scripts/pack.js): unpublished, they would break npm ci')
   const { PLATFORMS } = require('../scripts/toolchain.js')
   const { optionalDependencies } = require('../scripts/pack.js')
-  assert.deepEqual(Object.values(PLATFORMS).map((p) => p.target).sort(), [...pkg.napi.targets].sort(), 'scripts/toolchain.js builds the napi targets')
+  assert.deepEqual(
+    Object.values(PLATFORMS)
+      .map((p) => p.target)
+      .sort(),
+    [...pkg.napi.targets].sort(),
+    'scripts/toolchain.js builds the napi targets',
+  )
   assert.deepEqual(optionalDependencies(), Object.fromEntries(fs.readdirSync(path.join(REPO, 'npm')).map((d) => [`${pkg.name}-${d}`, pkg.version])))
   for (const [dir, p] of Object.entries(PLATFORMS)) {
     const m = JSON.parse(fs.readFileSync(path.join(REPO, 'npm', dir, 'package.json'), 'utf8'))

@@ -453,7 +453,11 @@ test('bad options: TypeError or RangeError naming the option', async (t) => {
     ['onShed not a function', { monitor, onShed: 1 }, TypeError, /^options\.onShed must be a function, got a number/],
   ]
   for (const [what, options, Type, re] of cases) {
-    assert.throws(() => shed(options), (err) => err instanceof Type && re.test(err.message), what)
+    assert.throws(
+      () => shed(options),
+      (err) => err instanceof Type && re.test(err.message),
+      what,
+    )
   }
   const closed = watch({ root: fx.root, lastWords: false })
   closed.close()

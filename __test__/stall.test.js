@@ -106,12 +106,7 @@ class FakeCgroup {
     const usage = stalling ? LIMIT : 181149696
     const inactive = stalling ? 4 << 20 : 42819584
     this.put('memory.current', `${pad(usage)}\n`)
-    this.put(
-      'memory.stat',
-      this.stat
-        .replace(/^inactive_file \d+$/m, `inactive_file ${pad(inactive)}`)
-        .replace(/^workingset_refault_file \d+$/m, `workingset_refault_file ${pad(this.refaults)}`),
-    )
+    this.put('memory.stat', this.stat.replace(/^inactive_file \d+$/m, `inactive_file ${pad(inactive)}`).replace(/^workingset_refault_file \d+$/m, `workingset_refault_file ${pad(this.refaults)}`))
     this.put('memory.events', `low 0\nhigh 0\nmax ${pad(this.max)}\noom 0\noom_kill 0\noom_group_kill 0\n`)
     const line = (kind, us) => `${kind} avg10=${stalling ? '50.00' : '00.00'} avg60=00.00 avg300=00.00 total=${pad(us)}\n`
     this.put('memory.pressure', line('some', this.fullUs) + line('full', this.fullUs))
@@ -212,7 +207,7 @@ test('fixture: stall and stall-end events, the current state, the metrics and th
   fake.drive(false)
   const end = await once(m, 'stall-end', 15_000)
   assert.ok(end.at - t1 <= 2000 + 3000, `stall-end ${end.at - t1} ms after the stall eased`)
-  assert.ok(end.e.durationMs >= (t1 - t0) - 1000, `lasted ${end.e.durationMs} ms (driven ${t1 - t0} ms)`)
+  assert.ok(end.e.durationMs >= t1 - t0 - 1000, `lasted ${end.e.durationMs} ms (driven ${t1 - t0} ms)`)
   assert.equal(m.current.stalled, false)
   assert.equal(m.current.stallDurationMs, null)
   const total = m.current.stalledSeconds
@@ -405,18 +400,12 @@ test('fixture: where a parent cgroup holds the limit, the doctor reads its count
   })
   const check = (before, after) => diagnose(at(2000, after), { earlier: at(1000, before) }).checks.find((c) => c.id === 'charge-failures')
   // Siblings and this cgroup fill the parent's limit: the leaf's own working set is small.
-  const stuck = check(
-    { failures: 1e6, parentWs: limit - 2 * MiB, someUs: 1e6, refaults: 1e6 },
-    { failures: 1.15e6, parentWs: limit - 2 * MiB, someUs: 1.3e6, refaults: 1.2e6 },
-  )
+  const stuck = check({ failures: 1e6, parentWs: limit - 2 * MiB, someUs: 1e6, refaults: 1e6 }, { failures: 1.15e6, parentWs: limit - 2 * MiB, someUs: 1.3e6, refaults: 1.2e6 })
   assert.equal(stuck.status, 'fail', JSON.stringify(stuck))
   assert.ok(stuck.detail.startsWith(`150000 failed charges/s (memory.failcnt of ${parent}, over 1.0 s)`), stuck.detail)
   assert.match(stuck.detail, /working set of \/kubepods\.slice\/pod7f3a\/fxcap 98\.4% of the limit\. .*looks like a stall/)
   // Page cache fills the parent: its working set is low.
-  const cache = check(
-    { failures: 1e6, parentWs: 30 * MiB, someUs: 1e6, refaults: 1e6 },
-    { failures: 1.15e6, parentWs: 30 * MiB, someUs: 1.3e6, refaults: 1.2e6 },
-  )
+  const cache = check({ failures: 1e6, parentWs: 30 * MiB, someUs: 1e6, refaults: 1e6 }, { failures: 1.15e6, parentWs: 30 * MiB, someUs: 1.3e6, refaults: 1.2e6 })
   assert.equal(cache.status, 'warn', JSON.stringify(cache))
   // The parent's counter unknown in the earlier reading: not a rate of 0.
   const unknown = diagnose(at(2000, { failures: 5, parentWs: 30 * MiB, someUs: 0, refaults: 0 }), {
@@ -546,7 +535,9 @@ for (const p of PATTERNS) {
     assert.ok(since >= SUSTAIN_MS - 300 && since <= SUSTAIN_MS + 8000, `stall record ${since} ms after the limit was reached\n${desc}`)
     checkStallRecord(p, r.firstRecord, r)
     assert.equal(r.firstRecord.stall.action, null, 'report only')
-    t.diagnostic(`${p.scenario}: stall record ${since} ms after the limit; JS event ${r.eventAt === null ? 'not delivered (the JS thread was stuck)' : `${r.eventAt - r.limitAt} ms`}; ${misses.length} run(s) OOM-killed first`)
+    t.diagnostic(
+      `${p.scenario}: stall record ${since} ms after the limit; JS event ${r.eventAt === null ? 'not delivered (the JS thread was stuck)' : `${r.eventAt - r.limitAt} ms`}; ${misses.length} run(s) OOM-killed first`,
+    )
   })
 
   if (p.scenario !== 'arraybuffers') {
@@ -586,7 +577,9 @@ test('v1 stall, cold node: growing JS objects at 10 MiB/s with the heap profile 
   assert.equal(hp.sites[0].fn, 'grow', desc)
   assert.match(hp.sites[0].at, /^__test__\/helpers\/stall-child\.js:\d+:\d+$|stall-child\.js:\d+:\d+$/)
   assert.ok(hp.sites[0].share >= 0.5, desc)
-  t.diagnostic(`the stall record's top site ${hp.sites[0].fn} (${hp.sites[0].at}), ${hp.sites[0].share} of the sampled live heap, read ${Date.parse(r.firstRecord.time) - Date.parse(hp.takenAt)} ms before the record`)
+  t.diagnostic(
+    `the stall record's top site ${hp.sites[0].fn} (${hp.sites[0].at}), ${hp.sites[0].share} of the sampled live heap, read ${Date.parse(r.firstRecord.time) - Date.parse(hp.takenAt)} ms before the record`,
+  )
 })
 
 // The 256 MiB limit on a parent cgroup, the node in an unlimited cgroup below
@@ -696,7 +689,11 @@ async function pageCacheIsNoStall(own, { memswLimit, reached, parentLimit } = {}
   assert.ok(done && done.maxUsage > 0.95, `page cache did fill the cgroup\n${desc}`)
   assert.ok(r.limitAt !== null, reached)
   assert.equal(r.recordAt, null, `no stall record\n${desc}`)
-  assert.deepEqual(r.markers.filter((m) => m.event.startsWith('stall')), [], 'no stall event')
+  assert.deepEqual(
+    r.markers.filter((m) => m.event.startsWith('stall')),
+    [],
+    'no stall event',
+  )
   assert.equal(done.stalledSeconds, 0)
 }
 
@@ -707,10 +704,17 @@ async function burstIsNoStall(own, { memswLimit, reached } = {}) {
   const r = await runStall({ scenario: 'burst', rate: 1000, cold: false, memswLimit, watch: { stall: { sustainMs: SUSTAIN_MS } }, own, timeoutMs: 60_000 })
   const desc = describeStall(r)
   assert.equal(r.code, 0, `the burst run survives\n${desc}`)
-  assert.ok(r.markers.some((m) => m.event === 'full'), `the burst reached the limit\n${desc}`)
+  assert.ok(
+    r.markers.some((m) => m.event === 'full'),
+    `the burst reached the limit\n${desc}`,
+  )
   assert.ok(r.limitAt !== null, reached)
   assert.equal(r.recordAt, null, `no stall record\n${desc}`)
-  assert.deepEqual(r.markers.filter((m) => m.event.startsWith('stall')), [], 'no stall event')
+  assert.deepEqual(
+    r.markers.filter((m) => m.event.startsWith('stall')),
+    [],
+    'no stall event',
+  )
 }
 
 const MEMSW_REACHED = { memswLimit: MEMSW_LIMIT, reached: 'memory+swap reached its limit' }
@@ -801,11 +805,11 @@ async function v2HeapStall(t, { parentLimit = false } = {}) {
   assert.equal(lw.stall.exitCode, EXIT_CODE)
   assert.ok(lw.stall.durationMs >= VM_AFTER_MS, `${lw.stall.durationMs}`)
   assert.equal(lw.stall.failureCounter, 'memory.events max')
-  assert.equal(lw.stall.pressure.scope, 'cgroup', 'v2: the cgroup\'s own memory.pressure')
+  assert.equal(lw.stall.pressure.scope, 'cgroup', "v2: the cgroup's own memory.pressure")
   assert.equal(lw.stall.pressure.kind, 'full')
   if (parentLimit) {
     assert.match(lw.cgroup, /\/leaf$/, 'the node ran in the unlimited leaf')
-    assert.equal(lw.stall.limitingCgroup, lw.cgroup.slice(0, -'/leaf'.length), 'the counter is the parent\'s')
+    assert.equal(lw.stall.limitingCgroup, lw.cgroup.slice(0, -'/leaf'.length), "the counter is the parent's")
     assert.ok(lw.reason.includes(`(memory.events max of ${lw.stall.limitingCgroup}, which holds the limit)`), lw.reason)
   } else {
     assert.equal(lw.stall.limitingCgroup, null)
@@ -816,4 +820,8 @@ async function v2HeapStall(t, { parentLimit = false } = {}) {
 
 test('v2 (VM, container, node from 9p): a heap stall is recorded and onStall ends it with exit status 75', { timeout: (VM_STALL_TIMEOUT_S + 60) * 1000 }, (t) => v2HeapStall(t))
 
-test('v2 (VM, writable, node from 9p, the limit on the parent cgroup): the heap stall is read from the parent\'s memory.events max, and onStall ends it', { timeout: (VM_STALL_TIMEOUT_S + 60) * 1000 }, (t) => v2HeapStall(t, { parentLimit: true }))
+test(
+  "v2 (VM, writable, node from 9p, the limit on the parent cgroup): the heap stall is read from the parent's memory.events max, and onStall ends it",
+  { timeout: (VM_STALL_TIMEOUT_S + 60) * 1000 },
+  (t) => v2HeapStall(t, { parentLimit: true }),
+)

@@ -62,8 +62,7 @@ function record(m, kinds = ['threshold', 'recovered', 'error']) {
   return events
 }
 
-const brief = (events) =>
-  events.map(({ kind, e }) => (kind === 'error' ? `error(${e.message})` : `${kind}(level ${e.level}, threshold ${e.threshold}, ratio ${e.ratio})`))
+const brief = (events) => events.map(({ kind, e }) => (kind === 'error' ? `error(${e.message})` : `${kind}(level ${e.level}, threshold ${e.threshold}, ratio ${e.ratio})`))
 
 /**
  * Rewrite a file in place: same inode (the sampler keeps it open and preads
@@ -277,7 +276,14 @@ test('bad options: TypeError or RangeError naming the option; nothing is started
   }
   assert.throws(() => watch({}, 'nope'), /^TypeError: listener must be a function, got/)
   // A function as options with a second argument is options of the wrong type.
-  assert.throws(() => watch(() => {}, () => {}), /^TypeError: options must be an object/)
+  assert.throws(
+    () =>
+      watch(
+        () => {},
+        () => {},
+      ),
+    /^TypeError: options must be an object/,
+  )
   const info = samplerInfo()
   assert.equal(info.monitors, 0, 'a rejected watch() starts no monitor')
   assert.equal(info.running, false, 'a rejected watch() starts no thread')
@@ -373,9 +379,7 @@ test('watch(), watch(listener) and watch(options, listener)', async (t) => {
 // Numbers and events on fixtures
 
 test('current agrees with every fixture tree (one thread, one reader per root)', async (t) => {
-  const trees = fs
-    .readdirSync(FIXTURES)
-    .filter((d) => fs.existsSync(path.join(FIXTURES, d, 'expected.json')) && d !== 'unreadable')
+  const trees = fs.readdirSync(FIXTURES).filter((d) => fs.existsSync(path.join(FIXTURES, d, 'expected.json')) && d !== 'unreadable')
   const monitors = trees.map((tree) => [tree, open(t, { root: path.join(FIXTURES, tree), lastWords: false, thresholds: [0.99] })])
   const errors = []
   for (const [tree, m] of monitors) m.on('error', (e) => errors.push(`${tree}: ${e.message}`))
@@ -479,10 +483,7 @@ test('threshold fires once per threshold crossed, in order; recovered only below
   await waitFor('thresholds 0.7 and 0.8', () => events.length >= 3)
   await moreSamples(m, 5)
   const ratio = Math.round(0.85 * LIMIT) / LIMIT
-  assert.deepEqual(brief(events).slice(1), [
-    `threshold(level 2, threshold 0.7, ratio ${ratio})`,
-    `threshold(level 3, threshold 0.8, ratio ${ratio})`,
-  ])
+  assert.deepEqual(brief(events).slice(1), [`threshold(level 2, threshold 0.7, ratio ${ratio})`, `threshold(level 3, threshold 0.8, ratio ${ratio})`])
   const [, second, top] = events.map((x) => x.e)
   assert.equal(second.timestampMs, top.timestampMs, 'both come from one sample')
   assert.equal(second.lastWords, null, 'one record per sample, on the event of the level it is for')
@@ -490,8 +491,19 @@ test('threshold fires once per threshold crossed, in order; recovered only below
 
   // The payload.
   assert.deepEqual(Object.keys(top).sort(), [
-    'basisBytes', 'growthBytesPerSec', 'headroomBytes', 'heapProfile', 'lastWords', 'lastWordsError', 'level', 'limitBytes',
-    'ratio', 'threshold', 'timeToLimitMs', 'timestampMs', 'v8',
+    'basisBytes',
+    'growthBytesPerSec',
+    'headroomBytes',
+    'heapProfile',
+    'lastWords',
+    'lastWordsError',
+    'level',
+    'limitBytes',
+    'ratio',
+    'threshold',
+    'timeToLimitMs',
+    'timestampMs',
+    'v8',
   ])
   const basis = Math.round(0.85 * LIMIT)
   assert.equal(top.basisBytes, basis)
@@ -502,9 +514,7 @@ test('threshold fires once per threshold crossed, in order; recovered only below
   assert.equal(typeof top.timeToLimitMs, 'number')
   assert.ok(Math.abs(top.timeToLimitMs - (top.headroomBytes / top.growthBytesPerSec) * 1000) < 1e-6 * top.timeToLimitMs + 1e-9)
   assert.ok(top.timestampMs >= before - 1 && top.timestampMs <= Date.now() + 1, `timestampMs ${top.timestampMs}`)
-  assert.deepEqual(Object.keys(top.v8).sort(), [
-    'arrayBuffersBytes', 'externalBytes', 'heapSizeLimitBytes', 'heapTotalBytes', 'heapUsedBytes', 'rssBytes',
-  ])
+  assert.deepEqual(Object.keys(top.v8).sort(), ['arrayBuffersBytes', 'externalBytes', 'heapSizeLimitBytes', 'heapTotalBytes', 'heapUsedBytes', 'rssBytes'])
   for (const [k, v] of Object.entries(top.v8)) assert.ok(Number.isFinite(v) && v >= 0, `v8.${k} = ${v}`)
   assert.ok(top.v8.heapUsedBytes > 0 && top.v8.heapUsedBytes <= top.v8.heapTotalBytes)
   assert.ok(top.v8.heapSizeLimitBytes > top.v8.heapTotalBytes)
@@ -580,13 +590,14 @@ test('threshold fires once per threshold crossed, in order; recovered only below
   await waitFor('recovered twice', () => events.length >= n + 3)
   await moreSamples(m, 5)
   const half = 0.5
-  assert.deepEqual(brief(events.slice(n + 1)), [
-    `recovered(level 1, threshold 0.7, ratio ${half})`,
-    `recovered(level 0, threshold 0.6, ratio ${half})`,
-  ])
+  assert.deepEqual(brief(events.slice(n + 1)), [`recovered(level 1, threshold 0.7, ratio ${half})`, `recovered(level 0, threshold 0.6, ratio ${half})`])
   assert.equal(m.level, 0)
   assert.equal(m.critical, false)
-  assert.deepEqual(events.slice(n + 1).map(({ e }) => e.lastWords), [null, lw], 'the record rides on the level reached')
+  assert.deepEqual(
+    events.slice(n + 1).map(({ e }) => e.lastWords),
+    [null, lw],
+    'the record rides on the level reached',
+  )
   const calm = JSON.parse(fs.readFileSync(lw, 'utf8'))
   assert.deepEqual([calm.level, calm.threshold, calm.final, calm.event], [0, 0.6, false, 'recovered'])
   // Below every threshold: no more records, however the basis moves.
@@ -640,7 +651,10 @@ test('hysteresis 0: recovered as soon as the ratio is below the threshold', asyn
   await waitFor('threshold', () => events.length === 1)
   copy.setUsage(Math.round(0.6 * LIMIT) + INACTIVE_FILE - 4096)
   await waitFor('recovered', () => events.length === 2)
-  assert.deepEqual(events.map((x) => x.kind), ['threshold', 'recovered'])
+  assert.deepEqual(
+    events.map((x) => x.kind),
+    ['threshold', 'recovered'],
+  )
 })
 
 test('close() inside a threshold listener: no further events for that monitor', async (t) => {
@@ -675,7 +689,14 @@ test('lastWords: false writes nothing; each monitor with a path gets its own lin
   assert.equal(JSON.parse(fs.readFileSync(a, 'utf8')).threshold, 0.7)
   assert.equal(got.b[0].e.lastWords, b, `monitor b's event names its own path (got ${got.b[0].e.lastWords})`)
   assert.ok(fs.existsSync(b), `monitor b's lastWords.path ${b} was written`)
-  assert.equal(fs.readdirSync(copy.root).filter((f) => f.endsWith('.json') && f !== 'expected.json').sort().join(), 'a.json,b.json')
+  assert.equal(
+    fs
+      .readdirSync(copy.root)
+      .filter((f) => f.endsWith('.json') && f !== 'expected.json')
+      .sort()
+      .join(),
+    'a.json,b.json',
+  )
 })
 
 const STDERR_CHILD = `${PRELUDE}
@@ -697,7 +718,12 @@ test('default lastWords: one JSON line on stderr; lastWords: false: nothing (chi
     runNode(STDERR_CHILD, { args: [BUSY, '{"lastWords":false}'] }),
     runNode(STDERR_CHILD, { args: [BUSY, JSON.stringify({ lastWords: { path: file } })] }),
   ])
-  for (const [name, r] of [['default', dflt], ['false', off], ['path', both]]) clean(r, name)
+  for (const [name, r] of [
+    ['default', dflt],
+    ['false', off],
+    ['path', both],
+  ])
+    clean(r, name)
 
   assert.equal(result(dflt).lastWords, 'stderr')
   const lines = dflt.stderr.split('\n').filter(Boolean)
@@ -1061,7 +1087,7 @@ const TWICE_CHILD = `${PRELUDE}
 test('the JS layer loaded twice in one thread (require cache cleared, as test runners do): every copy gets its events (child process)', async () => {
   const r = await runNode(TWICE_CHILD, { args: [BUSY] })
   clean(r, 'lib loaded twice')
-  assert.deepEqual(result(r), { first: 1, second: 1, third: 1 }, 'each monitor\'s threshold listener ran once')
+  assert.deepEqual(result(r), { first: 1, second: 1, third: 1 }, "each monitor's threshold listener ran once")
 })
 
 // ---------------------------------------------------------------------------
@@ -1112,7 +1138,10 @@ test('close() is idempotent; after the last close the sampler thread exits by it
   assert.equal(samplerInfo().roots, 0)
   await waitFor('the thread to exit', () => !samplerInfo().running && !fs.existsSync(`/proc/self/task/${tid}`), 2000)
   const after = samplerInfo()
-  assert.deepEqual({ ...after, pinnedBytes: undefined, pinError: undefined, snapshots: undefined, ticks: undefined }, { running: false, threadId: null, monitors: 0, roots: 0, triggers: [], pinnedBytes: undefined, pinError: undefined, snapshots: undefined, ticks: undefined })
+  assert.deepEqual(
+    { ...after, pinnedBytes: undefined, pinError: undefined, snapshots: undefined, ticks: undefined },
+    { running: false, threadId: null, monitors: 0, roots: 0, triggers: [], pinnedBytes: undefined, pinError: undefined, snapshots: undefined, ticks: undefined },
+  )
   assert.deepEqual(samplerTasks(), [])
   b.close()
 
@@ -1131,7 +1160,10 @@ test('monitors share one sampler thread; roots counts distinct roots', async (t)
   const m3 = open(t, { root: path.join(FIXTURES, 'v1-hybrid-busy'), lastWords: false })
   const m4 = open(t, { lastWords: false })
   const m5 = open(t, { root: '/', lastWords: false }) // the same as the default
-  assert.ok([m1, m2, m3, m4, m5].every((m) => m.current.samples > 0), 'each sampled by watch()')
+  assert.ok(
+    [m1, m2, m3, m4, m5].every((m) => m.current.samples > 0),
+    'each sampled by watch()',
+  )
   await waitFor("the thread's pass", () => samplerInfo().threadId !== null && [m1, m2, m3, m4, m5].every((m) => m.current.samples > 1))
   // A thread that exited (an earlier test closed its last monitor) may still be winding down.
   await waitFor('one sampler thread', () => samplerTasks().length === 1)
@@ -1139,7 +1171,10 @@ test('monitors share one sampler thread; roots counts distinct roots', async (t)
   assert.equal(info.monitors, 5)
   assert.equal(info.roots, 3)
   assert.deepEqual(samplerTasks(), [String(info.threadId)], 'one thread for all of them')
-  assert.ok(info.triggers.some((k) => k.startsWith('inotify memory.events')), `v2 fixture watched by inotify: ${info.triggers}`)
+  assert.ok(
+    info.triggers.some((k) => k.startsWith('inotify memory.events')),
+    `v2 fixture watched by inotify: ${info.triggers}`,
+  )
   assert.equal(m2.current.limitBytes, LIMIT)
   m1.close()
   assert.equal(samplerInfo().roots, 3, 'm2 still reads v2-busy')
@@ -1203,14 +1238,7 @@ test('an open monitor does not keep the process alive; ref() does until close()/
   assert.equal(plain.stderr, '')
 
   clean(ref, 'ref() then close()')
-  assert.deepEqual(ref.stdout.trim().split('\n'), [
-    'hasRef false',
-    'ref returns the monitor true',
-    'hasRef true',
-    'threshold',
-    'close',
-    'hasRef false',
-  ])
+  assert.deepEqual(ref.stdout.trim().split('\n'), ['hasRef false', 'ref returns the monitor true', 'hasRef true', 'threshold', 'close', 'hasRef false'])
   assert.ok(ref.ms >= 450, `stayed alive until close(): ${ref.ms} ms`)
 
   clean(unref, 'ref() then unref()')
@@ -1263,10 +1291,7 @@ const WORKERS_CHILD = `${PRELUDE}
 `
 
 test('worker threads: monitors in several workers and main share one sampler; terminate and exit cleanly (child processes)', async () => {
-  const [exit, close] = await Promise.all([
-    runNode(WORKERS_CHILD, { args: [BUSY, 'exit'], timeoutMs: 15000 }),
-    runNode(WORKERS_CHILD, { args: [BUSY, 'close'], timeoutMs: 15000 }),
-  ])
+  const [exit, close] = await Promise.all([runNode(WORKERS_CHILD, { args: [BUSY, 'exit'], timeoutMs: 15000 }), runNode(WORKERS_CHILD, { args: [BUSY, 'close'], timeoutMs: 15000 })])
   clean(exit, 'process.exit(0) with monitors open in main and workers')
   clean(close, 'terminate every worker, close main, exit on its own')
   for (const r of [exit, close]) {
@@ -1338,10 +1363,7 @@ const FLOOD_CHILD = `${PRELUDE}
 test('terminating workers while their monitors stream events: no crash, no hang; main keeps being served (child processes)', async (t) => {
   const a = busyCopy(t)
   const b = busyCopy(t)
-  const [close, exit] = await Promise.all([
-    runNode(FLOOD_CHILD, { args: [a.root, 'close'], timeoutMs: 20000 }),
-    runNode(FLOOD_CHILD, { args: [b.root, 'exit'], timeoutMs: 20000 }),
-  ])
+  const [close, exit] = await Promise.all([runNode(FLOOD_CHILD, { args: [a.root, 'close'], timeoutMs: 20000 }), runNode(FLOOD_CHILD, { args: [b.root, 'exit'], timeoutMs: 20000 })])
   clean(close, 'terminate workers under a stream of events, then exit on its own')
   clean(exit, 'process.exit(0) under a stream of events with workers open')
   for (const r of [close, exit]) {
@@ -1400,7 +1422,10 @@ test('10,000 watch/close cycles on / leave no threads, no descriptors and bounde
     runNode(CYCLES_CHILD, { args: ['with-open', path.join(FIXTURES, 'v1-hybrid-busy')], execArgv: ['--expose-gc'], timeoutMs: 60000 }),
   ])
   const MiB = 1024 * 1024
-  for (const [name, r] of [['alone', runs[0]], ['with another monitor open', runs[1]]]) {
+  for (const [name, r] of [
+    ['alone', runs[0]],
+    ['with another monitor open', runs[1]],
+  ]) {
     clean(r, name)
     const out = result(r)
     const { base, first, second } = out
@@ -1413,7 +1438,10 @@ test('10,000 watch/close cycles on / leave no threads, no descriptors and bounde
     assert.ok(second.rss - first.rss < 2 * MiB, `RSS +${((second.rss - first.rss) / MiB).toFixed(1)} MiB over 10,000 more: ${diag}`)
     assert.ok(second.heapUsed - base.heapUsed < 2 * MiB, `heap: ${diag}`)
     assert.ok(out.ms < 15000, `10,000 cycles took ${out.ms} ms`)
-    assert.deepEqual({ ...out.final, pinnedBytes: undefined, pinError: undefined, snapshots: undefined, ticks: undefined }, { running: false, threadId: null, monitors: 0, roots: 0, triggers: [], pinnedBytes: undefined, pinError: undefined, snapshots: undefined, ticks: undefined })
+    assert.deepEqual(
+      { ...out.final, pinnedBytes: undefined, pinError: undefined, snapshots: undefined, ticks: undefined },
+      { running: false, threadId: null, monitors: 0, roots: 0, triggers: [], pinnedBytes: undefined, pinError: undefined, snapshots: undefined, ticks: undefined },
+    )
   }
   assert.equal(result(runs[0]).info.running, false)
   assert.equal(result(runs[1]).info.monitors, 1)
@@ -1453,7 +1481,11 @@ test("current follows the native block layout (watchSlots(): every slot's index 
   const indexes = slots.map(([, i]) => i)
   assert.equal(new Set(indexes).size, indexes.length, 'no two slots share an index')
   const names = slots.map(([n]) => n).filter((n) => n !== 'seq' && !n.startsWith('v8.'))
-  for (const [fixture, source] of [['v2-busy', 'cgroup-v2'], ['v1-docker', 'cgroup-v1'], ['no-memory-controller', 'host']]) {
+  for (const [fixture, source] of [
+    ['v2-busy', 'cgroup-v2'],
+    ['v1-docker', 'cgroup-v1'],
+    ['no-memory-controller', 'host'],
+  ]) {
     const m = open(t, { root: path.join(FIXTURES, fixture), lastWords: false })
     for (const i of indexes) assert.ok(i < m._block.length, `slot ${i} is inside the block`)
     const c = await waitFor(`${fixture}: a sample`, () => m.current.samples > 0 && m.current)

@@ -16,7 +16,6 @@
 // runs, untimed, before each batch, so no contender pays for another's garbage.
 // A contender's figure is the median over rounds of (batch time / calls).
 
-const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { PlainCgroupReader } = require('./plain-reader')
@@ -59,8 +58,6 @@ async function timeBatch(c, n) {
   for (let i = 0; i < n; i++) consume(fn())
   return nsSince(t)
 }
-
-
 
 function machineInfo(cgroupVersion) {
   const cpus = os.cpus()
@@ -163,10 +160,7 @@ async function main() {
     contenders.push({
       name: 'process.constrainedMemory()',
       key: 'constrainedMemory',
-      files:
-        plain.location && plain.location.version === 1
-          ? '3: /proc/self/cgroup, memory.soft_limit_in_bytes, memory.limit_in_bytes'
-          : '/proc/self/cgroup + the limit files (libuv)',
+      files: plain.location && plain.location.version === 1 ? '3: /proc/self/cgroup, memory.soft_limit_in_bytes, memory.limit_in_bytes' : '/proc/self/cgroup + the limit files (libuv)',
       fn: () => process.constrainedMemory(),
     })
   } else {
@@ -270,13 +264,7 @@ async function main() {
   const check = { targetUs: target, resultUs: og.medianUs, pass: og.medianUs <= target }
 
   if (opts.json) {
-    console.log(
-      JSON.stringify(
-        { machine, versions, method: { rounds: opts.rounds, batchMs: opts.batchMs, warmupMs: opts.warmupMs, measuredSeconds }, rows, skipped, agreement, check },
-        null,
-        1,
-      ),
-    )
+    console.log(JSON.stringify({ machine, versions, method: { rounds: opts.rounds, batchMs: opts.batchMs, warmupMs: opts.warmupMs, measuredSeconds }, rows, skipped, agreement, check }, null, 1))
   } else {
     log(`machine: ${machine.cpuModel}, ${machine.cores} cores, ${machine.kernel} (${machine.arch}), cgroup v${machine.cgroupVersion}`)
     log(`versions: node ${versions.node}, oomguard ${versions.oomguard}, @adobe/cgroup-metrics ${versions['@adobe/cgroup-metrics'] ?? 'not installed'}`)
@@ -285,9 +273,7 @@ async function main() {
     log('| contender | µs/call (median) | p25–p75 | vs plain-JS | files read per call | calls/batch |')
     log('| --- | ---: | ---: | ---: | --- | ---: |')
     for (const r of rows) {
-      log(
-        `| ${r.name} | ${r.medianUs.toFixed(2)} | ${r.p25Us.toFixed(2)}–${r.p75Us.toFixed(2)} | ${r.vsPlain.toFixed(2)}× | ${r.files} | ${r.callsPerBatch} |`,
-      )
+      log(`| ${r.name} | ${r.medianUs.toFixed(2)} | ${r.p25Us.toFixed(2)}–${r.p75Us.toFixed(2)} | ${r.vsPlain.toFixed(2)}× | ${r.files} | ${r.callsPerBatch} |`)
     }
     log('')
     log(

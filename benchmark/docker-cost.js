@@ -103,7 +103,9 @@ async function main() {
     console.log('| container | working set | kernel wake-ups | interval ms | full snapshots/s | sampler wake-ups/s | µs per wake-up | sampler % core | whole process % core |')
     console.log('| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |')
     for (const r of out.rows) {
-      console.log(`| ${r.case} | ${fmt(r.ratio * 100, 1)}% | ${r.triggers === null ? '–' : r.triggers.length ? r.triggers.join(', ') : 'none'} | ${r.intervalMs === null ? '–' : fmt(r.intervalMs, 1)} | ${r.snapshotsPerSec === null ? '–' : fmt(r.snapshotsPerSec, 2)} | ${r.wakeupsPerSec === null ? '–' : fmt(r.wakeupsPerSec, 1)} | ${r.usPerWakeup === null ? '–' : fmt(r.usPerWakeup, 1)} | ${r.pctCore === null ? '–' : `${fmt(r.pctCore, 3)}%`} | ${fmt(r.processPctCore, 3)}% |`)
+      console.log(
+        `| ${r.case} | ${fmt(r.ratio * 100, 1)}% | ${r.triggers === null ? '–' : r.triggers.length ? r.triggers.join(', ') : 'none'} | ${r.intervalMs === null ? '–' : fmt(r.intervalMs, 1)} | ${r.snapshotsPerSec === null ? '–' : fmt(r.snapshotsPerSec, 2)} | ${r.wakeupsPerSec === null ? '–' : fmt(r.wakeupsPerSec, 1)} | ${r.usPerWakeup === null ? '–' : fmt(r.usPerWakeup, 1)} | ${r.pctCore === null ? '–' : `${fmt(r.pctCore, 3)}%`} | ${fmt(r.processPctCore, 3)}% |`,
+      )
     }
     for (const f of out.floor) {
       console.log(`| floor (C: ppoll + 2 preads) | – | – | ${fmt(f.intervalMs, 1)} | – | ${fmt(f.wakeupsPerSec, 1)} | ${fmt(f.usPerWakeup, 1)} | ${fmt(f.pctCore, 3)}% | – |`)

@@ -96,10 +96,12 @@ async function main() {
     return
   }
   console.log(`node ${process.version}, ${os.arch()}, cgroup limit ${opts.limitMib} MiB, ${opts.runs} runs per case, interleaved\n`)
-  console.log(u.table(
-    ['case', 'peak charge, MiB (median)', 'p25-p75', 'wall, ms (median)'],
-    Object.entries(out).map(([k, v]) => [k, fmt(v.peakMib.median), `${fmt(v.peakMib.p25)}-${fmt(v.peakMib.p75)}`, fmt(v.ms.median, 0)]),
-  ))
+  console.log(
+    u.table(
+      ['case', 'peak charge, MiB (median)', 'p25-p75', 'wall, ms (median)'],
+      Object.entries(out).map(([k, v]) => [k, fmt(v.peakMib.median), `${fmt(v.peakMib.p25)}-${fmt(v.peakMib.p75)}`, fmt(v.ms.median, 0)]),
+    ),
+  )
 }
 
 main().catch((e) => {

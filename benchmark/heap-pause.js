@@ -46,7 +46,10 @@ if (process.argv[2] === '--child') {
       return n
     }
   } else if (route === 'gc') {
-    read = () => (global.gc(), 0)
+    read = () => {
+      global.gc()
+      return 0
+    }
   } else if (route === 'datadog') {
     let pprof
     try {
@@ -100,8 +103,8 @@ if (nodes.length === 0) {
 }
 const ROUTES = ['inspector', 'gc', 'datadog', 'v8.startHeapProfile']
 console.log(`heap-pause: ${READS} reads per cell, sampling interval ${INTERVAL} bytes, load ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs`)
-console.log('| node | route | ' + sizes.map((s) => `${s} MiB heap`).join(' | ') + ' |')
-console.log('| --- | --- | ' + sizes.map(() => '---').join(' | ') + ' |')
+console.log(`| node | route | ${sizes.map((s) => `${s} MiB heap`).join(' | ')} |`)
+console.log(`| --- | --- | ${sizes.map(() => '---').join(' | ')} |`)
 for (const node of nodes) {
   const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim()
   for (const route of ROUTES) {

@@ -24,8 +24,8 @@ const BUSY = path.join(ROOT, '__test__', 'fixtures', 'v2-busy')
 const LIMIT = 268435456
 const INACTIVE_FILE = 42819584
 
-if (process.argv[2] === '--child') {
-  const [mode, root] = process.argv.slice(3)
+// The server under load, in its own process (`--child MODE ROOT`).
+function serve(mode, root) {
   const oomguard = require(ROOT)
   const heapProfile = mode === 'threshold' || mode === 'start' ? mode : 'off'
   const m = oomguard.watch({ root, lastWords: false, heapProfile })
@@ -42,7 +42,6 @@ if (process.argv[2] === '--child') {
     res.json({ n: items.length, level: m.level })
   })
   const server = app.listen(0, '127.0.0.1', () => process.stdout.write(`READY ${server.address().port}\n`))
-  return
 }
 
 const SECONDS = Number(process.argv[2]) || 8
@@ -94,7 +93,9 @@ async function main() {
       for (const mode of MODES) results[mode].push(await cell(mode, roots))
     }
     const base = median(results.off.map((r) => r.rps))
-    console.log(`heap-profile overhead: express /items, autocannon 10 connections, ${SECONDS} s per cell, ${ROUNDS} rounds interleaved, node ${process.version}, load ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs`)
+    console.log(
+      `heap-profile overhead: express /items, autocannon 10 connections, ${SECONDS} s per cell, ${ROUNDS} rounds interleaved, node ${process.version}, load ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs`,
+    )
     console.log('| mode | requests/s (median) | vs off | p99 latency ms (median) | errors |')
     console.log('| --- | --- | --- | --- | --- |')
     for (const mode of MODES) {
@@ -109,7 +110,11 @@ async function main() {
   }
 }
 
-main().catch((err) => {
-  console.error(err)
-  process.exit(1)
-})
+if (process.argv[2] === '--child') {
+  serve(...process.argv.slice(3))
+} else {
+  main().catch((err) => {
+    console.error(err)
+    process.exit(1)
+  })
+}

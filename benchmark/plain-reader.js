@@ -30,6 +30,7 @@ const path = require('node:path')
 
 // The "no limit" value cgroup v1 prints (PAGE_COUNTER_MAX * page size, 4 KiB pages);
 // anything at or above it is unlimited.
+// biome-ignore lint/correctness/noPrecisionLoss: exactly 2^63 - 4096, a double; written as the kernel prints it
 const V1_UNLIMITED = 9223372036854771712
 
 function readText(file) {
@@ -121,7 +122,7 @@ function resolveDir(root, cgroupPath, mounts) {
   for (const m of mounts) {
     let rel
     if (m.root === '/') rel = cgroupPath
-    else if (cgroupPath === m.root || cgroupPath.startsWith(m.root + '/')) rel = cgroupPath.slice(m.root.length)
+    else if (cgroupPath === m.root || cgroupPath.startsWith(`${m.root}/`)) rel = cgroupPath.slice(m.root.length)
     else continue
     if (best === null || m.root.length > best.mount.root.length) best = { mount: m, rel }
   }
@@ -325,9 +326,7 @@ class PlainCgroupReader {
       rssBytes,
       hostTotalBytes: meminfo.total,
       hostAvailableBytes: meminfo.available,
-      v8: usage
-        ? { rssBytes: usage.rss, heapTotalBytes: usage.heapTotal, heapUsedBytes: usage.heapUsed, externalBytes: usage.external }
-        : null,
+      v8: usage ? { rssBytes: usage.rss, heapTotalBytes: usage.heapTotal, heapUsedBytes: usage.heapUsed, externalBytes: usage.external } : null,
     }
     const f = this.files
     if (f) {
@@ -382,7 +381,7 @@ class PlainCgroupReader {
       const text = this.textOptional(this.pressureFile)
       if (text !== null) out.pressure = { scope: this.pressureScope || 'system', ...parsePressure(text) }
     }
-    const basis = out.workingSetBytes ?? out.usageBytes ?? (meminfo.total - meminfo.available)
+    const basis = out.workingSetBytes ?? out.usageBytes ?? meminfo.total - meminfo.available
     if (out.limitBytes) {
       out.usageRatio = basis / out.limitBytes
       out.headroomBytes = out.limitBytes - basis

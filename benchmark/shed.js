@@ -74,7 +74,6 @@ const OPTIONS = {
 
 // ------------------------------------------------------------------ statistics
 
-
 // ------------------------------------------------------------------ 1. raw cost
 
 const now = () => process.hrtime.bigint()
@@ -190,7 +189,9 @@ async function httpbench(opts, log) {
         const after = await serverStats(s)
         x.cpuNsPerRequest = ((after.cpuUs - before.cpuUs) * 1000) / (after.served - before.served)
         rounds[s.kind].push(x)
-        log(`  round ${r + 1}/${opts.rounds} ${s.kind.padEnd(7)} ${x.reqPerSec.toFixed(0)} req/s, mean latency ${x.latencyMeanMs.toFixed(3)} ms, server CPU ${(x.cpuNsPerRequest / 1000).toFixed(2)} µs/request`)
+        log(
+          `  round ${r + 1}/${opts.rounds} ${s.kind.padEnd(7)} ${x.reqPerSec.toFixed(0)} req/s, mean latency ${x.latencyMeanMs.toFixed(3)} ms, server CPU ${(x.cpuNsPerRequest / 1000).toFixed(2)} µs/request`,
+        )
       }
     }
     const agg = (k) => ({
@@ -239,21 +240,25 @@ async function main() {
     const c = opts.connections
     log('\n| server | req/s, median (p25–p75) | mean latency, autocannon (whole ms) | mean latency = connections / req/s | server CPU per request, median (p25–p75) |')
     log('| --- | --- | --- | --- | --- |')
-    for (const [name, x] of [['bare hello world', b], ['with shed() middleware', g]]) {
+    for (const [name, x] of [
+      ['bare hello world', b],
+      ['with shed() middleware', g],
+    ]) {
       const rps = x.reqPerSec
       const cpu = x.cpuNsPerRequest
-      log(`| ${name} | ${rps.median.toFixed(0)} (${rps.p25.toFixed(0)}–${rps.p75.toFixed(0)}) | ${x.latencyMeanMs.median.toFixed(3)} ms | ${((c / rps.median) * 1000).toFixed(3)} ms | ${(cpu.median / 1000).toFixed(2)} µs (${(cpu.p25 / 1000).toFixed(2)}–${(cpu.p75 / 1000).toFixed(2)}) |`)
+      log(
+        `| ${name} | ${rps.median.toFixed(0)} (${rps.p25.toFixed(0)}–${rps.p75.toFixed(0)}) | ${x.latencyMeanMs.median.toFixed(3)} ms | ${((c / rps.median) * 1000).toFixed(3)} ms | ${(cpu.median / 1000).toFixed(2)} µs (${(cpu.p25 / 1000).toFixed(2)}–${(cpu.p75 / 1000).toFixed(2)}) |`,
+      )
     }
     const latRatio = g.latencyMeanMs.median / b.latencyMeanMs.median
     const rpsRatio = g.reqPerSec.median / b.reqPerSec.median
     // Paired: each round's guarded figure against the bare figure of the same round.
     const paired = summary(httpResult.rounds.guarded.map((x, i) => x.reqPerSec / httpResult.rounds.bare[i].reqPerSec))
     const cpuRatio = g.cpuNsPerRequest.median / b.cpuNsPerRequest.median
-    log(`\nguarded / bare: server CPU per request ×${cpuRatio.toFixed(4)} (${signedPct(cpuRatio - 1)}); req/s ×${rpsRatio.toFixed(4)} (${signedPct(rpsRatio - 1)}); paired by round, median ×${paired.median.toFixed(4)} (p25–p75 ×${paired.p25.toFixed(4)}–×${paired.p75.toFixed(4)}); latency (connections / req/s) ×${(1 / rpsRatio).toFixed(4)}; autocannon's whole-millisecond mean latency ×${latRatio.toFixed(4)}.`)
-    const spread = Math.max(
-      (b.reqPerSec.p75 - b.reqPerSec.p25) / b.reqPerSec.median,
-      (g.reqPerSec.p75 - g.reqPerSec.p25) / g.reqPerSec.median,
+    log(
+      `\nguarded / bare: server CPU per request ×${cpuRatio.toFixed(4)} (${signedPct(cpuRatio - 1)}); req/s ×${rpsRatio.toFixed(4)} (${signedPct(rpsRatio - 1)}); paired by round, median ×${paired.median.toFixed(4)} (p25–p75 ×${paired.p25.toFixed(4)}–×${paired.p75.toFixed(4)}); latency (connections / req/s) ×${(1 / rpsRatio).toFixed(4)}; autocannon's whole-millisecond mean latency ×${latRatio.toFixed(4)}.`,
     )
+    const spread = Math.max((b.reqPerSec.p75 - b.reqPerSec.p25) / b.reqPerSec.median, (g.reqPerSec.p75 - g.reqPerSec.p25) / g.reqPerSec.median)
     log(`Round-to-round spread (p25–p75 of req/s): up to ${pct(spread)} of the median; an end-to-end difference smaller than that is noise.\n`)
     httpResult.ratio = { cpuPerRequest: cpuRatio, autocannonLatency: latRatio, reqPerSec: rpsRatio, pairedReqPerSec: paired, spread }
   }

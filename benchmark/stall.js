@@ -22,7 +22,6 @@
 //                           [--sustain-ms 3000] [--after-ms 10000] [--memsw]
 //                           [--pagecache-runs 3] [--pagecache-seconds 15] [--json]
 
-const path = require('node:path')
 const u = require('./util')
 const h = require('../__test__/helpers/cgroup')
 const { coldNodeUnsupported } = require('../__test__/helpers/cold-node')
@@ -92,11 +91,20 @@ async function main() {
 
   const pagecache = []
   for (let i = 0; i < opts.pagecacheRuns; i++) {
-    const r = await runStall({ scenario: 'pagecache', rate: opts.pagecacheSeconds, watch: { stall: { sustainMs: opts.sustainMs } }, own: support.own, timeoutMs: opts.pagecacheSeconds * 1000 + 60_000, memswLimit })
+    const r = await runStall({
+      scenario: 'pagecache',
+      rate: opts.pagecacheSeconds,
+      watch: { stall: { sustainMs: opts.sustainMs } },
+      own: support.own,
+      timeoutMs: opts.pagecacheSeconds * 1000 + 60_000,
+      memswLimit,
+    })
     const done = r.markers.find((m) => m.event === 'done')
     const falsePositive = r.recordAt !== null || r.markers.some((m) => m.event === 'stall')
     pagecache.push({ falsePositive, code: r.code, maxUsage: done ? done.maxUsage : null, limitReached: r.limitAt !== null })
-    progress(`[page cache ${i + 1}/${opts.pagecacheRuns}] exit ${r.code}, max usage ${done ? (done.maxUsage * 100).toFixed(1) : '?'}% of the limit, ${falsePositive ? 'STALL REPORTED (false positive)' : 'no stall'}`)
+    progress(
+      `[page cache ${i + 1}/${opts.pagecacheRuns}] exit ${r.code}, max usage ${done ? (done.maxUsage * 100).toFixed(1) : '?'}% of the limit, ${falsePositive ? 'STALL REPORTED (false positive)' : 'no stall'}`,
+    )
   }
 
   const summary = names.map((n) => {

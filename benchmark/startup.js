@@ -34,11 +34,15 @@ const path = require('node:path')
 const { spawnSync } = require('node:child_process')
 const { parseArgs, summary, median, fmt, table, machineInfo, versions, describeMachine, ROOT } = require('./util.js')
 
-const opts = parseArgs(process.argv.slice(2), {
-  runs: { def: 30, type: 'int', help: 'rounds (each runs every variant once)' },
-  json: { def: '', type: 'str', help: 'also write the results as JSON to this file' },
-  baseline: { def: '', type: 'str', help: 'another copy of the package (an older commit, with its .node): its variants run in the same rounds' },
-}, 'usage: node benchmark/startup.js [options]')
+const opts = parseArgs(
+  process.argv.slice(2),
+  {
+    runs: { def: 30, type: 'int', help: 'rounds (each runs every variant once)' },
+    json: { def: '', type: 'str', help: 'also write the results as JSON to this file' },
+    baseline: { def: '', type: 'str', help: 'another copy of the package (an older commit, with its .node): its variants run in the same rounds' },
+  },
+  'usage: node benchmark/startup.js [options]',
+)
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-startup-'))
 const lastWords = path.join(dir, 'last-words.json')
@@ -51,7 +55,8 @@ for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('OOMGUARD_')
 const mark = path.join(dir, 'mark.js')
 fs.writeFileSync(mark, 'const c = process.cpuUsage(); globalThis.startupMark = [performance.now(), (c.user + c.system) / 1000]\n')
 // The main script: what it loads, then the in-process clocks on stdout.
-const REPORT = 'const c = process.cpuUsage(); const t = performance.now(); const u = (c.user + c.system) / 1000; const [t0, u0] = globalThis.startupMark; process.stdout.write(JSON.stringify([t, u, t - t0, u - u0]))'
+const REPORT =
+  'const c = process.cpuUsage(); const t = performance.now(); const u = (c.user + c.system) / 1000; const [t0, u0] = globalThis.startupMark; process.stdout.write(JSON.stringify([t, u, t - t0, u - u0]))'
 const main = (before = '') => ['-r', mark, '-e', `${before}${REPORT}`]
 function variantsOf(root, label) {
   const register = path.join(root, 'register.js')
@@ -66,11 +71,7 @@ function variantsOf(root, label) {
     },
   ]
 }
-const VARIANTS = [
-  { name: 'bare', args: main(), env: {} },
-  ...variantsOf(ROOT, ''),
-  ...(opts.baseline ? variantsOf(path.resolve(opts.baseline), ' (baseline)') : []),
-]
+const VARIANTS = [{ name: 'bare', args: main(), env: {} }, ...variantsOf(ROOT, ''), ...(opts.baseline ? variantsOf(path.resolve(opts.baseline), ' (baseline)') : [])]
 const CLOCKS = ['wall', 'ready', 'cpu', 'load', 'load cpu']
 
 function once(v) {
@@ -105,10 +106,12 @@ try {
   console.log(`# Start-up cost (${opts.runs} rounds, cold processes)\n`)
   console.log(describeMachine(m, versions()))
   console.log()
-  console.log(table(
-    ['variant', ...CLOCKS.flatMap((c) => [`${c} ms`, `${c} added`])],
-    results.map((r) => [r.name, ...CLOCKS.flatMap((c) => [fmt(r[c].median), r.name === 'bare' ? '–' : fmt(r[c].addedMs)])]),
-  ))
+  console.log(
+    table(
+      ['variant', ...CLOCKS.flatMap((c) => [`${c} ms`, `${c} added`])],
+      results.map((r) => [r.name, ...CLOCKS.flatMap((c) => [fmt(r[c].median), r.name === 'bare' ? '–' : fmt(r[c].addedMs)])]),
+    ),
+  )
   console.log('\nms: medians; added: the median of the paired differences with the bare run of the same round.')
   if (opts.baseline) {
     // Each variant against its baseline copy, paired by round: the direct comparison.

@@ -28,7 +28,7 @@ function parseArgs(argv, spec, usage) {
     if (a === '-h' || a === '--help') {
       console.log(usage)
       for (const [k, s] of Object.entries(spec)) {
-        const flag = '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())
+        const flag = `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`
         console.log(`  ${flag.padEnd(22)} ${s.help} (default ${Array.isArray(s.def) ? s.def.join(',') : s.def})`)
       }
       process.exit(0)
@@ -145,8 +145,7 @@ function versions() {
 function describeMachine(m, v) {
   return [
     `machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryMiB} MiB, ${m.kernel} (${m.arch}), cgroup v${m.cgroupVersion}, load ${m.loadavg.join(' ')}`,
-    `versions: node ${v.node}, oomguard ${v.oomguard}` +
-      (v.addon ? ` (${v.addon.file} sha256 ${v.addon.sha256}, built ${v.addon.built}, HEAD ${v.addon.commit})` : ''),
+    `versions: node ${v.node}, oomguard ${v.oomguard}${v.addon ? ` (${v.addon.file} sha256 ${v.addon.sha256}, built ${v.addon.built}, HEAD ${v.addon.commit})` : ''}`,
   ].join('\n')
 }
 
@@ -236,7 +235,7 @@ class KernelLog {
     for (let i = 0; i < this.pending.length; i++) {
       const r = this.pending[i]
       const m = /^oom-kill:.*task_memcg=([^,]*),.*,pid=(\d+),/.exec(r.msg)
-      if (m && m[1].endsWith('/' + name)) {
+      if (m && m[1].endsWith(`/${name}`)) {
         pid = Number(m[2])
         summaryRec = r
         // "… invoked oom-killer" is the start of this OOM's report.

@@ -111,7 +111,7 @@ const wrongCause = (r, s) => [r.record && r.record.verdict, ...r.levelVerdicts].
 
 function killTable(runs, patterns) {
   return u.table(
-    ['pattern', 'expected', 'OOM-killed', 'final record right', 'every level record right', 'a wrong cause named', 'V8 numbers\' age at the final record, ms: median (max)'],
+    ['pattern', 'expected', 'OOM-killed', 'final record right', 'every level record right', 'a wrong cause named', "V8 numbers' age at the final record, ms: median (max)"],
     patterns.map((p) => {
       const s = k.BUSY[p]
       const rs = runs.filter((r) => r.pattern === p)
@@ -156,9 +156,13 @@ async function main() {
   else {
     console.log(u.describeMachine(result.machine, result.versions))
     const a = result.agreement
-    console.log(`\nAgreement, ${a.steps} steps: |outside malloc - heapTotal| median ${u.fmt(a.heapErrorMiB.median)} MiB (max ${u.fmt(a.heapErrorMiB.max)}); |malloc - external| median ${u.fmt(a.externalErrorMiB.median)} MiB (max ${u.fmt(a.externalErrorMiB.max)}); the verdict the same in ${a.verdictsAgree}/${a.steps}\n`)
+    console.log(
+      `\nAgreement, ${a.steps} steps: |outside malloc - heapTotal| median ${u.fmt(a.heapErrorMiB.median)} MiB (max ${u.fmt(a.heapErrorMiB.max)}); |malloc - external| median ${u.fmt(a.externalErrorMiB.median)} MiB (max ${u.fmt(a.externalErrorMiB.max)}); the verdict the same in ${a.verdictsAgree}/${a.steps}\n`,
+    )
     console.log(agreementTable(rows))
-    console.log(`\nOne reading of the split: tidy ${u.fmt(costs.tidyUs, 1)} µs; after 10,000 / 50,000 / 100,000 small frees ${u.fmt(costs.free10000Us / 1e3, 2)} / ${u.fmt(costs.free50000Us / 1e3, 1)} / ${u.fmt(costs.free100000Us / 1e3, 1)} ms`)
+    console.log(
+      `\nOne reading of the split: tidy ${u.fmt(costs.tidyUs, 1)} µs; after 10,000 / 50,000 / 100,000 small frees ${u.fmt(costs.free10000Us / 1e3, 2)} / ${u.fmt(costs.free50000Us / 1e3, 1)} / ${u.fmt(costs.free100000Us / 1e3, 1)} ms`,
+    )
     if (killed.skipped) console.log(`\nKills skipped: ${killed.skipped}`)
     else console.log(`\n${killTable(killed.runs, opts.patterns)}`)
   }

@@ -161,8 +161,19 @@ async function partCpu(opts, support, log) {
             usPerSample: m.sampler.ns / 1000 / Math.max(1, m.monitor.samples),
             usPerWakeup: m.sampler.ns / 1000 / Math.max(1, m.sampler.wakeups),
           },
-          mainThread: { monitorMsPerMin: perMin(m.main.ns, m.windowS), controlMsPerMin: perMin(c.main.ns, c.windowS), monitorWakeupsPerSec: m.main.wakeups / m.windowS, controlWakeupsPerSec: c.main.wakeups / c.windowS },
-          process: { monitorMsPerMin: processMon, controlMsPerMin: processCtl, deltaMsPerMin: processMon - processCtl, deltaPctCore: pct(processMon - processCtl), threads: [m.process.threads, c.process.threads] },
+          mainThread: {
+            monitorMsPerMin: perMin(m.main.ns, m.windowS),
+            controlMsPerMin: perMin(c.main.ns, c.windowS),
+            monitorWakeupsPerSec: m.main.wakeups / m.windowS,
+            controlWakeupsPerSec: c.main.wakeups / c.windowS,
+          },
+          process: {
+            monitorMsPerMin: processMon,
+            controlMsPerMin: processCtl,
+            deltaMsPerMin: processMon - processCtl,
+            deltaPctCore: pct(processMon - processCtl),
+            threads: [m.process.threads, c.process.threads],
+          },
           target: target === null || cs.name.endsWith('(compare)') ? null : { pctCore: target, pass: pct(samplerMsMin) < target },
         })
       })
@@ -446,7 +457,7 @@ async function main() {
   result.checks = checks
 
   const json = JSON.stringify(result, null, 1)
-  if (opts.save) fs.writeFileSync(opts.save, json + '\n')
+  if (opts.save) fs.writeFileSync(opts.save, `${json}\n`)
   if (opts.json) {
     console.log(json)
   } else {
@@ -499,24 +510,55 @@ async function main() {
       )
       if (c.floor && c.floor.rows) {
         log('')
-        log(`for scale, the floor: a ${c.floor.kind} at the read-only intervals, beside them (its thread's schedstat): ` + c.floor.rows.map((f) => `${fmt(f.intervalMs)} ms: ${fmt(f.wakeupsPerSec)} wake-ups/s, ${fmt(f.usPerWakeup)} µs each, ${fmt(f.pctCore, 3)}% of a core`).join('; '))
+        log(
+          `for scale, the floor: a ${c.floor.kind} at the read-only intervals, beside them (its thread's schedstat): ` +
+            c.floor.rows.map((f) => `${fmt(f.intervalMs)} ms: ${fmt(f.wakeupsPerSec)} wake-ups/s, ${fmt(f.usPerWakeup)} µs each, ${fmt(f.pctCore, 3)}% of a core`).join('; '),
+        )
       } else if (c.floor) log(`(floor skipped: ${c.floor.skipped})`)
     }
     if (result.fill) {
       const f = result.fill
       log('')
-      log(`(d) fills at ${opts.fillMibPerSec} MiB/s (python3, MADV_POPULATE_WRITE) from the steady state to ${FILL_STOP * 100}% of ${opts.limitMib} MiB, default thresholds; overshoot = how far past the threshold the sample that saw it was, % of the limit, median (max):`)
+      log(
+        `(d) fills at ${opts.fillMibPerSec} MiB/s (python3, MADV_POPULATE_WRITE) from the steady state to ${FILL_STOP * 100}% of ${opts.limitMib} MiB, default thresholds; overshoot = how far past the threshold the sample that saw it was, % of the limit, median (max):`,
+      )
       log('')
       log(
         u.table(
-          ['cgroupfs', 'kernel wake-ups', 'fills', 'fill MiB/s, median (min)', 'thresholds missed', 'overshoot per threshold', 'sampler waiting for a CPU during the fill, ms: median (in runs that missed)', 'pass'],
+          [
+            'cgroupfs',
+            'kernel wake-ups',
+            'fills',
+            'fill MiB/s, median (min)',
+            'thresholds missed',
+            'overshoot per threshold',
+            'sampler waiting for a CPU during the fill, ms: median (in runs that missed)',
+            'pass',
+          ],
           f.rows.map((r) => [
             r.case,
             r.triggers.length ? r.triggers.join(', ') : 'none',
             String(r.runs),
-            `${fmt(r.rateMibPerSec.median, 0)} (${fmt(quantile(f.runs.filter((x) => x.case === r.case).map((x) => x.fill.rate / MiB), 0), 0)})`,
+            `${fmt(r.rateMibPerSec.median, 0)} (${fmt(
+              quantile(
+                f.runs.filter((x) => x.case === r.case).map((x) => x.fill.rate / MiB),
+                0,
+              ),
+              0,
+            )})`,
             `${r.missed} of ${r.thresholds}`,
-            r.overshootPct.map((o, i) => `${fmt(o.median, 2)} (${fmt(quantile(f.runs.filter((x) => x.case === r.case).map((x) => (x.seen[i].ratio === null ? null : (x.seen[i].ratio - x.thresholds[i]) * 100)), 1), 2)})`).join(' / '),
+            r.overshootPct
+              .map(
+                (o, i) =>
+                  `${fmt(o.median, 2)} (${fmt(
+                    quantile(
+                      f.runs.filter((x) => x.case === r.case).map((x) => (x.seen[i].ratio === null ? null : (x.seen[i].ratio - x.thresholds[i]) * 100)),
+                      1,
+                    ),
+                    2,
+                  )})`,
+              )
+              .join(' / '),
             `${fmt(r.samplerWaitMs.median, 1)} (${r.samplerWaitMsMissed.map((v) => fmt(v, 1)).join(', ') || '–'})`,
             r.pass === null ? 'n/a' : r.pass ? 'pass' : '**FAIL**',
           ]),
@@ -538,7 +580,7 @@ async function main() {
           ['step', 'RSS', 'anon', 'file-backed'],
           [
             row('napi-rs loader + `.node` (`index.js`)', r.steps.native),
-            row('the package\'s JS (`lib/`)', r.steps.lib),
+            row("the package's JS (`lib/`)", r.steps.lib),
             row('`require(oomguard)` in all', r.steps.require),
             row(`\`watch()\`, ${opts.waitMs} ms later`, r.steps.watch),
             row('**total**', r.steps.total),

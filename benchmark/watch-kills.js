@@ -70,7 +70,18 @@ function summarize(runs) {
     ])
   }
   return u.table(
-    ['pattern', 'OOM-killed runs', 'last words in the file', 'verdict right', 'JS listener before the kill: any threshold · the highest', 'first listener call before the kill, ms', 'latest record final', 'sampler saw the top before the kill', 'latest record ratio, median', 'latest record age at the kill, ms'],
+    [
+      'pattern',
+      'OOM-killed runs',
+      'last words in the file',
+      'verdict right',
+      'JS listener before the kill: any threshold · the highest',
+      'first listener call before the kill, ms',
+      'latest record final',
+      'sampler saw the top before the kill',
+      'latest record ratio, median',
+      'latest record age at the kill, ms',
+    ],
     rows,
   )
 }

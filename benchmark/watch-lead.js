@@ -41,11 +41,11 @@ const TOP_LEVEL = 3
 const SPEC = {
   runs: { def: 5, type: 'int', help: 'runs per rate and contender' },
   rates: { def: [10, 50, 100, 200, 500, 1000, 0], type: 'list', help: 'allocation rates in MiB/s; 0 = full speed (synchronous loop)' },
-  limitMib: { def: 256, type: 'int', help: 'memory.limit_in_bytes of each run\'s cgroup, MiB' },
-  watchMs: { def: 1, type: 'num', help: 'period of this process\'s own poll (oom_control cross-check, sampler trace)' },
-  noTrace: { def: false, type: 'bool', help: 'do not follow the sampler thread\'s schedstat from outside during oomguard runs' },
+  limitMib: { def: 256, type: 'int', help: "memory.limit_in_bytes of each run's cgroup, MiB" },
+  watchMs: { def: 1, type: 'num', help: "period of this process's own poll (oom_control cross-check, sampler trace)" },
+  noTrace: { def: false, type: 'bool', help: "do not follow the sampler thread's schedstat from outside during oomguard runs" },
   contenders: { def: 'oomguard,poller', type: 'str', help: 'which contenders to run' },
-  pollMs: { def: 100, type: 'num', help: 'the poller\'s setInterval period' },
+  pollMs: { def: 100, type: 'num', help: "the poller's setInterval period" },
   timeoutS: { def: 60, type: 'num', help: 'a run that is not killed by then is stopped and reported' },
   prefill: { def: null, type: 'num', help: 'fast prefill share before the paced phase; unset: 0.7 at <= 20 MiB/s, 0.5 above, 0 at full speed' },
   save: { def: null, type: 'str', help: 'also write the JSON results to this file' },
@@ -79,10 +79,7 @@ async function runOne(ctx, variant, rate) {
     h.setV1Limit(dir, limit)
     const marker = path.join(work, 'marker')
     const lastWordsFile = path.join(work, 'last-words')
-    const [script, args] =
-      variant === 'oomguard'
-        ? [OOM_CHILD, ['buffers', rate, marker, lastWordsFile, h.REPO_ROOT, prefill]]
-        : [POLL_CHILD, [rate, marker, prefill, opts.pollMs, TOP_THRESHOLD]]
+    const [script, args] = variant === 'oomguard' ? [OOM_CHILD, ['buffers', rate, marker, lastWordsFile, h.REPO_ROOT, prefill]] : [POLL_CHILD, [rate, marker, prefill, opts.pollMs, TOP_THRESHOLD]]
 
     // Cross-check of the kill time: this process polls oom_kill every ~1 ms.
     let oomSeenMs = null
@@ -219,7 +216,12 @@ class SamplerTrace {
         const stat = fs.readFileSync(`${task}/stat`, 'utf8')
         let stack = ''
         try {
-          stack = fs.readFileSync(`${task}/stack`, 'utf8').split('\n').slice(0, 4).map((l) => l.replace(/^\[<[^>]*>\] /, '').replace(/\+0x.*$/, '')).join(' < ')
+          stack = fs
+            .readFileSync(`${task}/stack`, 'utf8')
+            .split('\n')
+            .slice(0, 4)
+            .map((l) => l.replace(/^\[<[^>]*>\] /, '').replace(/\+0x.*$/, ''))
+            .join(' < ')
         } catch {}
         const sc = fs.readFileSync(`${task}/syscall`, 'utf8').trim().split(' ')
         this.stills.push({
@@ -324,7 +326,7 @@ function summarize(rate, runs, limit) {
       oomReportMs: median(runs.map((r) => r.oomReportMs)),
       samplerWaitMs: median(og.map((r) => r.sampler && r.sampler.waitMs)),
       samplerWaitMaxMs: quantileMax(og.map((r) => r.sampler && r.sampler.waitMs)),
-      samplerRunsPer100ms: median(og.map((r) => r.sampler && r.sampler.windowMs ? (100 * r.sampler.slices) / r.sampler.windowMs : null)),
+      samplerRunsPer100ms: median(og.map((r) => (r.sampler && r.sampler.windowMs ? (100 * r.sampler.slices) / r.sampler.windowMs : null))),
     },
     target: { headroomMiB: targetMiB, applies: targetApplies, pass: targetPass },
   }
@@ -384,7 +386,13 @@ async function main() {
     }
   }
   if (klog) klog.close()
-  const summary = opts.rates.map((rate) => summarize(rate, runs.filter((r) => r.rate === rate), limit))
+  const summary = opts.rates.map((rate) =>
+    summarize(
+      rate,
+      runs.filter((r) => r.rate === rate),
+      limit,
+    ),
+  )
   const method = {
     runsPerRateAndContender: opts.runs,
     limitMiB: opts.limitMib,
@@ -396,7 +404,7 @@ async function main() {
   const targetFailures = summary.filter((s) => s.target.applies && !s.target.pass)
 
   const json = JSON.stringify({ machine, versions: vers, method, summary, runs }, null, 1)
-  if (opts.save) fs.writeFileSync(opts.save, json + '\n')
+  if (opts.save) fs.writeFileSync(opts.save, `${json}\n`)
   if (opts.json) {
     console.log(json)
   } else {
@@ -472,13 +480,16 @@ async function main() {
     const odd = runs.filter((r) => !r.oomKilled)
     if (odd.length) {
       log('')
-      for (const r of odd) log(`not OOM-killed: ${r.variant} at ${rateLabel(r.rate)}: code ${r.exit.code} signal ${r.exit.signal}, oom_kill ${r.oomKills}${r.exit.timedOut ? ', timed out' : ''}: ${(r.stderrTail || '').trim().split('\n').pop()}`)
+      for (const r of odd)
+        log(
+          `not OOM-killed: ${r.variant} at ${rateLabel(r.rate)}: code ${r.exit.code} signal ${r.exit.signal}, oom_kill ${r.oomKills}${r.exit.timedOut ? ', timed out' : ''}: ${(r.stderrTail || '').trim().split('\n').pop()}`,
+        )
     }
   }
   if (opts.check) {
     const line = targetFailures.length
       ? `check: FAIL at ${targetFailures.map((s) => rateLabel(s.rate)).join(', ')}`
-      : 'check: PASS (last words in every OOM-killed run with at least half the top threshold\'s headroom, at every rate up to 1 GiB/s)'
+      : "check: PASS (last words in every OOM-killed run with at least half the top threshold's headroom, at every rate up to 1 GiB/s)"
     log(line)
     if (targetFailures.length) process.exitCode = 1
   }

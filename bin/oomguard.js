@@ -7,7 +7,8 @@
 const fs = require('node:fs')
 const v8 = require('node:v8')
 const { getMemoryMetrics } = require('../lib/metrics.js')
-const { buildReport, render, useColor } = require('../lib/doctor.js')
+const { buildReport } = require('../lib/doctor.js')
+const { render, useColor } = require('../lib/doctor-render.js')
 
 const EARLIER_MS = 500
 const { CLI_FLAGS, cliFlagsUsage } = require('../lib/options.js')
@@ -241,9 +242,7 @@ function main() {
   // only when none did (the numbers are then plain reads).
   const sayNative = opts.root === undefined || !nativeAddon.loaded
   const text = () => render(report, { color: useColor(process.stdout, process.env) })
-  const out = opts.json
-    ? `${JSON.stringify(sayNative ? { ...report, nativeAddon } : report, null, 2)}\n`
-    : sayNative ? withNativeLines(text()) : text()
+  const out = opts.json ? `${JSON.stringify(sayNative ? { ...report, nativeAddon } : report, null, 2)}\n` : sayNative ? withNativeLines(text()) : text()
   if (opts.strict && report.summary.fail > 0) process.exitCode = 1
   output(out)
 }

@@ -1,22 +1,12 @@
 'use strict'
 // The doctor: turns one getMemoryMetrics() result into a structured report
 // (what the container's limit is and where it came from, what fills it, how
-// V8's heap limit sits against it, and a sizing checklist) and renders that
-// report as text. Pure functions: no file, process or clock access here;
-// bin/oomguard.js gathers the inputs.
+// V8's heap limit sits against it, and a sizing checklist);
+// lib/doctor-render.js renders it as text. Pure functions: no file, process
+// or clock access here; bin/oomguard.js gathers the inputs.
 
-const { diagnoseMetrics, diagnoseEnv, renderReport, renderOptions, colorEnv, WATCH_DEFAULTS, ownCopy } = require('./options.js')
-
-const MiB = 1024 * 1024
-
-/**
- * The heap band, declared once (the core's diagnoses read the same file): a
- * heap limit within [low, high] of the container limit passes, the advice
- * aims at target.
- */
-const HEAP_BAND = Object.freeze({ ...require('./heap-band.json') })
-const HEAP_SHARE = HEAP_BAND.target
-const bandText = `${HEAP_BAND.low * 100}-${HEAP_BAND.high * 100}%`
+const { diagnoseMetrics, diagnoseEnv, WATCH_DEFAULTS, ownCopy } = require('./options.js')
+const { MiB, HEAP_BAND, HEAP_SHARE, bandText, isNum, bytes, pct, basisName } = require('./doctor-words.js')
 
 /** The first and the last of watch()'s default thresholds, for the "usage now" check. */
 const USAGE_WARN = WATCH_DEFAULTS.thresholds[0]
@@ -40,28 +30,6 @@ const PRESSURE_FULL_WARN = 1
 const PRESSURE_FULL_FAIL = 10
 
 const STATUSES = ['pass', 'warn', 'fail', 'manual']
-
-const isNum = (x) => typeof x === 'number' && Number.isFinite(x)
-
-/** `123.4 MiB`, or `12.34 GiB` from 10 GiB up; `n/a` for null. */
-function bytes(b) {
-  if (!isNum(b)) return 'n/a'
-  const neg = b < 0 ? '-' : ''
-  const a = Math.abs(b)
-  if (a >= 10 * 1024 * MiB) return `${neg}${(a / 1024 / MiB).toFixed(2)} GiB`
-  return `${neg}${(a / MiB).toFixed(1)} MiB`
-}
-
-/** `51.5%`; `n/a` for null. */
-function pct(r) {
-  return isNum(r) ? `${(r * 100).toFixed(1)}%` : 'n/a'
-}
-
-/** What `basisBytes` is (Snapshot::basis()): the working set, or (without a cgroup to measure) the host's used memory. */
-function basisName(m) {
-  if (isNum(m.workingSetBytes) && m.basisBytes === m.workingSetBytes) return 'working set'
-  return 'host memory in use'
-}
 
 /** The file the OOM-kill counter comes from; null without a memory cgroup. */
 function oomKillFile(m) {
@@ -90,7 +58,7 @@ function limitOrigin(m) {
   if (m.source === 'host') {
     return cg
       ? `the host's MemTotal (/proc/meminfo): this process's memory cgroup was found, but neither it nor any parent has a memory limit (${filesOf(cg.version).limit} is unlimited all the way up)`
-      : 'no memory cgroup: the host\'s MemTotal (/proc/meminfo)'
+      : "no memory cgroup: the host's MemTotal (/proc/meminfo)"
   }
   return 'no limit found (neither a cgroup limit nor /proc/meminfo)'
 }
@@ -140,9 +108,7 @@ function nodeSizing(m, defaultHeapLimitBytes, measured) {
   let text
   if (!cg || (m.source === 'host' && !isNum(m.leafLimitBytes) && !isNum(m.leafHighBytes))) {
     from = 'host'
-    text = cg
-      ? `the host's memory (${bytes(c)}): this cgroup has no ${maxFile} or ${highFile} of its own and no parent has a limit.`
-      : `the host's memory (${bytes(c)}): there is no memory cgroup.`
+    text = cg ? `the host's memory (${bytes(c)}): this cgroup has no ${maxFile} or ${highFile} of its own and no parent has a limit.` : `the host's memory (${bytes(c)}): there is no memory cgroup.`
   } else if (!isNum(m.leafLimitBytes) && !isNum(m.leafHighBytes)) {
     from = 'host'
     text = `the host's memory (${bytes(c)}), not the limit of ${bytes(m.limitBytes)}: libuv reads ${maxFile} and ${highFile} of the process's own cgroup only, and this cgroup has neither; the limit is on a parent.`
@@ -164,17 +130,14 @@ function nodeSizing(m, defaultHeapLimitBytes, measured) {
 function heapSection(m, env) {
   const limit = isContainerSource(m.source) ? m.limitBytes : null
   const heap = m.v8 ? m.v8.heapSizeLimitBytes : null
-  const diag =
-    m.diagnoses.find((d) => d.code === HEAP_ABOVE.code) ||
-    m.diagnoses.find((d) => d.code === HEAP_NEAR.code) ||
-    null
+  const diag = m.diagnoses.find((d) => d.code === HEAP_ABOVE.code) || m.diagnoses.find((d) => d.code === HEAP_NEAR.code) || null
   const advice = limit !== null && env.heapAdvice && Array.isArray(env.heapAdvice.options) && env.heapAdvice.options.length ? env.heapAdvice : null
   const from = env.heapLimitFrom === 'flag' ? 'flag' : 'process'
   let verdict
   let message
   if (!isNum(heap)) {
     verdict = 'unknown'
-    message = 'V8\'s heap limit is not known.'
+    message = "V8's heap limit is not known."
   } else if (limit === null) {
     verdict = 'unknown'
     message = 'There is no container limit to compare the heap limit with.'
@@ -186,22 +149,21 @@ function heapSection(m, env) {
     message = `The V8 heap limit (${bytes(heap)}) ${relation} the container limit (${bytes(limit)}): ${w.consequence}.`
   } else {
     verdict = 'pass'
-    message = heap < limit * HEAP_BAND.low
-      ? `The V8 heap limit (${bytes(heap)}) is ${pct(heap / limit)} of the container limit (${bytes(limit)}), below ${bandText}: safe, and the heap could be larger.`
-      : `The V8 heap limit (${bytes(heap)}) is ${pct(heap / limit)} of the container limit (${bytes(limit)}), within ${bandText}: no change needed.`
+    message =
+      heap < limit * HEAP_BAND.low
+        ? `The V8 heap limit (${bytes(heap)}) is ${pct(heap / limit)} of the container limit (${bytes(limit)}), below ${bandText}: safe, and the heap could be larger.`
+        : `The V8 heap limit (${bytes(heap)}) is ${pct(heap / limit)} of the container limit (${bytes(limit)}), within ${bandText}: no change needed.`
   }
   const rec = diag ? diag.recommendedMaxOldSpaceSizeMib : null
   let recommendation = null
   if (diag) {
-    recommendation = advice
-      ? `NODE_OPTIONS="${advice.options[0].nodeOptions}"`
-      : `NODE_OPTIONS="${diag.percentageNodeOptions || diag.nodeOptions}"`
+    recommendation = advice ? `NODE_OPTIONS="${advice.options[0].nodeOptions}"` : `NODE_OPTIONS="${diag.percentageNodeOptions || diag.nodeOptions}"`
   }
   return {
     heapSizeLimitBytes: isNum(heap) ? heap : null,
     from,
-    nodeVersion: from === 'process' ? env.nodeVersion ?? null : null,
-    nodeOptions: from === 'process' ? env.nodeOptions ?? null : null,
+    nodeVersion: from === 'process' ? (env.nodeVersion ?? null) : null,
+    nodeOptions: from === 'process' ? (env.nodeOptions ?? null) : null,
     containerLimitBytes: limit,
     ratio: limit !== null && isNum(heap) ? heap / limit : null,
     band: { ...HEAP_BAND },
@@ -252,7 +214,7 @@ function swapSection(m) {
   if (swap === null) {
     message = 'The kernel accounts no swap for this cgroup (no swap files): the OOM killer acts when memory reaches the limit.'
   } else if (hostSwap === 0) {
-    message = 'The host has no swap space (SwapTotal 0 in /proc/meminfo), so nothing can be swapped out whatever the cgroup\'s swap limit says: the OOM killer acts when memory reaches the limit.'
+    message = "The host has no swap space (SwapTotal 0 in /proc/meminfo), so nothing can be swapped out whatever the cgroup's swap limit says: the OOM killer acts when memory reaches the limit."
   } else if (swapLimit === 0) {
     message = 'This cgroup may not swap (swap limit 0): the OOM killer acts when memory reaches the limit.'
   } else {
@@ -260,7 +222,7 @@ function swapSection(m) {
       `With swap, the kernel OOM-kills only when memory and swap have both reached their limits (memory ${memLimit}, ` +
       `swap ${swapLimit === null ? `no limit of its own: up to the host's swap${hostSwap === null ? '' : ` (${bytes(hostSwap)})`}` : bytes(swapLimit)}); until then it moves ` +
       'anonymous memory out to swap and the service slows down first.' +
-      (hostSwap === null ? ' The host\'s swap space is unknown (no SwapTotal in /proc/meminfo): without any, the memory limit alone decides.' : '')
+      (hostSwap === null ? " The host's swap space is unknown (no SwapTotal in /proc/meminfo): without any, the memory limit alone decides." : '')
   }
   return { peakBytes: isNum(m.peakBytes) ? m.peakBytes : null, swapBytes: swap, swapLimitBytes: swapLimit, hostSwapTotalBytes: hostSwap, message }
 }
@@ -299,10 +261,9 @@ function check(id, title, status, detail, howTo, command) {
 
 const POD_HOW_TO =
   'from inside a container only its own cgroup is visible. Check that every container in the pod ' +
-  '(sidecars and init containers included) has resources.limits.memory, and that this container\'s limit ' +
+  "(sidecars and init containers included) has resources.limits.memory, and that this container's limit " +
   'is the one the heap was sized for:'
-const POD_COMMAND =
-  'kubectl get pod POD -o jsonpath=\'{range .spec.containers[*]}{.name}{"\\t"}{.resources.limits.memory}{"\\n"}{end}\''
+const POD_COMMAND = 'kubectl get pod POD -o jsonpath=\'{range .spec.containers[*]}{.name}{"\\t"}{.resources.limits.memory}{"\\n"}{end}\''
 
 function checks(m, heap, env) {
   const out = []
@@ -311,57 +272,114 @@ function checks(m, heap, env) {
 
   // 1. A limit at all.
   if (m.cgroup && !m.cgroup.resolved) {
-    out.push(check('limit-set', 'a memory limit is set on this container', 'warn',
-      `The cgroup directory for ${m.cgroup.path} was not found; the mount point is read instead, so ${bytes(m.limitBytes)} may be another cgroup's limit.`,
-      'kubectl describe pod (Limits: memory) or docker inspect --format \'{{.HostConfig.Memory}}\'.'))
+    out.push(
+      check(
+        'limit-set',
+        'a memory limit is set on this container',
+        'warn',
+        `The cgroup directory for ${m.cgroup.path} was not found; the mount point is read instead, so ${bytes(m.limitBytes)} may be another cgroup's limit.`,
+        "kubectl describe pod (Limits: memory) or docker inspect --format '{{.HostConfig.Memory}}'.",
+      ),
+    )
   } else if (limit !== null) {
-    out.push(check('limit-set', 'a memory limit is set on this container', 'pass',
-      `${bytes(limit)} from ${limitOrigin(m)}.`))
+    out.push(check('limit-set', 'a memory limit is set on this container', 'pass', `${bytes(limit)} from ${limitOrigin(m)}.`))
   } else if (m.cgroup) {
-    out.push(check('limit-set', 'a memory limit is set on this container', 'warn',
-      `No limit on this cgroup or any parent; the host's ${bytes(m.hostTotalBytes)} is the only ceiling. Set a container memory limit (resources.limits.memory, docker run -m).`))
+    out.push(
+      check(
+        'limit-set',
+        'a memory limit is set on this container',
+        'warn',
+        `No limit on this cgroup or any parent; the host's ${bytes(m.hostTotalBytes)} is the only ceiling. Set a container memory limit (resources.limits.memory, docker run -m).`,
+      ),
+    )
   } else {
-    out.push(check('limit-set', 'a memory limit is set on this container', 'warn',
-      `Not in a memory cgroup: the numbers are the host's (${bytes(m.hostTotalBytes)}). In a container, the memory controller is not visible or not enabled.`))
+    out.push(
+      check(
+        'limit-set',
+        'a memory limit is set on this container',
+        'warn',
+        `Not in a memory cgroup: the numbers are the host's (${bytes(m.hostTotalBytes)}). In a container, the memory controller is not visible or not enabled.`,
+      ),
+    )
   }
 
   // 2 and 3. The heap limit against the container limit.
   const heapMib = heap.heapSizeLimitBytes === null ? 'n/a' : bytes(heap.heapSizeLimitBytes)
   if (heap.verdict === 'unknown') {
-    const how = heap.heapSizeLimitBytes === null
-      ? 'pass the service\'s heap limit with --heap-limit MiB.'
-      : `run the doctor where the limit is set (inside the container), or compare by hand: the heap limit (${heapMib}) should be ${bandText} of the container limit.`
+    const how =
+      heap.heapSizeLimitBytes === null
+        ? "pass the service's heap limit with --heap-limit MiB."
+        : `run the doctor where the limit is set (inside the container), or compare by hand: the heap limit (${heapMib}) should be ${bandText} of the container limit.`
     out.push(check('heap-below-limit', 'V8 heap limit set below the container limit', 'manual', heap.message, how))
-    out.push(check('native-headroom', 'headroom for native memory and page cache', 'manual',
-      `${bandText} of the limit should go to the V8 heap; the rest is for Buffers, native code, thread stacks, page cache and kernel memory.`, how))
+    out.push(
+      check(
+        'native-headroom',
+        'headroom for native memory and page cache',
+        'manual',
+        `${bandText} of the limit should go to the V8 heap; the rest is for Buffers, native code, thread stacks, page cache and kernel memory.`,
+        how,
+      ),
+    )
   } else {
     const above = heap.verdict === 'fail'
-    out.push(check('heap-below-limit', 'V8 heap limit set below the container limit', above ? 'fail' : 'pass',
-      `Heap limit ${heapMib} is ${pct(heap.ratio)} of ${bytes(limit)}${above ? `: the kernel kills before V8 runs out of heap. Use ${heap.recommendation}.` : '.'}`))
+    out.push(
+      check(
+        'heap-below-limit',
+        'V8 heap limit set below the container limit',
+        above ? 'fail' : 'pass',
+        `Heap limit ${heapMib} is ${pct(heap.ratio)} of ${bytes(limit)}${above ? `: the kernel kills before V8 runs out of heap. Use ${heap.recommendation}.` : '.'}`,
+      ),
+    )
     const left = limit - heap.heapSizeLimitBytes
-    out.push(check('native-headroom', 'headroom for native memory and page cache', heap.verdict,
-      heap.verdict === 'pass'
-        ? `${bytes(left)} (${pct(left / limit)}) of the limit is outside the heap limit for Buffers, native code, thread stacks and page cache.`
-        : `${left > 0 ? `Only ${bytes(left)} (${pct(left / limit)})` : 'Nothing'} of the limit is left outside the heap limit for Buffers, native code, thread stacks and page cache; keep the heap limit within ${bandText} of the limit${heap.recommendation ? `: ${heap.recommendation}` : ''}.`))
+    out.push(
+      check(
+        'native-headroom',
+        'headroom for native memory and page cache',
+        heap.verdict,
+        heap.verdict === 'pass'
+          ? `${bytes(left)} (${pct(left / limit)}) of the limit is outside the heap limit for Buffers, native code, thread stacks and page cache.`
+          : `${left > 0 ? `Only ${bytes(left)} (${pct(left / limit)})` : 'Nothing'} of the limit is left outside the heap limit for Buffers, native code, thread stacks and page cache; keep the heap limit within ${bandText} of the limit${heap.recommendation ? `: ${heap.recommendation}` : ''}.`,
+      ),
+    )
   }
 
   // 4. Worker threads: each has its own heap.
   const workers = env.workers
   const workerTitle = 'worker threads counted (each has its own V8 heap)'
   if (limit === null || heap.heapSizeLimitBytes === null) {
-    out.push(check('workers', workerTitle, 'manual', 'No container limit or heap limit to count them against.',
-      'each worker_threads Worker has its own V8 heap, as large as the main thread\'s unless resourceLimits says otherwise: (1 + workers) x the heap limit must fit in the container limit.'))
+    out.push(
+      check(
+        'workers',
+        workerTitle,
+        'manual',
+        'No container limit or heap limit to count them against.',
+        "each worker_threads Worker has its own V8 heap, as large as the main thread's unless resourceLimits says otherwise: (1 + workers) x the heap limit must fit in the container limit.",
+      ),
+    )
   } else if (isNum(workers)) {
     const total = heap.heapSizeLimitBytes * (1 + workers)
     const status = total >= limit ? 'fail' : total > limit * HEAP_BAND.high ? 'warn' : 'pass'
-    out.push(check('workers', workerTitle, status,
-      `(1 + ${workers}) x ${heapMib} = ${bytes(total)}, ${pct(total / limit)} of ${bytes(limit)}.` +
-        (status === 'pass' ? '' : ' Give each worker resourceLimits.maxOldGenerationSizeMb, or lower --max-old-space-size, so that all heaps together stay at or below ' +
-          `${HEAP_BAND.high * 100}% of the limit.`)))
+    out.push(
+      check(
+        'workers',
+        workerTitle,
+        status,
+        `(1 + ${workers}) x ${heapMib} = ${bytes(total)}, ${pct(total / limit)} of ${bytes(limit)}.` +
+          (status === 'pass'
+            ? ''
+            : ` Give each worker resourceLimits.maxOldGenerationSizeMb, or lower --max-old-space-size, so that all heaps together stay at or below ${HEAP_BAND.high * 100}% of the limit.`),
+      ),
+    )
   } else {
-    out.push(check('workers', workerTitle, 'manual',
-      'The doctor cannot see the service\'s worker threads (another process).',
-      `each worker_threads Worker has its own V8 heap, as large as the main thread's (${heapMib}) unless resourceLimits.maxOldGenerationSizeMb says otherwise: (1 + workers) x the heap limit must stay at or below ${HEAP_BAND.high * 100}% of ${bytes(limit)}. Rerun with --workers N to check.`))
+    out.push(
+      check(
+        'workers',
+        workerTitle,
+        'manual',
+        "The doctor cannot see the service's worker threads (another process).",
+        `each worker_threads Worker has its own V8 heap, as large as the main thread's (${heapMib}) unless resourceLimits.maxOldGenerationSizeMb says otherwise: (1 + workers) x the heap limit must stay at or below ${HEAP_BAND.high * 100}% of ${bytes(limit)}. Rerun with --workers N to check.`,
+      ),
+    )
   }
 
   // 5. Usage now: the service's, without the doctor's own processes.
@@ -369,35 +387,60 @@ function checks(m, heap, env) {
   if (doc && isNum(doc.usageRatio)) {
     const r = doc.usageRatio
     const status = r >= USAGE_FAIL ? 'fail' : r >= USAGE_WARN ? 'warn' : 'pass'
-    out.push(check('usage-now', `usage now below ${USAGE_WARN * 100}% of the limit`, status,
-      `working set without this doctor ${bytes(doc.workingSetBytes)} is ${pct(r)} of ${bytes(m.limitBytes)}; ${bytes(doc.headroomBytes)} headroom ` +
-        `(the doctor's own ${bytes(doc.bytes)} not counted: with it, ${pct(m.usageRatio)}).`))
+    out.push(
+      check(
+        'usage-now',
+        `usage now below ${USAGE_WARN * 100}% of the limit`,
+        status,
+        `working set without this doctor ${bytes(doc.workingSetBytes)} is ${pct(r)} of ${bytes(m.limitBytes)}; ${bytes(doc.headroomBytes)} headroom ` +
+          `(the doctor's own ${bytes(doc.bytes)} not counted: with it, ${pct(m.usageRatio)}).`,
+      ),
+    )
   } else if (isNum(m.usageRatio)) {
     const r = m.usageRatio
     const status = r >= USAGE_FAIL ? 'fail' : r >= USAGE_WARN ? 'warn' : 'pass'
     const what = basisName(m)
-    out.push(check('usage-now', `usage now below ${USAGE_WARN * 100}% of the limit`, status,
-      `${what} ${bytes(m.basisBytes)} is ${pct(r)} of ${bytes(m.limitBytes)}; ${bytes(m.headroomBytes)} headroom.`))
+    out.push(
+      check('usage-now', `usage now below ${USAGE_WARN * 100}% of the limit`, status, `${what} ${bytes(m.basisBytes)} is ${pct(r)} of ${bytes(m.limitBytes)}; ${bytes(m.headroomBytes)} headroom.`),
+    )
   } else {
-    const partly = isNum(m.usageBytes) && isNum(m.limitBytes)
-      ? `Usage is ${bytes(m.usageBytes)} (${pct(m.usageBytes / m.limitBytes)} of the limit), but the working set (usage minus inactive page cache, from memory.stat) could not be read.`
-      : 'Usage could not be read.'
-    out.push(check('usage-now', `usage now below ${USAGE_WARN * 100}% of the limit`, 'manual', partly,
-      'kubectl top pod (it shows the working set), or memory.current / memory.usage_in_bytes minus inactive_file from memory.stat.'))
+    const partly =
+      isNum(m.usageBytes) && isNum(m.limitBytes)
+        ? `Usage is ${bytes(m.usageBytes)} (${pct(m.usageBytes / m.limitBytes)} of the limit), but the working set (usage minus inactive page cache, from memory.stat) could not be read.`
+        : 'Usage could not be read.'
+    out.push(
+      check(
+        'usage-now',
+        `usage now below ${USAGE_WARN * 100}% of the limit`,
+        'manual',
+        partly,
+        'kubectl top pod (it shows the working set), or memory.current / memory.usage_in_bytes minus inactive_file from memory.stat.',
+      ),
+    )
   }
 
   // 6. Earlier OOM kills.
   const kills = m.events ? m.events.oomKill : null
   const killFile = oomKillFile(m)
   if (isNum(kills)) {
-    out.push(check('oom-kills', 'no earlier OOM kills in this cgroup', kills > 0 ? 'warn' : 'pass',
-      kills > 0
-        ? `The kernel has OOM-killed ${kills} process${kills === 1 ? '' : 'es'} in this cgroup (oom_kill in ${killFile}).`
-        : `oom_kill is 0 in ${killFile}.`))
+    out.push(
+      check(
+        'oom-kills',
+        'no earlier OOM kills in this cgroup',
+        kills > 0 ? 'warn' : 'pass',
+        kills > 0 ? `The kernel has OOM-killed ${kills} process${kills === 1 ? '' : 'es'} in this cgroup (oom_kill in ${killFile}).` : `oom_kill is 0 in ${killFile}.`,
+      ),
+    )
   } else {
-    out.push(check('oom-kills', 'no earlier OOM kills in this cgroup', 'manual',
-      m.cgroup ? `${killFile} could not be read.` : 'Not in a memory cgroup: there is no per-container OOM-kill counter.',
-      'kubectl describe pod (Last State: Terminated, Reason: OOMKilled, Exit Code: 137), or dmesg | grep -i "killed process".'))
+    out.push(
+      check(
+        'oom-kills',
+        'no earlier OOM kills in this cgroup',
+        'manual',
+        m.cgroup ? `${killFile} could not be read.` : 'Not in a memory cgroup: there is no per-container OOM-kill counter.',
+        'kubectl describe pod (Last State: Terminated, Reason: OOMKilled, Exit Code: 137), or dmesg | grep -i "killed process".',
+      ),
+    )
   }
 
   // 7. Pressure.
@@ -406,11 +449,24 @@ function checks(m, heap, env) {
     const some = p.some.avg10
     const full = p.full ? p.full.avg10 : 0
     const status = full >= PRESSURE_FULL_FAIL ? 'fail' : some >= PRESSURE_SOME_WARN || full >= PRESSURE_FULL_WARN ? 'warn' : 'pass'
-    out.push(check('pressure', 'memory pressure low', status,
-      `some ${some.toFixed(2)}%, full ${p.full ? `${full.toFixed(2)}%` : 'n/a'} (avg10, ${p.scope === 'cgroup' ? 'this cgroup' : 'system-wide: the host\'s, not this container\'s'}).`))
+    out.push(
+      check(
+        'pressure',
+        'memory pressure low',
+        status,
+        `some ${some.toFixed(2)}%, full ${p.full ? `${full.toFixed(2)}%` : 'n/a'} (avg10, ${p.scope === 'cgroup' ? 'this cgroup' : "system-wide: the host's, not this container's"}).`,
+      ),
+    )
   } else {
-    out.push(check('pressure', 'memory pressure low', 'manual', 'No pressure stall information (PSI) on this kernel.',
-      'watch major page faults (pgmajfault in memory.stat) and latency; PSI needs a kernel with CONFIG_PSI and psi=1.'))
+    out.push(
+      check(
+        'pressure',
+        'memory pressure low',
+        'manual',
+        'No pressure stall information (PSI) on this kernel.',
+        'watch major page faults (pgmajfault in memory.stat) and latency; PSI needs a kernel with CONFIG_PSI and psi=1.',
+      ),
+    )
   }
 
   // 7b. Stuck at the limit now (needs an earlier reading to take rates from).
@@ -419,12 +475,18 @@ function checks(m, heap, env) {
   // 8. Files readable.
   if (m.cgroup) {
     const bad = m.diagnoses.filter((d) => d.code === 'CGROUP_FILE_UNREADABLE')
-    out.push(check('files-readable', 'cgroup memory files readable', bad.length ? 'warn' : 'pass',
-      bad.length ? `Could not read ${bad.map((d) => d.path).join(', ')}; what comes from ${bad.length === 1 ? 'it' : 'them'} is unknown.` : `Read from ${m.cgroup.dir}.`))
+    out.push(
+      check(
+        'files-readable',
+        'cgroup memory files readable',
+        bad.length ? 'warn' : 'pass',
+        bad.length ? `Could not read ${bad.map((d) => d.path).join(', ')}; what comes from ${bad.length === 1 ? 'it' : 'them'} is unknown.` : `Read from ${m.cgroup.dir}.`,
+      ),
+    )
   }
 
   // 9. The pod.
-  let podDetail = 'Not checkable from inside: other containers\' limits are not visible here.'
+  let podDetail = "Not checkable from inside: other containers' limits are not visible here."
   if (codes.has('NO_LIMIT') || !m.cgroup) podDetail = 'Not checkable from inside, and this container has no limit of its own.'
   else if (isNum(m.cgroupLimitBytes) && (m.leafLimitBytes === null || m.cgroupLimitBytes < m.leafLimitBytes)) {
     podDetail = `A parent cgroup (the pod's, on Kubernetes) has the lower limit (${bytes(m.cgroupLimitBytes)}), shared by every container in it.`
@@ -491,253 +553,6 @@ function buildReport(metrics, env) {
   }
 }
 
-// ---------------------------------------------------------------- rendering
-
-const ESC = '\u001b['
-const sgr = (open, close) => (s) => `${ESC}${open}m${s}${ESC}${close}m`
-const STYLES = {
-  bold: sgr(1, 22),
-  dim: sgr(2, 22),
-  red: sgr(31, 39),
-  green: sgr(32, 39),
-  yellow: sgr(33, 39),
-  blue: sgr(34, 39),
-  magenta: sgr(35, 39),
-  cyan: sgr(36, 39),
-  gray: sgr(90, 39),
-}
-const PLAIN = Object.fromEntries(Object.keys(STYLES).map((k) => [k, (s) => s]))
-
-const SEGMENT_LOOK = {
-  anon: { char: 'a', style: 'magenta' },
-  file: { char: 'f', style: 'blue' },
-  shmem: { char: 's', style: 'cyan' },
-  kernel: { char: 'k', style: 'yellow' },
-  other: { char: 'o', style: 'gray' },
-  used: { char: 'u', style: 'magenta' },
-  free: { char: '.', style: 'green' },
-}
-const MARK = { pass: ['pass', 'green'], warn: ['warn', 'yellow'], fail: ['FAIL', 'red'], manual: ['hand', 'cyan'] }
-const VERDICT = { pass: ['ok', 'green'], warn: ['too high', 'yellow'], fail: ['too high', 'red'], unknown: ['unknown', 'cyan'] }
-const BAR_WIDTH = 60
-
-/** Split `width` characters between the segments by their share (largest remainder). */
-function barCells(segments, width) {
-  const total = segments.reduce((a, s) => a + s.bytes, 0)
-  if (total <= 0) return segments.map(() => 0)
-  const exact = segments.map((s) => (s.bytes / total) * width)
-  const cells = exact.map(Math.floor)
-  let left = width - cells.reduce((a, b) => a + b, 0)
-  const order = exact.map((e, i) => [e - Math.floor(e), i]).sort((a, b) => b[0] - a[0] || a[1] - b[1])
-  for (let k = 0; left > 0; k = (k + 1) % order.length, left--) cells[order[k][1]]++
-  return cells
-}
-
-function renderBar(b, c, color) {
-  const cells = barCells(b.segments, BAR_WIDTH)
-  let bar = ''
-  b.segments.forEach((s, i) => {
-    const look = SEGMENT_LOOK[s.key]
-    if (cells[i] === 0) return
-    if (color) bar += c[look.style]((s.key === 'free' ? '\u2591' : '\u2588').repeat(cells[i]))
-    else bar += look.char.repeat(cells[i])
-  })
-  const legend = b.segments.map((s) => {
-    const look = SEGMENT_LOOK[s.key]
-    const key = color ? c[look.style](s.key === 'free' ? '\u2591' : '\u2588') : look.char
-    return `${key} ${s.label} ${bytes(s.bytes)} (${pct(s.ratio)})`
-  })
-  const lines = [`  [${bar}] ${bytes(b.limitBytes)}`]
-  // Three legend entries per line keeps the lines short.
-  for (let i = 0; i < legend.length; i += 3) lines.push(`   ${legend.slice(i, i + 3).join('   ')}`)
-  return lines
-}
-
-function wrap(text, width, indent) {
-  const words = text.split(' ')
-  const lines = []
-  let line = ''
-  for (const w of words) {
-    if (line && line.length + 1 + w.length > width) {
-      lines.push(line)
-      line = w
-    } else line = line ? `${line} ${w}` : w
-  }
-  if (line) lines.push(line)
-  return lines.map((l) => indent + l)
-}
-
-/**
- * Render a report from `buildReport()` as text. `color: true` adds ANSI colours
- * (decide with `useColor()`); without it the text has no escape codes.
- */
-function render(report, options) {
-  report = ownCopy(renderReport(report), 'report')
-  const { color } = renderOptions(options)
-  const c = color ? STYLES : PLAIN
-  const L = []
-  const head = (s) => L.push('', c.bold(s))
-  const row = (k, v) => L.push(`  ${k.padEnd(13)} ${v}`)
-
-  L.push(c.bold('oomguard doctor: memory as the kernel counts it, for this container'))
-
-  head('cgroup')
-  const cg = report.cgroup
-  if (cg) {
-    row('version', `v${cg.version}`)
-    row('path', `${cg.path} (from /proc/self/cgroup)`)
-    row('files', cg.resolved ? cg.dir : `${cg.dir} (the cgroup's directory was not found; reading the mount point)`)
-  } else {
-    row('version', 'none: no cgroup with the memory controller is visible')
-  }
-  row('limit from', report.limit.origin)
-
-  head('memory')
-  const mem = report.memory
-  row('limit', `${bytes(report.limit.bytes)}${isNum(report.limit.highBytes) ? `, memory.high ${bytes(report.limit.highBytes)} (throttling starts there)` : ''}`)
-  row('usage', `${bytes(mem.usageBytes)}${isNum(mem.usageBytes) && isNum(report.limit.bytes) ? ` (${pct(mem.usageBytes / report.limit.bytes)})` : ''}`)
-  row('working set', `${bytes(mem.workingSetBytes)}${isNum(mem.workingSetBytes) && isNum(report.limit.bytes) ? ` (${pct(mem.workingSetBytes / report.limit.bytes)}; usage minus inactive page cache)` : ''}`)
-  row('headroom', isNum(mem.headroomBytes) ? `${bytes(mem.headroomBytes)} (limit minus ${basisName(mem)})` : 'n/a')
-  const doc = mem.doctor
-  if (doc) {
-    const who = doc.processes.map((p) => `pid ${p.pid} ${p.command === null ? '?' : p.command} ${bytes(p.bytes)}`).join(', ')
-    const [first, ...rest] = wrap(`${bytes(doc.bytes)} of that is this doctor's own (resident anonymous memory): ${who}`, 66, '')
-    row('this doctor', first)
-    L.push(...rest.map((l) => `                ${l}`))
-    const of = (b) => (isNum(b) && isNum(report.limit.bytes) ? ` (${pct(b / report.limit.bytes)})` : '')
-    row('without it', `usage ${bytes(doc.usageBytes)}${of(doc.usageBytes)}, working set ${bytes(doc.workingSetBytes)}${of(doc.workingSetBytes)}:`)
-    L.push(...wrap('the container as it was before the doctor started, near enough; the checks below count the service without the doctor.', 66, '                '))
-  }
-  if (report.breakdown) {
-    L.push('')
-    L.push(...renderBar(report.breakdown, c, color))
-  } else {
-    row('breakdown', 'n/a (no memory cgroup usage to break down)')
-  }
-
-  head('V8 heap')
-  const h = report.heap
-  row('heap limit', `${bytes(h.heapSizeLimitBytes)}${isNum(h.ratio) ? ` (${pct(h.ratio)} of the container limit)` : ''}`)
-  if (h.from === 'flag') row('from', '--heap-limit')
-  else {
-    const about = [h.nodeVersion && `node ${h.nodeVersion}`, h.nodeOptions && `NODE_OPTIONS=${JSON.stringify(h.nodeOptions)}`].filter(Boolean)
-    row('from', `this doctor process${about.length ? ` (${about.join(', ')})` : ''}`)
-    L.push(...wrap('The service\'s heap limit is the same only if it runs the same node with the same flags; if not, pass its limit with --heap-limit MiB.', 66, '                '))
-  }
-  const [vText, vStyle] = VERDICT[h.verdict]
-  row('verdict', c[vStyle](c.bold(vText)))
-  L.push(...wrap(h.message, 66, '                '))
-  if (h.recommendation) row('use', c.bold(h.recommendation))
-  if (h.nodeSizing) {
-    row('default', 'node sizes its default heap from')
-    L.push(...wrap(h.nodeSizing.text, 66, '                '))
-  }
-  if (h.advice) {
-    const a = h.advice
-    row('advice', `a heap limit within ${bandText} of ${bytes(a.limitBytes)}, aiming at ${bytes(a.targetBytes)}, for node ${a.nodeVersion}:`)
-    const pad = '                '
-    a.options.forEach((o, i) => {
-      const why = o.form === 'percentage' ? ' (follows the limit across restarts and resizes)' : a.options.length > 1 ? ' (any Node version)' : ''
-      L.push(`${pad}${i === 0 ? '' : 'or '}${c.bold(`NODE_OPTIONS="${o.nodeOptions}"`)}${why}`)
-      L.push(`${pad}  ${o.measured ? 'measured' : 'modelled'}: heap limit ${bytes(o.heapSizeLimitBytes)} (${pct(o.ratio)} of the limit)${o.inBand ? '' : `, outside ${bandText}`}`)
-    })
-    const how = a.measured
-      ? 'Measured: the same node binary started with each NODE_OPTIONS in this cgroup, reading v8.getHeapStatistics().heap_size_limit.'
-      : a.note || 'Modelled, not measured.'
-    L.push(...wrap(how, 66, pad))
-  }
-
-  head('OOM kills')
-  const k = report.oomKills
-  if (isNum(k.count)) row('earlier', `${k.count === 0 ? 'none' : c.red(String(k.count))} in this cgroup (oom_kill in ${k.file})`)
-  else row('earlier', report.cgroup ? `unknown (${k.file} could not be read)` : 'unknown (not in a memory cgroup)')
-
-  head('pressure')
-  const p = report.pressure
-  if (p) {
-    const line = (l) => (l ? `${l.avg10.toFixed(2)}% / ${l.avg60.toFixed(2)}% / ${l.avg300.toFixed(2)}%` : 'n/a')
-    row('some', `${line(p.some)} (avg10 / avg60 / avg300)`)
-    row('full', line(p.full))
-    row('scope', p.scope === 'cgroup' ? 'this cgroup (memory.pressure)' : 'system-wide (/proc/pressure/memory): the host\'s, not this container\'s')
-  } else {
-    row('pressure', 'n/a (no PSI on this kernel)')
-  }
-
-  const sw = report.swap
-  if (sw) {
-    head('peak and swap')
-    row('peak', `${bytes(sw.peakBytes)}${isNum(sw.peakBytes) && isNum(report.limit.bytes) ? ` (${pct(sw.peakBytes / report.limit.bytes)} of the limit; the most charged since the cgroup was created)` : ''}`)
-    row('swap', sw.swapBytes === null
-      ? 'not accounted'
-      : sw.hostSwapTotalBytes === 0
-        ? 'none: the host has no swap space'
-        : `${bytes(sw.swapBytes)} in use, ${sw.swapLimitBytes === null ? 'no swap limit of its own' : `limit ${bytes(sw.swapLimitBytes)}`}`)
-    L.push(...wrap(sw.message, 66, '                '))
-  }
-
-  const pr = report.processes
-  if (pr) {
-    head('processes')
-    row('count', `${pr.count} in this cgroup (cgroup.procs)`)
-    const top = pr.largest[0]
-    if (top && (isNum(top.anonBytes) || isNum(top.rssBytes))) {
-      row('largest', `pid ${top.pid} (${top.command === null ? '?' : top.command}), ${bytes(top.anonBytes)} anonymous, ${pct(top.share)} of the working set (${bytes(top.rssBytes)} RSS)`)
-    }
-    row('this process', `${bytes(pr.selfAnonBytes)} anonymous, ${pct(pr.selfShare)} of the working set (${bytes(pr.selfRssBytes)} RSS)`)
-    L.push(`  ${'pid'.padStart(8)}  ${'anonymous'.padStart(10)}  ${'share'.padStart(6)}  ${'rss'.padStart(10)}  command`)
-    for (const x of pr.largest) {
-      L.push(`  ${String(x.pid).padStart(8)}  ${bytes(x.anonBytes).padStart(10)}  ${pct(x.share).padStart(6)}  ${bytes(x.rssBytes).padStart(10)}  ${x.command === null ? '?' : x.command}`)
-    }
-    if (pr.count > pr.largest.length) L.push(`  ... and ${pr.count - pr.largest.length} more`)
-    L.push(...wrap('Shares are of resident anonymous memory (RssAnon: resident minus shared in /proc/PID/statm), which each process put in this cgroup: they add up to at most 100%. RSS also counts mapped files (node\'s own binary, libraries), charged to whichever cgroup read them first, and can exceed the working set; shared memory (tmpfs, /dev/shm) is the cgroup\'s shmem above.', 66, '  '))
-    const over = pr.largest.filter((x) => isNum(x.share) && x.share > 1).map((x) => `pid ${x.pid}`)
-    if (isNum(pr.selfShare) && pr.selfShare > 1) over.push('this process')
-    if (over.length) {
-      L.push(...wrap(`Over 100% (${over.join(', ')}): part of that memory is charged to another cgroup (on v1 a process moved here keeps the charges it made before), or shared with other processes after fork(), so counted in each.`, 66, '  '))
-    }
-    const sum = pr.largest.reduce((a, x) => a + (isNum(x.share) ? x.share : 0), 0)
-    if (!over.length && sum > 1) {
-      L.push(...wrap(`Together ${pct(sum)}: processes share anonymous pages after fork(), counted in each of them.`, 66, '  '))
-    }
-  }
-
-  head('sizing checklist')
-  for (const ch of report.checks) {
-    const [mark, style] = MARK[ch.status]
-    L.push(`  ${c[style](`[${mark}]`)} ${c.bold(ch.title)}`)
-    L.push(...wrap(ch.detail, 70, '         '))
-    if (ch.howTo) L.push(...wrap(`Check by hand: ${ch.howTo}`, 70, '         '))
-    if (ch.command) L.push(`           ${ch.command}`)
-  }
-
-  if (report.diagnoses.length) {
-    head('findings (getMemoryMetrics().diagnoses)')
-    for (const d of report.diagnoses) {
-      const style = d.severity === 'error' ? 'red' : d.severity === 'warning' ? 'yellow' : 'cyan'
-      L.push(`  ${c[style](d.severity)} ${d.code}`)
-      L.push(...wrap(d.message, 70, '    '))
-    }
-  }
-
-  const s = report.summary
-  L.push('')
-  L.push(`${c.bold('summary')}: ${c.green(`${s.pass} pass`)}, ${c.yellow(`${s.warn} warn`)}, ${c.red(`${s.fail} fail`)}, ${c.cyan(`${s.manual} to check by hand`)}`)
-  return `${L.join('\n')}\n`
-}
-
-/**
- * Whether to colour output written to `stream`: FORCE_COLOR (set and not
- * `0`/`false`) forces it on, FORCE_COLOR=0 or a non-empty NO_COLOR turn it
- * off, otherwise only on a TTY whose TERM is not `dumb`.
- */
-function useColor(stream, env) {
-  env = colorEnv(env)
-  const force = env.FORCE_COLOR
-  if (force !== undefined) return !(force === '0' || force.toLowerCase() === 'false')
-  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false
-  return !!(stream && stream.isTTY) && env.TERM !== 'dumb'
-}
-
 // ---------------------------------------------------------------- stalls
 
 /**
@@ -762,9 +577,13 @@ function stallCheck(m, e) {
   const now = lim ? lim.failures : m.events ? m.events[counter] : null
   const before = lim ? (limBefore ? limBefore.failures : null) : e.events ? e.events[counter] : null
   if (!(dt > 0) || !isNum(now) || !isNum(before)) {
-    return check('charge-failures', title, 'manual',
+    return check(
+      'charge-failures',
+      title,
+      'manual',
       m.cgroup ? `${counterName} could not be read twice.` : 'Not in a memory cgroup: no charge-failure counter.',
-      `read ${counterName} twice a second apart; a count rising fast while the working set sits at the limit, with memory pressure, is a service stuck at its limit that the kernel may never OOM-kill.`)
+      `read ${counterName} twice a second apart; a count rising fast while the working set sits at the limit, with memory pressure, is a service stuck at its limit that the kernel may never OOM-kill.`,
+    )
   }
   const rate = (now - before) / dt
   const parts = [`${Math.round(rate)} failed charges/s (${counterName}, over ${dt.toFixed(1)} s)`]
@@ -791,11 +610,19 @@ function stallCheck(m, e) {
   if (memswBinds) parts.push(`memory+swap ${pct(memsw)} of its limit, where the kernel counts no failed charges`)
   if (!(rate > 0) && !memswBinds) return check('charge-failures', title, 'pass', `${parts.join(', ')}.`)
   const stuck = ws !== null && ws >= 1 - margin && ((pressure !== null && pressure > 0) || (refaults !== null && refaults > 0))
-  return check('charge-failures', title, stuck ? 'fail' : 'warn',
-    `${parts.join(', ')}. ${stuck
-      ? 'The working set is at the limit and what is reclaimed is needed again: this looks like a stall, where the kernel keeps reclaiming and may never OOM-kill.'
-      : 'The kernel is reclaiming at the limit (page cache, most likely): fine while the working set stays well below it.'}`,
-    stuck ? 'size the V8 heap below the limit so that heap growth ends in a fast V8 failure with a stack trace, and let oomguard end a stall: watch({ onStall: { action: \'exit\', afterMs: 30000 } }) or OOMGUARD_ON_STALL=exit:30000.' : null)
+  return check(
+    'charge-failures',
+    title,
+    stuck ? 'fail' : 'warn',
+    `${parts.join(', ')}. ${
+      stuck
+        ? 'The working set is at the limit and what is reclaimed is needed again: this looks like a stall, where the kernel keeps reclaiming and may never OOM-kill.'
+        : 'The kernel is reclaiming at the limit (page cache, most likely): fine while the working set stays well below it.'
+    }`,
+    stuck
+      ? "size the V8 heap below the limit so that heap growth ends in a fast V8 failure with a stack trace, and let oomguard end a stall: watch({ onStall: { action: 'exit', afterMs: 30000 } }) or OOMGUARD_ON_STALL=exit:30000."
+      : null,
+  )
 }
 
 /**
@@ -828,4 +655,4 @@ function refaultCount(m) {
 }
 
 // `diagnose` is buildReport's public name of old (doctor.diagnose): kept as an alias.
-module.exports = { buildReport, diagnose: buildReport, render, useColor, STATUSES, HEAP_SHARE, HEAP_BAND }
+module.exports = { buildReport, diagnose: buildReport, STATUSES, HEAP_SHARE, HEAP_BAND }

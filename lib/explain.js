@@ -106,9 +106,14 @@ function explain(records) {
   const limit = num(r, 'limitBytes')
 
   const filled = []
-  filled.push(`${num(r, 'basisBytes') === null ? 'the working set' : `${mib(num(r, 'basisBytes'))} (working set)`} of a ${mib(limit)} limit (${str(r, 'source') ?? 'no limit source'}), ${pct(num(r, 'ratio'))}`)
+  filled.push(
+    `${num(r, 'basisBytes') === null ? 'the working set' : `${mib(num(r, 'basisBytes'))} (working set)`} of a ${mib(limit)} limit (${str(r, 'source') ?? 'no limit source'}), ${pct(num(r, 'ratio'))}`,
+  )
   if (b) filled.push(`anonymous ${mib(num(b, 'anon'))}, file ${mib(num(b, 'file'))}, shmem ${mib(num(b, 'shmem'))}, kernel ${mib(num(b, 'kernel'))}, sockets ${mib(num(b, 'sock'))}`)
-  if (v8) filled.push(`V8 heap ${mib(num(v8, 'heapUsedBytes'))} used of ${mib(num(v8, 'heapTotalBytes'))} (its limit ${mib(num(v8, 'heapSizeLimitBytes'))}), external ${mib(num(v8, 'externalBytes'))}, ArrayBuffers ${mib(num(v8, 'arrayBuffersBytes'))}`)
+  if (v8)
+    filled.push(
+      `V8 heap ${mib(num(v8, 'heapUsedBytes'))} used of ${mib(num(v8, 'heapTotalBytes'))} (its limit ${mib(num(v8, 'heapSizeLimitBytes'))}), external ${mib(num(v8, 'externalBytes'))}, ArrayBuffers ${mib(num(v8, 'arrayBuffersBytes'))}`,
+    )
   if (num(r, 'rssBytes') !== null) filled.push(`this process: RSS ${mib(num(r, 'rssBytes'))} of ${num(r, 'processCount') ?? '?'} process(es)`)
 
   const timeline = same.map((x) => ({
@@ -126,13 +131,17 @@ function explain(records) {
   const outside = verdict === 'outside-heap' || cause === 'outside-heap'
   const top = sites[0]
   if (top && (heapish || (!outside && typeof top.share === 'number' && top.share >= 0.5))) {
-    fix.push(`Look at ${top.fn} (${top.at}): it allocated ${pct(top.share)} of the sampled live heap (${mib(top.bytes)}), still live${Array.isArray(top.stack) && top.stack.length ? `, called from ${top.stack[0]}` : ''}.`)
+    fix.push(
+      `Look at ${top.fn} (${top.at}): it allocated ${pct(top.share)} of the sampled live heap (${mib(top.bytes)}), still live${Array.isArray(top.stack) && top.stack.length ? `, called from ${top.stack[0]}` : ''}.`,
+    )
   }
   if (heapish && limit !== null) {
     const heapLimit = num(v8, 'heapSizeLimitBytes')
     const target = Math.floor((limit * HEAP_BAND.target) / MiB)
     if (heapLimit !== null && heapLimit >= limit * HEAP_BAND.high) {
-      fix.push(`V8's heap limit (${mib(heapLimit)}) is above ${Math.round(HEAP_BAND.high * 100)}% of the container limit: the kernel kills before V8 can report heap exhaustion. Cap it: node --max-old-space-size=${target} (or raise the limit); npx oomguard doctor measures the advice in the container.`)
+      fix.push(
+        `V8's heap limit (${mib(heapLimit)}) is above ${Math.round(HEAP_BAND.high * 100)}% of the container limit: the kernel kills before V8 can report heap exhaustion. Cap it: node --max-old-space-size=${target} (or raise the limit); npx oomguard doctor measures the advice in the container.`,
+      )
     } else {
       fix.push(`If the heap grows by design, raise the limit; node --max-old-space-size=${target} keeps the heap at ${Math.round(HEAP_BAND.target * 100)}% of this one.`)
     }
@@ -142,7 +151,10 @@ function explain(records) {
     if (hp && num(hp, 'outsideHeapBytes') !== null) fix.push(`At the last profile, ${mib(num(hp, 'outsideHeapBytes'))} of the process was outside the V8 heap.`)
   }
   if (verdict === 'page-cache') fix.push('Files in tmpfs (/dev/shm, an emptyDir with medium: Memory) count against the limit: write them to disk, or raise the limit.')
-  if (verdict === 'another-process') fix.push(`Another process is the largest: ${isObj(r.largestProcess) ? `pid ${num(r.largestProcess, 'pid')} (${str(r.largestProcess, 'command') ?? '?'}), RSS ${mib(num(r.largestProcess, 'rssBytes'))}` : 'see largestProcess'}.`)
+  if (verdict === 'another-process')
+    fix.push(
+      `Another process is the largest: ${isObj(r.largestProcess) ? `pid ${num(r.largestProcess, 'pid')} (${str(r.largestProcess, 'command') ?? '?'}), RSS ${mib(num(r.largestProcess, 'rssBytes'))}` : 'see largestProcess'}.`,
+    )
   if (verdict === 'kernel') fix.push('Kernel memory (sockets, slab) is charged to the container: look for connection leaks or many open sockets.')
   if (verdict === 'stall') fix.push('A stall is as bad as a kill: raise the limit, or set onStall: { action: "exit" } (OOMGUARD_ON_STALL=exit) so the process restarts instead of crawling.')
   if (fix.length === 0) fix.push('Raise the limit, or find what grows from the figures above.')
@@ -155,25 +167,32 @@ function explain(records) {
     verdict,
     cause,
     verdictText: VERDICTS[verdict] ?? `verdict ${verdict}`,
-    causeText: cause === null ? null : VERDICTS[cause] ?? cause,
+    causeText: cause === null ? null : (VERDICTS[cause] ?? cause),
     reason: str(r, 'reason'),
     final: r.final === true,
     level: r.level,
     thresholds,
     filled,
     timeline,
-    heapProfile: hp === null
-      ? null
-      : {
-          isolate: str(hp, 'isolate'),
-          covers: str(hp, 'covers'),
-          takenAt: str(hp, 'takenAt'),
-          sampledBytes: num(hp, 'sampledBytes'),
-          heapUsedBytes: num(hp, 'heapUsedBytes'),
-          outsideHeapBytes: num(hp, 'outsideHeapBytes'),
-          file: str(hp, 'file'),
-          sites: sites.map((s) => ({ functionName: str(s, 'fn'), at: str(s, 'at'), bytes: num(s, 'bytes'), share: num(s, 'share'), stack: Array.isArray(s.stack) ? s.stack.filter((x) => typeof x === 'string') : [] })),
-        },
+    heapProfile:
+      hp === null
+        ? null
+        : {
+            isolate: str(hp, 'isolate'),
+            covers: str(hp, 'covers'),
+            takenAt: str(hp, 'takenAt'),
+            sampledBytes: num(hp, 'sampledBytes'),
+            heapUsedBytes: num(hp, 'heapUsedBytes'),
+            outsideHeapBytes: num(hp, 'outsideHeapBytes'),
+            file: str(hp, 'file'),
+            sites: sites.map((s) => ({
+              functionName: str(s, 'fn'),
+              at: str(s, 'at'),
+              bytes: num(s, 'bytes'),
+              share: num(s, 'share'),
+              stack: Array.isArray(s.stack) ? s.stack.filter((x) => typeof x === 'string') : [],
+            })),
+          },
     fix,
   }
 }
@@ -198,7 +217,9 @@ function render(x) {
   const hp = x.heapProfile
   if (hp === null) out.push('Top allocation sites: none in the record (heapProfile off, or the profile was not read before the end).')
   else {
-    out.push(`Top allocation sites (${hp.isolate ?? '?'}, ${hp.covers ?? 'v8-heap'} only: ${mib(hp.sampledBytes)} sampled live of ${mib(hp.heapUsedBytes)} heap used; ${mib(hp.outsideHeapBytes)} outside the heap, not profiled; read ${hp.takenAt ?? '?'}):`)
+    out.push(
+      `Top allocation sites (${hp.isolate ?? '?'}, ${hp.covers ?? 'v8-heap'} only: ${mib(hp.sampledBytes)} sampled live of ${mib(hp.heapUsedBytes)} heap used; ${mib(hp.outsideHeapBytes)} outside the heap, not profiled; read ${hp.takenAt ?? '?'}):`,
+    )
     if (hp.sites.length === 0) out.push('  none sampled yet')
     hp.sites.forEach((s, i) => {
       out.push(`  ${i + 1}. ${s.functionName ?? '?'} (${s.at ?? '?'})  ${mib(s.bytes)}, ${pct(s.share)}`)

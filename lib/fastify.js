@@ -64,12 +64,7 @@ function register(fastify, core) {
   fastify.addHook('onRequest', function oomguardOnRequest(request, reply, done) {
     if (monitor.level < shedAt) return done()
     // Slow path: only while at or above the level.
-    if (
-      core.closed ||
-      monitor.closed === true ||
-      request.routeOptions?.config?.oomguard === false ||
-      excluded(request)
-    ) {
+    if (core.closed || monitor.closed === true || request.routeOptions?.config?.oomguard === false || excluded(request)) {
       return done()
     }
     core.shedTotal++

@@ -76,14 +76,15 @@ function probeRoom(metrics) {
   const need = PROBE_CHARGE_BYTES * PROBE_MARGIN
   const mib = (b) => `${(b / MiB).toFixed(1)} MiB`
   if (typeof limit !== 'number' || typeof ws !== 'number' || !(limit > 0)) {
-    return 'the working set could not be read, so there is no telling whether a probe (a node process, charged up to ' +
-      `${mib(PROBE_CHARGE_BYTES)}) fits beside the service`
+    return `the working set could not be read, so there is no telling whether a probe (a node process, charged up to ${mib(PROBE_CHARGE_BYTES)}) fits beside the service`
   }
   const ceiling = limit * PROBE_CEILING
   if (ws + need <= ceiling) return null
-  return `the working set is ${mib(ws)} (${((ws / limit) * 100).toFixed(1)}% of ${mib(limit)}); each probe is a node ` +
+  return (
+    `the working set is ${mib(ws)} (${((ws / limit) * 100).toFixed(1)}% of ${mib(limit)}); each probe is a node ` +
     `process charged up to ${mib(PROBE_CHARGE_BYTES)} here, and with a ${PROBE_MARGIN}x margin it would take the working set ` +
     `past ${PROBE_CEILING * 100}% (watch()'s first default threshold, where the service's own monitor acts)`
+  )
 }
 
 const fixedFlags = (old, semi) => `--max-old-space-size=${old}${semi ? ` --max-semi-space-size=${semi}` : ''}`
@@ -119,7 +120,19 @@ function converge(first, flagsOf, next, measure, limit, targetBytes) {
  * probeRoom()) stops the probing and gives the model's figures with it.
  * `execPath`, `env`, `allowedFlags`: the node to run (default: this one).
  */
-function heapAdvice({ limitBytes, constrainedMemoryBytes, model, nodeVersion, measure = true, why = null, room = () => null, execPath = process.execPath, env = process.env, allowedFlags = process.allowedNodeEnvironmentFlags, timeoutMs }) {
+function heapAdvice({
+  limitBytes,
+  constrainedMemoryBytes,
+  model,
+  nodeVersion,
+  measure = true,
+  why = null,
+  room = () => null,
+  execPath = process.execPath,
+  env = process.env,
+  allowedFlags = process.allowedNodeEnvironmentFlags,
+  timeoutMs,
+}) {
   const targetBytes = Math.floor((limitBytes * BAND.target) / MiB) * MiB
   const base = {
     band: { ...BAND },
@@ -159,14 +172,7 @@ function heapAdvice({ limitBytes, constrainedMemoryBytes, model, nodeVersion, me
     if (percentageOk) {
       // Percent of the memory node sizes from, which is the limit here
       // (the model offers this form only then).
-      const p = converge(
-        model.maxOldSpaceSizePercentage,
-        percentageFlags,
-        (v, h) => Math.round((v + ((targetBytes - h) / constrainedMemoryBytes) * 100) * 10) / 10,
-        run,
-        limitBytes,
-        targetBytes,
-      )
+      const p = converge(model.maxOldSpaceSizePercentage, percentageFlags, (v, h) => Math.round((v + ((targetBytes - h) / constrainedMemoryBytes) * 100) * 10) / 10, run, limitBytes, targetBytes)
       out.push(entry('percentage', percentageFlags(p.value), p.heapSizeLimitBytes, true))
     }
     const semi = model.maxSemiSpaceSizeMib

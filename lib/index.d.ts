@@ -369,12 +369,7 @@ export interface WatchOptions {
    * each level and stall. `intervalBytes` (default 524288): mean bytes
    * between samples. `maxFiles` (20) and `maxBytes` (64 MiB) bound `dir`.
    */
-  heapProfile?:
-    | boolean
-    | 'threshold'
-    | 'start'
-    | 'off'
-    | { start?: 'threshold' | 'start' | 'off'; intervalBytes?: number; dir?: string; maxFiles?: number; maxBytes?: number }
+  heapProfile?: boolean | 'threshold' | 'start' | 'off' | { start?: 'threshold' | 'start' | 'off'; intervalBytes?: number; dir?: string; maxFiles?: number; maxBytes?: number }
   /** A directory that stands in for `/` (fixture trees). Default `/`. */
   root?: string
 }
@@ -895,6 +890,7 @@ export declare const prometheus: {
 
 /** The part of a prom-client `Registry` that `registerPromClient()` uses. */
 export interface PromClientRegistryLike {
+  // biome-ignore lint/suspicious/noExplicitAny: a stand-in for prom-client's type (not a dependency): any fits every version
   registerMetric(metric: any): void
   getSingleMetric(name: string): unknown
   removeSingleMetric(name: string): void
@@ -940,10 +936,15 @@ export declare function registerPromClient(options?: PromClientOptions | null): 
 
 /** The part of an OpenTelemetry `Meter` that `observeMemory()` uses. */
 export interface OtelMeterLike {
+  // biome-ignore lint/suspicious/noExplicitAny: a stand-in for @opentelemetry/api's type (not a dependency): any fits every version
   createObservableGauge(name: string, options?: any): any
+  // biome-ignore lint/suspicious/noExplicitAny: a stand-in for @opentelemetry/api's type (not a dependency): any fits every version
   createObservableCounter(name: string, options?: any): any
+  // biome-ignore lint/suspicious/noExplicitAny: a stand-in for @opentelemetry/api's type (not a dependency): any fits every version
   createObservableUpDownCounter(name: string, options?: any): any
+  // biome-ignore lint/suspicious/noExplicitAny: a stand-in for @opentelemetry/api's type (not a dependency): any fits every version
   addBatchObservableCallback(callback: (observableResult: any) => void, observables: any[]): void
+  // biome-ignore lint/suspicious/noExplicitAny: a stand-in for @opentelemetry/api's type (not a dependency): any fits every version
   removeBatchObservableCallback(callback: (observableResult: any) => void, observables: any[]): void
 }
 

@@ -41,9 +41,11 @@ lazy('prometheus', () => require('./prometheus.js').prometheus)
 lazy('registerPromClient', () => require('./prom-client.js').registerPromClient)
 lazy('observeMemory', () => require('./otel.js').observeMemory)
 
-// The doctor (lib/doctor.js): the report `oomguard doctor` prints, as pure
-// functions over a getMemoryMetrics() result.
+// The doctor: the report `oomguard doctor` prints (lib/doctor.js builds it,
+// lib/doctor-render.js renders it), as pure functions over a
+// getMemoryMetrics() result.
 lazy('doctor', () => {
-  const { buildReport, diagnose, render, useColor } = require('./doctor.js')
+  const { buildReport, diagnose } = require('./doctor.js')
+  const { render, useColor } = require('./doctor-render.js')
   return Object.freeze({ buildReport, diagnose, render, useColor })
 })

@@ -69,16 +69,11 @@ function plainDiagnoses(inCgroup, unreadable) {
   if (plainLists === null) {
     const { status } = require('./loader.js')
     const unavailable = declaredDiagnosis(nativeUnavailable, nativeUnavailable.message.replace('{reason}', status.reason))
-    plainLists = [
-      Object.freeze([unavailable, declaredDiagnosis(noMemoryCgroup, noMemoryCgroup.message)]),
-      Object.freeze([unavailable]),
-    ]
+    plainLists = [Object.freeze([unavailable, declaredDiagnosis(noMemoryCgroup, noMemoryCgroup.message)]), Object.freeze([unavailable])]
   }
   const list = plainLists[inCgroup ? 1 : 0]
   if (unreadable.length === 0) return list
-  const files = unreadable.map(([file, reason]) =>
-    declaredDiagnosis(fileUnreadable, fileUnreadable.message.replace('{path}', file).replace('{reason}', reason), file),
-  )
+  const files = unreadable.map(([file, reason]) => declaredDiagnosis(fileUnreadable, fileUnreadable.message.replace('{path}', file).replace('{reason}', reason), file))
   return Object.freeze([...list, ...files])
 }
 
@@ -109,17 +104,22 @@ const OP = Object.prototype
  * Each key's read is written out, generated once from USAGE_KEYS (as fast as
  * code written by hand, and no key written twice).
  */
-// eslint-disable-next-line no-new-func
-const readsAreOwn = new Function('OP', `return function readsAreOwn(o) {
+const readsAreOwn = new Function(
+  'OP',
+  `return function readsAreOwn(o) {
   const p = Object.getPrototypeOf(o)
   return p === null || (p === OP && ${USAGE_KEYS.map((k) => `OP.${k} === undefined`).join(' && ')})
-}`)(OP)
+}`,
+)(OP)
 
 /** Validate and store each usage key (usageValue), own properties only unless `own` says every read is. */
-// eslint-disable-next-line no-new-func
-const readUsage = new Function('usageValue', 'has', `return function readUsage(usage, own) {
+const readUsage = new Function(
+  'usageValue',
+  'has',
+  `return function readUsage(usage, own) {
   ${USAGE_KEYS.map((k, i) => `usageValue(${i}, '${k}', own || has(usage, '${k}') ? usage.${k} : undefined)`).join('\n  ')}
-}`)(usageValue, Object.hasOwn)
+}`,
+)(usageValue, Object.hasOwn)
 
 function usageValue(i, key, v) {
   if (v === undefined) {

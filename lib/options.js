@@ -97,9 +97,37 @@ function classProperty(obj, key) {
 
 // Every property an option table's code reads from an entry.
 const ENTRY_KEYS = [
-  'name', 'key', 'flag', 'short', 'arg', 'default', 'doc', 'docDefault', 'min', 'max', 'expected', 'unit', 'values',
-  'minLength', 'maxLength', 'copy', 'check', 'effectiveDefault', 'fields', 'parse', 'object', 'bytes', 'metrics', 'readme',
-  'env', 'envDoc', 'envExpected', 'envDefault', 'envDocDefault', 'fromEnv', 'envCheck',
+  'name',
+  'key',
+  'flag',
+  'short',
+  'arg',
+  'default',
+  'doc',
+  'docDefault',
+  'min',
+  'max',
+  'expected',
+  'unit',
+  'values',
+  'minLength',
+  'maxLength',
+  'copy',
+  'check',
+  'effectiveDefault',
+  'fields',
+  'parse',
+  'object',
+  'bytes',
+  'metrics',
+  'readme',
+  'env',
+  'envDoc',
+  'envExpected',
+  'envDefault',
+  'envDocDefault',
+  'fromEnv',
+  'envCheck',
 ]
 
 /**
@@ -316,7 +344,7 @@ const WATCH_OPTIONS = table([
   {
     name: 'lastWords',
     default: Object.freeze({ stderr: true, path: undefined }),
-    doc: '`false`, or `{ path, stderr }`; `path` (e.g. `/dev/termination-log`) must be a file in an existing directory (`{pid}` in it is the process\'s pid); the first process to open it owns its record (`monitor.lastWordsFile`)',
+    doc: "`false`, or `{ path, stderr }`; `path` (e.g. `/dev/termination-log`) must be a file in an existing directory (`{pid}` in it is the process's pid); the first process to open it owns its record (`monitor.lastWordsFile`)",
     docDefault: '`true` (stderr)',
     copy(v, name) {
       if (v === true) return { stderr: undefined, path: undefined }
@@ -336,7 +364,8 @@ const WATCH_OPTIONS = table([
         default: undefined,
         check: (v, name) => checkLastWordsPath(name, v),
         env: 'OOMGUARD_LAST_WORDS_PATH',
-        envDoc: "also write the last-words line to this file, e.g. `/dev/termination-log` (Kubernetes' `terminationMessagePath`); its directory must exist; `{pid}` in it is the process's pid. The first process to open it owns its record",
+        envDoc:
+          "also write the last-words line to this file, e.g. `/dev/termination-log` (Kubernetes' `terminationMessagePath`); its directory must exist; `{pid}` in it is the process's pid. The first process to open it owns its record",
         envDefault: 'none',
         envDocDefault: 'none',
         fromEnv: (text) => text,
@@ -467,7 +496,7 @@ const WATCH_OPTIONS = table([
           return v
         },
         env: 'OOMGUARD_HEAP_PROFILE',
-        envDoc: "when the sampling heap profiler starts: `threshold` (at the first threshold), `start` (at load) or `off`",
+        envDoc: 'when the sampling heap profiler starts: `threshold` (at the first threshold), `start` (at load) or `off`',
         envExpected: 'threshold, start or off',
         envDefault: 'threshold',
         fromEnv: (text) => text.toLowerCase(),
@@ -578,9 +607,7 @@ for (const o of WATCH_OPTIONS) WATCH[o.name] = o
 const CONFIGS = new WeakSet()
 
 /** watch()'s defaults (WATCH_DEFAULTS), from the table. */
-const WATCH_DEFAULTS = Object.freeze(
-  Object.fromEntries(WATCH_OPTIONS.filter((o) => o.default !== undefined).map((o) => [o.name, o.default])),
-)
+const WATCH_DEFAULTS = Object.freeze(Object.fromEntries(WATCH_OPTIONS.filter((o) => o.default !== undefined).map((o) => [o.name, o.default])))
 
 /**
  * Snapshot and validate watch() options. Returns the monitor's settings in
@@ -667,7 +694,8 @@ const REGISTER_VARIABLES = table([
     env: 'OOMGUARD_HEAP_WARNING',
     key: 'heapWarning',
     default: true,
-    envDoc: 'one line at start where the V8 heap limit is at or near the container limit (`HEAP_LIMIT_ABOVE_CONTAINER_LIMIT`, `HEAP_LIMIT_NEAR_CONTAINER_LIMIT`), with the `NODE_OPTIONS` that fixes it: `1`/`0`',
+    envDoc:
+      'one line at start where the V8 heap limit is at or near the container limit (`HEAP_LIMIT_ABOVE_CONTAINER_LIMIT`, `HEAP_LIMIT_NEAR_CONTAINER_LIMIT`), with the `NODE_OPTIONS` that fixes it: `1`/`0`',
     envExpected: '1 or 0',
     envDefault: '1',
     fromEnv: envBoolean,
@@ -675,7 +703,8 @@ const REGISTER_VARIABLES = table([
   {
     env: 'OOMGUARD_SERVICE_PID',
     key: 'servicePid',
-    envDoc: "set by the register in the service's own environment, so that its children inherit it: a process that finds it naming another live process is that service's descendant, and monitors and logs but neither writes the last-words file nor serves `/metrics`. Unset it for a child that is a service of its own",
+    envDoc:
+      "set by the register in the service's own environment, so that its children inherit it: a process that finds it naming another live process is that service's descendant, and monitors and logs but neither writes the last-words file nor serves `/metrics`. Unset it for a child that is a service of its own",
     envDocDefault: 'set by the register',
   },
 ])
@@ -828,9 +857,7 @@ const SHED_OPTIONS = table([
 const SHED = Object.create(null)
 for (const o of SHED_OPTIONS) SHED[o.name] = o
 
-const SHED_DEFAULTS = Object.freeze(
-  Object.fromEntries(SHED_OPTIONS.filter((o) => o.default !== undefined).map((o) => [o.name, o.default])),
-)
+const SHED_DEFAULTS = Object.freeze(Object.fromEntries(SHED_OPTIONS.filter((o) => o.default !== undefined).map((o) => [o.name, o.default])))
 
 function checkRoutePath(name, v) {
   if (typeof v !== 'string') throw invalidType(name, 'a path string', v)
@@ -976,7 +1003,7 @@ const CLI_FLAGS = table([
     key: 'heapLimitMib',
     arg: 'MIB',
     max: 2 ** 30, // MiB: 1 PiB, far above any V8 heap
-    doc: "the service's V8 heap limit in MiB, when it differs from this\ndoctor's own (node -p \"v8.getHeapStatistics().heap_size_limit/2**20\")",
+    doc: 'the service\'s V8 heap limit in MiB, when it differs from this\ndoctor\'s own (node -p "v8.getHeapStatistics().heap_size_limit/2**20")',
     readme: "the service's V8 heap limit in MiB, when it differs from the doctor's own; decimal digits, up to 1 PiB",
     parse(v) {
       // Decimal digits only: no hex, no exponent, no sign, no NaN or Infinity.
@@ -1089,8 +1116,16 @@ const DOCTOR_ENV = table([
   { name: 'workers', min: 0, max: 65535, doc: 'the number of worker threads the service runs' },
   { name: 'heapAdvice', object: true, doc: 'the heap advice (oomguard doctor measures it; lib/heap-probe.js)' },
   { name: 'defaultHeapLimitBytes', bytes: true, doc: "node's default heap limit, bytes, where there is no container limit" },
-  { name: 'own', own: true, doc: "the doctor's own processes in the cgroup it reads (it, and the npm/npx that started it): { bytes, processes: [{ pid, command, bytes }] }, resident anonymous memory (RssAnon); the report counts the service without them" },
-  { name: 'earlier', metrics: true, doc: 'an earlier getMemoryMetrics() result of the same cgroup: failed charges, pressure and refaults since then (the CLI takes one half a second before, on the live system)' },
+  {
+    name: 'own',
+    own: true,
+    doc: "the doctor's own processes in the cgroup it reads (it, and the npm/npx that started it): { bytes, processes: [{ pid, command, bytes }] }, resident anonymous memory (RssAnon); the report counts the service without them",
+  },
+  {
+    name: 'earlier',
+    metrics: true,
+    doc: 'an earlier getMemoryMetrics() result of the same cgroup: failed charges, pressure and refaults since then (the CLI takes one half a second before, on the live system)',
+  },
 ])
 
 function diagnoseEnv(env) {

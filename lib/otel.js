@@ -39,7 +39,13 @@ const INSTRUMENTS = [
   ['oomguard.memory.high', 'gauge', 'By', INT, 'cgroup v2 memory.high, smallest up the hierarchy: the kernel throttles above it.'],
   ['oomguard.memory.peak', 'gauge', 'By', INT, 'The most memory the cgroup was charged since it was created: v2 memory.peak, v1 memory.max_usage_in_bytes.'],
   ['oomguard.memory.swap.usage', 'gauge', 'By', INT, 'Swap the cgroup uses: v2 memory.swap.current, v1 memory.memsw.usage_in_bytes minus memory.usage_in_bytes.'],
-  ['oomguard.memory.swap.limit', 'gauge', 'By', INT, 'The most swap the cgroup may use (v2 memory.swap.max, v1 memsw limit minus the memory limit; 0 where the host has no swap space); the kernel OOM-kills only when memory and swap both reach their limits.'],
+  [
+    'oomguard.memory.swap.limit',
+    'gauge',
+    'By',
+    INT,
+    'The most swap the cgroup may use (v2 memory.swap.max, v1 memsw limit minus the memory limit; 0 where the host has no swap space); the kernel OOM-kills only when memory and swap both reach their limits.',
+  ],
   ['oomguard.memory.utilization', 'gauge', '1', DOUBLE, 'Working set (host used memory without a memory cgroup) divided by the limit; at 1 the kernel OOM-kills.'],
   ['oomguard.memory.headroom', 'gauge', 'By', INT, 'The limit minus the working set (host used memory without a memory cgroup).'],
   ['oomguard.memory.stat', 'gauge', 'By', INT, 'memory.stat breakdown by oomguard.stat.kind; kinds overlap (shmem is in file, slab in kernel).'],
@@ -49,7 +55,13 @@ const INSTRUMENTS = [
   ['oomguard.memory.pressure.stall_time', 'counter', 's', DOUBLE, 'Memory pressure (PSI) total stall time.'],
   ['oomguard.cgroup.processes', 'gauge', '{process}', INT, 'Processes in the memory cgroup (its cgroup.procs), scanned at most once a second.'],
   ['oomguard.cgroup.largest_process.rss', 'gauge', 'By', INT, 'Resident set size of the largest process in the memory cgroup.'],
-  ['oomguard.memory.stalled', 'gauge', '1', INT, 'cgroup stuck at its limit without an OOM kill: 1 while a watch() monitor with stall detection on the same root sees it stalled, 0 when not; absent without such a monitor.'],
+  [
+    'oomguard.memory.stalled',
+    'gauge',
+    '1',
+    INT,
+    'cgroup stuck at its limit without an OOM kill: 1 while a watch() monitor with stall detection on the same root sees it stalled, 0 when not; absent without such a monitor.',
+  ],
   ['oomguard.v8.heap.limit', 'gauge', 'By', INT, 'V8 heap limit (v8.getHeapStatistics().heap_size_limit).'],
   ['oomguard.v8.heap.limit_ratio', 'gauge', '1', DOUBLE, 'V8 heap limit divided by the memory limit; at or above 1 the kernel OOM-kills before V8 reports heap exhaustion.'],
 ]
@@ -158,7 +170,9 @@ function observeMemory(meter, options) {
 
     if (monitor !== undefined) {
       obs('oomguard.monitor.level', monitorLevel(monitor))
-      monitor.thresholds.forEach((t, i) => obs('oomguard.monitor.threshold', t, { 'oomguard.level': i + 1 }))
+      monitor.thresholds.forEach((t, i) => {
+        obs('oomguard.monitor.threshold', t, { 'oomguard.level': i + 1 })
+      })
       obs('oomguard.monitor.stalled_time', monitorStalledSeconds(monitor))
     }
   }

@@ -218,7 +218,7 @@ function resolveDir(root, cgroupPath, mounts, files) {
   for (const m of mounts) {
     let rel
     if (m.root === '/') rel = cgroupPath
-    else if (cgroupPath === m.root || cgroupPath.startsWith(m.root + '/')) rel = cgroupPath.slice(m.root.length)
+    else if (cgroupPath === m.root || cgroupPath.startsWith(`${m.root}/`)) rel = cgroupPath.slice(m.root.length)
     else continue
     if (best === null || m.root.length >= best.mount.root.length) best = { mount: m, rel }
   }
@@ -227,12 +227,12 @@ function resolveDir(root, cgroupPath, mounts, files) {
     best = { mount: mounts[mounts.length - 1], rel: null }
   }
   const mountPoint = path.join(root, best.mount.mountPoint)
-  const inside = (p, top) => top === '/' || p === top || p.startsWith(top + '/')
+  const inside = (p, top) => top === '/' || p === top || p.startsWith(`${top}/`)
   if (!inside(mountPoint, path.resolve(root))) {
     problem(files.mountinfo, `the mount point ${best.mount.mountPoint} climbs out of the root`)
     return null
   }
-  let dir = best.rel === null ? null : path.join(mountPoint, best.rel).replace(/(.)\/+$/, '$1')
+  const dir = best.rel === null ? null : path.join(mountPoint, best.rel).replace(/(.)\/+$/, '$1')
   if (dir !== null && !inside(dir, mountPoint)) {
     problem(files.cgroup, `the cgroup path ${cgroupPath} climbs out of the root`)
     return null
@@ -261,12 +261,22 @@ function locate(root) {
   })
   const v1 = lines.find((l) => l.id !== '0' && l.controllers.includes('memory'))
   if (v1) {
-    const found = resolveDir(root, v1.path, visibleMounts(mounts, (m) => m.fsType === 'cgroup' && m.superOptions.includes('memory')), files)
+    const found = resolveDir(
+      root,
+      v1.path,
+      visibleMounts(mounts, (m) => m.fsType === 'cgroup' && m.superOptions.includes('memory')),
+      files,
+    )
     if (found) return { version: 1, path: v1.path, ...found }
   }
   const v2 = lines.find((l) => l.id === '0')
   if (v2) {
-    const found = resolveDir(root, v2.path, visibleMounts(mounts, (m) => m.fsType === 'cgroup2'), files)
+    const found = resolveDir(
+      root,
+      v2.path,
+      visibleMounts(mounts, (m) => m.fsType === 'cgroup2'),
+      files,
+    )
     if (found && exists(path.join(found.mountPoint, 'cgroup.controllers'))) {
       const controllers = tryText(path.join(found.mountPoint, 'cgroup.controllers'))
       if (controllers !== null && controllers.split(/\s+/).includes('memory')) return { version: 2, path: v2.path, ...found }
@@ -279,7 +289,7 @@ function locate(root) {
 function ancestry(dir, mountPoint) {
   const out = [dir]
   let cur = dir
-  while (cur !== mountPoint && cur.startsWith(mountPoint + '/')) {
+  while (cur !== mountPoint && cur.startsWith(`${mountPoint}/`)) {
     cur = path.dirname(cur)
     out.push(cur)
   }

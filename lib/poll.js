@@ -21,7 +21,7 @@ const NO_LAST_WORDS = 'no last words without the native addon (a JavaScript time
 /** The basis a monitor measures, from a reading. */
 const BASIS = {
   workingSet: (r) => r.basisBytes,
-  usage: (r) => (r.usageBytes ?? r.basisBytes),
+  usage: (r) => r.usageBytes ?? r.basisBytes,
   rss: (r) => r.rssBytes,
 }
 
@@ -107,7 +107,10 @@ class Poller {
       // The files that could not be read, as the reading's diagnoses name them.
       const why = error
         ? error.message
-        : (r.diagnoses.filter((d) => d.code === 'CGROUP_FILE_UNREADABLE').map((d) => d.message).join(' ') || `no ${this.config.basis} or limit could be read`)
+        : r.diagnoses
+            .filter((d) => d.code === 'CGROUP_FILE_UNREADABLE')
+            .map((d) => d.message)
+            .join(' ') || `no ${this.config.basis} or limit could be read`
       const err = new Error(`oomguard: reading memory failed: ${why}; keeping the last good sample and retrying`)
       err.code = 'ERR_OOMGUARD_READ'
       if (this.sample) this.sample = { ...this.sample, failing: true }
@@ -173,7 +176,18 @@ class Poller {
       for (const [kind, x] of events) {
         if (m.closed) return
         if (kind === 'limit') {
-          m.emit('limit', { ...x, level, ratio, basisBytes: basis, headroomBytes: headroom, timestampMs: now, heapSizeLimitBytes: v8now.heapSizeLimitBytes, heapLimit: null, diagnosis: null, v8: v8now })
+          m.emit('limit', {
+            ...x,
+            level,
+            ratio,
+            basisBytes: basis,
+            headroomBytes: headroom,
+            timestampMs: now,
+            heapSizeLimitBytes: v8now.heapSizeLimitBytes,
+            heapLimit: null,
+            diagnosis: null,
+            v8: v8now,
+          })
         } else {
           const i = kind === 'threshold' ? x - 1 : x
           m.emit(kind, {

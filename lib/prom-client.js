@@ -20,7 +20,7 @@ function loadPromClient() {
   } catch (e) {
     if (e && e.code === 'MODULE_NOT_FOUND' && /'prom-client'/.test(e.message)) {
       const err = new Error(
-        'oomguard: registerPromClient() without options.register uses prom-client\'s global registry, but prom-client is not installed (npm install prom-client), or pass options.register',
+        "oomguard: registerPromClient() without options.register uses prom-client's global registry, but prom-client is not installed (npm install prom-client), or pass options.register",
       )
       err.code = 'ERR_OOMGUARD_PEER_MISSING'
       err.cause = e
@@ -31,13 +31,7 @@ function loadPromClient() {
 }
 
 function isRegistry(r) {
-  return (
-    r !== null &&
-    typeof r === 'object' &&
-    typeof r.registerMetric === 'function' &&
-    typeof r.getSingleMetric === 'function' &&
-    typeof r.removeSingleMetric === 'function'
-  )
+  return r !== null && typeof r === 'object' && typeof r.registerMetric === 'function' && typeof r.getSingleMetric === 'function' && typeof r.removeSingleMetric === 'function'
 }
 
 /** One family as a prom-client registry sees a metric. */
@@ -91,9 +85,7 @@ function registerPromClient(options) {
   const defs = familyDefs(prefix, monitor !== undefined)
   for (const d of defs) {
     if (register.getSingleMetric(d.name) !== undefined) {
-      const err = new Error(
-        `oomguard: a metric named ${d.name} is already registered on this registry (registerPromClient() called twice? unregister() the first, or give another options.prefix)`,
-      )
+      const err = new Error(`oomguard: a metric named ${d.name} is already registered on this registry (registerPromClient() called twice? unregister() the first, or give another options.prefix)`)
       err.code = 'ERR_OOMGUARD_DUPLICATE_METRIC'
       throw err
     }

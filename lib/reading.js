@@ -67,7 +67,6 @@ function compileBuilder() {
     if (Object.hasOwn(SHAPE_END, prefix)) fields.push(...SHAPE_END[prefix])
     return `{ ${fields.join(', ')} }`
   }
-  // eslint-disable-next-line no-new-func
   return new Function('nn', 'flag', 'raw', 'b', 's', `return ${emit(tree, '')}`)
 }
 

@@ -109,9 +109,8 @@ const BASIS_WORDS = { workingSet: 'working set', usage: 'usage', rss: 'rss' }
 function formatEvent(kind, e, monitor, format) {
   if (format === 'text') {
     const levels = `level ${e.level}/${monitor.thresholds.length}`
-    const head = kind === 'threshold'
-      ? `oomguard: memory above ${round(e.threshold * 100, 2)}% of the limit (${levels})`
-      : `oomguard: memory back below ${round(e.threshold * 100, 2)}% of the limit (${levels})`
+    const head =
+      kind === 'threshold' ? `oomguard: memory above ${round(e.threshold * 100, 2)}% of the limit (${levels})` : `oomguard: memory back below ${round(e.threshold * 100, 2)}% of the limit (${levels})`
     const parts = [
       `${BASIS_WORDS[monitor.basis]} ${mib(e.basisBytes)} of ${mib(e.limitBytes)} (${typeof e.ratio === 'number' ? (e.ratio * 100).toFixed(1) : 'n/a'}%)`,
       `headroom ${mib(e.headroomBytes)}`,
@@ -196,15 +195,24 @@ function startMonitor(state, settings) {
     } catch {}
   }
   if (format !== 'none') {
-    monitor.on('threshold', safely((e) => writeLine(formatEvent('threshold', e, monitor, format))))
-    monitor.on('recovered', safely((e) => writeLine(formatEvent('recovered', e, monitor, format))))
+    monitor.on(
+      'threshold',
+      safely((e) => writeLine(formatEvent('threshold', e, monitor, format))),
+    )
+    monitor.on(
+      'recovered',
+      safely((e) => writeLine(formatEvent('recovered', e, monitor, format))),
+    )
   }
   // Always listen for errors: without a listener they would become process warnings.
-  monitor.on('error', safely((err) => {
-    // A process that does not own the record file was told so at start: its file is never written.
-    if (err.code === 'ERR_OOMGUARD_LAST_WORDS' && notOwner(monitor)) return
-    if (format !== 'none') writeLine(formatError(err, format))
-  }))
+  monitor.on(
+    'error',
+    safely((err) => {
+      // A process that does not own the record file was told so at start: its file is never written.
+      if (err.code === 'ERR_OOMGUARD_LAST_WORDS' && notOwner(monitor)) return
+      if (format !== 'none') writeLine(formatError(err, format))
+    }),
+  )
   state.monitor = monitor
 }
 
@@ -303,14 +311,21 @@ function warnHeapLimit(state, settings) {
   const nodeOptions = d.nodeOptions === null ? null : fixedNodeOptions(d.nodeOptions)
   const fix = nodeOptions === null ? '' : ` Here: NODE_OPTIONS="${nodeOptions}" (OOMGUARD_HEAP_WARNING=0 turns this line off).`
   state.heapWarning = d.code
-  writeLine(line(settings.logFormat, 'heap-limit', {
-    code: d.code,
-    severity: d.severity,
-    heapSizeLimitBytes: d.heapSizeLimitBytes,
-    limitBytes: d.limitBytes,
-    nodeOptions,
-    message: d.message,
-  }, `${d.message}${fix}`))
+  writeLine(
+    line(
+      settings.logFormat,
+      'heap-limit',
+      {
+        code: d.code,
+        severity: d.severity,
+        heapSizeLimitBytes: d.heapSizeLimitBytes,
+        limitBytes: d.limitBytes,
+        nodeOptions,
+        message: d.message,
+      },
+      `${d.message}${fix}`,
+    ),
+  )
 }
 
 // ---------------------------------------------------------------- start, once

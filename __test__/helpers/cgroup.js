@@ -81,7 +81,7 @@ function ownV1MemoryCgroup() {
     mountPoint = '/sys/fs/cgroup/memory'
   }
   let rel = cgPath
-  if (mountRoot !== '/' && (rel === mountRoot || rel.startsWith(mountRoot + '/'))) {
+  if (mountRoot !== '/' && (rel === mountRoot || rel.startsWith(`${mountRoot}/`))) {
     rel = rel.slice(mountRoot.length) || '/'
   }
   const dir = rel === '/' ? mountPoint : path.join(mountPoint, rel)
@@ -182,9 +182,7 @@ function rmdirWithRetry(dir, attempts = 40, delayMs = 50) {
  * from an 'exit' handler.
  */
 function removeCgroup(dir) {
-  const mine = created
-    .filter((d) => d === dir || d.startsWith(dir + '/'))
-    .sort((a, b) => b.split('/').length - a.split('/').length)
+  const mine = created.filter((d) => d === dir || d.startsWith(`${dir}/`)).sort((a, b) => b.split('/').length - a.split('/').length)
   let firstError = null
   for (const d of mine) {
     try {
@@ -208,7 +206,7 @@ function killRunning() {
 
 function cleanupAll() {
   killRunning()
-  const roots = created.filter((d) => !created.some((o) => o !== d && d.startsWith(o + '/')))
+  const roots = created.filter((d) => !created.some((o) => o !== d && d.startsWith(`${o}/`)))
   for (const r of roots) {
     try {
       removeCgroup(r)
@@ -312,12 +310,7 @@ function runNodeInCgroup(dir, script, args = [], opts = {}) {
 function enterCgroup(dir, readOnly) {
   const procs = path.join(dir, 'cgroup.procs')
   if (!readOnly) return ['echo $$ > "$1" && shift && exec "$@"', 'sh', procs]
-  return [
-    'echo $$ > "$1" && shift && exec unshare -m --propagation private sh -c \'mount -o remount,bind,ro "$1" && shift && exec "$@"\' sh "$@"',
-    'sh',
-    procs,
-    readOnly,
-  ]
+  return ['echo $$ > "$1" && shift && exec unshare -m --propagation private sh -c \'mount -o remount,bind,ro "$1" && shift && exec "$@"\' sh "$@"', 'sh', procs, readOnly]
 }
 
 /**
@@ -328,11 +321,7 @@ function enterCgroup(dir, readOnly) {
  * still running at exit is killed by cleanupAll().
  */
 function startNodeInCgroup(dir, script, args, prefix, { timeoutMs = 30000, readOnly } = {}) {
-  const child = spawn(
-    'sh',
-    ['-c', ...enterCgroup(dir, readOnly), process.execPath, script, ...args.map(String)],
-    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
+  const child = spawn('sh', ['-c', ...enterCgroup(dir, readOnly), process.execPath, script, ...args.map(String)], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   if (child.pid) running.set(child.pid, { group: false })
   child.on('exit', () => running.delete(child.pid))
   return new Promise((resolve, reject) => {
@@ -372,10 +361,7 @@ function parsePrefixed(output, prefix) {
 
 /** A one-line description of a finished process, for assertion messages. */
 function describeRun(r) {
-  return (
-    `exit code ${r.code} signal ${r.signal}${r.timedOut ? ' (timed out)' : ''} after ${r.ms} ms\n` +
-    `--- stdout (tail)\n${r.stdout.slice(-4000)}\n--- stderr (tail)\n${r.stderr.slice(-4000)}`
-  )
+  return `exit code ${r.code} signal ${r.signal}${r.timedOut ? ' (timed out)' : ''} after ${r.ms} ms\n` + `--- stdout (tail)\n${r.stdout.slice(-4000)}\n--- stderr (tail)\n${r.stderr.slice(-4000)}`
 }
 
 module.exports = {

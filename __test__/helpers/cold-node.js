@@ -40,9 +40,12 @@ function tmpFilesystem(dir) {
     for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
       const sep = line.indexOf(' - ')
       if (sep < 0) continue
-      const mount = line.slice(0, sep).split(' ')[4].replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)))
+      const mount = line
+        .slice(0, sep)
+        .split(' ')[4]
+        .replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)))
       const type = line.slice(sep + 3).split(' ')[0]
-      if ((dir === mount || dir.startsWith(mount === '/' ? '/' : mount + '/')) && (best === null || mount.length >= best.mount.length)) {
+      if ((dir === mount || dir.startsWith(mount === '/' ? '/' : `${mount}/`)) && (best === null || mount.length >= best.mount.length)) {
         best = { mount, type }
       }
     }

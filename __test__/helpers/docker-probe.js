@@ -53,7 +53,14 @@ process.stdout.write(
       },
       node: {
         glibc: process.report.getReport().header.glibcVersionRuntime || null,
-        loaded: [...new Set(read('/proc/self/maps').split('\n').map((l) => l.split(/\s+/).slice(5).join(' ')).filter((f) => f.endsWith('.node')))],
+        loaded: [
+          ...new Set(
+            read('/proc/self/maps')
+              .split('\n')
+              .map((l) => l.split(/\s+/).slice(5).join(' '))
+              .filter((f) => f.endsWith('.node')),
+          ),
+        ],
       },
     }) +
     '\n',

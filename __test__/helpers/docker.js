@@ -63,7 +63,7 @@ function cgroupMounts() {
 function dirIn(mount, cgPath) {
   let rel = cgPath
   if (mount.root !== '/') {
-    if (rel !== mount.root && !rel.startsWith(mount.root + '/')) return null
+    if (rel !== mount.root && !rel.startsWith(`${mount.root}/`)) return null
     rel = rel.slice(mount.root.length) || '/'
   }
   return path.join(mount.mountPoint, rel)
@@ -327,8 +327,14 @@ function importImage(build, image) {
  */
 function muslImage(t) {
   const binary = path.join(h.REPO_ROOT, `oomguard.${MUSL}.node`)
-  if (!fs.existsSync(binary)) return h.privileged(t, `oomguard.${MUSL}.node is not built: npm run build:all`), null
-  if (!runner(MUSL, MUSL_NODE, { fetch: false })) return h.privileged(t, `node ${MUSL_NODE} for ${MUSL} is not fetched: node scripts/toolchain.js runners`), null
+  if (!fs.existsSync(binary)) {
+    h.privileged(t, `oomguard.${MUSL}.node is not built: npm run build:all`)
+    return null
+  }
+  if (!runner(MUSL, MUSL_NODE, { fetch: false })) {
+    h.privileged(t, `node ${MUSL_NODE} for ${MUSL} is not fetched: node scripts/toolchain.js runners`)
+    return null
+  }
   if (state.muslError) throw state.muslError
   if (state.muslImage) return state.muslImage
   try {
@@ -338,8 +344,11 @@ function muslImage(t) {
     importImage(buildMuslRootfs, image)
     // npm install in the image, as in a Dockerfile's RUN: offline, from the tarballs.
     const name = h.uniqueName('oomguard-npm')
-    const npmInstall = 'node /usr/local/lib/node_modules/npm/bin/npm-cli.js install --offline --no-audit --no-fund --ignore-scripts --cache /tmp/npm-cache /tmp/pkgs/*.tgz && rm -rf /tmp/pkgs /tmp/npm-cache'
-    const r = docker(['run', '--name', name, '--network=none', '-w', '/app', '-e', 'PATH=/usr/local/bin:/usr/bin:/bin', '-e', 'npm_config_update_notifier=false', image, 'sh', '-c', npmInstall], { timeoutMs: 300_000 })
+    const npmInstall =
+      'node /usr/local/lib/node_modules/npm/bin/npm-cli.js install --offline --no-audit --no-fund --ignore-scripts --cache /tmp/npm-cache /tmp/pkgs/*.tgz && rm -rf /tmp/pkgs /tmp/npm-cache'
+    const r = docker(['run', '--name', name, '--network=none', '-w', '/app', '-e', 'PATH=/usr/local/bin:/usr/bin:/bin', '-e', 'npm_config_update_notifier=false', image, 'sh', '-c', npmInstall], {
+      timeoutMs: 300_000,
+    })
     if (r.code !== 0) throw new Error(`npm install in the Alpine-like image: exit ${r.code}\n${r.stdout}\n${r.stderr}`)
     dockerOk(['commit', name, image])
     dockerOk(['rm', name])
@@ -409,7 +418,7 @@ function imageFiles() {
   const data = JSON.parse(dockerOk(['image', 'inspect', state.image]))[0].GraphDriver
   assert.equal(data.Name, 'overlay2', 'the daemon runs the overlay2 storage driver')
   const layers = [data.Data.UpperDir, ...(data.Data.LowerDir ? data.Data.LowerDir.split(':') : [])].filter(Boolean)
-  assert.ok(layers.length > 0 && layers.every((l) => l.startsWith(state.tmp + '/')), `the image's layers are under our data root: ${JSON.stringify(data.Data)}`)
+  assert.ok(layers.length > 0 && layers.every((l) => l.startsWith(`${state.tmp}/`)), `the image's layers are under our data root: ${JSON.stringify(data.Data)}`)
   const files = []
   const walk = (dir) => {
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -526,7 +535,7 @@ function teardown() {
       .readFileSync('/proc/self/mountinfo', 'utf8')
       .split('\n')
       .map((l) => l.split(' ')[4])
-      .filter((m) => m && (m === s.tmp || m.startsWith(s.tmp + '/')))
+      .filter((m) => m && (m === s.tmp || m.startsWith(`${s.tmp}/`)))
       .sort((a, b) => b.length - a.length)
     for (const m of ours) {
       const r = spawnSync('umount', ['-l', m], { encoding: 'utf8' })
@@ -546,7 +555,7 @@ function teardown() {
         if (err) failed.push(err)
       }
       // Ancestors the daemon made on the way (they did not exist before it started).
-      for (let p = path.dirname(d); p.startsWith(m.mountPoint + '/'); p = path.dirname(p)) {
+      for (let p = path.dirname(d); p.startsWith(`${m.mountPoint}/`); p = path.dirname(p)) {
         if (s.preexisting.has(p)) break
         const err = rmdirPatiently(p, 5)
         if (err) failed.push(err)

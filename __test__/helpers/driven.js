@@ -44,11 +44,13 @@ function startIn(dir, nofile, args, env) {
       for (const w of waiters) w()
     })
   }
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => {
-    out.exited = { code, signal }
-    for (const w of waiters) w()
-    resolve(out.exited)
-  }))
+  const exited = new Promise((resolve) =>
+    child.on('exit', (code, signal) => {
+      out.exited = { code, signal }
+      for (const w of waiters) w()
+      resolve(out.exited)
+    }),
+  )
   const waitFor = (what, pick, timeoutMs = 20_000) =>
     new Promise((resolve, reject) => {
       const check = () => {

@@ -78,7 +78,10 @@ async function leakToDeath(ownDir, { framework, limit = 256 * 1024 * 1024, rate 
 
 /** The 1-based line of `needle` in `file`. */
 function lineOf(file, needle) {
-  const i = fs.readFileSync(file, 'utf8').split('\n').findIndex((l) => l.includes(needle))
+  const i = fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .findIndex((l) => l.includes(needle))
   assert.ok(i >= 0, `${needle} in ${file}`)
   return i + 1
 }

@@ -55,14 +55,6 @@ function shortLived() {
   return tmp.length
 }
 
-if (!isMainThread) {
-  // The worker: the monitor and the leak live here.
-  const oomguard = require(path.resolve(workerData.pkgDir))
-  report(oomguard.watch({ lastWords: { path: workerData.lastWords }, heapProfile: { start: workerData.start, dir: workerData.dir } }))
-  parentPort.on('message', (n) => parentPort.postMessage(retainOrders(n)))
-  return
-}
-
 const [framework, lastWords, dir, pkgDir, start = 'threshold'] = process.argv.slice(2)
 const PER_REQUEST = 400 // objects: ~64 KiB with their strings
 
@@ -71,7 +63,9 @@ function report(monitor) {
   const say = (kind) => (e) => {
     const hp = e.heapProfile
     const top = hp && hp.sites && hp.sites[0]
-    process.stdout.write(`OOMGUARD_EVENT ${JSON.stringify({ kind, level: e.level, t: Date.now(), skipped: hp ? hp.skipped : 'off', pauseMs: hp ? hp.pauseMs : null, ageMs: hp ? hp.ageMs : null, top: top ? `${top.functionName} ${top.file}:${top.line} ${top.share}` : null, file: hp ? hp.file : null, fileError: hp ? hp.fileError : null })}\n`)
+    process.stdout.write(
+      `OOMGUARD_EVENT ${JSON.stringify({ kind, level: e.level, t: Date.now(), skipped: hp ? hp.skipped : 'off', pauseMs: hp ? hp.pauseMs : null, ageMs: hp ? hp.ageMs : null, top: top ? `${top.functionName} ${top.file}:${top.line} ${top.share}` : null, file: hp ? hp.file : null, fileError: hp ? hp.fileError : null })}\n`,
+    )
   }
   monitor.on('threshold', say('threshold'))
   monitor.on('stall', say('stall'))
@@ -81,7 +75,12 @@ function announce(port) {
   process.stdout.write(`OOMGUARD_LEAK ${JSON.stringify({ port, pid: process.pid })}\n`)
 }
 
-if (framework === 'worker') {
+if (!isMainThread) {
+  // The worker: the monitor and the leak live here.
+  const oomguard = require(path.resolve(workerData.pkgDir))
+  report(oomguard.watch({ lastWords: { path: workerData.lastWords }, heapProfile: { start: workerData.start, dir: workerData.dir } }))
+  parentPort.on('message', (n) => parentPort.postMessage(retainOrders(n)))
+} else if (framework === 'worker') {
   const worker = new Worker(__filename, { workerData: { pkgDir, lastWords, dir, start } })
   const waiting = []
   worker.on('message', (n) => waiting.shift()?.(n))

@@ -62,7 +62,11 @@ function checkRun(r, startLimit, steps, source, { writtenAtMs = [], slackMs = SL
     const delay = first.timestampMs - (writtenAtMs[i] ?? s.writtenAtMs)
     delays.push(delay)
     assert.ok(delay <= INTERVAL_MS + slackMs, `${what}: seen ${delay} ms after the write (interval ${INTERVAL_MS} ms)`)
-    assert.deepEqual(rest.map((e) => `${e.kind}@${e.threshold}`), levelEvents, `${what}: level events after the limit event`)
+    assert.deepEqual(
+      rest.map((e) => `${e.kind}@${e.threshold}`),
+      levelEvents,
+      `${what}: level events after the limit event`,
+    )
     assert.equal(first.level, s.current.level, `${what}: the limit event carries the level against the new limit`)
     assert.equal(s.current.limitBytes, limit, `${what}: monitor.current`)
     assert.equal(s.metricsLimitBytes, limit, `${what}: getMemoryMetrics()`)

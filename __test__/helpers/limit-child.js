@@ -26,7 +26,7 @@ const intervalMs = Number(intervalArg)
 const oomguard = require(pkgDir)
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-const emit = (o) => process.stdout.write(PREFIX + JSON.stringify(o) + '\n')
+const emit = (o) => process.stdout.write(`${PREFIX}${JSON.stringify(o)}\n`)
 
 function write(bytes) {
   if (mode === 'fixture') {

@@ -14,9 +14,7 @@ const cli = path.join(path.dirname(fs.realpathSync(process.execPath)), '..', 'li
 /** `npm args...` in `cwd`; returns stdout. */
 function npm(args, cwd) {
   const env = { ...process.env, npm_config_update_notifier: 'false' }
-  return fs.existsSync(cli)
-    ? execFileSync(process.execPath, [cli, ...args], { cwd, encoding: 'utf8', env })
-    : execFileSync('npm', args, { cwd, encoding: 'utf8', env })
+  return fs.existsSync(cli) ? execFileSync(process.execPath, [cli, ...args], { cwd, encoding: 'utf8', env }) : execFileSync('npm', args, { cwd, encoding: 'utf8', env })
 }
 
 module.exports = { npm }

@@ -34,10 +34,7 @@ const prefill = prefillArg === undefined ? 0 : Number(prefillArg)
 const marker = fs.openSync(markerFile, 'a')
 const thresholds = thresholdsArg ? thresholdsArg.split(',').map(Number) : undefined
 const monitor = oomguard.watch({ thresholds, lastWords: { path: lastWordsFile } }, (e) => {
-  fs.writeSync(
-    marker,
-    `${JSON.stringify({ level: e.level, threshold: e.threshold, ratio: e.ratio, headroomBytes: e.headroomBytes, timeToLimitMs: e.timeToLimitMs, t: Date.now() })}\n`,
-  )
+  fs.writeSync(marker, `${JSON.stringify({ level: e.level, threshold: e.threshold, ratio: e.ratio, headroomBytes: e.headroomBytes, timeToLimitMs: e.timeToLimitMs, t: Date.now() })}\n`)
 })
 monitor.on('error', (err) => fs.writeSync(marker, `${JSON.stringify({ error: err.message })}\n`))
 
@@ -71,7 +68,6 @@ function basisRatio() {
   const c = monitor.current
   return c.ratio === null ? 0 : c.ratio
 }
-
 
 function start() {
   if (scenario === 'pagecache') return pagecache()
@@ -213,7 +209,9 @@ function pagecache() {
       setTimeout(() => {
         look()
         const m = oomguard.getMemoryMetrics()
-        console.log(`OOMGUARD_PAGECACHE ${JSON.stringify({ maxLevel, maxUsageRatio, usageBytes: m.usageBytes, workingSetBytes: m.workingSetBytes, fileBytes: m.stat && m.stat.file, limitBytes: m.limitBytes })}`)
+        console.log(
+          `OOMGUARD_PAGECACHE ${JSON.stringify({ maxLevel, maxUsageRatio, usageBytes: m.usageBytes, workingSetBytes: m.workingSetBytes, fileBytes: m.stat && m.stat.file, limitBytes: m.limitBytes })}`,
+        )
         monitor.close()
       }, 50)
     }

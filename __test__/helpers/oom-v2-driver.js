@@ -96,7 +96,11 @@ function rmdirLater(dir) {
 
 // ------------------------------------------------------------------ setup
 
-const own = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::')).slice(3)
+const own = fs
+  .readFileSync('/proc/self/cgroup', 'utf8')
+  .split('\n')
+  .find((l) => l.startsWith('0::'))
+  .slice(3)
 const C = path.join('/sys/fs/cgroup', own)
 const setup = { cgroup: own, memoryMax: read(path.join(C, 'memory.max')).trim() }
 
@@ -171,7 +175,11 @@ async function main() {
   }
   let dmesg = ''
   try {
-    dmesg = sh('dmesg').split('\n').filter((l) => /oom|killed process/i.test(l)).slice(-20).join('\n')
+    dmesg = sh('dmesg')
+      .split('\n')
+      .filter((l) => /oom|killed process/i.test(l))
+      .slice(-20)
+      .join('\n')
   } catch {}
   emit({ kind: 'done', dmesg })
 }

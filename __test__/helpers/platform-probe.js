@@ -39,9 +39,17 @@ const finish = async (event) => {
   // The sampler thread writes the record at the crossing; give it 2 s.
   for (const until = Date.now() + 2000; event && !lastWords().endsWith('\n') && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20))
   out.lastWords = lastWords() || null
-  out.loaded = [...new Set(fs.readFileSync('/proc/self/maps', 'utf8').split('\n').map((l) => l.split(/\s+/).slice(5).join(' ')).filter((f) => f.endsWith('.node')))]
+  out.loaded = [
+    ...new Set(
+      fs
+        .readFileSync('/proc/self/maps', 'utf8')
+        .split('\n')
+        .map((l) => l.split(/\s+/).slice(5).join(' '))
+        .filter((f) => f.endsWith('.node')),
+    ),
+  ]
   monitor.close()
-  process.stdout.write(PREFIX + JSON.stringify(out) + '\n')
+  process.stdout.write(`${PREFIX}${JSON.stringify(out)}\n`)
 }
 const monitor = oomguard.watch({ thresholds: [threshold], lastWords: { path: lastWordsFile, stderr: false } })
 monitor.on('error', (e) => (out.error = e.message))

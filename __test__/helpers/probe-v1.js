@@ -18,4 +18,4 @@ const metrics = getMemoryMetrics()
 const usageAfter = Number(fs.readFileSync(usageFile, 'utf8'))
 const procCgroup = fs.readFileSync('/proc/self/cgroup', 'utf8')
 
-process.stdout.write(PREFIX + JSON.stringify({ metrics, kernel: { usageBefore, usageAfter, procCgroup } }) + '\n')
+process.stdout.write(`${PREFIX}${JSON.stringify({ metrics, kernel: { usageBefore, usageAfter, procCgroup } })}\n`)

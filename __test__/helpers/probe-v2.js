@@ -30,7 +30,7 @@ const mode = process.argv[2] || 'main'
 const { getMemoryMetrics } = require(path.resolve(__dirname))
 
 function emit(obj) {
-  process.stdout.write(PREFIX + JSON.stringify(obj) + '\n')
+  process.stdout.write(`${PREFIX}${JSON.stringify(obj)}\n`)
 }
 
 function read(file) {
@@ -43,7 +43,10 @@ function read(file) {
 
 /** This process's cgroup v2 path and directory, from /proc/self/cgroup and mountinfo. */
 function ownCgroup() {
-  const line = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'))
+  const line = fs
+    .readFileSync('/proc/self/cgroup', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('0::'))
   const cgPath = line.slice(3)
   let mount = '/sys/fs/cgroup'
   let mountOptions = null
@@ -113,11 +116,11 @@ if (mode === 'kid') {
     const kid = path.join(own.dir, 'kid')
     fs.mkdirSync(kid)
     step = 'run node in kid'
-    const r = spawnSync(
-      'sh',
-      ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', path.join(kid, 'cgroup.procs'), process.execPath, __filename, 'kid'],
-      { stdio: ['ignore', 'inherit', 'pipe'], timeout: 60000, encoding: 'utf8' },
-    )
+    const r = spawnSync('sh', ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', path.join(kid, 'cgroup.procs'), process.execPath, __filename, 'kid'], {
+      stdio: ['ignore', 'inherit', 'pipe'],
+      timeout: 60000,
+      encoding: 'utf8',
+    })
     if (r.status !== 0) throw new Error(`kid exited ${r.status} (signal ${r.signal}): ${r.stderr || r.error}`)
   } catch (e) {
     emit({ kind: 'nested-error', step, message: String((e && e.message) || e) })

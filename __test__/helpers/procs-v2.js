@@ -22,7 +22,11 @@ function read(file) {
 }
 
 function ownDir() {
-  const cg = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::')).slice(3)
+  const cg = fs
+    .readFileSync('/proc/self/cgroup', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('0::'))
+    .slice(3)
   let mount = '/sys/fs/cgroup'
   for (const l of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     const sep = l.indexOf(' - ')
@@ -41,7 +45,9 @@ try {
 } catch (e) {
   swapWrite = e.code || e.message
 }
-const holder = spawn(process.execPath, ['-e', "process.title = 'oomguard-holder'; const b = Buffer.alloc(64 << 20, 1); console.log('ready'); setInterval(() => b.length, 1e9)"], { stdio: ['ignore', 'pipe', 'inherit'] })
+const holder = spawn(process.execPath, ['-e', "process.title = 'oomguard-holder'; const b = Buffer.alloc(64 << 20, 1); console.log('ready'); setInterval(() => b.length, 1e9)"], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+})
 holder.stdout.once('data', () => {
   const peakBefore = Number(read(path.join(dir, 'memory.peak')))
   const m = getMemoryMetrics()

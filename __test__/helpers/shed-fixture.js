@@ -67,24 +67,21 @@ async function driveTo(fx, monitor, r) {
 /** One HTTP request to 127.0.0.1:port without keep-alive. Resolves { status, headers, body, json }. */
 function request(port, pathname, { method = 'GET', body } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: '127.0.0.1', port, path: pathname, method, agent: false, headers: body ? { 'content-type': 'application/json' } : {} },
-      (res) => {
-        const chunks = []
-        res.on('data', (c) => chunks.push(c))
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8')
-          let json
-          try {
-            json = JSON.parse(text)
-          } catch {
-            json = undefined
-          }
-          resolve({ status: res.statusCode, headers: res.headers, body: text, json })
-        })
-        res.on('error', reject)
-      },
-    )
+    const req = http.request({ host: '127.0.0.1', port, path: pathname, method, agent: false, headers: body ? { 'content-type': 'application/json' } : {} }, (res) => {
+      const chunks = []
+      res.on('data', (c) => chunks.push(c))
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8')
+        let json
+        try {
+          json = JSON.parse(text)
+        } catch {
+          json = undefined
+        }
+        resolve({ status: res.statusCode, headers: res.headers, body: text, json })
+      })
+      res.on('error', reject)
+    })
     req.setTimeout(5000, () => req.destroy(new Error(`request ${method} ${pathname} timed out`)))
     req.on('error', reject)
     req.end(body)

@@ -87,7 +87,7 @@ async function runStall(opts) {
     child = spawn(
       'sh',
       ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', path.join(dir, 'cgroup.procs'), node, ...flags, CHILD, scenario, rate, prefill, markerFile, lastWords, pkg, JSON.stringify(watch)],
-      { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env } },
+      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env } },
     )
     let stderr = ''
     child.stderr.setEncoding('utf8').on('data', (d) => {

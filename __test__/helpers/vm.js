@@ -23,11 +23,7 @@ const VM_ENV = 'OOMGUARD_CGROUP2_VM'
 function needVm(t) {
   const vm = process.env[VM_ENV]
   if (!vm) {
-    h.privileged(
-      t,
-      `${VM_ENV} is not set: point it at the cgroup v2 VM runner script ` +
-        `(usage: "$${VM_ENV}" HOST_DIR MEMORY_MAX -- COMMAND...) to run the live cgroup v2 tests`,
-    )
+    h.privileged(t, `${VM_ENV} is not set: point it at the cgroup v2 VM runner script ` + `(usage: "$${VM_ENV}" HOST_DIR MEMORY_MAX -- COMMAND...) to run the live cgroup v2 tests`)
     return null
   }
   try {

@@ -1,8 +1,8 @@
 // Compiled by __test__/shed.test.js with `tsc --noEmit` (tsconfig.shed.json):
 // the declarations of shed() and the Fastify plugin, as they are used.
 import * as http from 'node:http'
-import { shed, watch, SHED_DEFAULTS, type ShedHealth, type ShedMiddleware } from 'oomguard'
 import Fastify from 'fastify'
+import { SHED_DEFAULTS, type ShedHealth, type ShedMiddleware, shed, watch } from 'oomguard'
 import oomguard, { type OomguardFastifyOptions } from 'oomguard/fastify'
 
 const guard: ShedMiddleware = shed({ retryAfter: 5, exclude: ['/metrics'], healthPath: false })

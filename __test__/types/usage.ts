@@ -1,6 +1,6 @@
 // Compiled by __test__/types.test.js with `tsc --noEmit`: the declarations a
 // TypeScript user gets must describe the API as it is used.
-import { getMemoryMetrics, watch, WATCH_DEFAULTS, type CgroupProcess, type MemoryMetrics, type ThresholdEvent } from 'oomguard'
+import { type CgroupProcess, getMemoryMetrics, type MemoryMetrics, type ThresholdEvent, WATCH_DEFAULTS, watch } from 'oomguard'
 
 const m: MemoryMetrics = getMemoryMetrics()
 const limit: number | null = m.limitBytes
