@@ -25,7 +25,7 @@ fn no_core_module_uses_napi() {
     let core: Vec<_> = files.iter().filter(|p| !p.starts_with(&bridge)).collect();
     assert!(
         core.iter().any(|p| p.ends_with("reader.rs"))
-            && core.iter().any(|p| p.ends_with("watch.rs")),
+            && core.iter().any(|p| p.ends_with("watch/mod.rs")),
         "the walk found the core: {core:?}"
     );
     let lib = src.join("lib.rs");
