@@ -8,22 +8,15 @@
 
 #![deny(clippy::all)]
 
-pub mod alloc;
 pub mod diagnose;
 pub mod error;
 pub mod file;
 pub mod guard;
-pub mod lastwords;
 pub mod locate;
-pub mod owner;
 pub mod parse;
-pub mod pin;
 pub mod procs;
 pub mod reader;
-pub mod stall;
 pub mod stat;
-pub mod trace;
-pub mod trigger;
 pub mod watch;
 
 pub mod napi;

@@ -10,7 +10,7 @@ pub enum EventKind {
     /// The limit changed under the running process (`docker update`, an
     /// in-place pod resize, a write to the limit file).
     Limit,
-    /// Stuck at the limit without an OOM kill (see [`crate::stall`]).
+    /// Stuck at the limit without an OOM kill (see [`crate::watch::stall`]).
     Stall,
     /// The stall cleared.
     StallEnd,

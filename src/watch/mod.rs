@@ -3,7 +3,7 @@
 //! `pread` at an interval that adapts to the distance from the next
 //! threshold; each monitor's level moves with hysteresis; events go to a
 //! [`Sink`]; and from the first threshold crossing on, the sampler keeps the
-//! last-words flight record (see [`crate::lastwords`]) itself.
+//! last-words flight record (see [`crate::watch::lastwords`]) itself.
 //!
 //! Locking: the registry (monitors, sinks, roots) is locked only to copy out
 //! what a pass needs and to publish its events. Reads (each root's reader
@@ -30,15 +30,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::alloc;
 use crate::diagnose::{self, Diagnosis, V8Numbers};
 use crate::guard;
-use crate::lastwords::{self, FlightRecord, RecordEvent, RecordInput};
 use crate::locate::Location;
 use crate::reader::{LimitSource, Reader, Snapshot};
-use crate::stall;
-use crate::trace;
-use crate::trigger::Triggers;
+use lastwords::{FlightRecord, RecordEvent, RecordInput};
+use trigger::Triggers;
 
 /// Growth the interval policy assumes is possible before it has seen any:
 /// 2 GiB/s, about the fastest a process touches fresh memory here.
@@ -55,15 +52,22 @@ const RETRY_AFTER: Duration = Duration::from_millis(100);
 /// full snapshot of every file is taken at least this often all the same.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(2);
 
+pub mod alloc;
 pub mod config;
 pub mod event;
 pub mod interval;
+pub mod lastwords;
+pub mod owner;
+pub mod pin;
 mod root;
 pub mod sampler;
+pub mod stall;
 mod stall_glue;
 mod state;
 mod step;
 mod tick;
+pub mod trace;
+pub mod trigger;
 
 pub use config::*;
 pub use event::*;

@@ -146,9 +146,9 @@ impl Sampler {
             (reg.next_id, root)
         };
         // Its last-words file held open (and its record owned, or not) from now
-        // until the monitor closes: src/owner.rs.
+        // until the monitor closes: src/watch/owner.rs.
         if let Some(path) = config.path() {
-            crate::owner::hold(path);
+            owner::hold(path);
         }
         let detector = config.stall.map(stall::Detector::new);
         if detector.is_some() {
@@ -205,7 +205,7 @@ impl Sampler {
                 reg.monitors.retain(|m| m.id != id);
                 drop(reg);
                 if let Some(path) = config_path.as_deref() {
-                    crate::owner::release(path);
+                    owner::release(path);
                 }
                 self.forget_roots();
                 return Err(format!("cannot start the sampler thread: {e}"));
@@ -282,7 +282,7 @@ impl Sampler {
                 if !shared && st.level == 0 && st.record.wrote_file {
                     let _ = lastwords::empty_file(path);
                 }
-                crate::owner::release(path);
+                owner::release(path);
             }
         }
     }
@@ -312,7 +312,7 @@ impl Sampler {
     pub(super) fn run(&'static self, wake: Option<Arc<OwnedFd>>) {
         // Stalls: the sampler must keep running when the cgroup's page
         // cache (its own code included) is reclaimed and faulted back.
-        crate::pin::pin_sampler_code();
+        pin::pin_sampler_code();
         prefer_short_slices();
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i64;

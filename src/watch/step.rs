@@ -469,7 +469,7 @@ pub(super) fn ratio_of(basis: f64, limit: f64) -> f64 {
     }
 }
 
-/// The trace record of a step that wrote no record (see src/trace.rs).
+/// The trace record of a step that wrote no record (see src/watch/trace.rs).
 pub(super) fn trace_unwritten_step(level: usize, ts: f64, ratio: f64, from_level: usize, seq: f64) {
     if trace::enabled() {
         trace::record(

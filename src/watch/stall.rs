@@ -625,7 +625,7 @@ fn num(o: &mut String, v: Option<f64>, decimals: usize) {
 }
 
 /// The longest path of the limiting ancestor a record carries (the
-/// record must stay under [`crate::lastwords::MAX_LINE`]).
+/// record must stay under [`crate::watch::lastwords::MAX_LINE`]).
 const MAX_LIMITING_PATH: usize = 256;
 
 /// The figures as a JSON object for the flight record (`"stall": {...}`).
@@ -650,7 +650,7 @@ pub fn json(f: &Figures, exit_code: Option<i32>, limiting: Option<&str>) -> Stri
     }
     o.push_str(",\"limitingCgroup\":");
     match limiting {
-        Some(p) => crate::lastwords::string_max(&mut o, p, MAX_LIMITING_PATH),
+        Some(p) => crate::watch::lastwords::string_max(&mut o, p, MAX_LIMITING_PATH),
         None => o.push_str("null"),
     }
     o.push_str(",\"pressure\":");

@@ -23,10 +23,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::alloc::Split;
-use crate::owner::{self, Access};
 use crate::procs::{self, CgroupProcess};
 use crate::reader::Snapshot;
+use crate::watch::alloc::Split;
+use crate::watch::owner::{self, Access};
 use crate::watch::V8Known;
 
 /// Kubernetes reads at most this much of a termination message file.
@@ -78,7 +78,7 @@ pub struct Evidence {
     /// V8 numbers: growth since then is what they cannot attribute.
     pub usage_at_v8: Option<u64>,
     /// This process's anonymous memory split by the allocator, read by the
-    /// sampler thread itself (see [`crate::alloc`]): now, or as recently as
+    /// sampler thread itself (see [`crate::watch::alloc`]): now, or as recently as
     /// the reading's cost allows.
     pub split: Option<Split>,
     /// The cgroup's usage when that split was read (as `usage_at_v8`).
@@ -424,7 +424,7 @@ pub enum RecordEvent {
     Recovered,
     /// Same level; the basis moved by [`MOVE_SHARE`] of the limit or more.
     Update,
-    /// Stuck at the limit without an OOM kill (see [`crate::stall`]).
+    /// Stuck at the limit without an OOM kill (see [`crate::watch::stall`]).
     Stall,
 }
 
@@ -463,7 +463,7 @@ pub struct RecordInput<'a> {
     pub seq: u64,
     /// A stall record: its figures, and the exit status when the sampler is
     /// about to end the process.
-    pub stall: Option<(&'a crate::stall::Figures, Option<i32>)>,
+    pub stall: Option<(&'a crate::watch::stall::Figures, Option<i32>)>,
 }
 
 impl RecordInput<'_> {
@@ -594,14 +594,14 @@ fn build(r: &RecordInput, full_reason: bool) -> String {
         Some((fig, exit)) => {
             o.push_str(",\"verdict\":\"stall\",\"reason\":");
             if full_reason {
-                string(&mut o, &crate::stall::reason(fig, &reason, limiting));
+                string(&mut o, &crate::watch::stall::reason(fig, &reason, limiting));
             } else {
-                string(&mut o, &crate::stall::short_reason(fig));
+                string(&mut o, &crate::watch::stall::short_reason(fig));
             }
             o.push_str(",\"cause\":");
             string(&mut o, verdict.as_str());
             o.push_str(",\"stall\":");
-            o.push_str(&crate::stall::json(fig, exit, limiting));
+            o.push_str(&crate::watch::stall::json(fig, exit, limiting));
         }
         None => {
             o.push_str(",\"verdict\":");
@@ -976,7 +976,7 @@ fn describe(path: &Path, what: &str, e: std::io::Error) -> WriteError {
 /// Only a file longer than a page (not ours) is cut to the page once.
 /// Anything else (a FIFO, a device) gets a plain write.
 ///
-/// A file this process's monitors hold (src/owner.rs) is written through
+/// A file this process's monitors hold (src/watch/owner.rs) is written through
 /// their descriptor, and only by the process that owns its record.
 pub fn write_file(path: &Path, line: &str) -> Result<(), WriteError> {
     if let Some(r) = owner::with_access(path, |a| match a {
@@ -1148,7 +1148,7 @@ mod tests {
             anon: anon * MIB,
             malloc: malloc * MIB,
             malloc_in_use: malloc * MIB,
-            source: crate::alloc::Source::Mallinfo2,
+            source: crate::watch::alloc::Source::Mallinfo2,
             timestamp_ms: NOW,
         })
     }
@@ -1584,23 +1584,23 @@ mod tests {
         assert!(line.contains("another-process"), "{line}");
         assert!(line.len() < MAX_LINE, "{} bytes: {line}", line.len());
         // And a stall record, with every figure at its longest.
-        let fig = crate::stall::Figures {
+        let fig = crate::watch::stall::Figures {
             duration_ms: 8.64e13,
             window_ms: 1e12,
             ratio: Some(0.123456789),
             failures_per_sec: Some(9.0e15),
-            counter: Some(crate::stall::Counter::EventsMax),
-            pressure: Some(crate::stall::PressureFigure {
+            counter: Some(crate::watch::stall::Counter::EventsMax),
+            pressure: Some(crate::watch::stall::PressureFigure {
                 scope: crate::reader::PressureScope::System,
-                kind: crate::stall::PsiKind::Some,
+                kind: crate::watch::stall::PsiKind::Some,
                 ratio: 0.123456789,
                 avg10: 0.123456789,
             }),
             refaults_per_sec: Some(9.0e15),
             memsw_ratio: Some(0.123456789),
-            decided_by: Some(crate::stall::Evidence::ChargeFailures),
+            decided_by: Some(crate::watch::stall::Evidence::ChargeFailures),
         };
-        r.stall = Some((&fig, Some(crate::stall::EXIT_CODE)));
+        r.stall = Some((&fig, Some(crate::watch::stall::EXIT_CODE)));
         r.event = RecordEvent::Stall;
         let line = record(&r);
         assert!(line.contains("\"verdict\":\"stall\""), "{line}");
@@ -1736,10 +1736,10 @@ mod tests {
     #[test]
     fn stall_record_names_the_stall_and_its_cause() {
         let s = snap(200 * MIB, 5 * MIB, 4 * MIB, 0, 5 * MIB);
-        let fig = crate::stall::Figures {
+        let fig = crate::watch::stall::Figures {
             duration_ms: 30_000.0,
             failures_per_sec: Some(150_000.0),
-            counter: Some(crate::stall::Counter::Failcnt),
+            counter: Some(crate::watch::stall::Counter::Failcnt),
             ..Default::default()
         };
         let t = [0.8, 0.9, 0.95];
