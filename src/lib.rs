@@ -12,6 +12,7 @@ pub mod diagnose;
 pub mod error;
 pub mod file;
 pub mod guard;
+pub mod json;
 pub mod locate;
 pub mod parse;
 pub mod procs;

@@ -650,7 +650,7 @@ pub fn json(f: &Figures, exit_code: Option<i32>, limiting: Option<&str>) -> Stri
     }
     o.push_str(",\"limitingCgroup\":");
     match limiting {
-        Some(p) => crate::watch::lastwords::string_max(&mut o, p, MAX_LIMITING_PATH),
+        Some(p) => crate::json::string_max(&mut o, p, MAX_LIMITING_PATH),
         None => o.push_str("null"),
     }
     o.push_str(",\"pressure\":");
