@@ -1,6 +1,6 @@
 //! Derived numbers and diagnoses: what a person should do about a snapshot.
 
-use crate::locate::CgroupVersion;
+use crate::named::named_files;
 use crate::reader::{LimitSource, Snapshot};
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -195,6 +195,14 @@ pub struct V8Numbers {
     pub heap_size_limit: Option<f64>,
 }
 
+/// The V8 numbers JavaScript last wrote into a monitor's block (the
+/// [`V8Numbers`] above), and when.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct V8Known {
+    pub timestamp_ms: f64,
+    pub numbers: V8Numbers,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
     Info,
@@ -224,34 +232,6 @@ pub mod codes {
     pub const CGROUP_FILE_UNREADABLE: &str = "CGROUP_FILE_UNREADABLE";
 }
 
-/// The kernel files the diagnoses name, by cgroup version. Declared once,
-/// in lib/diagnoses.json: the doctor words its checks with the same names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NamedFiles {
-    /// The memory limit.
-    pub limit: &'static str,
-    /// The limit throttling starts at (v1: the soft limit).
-    pub high: &'static str,
-    /// The file whose `oom_kill` counts the OOM kills.
-    pub oom_kill: &'static str,
-    /// The counter of failed charges at the limit (the stall detector's),
-    /// as the file and, for a keyed file, the key: the reading's `events`
-    /// field is named by its last word (`failcnt`, `max`).
-    pub failures: &'static str,
-}
-
-impl NamedFiles {
-    /// As (fact, file) pairs, the facts named as the doctor reads them.
-    pub fn entries(&self) -> [(&'static str, &'static str); 4] {
-        [
-            ("limit", self.limit),
-            ("high", self.high),
-            ("oomKill", self.oom_kill),
-            ("failures", self.failures),
-        ]
-    }
-}
-
 /// A diagnosis whose code, severity and message JavaScript shares.
 struct Wording {
     code: &'static str,
@@ -269,16 +249,8 @@ struct HeapWording {
     consequence: &'static str,
 }
 
-// V1_FILES, V2_FILES, HEAP_ABOVE, HEAP_NEAR and NO_MEMORY, from lib/diagnoses.json.
+// HEAP_ABOVE, HEAP_NEAR and NO_MEMORY, from lib/diagnoses.json.
 include!(concat!(env!("OUT_DIR"), "/diagnoses.rs"));
-
-/// The files of a cgroup version; v2's where there is no cgroup to name.
-pub fn named_files(version: Option<CgroupVersion>) -> &'static NamedFiles {
-    match version {
-        Some(CgroupVersion::V1) => &V1_FILES,
-        Some(CgroupVersion::V2) | None => &V2_FILES,
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Diagnosis {

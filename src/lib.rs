@@ -14,6 +14,7 @@ pub mod file;
 pub mod guard;
 pub mod json;
 pub mod locate;
+pub mod named;
 pub mod parse;
 pub mod procs;
 pub mod reader;

@@ -23,12 +23,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::diagnose::V8Known;
 use crate::json::{cut, string_max};
 use crate::procs::{self, CgroupProcess};
 use crate::reader::Snapshot;
 use crate::watch::alloc::Split;
 use crate::watch::owner::{self, Access};
-use crate::watch::V8Known;
 
 /// Kubernetes reads at most this much of a termination message file.
 pub const MAX_BYTES: usize = 4096;

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::diagnose::{self, Diagnosis, V8Numbers};
+use crate::diagnose::{self, Diagnosis, V8Known, V8Numbers};
 use crate::guard;
 use crate::locate::Location;
 use crate::reader::{LimitSource, Reader, Snapshot};
@@ -84,14 +84,6 @@ use tick::*;
 
 pub mod block;
 pub use block::Block;
-
-/// The V8 numbers JavaScript last wrote into a monitor's block (the core's
-/// [`V8Numbers`]), and when.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct V8Known {
-    pub timestamp_ms: f64,
-    pub numbers: V8Numbers,
-}
 
 #[cfg(test)]
 pub(crate) mod tests;

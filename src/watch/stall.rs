@@ -115,13 +115,13 @@ pub enum Counter {
 
 impl Counter {
     /// The counter as the diagnoses and the doctor name it
-    /// (`diagnose::named_files`).
+    /// (`named::named_files`).
     pub fn as_str(self) -> &'static str {
         let version = match self {
             Counter::Failcnt => CgroupVersion::V1,
             Counter::EventsMax => CgroupVersion::V2,
         };
-        crate::diagnose::named_files(Some(version)).failures
+        crate::named::named_files(Some(version)).failures
     }
 
     /// Failures per second at or above which the kernel is failing charges
