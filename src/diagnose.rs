@@ -310,7 +310,7 @@ pub struct Derived {
 
 pub fn derive(snap: &Snapshot, v8: &V8Numbers) -> Derived {
     let limit = snap.limit().map(|(l, _)| l as f64).filter(|l| *l > 0.0);
-    let basis = snap.basis().map(|b| b as f64);
+    let basis = snap.working_set_basis().map(|b| b as f64);
     Derived {
         usage_ratio: limit.zip(basis).map(|(l, b)| b / l),
         headroom_bytes: limit.zip(basis).map(|(l, b)| l - b),

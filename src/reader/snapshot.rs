@@ -176,7 +176,7 @@ impl Snapshot {
     /// host's used memory (MemTotal - MemAvailable) where there is no cgroup
     /// to measure (no memory controller, the v2 root). None when the files
     /// it needs failed to read: never silently another number.
-    pub fn basis(&self) -> Option<u64> {
+    pub fn working_set_basis(&self) -> Option<u64> {
         if self.has_cgroup_usage() {
             self.working_set
         } else {

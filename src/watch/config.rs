@@ -38,7 +38,7 @@ impl Basis {
     /// the host's used memory.
     pub(super) fn bytes(self, s: &Snapshot) -> Option<u64> {
         match self {
-            Basis::WorkingSet => s.basis(),
+            Basis::WorkingSet => s.working_set_basis(),
             Basis::Usage => s.usage_basis(),
             Basis::Rss => s.rss,
         }

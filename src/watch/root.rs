@@ -53,7 +53,7 @@ pub(super) struct TickSample {
 /// What a pass read for a root. Not boxed: one per root per pass, on the
 /// sampler thread's stack (a box would be an allocation per pass).
 #[allow(clippy::large_enum_variant)]
-pub(super) enum Reading {
+pub(super) enum RootRead {
     Full(Result<Sample, String>),
     Tick(TickSample),
 }

@@ -176,7 +176,7 @@ impl Sampler {
         let v8 = latest_v8(&self.lock().monitors);
         let mut events = Vec::new();
         let mut stderr_taken = false;
-        let reading = Reading::Full(root.sample());
+        let reading = RootRead::Full(root.sample());
         let no_triggers = |_: &Path, _: u64| false;
         step(
             &m,
@@ -540,7 +540,7 @@ pub(super) fn pass(
     kernel: &dyn Fn(&Path, u64) -> bool,
     events: &mut Vec<Event>,
 ) -> Duration {
-    let readings: Vec<(&Path, Reading)> = work
+    let readings: Vec<(&Path, RootRead)> = work
         .roots
         .iter()
         .map(|r| (r.path.as_path(), read_root(r, &work.monitors)))

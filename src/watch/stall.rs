@@ -5,7 +5,7 @@
 //! kernel counts that as progress, and the OOM killer never runs: the
 //! service hangs at 100% of its limit.
 //!
-//! A [`Detector`] is fed one [`Reading`] per sample and judges windows of at
+//! A [`Detector`] is fed one [`Observation`] per sample and judges windows of at
 //! least [`WINDOW_MS`]: a window is *stalling* when
 //!
 //! - the working set is within `margin` of the cgroup limit (the working
@@ -183,7 +183,7 @@ pub struct PressureReading {
 
 /// What one sample says, in the detector's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Reading {
+pub struct Observation {
     /// Monotonic time, ms.
     pub t_ms: f64,
     pub working_set: Option<f64>,
@@ -203,7 +203,7 @@ pub struct Reading {
     pub depth: usize,
 }
 
-impl Reading {
+impl Observation {
     /// The reading of a snapshot. Where an ancestor holds the limit, its
     /// working set, failure counter and memory+swap stand in for the
     /// leaf's: the kernel fails (and counts) the charges of every cgroup
@@ -211,7 +211,7 @@ impl Reading {
     /// (siblings' memory included; the leaf's working set can be far below
     /// a limit that is full). Pressure and refaults stay the leaf's own:
     /// they say whether this process's tasks are the ones held up.
-    pub fn from_snapshot(snap: &Snapshot, t_ms: f64) -> Reading {
+    pub fn from_snapshot(snap: &Snapshot, t_ms: f64) -> Observation {
         let version = snap.location.as_ref().map(|l| l.version);
         let limit = match version {
             Some(_) if !snap.failed.limit && !snap.v2_root => snap.cgroup_limit.map(|l| l as f64),
@@ -266,7 +266,7 @@ impl Reading {
                 )
             }
         };
-        Reading {
+        Observation {
             t_ms,
             working_set: working_set.map(|v| v as f64),
             limit,
@@ -392,7 +392,7 @@ enum Phase {
 #[derive(Debug, Clone)]
 pub struct Detector {
     cfg: StallConfig,
-    anchor: Option<Reading>,
+    anchor: Option<Observation>,
     phase: Phase,
     last: Option<Figures>,
     /// Time spent stalled, ms, over the detector's life (the current stall
@@ -475,7 +475,7 @@ impl Detector {
         }
     }
 
-    pub fn feed(&mut self, r: Reading) -> Option<Transition> {
+    pub fn feed(&mut self, r: Observation) -> Option<Transition> {
         let Some(a) = self.anchor else {
             self.anchor = Some(r);
             return None;
@@ -559,7 +559,7 @@ impl Detector {
 
 /// Rates between two readings `dt` ms apart. A counter that went backwards
 /// (another cgroup after a move, a reset) gives no rate.
-fn figures(a: &Reading, b: &Reading, dt: f64) -> Figures {
+fn figures(a: &Observation, b: &Observation, dt: f64) -> Figures {
     let per_sec = |x: u64, y: u64| (y >= x).then(|| (y - x) as f64 * 1000.0 / dt);
     let (failures_per_sec, counter) = match (a.failures, b.failures) {
         (Some((ca, x)), Some((cb, y))) if ca == cb && a.depth == b.depth => {

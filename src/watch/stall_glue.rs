@@ -74,7 +74,7 @@ pub(super) fn stall_feed(m: &Monitor, st: &mut MonitorState, s: &Sample) -> Stal
         };
     };
     let t = mono_ms(s.at);
-    let transition = d.feed(stall::Reading::from_snapshot(&s.snap, t));
+    let transition = d.feed(stall::Observation::from_snapshot(&s.snap, t));
     m.block
         .set(block::STALLED, if d.stalled() { 1.0 } else { 0.0 });
     m.block

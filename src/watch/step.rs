@@ -4,7 +4,7 @@ use super::*;
 
 /// A sample of the usage alone where every monitor of the root is quiet
 /// and the sample proves it still is; else a snapshot.
-pub(super) fn read_root(root: &Root, monitors: &[Arc<Monitor>]) -> Reading {
+pub(super) fn read_root(root: &Root, monitors: &[Arc<Monitor>]) -> RootRead {
     let mut quiet = Vec::new();
     for m in monitors.iter().filter(|m| m.config.root == root.path) {
         let st = m.state();
@@ -13,15 +13,15 @@ pub(super) fn read_root(root: &Root, monitors: &[Arc<Monitor>]) -> Reading {
         }
         match st.quiet {
             Some(q) => quiet.push((m.config.basis, q)),
-            None => return Reading::Full(root.sample()),
+            None => return RootRead::Full(root.sample()),
         }
     }
     if quiet.is_empty() {
-        return Reading::Full(root.sample());
+        return RootRead::Full(root.sample());
     }
     match root.tick(&quiet) {
-        Some(t) => Reading::Tick(t),
-        None => Reading::Full(root.sample()),
+        Some(t) => RootRead::Tick(t),
+        None => RootRead::Full(root.sample()),
     }
 }
 
@@ -29,7 +29,7 @@ pub(super) fn read_root(root: &Root, monitors: &[Arc<Monitor>]) -> Reading {
 /// said once until a step succeeds). Returns how long it may sleep.
 pub(super) fn step(
     m: &Monitor,
-    reading: &Reading,
+    reading: &RootRead,
     v8: Option<V8Known>,
     kernel: &dyn Fn(&Path, u64) -> bool,
     stderr_taken: &mut bool,
@@ -41,9 +41,9 @@ pub(super) fn step(
     }
     let mine = events.len();
     let r = guard::catch("a monitor's step", || match reading {
-        Reading::Tick(t) => evaluate_tick(m, &mut st, t, v8, kernel),
-        Reading::Full(Ok(s)) => evaluate(m, &mut st, s, v8, kernel, stderr_taken, events),
-        Reading::Full(Err(msg)) => {
+        RootRead::Tick(t) => evaluate_tick(m, &mut st, t, v8, kernel),
+        RootRead::Full(Ok(s)) => evaluate(m, &mut st, s, v8, kernel, stderr_taken, events),
+        RootRead::Full(Err(msg)) => {
             // A panic while reading this root: said like a failed read.
             fail(
                 m,
@@ -58,7 +58,7 @@ pub(super) fn step(
     });
     match r {
         Ok(w) => {
-            if !matches!(reading, Reading::Full(Err(_))) {
+            if !matches!(reading, RootRead::Full(Err(_))) {
                 st.panicked = false;
             }
             w

@@ -52,7 +52,7 @@ impl Sim {
             self.fail += r.fail * step_ms / 1000.0;
             self.psi_us += r.psi.unwrap_or(0.0) * step_ms * 1000.0;
             self.refault += r.refault.unwrap_or(0.0) * step_ms / 1000.0;
-            let reading = Reading {
+            let reading = Observation {
                 t_ms: self.t,
                 working_set: Some(r.ws_mib * MIB),
                 limit: Some(LIMIT),
@@ -495,7 +495,7 @@ fn slow_and_irregular_sampling() {
 
 #[test]
 fn counters_going_backwards_give_no_rate() {
-    let a = Reading {
+    let a = Observation {
         t_ms: 0.0,
         working_set: Some(250.0 * MIB),
         limit: Some(LIMIT),
@@ -505,7 +505,7 @@ fn counters_going_backwards_give_no_rate() {
         memsw: None,
         depth: 0,
     };
-    let b = Reading {
+    let b = Observation {
         t_ms: 500.0,
         failures: Some((Counter::Failcnt, 10)),
         refaults: Some(10),
@@ -518,7 +518,7 @@ fn counters_going_backwards_give_no_rate() {
     // Time going backwards resets the window.
     let mut d = Detector::new(StallConfig::default());
     assert_eq!(d.feed(b), None);
-    assert_eq!(d.feed(Reading { t_ms: 100.0, ..a }), None);
+    assert_eq!(d.feed(Observation { t_ms: 100.0, ..a }), None);
     assert_eq!(d.last(), None);
 }
 
@@ -895,20 +895,20 @@ fn readings_from_snapshots() {
         },
         PressureScope::System,
     ));
-    let r = Reading::from_snapshot(&v1, 1.0);
+    let r = Observation::from_snapshot(&v1, 1.0);
     assert_eq!(r.memsw, None, "no swap accounting: no memory+swap figure");
     let mut v1_memsw = mk(CgroupVersion::V1);
     v1_memsw.usage = Some(200 << 20);
     v1_memsw.swap = Some(1 << 20);
     v1_memsw.stat.as_mut().unwrap().hierarchical_memsw_limit = Some(1 << 28);
     assert_eq!(
-        Reading::from_snapshot(&v1_memsw, 1.0).memsw,
+        Observation::from_snapshot(&v1_memsw, 1.0).memsw,
         Some((201.0 * 1048576.0, (1u64 << 28) as f64)),
         "memory+swap usage and limit"
     );
     v1_memsw.stat.as_mut().unwrap().hierarchical_memsw_limit = None;
     assert_eq!(
-        Reading::from_snapshot(&v1_memsw, 1.0).memsw,
+        Observation::from_snapshot(&v1_memsw, 1.0).memsw,
         None,
         "memsw unlimited"
     );
@@ -933,7 +933,7 @@ fn readings_from_snapshots() {
     v2.usage = Some(200 << 20);
     v2.swap = Some(1 << 20);
     v2.stat.as_mut().unwrap().hierarchical_memsw_limit = Some(1 << 28);
-    let r = Reading::from_snapshot(&v2, 1.0);
+    let r = Observation::from_snapshot(&v2, 1.0);
     assert_eq!(r.memsw, None, "v2: no memory+swap counter");
     assert_eq!(r.failures, Some((Counter::EventsMax, 7)));
     let p = r.pressure.unwrap();
@@ -946,7 +946,7 @@ fn readings_from_snapshots() {
     let mut broken = mk(CgroupVersion::V2);
     broken.failed.limit = true;
     assert_eq!(
-        Reading::from_snapshot(&broken, 1.0).limit,
+        Observation::from_snapshot(&broken, 1.0).limit,
         None,
         "a failed limit read is no limit"
     );
@@ -954,7 +954,7 @@ fn readings_from_snapshots() {
         mem_total: Some(1 << 30),
         ..Snapshot::default()
     };
-    let r = Reading::from_snapshot(&host, 1.0);
+    let r = Observation::from_snapshot(&host, 1.0);
     assert_eq!(
         (r.limit, r.failures),
         (None, None),
@@ -1063,7 +1063,7 @@ fn under_a_parent_limit_the_ancestor_decides() {
             }),
             ..Snapshot::default()
         };
-        let r = Reading::from_snapshot(&snap(1), 250.0);
+        let r = Observation::from_snapshot(&snap(1), 250.0);
         assert_eq!(r.depth, 1, "{}", c.name);
         assert_eq!(r.working_set, Some(c.parent_ws as f64), "{}", c.name);
         assert_eq!(
@@ -1080,7 +1080,7 @@ fn under_a_parent_limit_the_ancestor_decides() {
         });
         let mut started = false;
         for i in 0..20 {
-            let t = Reading::from_snapshot(&snap(i), i as f64 * 250.0);
+            let t = Observation::from_snapshot(&snap(i), i as f64 * 250.0);
             started |= matches!(d.feed(t), Some(Transition::Started(_)));
         }
         assert_eq!(started, c.stall, "{}", c.name);
@@ -1091,13 +1091,13 @@ fn under_a_parent_limit_the_ancestor_decides() {
 #[test]
 fn no_rate_spans_a_move_of_the_limit() {
     // The limit moved from the parent (failcnt 9e6) to the leaf (failcnt 10).
-    let at = |t_ms, depth, count| Reading {
+    let at = |t_ms, depth, count| Observation {
         t_ms,
         working_set: Some(LIMIT),
         limit: Some(LIMIT),
         failures: Some((Counter::Failcnt, count)),
         depth,
-        ..Reading::default()
+        ..Observation::default()
     };
     let f = figures(&at(0.0, 0, 10), &at(250.0, 1, 9_000_000), 250.0);
     assert_eq!(f.failures_per_sec, None);
