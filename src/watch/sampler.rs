@@ -371,18 +371,7 @@ impl Sampler {
                     // Outside any one root or monitor: every monitor hears it once.
                     let msg = p.to_string();
                     for m in &work.monitors {
-                        let mut st = m.state();
-                        if !st.panicked {
-                            st.panicked = true;
-                            events.push(Event::error(
-                                m.id,
-                                st.level,
-                                &m.block,
-                                now_ms(),
-                                ErrorCode::Internal,
-                                msg.clone(),
-                            ));
-                        }
+                        say_panic(m, &mut m.state(), &msg, &mut events);
                     }
                     RETRY_AFTER
                 }

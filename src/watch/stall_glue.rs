@@ -93,20 +93,17 @@ pub(super) fn stall_feed(m: &Monitor, st: &mut MonitorState, s: &Sample) -> Stal
     }
 }
 
+/// What a stall event says beside the stall: the sample's numbers (its time
+/// to the limit left out) and the evidence for the verdict.
 pub(super) struct StallCtx<'a> {
     pub(super) snap: &'a Snapshot,
     pub(super) ts: f64,
-    pub(super) basis: f64,
-    pub(super) ratio: f64,
-    pub(super) limit: f64,
-    pub(super) headroom: f64,
-    pub(super) growth: f64,
+    pub(super) point: &'a Point,
     pub(super) evidence: lastwords::Evidence,
 }
 
 pub(super) fn stall_event(
     m: &Monitor,
-    level: usize,
     tr: stall::Transition,
     c: &StallCtx,
     last_words: Option<String>,
@@ -115,32 +112,18 @@ pub(super) fn stall_event(
         stall::Transition::Started(f) => (EventKind::Stall, f),
         stall::Transition::Ended(f) => (EventKind::StallEnd, f),
     };
-    let (cause, cause_reason) = lastwords::verdict(c.snap, c.basis, &c.evidence);
+    let (cause, cause_reason) = lastwords::verdict(c.snap, c.point.basis_f, &c.evidence);
     let limiting = c.snap.limiting.as_ref().map(|l| l.path.clone());
-    Event {
-        monitor: m.id,
-        kind,
-        level: level as u32,
-        threshold: f64::NAN,
-        ratio: c.ratio,
-        basis_bytes: c.basis,
-        limit_bytes: c.limit,
-        headroom_bytes: c.headroom,
-        growth_bytes_per_sec: c.growth,
-        time_to_limit_ms: None,
-        timestamp_ms: c.ts,
-        message: None,
-        code: None,
-        last_words,
-        last_words_error: None,
-        limit_change: None,
-        stall: Some(Box::new(StallNote {
-            figures: fig,
-            cause: cause.as_str(),
-            reason: stall::reason(&fig, &cause_reason, limiting.as_deref()),
-            limiting_cgroup: limiting,
-        })),
-    }
+    let mut ev = c.point.event(m, kind, c.point.new, f64::NAN, c.ts);
+    ev.time_to_limit_ms = None;
+    ev.last_words = last_words;
+    ev.stall = Some(Box::new(StallNote {
+        figures: fig,
+        cause: cause.as_str(),
+        reason: stall::reason(&fig, &cause_reason, limiting.as_deref()),
+        limiting_cgroup: limiting,
+    }));
+    ev
 }
 
 /// With `onStall: { action: 'exit' }`: once the stall has lasted `after_ms`,

@@ -66,20 +66,25 @@ pub(super) fn step(
         Err(p) => {
             st.quiet = None;
             events.truncate(mine);
-            if !st.panicked {
-                st.panicked = true;
-                let msg = p.to_string();
-                events.push(Event::error(
-                    m.id,
-                    st.level,
-                    &m.block,
-                    now_ms(),
-                    ErrorCode::Internal,
-                    msg,
-                ));
-            }
+            say_panic(m, &mut st, &p.to_string(), events);
             RETRY_AFTER
         }
+    }
+}
+
+/// Say a caught panic for the monitor: one `error` event, once until a
+/// step succeeds.
+pub(super) fn say_panic(m: &Monitor, st: &mut MonitorState, msg: &str, events: &mut Vec<Event>) {
+    if !st.panicked {
+        st.panicked = true;
+        events.push(Event::error(
+            m.id,
+            st.level,
+            &m.block,
+            now_ms(),
+            ErrorCode::Internal,
+            msg.to_string(),
+        ));
     }
 }
 
@@ -119,7 +124,14 @@ pub(super) struct Point {
 
 impl Point {
     /// An event of this sample, with nothing attached.
-    fn event(&self, m: &Monitor, kind: EventKind, level: usize, threshold: f64, ts: f64) -> Event {
+    pub(super) fn event(
+        &self,
+        m: &Monitor,
+        kind: EventKind,
+        level: usize,
+        threshold: f64,
+        ts: f64,
+    ) -> Event {
         Event {
             monitor: m.id,
             kind,
@@ -202,11 +214,7 @@ pub(super) fn evaluate(
         let c = StallCtx {
             snap: &s.snap,
             ts: s.ts,
-            basis: p.basis_f,
-            ratio: p.ratio,
-            limit: p.limit_f,
-            headroom: p.headroom,
-            growth: p.rate,
+            point: &p,
             evidence: lastwords::Evidence {
                 v8,
                 usage_at_v8: st.v8_follow.usage_at_v8,
@@ -216,7 +224,7 @@ pub(super) fn evaluate(
             },
         };
         let went = written.went.clone().filter(|_| stall_started);
-        events.push(stall_event(m, p.new, tr, &c, went));
+        events.push(stall_event(m, tr, &c, went));
     }
     if let Some(after) = m.config.on_stall_exit_after_ms {
         stall_exit(m, st, s, after, p.basis_f, p.ratio, p.rate, v8);
