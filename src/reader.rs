@@ -247,6 +247,15 @@ fn optional<T>(r: Result<T>, problems: &mut Vec<Error>) -> Option<T> {
     }
 }
 
+/// A number from a file that may be absent (None) or fail (a problem).
+fn optional_u64(
+    file: Option<&mut OpenFile>,
+    buf: &mut Vec<u8>,
+    problems: &mut Vec<Error>,
+) -> Option<u64> {
+    file.and_then(|f| optional(f.parse(buf, parse_u64), problems))
+}
+
 /// A file that should be there: every failure is a problem.
 fn required<T>(r: Result<T>, problems: &mut Vec<Error>) -> Option<T> {
     match r {
@@ -515,14 +524,8 @@ fn read_cgroup(
     let stat = match version {
         CgroupVersion::V2 => raw_stat.map(MemoryStat::from_v2),
         CgroupVersion::V1 => {
-            let kmem = files
-                .kmem
-                .as_mut()
-                .and_then(|f| optional(f.parse(buf, parse_u64), problems));
-            let tcp = files
-                .kmem_tcp
-                .as_mut()
-                .and_then(|f| optional(f.parse(buf, parse_u64), problems));
+            let kmem = optional_u64(files.kmem.as_mut(), buf, problems);
+            let tcp = optional_u64(files.kmem_tcp.as_mut(), buf, problems);
             raw_stat.map(|raw| MemoryStat::from_v1(raw, kmem, tcp))
         }
     };
@@ -569,10 +572,7 @@ fn read_cgroup(
             CgroupVersion::V1 => Events {
                 oom_kill: g("oom_kill"),
                 under_oom: g("under_oom"),
-                failcnt: files
-                    .failcnt
-                    .as_mut()
-                    .and_then(|f| optional(f.parse(buf, parse_u64), problems)),
+                failcnt: optional_u64(files.failcnt.as_mut(), buf, problems),
                 ..Events::default()
             },
         });
@@ -669,14 +669,8 @@ fn read_peak_and_swap(
     snap: &mut Snapshot,
     problems: &mut Vec<Error>,
 ) {
-    snap.peak = files
-        .peak
-        .as_mut()
-        .and_then(|f| optional(f.parse(buf, parse_u64), problems));
-    let swap = files
-        .swap
-        .as_mut()
-        .and_then(|f| optional(f.parse(buf, parse_u64), problems));
+    snap.peak = optional_u64(files.peak.as_mut(), buf, problems);
+    let swap = optional_u64(files.swap.as_mut(), buf, problems);
     match files.location.version {
         CgroupVersion::V2 => {
             snap.swap = swap;
