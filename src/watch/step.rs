@@ -333,24 +333,7 @@ fn flight_record(
     let Some(event) = due else {
         return written;
     };
-    let (split, usage_at_split) = st.split(&cfg.root, s.snap.usage, s.ts);
-    let line = lastwords::record(&RecordInput {
-        snap: &s.snap,
-        basis: p.basis_f,
-        ratio: p.ratio,
-        growth: p.rate,
-        time_to_limit_ms: p.ttl,
-        v8,
-        usage_at_v8: st.v8_follow.usage_at_v8,
-        split,
-        usage_at_split,
-        now_ms: s.ts,
-        level: p.new,
-        thresholds: &cfg.thresholds,
-        event,
-        seq: st.record.seq + 1,
-        stall: stall_now.figures.as_ref().map(|f| (f, None)),
-    });
+    let line = record_line(m, st, s, p, v8, stall_now, event);
     let line = lastwords::with_appendix(m.id, line);
     st.record.wrote(p.basis_f, p.new, s.at);
     let mut places = Vec::new();
@@ -395,25 +378,78 @@ fn flight_record(
     }
     if trace::enabled() {
         written.traced = true;
-        let code = match event {
-            RecordEvent::Threshold => 1,
-            RecordEvent::Recovered => 2,
-            RecordEvent::Update => 3,
-            RecordEvent::Stall => 4,
-        };
-        trace::record(
-            trace::STEP,
-            p.new as u32,
+        let took_us = t0.elapsed().as_secs_f64() * 1e6;
+        trace_written_step(
+            p,
             s.ts,
-            p.ratio,
-            p.old as f64,
-            t0.elapsed().as_secs_f64() * 1e6,
-            st.record.seq as f64,
-            [code, file_result, stderr_result],
+            st.record.seq,
+            event,
+            took_us,
+            [file_result, stderr_result],
         );
     }
     written.went = (!places.is_empty()).then(|| places.join(","));
     written
+}
+
+/// The record of this sample, before the appendix.
+fn record_line(
+    m: &Monitor,
+    st: &mut MonitorState,
+    s: &Sample,
+    p: &Point,
+    v8: Option<V8Known>,
+    stall_now: &StallNow,
+    event: RecordEvent,
+) -> String {
+    let cfg = &m.config;
+    let (split, usage_at_split) = st.split(&cfg.root, s.snap.usage, s.ts);
+    lastwords::record(&RecordInput {
+        snap: &s.snap,
+        basis: p.basis_f,
+        ratio: p.ratio,
+        growth: p.rate,
+        time_to_limit_ms: p.ttl,
+        v8,
+        usage_at_v8: st.v8_follow.usage_at_v8,
+        split,
+        usage_at_split,
+        now_ms: s.ts,
+        level: p.new,
+        thresholds: &cfg.thresholds,
+        event,
+        seq: st.record.seq + 1,
+        stall: stall_now.figures.as_ref().map(|f| (f, None)),
+    })
+}
+
+/// The trace record of a step that wrote a record (see src/watch/trace.rs):
+/// `results` are the file's and stderr's (0 written, -1 not tried, else the
+/// errno).
+fn trace_written_step(
+    p: &Point,
+    ts: f64,
+    seq: u64,
+    event: RecordEvent,
+    took_us: f64,
+    results: [i32; 2],
+) {
+    let code = match event {
+        RecordEvent::Threshold => 1,
+        RecordEvent::Recovered => 2,
+        RecordEvent::Update => 3,
+        RecordEvent::Stall => 4,
+    };
+    trace::record(
+        trace::STEP,
+        p.new as u32,
+        ts,
+        p.ratio,
+        p.old as f64,
+        took_us,
+        seq as f64,
+        [code, results[0], results[1]],
+    );
 }
 
 /// One `threshold` or `recovered` event per level passed; the record is
