@@ -6,9 +6,9 @@
 //! - lib/heap-band.json: the heap band (the diagnoses here, the doctor there).
 //! - lib/slots.json: the reading's slot layout (src/napi/slots.rs `Slot`,
 //!   `NAMES`; lib/reading.js builds the result object from the same list).
-//! - lib/diagnoses.json: the files the diagnoses name, the heap-limit
-//!   wording and `NO_MEMORY_CGROUP` (src/diagnose.rs; lib/doctor.js,
-//!   lib/portable.js).
+//! - lib/diagnoses.json: the files the diagnoses name (src/named.rs), the
+//!   heap-limit wording and `NO_MEMORY_CGROUP` (src/diagnose.rs;
+//!   lib/doctor.js, lib/portable.js).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -133,6 +133,7 @@ fn diagnoses() {
     const FILE: &str = "lib/diagnoses.json";
     let json = read_json(FILE);
     let mut text = String::from("// Generated from lib/diagnoses.json by build.rs.\n");
+    let mut files_text = text.clone();
     for version in ["1", "2"] {
         let files = json["files"][version]
             .as_object()
@@ -147,7 +148,7 @@ fn diagnoses() {
         );
         let f = |k: &str| string(FILE, &json, &["files", version, k]);
         writeln!(
-            text,
+            files_text,
             "const V{version}_FILES: NamedFiles = NamedFiles {{ limit: {:?}, high: {:?}, oom_kill: {:?}, failures: {:?} }};",
             f("limit"),
             f("high"),
@@ -178,6 +179,7 @@ fn diagnoses() {
     )
     .unwrap();
     write("diagnoses.rs", text);
+    write("named_files.rs", files_text);
 }
 
 fn main() {

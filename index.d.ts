@@ -11,7 +11,7 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /**
  * This process's anonymous memory split by the allocator, read now, as
- * the verdict reads it (src/alloc.rs; unpaced); null where there is none
+ * the verdict reads it (src/watch/alloc.rs; unpaced); null where there is none
  * (musl, a preloaded allocator).
  */
 export declare function allocatorSplit(): AllocatorSplit | null
@@ -280,7 +280,7 @@ export interface SamplerInfo {
   /**
    * Snapshots of every file the sampler took (every monitor's first
    * sample included), and its samples of the usage alone, between
-   * thresholds (see src/watch.rs `Quiet`), since the process started.
+   * thresholds (see `Quiet` in src/watch/state.rs), since the process started.
    */
   snapshots: number
   ticks: number

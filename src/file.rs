@@ -11,9 +11,10 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::{AsRawFd, RawFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ParseError, Result};
+use crate::guard;
 
 /// The most a kernel memory file may hold. `memory.stat` is about 3 KiB,
 /// `/proc/self/mountinfo` a few KiB even on busy hosts.
@@ -180,4 +181,106 @@ pub fn read_text(path: &Path) -> Result<String> {
     buf.truncate(n);
     String::from_utf8(buf)
         .map_err(|e| Error::parse(path, ParseError::new(0, format!("not UTF-8: {e}"))))
+}
+
+/// A file kept open for repeated `pread`s. Opening checks it once
+/// ([`Checked::open`]: non-blocking, regular files only); each read is one
+/// bounded `pread` on the kept descriptor.
+#[derive(Debug)]
+pub struct OpenFile {
+    path: PathBuf,
+    file: Option<Checked>,
+    /// The file did not exist when first opened. It is not looked for again
+    /// (an absent controller file stays absent); relocating builds new
+    /// `OpenFile`s, which look again.
+    missing: bool,
+}
+
+impl OpenFile {
+    pub fn new(path: PathBuf) -> Self {
+        OpenFile {
+            path,
+            file: None,
+            missing: false,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Read the whole file into `buf` and return it as text. Opens the file
+    /// on first use; if a read on an open descriptor fails (the cgroup was
+    /// removed, for example), opens it again once.
+    pub fn read<'b>(&mut self, buf: &'b mut Vec<u8>) -> Result<&'b str> {
+        let n = match &self.file {
+            Some(f) => match f.read(buf, &self.path) {
+                Ok(n) => n,
+                Err(Error::Io { .. }) => {
+                    self.file = None;
+                    return self.read_fresh(buf);
+                }
+                Err(e) => return Err(e),
+            },
+            None => return self.read_fresh(buf),
+        };
+        self.text(buf, n)
+    }
+
+    fn read_fresh<'b>(&mut self, buf: &'b mut Vec<u8>) -> Result<&'b str> {
+        if self.missing {
+            return Err(Error::io(&self.path, io::ErrorKind::NotFound.into()));
+        }
+        let file = Checked::open(&self.path).inspect_err(|e| {
+            self.missing = e.is_not_found();
+        })?;
+        let n = file.read(buf, &self.path)?;
+        self.file = Some(file);
+        self.text(buf, n)
+    }
+
+    fn text<'b>(&self, buf: &'b [u8], n: usize) -> Result<&'b str> {
+        std::str::from_utf8(&buf[..n])
+            .map_err(|e| Error::parse(&self.path, ParseError::new(0, format!("not UTF-8: {e}"))))
+    }
+
+    /// Read and parse; parse errors name this file. A panic in the parser
+    /// (a bug) is caught here and is this file's error: only the values from
+    /// this file are lost.
+    pub fn parse<T>(
+        &mut self,
+        buf: &mut Vec<u8>,
+        f: impl FnOnce(&str) -> std::result::Result<T, ParseError>,
+    ) -> Result<T> {
+        let text = self.read(buf)?;
+        let path = &self.path;
+        match guard::catch("parsing", || {
+            guard::failpoint(|| {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                format!("parse:{name}")
+            });
+            f(text)
+        }) {
+            Ok(r) => r.map_err(|e| Error::parse(path, e)),
+            Err(panic) => Err(Error::Bug {
+                path: path.clone(),
+                panic,
+            }),
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.file.is_some()
+    }
+}
+
+/// The page size, for page counts the kernel gives (`statm`).
+pub(crate) fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if v > 0 {
+        v as u64
+    } else {
+        4096
+    }
 }

@@ -8,22 +8,17 @@
 
 #![deny(clippy::all)]
 
-pub mod alloc;
 pub mod diagnose;
 pub mod error;
 pub mod file;
 pub mod guard;
-pub mod lastwords;
+pub mod json;
 pub mod locate;
-pub mod owner;
+pub mod named;
 pub mod parse;
-pub mod pin;
 pub mod procs;
 pub mod reader;
-pub mod stall;
 pub mod stat;
-pub mod trace;
-pub mod trigger;
 pub mod watch;
 
 pub mod napi;

@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{ParseError, Result};
+use crate::file::OpenFile;
 use crate::locate::under_root;
-use crate::reader::OpenFile;
 
 /// At most this many processes are listed, largest resident set first.
 pub const MAX_LISTED: usize = 16;
@@ -364,7 +364,7 @@ mod timing {
             Ok(crate::locate::Located::Found(l)) => l,
             _ => return,
         };
-        let mut procs = super::OpenFile::new(loc.dir.join("cgroup.procs"));
+        let mut procs = crate::file::OpenFile::new(loc.dir.join("cgroup.procs"));
         let mut buf = Vec::new();
         let root = std::path::Path::new("/");
         let first = super::scan(&mut procs, root, 4096, &mut buf).unwrap();

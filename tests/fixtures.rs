@@ -172,7 +172,8 @@ fn swap_is_usable_only_where_the_host_has_swap_space() {
 
     // The v1 memory+swap stall rule reads the memsw counter and its limit,
     // not the usable swap: the same with or without swap space.
-    let reading = |name: &str| oomguard::stall::Reading::from_snapshot(&snap(name), 0.0).memsw;
+    let reading =
+        |name: &str| oomguard::watch::stall::Observation::from_snapshot(&snap(name), 0.0).memsw;
     let usage = 200466432.0;
     assert_eq!(
         reading("v1-no-host-swap"),

@@ -82,7 +82,7 @@ pub fn cgroup_files() -> Result<Vec<(u32, &'static str, &'static str)>> {
         [locate::CgroupVersion::V1, locate::CgroupVersion::V2]
             .into_iter()
             .flat_map(|v| {
-                diagnose::named_files(Some(v))
+                crate::named::named_files(Some(v))
                     .entries()
                     .map(|(fact, file)| (v.number(), fact, file))
             })

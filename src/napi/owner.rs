@@ -1,4 +1,4 @@
-//! Who owns a last-words file and who holds a port (src/owner.rs), for
+//! Who owns a last-words file and who holds a port (src/watch/owner.rs), for
 //! lib/watch.js (`monitor.lastWordsFile`) and the register's `/metrics`
 //! line (internal).
 
@@ -8,7 +8,8 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use super::internal_error;
-use crate::{guard, owner};
+use crate::guard;
+use crate::watch::owner;
 
 /// Whether this process owns a last-words file its monitors hold (internal).
 #[napi(object, object_from_js = false, use_nullable = true)]

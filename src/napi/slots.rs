@@ -83,7 +83,7 @@ pub fn fill(buf: &mut [f64], snap: &Snapshot, derived: &Derived, timestamp_ms: f
     set(Slot::PEAK_BYTES, opt(snap.peak));
     set(Slot::SWAP_BYTES, opt(snap.swap));
     set(Slot::SWAP_LIMIT_BYTES, opt(snap.swap_limit));
-    set(Slot::BASIS_BYTES, opt(snap.basis()));
+    set(Slot::BASIS_BYTES, opt(snap.working_set_basis()));
     set(Slot::USAGE_RATIO, optf(derived.usage_ratio));
     set(Slot::HEADROOM_BYTES, optf(derived.headroom_bytes));
     set(Slot::HEAP_LIMIT_RATIO, optf(derived.heap_limit_ratio));

@@ -14,8 +14,9 @@ use napi_derive::napi;
 
 use super::types::Diagnosis;
 use super::{internal_error, running_node};
+use crate::guard;
 use crate::reader::PressureScope;
-use crate::{alloc, guard, pin, stall, watch};
+use crate::watch::{self, alloc, pin, stall};
 
 /// A monitor's settings. The JavaScript layer validates them for its error
 /// messages; `watch::Config::new` checks them again and refuses what the
@@ -313,7 +314,7 @@ pub fn watch_stop(id: u32) -> bool {
 #[napi]
 pub fn watch_appendix(id: u32, candidates: Vec<String>) -> Result<Option<String>> {
     guard::catch("watchAppendix", || {
-        crate::lastwords::set_appendix(id, candidates)
+        crate::watch::lastwords::set_appendix(id, candidates)
     })
     .map_err(internal_error)?
     .map_err(|e| Error::new(Status::InvalidArg, e))
@@ -336,7 +337,7 @@ pub struct SamplerInfo {
     pub pin_error: Option<String>,
     /// Snapshots of every file the sampler took (every monitor's first
     /// sample included), and its samples of the usage alone, between
-    /// thresholds (see src/watch.rs `Quiet`), since the process started.
+    /// thresholds (see `Quiet` in src/watch/state.rs), since the process started.
     pub snapshots: f64,
     pub ticks: f64,
 }
@@ -374,7 +375,7 @@ pub fn sampler_info() -> Result<SamplerInfo> {
 }
 
 /// This process's anonymous memory split by the allocator, read now, as
-/// the verdict reads it (src/alloc.rs; unpaced); null where there is none
+/// the verdict reads it (src/watch/alloc.rs; unpaced); null where there is none
 /// (musl, a preloaded allocator).
 #[napi]
 pub fn allocator_split() -> Result<Option<AllocatorSplit>> {

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::V8Known;
+use crate::diagnose::V8Known;
 use crate::diagnose::V8Numbers;
 
 /// Even while stable, odd while the sampler writes.

@@ -246,7 +246,7 @@ pub fn split(root: &Path, now_ms: f64) -> Option<Split> {
     if root != Path::new("/") {
         return None;
     }
-    let page = crate::reader::page_size();
+    let page = crate::file::page_size();
     let anon = crate::parse::parse_statm_anon(&statm_text()?, page).ok()?;
     let (malloc, malloc_in_use, source) = malloc_totals(anon)?;
     Some(Split {
