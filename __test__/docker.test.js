@@ -343,7 +343,7 @@ const STALL_ATTEMPTS = 4
 const STALL_EXIT_CODE = 75
 
 // --memory-swap equal to --memory: the memsw charge fails first and the kernel
-// counts no failed charge, so the refault rule decides (src/stall.rs).
+// counts no failed charge, so the refault rule decides (src/watch/stall.rs).
 const STALL_CASES = [
   {
     name: '',

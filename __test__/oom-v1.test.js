@@ -238,7 +238,7 @@ test('v1 real kills under CPU load: every pattern, last words every time (the be
 
 // ---------------------------------------------------------------------------
 // The verdict while JavaScript is too busy to hand V8's numbers over: the
-// sampler thread reads the allocator's split itself (src/alloc.rs). Each
+// sampler thread reads the allocator's split itself (src/watch/alloc.rs). Each
 // busy pattern once (benchmark/verdict.js runs them 5 times and more): the
 // final record and every level record (stderr has each level change) name
 // the cause.

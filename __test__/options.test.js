@@ -177,7 +177,7 @@ test('lastWords.path is checked at watch(): no NUL, an existing directory, not a
   // Through shed(): named as shed()'s.
   assert.throws(() => oomguard.shed({ watch: { lastWords: { path: dir } } }), named(RangeError, /^options\.watch\.lastWords\.path must be a file, not a directory/))
   // A file that does not exist yet in an existing directory, and an existing file, are fine. The
-  // monitor creates it empty, to hold its lock (the record's owner, src/owner.rs), and writes nothing.
+  // monitor creates it empty, to hold its lock (the record's owner, src/watch/owner.rs), and writes nothing.
   const file = path.join(dir, 'last-words')
   const m = oomguard.watch({ root: BUSY, lastWords: { path: file, stderr: false } })
   assert.equal(m.lastWordsFile.owner, true)

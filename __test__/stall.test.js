@@ -617,7 +617,7 @@ test('v1 stall, cold node, the limit on the parent cgroup: growing JS objects: t
 // cgroup v1 with memory.memsw.limit_in_bytes equal to the limit (Docker's
 // --memory-swap equal to --memory): the memsw charge fails first and the
 // kernel counts no failed charge (memory.failcnt and memory.memsw.failcnt
-// stay 0), so the refault rule decides (src/stall.rs: Evidence::Refaults).
+// stay 0), so the refault rule decides (src/watch/stall.rs: Evidence::Refaults).
 
 /** The cgroup's memory+swap limit file, or null (skipped) without swap accounting. */
 function v1ColdMemsw(t) {
@@ -631,7 +631,7 @@ function v1ColdMemsw(t) {
 }
 
 const MEMSW_LIMIT = 256 * 1024 * 1024
-// src/stall.rs MEMSW_MIN_REFAULTS_PER_SEC
+// src/watch/stall.rs MEMSW_MIN_REFAULTS_PER_SEC
 const MEMSW_MIN_REFAULTS_PER_SEC = 20000
 
 function checkMemswStallRecord(rec, r) {

@@ -285,7 +285,7 @@ function readJsonLines(file) {
 
 // ------------------------------------------------------------------ the floor
 
-// The sampler's assumed fastest growth (src/watch.rs ASSUMED_RATE): where no
+// The sampler's assumed fastest growth (src/watch/ ASSUMED_RATE): where no
 // kernel wake-up can be armed it samples at the interval such a fill needs
 // to reach the next threshold, from watch()'s default first one.
 const ASSUMED_FILL = 2 * 1024 * MiB

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict'
 // The verdict without V8: how well the sampler's own reading (the
-// allocator's split of this process's anonymous memory, src/alloc.rs)
+// allocator's split of this process's anonymous memory, src/watch/alloc.rs)
 // agrees with V8's numbers, and the verdict in real kills where the
 // JavaScript thread is too busy to hand V8's numbers over.
 //

@@ -10,7 +10,7 @@
 // last-words file held a complete record, whether its verdict was right,
 // whether the JS listener heard the highest threshold before the kill (at
 // 100 MiB/s or slower), and the sampler's own account of its last moments
-// from its trace (src/trace.rs): when it last sampled and what it saw,
+// from its trace (src/watch/trace.rs): when it last sampled and what it saw,
 // whether it had seen the highest threshold, every write and its result.
 //
 //   node benchmark/watch-kills.js [--kills 300] [--minutes 25] [--hogs 2] [--json] [--save FILE] [--check]

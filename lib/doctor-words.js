@@ -29,7 +29,7 @@ function pct(r) {
   return isNum(r) ? `${(r * 100).toFixed(1)}%` : 'n/a'
 }
 
-/** What `basisBytes` is (Snapshot::basis()): the working set, or (without a cgroup to measure) the host's used memory. */
+/** What `basisBytes` is (Snapshot::working_set_basis()): the working set, or (without a cgroup to measure) the host's used memory. */
 function basisName(m) {
   if (isNum(m.workingSetBytes) && m.basisBytes === m.workingSetBytes) return 'working set'
   return 'host memory in use'

@@ -568,7 +568,7 @@ function stallCheck(m, e) {
   // reading's events field is named by its last word (failcnt, max). Where a
   // parent cgroup holds the limit, the kernel counts the failed charges
   // there, and its working set is what sits at the limit: the stall
-  // detector's numbers (src/stall.rs), read from limitingCgroup.
+  // detector's numbers (src/watch/stall.rs), read from limitingCgroup.
   const lim = m.limitingCgroup
   const limBefore = lim && e.limitingCgroup && e.limitingCgroup.path === lim.path ? e.limitingCgroup : null
   const file = filesOf(m.cgroup && m.cgroup.version).failures

@@ -11,7 +11,7 @@
 const fs = require('node:fs')
 const HEAP_BAND = require('./heap-band.json')
 
-/** The record version this oomguard writes (src/lastwords.rs). */
+/** The record version this oomguard writes (src/watch/lastwords.rs). */
 const VERSION = 1
 const MARK = '{"oomguard":"last-words"'
 /** A log keeps this much of a line (Kubernetes' FallbackToLogsOnError tail). */

@@ -6,7 +6,7 @@
 // at a stall, and at a bounded rate while at or above the first threshold.
 // The sites go on the `threshold` and `stall` events and, pre-encoded and
 // bounded, to the native side, which appends them to the monitor's flight
-// records where they fit (src/lastwords.rs, `with_appendix`). At each level
+// records where they fit (src/watch/lastwords.rs, `with_appendix`). At each level
 // and stall the whole profile can also be written as gzipped pprof.
 //
 // Reading the profile stops the JavaScript thread: the inspector's

@@ -13,7 +13,7 @@
 // CLI start nothing; a descendant of a running service (OOMGUARD_SERVICE_PID,
 // which the service sets for its children) monitors and logs, but neither
 // writes the last-words file nor serves /metrics. Among services, the first
-// to open the last-words file owns its record (src/owner.rs).
+// to open the last-words file owns its record (src/watch/owner.rs).
 
 const fs = require('node:fs')
 const nodePath = require('node:path')

@@ -1,7 +1,7 @@
 'use strict'
 // One real OOM kill, traced: the oom-child.js scenario in a fresh cgroup v1
 // child with a 256 MiB limit, the sampler's own flight recorder on
-// (OOMGUARD_SAMPLER_TRACE, see src/trace.rs), and everything the kill left:
+// (OOMGUARD_SAMPLER_TRACE, see src/watch/trace.rs), and everything the kill left:
 // the last-words file, the listener's markers, stderr, the kernel's kill
 // time. Shared by the real-kill test (oom-v1.test.js) and the benchmark
 // (benchmark/watch-kills.js). Needs root and cgroup v1.
@@ -219,7 +219,7 @@ function judge(s, patternName, { run, text, markers, trace, oomKills, killMs, en
     listenerAnyBeforeKill: levelMarks.some((m) => m.t <= kill),
     listenerFirstLeadMs: levelMarks.length ? kill - levelMarks[0].t : null,
     stderrLevels: stderrRecords(run.stderr).map((r) => r.level),
-    // The sampler's own account (src/trace.rs).
+    // The sampler's own account (src/watch/trace.rs).
     trace: {
       records: trace.length,
       steps: steps.length,
