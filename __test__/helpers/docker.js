@@ -182,8 +182,13 @@ function installApp(dir, work, platform) {
   if (platform !== 'linux-x64-gnu') {
     // Installed inside the image, by its own npm (muslImage()): npm checks
     // os, cpu and libc against the system it runs on.
-    fs.mkdirSync(path.join(dir, 'tmp/pkgs'))
-    for (const f of tarballs) fs.copyFileSync(f, path.join(dir, 'tmp/pkgs', path.basename(f)))
+    const pkgs = path.join(dir, 'tmp/pkgs')
+    fs.mkdirSync(pkgs)
+    for (const f of tarballs) fs.copyFileSync(f, path.join(pkgs, path.basename(f)))
+    // The main package's runtime dependencies as tarballs too, packed from
+    // this checkout's node_modules: the image has no registry and no cache.
+    const { dependencies = {} } = JSON.parse(fs.readFileSync(path.join(h.REPO_ROOT, 'package.json'), 'utf8'))
+    for (const dep of Object.keys(dependencies)) npm(['pack', '--ignore-scripts', '--pack-destination', pkgs, path.join(h.REPO_ROOT, 'node_modules', dep)], work)
     return
   }
   npm(['install', '--no-audit', '--no-fund', '--offline', '--ignore-scripts', ...tarballs], app)
