@@ -53,8 +53,8 @@ const CHILD = `
   setImmediate(() => console.log(JSON.stringify({ nativeAddon: oomguard.nativeAddon, frozen: Object.isFrozen(oomguard.nativeAddon), warnings, watched, metrics, fromFixture })))
 `
 
-function load(pkg, { env = {}, fixture = '', uid } = {}) {
-  const r = spawnSync(process.execPath, ['-e', CHILD, pkg, fixture], { env: { ...process.env, ...env }, encoding: 'utf8', uid, timeout: 30_000 })
+function load(pkg, { env = {}, fixture = '', uid, node = process.execPath } = {}) {
+  const r = spawnSync(node, ['-e', CHILD, pkg, fixture], { env: { ...process.env, ...env }, encoding: 'utf8', uid, timeout: 30_000 })
   assert.equal(r.status, 0, `the package loads (exit ${r.status} ${r.signal}): ${r.stderr}`)
   return JSON.parse(r.stdout)
 }
@@ -259,7 +259,11 @@ test('the platform package: loaded from node_modules when there is no local bina
   if (typeof process.getuid === 'function' && process.getuid() === 0) {
     for (let d = dir; d !== path.dirname(d); d = path.dirname(d)) if (d.startsWith(dir)) fs.chmodSync(d, 0o755)
     fs.chmodSync(folder, 0o700)
-    const asNobody = load(installed, { uid: 65534 })
+    // A node that user can run: this one may sit in a folder only root enters (a node fetched into ~/.cache).
+    const node = path.join(dir, 'node')
+    fs.copyFileSync(process.execPath, node)
+    fs.chmodSync(node, 0o755)
+    const asNobody = load(installed, { uid: 65534, node })
     checkFallback(asNobody, { cause: new RegExp(`oomguard-${TARGET}`) })
     fs.chmodSync(folder, 0o755)
   }

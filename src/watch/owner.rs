@@ -269,11 +269,27 @@ pub fn with_access<R>(path: &Path, f: impl FnOnce(Access) -> R) -> Option<R> {
 // ---------------------------------------------------------------------------
 // Who holds it: /proc.
 
-/// `/proc/<pid>/comm`, trimmed.
+/// The program a process runs: the file name of its `argv[0]`
+/// (`/proc/<pid>/cmdline`), else `/proc/<pid>/comm`, trimmed. Not comm
+/// first: that is the main thread's name, which a program may set (Node 24
+/// names its main thread `MainThread`).
 pub fn command(pid: u32) -> Option<String> {
-    let text = file::read_text(Path::new(&format!("/proc/{pid}/comm"))).ok()?;
-    let c = text.trim_end_matches('\n');
-    (!c.is_empty()).then(|| c.chars().take(64).collect())
+    let from_cmdline = file::read_text(Path::new(&format!("/proc/{pid}/cmdline")))
+        .ok()
+        .and_then(|t| program_name(&t));
+    from_cmdline.or_else(|| {
+        let text = file::read_text(Path::new(&format!("/proc/{pid}/comm"))).ok()?;
+        let c = text.trim_end_matches('\n');
+        (!c.is_empty()).then(|| c.chars().take(64).collect())
+    })
+}
+
+/// The file name of the first NUL-separated field of a `cmdline`, at most 64
+/// characters; None where it is empty.
+fn program_name(cmdline: &str) -> Option<String> {
+    let argv0 = cmdline.split('\0').next().unwrap_or("");
+    let name = argv0.rsplit('/').next().unwrap_or("");
+    (!name.is_empty()).then(|| name.chars().take(64).collect())
 }
 
 fn process(pid: u32) -> Process {
@@ -406,6 +422,18 @@ pub fn environ_value(pid: u32, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_program_is_argv0s_file_name() {
+        assert_eq!(
+            program_name("/usr/local/bin/node\0server.js\0").as_deref(),
+            Some("node")
+        );
+        assert_eq!(program_name("node\0").as_deref(), Some("node"));
+        assert_eq!(program_name(""), None, "a kernel thread has no cmdline");
+        assert_eq!(program_name("/\0"), None);
+        assert_eq!(program_name(&"x".repeat(200)).map(|n| n.len()), Some(64));
+    }
 
     #[test]
     fn locks_name_the_holder_of_this_file_only() {
