@@ -15,6 +15,7 @@ const os = require('node:os')
 const path = require('node:path')
 const http = require('node:http')
 const { spawn, spawnSync } = require('node:child_process')
+const driven = require('./helpers/driven.js')
 
 const REPO = path.join(__dirname, '..')
 const REGISTER_CJS = path.join(REPO, 'lib', 'register.js')
@@ -81,59 +82,13 @@ fs.writeFileSync(APP_MJS, `import { createRequire } from 'node:module'\nconst re
  * heap-limit line at start is off unless a test asks for it.
  */
 function childEnv(extra) {
-  const env = {}
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('OOMGUARD_') && k !== 'NODE_OPTIONS') env[k] = v
-  return { ...env, OOMGUARD_HEAP_WARNING: '0', ...extra }
+  return driven.childEnv({ OOMGUARD_HEAP_WARNING: '0', ...extra })
 }
 
 /** Start a child; collects its output by line and lets the test wait for lines. */
 function start(args, env, cwd = WORK) {
   const child = spawn(process.execPath, args, { env: childEnv(env), cwd, stdio: ['ignore', 'pipe', 'pipe'] })
-  const out = { stdout: [], stderr: [], exited: null }
-  const waiters = new Set()
-  const feed = (name) => {
-    let buf = ''
-    child[name].setEncoding('utf8')
-    child[name].on('data', (d) => {
-      buf += d
-      let i
-      while ((i = buf.indexOf('\n')) >= 0) {
-        out[name].push(buf.slice(0, i))
-        buf = buf.slice(i + 1)
-      }
-      for (const w of waiters) w()
-    })
-  }
-  feed('stdout')
-  feed('stderr')
-  const exited = new Promise((resolve) =>
-    child.on('exit', (code, signal) => {
-      out.exited = { code, signal }
-      for (const w of waiters) w()
-      resolve(out.exited)
-    }),
-  )
-  const waitFor = (what, predicate, timeoutMs = 10_000) =>
-    new Promise((resolve, reject) => {
-      const check = () => {
-        const v = predicate(out)
-        if (v) {
-          waiters.delete(check)
-          clearTimeout(timer)
-          resolve(v)
-        } else if (out.exited) {
-          waiters.delete(check)
-          clearTimeout(timer)
-          reject(new Error(`child exited (${JSON.stringify(out.exited)}) before ${what}\nstdout:\n${out.stdout.join('\n')}\nstderr:\n${out.stderr.join('\n')}`))
-        }
-      }
-      const timer = setTimeout(() => {
-        waiters.delete(check)
-        reject(new Error(`timed out waiting for ${what}\nstdout:\n${out.stdout.join('\n')}\nstderr:\n${out.stderr.join('\n')}`))
-      }, timeoutMs)
-      waiters.add(check)
-      check()
-    })
+  const { out, waitFor, exited } = driven.follow(child, 10_000)
   const stop = async () => {
     if (!out.exited) process.kill(child.pid, 'SIGTERM')
     await exited

@@ -19,17 +19,12 @@ function childEnv(extra) {
 }
 
 /**
- * Start `node args` in cgroup `dir` (with at most `nofile` descriptors
- * unless null), stdin a pipe, its lines collected. `waitFor(what, pick)`
- * resolves with pick(out)'s first truthy value; `exited` resolves with
- * `{ code, signal }`; `kill()` sends SIGKILL (by pid).
+ * Follow a spawned `child`: its stdout and stderr collected by line in
+ * `out`, `out.exited` and `exited` once it exits, and `waitFor(what, pick)`,
+ * which resolves with pick(out)'s first truthy value, or rejects (with the
+ * output) when the child exits first or `timeoutMs` passes.
  */
-function startIn(dir, nofile, args, env) {
-  const child = spawn(
-    'sh',
-    ['-c', 'echo $$ > "$1" && { [ "$2" = - ] || ulimit -n "$2"; } && shift 2 && exec "$@"', 'sh', path.join(dir, 'cgroup.procs'), nofile === null ? '-' : String(nofile), process.execPath, ...args],
-    { cwd: cg.REPO_ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] },
-  )
+function follow(child, timeoutMs) {
   const out = { stdout: [], stderr: [], exited: null }
   const waiters = new Set()
   for (const name of ['stdout', 'stderr']) {
@@ -51,7 +46,7 @@ function startIn(dir, nofile, args, env) {
       resolve(out.exited)
     }),
   )
-  const waitFor = (what, pick, timeoutMs = 20_000) =>
+  const waitFor = (what, pick, ms = timeoutMs) =>
     new Promise((resolve, reject) => {
       const check = () => {
         const v = pick(out)
@@ -66,10 +61,26 @@ function startIn(dir, nofile, args, env) {
       const timer = setTimeout(() => {
         waiters.delete(check)
         reject(new Error(`timed out waiting for ${what}\nstdout:\n${out.stdout.join('\n')}\nstderr:\n${out.stderr.join('\n')}`))
-      }, timeoutMs)
+      }, ms)
       waiters.add(check)
       check()
     })
+  return { out, waitFor, exited }
+}
+
+/**
+ * Start `node args` in cgroup `dir` (with at most `nofile` descriptors
+ * unless null), stdin a pipe, its lines collected. `waitFor(what, pick)`
+ * resolves with pick(out)'s first truthy value; `exited` resolves with
+ * `{ code, signal }`; `kill()` sends SIGKILL (by pid).
+ */
+function startIn(dir, nofile, args, env) {
+  const child = spawn(
+    'sh',
+    ['-c', 'echo $$ > "$1" && { [ "$2" = - ] || ulimit -n "$2"; } && shift 2 && exec "$@"', 'sh', path.join(dir, 'cgroup.procs'), nofile === null ? '-' : String(nofile), process.execPath, ...args],
+    { cwd: cg.REPO_ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] },
+  )
+  const { out, waitFor, exited } = follow(child, 20_000)
   const kill = () => {
     if (!out.exited) {
       try {
@@ -82,4 +93,4 @@ function startIn(dir, nofile, args, env) {
 
 const json = (lines) => lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
 
-module.exports = { REGISTER, SERVICE, childEnv, startIn, json }
+module.exports = { REGISTER, SERVICE, childEnv, follow, startIn, json }
