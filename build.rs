@@ -3,12 +3,12 @@
 //! under lib/ that JavaScript requires as it is (off Linux too, where there
 //! is no addon to ask).
 //!
-//! - lib/heap-band.json: the heap band (the diagnoses here, the doctor there).
-//! - lib/slots.json: the reading's slot layout (src/napi/slots.rs `Slot`,
-//!   `NAMES`; lib/reading.js builds the result object from the same list).
-//! - lib/diagnoses.json: the files the diagnoses name (src/named.rs), the
+//! - lib/core/heap-band.json: the heap band (the diagnoses here, the doctor there).
+//! - lib/core/slots.json: the reading's slot layout (src/napi/slots.rs `Slot`,
+//!   `NAMES`; lib/core/reading.js builds the result object from the same list).
+//! - lib/core/diagnoses.json: the files the diagnoses name (src/named.rs), the
 //!   heap-limit wording and `NO_MEMORY_CGROUP` (src/diagnose.rs;
-//!   lib/doctor.js, lib/portable.js).
+//!   lib/integrations/doctor.js, lib/core/portable.js).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -36,7 +36,7 @@ fn write(name: &str, text: String) {
 }
 
 fn heap_band() {
-    const FILE: &str = "lib/heap-band.json";
+    const FILE: &str = "lib/core/heap-band.json";
     let json = read_json(FILE);
     let number = |key: &str| {
         let v = json[key]
@@ -71,7 +71,7 @@ fn slot_ident(name: &str) -> String {
         for c in part.chars() {
             assert!(
                 c.is_ascii_alphanumeric(),
-                "lib/slots.json: {name:?} is not a property path"
+                "lib/core/slots.json: {name:?} is not a property path"
             );
             if c.is_ascii_uppercase() && prev_lower {
                 out.push('_');
@@ -84,7 +84,7 @@ fn slot_ident(name: &str) -> String {
 }
 
 fn slots() {
-    const FILE: &str = "lib/slots.json";
+    const FILE: &str = "lib/core/slots.json";
     let json = read_json(FILE);
     let names: Vec<&str> = json["slots"]
         .as_array()
@@ -101,7 +101,7 @@ fn slots() {
         "{FILE}: the last slot is the raw count, \"\""
     );
     let mut text = String::from(
-        "/// The slots, in order (generated from lib/slots.json by build.rs).\n\
+        "/// The slots, in order (generated from lib/core/slots.json by build.rs).\n\
          #[allow(non_camel_case_types, clippy::upper_case_acronyms)]\n\
          #[derive(Debug, Clone, Copy)]\n\
          #[repr(usize)]\n\
@@ -130,9 +130,9 @@ fn severity(file: &str, s: &str) -> &'static str {
 }
 
 fn diagnoses() {
-    const FILE: &str = "lib/diagnoses.json";
+    const FILE: &str = "lib/core/diagnoses.json";
     let json = read_json(FILE);
-    let mut text = String::from("// Generated from lib/diagnoses.json by build.rs.\n");
+    let mut text = String::from("// Generated from lib/core/diagnoses.json by build.rs.\n");
     let mut files_text = text.clone();
     for version in ["1", "2"] {
         let files = json["files"][version]

@@ -108,7 +108,7 @@ export interface Diagnosis {
   heapSizeLimitBytes: number | null
   /**
    * The `--max-old-space-size` value (MiB) that puts the heap limit at about
-   * 75% of the limit (the target of lib/heap-band.json), by the model.
+   * 75% of the limit (the target of lib/core/heap-band.json), by the model.
    */
   recommendedMaxOldSpaceSizeMib: number | null
   /**
@@ -209,7 +209,7 @@ export interface NativeStallPressure {
   avg10: number
 }
 
-/** An event from the sampler thread (internal; lib/watch.js adds the V8 numbers). */
+/** An event from the sampler thread (internal; lib/core/watch.js adds the V8 numbers). */
 export interface NativeWatchEvent {
   level: number
   threshold: number | null
@@ -305,7 +305,7 @@ export interface Shape {
 /** Property paths of the slots `sample()` fills, in slot order (internal). */
 export declare function slotNames(): Array<string>
 
-/** Stall detection settings (internal; lib/options.js documents them). */
+/** Stall detection settings (internal; lib/core/options.js documents them). */
 export interface StallOptions {
   /** How long the signs of a stall must hold, ms. */
   sustainMs: number
@@ -314,7 +314,7 @@ export interface StallOptions {
 }
 
 /**
- * Hand a monitor's records an appendix (internal; lib/heap-profile.js):
+ * Hand a monitor's records an appendix (internal; lib/core/heap-profile.js):
  * candidate JSON members, longest first, of which each record takes the
  * first that fits (`lastwords::with_appendix`); an empty list clears it.
  * Returns the verdict of the monitor's last record (`stall:CAUSE` for a

@@ -161,9 +161,9 @@ test('the .d.ts files declare exactly the fields getMemoryMetrics() returns, wit
 })
 
 test('the V8 numbers: one set of keys for the input, the reading, the monitor block and the events', () => {
-  // lib/slots.json's v8 section is the set; the monitor's block (Rust) and
+  // lib/core/slots.json's v8 section is the set; the monitor's block (Rust) and
   // the hand-written types must name the same numbers.
-  const { V8_INPUTS } = require('../lib/reading.js')
+  const { V8_INPUTS } = require('../lib/core/reading.js')
   const keys = V8_INPUTS.map(([k]) => k)
   assert.deepEqual(keys, ['rss', 'heapTotal', 'heapUsed', 'external', 'arrayBuffers', 'heapSizeLimit'])
   const types = interfaces()

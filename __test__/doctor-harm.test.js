@@ -13,7 +13,7 @@ const { test } = require('node:test')
 const assert = require('node:assert/strict')
 const path = require('node:path')
 const h = require('./helpers/cgroup')
-const { PROBE_CHARGE_BYTES, PROBE_MARGIN, PROBE_CEILING } = require('../lib/heap-probe.js')
+const { PROBE_CHARGE_BYTES, PROBE_MARGIN, PROBE_CEILING } = require('../lib/integrations/heap-probe.js')
 
 const MiB = 1024 * 1024
 // Room from 85% to the service's first threshold (88%): 30.7 MiB, for the

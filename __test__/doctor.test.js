@@ -16,8 +16,8 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
-const { buildReport, diagnose } = require('../lib/doctor.js')
-const { render, useColor } = require('../lib/doctor-render.js')
+const { buildReport, diagnose } = require('../lib/integrations/doctor.js')
+const { render, useColor } = require('../lib/integrations/doctor-render.js')
 const { getMemoryMetrics } = require('..')
 
 const REPO = path.join(__dirname, '..')
@@ -384,13 +384,13 @@ test('buildReport() is the report builder; doctor.diagnose is the same function 
   assert.equal(diagnose, buildReport)
 })
 
-test("the files the doctor names are the core's (declared in lib/diagnoses.json, compiled into the addon)", () => {
+test("the files the doctor names are the core's (declared in lib/core/diagnoses.json, compiled into the addon)", () => {
   const native = require('../index.js')
   const files = { 1: {}, 2: {} }
   for (const [version, fact, file] of native.cgroupFiles()) files[version][fact] = file
   assert.deepEqual(Object.keys(files[1]).sort(), ['failures', 'high', 'limit', 'oomKill'])
   assert.deepEqual(Object.keys(files[2]).sort(), ['failures', 'high', 'limit', 'oomKill'])
-  assert.deepEqual(files, require('../lib/diagnoses.json').files, 'the addon was built from lib/diagnoses.json')
+  assert.deepEqual(files, require('../lib/core/diagnoses.json').files, 'the addon was built from lib/core/diagnoses.json')
   assert.equal(files[1].failures, 'memory.failcnt')
   assert.equal(files[2].failures, 'memory.events max')
   for (const [fixture, version] of [

@@ -142,7 +142,7 @@ test('EMFILE: getMemoryMetrics() answers with what it could read and a USAGE_UNR
   const d = o.r.diagnoses.find((x) => x.code === 'USAGE_UNREADABLE')
   assert.ok(d, JSON.stringify(o.r.diagnoses))
   assert.match(d.message, /EMFILE/)
-  assert.equal(d.severity, require('../lib/diagnoses.json').usageUnreadable.severity)
+  assert.equal(d.severity, require('../lib/core/diagnoses.json').usageUnreadable.severity)
   assert.deepEqual(Object.keys(d), Object.keys(o.r.diagnoses[0]), 'a diagnosis like the others, key for key')
   assert.ok(o.again.rss > 0, 'with descriptors back, the RSS is back')
   assert.ok(!o.again.codes.includes('USAGE_UNREADABLE'))

@@ -3,8 +3,8 @@
 // loads (missing, truncated, another arch, another libc, an unreadable
 // package folder) require('oomguard') works, one warning names the real
 // cause, getMemoryMetrics() reads the same kernel files from JavaScript
-// (lib/plain.js) with the NATIVE_UNAVAILABLE diagnosis, watch() polls them
-// on a timer (lib/poll.js), the preload and the doctor run on.
+// (lib/core/plain.js) with the NATIVE_UNAVAILABLE diagnosis, watch() polls them
+// on a timer (lib/core/poll.js), the preload and the doctor run on.
 // OOMGUARD_NATIVE=0 forces it. Each bad binary is made in a temporary copy
 // of the package.
 
@@ -18,7 +18,7 @@ const h = require('./helpers/cgroup')
 
 const ROOT = h.REPO_ROOT
 const FIXTURES = path.join(__dirname, 'fixtures')
-const { status: here, elfInfo, detectLibc, TARGETS } = require('../lib/loader.js')
+const { status: here, elfInfo, detectLibc, TARGETS } = require('../lib/core/loader.js')
 const TARGET = `linux-${process.arch}-${detectLibc().libc}`
 const BINARY = `oomguard.${TARGET}.node`
 const BUILT = path.join(ROOT, BINARY)
@@ -140,7 +140,7 @@ test('libc: from the ELF interpreter of node, else /proc/self/maps; never ldd or
     }
     let report = false
     Object.defineProperty(process, 'report', { get() { report = true; return undefined } })
-    const { status } = require(${JSON.stringify(path.join(ROOT, 'lib', 'loader.js'))})
+    const { status } = require(${JSON.stringify(path.join(ROOT, 'lib', 'core', 'loader.js'))})
     console.log(JSON.stringify({ libc: status.libc, loaded: status.loaded, opened, report }))
   `
   const out = JSON.parse(execFileSync(process.execPath, ['-e', probe], { encoding: 'utf8' }))
@@ -226,7 +226,7 @@ test("an addon that loads but is not this version's: another slot layout, or no 
     }
   `
   for (const [names, cause] of [
-    [true, new RegExp(`${BINARY}: built from another lib/slots.json`)],
+    [true, new RegExp(`${BINARY}: built from another lib/core/slots.json`)],
     [false, new RegExp(`${BINARY}: not this version's addon`)],
   ]) {
     fs.writeFileSync(path.join(dir, 'addon.c'), source(names))

@@ -13,7 +13,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const h = require('./helpers/cgroup')
 const { needVm, needVmOptions, stageHostDir, runVm } = require('./helpers/vm')
-const BAND = require('../lib/heap-band.json')
+const BAND = require('../lib/core/heap-band.json')
 
 const MiB = 1024 * 1024
 const CHILD = path.join(__dirname, 'helpers', 'heap-v2-child.js')

@@ -2,7 +2,7 @@
 // The doctor's heap advice, checked for real: in child cgroups of 64 MiB to
 // 4 GiB, the doctor runs (with this test's node) inside the cgroup, and the
 // NODE_OPTIONS it advises, given to a fresh node in the same cgroup, must give
-// a heap limit within the band of lib/heap-band.json, equal (within 1 MiB) to
+// a heap limit within the band of lib/core/heap-band.json, equal (within 1 MiB) to
 // the figure the doctor states. The core's model (the HEAP_LIMIT_* diagnoses)
 // must agree with the measurement too. Where node sizes its default heap
 // from (item: libuv's own-cgroup rule) is checked the same way. Needs root and
@@ -13,8 +13,8 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
 const h = require('./helpers/cgroup')
-const { measureHeapLimit, hasPercentageFlag, heapAdvice, BAND } = require('../lib/heap-probe.js')
-const native = require('../lib/native.js')
+const { measureHeapLimit, hasPercentageFlag, heapAdvice, BAND } = require('../lib/integrations/heap-probe.js')
+const native = require('../lib/core/native.js')
 
 const MiB = 1024 * 1024
 const BIN = path.join(h.REPO_ROOT, 'bin', 'oomguard.js')
@@ -159,8 +159,8 @@ test('hasPercentageFlag(): 22.21+, 24.6+, 25+ and only where node accepts it', (
 })
 
 test('probeRoom(): a probe runs only while the working set plus twice its charge stays below the first default threshold', () => {
-  const { probeRoom, PROBE_CHARGE_BYTES, PROBE_MARGIN, PROBE_CEILING } = require('../lib/heap-probe.js')
-  assert.equal(PROBE_CEILING, require('../lib/options.js').WATCH_DEFAULTS.thresholds[0], "the ceiling is watch()'s first default threshold")
+  const { probeRoom, PROBE_CHARGE_BYTES, PROBE_MARGIN, PROBE_CEILING } = require('../lib/integrations/heap-probe.js')
+  assert.equal(PROBE_CEILING, require('../lib/core/options.js').WATCH_DEFAULTS.thresholds[0], "the ceiling is watch()'s first default threshold")
   const limit = 256 * MiB
   const edge = limit * PROBE_CEILING - PROBE_CHARGE_BYTES * PROBE_MARGIN
   assert.equal(probeRoom({ limitBytes: limit, basisBytes: edge }), null, 'exactly at the edge: room')

@@ -1,6 +1,6 @@
 'use strict'
 // Where the memory went: V8's sampling heap profiler behind a monitor
-// (lib/heap-profile.js). A fixture tree moves a monitor across its
+// (lib/core/heap-profile.js). A fixture tree moves a monitor across its
 // thresholds in a child node with a leak in a named function: the events,
 // the flight record and the pprof files name it. Real kernel kills:
 // __test__/heap-kills.test.js.
@@ -12,8 +12,8 @@ const os = require('node:os')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
 const h = require('./helpers/cgroup')
-const hp = require('../lib/heap-profile.js')
-const options = require('../lib/options.js')
+const hp = require('../lib/core/heap-profile.js')
+const options = require('../lib/core/options.js')
 const { lineOf, pprofTop, goPprofTop } = require('./helpers/heap-leak-run')
 
 const FIXTURE_CHILD = path.join(__dirname, 'helpers', 'heap-fixture-child.js')
@@ -228,7 +228,7 @@ test('closing the last monitor stops the sampling without reading a profile (no 
   fs.cpSync(BUSY, root, { recursive: true })
   const code = `
     const oomguard = require(${JSON.stringify(h.REPO_ROOT)})
-    const hp = require(${JSON.stringify(path.join(h.REPO_ROOT, 'lib', 'heap-profile.js'))})
+    const hp = require(${JSON.stringify(path.join(h.REPO_ROOT, 'lib', 'core', 'heap-profile.js'))})
     const m = oomguard.watch({ root: ${JSON.stringify(root)}, lastWords: false, heapProfile: 'start' })
     globalThis.keep = []
     while (process.memoryUsage().heapUsed < 150 * 1048576) { const a = new Array(10000); for (let i = 0; i < a.length; i++) a[i] = { i, s: 'k' + i }; keep.push(a) }
@@ -254,7 +254,7 @@ test("another heap profiler already sampling (@datadog/pprof's): read, not resta
     const pprof = require(${JSON.stringify(path.join(h.REPO_ROOT, 'node_modules', '@datadog', 'pprof'))})
     pprof.heap.start(524288, 64)
     const oomguard = require(${JSON.stringify(h.REPO_ROOT)})
-    const hp = require(${JSON.stringify(path.join(h.REPO_ROOT, 'lib', 'heap-profile.js'))})
+    const hp = require(${JSON.stringify(path.join(h.REPO_ROOT, 'lib', 'core', 'heap-profile.js'))})
     globalThis.keep = []
     function peerHoard() { for (let i = 0; i < 300000; i++) keep.push({ i, s: 'p' + i }) }
     peerHoard()

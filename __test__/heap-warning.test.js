@@ -12,7 +12,7 @@ const os = require('node:os')
 const path = require('node:path')
 const cg = require('./helpers/cgroup.js')
 const { REGISTER, childEnv, json } = require('./helpers/driven.js')
-const { heapLimit } = require('../lib/diagnoses.json')
+const { heapLimit } = require('../lib/core/diagnoses.json')
 
 const MiB = 1024 * 1024
 const CODES = [heapLimit.above.code, heapLimit.near.code]

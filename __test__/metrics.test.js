@@ -12,7 +12,7 @@ const { spawnSync } = require('node:child_process')
 
 const oomguard = require('..')
 const { prometheus, registerPromClient, observeMemory, getMemoryMetrics } = oomguard
-const core = require('../lib/metrics.js')
+const core = require('../lib/core/metrics.js')
 const { version: VERSION } = require('../package.json')
 
 const promClient = require('prom-client')

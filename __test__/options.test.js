@@ -1,5 +1,5 @@
 'use strict'
-// lib/options.js: one declaration per option, and the snapshot rule (own
+// lib/core/options.js: one declaration per option, and the snapshot rule (own
 // properties, each read once, arrays copied once, holes refused) as every
 // public function applies it. Prototype pollution runs in child processes:
 // __test__/pollution.test.js.
@@ -10,8 +10,8 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const oomguard = require('..')
-const options = require('../lib/options.js')
-const { createShedCore } = require('../lib/shed.js')
+const options = require('../lib/core/options.js')
+const { createShedCore } = require('../lib/integrations/shed.js')
 
 const FIXTURES = path.join(__dirname, 'fixtures')
 const BUSY = path.join(FIXTURES, 'v2-busy')
@@ -29,14 +29,14 @@ const named = (Type, re) => (err) => {
   return true
 }
 
-test('the documentation tables are the ones lib/options.js generates (node lib/options.js --readme)', () => {
+test('the documentation tables are the ones lib/core/options.js generates (node lib/core/options.js --readme)', () => {
   const page = (name) => fs.readFileSync(path.join(__dirname, '..', options.DOC_TABLE_PAGES[name]), 'utf8')
   assert.match(page('watch-options'), /<!-- options:watch-options -->/)
   assert.match(page('register-variables'), /<!-- options:register-variables -->/)
   for (const [name, file] of Object.entries(options.DOC_TABLE_PAGES)) {
     const text = page(name)
     assert.match(text, new RegExp(`<!-- options:${name} -->`), `${file} holds the ${name} table`)
-    assert.equal(options.renderReadme(text), text, `${file}: run \`node lib/options.js --readme\` after changing an option`)
+    assert.equal(options.renderReadme(text), text, `${file}: run \`node lib/core/options.js --readme\` after changing an option`)
   }
   // Each table on one page: none left in the README or on another page.
   for (const file of ['README.md', ...fs.readdirSync(path.join(__dirname, '..', 'docs')).map((f) => `docs/${f}`)]) {

@@ -181,7 +181,7 @@ test('the Fastify plugin with {}: the defaults', () => {
   const { out, what } = polluted(
     `
     const fastify = require('fastify')()
-    fastify.register(require('./lib/fastify.js'), {})
+    fastify.register(require('./lib/integrations/fastify.js'), {})
     fastify.ready().then(async () => {
       const s = fastify.oomguard
       const r = await fastify.inject({ url: '/health/memory' })
@@ -198,7 +198,7 @@ test('the Fastify plugin with {}: the defaults', () => {
 test('the Fastify plugin: onShed and level pollution reach nothing either', () => {
   // `level` and `onShed` polluted on their own (Fastify tolerates these).
   const { out, what } = polluted(`
-    const { createShedCore } = require('./lib/shed.js')
+    const { createShedCore } = require('./lib/integrations/shed.js')
     const core = createShedCore({})
     console.log(JSON.stringify({ level: core.level, onShed: core.onShed === undefined, exclude: typeof core.excluded({ url: '/forged' }) === 'boolean' && !core.excluded({ url: '/forged' }) }))
     core.close()`)
@@ -320,7 +320,7 @@ test('the doctor CLI as text, and useColor(): no forced colour, no forged NODE_O
 
 test('the register: OOMGUARD_* on Object.prototype are no variables', () => {
   const { out, what } = polluted(`${SAMPLES}
-    const state = require('./lib/register.js')
+    const state = require('./lib/integrations/register.js')
     ;(async () => {
       const c = state.monitor ? await sampled(state.monitor) : null
       console.log(JSON.stringify({ started: state.started, reason: state.reason, problems: state.problems, server: state.server !== null,

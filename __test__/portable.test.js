@@ -46,7 +46,7 @@ test('off Linux: V8 and host numbers, cgroup fields null, the same shape', () =>
   assert.equal(out.watchError.code, 'ERR_OOMGUARD_UNSUPPORTED_PLATFORM')
 
   // The same keys in the same order, section by section and in each
-  // diagnosis, as on Linux (one builder, lib/reading.js, makes both).
+  // diagnosis, as on Linux (one builder, lib/core/reading.js, makes both).
   const linux = getMemoryMetrics()
   assert.deepEqual(Object.keys(r), Object.keys(linux))
   assert.deepEqual(Object.keys(r.v8), Object.keys(linux.v8))

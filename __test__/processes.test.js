@@ -163,8 +163,8 @@ test('live: the process list is scanned at most once a second; other numbers sta
 // ---------------------------------------------------------------------------
 // The doctor's sections, on fixture trees.
 
-const { diagnose } = require('../lib/doctor.js')
-const { render } = require('../lib/doctor-render.js')
+const { diagnose } = require('../lib/integrations/doctor.js')
+const { render } = require('../lib/integrations/doctor-render.js')
 const FIXTURES = path.join(__dirname, 'fixtures')
 const fixture = (tree) => getMemoryMetrics({ heapSizeLimit: 192 * MiB }, { root: path.join(FIXTURES, tree) })
 

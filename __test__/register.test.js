@@ -1,5 +1,5 @@
 'use strict'
-// Zero-code start (lib/register.js, lib/register.mjs) in child processes:
+// Zero-code start (lib/integrations/register.js, lib/integrations/register.mjs) in child processes:
 // `node -r`, `node --import`, NODE_OPTIONS, both at once, bad variables,
 // /metrics on 127.0.0.1 only when asked, and never keeping a process alive.
 //
@@ -18,9 +18,9 @@ const { spawn, spawnSync } = require('node:child_process')
 const driven = require('./helpers/driven.js')
 
 const REPO = path.join(__dirname, '..')
-const REGISTER_CJS = path.join(REPO, 'lib', 'register.js')
-const REGISTER_MJS = path.join(REPO, 'lib', 'register.mjs')
-const WATCH = path.join(REPO, 'lib', 'watch.js')
+const REGISTER_CJS = path.join(REPO, 'lib', 'integrations', 'register.js')
+const REGISTER_MJS = path.join(REPO, 'lib', 'integrations', 'register.mjs')
+const WATCH = path.join(REPO, 'lib', 'core', 'watch.js')
 const FIXTURE = path.join(__dirname, 'fixtures', 'v2-busy')
 const LIMIT = 268435456 // v2-busy memory.max
 const INACTIVE_FILE = 42819584 // v2-busy memory.stat inactive_file: working set = current - this
@@ -154,7 +154,7 @@ async function driveTransitions(app, root) {
   return { up, down }
 }
 
-test('node -r lib/register.js: one JSON line on stderr per threshold crossed and per recovery', async (t) => {
+test('node -r lib/integrations/register.js: one JSON line on stderr per threshold crossed and per recovery', async (t) => {
   const root = makeRoot()
   const app = start(['-r', REGISTER_CJS, APP_CJS], { OOMGUARD_ROOT: root, OOMGUARD_MAX_INTERVAL_MS: '20' })
   t.after(app.stop)
@@ -178,7 +178,7 @@ test('node -r lib/register.js: one JSON line on stderr per threshold crossed and
   for (const line of app.out.stderr) assert.ok(['threshold', 'recovered', 'last-words'].includes(JSON.parse(line).oomguard), line)
 })
 
-test('node --import lib/register.mjs with an ES module app; last words to OOMGUARD_LAST_WORDS_PATH only', async (t) => {
+test('node --import lib/integrations/register.mjs with an ES module app; last words to OOMGUARD_LAST_WORDS_PATH only', async (t) => {
   const root = makeRoot()
   const termination = path.join(WORK, 'termination-log')
   const app = start(['--import', REGISTER_MJS, APP_MJS], {
@@ -393,9 +393,9 @@ function get(url) {
   })
 }
 
-const HAS_EXPORTER = fs.existsSync(path.join(REPO, 'lib', 'prometheus.js'))
+const HAS_EXPORTER = fs.existsSync(path.join(REPO, 'lib', 'integrations', 'prometheus.js'))
 
-test('OOMGUARD_METRICS_PORT: /metrics on 127.0.0.1 only', { skip: HAS_EXPORTER ? false : 'lib/prometheus.js is not there (see the next test)' }, async (t) => {
+test('OOMGUARD_METRICS_PORT: /metrics on 127.0.0.1 only', { skip: HAS_EXPORTER ? false : 'lib/integrations/prometheus.js is not there (see the next test)' }, async (t) => {
   const root = makeRoot()
   const app = start(['-r', REGISTER_CJS, APP_CJS], { OOMGUARD_ROOT: root, OOMGUARD_METRICS_PORT: '0' })
   t.after(app.stop)
@@ -433,7 +433,9 @@ test('without OOMGUARD_METRICS_PORT nothing listens', async (t) => {
   assert.deepEqual(app.out.stderr, [])
 })
 
-test('OOMGUARD_METRICS_HOST=0.0.0.0 binds every interface; a taken port is one line, and the service runs on', { skip: HAS_EXPORTER ? false : 'lib/prometheus.js is not there' }, async (t) => {
+test('OOMGUARD_METRICS_HOST=0.0.0.0 binds every interface; a taken port is one line, and the service runs on', {
+  skip: HAS_EXPORTER ? false : 'lib/integrations/prometheus.js is not there',
+}, async (t) => {
   const a = start(['-r', REGISTER_CJS, APP_CJS], { OOMGUARD_ROOT: makeRoot(), OOMGUARD_METRICS_PORT: '0', OOMGUARD_METRICS_HOST: '0.0.0.0' })
   t.after(a.stop)
   await a.ready()
@@ -449,7 +451,7 @@ test('OOMGUARD_METRICS_HOST=0.0.0.0 binds every interface; a taken port is one l
   assert.equal(b.out.exited, null, 'still running')
 })
 
-test('a port a sibling oomguard serves (the same OOMGUARD_METRICS_PORT): no line', { skip: HAS_EXPORTER ? false : 'lib/prometheus.js is not there' }, async (t) => {
+test('a port a sibling oomguard serves (the same OOMGUARD_METRICS_PORT): no line', { skip: HAS_EXPORTER ? false : 'lib/integrations/prometheus.js is not there' }, async (t) => {
   const probe = http.createServer()
   await new Promise((r) => probe.listen(0, '127.0.0.1', r))
   const port = String(probe.address().port)

@@ -10,7 +10,7 @@ const path = require('node:path')
 const { spawnSync } = require('node:child_process')
 
 const { watch, shed, SHED_DEFAULTS } = require('../lib/index.js')
-const oomguardFastify = require('../lib/fastify.js')
+const oomguardFastify = require('../lib/integrations/fastify.js')
 const { fixtureCopy, until, driveTo, request, listen } = require('./helpers/shed-fixture.js')
 
 const QUIET = { maxIntervalMs: 20, lastWords: false }
@@ -469,7 +469,7 @@ test('bad options: TypeError or RangeError naming the option', async (t) => {
 })
 
 test('an invalid level does not leak the monitor shed() created for it', () => {
-  const { samplerInfo } = require('../lib/watch.js')
+  const { samplerInfo } = require('../lib/core/watch.js')
   const before = samplerInfo().monitors
   assert.throws(() => shed({ watch: { thresholds: [0.9], lastWords: false }, level: 2 }), RangeError)
   if (before !== undefined) assert.equal(samplerInfo().monitors, before)
@@ -477,7 +477,7 @@ test('an invalid level does not leak the monitor shed() created for it', () => {
 
 // ------------------------------------------------------------------ types
 
-test('lib/index.d.ts and lib/fastify.d.ts type-check a strict TypeScript user of shed() and the plugin', { timeout: 120_000 }, () => {
+test('lib/index.d.ts and lib/integrations/fastify.d.ts type-check a strict TypeScript user of shed() and the plugin', { timeout: 120_000 }, () => {
   const tsc = require.resolve('typescript/bin/tsc')
   const r = spawnSync(process.execPath, [tsc, '-p', path.join(__dirname, 'types', 'tsconfig.shed.json')], { encoding: 'utf8' })
   assert.equal(r.status, 0, `tsc failed:\n${r.stdout}${r.stderr}`)

@@ -28,7 +28,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { spawn } = require('node:child_process')
 const oomguard = require('..')
-const { parseEnv, watchConfig } = require('../lib/options.js')
+const { parseEnv, watchConfig } = require('../lib/core/options.js')
 const h = require('./helpers/cgroup')
 const { coldNodeUnsupported } = require('./helpers/cold-node')
 const { runStall, describeStall } = require('./helpers/stall-scenarios')
@@ -313,7 +313,7 @@ test('fixture: OOMGUARD_ON_STALL=exit:MS does the same for the zero-code start',
 })
 
 test('fixture: the doctor says when charges fail at the limit now', { timeout: 30_000 }, async (t) => {
-  const { diagnose } = require('../lib/doctor.js')
+  const { diagnose } = require('../lib/integrations/doctor.js')
   const fake = new FakeCgroup()
   t.after(() => fake.remove())
   const read = () => oomguard.getMemoryMetrics(null, { root: fake.root })
@@ -337,7 +337,7 @@ test('fixture: the doctor says when charges fail at the limit now', { timeout: 3
 })
 
 test('fixture: the doctor does not pass a zero failure rate where the memory+swap limit binds (v1, the kernel counts no failed charge there)', () => {
-  const { diagnose } = require('../lib/doctor.js')
+  const { diagnose } = require('../lib/integrations/doctor.js')
   const fixture = path.join(__dirname, 'fixtures', 'v1-swap')
   const base = oomguard.getMemoryMetrics(null, { root: fixture })
   const MiB = 1048576
@@ -381,7 +381,7 @@ test('fixture: the doctor does not pass a zero failure rate where the memory+swa
 })
 
 test('fixture: where a parent cgroup holds the limit, the doctor reads its counter and working set (v1-grandchild, crafted readings)', () => {
-  const { diagnose } = require('../lib/doctor.js')
+  const { diagnose } = require('../lib/integrations/doctor.js')
   const base = oomguard.getMemoryMetrics(null, { root: path.join(__dirname, 'fixtures', 'v1-grandchild') })
   const parent = '/kubepods.slice/pod7f3a/fxcap'
   assert.equal(base.limitingCgroup.path, parent, 'the parent holds the 128 MiB limit')
@@ -557,7 +557,7 @@ for (const p of PATTERNS) {
   }
 }
 
-// The heap profile (lib/heap-profile.js) from the start, JS objects growing at
+// The heap profile (lib/core/heap-profile.js) from the start, JS objects growing at
 // 10 MiB/s: a read is made on the way up (the limit is seconds away at each
 // level, longer than a read's pause), so the stall record, which the sampler
 // thread writes while JavaScript is stuck, carries the sites: the growing

@@ -6,8 +6,8 @@
 // cost. Cases, interleaved, --runs each (median, quartiles):
 //
 //   bare node      node -e 0, for scale
-//   probe          one heap probe (lib/heap-probe.js): node -e PROBE; the
-//                  figure lib/heap-probe.js's PROBE_CHARGE_BYTES rounds up
+//   probe          one heap probe (lib/integrations/heap-probe.js): node -e PROBE; the
+//                  figure lib/integrations/heap-probe.js's PROBE_CHARGE_BYTES rounds up
 //   doctor         node bin/oomguard.js --json, probes run (room enough)
 //   doctor, no probes   the same with --node-version 1.0.0 (the service's
 //                  node differs: the doctor models instead of probing), as in

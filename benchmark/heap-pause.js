@@ -3,7 +3,7 @@
 // against the size of the live heap, per Node version and per route:
 //
 // - inspector: node:inspector HeapProfiler.getSamplingProfile, what
-//   lib/heap-profile.js uses (V8 forces a full GC before it builds the
+//   lib/core/heap-profile.js uses (V8 forces a full GC before it builds the
 //   profile: kSamplingForceGC, set by the inspector's startSampling);
 // - gc: a full GC alone (--expose-gc), the part of the above the heap sets;
 // - datadog: @datadog/pprof's heap.profile() (V8's GetAllocationProfile

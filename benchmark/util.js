@@ -289,7 +289,7 @@ function readJsonLines(file) {
 // kernel wake-up can be armed it samples at the interval such a fill needs
 // to reach the next threshold, from watch()'s default first one.
 const ASSUMED_FILL = 2 * 1024 * MiB
-const FIRST_THRESHOLD = require('../lib/options.js').WATCH_DEFAULTS.thresholds[0]
+const FIRST_THRESHOLD = require('../lib/core/options.js').WATCH_DEFAULTS.thresholds[0]
 
 /** The interval, ms, of a read-only sampler at `share` of `limitBytes` below the first threshold. */
 function readOnlyIntervalMs(share, limitBytes) {

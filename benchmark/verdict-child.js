@@ -9,7 +9,7 @@
 //
 // STEPS: comma-separated OBJECTS_MIB:BUFFERS_MIB targets, e.g. 0:0,50:0,50:100
 
-const { allocatorSplit } = require('../lib/native.js')
+const { allocatorSplit } = require('../lib/core/native.js')
 const { MiB, growBuffer } = require('../__test__/helpers/alloc')
 
 // `cost`: how long one reading of the split takes (as a record reads it),

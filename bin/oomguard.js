@@ -6,15 +6,15 @@
 
 const fs = require('node:fs')
 const v8 = require('node:v8')
-const { getMemoryMetrics } = require('../lib/metrics.js')
-const { buildReport } = require('../lib/doctor.js')
-const { render, useColor } = require('../lib/doctor-render.js')
+const { getMemoryMetrics } = require('../lib/core/metrics.js')
+const { buildReport } = require('../lib/integrations/doctor.js')
+const { render, useColor } = require('../lib/integrations/doctor-render.js')
 
 const EARLIER_MS = 500
-const { CLI_FLAGS, cliFlagsUsage } = require('../lib/options.js')
-const { heapAdvice, probeRoom } = require('../lib/heap-probe.js')
-const native = require('../lib/native.js')
-const { status: nativeAddon } = require('../lib/loader.js')
+const { CLI_FLAGS, cliFlagsUsage } = require('../lib/core/options.js')
+const { heapAdvice, probeRoom } = require('../lib/integrations/heap-probe.js')
+const native = require('../lib/core/native.js')
+const { status: nativeAddon } = require('../lib/core/loader.js')
 
 const MiB = 1024 * 1024
 
@@ -202,7 +202,7 @@ function withNativeLines(text) {
 }
 
 function main() {
-  if (process.argv[2] === 'explain') return require('../lib/explain.js').main(process.argv.slice(3))
+  if (process.argv[2] === 'explain') return require('../lib/integrations/explain.js').main(process.argv.slice(3))
   let opts
   try {
     opts = parseArgs(process.argv.slice(2))

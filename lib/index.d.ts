@@ -1,6 +1,6 @@
 // The public types of oomguard, written here once. A reading's shape
 // (MemoryMetrics and its sections) is declared in this file only: the native
-// side fills numbered slots (src/napi/slots.rs) that lib/metrics.js names, and
+// side fills numbered slots (src/napi/slots.rs) that lib/core/metrics.js names, and
 // __test__/api.test.js checks that every field here is one getMemoryMetrics()
 // returns, and the reverse. The types the native side does build (the cgroup,
 // the processes, a diagnosis) come from the generated ../index.d.ts.
@@ -696,7 +696,7 @@ export interface NativeAddon {
 export declare const nativeAddon: NativeAddon
 
 // ---------------------------------------------------------------------------
-// shed(): load shedding for node:http, Express and Connect (lib/shed.js).
+// shed(): load shedding for node:http, Express and Connect (lib/integrations/shed.js).
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
@@ -837,8 +837,8 @@ export declare const SHED_DEFAULTS: Readonly<{
 }>
 
 // ---------------------------------------------------------------------------
-// Metrics: Prometheus text, prom-client, OpenTelemetry (lib/prometheus.js,
-// lib/prom-client.js, lib/otel.js). The names are listed in docs-metrics.md.
+// Metrics: Prometheus text, prom-client, OpenTelemetry (lib/integrations/prometheus.js,
+// lib/integrations/prom-client.js, lib/integrations/otel.js). The names are listed in docs-metrics.md.
 // prom-client and @opentelemetry/api are optional peer dependencies, so their
 // types are described structurally here rather than imported.
 
@@ -974,7 +974,7 @@ export interface OtelOptions {
 export declare function observeMemory(meter: OtelMeterLike, options?: OtelOptions | null): MetricsRegistration
 
 // ---------------------------------------------------------------------------
-// doctor: the report `oomguard doctor` prints (lib/doctor.js).
+// doctor: the report `oomguard doctor` prints (lib/integrations/doctor.js).
 
 /** The mark of one checklist item: `manual` is "check by hand" (not checkable from inside). */
 export type DoctorCheckStatus = 'pass' | 'warn' | 'fail' | 'manual'
@@ -1058,7 +1058,7 @@ export interface DoctorReport {
     /** The container limit (cgroup), `null` when the limit is the host's. */
     containerLimitBytes: number | null
     ratio: number | null
-    /** The heap band (lib/heap-band.json): pass within [low, high] of the limit, advice aims at target. */
+    /** The heap band (lib/core/heap-band.json): pass within [low, high] of the limit, advice aims at target. */
     band: HeapBand
     /** From the HEAP_LIMIT_* diagnoses: `fail` at or above the limit, `warn` above the band (80%). */
     verdict: 'pass' | 'warn' | 'fail' | 'unknown'

@@ -7,12 +7,12 @@
 // integrations load on first use, so a service that only watches pays for
 // nothing else (memory and start-up time).
 
-const { getMemoryMetrics } = require('./metrics.js')
-const { watch, Monitor } = require('./watch.js')
+const { getMemoryMetrics } = require('./core/metrics.js')
+const { watch, Monitor } = require('./core/watch.js')
 
-// Which native addon loaded, from where, or why none did (lib/loader.js):
+// Which native addon loaded, from where, or why none did (lib/core/loader.js):
 // { loaded, file, target, libc, reason, tried }, frozen.
-const nativeAddon = require('./loader.js').status
+const nativeAddon = require('./core/loader.js').status
 
 module.exports = { getMemoryMetrics, watch, Monitor, nativeAddon }
 
@@ -28,24 +28,24 @@ function lazy(name, load) {
   })
 }
 
-// watch()'s defaults (lib/options.js, loaded on first use).
-lazy('WATCH_DEFAULTS', () => require('./watch.js').DEFAULTS)
+// watch()'s defaults (lib/core/options.js, loaded on first use).
+lazy('WATCH_DEFAULTS', () => require('./core/watch.js').DEFAULTS)
 
-// Load shedding (lib/shed.js): 503 + Retry-After while memory is near the limit.
-lazy('shed', () => require('./shed.js').shed)
-lazy('SHED_DEFAULTS', () => require('./shed.js').SHED_DEFAULTS)
+// Load shedding (lib/integrations/shed.js): 503 + Retry-After while memory is near the limit.
+lazy('shed', () => require('./integrations/shed.js').shed)
+lazy('SHED_DEFAULTS', () => require('./integrations/shed.js').SHED_DEFAULTS)
 
 // Metrics (/metrics): Prometheus text, prom-client and OpenTelemetry. None of
 // them loads prom-client or @opentelemetry/api here.
-lazy('prometheus', () => require('./prometheus.js').prometheus)
-lazy('registerPromClient', () => require('./prom-client.js').registerPromClient)
-lazy('observeMemory', () => require('./otel.js').observeMemory)
+lazy('prometheus', () => require('./integrations/prometheus.js').prometheus)
+lazy('registerPromClient', () => require('./integrations/prom-client.js').registerPromClient)
+lazy('observeMemory', () => require('./integrations/otel.js').observeMemory)
 
-// The doctor: the report `oomguard doctor` prints (lib/doctor.js builds it,
-// lib/doctor-render.js renders it), as pure functions over a
+// The doctor: the report `oomguard doctor` prints (lib/integrations/doctor.js builds it,
+// lib/integrations/doctor-render.js renders it), as pure functions over a
 // getMemoryMetrics() result.
 lazy('doctor', () => {
-  const { buildReport, diagnose } = require('./doctor.js')
-  const { render, useColor } = require('./doctor-render.js')
+  const { buildReport, diagnose } = require('./integrations/doctor.js')
+  const { render, useColor } = require('./integrations/doctor-render.js')
   return Object.freeze({ buildReport, diagnose, render, useColor })
 })

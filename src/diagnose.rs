@@ -5,7 +5,7 @@ use crate::reader::{LimitSource, Snapshot};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-// The heap band, declared once in lib/heap-band.json (the doctor reads the
+// The heap band, declared once in lib/core/heap-band.json (the doctor reads the
 // same file): a heap limit within [HEAP_BAND_LOW, HEAP_BAND_HIGH] of the
 // container limit passes, the advice aims at HEAP_TARGET; the rest of the
 // limit is for memory outside the V8 heap (Buffers, native code, stacks,
@@ -222,7 +222,7 @@ impl Severity {
 
 /// Stable codes: tools and alerts may match on them.
 pub mod codes {
-    // These three are declared in lib/diagnoses.json, with their wording.
+    // These three are declared in lib/core/diagnoses.json, with their wording.
     pub const HEAP_LIMIT_ABOVE_CONTAINER_LIMIT: &str = super::HEAP_ABOVE.code;
     pub const HEAP_LIMIT_NEAR_CONTAINER_LIMIT: &str = super::HEAP_NEAR.code;
     pub const NO_LIMIT: &str = "NO_LIMIT";

@@ -1,12 +1,12 @@
 //! The kernel files the diagnoses, the reader and the stall detector name,
-//! by cgroup version. Declared once, in lib/diagnoses.json (the doctor
+//! by cgroup version. Declared once, in lib/core/diagnoses.json (the doctor
 //! words its checks with the same names); build.rs turns them into
 //! `V1_FILES` and `V2_FILES`.
 
 use crate::locate::CgroupVersion;
 
 /// The kernel files the diagnoses name, by cgroup version. Declared once,
-/// in lib/diagnoses.json: the doctor words its checks with the same names.
+/// in lib/core/diagnoses.json: the doctor words its checks with the same names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NamedFiles {
     /// The memory limit.

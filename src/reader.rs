@@ -150,7 +150,7 @@ fn usage_file(version: CgroupVersion) -> &'static str {
 }
 
 /// The failed-charge counter of a cgroup version as the diagnoses name it
-/// (lib/diagnoses.json `failures`): the file, and the key in it where it is
+/// (lib/core/diagnoses.json `failures`): the file, and the key in it where it is
 /// a keyed file (v1 `memory.failcnt`; v2 `memory.events`, `max`).
 fn failures_file(version: CgroupVersion) -> (&'static str, Option<&'static str>) {
     let named = crate::named::named_files(Some(version)).failures;

@@ -8,7 +8,7 @@ const path = require('node:path')
 const { spawn } = require('node:child_process')
 const cg = require('./cgroup.js')
 
-const REGISTER = path.join(cg.REPO_ROOT, 'lib', 'register.js')
+const REGISTER = path.join(cg.REPO_ROOT, 'lib', 'integrations', 'register.js')
 const SERVICE = path.join(__dirname, 'driven-service.js')
 
 /** The environment of a child: no OOMGUARD_* or NODE_OPTIONS from outside, then `extra`. */

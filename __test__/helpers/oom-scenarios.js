@@ -80,7 +80,7 @@ const LAST_WORDS_KEYS = [
 /**
  * A record's keys less its optional last member: `heapProfile`, the top
  * allocation sites, present once the heap profile has been read and where
- * it fits (lib/heap-profile.js).
+ * it fits (lib/core/heap-profile.js).
  */
 function recordKeys(lw) {
   const keys = Object.keys(lw)

@@ -1,4 +1,4 @@
-//! The doctor's native building blocks (internal: lib/doctor.js words its
+//! The doctor's native building blocks (internal: lib/integrations/doctor.js words its
 //! report with them).
 
 use napi::bindgen_prelude::*;

@@ -1,5 +1,5 @@
 //! Who owns a last-words file and who holds a port (src/watch/owner.rs), for
-//! lib/watch.js (`monitor.lastWordsFile`) and the register's `/metrics`
+//! lib/core/watch.js (`monitor.lastWordsFile`) and the register's `/metrics`
 //! line (internal).
 
 use std::path::Path;

@@ -70,7 +70,7 @@ pub struct Diagnosis {
     /// V8's heap limit, bytes.
     pub heap_size_limit_bytes: Option<f64>,
     /// The `--max-old-space-size` value (MiB) that puts the heap limit at about
-    /// 75% of the limit (the target of lib/heap-band.json), by the model.
+    /// 75% of the limit (the target of lib/core/heap-band.json), by the model.
     pub recommended_max_old_space_size_mib: Option<f64>,
     /// The `--max-semi-space-size` value (MiB) to use with it, where the
     /// young generation node would choose is too big (a small limit node

@@ -1,4 +1,4 @@
-//! The watcher's native half (internal; lib/watch.js is the public API):
+//! The watcher's native half (internal; lib/core/watch.js is the public API):
 //! starting and stopping monitors on the core's sampler thread, the
 //! monitor's shared block as a `Float64Array`, and the sampler's events
 //! turned into JavaScript calls.
@@ -38,7 +38,7 @@ pub struct WatchConfig {
     pub on_stall: Option<OnStallOptions>,
 }
 
-/// Stall detection settings (internal; lib/options.js documents them).
+/// Stall detection settings (internal; lib/core/options.js documents them).
 #[napi(object, object_to_js = false)]
 pub struct StallOptions {
     /// How long the signs of a stall must hold, ms.
@@ -84,7 +84,7 @@ pub struct NativeStall {
     pub reason: String,
 }
 
-/// An event from the sampler thread (internal; lib/watch.js adds the V8 numbers).
+/// An event from the sampler thread (internal; lib/core/watch.js adds the V8 numbers).
 #[napi(object, object_from_js = false, use_nullable = true)]
 pub struct NativeWatchEvent {
     pub level: u32,
@@ -306,7 +306,7 @@ pub fn watch_stop(id: u32) -> bool {
     watch::SAMPLER.stop(id)
 }
 
-/// Hand a monitor's records an appendix (internal; lib/heap-profile.js):
+/// Hand a monitor's records an appendix (internal; lib/core/heap-profile.js):
 /// candidate JSON members, longest first, of which each record takes the
 /// first that fits (`lastwords::with_appendix`); an empty list clears it.
 /// Returns the verdict of the monitor's last record (`stall:CAUSE` for a

@@ -1,6 +1,6 @@
 //! The per-monitor block: f64 slots the sampler writes under a sequence
 //! lock and JavaScript reads without calling into native code. Its layout is
-//! declared here once; lib/watch.js reads it through `watchSlots()`.
+//! declared here once; lib/core/watch.js reads it through `watchSlots()`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -66,7 +66,7 @@ pub const NAMES: &[(&str, usize)] = &[
     ("v8.heapTotalBytes", V8_HEAP_TOTAL),
     ("v8.externalBytes", V8_EXTERNAL),
     ("v8.arrayBuffersBytes", V8_ARRAY_BUFFERS),
-    // Listed in the order an event's v8 object has them (lib/watch.js
+    // Listed in the order an event's v8 object has them (lib/core/watch.js
     // builds it from this list).
     ("v8.rssBytes", V8_RSS),
     ("v8.heapSizeLimitBytes", V8_HEAP_SIZE_LIMIT),

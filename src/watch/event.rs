@@ -101,7 +101,7 @@ pub struct LimitChange {
     /// This environment's V8 heap limit, as JavaScript last wrote it.
     pub heap_size_limit_bytes: Option<f64>,
     /// The heap limit against the new limit: `fits` (at most 80% of it, the
-    /// top of the band in lib/heap-band.json), `near` (above 80%), `above` (at or above the limit); None where there
+    /// top of the band in lib/core/heap-band.json), `near` (above 80%), `above` (at or above the limit); None where there
     /// is no cgroup limit or no heap number.
     pub heap_limit: Option<&'static str>,
     /// The `HEAP_LIMIT_*` diagnosis for the new limit, as

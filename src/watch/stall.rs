@@ -71,7 +71,7 @@ pub const MIN_REFAULTS_PER_SEC: f64 = 1000.0;
 /// limit binds and no failed charge is counted (see the module doc): 80 MiB/s
 /// of 4 KiB pages.
 pub const MEMSW_MIN_REFAULTS_PER_SEC: f64 = 20_000.0;
-/// The bounds [`crate::watch::Config::with_stall`] enforces (lib/options.js
+/// The bounds [`crate::watch::Config::with_stall`] enforces (lib/core/options.js
 /// says the same).
 pub const MAX_SUSTAIN_MS: f64 = 600_000.0;
 pub const MAX_MARGIN: f64 = 0.49;

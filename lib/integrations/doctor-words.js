@@ -1,6 +1,6 @@
 'use strict'
-// The doctor's words: the units and names that the report (lib/doctor.js)
-// and its rendering (lib/doctor-render.js) both write.
+// The doctor's words: the units and names that the report (lib/integrations/doctor.js)
+// and its rendering (lib/integrations/doctor-render.js) both write.
 
 const MiB = 1024 * 1024
 
@@ -9,7 +9,7 @@ const MiB = 1024 * 1024
  * heap limit within [low, high] of the container limit passes, the advice
  * aims at target.
  */
-const HEAP_BAND = Object.freeze({ ...require('./heap-band.json') })
+const HEAP_BAND = Object.freeze({ ...require('../core/heap-band.json') })
 const HEAP_SHARE = HEAP_BAND.target
 const bandText = `${HEAP_BAND.low * 100}-${HEAP_BAND.high * 100}%`
 

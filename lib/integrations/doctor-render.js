@@ -1,8 +1,8 @@
 'use strict'
-// The doctor's report (lib/doctor.js buildReport()) as text, in colour or
+// The doctor's report (lib/integrations/doctor.js buildReport()) as text, in colour or
 // not. Pure functions: the report and the options in, a string out.
 
-const { renderReport, renderOptions, colorEnv, ownCopy } = require('./options.js')
+const { renderReport, renderOptions, colorEnv, ownCopy } = require('../core/options.js')
 const { bandText, isNum, bytes, pct, basisName } = require('./doctor-words.js')
 
 const ESC = '\u001b['

@@ -1,4 +1,4 @@
-// `import 'oomguard/register'` (lib/register.mjs).
+// `import 'oomguard/register'` (lib/integrations/register.mjs).
 import type state from './register.js'
 
 declare const registered: state.RegisterState

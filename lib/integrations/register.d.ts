@@ -1,8 +1,8 @@
-// `require('oomguard/register')` (lib/register.js): loading it starts the
+// `require('oomguard/register')` (lib/integrations/register.js): loading it starts the
 // monitor; what it exports is the state of that one start per process.
 
 import type { Server } from 'node:http'
-import type { Monitor } from './index'
+import type { Monitor } from '../index'
 
 declare namespace state {
   interface RegisterState {

@@ -4,7 +4,7 @@
 // throws when the process has no file descriptor left (EMFILE) or /proc is
 // gone; then the heap figures come from v8.getHeapStatistics() (no file),
 // `rss` and `arrayBuffers` are NaN (unknown) and `error` says why. Used by
-// the monitors' dispatch (lib/watch.js) and getMemoryMetrics() (lib/metrics.js).
+// the monitors' dispatch (lib/core/watch.js) and getMemoryMetrics() (lib/core/metrics.js).
 
 // node:v8 on first use (start-up time); a builtin, so it loads with no descriptor left.
 const v8 = { getHeapStatistics: () => require('node:v8').getHeapStatistics() }

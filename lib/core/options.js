@@ -4,7 +4,7 @@
 // `root`, shed(), the Fastify plugin, the metrics exporters, the register
 // (OOMGUARD_* variables) and the doctor CLI all read their options through
 // this module, and the README's option tables are generated from it
-// (`node lib/options.js --readme`, checked by __test__/options.test.js).
+// (`node lib/core/options.js --readme`, checked by __test__/options.test.js).
 //
 // The snapshot rule: a public function copies the options it knows from the
 // caller's object, OWN properties only (never the prototype chain, so a
@@ -1114,7 +1114,7 @@ const DOCTOR_ENV = table([
   { name: 'nodeVersion', doc: 'the node version the heap limit is from (a string)' },
   { name: 'nodeOptions', doc: 'the NODE_OPTIONS the heap limit is from (a string)' },
   { name: 'workers', min: 0, max: 65535, doc: 'the number of worker threads the service runs' },
-  { name: 'heapAdvice', object: true, doc: 'the heap advice (oomguard doctor measures it; lib/heap-probe.js)' },
+  { name: 'heapAdvice', object: true, doc: 'the heap advice (oomguard doctor measures it; lib/integrations/heap-probe.js)' },
   { name: 'defaultHeapLimitBytes', bytes: true, doc: "node's default heap limit, bytes, where there is no container limit" },
   {
     name: 'own',
@@ -1314,7 +1314,7 @@ module.exports = {
 if (require.main === module && process.argv[2] === '--readme') {
   // Rewrite the generated tables of the documentation pages in place.
   for (const page of Object.values(DOC_TABLE_PAGES)) {
-    const file = nodePath.join(__dirname, '..', page)
+    const file = nodePath.join(__dirname, '..', '..', page)
     const before = fs.readFileSync(file, 'utf8')
     const after = renderReadme(before)
     if (after !== before) fs.writeFileSync(file, after)

@@ -1,6 +1,6 @@
 'use strict'
 // getMemoryMetrics() off Linux: no cgroups, no /proc. The same object as on
-// Linux, built by the same function from the same slot list (lib/reading.js):
+// Linux, built by the same function from the same slot list (lib/core/reading.js):
 // every cgroup field null, the host's memory from the os module and the V8
 // numbers as on Linux.
 
@@ -9,7 +9,7 @@ const { SLOT, RAW_COUNT, RAW_START, INPUT, V8_INPUTS, builder, nn, flag, raw } =
 const { noMemoryCgroup } = require('./diagnoses.json')
 
 /**
- * A diagnosis declared in lib/diagnoses.json, with a diagnosis's other
+ * A diagnosis declared in lib/core/diagnoses.json, with a diagnosis's other
  * fields (the generated Diagnosis type), none of which applies without the
  * addon. __test__/portable.test.js checks the keys against Linux's.
  */
@@ -47,7 +47,7 @@ const SHAPE = Object.freeze({
 const HEAP_LIMIT = V8_INPUTS.findIndex(([key]) => key === 'heapSizeLimit')
 const buf = new Float64Array(RAW_START)
 
-/** `v`: the caller's V8 numbers in lib/reading.js's V8_INPUTS order, NaN when unknown. */
+/** `v`: the caller's V8 numbers in lib/core/reading.js's V8_INPUTS order, NaN when unknown. */
 function portableMetrics(v) {
   const total = os.totalmem()
   const available = os.freemem()

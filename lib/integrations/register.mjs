@@ -1,5 +1,5 @@
 // `node --import oomguard/register app.mjs`: the same as the CommonJS
-// register (lib/register.js), which runs once per process however often and
+// register (lib/integrations/register.js), which runs once per process however often and
 // however (require, import, -r, --import) it is loaded.
 import { createRequire } from 'node:module'
 

@@ -2,10 +2,10 @@
 // The doctor: turns one getMemoryMetrics() result into a structured report
 // (what the container's limit is and where it came from, what fills it, how
 // V8's heap limit sits against it, and a sizing checklist);
-// lib/doctor-render.js renders it as text. Pure functions: no file, process
+// lib/integrations/doctor-render.js renders it as text. Pure functions: no file, process
 // or clock access here; bin/oomguard.js gathers the inputs.
 
-const { diagnoseMetrics, diagnoseEnv, WATCH_DEFAULTS, ownCopy } = require('./options.js')
+const { diagnoseMetrics, diagnoseEnv, WATCH_DEFAULTS, ownCopy } = require('../core/options.js')
 const { MiB, HEAP_BAND, HEAP_SHARE, bandText, isNum, bytes, pct, basisName } = require('./doctor-words.js')
 
 /** The first and the last of watch()'s default thresholds, for the "usage now" check. */
@@ -14,11 +14,11 @@ const USAGE_FAIL = WATCH_DEFAULTS.thresholds[WATCH_DEFAULTS.thresholds.length - 
 
 /**
  * What the core's diagnoses (src/diagnose.rs) share with the doctor,
- * declared once in lib/diagnoses.json: the kernel files they name (limit,
+ * declared once in lib/core/diagnoses.json: the kernel files they name (limit,
  * high, oomKill, and failures: the stall detector's failed-charge counter)
  * by cgroup version, and the wording of the heap-limit diagnoses.
  */
-const DIAGNOSES = require('./diagnoses.json')
+const DIAGNOSES = require('../core/diagnoses.json')
 /** The files of a cgroup version; v2's where there is no cgroup, as in the core. */
 const filesOf = (version) => DIAGNOSES.files[version === 1 ? 1 : 2]
 const HEAP_ABOVE = DIAGNOSES.heapLimit.above

@@ -1,9 +1,9 @@
 // oomguard for Fastify (`oomguard/fastify`): load shedding and a memory
 // health route, as a Fastify plugin (Fastify 4 and 5).
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import type { Monitor, ShedOptions, ShedState } from './index'
+import type { Monitor, ShedOptions, ShedState } from '../index'
 
-export type { ShedHealth } from './index'
+export type { ShedHealth } from '../index'
 
 /**
  * The plugin's options: those of `shed()`, with Fastify's request and reply

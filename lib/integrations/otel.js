@@ -10,8 +10,8 @@
 // mapping is in docs-metrics.md).
 
 const v8 = require('node:v8')
-const core = require('./metrics.js')
-const { invalidType, metricsConfig, monitorLevel } = require('./options.js')
+const core = require('../core/metrics.js')
+const { invalidType, metricsConfig, monitorLevel } = require('../core/options.js')
 const { readOptions, VERSION, STAT_KINDS, EVENTS, monitorStalledSeconds } = require('./prometheus.js')
 
 // @opentelemetry/api's ValueType enum (INT = 0, DOUBLE = 1), without requiring it.
@@ -96,7 +96,7 @@ function isMeter(meter) {
  */
 function observeMemory(meter, options) {
   if (!isMeter(meter)) throw invalidType('meter', 'an OpenTelemetry Meter (metrics.getMeter(name))', meter)
-  // One snapshot of the options (lib/options.js): own properties, read once.
+  // One snapshot of the options (lib/core/options.js): own properties, read once.
   const o = metricsConfig(options)
   const read = readOptions(o)
   const monitor = o.monitor

@@ -22,11 +22,11 @@ const KEY = Symbol.for('oomguard.register')
 const MiB = 1024 * 1024
 
 // The variables, their defaults and what they mean: declared with the options
-// they set in lib/options.js (also the README table).
-const { parseEnv, variableDescriptions, TRUE_WORDS, REGISTER_VARIABLES } = require('./options.js')
+// they set in lib/core/options.js (also the README table).
+const { parseEnv, variableDescriptions, TRUE_WORDS, REGISTER_VARIABLES } = require('../core/options.js')
 
 const VARIABLES = variableDescriptions()
-// The service's mark for its children (declared in lib/options.js).
+// The service's mark for its children (declared in lib/core/options.js).
 const REGISTER_MARK = REGISTER_VARIABLES.find((v) => v.key === 'servicePid').env
 
 // ---------------------------------------------------------------- output
@@ -60,7 +60,7 @@ const TOOL_SCRIPTS = [
 // The names under which they are started: the scripts' own, and their links' (npm, npx, oomguard).
 const TOOL_NAMES = TOOL_SCRIPTS.flatMap(([tail, name]) => [nodePath.basename(tail), name])
 // This copy's own CLI, wherever it is installed (a checkout, a link).
-const OWN_CLI = nodePath.join(__dirname, '..', 'bin', 'oomguard.js')
+const OWN_CLI = nodePath.join(__dirname, '..', '..', 'bin', 'oomguard.js')
 
 function realpath(p) {
   try {
@@ -160,7 +160,7 @@ function formatError(err, format) {
 // ---------------------------------------------------------------- monitor
 
 function startMonitor(state, settings) {
-  const { watch, DEFAULTS } = require('./watch.js')
+  const { watch, DEFAULTS } = require('../core/watch.js')
   const child = state.role.role === 'child'
   // A descendant of the service never writes the record file.
   const options = child ? { ...settings.watch, lastWords: { ...settings.watch.lastWords, path: undefined } } : settings.watch
@@ -259,7 +259,7 @@ function startMetrics(state, settings) {
     let holder = null
     if (err.code === 'EADDRINUSE') {
       try {
-        holder = require('./native.js').portHolder(port, 'OOMGUARD_METRICS_PORT')
+        holder = require('../core/native.js').portHolder(port, 'OOMGUARD_METRICS_PORT')
       } catch {}
       // A sibling started with the same OOMGUARD_METRICS_PORT serves it: nothing is wrong.
       if (holder !== null && holder.envValue !== null && holder.envValue.trim() === String(port)) {
@@ -298,13 +298,13 @@ function fixedNodeOptions(flags) {
 
 /**
  * One line when V8's heap limit is at or near the container limit: the
- * failure this process is set up for is already visible (lib/diagnoses.json's
+ * failure this process is set up for is already visible (lib/core/diagnoses.json's
  * heapLimit codes, from getMemoryMetrics()). After the start, off its path.
  */
 function warnHeapLimit(state, settings) {
-  const { heapLimit } = require('./diagnoses.json')
+  const { heapLimit } = require('../core/diagnoses.json')
   const codes = [heapLimit.above.code, heapLimit.near.code]
-  const { getMemoryMetrics } = require('./metrics.js')
+  const { getMemoryMetrics } = require('../core/metrics.js')
   const m = getMemoryMetrics(null, { root: settings.root })
   const d = m.diagnoses.find((x) => codes.includes(x.code))
   if (d === undefined || settings.logFormat === 'none') return

@@ -9,8 +9,8 @@ const { RAW_START, V8_INPUTS, builder, nn, flag, raw } = require('./reading.js')
 const { usageNow, heapLimit, usageError } = require('./usage.js')
 
 // Loaded on first use, not at require (start-up time): node:v8 for the heap
-// limit, lib/options.js for options and errors, and the readers without the
-// addon (lib/plain.js on Linux, lib/portable.js elsewhere).
+// limit, lib/core/options.js for options and errors, and the readers without the
+// addon (lib/core/plain.js on Linux, lib/core/portable.js elsewhere).
 const options = () => require('./options.js')
 const RAW_CAPACITY = 256
 
@@ -61,7 +61,7 @@ function plainReader(root) {
 
 // NATIVE_UNAVAILABLE, with the loader's reason; NO_MEMORY_CGROUP where no
 // memory cgroup is found; CGROUP_FILE_UNREADABLE for each file that could
-// not be read (lib/diagnoses.json).
+// not be read (lib/core/diagnoses.json).
 let plainLists = null
 function plainDiagnoses(inCgroup, unreadable) {
   const { nativeUnavailable, noMemoryCgroup, fileUnreadable } = require('./diagnoses.json')
@@ -89,7 +89,7 @@ function samplerFor(root) {
 }
 
 // The caller's V8 numbers: process.memoryUsage()'s keys and heapSizeLimit,
-// in slot order (lib/slots.json's v8 section).
+// in slot order (lib/core/slots.json's v8 section).
 const USAGE_KEYS = V8_INPUTS.map(([key]) => key)
 // The one taken from v8.getHeapStatistics() when the caller has none.
 const HEAP_LIMIT = USAGE_KEYS.indexOf('heapSizeLimit')
@@ -136,7 +136,7 @@ function usageValue(i, key, v) {
 let usageFailure = null
 
 /**
- * The reading with the USAGE_UNREADABLE diagnosis added (lib/diagnoses.json):
+ * The reading with the USAGE_UNREADABLE diagnosis added (lib/core/diagnoses.json):
  * the V8 numbers it lacks are null, and it says why.
  */
 function withUsageFailure(reading, err) {
@@ -185,9 +185,9 @@ function writeUsage(buf, usage) {
 
 /**
  * Read the process's memory as the kernel counts it and combine it with V8's numbers.
- * @param {import('../index').MemoryUsageInput | null} [usage] defaults to `process.memoryUsage()`
- * @param {import("../index").MetricsOptions | null} [opts]
- * @returns {import('../index').MemoryMetrics}
+ * @param {import('../../index').MemoryUsageInput | null} [usage] defaults to `process.memoryUsage()`
+ * @param {import("../../index").MetricsOptions | null} [opts]
+ * @returns {import('../../index').MemoryMetrics}
  */
 function getMemoryMetrics(usage, opts) {
   const root = opts === undefined || opts === null ? undefined : options().rootOption(opts)

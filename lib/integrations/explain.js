@@ -9,7 +9,7 @@
 // version is one line on stderr and exit status 1; never a stack trace.
 
 const fs = require('node:fs')
-const HEAP_BAND = require('./heap-band.json')
+const HEAP_BAND = require('../core/heap-band.json')
 
 /** The record version this oomguard writes (src/watch/lastwords.rs). */
 const VERSION = 1

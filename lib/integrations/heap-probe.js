@@ -3,7 +3,7 @@
 // V8's heap sizing (heapModel()), run the same node binary with the advised
 // NODE_OPTIONS in a child process (so in the same cgroup, sizing itself from
 // the same limits), read v8.getHeapStatistics().heap_size_limit, and adjust
-// until the measured heap limit sits within the band of lib/heap-band.json,
+// until the measured heap limit sits within the band of lib/core/heap-band.json,
 // as close to its target as whole MiB (or tenths of a percent) allow.
 // Used by `oomguard doctor`; getMemoryMetrics() never spawns.
 //
@@ -13,8 +13,8 @@
 // (probeRoom()); otherwise the advice is the model's, and says why.
 
 const { spawnSync } = require('node:child_process')
-const BAND = require('./heap-band.json')
-const { WATCH_DEFAULTS } = require('./options.js')
+const BAND = require('../core/heap-band.json')
+const { WATCH_DEFAULTS } = require('../core/options.js')
 
 const MiB = 1024 * 1024
 /**

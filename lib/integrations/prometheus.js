@@ -1,7 +1,7 @@
 'use strict'
 // prometheus(): one getMemoryMetrics() snapshot in the Prometheus text
 // exposition format 0.0.4. The family table below is also what
-// lib/prom-client.js registers, so both print the same names, types and labels.
+// lib/integrations/prom-client.js registers, so both print the same names, types and labels.
 //
 // Naming: one prefix (default `oomguard_`) for every family, so nothing
 // collides with cAdvisor's `container_memory_*` or prom-client's default
@@ -10,9 +10,9 @@
 // not printed at all: no series rather than a made-up 0. HELP and TYPE are
 // printed for every family, with or without series.
 
-const core = require('./metrics.js')
-const { invalidType, outOfRange, metricsConfig, monitorLevel, table, DEFAULT_PREFIX } = require('./options.js')
-const { version: VERSION } = require('../package.json')
+const core = require('../core/metrics.js')
+const { invalidType, outOfRange, metricsConfig, monitorLevel, table, DEFAULT_PREFIX } = require('../core/options.js')
+const { version: VERSION } = require('../../package.json')
 
 const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 // No colons (reserved for recording rules), no leading `__` (reserved).
@@ -346,7 +346,7 @@ function familyDefs(prefix, withMonitor) {
 /**
  * The samples of every family for one snapshot, null values dropped:
  * `[{ name, help, type, aggregator, values: [{ labels, value }] }]`.
- * `monitor` is a monitorSnapshot() (lib/options.js): its level is read
+ * `monitor` is a monitorSnapshot() (lib/core/options.js): its level is read
  * once here, its thresholds were copied when the options were read.
  */
 function collect(defs, metrics, monitor, name = 'metrics') {
@@ -379,7 +379,7 @@ function render(families) {
 }
 
 // ---------------------------------------------------------------------------
-// Options shared with lib/prom-client.js and lib/otel.js.
+// Options shared with lib/integrations/prom-client.js and lib/otel.js.
 
 /** `options.prefix`, from a metricsConfig() snapshot. */
 function prefixOption(value) {
@@ -412,7 +412,7 @@ function readOptions(c) {
  * `metrics` (a getMemoryMetrics() result to format instead of reading one).
  */
 function prometheus(options) {
-  // One snapshot of the options (lib/options.js): own properties, read once.
+  // One snapshot of the options (lib/core/options.js): own properties, read once.
   const c = metricsConfig(options)
   const prefix = prefixOption(c.prefix)
   const monitor = c.monitor

@@ -1,7 +1,7 @@
 'use strict'
 // Where the memory went: V8's sampling heap profiler in this thread's
 // isolate (node:inspector, HeapProfiler.startSampling), read into the top
-// allocation sites of the memory still live. lib/watch.js starts it (at the
+// allocation sites of the memory still live. lib/core/watch.js starts it (at the
 // first threshold by default, or at once) and asks for sites at each level,
 // at a stall, and at a bounded rate while at or above the first threshold.
 // The sites go on the `threshold` and `stall` events and, pre-encoded and
@@ -57,7 +57,7 @@ const RECORD_SHAPES = [
 ]
 
 // One profiler per thread, shared by this thread's monitors (kept on the
-// global object, as lib/watch.js keeps its monitors).
+// global object, as lib/core/watch.js keeps its monitors).
 const kState = Symbol.for('oomguard.heapProfile')
 const state =
   globalThis[kState] ||
@@ -478,7 +478,7 @@ function publish() {
   return verdict
 }
 
-// ------------------------------------------------------------------ what lib/watch.js calls
+// ------------------------------------------------------------------ what lib/core/watch.js calls
 
 /** A monitor started with `cfg` (its heapProfile settings). */
 function attach(id, cfg) {

@@ -17,8 +17,8 @@
 //   http.createServer(guard.wrap(handler))                        // node:http
 //   http.createServer((req, res) => guard(req, res, () => handler(req, res)))
 
-const { watch } = require('./watch.js')
-const { invalidType, shedConfig, shedLevel, SHED_DEFAULTS } = require('./options.js')
+const { watch } = require('../core/watch.js')
+const { invalidType, shedConfig, shedLevel, SHED_DEFAULTS } = require('../core/options.js')
 
 /** Does `pathname` equal `prefix` or lie under it ('/health' covers '/health/x', not '/healthy')? */
 function underPrefix(pathname, prefix) {
@@ -38,7 +38,7 @@ function pathnameOf(url) {
  * @internal
  */
 function createShedCore(options, name = 'options') {
-  // One snapshot of the options (lib/options.js); nothing below reads `options` again.
+  // One snapshot of the options (lib/core/options.js); nothing below reads `options` again.
   const c = shedConfig(options, name)
   const { retryAfter, healthPath, onShed } = c
   const exclude = c.exclude
@@ -138,8 +138,8 @@ function createShedCore(options, name = 'options') {
 
 /**
  * Load-shedding middleware. See `shed()` in lib/index.d.ts for the options.
- * @param {import('./index').ShedOptions} [options]
- * @returns {import('./index').ShedMiddleware}
+ * @param {import('../index').ShedOptions} [options]
+ * @returns {import('../index').ShedMiddleware}
  */
 function shed(options) {
   const core = createShedCore(options)

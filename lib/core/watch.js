@@ -44,7 +44,7 @@ function layout() {
 }
 
 /**
- * Snapshot and validate the options (lib/options.js): own properties only,
+ * Snapshot and validate the options (lib/core/options.js): own properties only,
  * each read once, into a frozen null-prototype object the native side gets.
  */
 function validate(opts) {
@@ -71,7 +71,7 @@ const REFRESH_ALERT_MS = 250
 let usageFailing = false
 
 /**
- * Write the V8 numbers now (lib/usage.js: never throws; NaN where unknown)
+ * Write the V8 numbers now (lib/core/usage.js: never throws; NaN where unknown)
  * into every monitor's block and return them by usage key. Where
  * process.memoryUsage() fails, each monitor says so once, as an 'error'.
  */
@@ -109,7 +109,7 @@ function scheduleRefresh() {
 }
 
 // The heap profile's sites, refreshed while at or above the first threshold
-// (lib/heap-profile.js bounds the rate and skips a read the limit would beat).
+// (lib/core/heap-profile.js bounds the rate and skips a read the limit would beat).
 const levelOf = (id) => {
   const m = live.get(id)
   return m === undefined ? 0 : m._block[S.level]
@@ -296,7 +296,7 @@ function noop() {}
 class Monitor extends EventEmitter {
   /**
    * `new Monitor(options)` is watch(options) without the listener: the same
-   * snapshot and validation (lib/options.js), the same platform check.
+   * snapshot and validation (lib/core/options.js), the same platform check.
    */
   constructor(options) {
     const config = validate(options)
@@ -311,10 +311,10 @@ class Monitor extends EventEmitter {
     this._closed = false
     this._keepAlive = null
     this._poll = null
-    // No last words without the addon (lib/poll.js).
+    // No last words without the addon (lib/core/poll.js).
     this._lastWordsPath = native === null ? null : (config.lastWordsPath ?? null)
     if (native === null) {
-      // No addon (Linux): a JavaScript poll, with a lower precision (lib/poll.js).
+      // No addon (Linux): a JavaScript poll, with a lower precision (lib/core/poll.js).
       const { Poller } = require('./poll.js')
       this._block = null
       this._poll = new Poller(this, config)
@@ -437,5 +437,5 @@ function watch(options, listener) {
 
 module.exports = { watch, Monitor, samplerInfo: native ? native.samplerInfo : null }
 
-/** Defaults, documented in the README (declared in lib/options.js). */
+/** Defaults, documented in the README (declared in lib/core/options.js). */
 Object.defineProperty(module.exports, 'DEFAULTS', { enumerable: true, get: () => optionsModule().WATCH_DEFAULTS })

@@ -2,7 +2,7 @@
 // Finds and loads the native addon, and never throws: where no binary fits
 // or loads, `addon` is null, `status` says why, and one warning (once per
 // process) names the real cause. The package then reads the kernel's files
-// from JavaScript (lib/plain.js), and watch() polls them (lib/poll.js).
+// from JavaScript (lib/core/plain.js), and watch() polls them (lib/core/poll.js).
 //
 // On Linux it tries, for this process's arch and libc (the target, as
 // package.json's napi.targets names them):
@@ -21,7 +21,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 
-const PKG_DIR = path.join(__dirname, '..')
+const PKG_DIR = path.join(__dirname, '..', '..')
 // Read, not required: a process's first require() of a JSON file costs about
 // a millisecond more (measured with benchmark/startup.js).
 const { name: PKG_NAME, napi } = JSON.parse(fs.readFileSync(path.join(PKG_DIR, 'package.json'), 'utf8'))
@@ -206,9 +206,9 @@ function load(env, platform, arch) {
 
 /** A loaded addon this package cannot use, or null. */
 function checkAddon(addon) {
-  // The slot layout is lib/slots.json's; an addon built from another
+  // The slot layout is lib/core/slots.json's; an addon built from another
   // version of it would fill slots that the JavaScript side misnames. (Read
-  // here rather than through lib/reading.js, which the preload never needs.)
+  // here rather than through lib/core/reading.js, which the preload never needs.)
   const NAMES = JSON.parse(fs.readFileSync(path.join(__dirname, 'slots.json'), 'utf8')).slots
   let names
   try {
@@ -216,7 +216,7 @@ function checkAddon(addon) {
   } catch (err) {
     return `not this version's addon (${(err && err.message) || err})`
   }
-  if (!Array.isArray(names) || names.join('\n') !== NAMES.join('\n')) return 'built from another lib/slots.json (rebuild it: npm run build)'
+  if (!Array.isArray(names) || names.join('\n') !== NAMES.join('\n')) return 'built from another lib/core/slots.json (rebuild it: npm run build)'
   return null
 }
 

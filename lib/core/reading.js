@@ -1,12 +1,12 @@
 'use strict'
-// A reading's shape, declared once in lib/slots.json (build.rs turns the
+// A reading's shape, declared once in lib/core/slots.json (build.rs turns the
 // same list into the native side's slot layout): the slot indexes by name,
 // the V8 numbers the caller passes in, and the function that builds the
 // result object from a filled Float64Array and describe()'s strings and
-// lists. lib/metrics.js builds every reading with it on Linux and
-// lib/portable.js off Linux, so both give the same object, key for key.
+// lists. lib/core/metrics.js builds every reading with it on Linux and
+// lib/core/portable.js off Linux, so both give the same object, key for key.
 
-// Read, not required (start-up time: see lib/loader.js).
+// Read, not required (start-up time: see lib/core/loader.js).
 const DECL = JSON.parse(require('node:fs').readFileSync(require('node:path').join(__dirname, 'slots.json'), 'utf8'))
 
 const NAMES = Object.freeze(DECL.slots.slice())
@@ -25,7 +25,7 @@ const V8_INPUTS = NAMES.filter((n) => n.startsWith(`${INPUT}.`)).map((n) => [n.s
 
 // Properties that come from describe() rather than from a slot: placed by
 // the name of the slot they follow, else at the end of their section (by
-// name, not position, so a slot added to lib/slots.json cannot misplace them).
+// name, not position, so a slot added to lib/core/slots.json cannot misplace them).
 const SHAPE_AFTER = {
   timestampMs: ['source: s.source', 'cgroup: s.cgroup'],
 }
@@ -38,7 +38,7 @@ const SHAPE_END = {
 
 /**
  * Generate the object-building function from the slot names once, so the
- * property list lives in one place (lib/slots.json) and the result is an
+ * property list lives in one place (lib/core/slots.json) and the result is an
  * object literal V8 can build quickly. Called as build(nn, flag, raw, b, s).
  */
 function compileBuilder() {

@@ -10,8 +10,8 @@
 // require('oomguard'). The metric objects are plain objects speaking the
 // registry's protocol (name, help, type, aggregator, get(), reset()).
 
-const core = require('./metrics.js')
-const { invalidType, metricsConfig } = require('./options.js')
+const core = require('../core/metrics.js')
+const { invalidType, metricsConfig } = require('../core/options.js')
 const { familyDefs, collect, prefixOption, readOptions } = require('./prometheus.js')
 
 function loadPromClient() {
@@ -70,7 +70,7 @@ class Family {
  * Returns `{ names, unregister() }`.
  */
 function registerPromClient(options) {
-  // One snapshot of the options (lib/options.js): own properties, read once.
+  // One snapshot of the options (lib/core/options.js): own properties, read once.
   const o = metricsConfig(options)
   const read = readOptions(o)
   const prefix = prefixOption(o.prefix)

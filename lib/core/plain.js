@@ -1,7 +1,7 @@
 'use strict'
 // getMemoryMetrics() without the native addon (none fits or loads, or
 // OOMGUARD_NATIVE=0): the same kernel files read from JavaScript, into the
-// same slots (lib/slots.json), built into the same object by lib/reading.js.
+// same slots (lib/core/slots.json), built into the same object by lib/reading.js.
 // What the addon adds on top is left null: the limiting ancestor's figures,
 // the per-process list, stall state. The NATIVE_UNAVAILABLE diagnosis says so.
 //
@@ -365,7 +365,7 @@ class PlainReader {
   }
 
   /**
-   * Fill `b` (lib/slots.json's layout; the V8 input slots already written)
+   * Fill `b` (lib/core/slots.json's layout; the V8 input slots already written)
    * and return describe()'s half: the strings and lists. `diagnoses(found,
    * unreadable)` gives the caller's (frozen) list, for a process in a memory
    * cgroup or not, and the files that could not be read ([path, reason]).

@@ -1,6 +1,6 @@
 'use strict'
 // watch() without the native addon, on Linux: the monitor polls
-// getMemoryMetrics() (lib/plain.js: the same kernel files, read from
+// getMemoryMetrics() (lib/core/plain.js: the same kernel files, read from
 // JavaScript) on a timer of the event loop, with the same levels, events
 // and `current` as the native sampler, at a lower precision:
 //
@@ -60,7 +60,7 @@ const EMPTY = Object.freeze({
 })
 
 class Poller {
-  /** `monitor`: the Monitor to drive (its emit); `config`: lib/options.js's watchConfig(). */
+  /** `monitor`: the Monitor to drive (its emit); `config`: lib/core/options.js's watchConfig(). */
   constructor(monitor, config) {
     this.monitor = monitor
     this.config = config
