@@ -38,7 +38,8 @@ pub const MAX_SCANNED: usize = 512;
 /// How long a scan stands before the next read repeats it.
 pub const SCAN_EVERY: Duration = Duration::from_secs(1);
 
-/// This process's resident set is a "small part" of the charge below this
+/// This process's resident anonymous memory (its RSS where that is unknown)
+/// is a "small part" of the charge below this
 /// share of the cgroup's working set: the last-words verdict is then
 /// `another-process` when the cgroup holds other processes.
 pub const SMALL_SHARE: f64 = 0.25;

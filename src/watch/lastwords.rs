@@ -146,16 +146,17 @@ pub fn verdict(snap: &Snapshot, basis: f64, e: &Evidence) -> (Verdict, String) {
             ),
         );
     }
-    if let Some((top, share)) = another_process(snap, basis) {
+    if let Some(o) = another_process(snap, basis) {
         return (
             Verdict::AnotherProcess,
             format!(
-                "this process's RSS ({}) is {:.0}% of the working set; the largest process in the cgroup is pid {} ({}, {})",
-                mib(g(snap.rss)),
-                100.0 * share,
-                top.pid,
-                command(top),
-                mib(g(top.rss))
+                "this process's {} ({}) is {:.0}% of the working set; the largest process in the cgroup is pid {} ({}, {})",
+                o.measure,
+                mib(o.own as f64),
+                100.0 * o.share,
+                o.top.pid,
+                command(o.top),
+                mib(o.top_bytes as f64)
             ),
         );
     }
@@ -280,20 +281,37 @@ fn command(p: &CgroupProcess) -> &str {
     &c[..end]
 }
 
-/// This process's share of the basis (its RSS over it), when known.
-fn self_share(snap: &Snapshot, basis: f64) -> Option<f64> {
-    snap.rss.filter(|_| basis > 0.0).map(|r| r as f64 / basis)
+/// The largest other process, when this process is a small part of the
+/// charge and that one is larger, compared by what both figures are known
+/// for: resident anonymous memory (part of the working set, as the records'
+/// shares are), else RSS.
+struct Other<'a> {
+    top: &'a CgroupProcess,
+    /// "anonymous memory" or "RSS": what `own`, `share` and `top_bytes` measure.
+    measure: &'static str,
+    own: u64,
+    top_bytes: u64,
+    share: f64,
 }
 
-/// The largest other process and this process's share, when this process is
-/// a small part of the charge and another process of the cgroup is larger.
-fn another_process(snap: &Snapshot, basis: f64) -> Option<(&CgroupProcess, f64)> {
+fn another_process(snap: &Snapshot, basis: f64) -> Option<Other<'_>> {
     let p = snap.processes.as_deref()?;
-    let share = self_share(snap, basis)?;
     let top = p.top()?;
-    let rss = snap.rss?;
-    (p.count > 1 && share < procs::SMALL_SHARE && top.pid != std::process::id() && top.rss? > rss)
-        .then_some((top, share))
+    if p.count < 2 || top.pid == std::process::id() || basis <= 0.0 {
+        return None;
+    }
+    let (measure, own, top_bytes) = match (snap.anon, top.anon) {
+        (Some(own), Some(theirs)) => ("anonymous memory", own, theirs),
+        _ => ("RSS", snap.rss?, top.rss?),
+    };
+    let share = own as f64 / basis;
+    (share < procs::SMALL_SHARE && top_bytes > own).then_some(Other {
+        top,
+        measure,
+        own,
+        top_bytes,
+        share,
+    })
 }
 
 /// The record's largest process, with the figures the record gives it.

@@ -284,7 +284,26 @@ fn another_process_verdict() {
     assert_eq!(v, Verdict::AnotherProcess);
     assert_eq!(
         reason,
-        "this process's RSS (30 MiB) is 15% of the working set; the largest process in the cgroup is pid 7 (p7, 170 MiB)"
+        "this process's anonymous memory (30 MiB) is 15% of the working set; the largest process in the cgroup is pid 7 (p7, 170 MiB)"
+    );
+    // Compared by anonymous memory, not RSS: a process whose 170 MiB of RSS is
+    // mostly mapped files (charged to whoever read them first) with 20 MiB of
+    // its own is no larger than this one's 30.
+    let mut mapped = with_processes(30, &[(7, 170)]);
+    let procs = std::sync::Arc::make_mut(mapped.processes.as_mut().unwrap());
+    procs.largest[0].anon = Some(20 * MIB);
+    assert_eq!(
+        verdict(&mapped, basis, &ev(&mapped, heap)).0,
+        Verdict::OutsideHeap
+    );
+    // Where anonymous memory is unknown (this process's statm unread), RSS.
+    let mut rss_only = with_processes(30, &[(7, 170)]);
+    rss_only.anon = None;
+    let (v, reason) = verdict(&rss_only, basis, &ev(&rss_only, heap));
+    assert_eq!(v, Verdict::AnotherProcess);
+    assert!(
+        reason.starts_with("this process's RSS (30 MiB) is 15%"),
+        "{reason}"
     );
     // At the line: 25% is not a small part.
     let at = with_processes(52, &[(7, 150)]);
