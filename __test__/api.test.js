@@ -189,3 +189,17 @@ test('the package exports what its types declare', () => {
     assert.equal(typeof oomguard[m[1]], 'function', m[1])
   }
 })
+
+test('the ES module exports what the CommonJS one does, the doctor’s functions included', () => {
+  const { execFileSync } = require('node:child_process')
+  const url = require('node:url').pathToFileURL(require('node:path').join(__dirname, '..', 'lib', 'index.mjs')).href
+  const code = `import * as esm from ${JSON.stringify(url)}
+    import { createRequire } from 'node:module'
+    const cjs = createRequire(import.meta.url)(${JSON.stringify(require('node:path').join(__dirname, '..', 'lib', 'index.js'))})
+    const names = (o) => Object.keys(o).sort()
+    console.log(JSON.stringify({ esm: names(esm).filter((k) => k !== 'default'), cjs: names(cjs), esmDoctor: names(esm.doctor), cjsDoctor: names(cjs.doctor) }))`
+  const r = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8' }))
+  assert.deepEqual(r.esm, r.cjs)
+  assert.deepEqual(r.esmDoctor, r.cjsDoctor)
+  assert.ok(r.esmDoctor.includes('buildReport'))
+})

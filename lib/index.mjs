@@ -19,9 +19,10 @@ export function observeMemory(...args) {
   return oomguard.observeMemory(...args)
 }
 export const doctor = Object.freeze({
+  buildReport: (...args) => oomguard.doctor.buildReport(...args),
   diagnose: (...args) => oomguard.doctor.diagnose(...args),
   render: (...args) => oomguard.doctor.render(...args),
   useColor: (...args) => oomguard.doctor.useColor(...args),
 })
-// A constant has no lazy form: reading it loads lib/shed.js.
+// A constant has no lazy form: reading it loads lib/integrations/shed.js.
 export const SHED_DEFAULTS = oomguard.SHED_DEFAULTS
