@@ -102,7 +102,9 @@ async function http() {
     }
   }
   const base = median(results.off.map((r) => r.rps))
-  console.log(`\nHTTP: express /items (Buffer.from, Buffer.concat, Buffer.alloc per request), autocannon 10 connections, ${SECONDS} s per cell, ${ROUNDS} rounds, load ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs:`)
+  console.log(
+    `\nHTTP: express /items (Buffer.from, Buffer.concat, Buffer.alloc per request), autocannon 10 connections, ${SECONDS} s per cell, ${ROUNDS} rounds, load ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs:`,
+  )
   console.log('| Buffer sites | requests/s (median) | vs off | p99 ms (median) | per round on/off |')
   console.log('| --- | ---: | ---: | ---: | --- |')
   for (const mode of ['off', 'on']) {
@@ -140,7 +142,9 @@ async function attribution() {
   walk(root)
   const real = keep.length * 65536
   console.log(`\nattribution: ${keep.length} Buffers of 64 KiB kept by leakyUploads beside ${32 * 300} freed by churn (run with --expose-gc):`)
-  console.log(`leakyUploads estimated ${(leak / 1048576).toFixed(1)} MiB of ${(real / 1048576).toFixed(1)} MiB held (${((100 * leak) / real).toFixed(1)}%); all sites ${(bytes / 1048576).toFixed(1)} MiB; ${bs.status().liveSamples} live samples`)
+  console.log(
+    `leakyUploads estimated ${(leak / 1048576).toFixed(1)} MiB of ${(real / 1048576).toFixed(1)} MiB held (${((100 * leak) / real).toFixed(1)}%); all sites ${(bytes / 1048576).toFixed(1)} MiB; ${bs.status().liveSamples} live samples`,
+  )
   bs.stop()
 }
 
