@@ -356,6 +356,36 @@ test('the register never keeps a process alive: it exits when the app is done, /
   }
 })
 
+// ---------------------------------------------------------------- start-up
+
+// What is loaded when the main module starts (benchmark/startup.js measures
+// what each costs): the package's files in require.cache (by name, wherever
+// under lib/), and whether node:http is.
+const LOADED = `const path = require('node:path')
+const lib = Object.keys(require.cache).filter((f) => f.startsWith(${JSON.stringify(path.join(REPO, 'lib') + path.sep)})).map((f) => path.basename(f)).sort()
+const http = () => process.moduleLoadList.includes('NativeModule http')
+const atMain = { lib, http: http() }
+setImmediate(() => console.log(JSON.stringify({ atMain, httpByFirstTurn: http() })))`
+
+test('start-up: before the main module, only the core is loaded; /metrics (node:http) comes on the first turn', () => {
+  const run = (args, env) => {
+    const r = spawnSync(process.execPath, [...args, '-e', LOADED], { encoding: 'utf8', env: childEnv({ OOMGUARD_ROOT: makeRoot(), ...env }), timeout: 20_000 })
+    assert.equal(r.status, 0, r.stderr)
+    return JSON.parse(r.stdout.split('\n').find((l) => l.startsWith('{"atMain"')))
+  }
+  // require('oomguard'): watch() and the addon; getMemoryMetrics()'s reader, the options and the integrations on first use.
+  const req = run(['-r', path.join(REPO, 'lib', 'index.js')], {})
+  assert.deepEqual(req.atMain.lib, ['index.js', 'loader.js', 'native.js', 'usage.js', 'watch.js'])
+  assert.equal(req.atMain.http, false)
+  // The preload with /metrics and last words: the options too (its variables), but no reader, no
+  // heap profiler (until a threshold) and no node:http before the main module.
+  const last = path.join(WORK, 'startup-last-words')
+  const pre = run(['-r', REGISTER_CJS], { OOMGUARD_METRICS_PORT: '0', OOMGUARD_LAST_WORDS_PATH: last })
+  assert.deepEqual(pre.atMain.lib, ['loader.js', 'native.js', 'options.js', 'register.js', 'usage.js', 'watch.js'])
+  assert.equal(pre.atMain.http, false, 'node:http is not loaded before the main module')
+  assert.equal(pre.httpByFirstTurn, true, '/metrics started on the first turn')
+})
+
 // ---------------------------------------------------------------- /metrics
 
 /** TCP sockets the process `pid` listens on: [{ address (hex, as in /proc/net/tcp*), port }]. */
