@@ -359,10 +359,10 @@ test('the register never keeps a process alive: it exits when the app is done, /
 // ---------------------------------------------------------------- start-up
 
 // What is loaded when the main module starts (benchmark/startup.js measures
-// what each costs): the package's files in require.cache (by name, wherever
-// under lib/), and whether node:http is.
+// what each costs): the package's modules in require.cache (.js files, by
+// name, wherever under lib/), and whether node:http is.
 const LOADED = `const path = require('node:path')
-const lib = Object.keys(require.cache).filter((f) => f.startsWith(${JSON.stringify(path.join(REPO, 'lib') + path.sep)})).map((f) => path.basename(f)).sort()
+const lib = Object.keys(require.cache).filter((f) => f.startsWith(${JSON.stringify(path.join(REPO, 'lib') + path.sep)}) && f.endsWith('.js')).map((f) => path.basename(f)).sort()
 const http = () => process.moduleLoadList.includes('NativeModule http')
 const atMain = { lib, http: http() }
 setImmediate(() => console.log(JSON.stringify({ atMain, httpByFirstTurn: http() })))`
