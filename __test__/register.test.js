@@ -52,7 +52,9 @@ function setRatio(root, ratio) {
 
 // An app that knows nothing about oomguard. It prints one JSON line with what
 // it can see of the register (through its global), then stays alive until
-// killed, or exits at once with EXIT_AT_ONCE=1.
+// killed, or exits at once with EXIT_AT_ONCE=1. It reports on its first turn
+// of the event loop: the register starts /metrics on the turn after the main
+// module (lib/integrations/register.js), so the server is there and listening by then.
 const APP_BODY = `
 const state = globalThis[Symbol.for('oomguard.register')]
 const { samplerInfo } = require(${JSON.stringify(WATCH)})
@@ -65,11 +67,12 @@ const report = () => console.log(JSON.stringify({
   thresholds: state && state.monitor ? state.monitor.thresholds : null,
   basis: state && state.monitor ? state.monitor.basis : null,
   server: !!(state && state.server),
+  listening: !!(state && state.server && state.server.listening),
   metricsServedBy: state ? state.metricsServedBy : null,
   role: state ? state.role : null,
 }))
-if (process.env.EXIT_AT_ONCE === '1') report()
-else { report(); setInterval(() => {}, 1000) }
+setImmediate(report)
+if (process.env.EXIT_AT_ONCE !== '1') setInterval(() => {}, 1000)
 `
 const APP_CJS = path.join(WORK, 'app.js')
 const APP_MJS = path.join(WORK, 'app.mjs')
@@ -213,13 +216,15 @@ test('NODE_OPTIONS="-r .../register.js" and the package names oomguard/register'
     const r = spawnSync(process.execPath, [flag, 'oomguard/register', appFile], {
       cwd: REPO,
       encoding: 'utf8',
-      env: childEnv({ EXIT_AT_ONCE: '1', OOMGUARD_ROOT: root }),
+      env: childEnv({ EXIT_AT_ONCE: '1', OOMGUARD_ROOT: root, OOMGUARD_METRICS_PORT: '0' }),
       timeout: 20_000,
     })
     assert.equal(r.status, 0, r.stderr)
     const info = JSON.parse(r.stdout)
     assert.equal(info.started, true, `${flag} oomguard/register`)
     assert.equal(info.monitors, 1)
+    // /metrics, started after the main module (CommonJS or ES), listens by the app's first turn; it kept nobody alive.
+    assert.equal(info.listening, true, `${flag}: /metrics listening by the first turn`)
   }
 })
 
@@ -351,6 +356,36 @@ test('the register never keeps a process alive: it exits when the app is done, /
   }
 })
 
+// ---------------------------------------------------------------- start-up
+
+// What is loaded when the main module starts (benchmark/startup.js measures
+// what each costs): the package's modules in require.cache (.js files, by
+// name, wherever under lib/), and whether node:http is.
+const LOADED = `const path = require('node:path')
+const lib = Object.keys(require.cache).filter((f) => f.startsWith(${JSON.stringify(path.join(REPO, 'lib') + path.sep)}) && f.endsWith('.js')).map((f) => path.basename(f)).sort()
+const http = () => process.moduleLoadList.includes('NativeModule http')
+const atMain = { lib, http: http() }
+setImmediate(() => console.log(JSON.stringify({ atMain, httpByFirstTurn: http() })))`
+
+test('start-up: before the main module, only the core is loaded; /metrics (node:http) comes on the first turn', () => {
+  const run = (args, env) => {
+    const r = spawnSync(process.execPath, [...args, '-e', LOADED], { encoding: 'utf8', env: childEnv({ OOMGUARD_ROOT: makeRoot(), ...env }), timeout: 20_000 })
+    assert.equal(r.status, 0, r.stderr)
+    return JSON.parse(r.stdout.split('\n').find((l) => l.startsWith('{"atMain"')))
+  }
+  // require('oomguard'): watch() and the addon; getMemoryMetrics()'s reader, the options and the integrations on first use.
+  const req = run(['-r', path.join(REPO, 'lib', 'index.js')], {})
+  assert.deepEqual(req.atMain.lib, ['index.js', 'loader.js', 'native.js', 'usage.js', 'watch.js'])
+  assert.equal(req.atMain.http, false)
+  // The preload with /metrics and last words: the options too (its variables), but no reader, no
+  // heap profiler (until a threshold) and no node:http before the main module.
+  const last = path.join(WORK, 'startup-last-words')
+  const pre = run(['-r', REGISTER_CJS], { OOMGUARD_METRICS_PORT: '0', OOMGUARD_LAST_WORDS_PATH: last })
+  assert.deepEqual(pre.atMain.lib, ['loader.js', 'native.js', 'options.js', 'register.js', 'usage.js', 'watch.js'])
+  assert.equal(pre.atMain.http, false, 'node:http is not loaded before the main module')
+  assert.equal(pre.httpByFirstTurn, true, '/metrics started on the first turn')
+})
+
 // ---------------------------------------------------------------- /metrics
 
 /** TCP sockets the process `pid` listens on: [{ address (hex, as in /proc/net/tcp*), port }]. */
@@ -399,7 +434,10 @@ test('OOMGUARD_METRICS_PORT: /metrics on 127.0.0.1 only', { skip: HAS_EXPORTER ?
   const root = makeRoot()
   const app = start(['-r', REGISTER_CJS, APP_CJS], { OOMGUARD_ROOT: root, OOMGUARD_METRICS_PORT: '0' })
   t.after(app.stop)
-  await app.ready()
+  const info = await app.ready()
+  // Started after the main module, served by the app's first turn of the event loop.
+  assert.equal(info.server, true, 'the server, by the first turn')
+  assert.equal(info.listening, true, 'listening by the first turn')
   const announced = await app.waitFor('the metrics line', (o) => events(o, 'metrics')[0])
   assert.equal(announced.host, '127.0.0.1')
   assert.equal(announced.path, '/metrics')

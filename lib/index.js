@@ -3,12 +3,19 @@
 // napi-rs) reads the kernel; this layer does what only JavaScript can
 // (process.memoryUsage(), v8.getHeapStatistics(), events) and builds the results.
 //
-// Only the core (getMemoryMetrics, watch) loads with the package. The
-// integrations load on first use, so a service that only watches pays for
-// nothing else (memory and start-up time).
+// Only the core (watch, and the native addon) loads with the package;
+// getMemoryMetrics() loads its reader (lib/core/metrics.js, lib/core/reading.js) on
+// its first call, and the integrations on first use, so a service that only
+// watches pays for nothing else (memory and start-up time).
 
-const { getMemoryMetrics } = require('./core/metrics.js')
 const { watch, Monitor } = require('./core/watch.js')
+
+let metrics = null
+/** lib/core/metrics.js's getMemoryMetrics(), loaded on the first call (about 1 ms of start-up). */
+function getMemoryMetrics(usage, opts) {
+  if (metrics === null) metrics = require('./core/metrics.js').getMemoryMetrics
+  return metrics(usage, opts)
+}
 
 // Which native addon loaded, from where, or why none did (lib/core/loader.js):
 // { loaded, file, target, libc, reason, tried }, frozen.

@@ -16,8 +16,9 @@ const fs = require('node:fs')
 const readline = require('node:readline')
 const { spawnSync } = require('node:child_process')
 
+// On its first turn of the event loop: the register starts /metrics on the turn after the main module.
 const CHILD = `const s = globalThis[Symbol.for('oomguard.register')]
-process.stdout.write(JSON.stringify({ role: s.role, reason: s.reason, lastWordsFile: s.monitor && s.monitor.lastWordsFile, server: s.server !== null }))`
+setImmediate(() => process.stdout.write(JSON.stringify({ role: s.role, reason: s.reason, lastWordsFile: s.monitor && s.monitor.lastWordsFile, server: s.server !== null })))`
 
 const held = []
 const fds = []

@@ -42,14 +42,29 @@ const PT_INTERP = 3
 
 /** Read up to `length` bytes at `position`: one bounded pread, never more. */
 function readAt(fd, length, position) {
-  const buf = Buffer.alloc(length)
+  const buf = Buffer.allocUnsafe(length)
   const n = fs.readSync(fd, buf, 0, length, position)
   return buf.subarray(0, n)
 }
 
+// The first read of a file: its ELF header and, where they follow it in
+// this many bytes (as linkers write them), its program headers and
+// interpreter, in one read.
+const HEAD_BYTES = 4096
+
+/** `length` bytes at `offset` of the file: from `head` where it holds them, else read. */
+function bytesAt(fd, head, offset, length) {
+  return offset + length <= head.length ? head.subarray(offset, offset + length) : readAt(fd, length, offset)
+}
+
+/** A little-endian u64 at `at`, as a Number (exact below 2^53, the sizes and offsets of any real file). */
+const u64 = (v, at) => v.getUint32(at, true) + v.getUint32(at + 4, true) * 2 ** 32
+
 /**
  * The header of a 64-bit little-endian ELF file: its machine and its
- * interpreter (PT_INTERP), or `problem` saying why it is not one.
+ * interpreter (PT_INTERP), or `problem` saying why it is not one. Parsed
+ * through a DataView: on the start-up path of every process that loads the
+ * package, and Buffer's readers cost more there (each compiles on first use).
  */
 function elfInfo(file) {
   let fd
@@ -61,26 +76,32 @@ function elfInfo(file) {
   try {
     const st = fs.fstatSync(fd)
     if (!st.isFile()) return { problem: 'not a regular file' }
-    const h = readAt(fd, 64, 0)
-    if (h.length < 4 || h.readUInt32BE(0) !== 0x7f454c46) return { problem: `not an ELF file (${st.size} bytes)` }
+    const h = readAt(fd, HEAD_BYTES, 0)
+    const hv = new DataView(h.buffer, h.byteOffset, h.length)
+    if (h.length < 4 || hv.getUint32(0) !== 0x7f454c46) return { problem: `not an ELF file (${st.size} bytes)` }
     if (h.length < 64) return { problem: `truncated: ${st.size} bytes, shorter than an ELF header` }
-    const machine = h.readUInt16LE(18)
+    const machine = hv.getUint16(18, true)
     const arch = MACHINES[machine] || `machine ${machine}`
     if (h[4] !== 2 || h[5] !== 1) return { machine, arch, problem: `not a 64-bit little-endian ELF file (built for ${arch})` }
-    const phoff = Number(h.readBigUInt64LE(32))
-    const phentsize = h.readUInt16LE(54)
-    const phnum = h.readUInt16LE(56)
+    const phoff = u64(hv, 32)
+    const phentsize = hv.getUint16(54, true)
+    const phnum = hv.getUint16(56, true)
     if (phentsize < 56 || phnum > 256 || phoff + phentsize * phnum > st.size) {
       return { machine, arch, problem: `truncated or damaged: ${st.size} bytes, its program headers end past the end of the file` }
     }
-    const ph = readAt(fd, phentsize * phnum, phoff)
+    const ph = bytesAt(fd, h, phoff, phentsize * phnum)
+    const pv = new DataView(ph.buffer, ph.byteOffset, ph.length)
     let interp = null
     let end = 0
     for (let i = 0; i + 56 <= ph.length; i += phentsize) {
-      const off = Number(ph.readBigUInt64LE(i + 8))
-      const size = Number(ph.readBigUInt64LE(i + 32))
+      const off = u64(pv, i + 8)
+      const size = u64(pv, i + 32)
       end = Math.max(end, off + size)
-      if (ph.readUInt32LE(i) === PT_INTERP) interp = readAt(fd, Math.min(size, 4096), off).toString('latin1').replace(/\0.*$/s, '')
+      if (pv.getUint32(i, true) === PT_INTERP) {
+        const name = bytesAt(fd, h, off, Math.min(size, 4096))
+        const nul = name.indexOf(0)
+        interp = name.toString('latin1', 0, nul < 0 ? name.length : nul)
+      }
     }
     // dlopen maps the segments: one past the end of the file is a SIGBUS
     // when touched, not an error. Refused here instead.

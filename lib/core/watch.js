@@ -12,7 +12,46 @@ const { usageNow, usageError, heapLimitKnown } = require('./usage.js')
 // Loaded with the first monitor, not at require (start-up time).
 const optionsModule = () => require('./options.js')
 let heapProfileModule = null
-const heapProfile = () => heapProfileModule || (heapProfileModule = require('./heap-profile.js'))
+
+// lib/core/heap-profile.js loads when a monitor first needs it (its first
+// threshold, a stall, a profile that starts at once), not with the first
+// monitor: about 0.7 ms of start-up (benchmark/startup.js). Until then a
+// monitor whose profile starts at its first threshold waits here, id ->
+// config, and is attached when the module loads. Kept on the global object,
+// like `live`: events may come through another copy of this module.
+const kPendingProfiles = Symbol.for('oomguard.watch.pendingProfiles')
+const pendingProfiles = globalThis[kPendingProfiles] || (globalThis[kPendingProfiles] = new Map())
+
+function heapProfile() {
+  if (heapProfileModule === null) heapProfileModule = require('./heap-profile.js')
+  if (pendingProfiles.size > 0) {
+    for (const [id, cfg] of pendingProfiles) heapProfileModule.attach(id, cfg)
+    pendingProfiles.clear()
+  }
+  return heapProfileModule
+}
+
+// lib/core/heap-profile.js's per-thread state, there once any copy of it loaded.
+const kHeapProfileState = Symbol.for('oomguard.heapProfile')
+
+/**
+ * heap-profile.js's attach(), or, for a profile that starts at the first
+ * threshold while no copy of that module has loaded in this thread (so no
+ * site exists yet), what that attach does then: register the monitor's
+ * empty appendix with the native side now, so that its verdicts are kept
+ * from its first record.
+ */
+function attachHeapProfile(id, cfg) {
+  const loaded = heapProfileModule !== null || globalThis[kHeapProfileState] !== undefined
+  if (loaded || cfg === undefined || cfg === null || cfg.start !== 'threshold' || typeof native.watchAppendix !== 'function') {
+    heapProfile().attach(id, cfg)
+    return
+  }
+  try {
+    native.watchAppendix(id, [])
+  } catch {}
+  pendingProfiles.set(id, cfg)
+}
 
 // The block's layout, declared once in Rust (src/watch/block.rs): every
 // slot index by name, and the limit sources the `source` slot encodes as
@@ -326,7 +365,7 @@ class Monitor extends EventEmitter {
     this._id = native.watchStart({ ...config, stall: config.stall ?? undefined, onStall: config.onStall ?? undefined }, dispatch)
     this._block = native.watchBlock(this._id)
     live.set(this._id, this)
-    heapProfile().attach(this._id, config.heapProfile)
+    attachHeapProfile(this._id, config.heapProfile)
     closeAllOnExit()
     // The heap limit (node:v8, ~2 ms) right after the caller's code runs on,
     // not in its start-up: a preloaded monitor does not delay the service.
@@ -393,7 +432,7 @@ class Monitor extends EventEmitter {
       return
     }
     live.delete(this._id)
-    heapProfile().detach(this._id)
+    if (!pendingProfiles.delete(this._id)) heapProfile().detach(this._id)
     native.watchStop(this._id)
     this.unref()
     if (live.size === 0 && refresher !== null) {

@@ -18,7 +18,7 @@ declare namespace state {
     readonly role: { role: 'service' } | { role: 'child'; servicePid: number } | { role: 'tool'; name: string } | null
     /** The monitor started from the OOMGUARD_* variables (unref'd), or `null`. */
     readonly monitor: Monitor | null
-    /** The /metrics server (unref'd), only with OOMGUARD_METRICS_PORT; else `null`. */
+    /** The /metrics server (unref'd), only with OOMGUARD_METRICS_PORT, from the event loop's first turn after the main module; else `null`. */
     readonly server: Server | null
     /** Where /metrics listens, once it does. */
     readonly metricsAddress: { host: string; port: number } | null

@@ -25,7 +25,6 @@ const MiB = 1024 * 1024
 // they set in lib/core/options.js (also the README table).
 const { parseEnv, variableDescriptions, TRUE_WORDS, REGISTER_VARIABLES } = require('../core/options.js')
 
-const VARIABLES = variableDescriptions()
 // The service's mark for its children (declared in lib/core/options.js).
 const REGISTER_MARK = REGISTER_VARIABLES.find((v) => v.key === 'servicePid').env
 
@@ -344,7 +343,13 @@ function isMainThread() {
 }
 
 function start() {
-  const state = { started: false, reason: null, role: null, monitor: null, server: null, metricsAddress: null, metricsServedBy: null, heapWarning: null, problems: [], VARIABLES }
+  const state = { started: false, reason: null, role: null, monitor: null, server: null, metricsAddress: null, metricsServedBy: null, heapWarning: null, problems: [] }
+  // Built when first read, not at start (a table of every variable; nothing at start needs it).
+  let variables = null
+  Object.defineProperty(state, 'VARIABLES', {
+    enumerable: true,
+    get: () => variables || (variables = variableDescriptions()),
+  })
   try {
     const env = process.env
     // Own properties only: a polluted Object.prototype is no variable.
@@ -387,11 +392,19 @@ function start() {
       }, 0).unref()
     }
     if (settings.metrics && state.role.role === 'service') {
-      try {
-        startMetrics(state, settings)
-      } catch (err) {
-        warn(`could not serve /metrics (${err && err.message}); the service runs on without it`)
-      }
+      // On the next turn of the event loop, after the main module has run:
+      // node:http and the listening socket are about 5 ms of start-up that
+      // the service's own code need not wait for (benchmark/startup.js).
+      // `state.server` is set then. A ref'd immediate: an unref'd one would
+      // not run until some other event wakes the loop; it keeps the process
+      // for that one turn only (the server is unref'd).
+      setImmediate(() => {
+        try {
+          startMetrics(state, settings)
+        } catch (err) {
+          warn(`could not serve /metrics (${err && err.message}); the service runs on without it`)
+        }
+      })
     }
     state.started = state.monitor !== null
   } catch (err) {
