@@ -333,7 +333,8 @@ export declare function watchBlock(id: number): Float64Array
 export interface WatchConfig {
   thresholds: Array<number>
   hysteresis: number
-  basis: 'workingSet' | 'usage' | 'rss'
+  /** One of lib/options.json's `basis.values`. */
+  basis: string
   minIntervalMs: number
   maxIntervalMs: number
   lastWordsStderr: boolean

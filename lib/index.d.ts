@@ -322,6 +322,8 @@ export declare function getMemoryMetrics(usage?: MemoryUsageInput | null, option
 
 import type { EventEmitter } from 'node:events'
 
+// Generated from lib/options.json (node lib/options.js --readme):
+// options:watch-interface
 export interface WatchOptions {
   /** Ratios of the limit, ascending, each in (0, 1); 1 to 16 of them, no holes. Default `[0.8, 0.9, 0.95]`. */
   thresholds?: readonly number[]
@@ -332,11 +334,11 @@ export interface WatchOptions {
    * `rss`: this process's resident set (`/proc/self/statm`).
    */
   basis?: 'workingSet' | 'usage' | 'rss'
-  /** A level is left only when the ratio falls this far below its threshold. Default 0.05. */
+  /** A level is left only when the ratio falls this far below its threshold: 0 to 0.5, below the lowest threshold. Default `0.05`, at most half the lowest threshold. */
   hysteresis?: number
-  /** Shortest sampling interval, ms, used close to a threshold. Default 1. */
+  /** Shortest sampling interval, ms (0.1 to 60000), used close to a threshold. Default `1`. */
   minIntervalMs?: number
-  /** Longest sampling interval, ms, used far from every threshold or where the kernel wakes the sampler (v1). Default 5000. */
+  /** Longest sampling interval, ms (`minIntervalMs` to 3600000), used far from every threshold or where the kernel wakes the sampler (v1). Default `5000`. */
   maxIntervalMs?: number
   /**
    * The line the sampler thread writes itself when the highest threshold is
@@ -351,11 +353,12 @@ export interface WatchOptions {
    * Stall detection: the cgroup stuck at its limit while the kernel does not
    * OOM-kill (working set within `margin` of the limit, charges failing,
    * memory pressure or refaults, for `sustainMs`). `false` turns it off.
+   * `sustainMs`: 0 to 600000; `margin`: 0 to 0.49.
    * Default `{ sustainMs: 3000, margin: 0.1 }`.
    */
   stall?: boolean | { sustainMs?: number; margin?: number }
   /**
-   * End the process when a stall has lasted `afterMs` (default 30000): the
+   * End the process when a stall has lasted `afterMs` (0 to 86400000, default 30000): the
    * sampler thread itself writes the final record (verdict `stall`) and
    * exits with status 75, even while JavaScript is stuck. Default: report only.
    */
@@ -366,13 +369,14 @@ export interface WatchOptions {
    * reaches its first threshold; `'start'`: at once; `'off'` or `false`: never.
    * The top allocation sites go on `threshold` and `stall` events and into
    * the last-words record; with `dir`, a gzipped pprof file is written at
-   * each level and stall. `intervalBytes` (default 524288): mean bytes
-   * between samples. `maxFiles` (20) and `maxBytes` (64 MiB) bound `dir`.
+   * each level and stall. `intervalBytes` (default 524288, 1024 to 1073741824): mean bytes
+   * between samples. `maxFiles` (20; 1 to 10000) and `maxBytes` (64 MiB; 4096 to 2^40) bound `dir`.
    */
   heapProfile?: boolean | 'threshold' | 'start' | 'off' | { start?: 'threshold' | 'start' | 'off'; intervalBytes?: number; dir?: string; maxFiles?: number; maxBytes?: number }
   /** A directory that stands in for `/` (fixture trees). Default `/`. */
   root?: string
 }
+// /options:watch-interface
 
 /** One allocation site of the memory still live, from the sampling heap profile. */
 export interface HeapSite {
