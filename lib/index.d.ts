@@ -324,6 +324,9 @@ import type { EventEmitter } from 'node:events'
 
 // Generated from lib/options.json (node lib/options.js --readme):
 // options:watch-interface
+/** What a monitor compares with the limit (`basis`). */
+export type WatchBasis = 'workingSet' | 'usage' | 'rss'
+
 export interface WatchOptions {
   /** Ratios of the limit, ascending, each in (0, 1); 1 to 16 of them, no holes. Default `[0.8, 0.9, 0.95]`. */
   thresholds?: readonly number[]
@@ -333,7 +336,7 @@ export interface WatchOptions {
    * (`memory.current` / `memory.usage_in_bytes`), page cache included;
    * `rss`: this process's resident set (`/proc/self/statm`).
    */
-  basis?: 'workingSet' | 'usage' | 'rss'
+  basis?: WatchBasis
   /** A level is left only when the ratio falls this far below its threshold: 0 to 0.5, below the lowest threshold. Default `0.05`, at most half the lowest threshold. */
   hysteresis?: number
   /** Shortest sampling interval, ms (0.1 to 60000), used close to a threshold. Default `1`. */
@@ -605,7 +608,7 @@ export declare class Monitor extends EventEmitter {
   constructor(options?: WatchOptions | null)
   /** The thresholds in force. */
   readonly thresholds: readonly number[]
-  readonly basis: 'workingSet' | 'usage' | 'rss'
+  readonly basis: WatchBasis
   /** How many thresholds the basis is at or above (0 = below all). No I/O: nanoseconds. */
   readonly level: number
   /** True at or above the highest threshold. */
@@ -655,6 +658,7 @@ export declare class Monitor extends EventEmitter {
 export declare function watch(listener?: (event: ThresholdEvent) => void): Monitor
 export declare function watch(options?: WatchOptions | null, listener?: (event: ThresholdEvent) => void): Monitor
 
+// options:watch-defaults
 /** The defaults of `watch()`. */
 export declare const WATCH_DEFAULTS: Readonly<{
   thresholds: readonly number[]
@@ -662,9 +666,11 @@ export declare const WATCH_DEFAULTS: Readonly<{
   hysteresis: number
   minIntervalMs: number
   maxIntervalMs: number
-  lastWords: Readonly<{ stderr: boolean; path: undefined }>
+  lastWords: Readonly<{ path: undefined; stderr: boolean }>
   stall: Readonly<{ sustainMs: number; margin: number }>
+  heapProfile: Readonly<{ start: 'threshold'; intervalBytes: number; dir: undefined; maxFiles: number; maxBytes: number }>
 }>
+// /options:watch-defaults
 
 /** One file or package the loader tried, and why it did not load. */
 export interface NativeAddonAttempt {
@@ -715,7 +721,7 @@ export interface ShedHealth {
   /** The monitor's thresholds (ratios of the limit). */
   thresholds: number[]
   /** What the ratio measures: `workingSet` unless the monitor was made otherwise. */
-  basis: 'workingSet' | 'usage' | 'rss' | null
+  basis: WatchBasis | null
   /** basis / limit; `null` before the first sample. */
   ratio: number | null
   limitBytes: number | null
@@ -738,6 +744,7 @@ export interface ShedHealth {
   retryAfter: number | null
 }
 
+// options:shed-interface
 /** Options of `shed()` (and of the Fastify plugin, `oomguard/fastify`). */
 export interface ShedOptions<Req = IncomingMessage, Res = ServerResponse> {
   /**
@@ -760,10 +767,9 @@ export interface ShedOptions<Req = IncomingMessage, Res = ServerResponse> {
   /** The `Retry-After` header, whole seconds (0 to 2^31-1). Default 10. */
   retryAfter?: number
   /**
-   * Requests that are never shed. Paths are compared with the request's path
+   * Requests that are never shed (at most 1024 paths). Paths are compared with the request's path
    * (query string ignored), as prefixes at a `/` boundary: `/health` covers
-   * `/health` and `/health/db`, not `/healthy`. Default: `/health`,
-   * `/healthz`, `/ready`, `/readyz`, `/live`, `/livez`, `/metrics`. `[]`
+   * `/health` and `/health/db`, not `/healthy`. Default: `/health`, `/healthz`, `/ready`, `/readyz`, `/live`, `/livez`, `/metrics`. `[]`
    * excludes nothing. A function decides per request instead (it receives
    * the framework's request object; it runs only while shedding).
    */
@@ -777,6 +783,7 @@ export interface ShedOptions<Req = IncomingMessage, Res = ServerResponse> {
   /** Called after each 503 is sent (for logs, metrics). It must not throw. */
   onShed?: (req: Req, res: Res) => void
 }
+// /options:shed-interface
 
 /** Connect/Express-style middleware with the shedding state attached. */
 /** The state of a load-shedding guard (middleware or Fastify plugin). */

@@ -241,6 +241,7 @@ const FILTERS = {
   words: (v) => wordList(v),
   wordsCode: (v) => wordList(v.map((b) => `\`${b}\``)),
   union: (v) => v.map((b) => `'${b}'`).join(' | '),
+  codeEach: (v) => v.map((b) => `\`${b}\``).join(', '),
   size: (v) => (v % 2 ** 20 === 0 ? `${v / 2 ** 20} MiB` : `${v / 1024} KiB`),
 }
 
@@ -441,23 +442,27 @@ const RULES = {
   },
 }
 
-// The texts the checks quote, filled once; the documentation's texts are filled where they are written.
+// The texts the checks quote, filled where they are read (a refusal, a problem line), not at load.
 const CHECK_TEXTS = ['expected', 'envExpected', 'envDefault']
 
 /**
  * A declaration of lib/options.json with what its kind and its name add: the
- * texts the checks quote filled in, an object option's default made of its
- * fields' defaults.
+ * texts the checks quote filled in where they are read, an object option's
+ * default made of its fields' defaults. Only the declaration's own keys are
+ * read (a polluted Object.prototype adds none).
  */
 function declaration(raw) {
-  const entry = { ...raw, ...(raw.kind === undefined ? null : KINDS[raw.kind]), ...(raw.name === undefined ? null : RULES[raw.name]) }
-  if (Array.isArray(raw.fields)) entry.fields = raw.fields.map(declaration)
-  for (const k of CHECK_TEXTS) if (typeof raw[k] === 'string') entry[k] = fill(raw[k], entry)
-  if (Array.isArray(raw.default) || Array.isArray(raw.values)) {
-    if (Array.isArray(raw.default)) entry.default = Object.freeze([...raw.default])
-    if (Array.isArray(raw.values)) entry.values = Object.freeze([...raw.values])
+  const kind = own(raw, 'kind')
+  const name = own(raw, 'name')
+  const fields = own(raw, 'fields')
+  const entry = { ...raw, ...(Object.hasOwn(KINDS, kind) ? KINDS[kind] : null), ...(Object.hasOwn(RULES, name) ? RULES[name] : null) }
+  if (Array.isArray(fields)) entry.fields = fields.map(declaration)
+  for (const k of CHECK_TEXTS) {
+    const text = own(raw, k)
+    if (typeof text === 'string' && text.includes('{')) Object.defineProperty(entry, k, { enumerable: true, get: () => fill(text, entry) })
   }
-  if (Array.isArray(raw.fields) && raw.kind !== 'onStall') entry.default = Object.freeze(Object.fromEntries(entry.fields.map((f) => [f.key, f.default])))
+  for (const k of ['default', 'values']) if (Array.isArray(own(raw, k))) entry[k] = Object.freeze([...raw[k]])
+  if (Array.isArray(fields) && kind !== 'onStall') entry.default = Object.freeze(Object.fromEntries(entry.fields.map((f) => [f.key, own(f, 'default')])))
   return entry
 }
 
@@ -808,70 +813,72 @@ function metricsConfig(options, name = 'options') {
  * or `{ error }`: the one line that says why the value is refused (exit 2). The
  * usage text is built from this list.
  */
-const CLI_FLAGS = table([
-  { flag: '--json', key: 'json', doc: 'print the report as JSON', readme: 'print the report as JSON (never coloured)' },
-  {
-    flag: '--heap-limit',
-    key: 'heapLimitMib',
-    arg: 'MIB',
-    max: 2 ** 30, // MiB: 1 PiB, far above any V8 heap
-    doc: 'the service\'s V8 heap limit in MiB, when it differs from this\ndoctor\'s own (node -p "v8.getHeapStatistics().heap_size_limit/2**20")',
-    readme: "the service's V8 heap limit in MiB, when it differs from the doctor's own; decimal digits, up to 1 PiB",
-    parse(v) {
-      // Decimal digits only: no hex, no exponent, no sign, no NaN or Infinity.
-      const n = DECIMAL.test(v) ? Number(v) : NaN
-      if (n !== n && Number(v) > 0 && Number.isFinite(Number(v))) return { error: `--heap-limit must be written in decimal digits (MiB, such as 512 or 1.5), got ${JSON.stringify(v)}` }
-      if (!(n > 0)) return { error: `--heap-limit must be a positive number of MiB, got ${JSON.stringify(v)}` }
-      if (!(n <= this.max)) return { error: `--heap-limit must be at most ${this.max} MiB (1 PiB), got ${JSON.stringify(v)}` }
-      return { value: n }
+const cliFlags = once(() =>
+  table([
+    { flag: '--json', key: 'json', doc: 'print the report as JSON', readme: 'print the report as JSON (never coloured)' },
+    {
+      flag: '--heap-limit',
+      key: 'heapLimitMib',
+      arg: 'MIB',
+      max: 2 ** 30, // MiB: 1 PiB, far above any V8 heap
+      doc: 'the service\'s V8 heap limit in MiB, when it differs from this\ndoctor\'s own (node -p "v8.getHeapStatistics().heap_size_limit/2**20")',
+      readme: "the service's V8 heap limit in MiB, when it differs from the doctor's own; decimal digits, up to 1 PiB",
+      parse(v) {
+        // Decimal digits only: no hex, no exponent, no sign, no NaN or Infinity.
+        const n = DECIMAL.test(v) ? Number(v) : NaN
+        if (n !== n && Number(v) > 0 && Number.isFinite(Number(v))) return { error: `--heap-limit must be written in decimal digits (MiB, such as 512 or 1.5), got ${JSON.stringify(v)}` }
+        if (!(n > 0)) return { error: `--heap-limit must be a positive number of MiB, got ${JSON.stringify(v)}` }
+        if (!(n <= this.max)) return { error: `--heap-limit must be at most ${this.max} MiB (1 PiB), got ${JSON.stringify(v)}` }
+        return { value: n }
+      },
     },
-  },
-  {
-    flag: '--workers',
-    key: 'workers',
-    arg: 'N',
-    max: 65535,
-    doc: 'the number of worker threads the service runs (each has its own heap)',
-    readme: 'the number of worker threads the service runs (0 to 65535): turns the workers item into a check',
-    parse(v) {
-      if (!/^\d+$/.test(v)) return { error: `--workers must be a whole number (0 or more), got ${JSON.stringify(v)}` }
-      const n = Number(v)
-      if (!(n <= this.max)) return { error: `--workers must be at most ${this.max}, got ${JSON.stringify(v)}` }
-      return { value: n }
+    {
+      flag: '--workers',
+      key: 'workers',
+      arg: 'N',
+      max: 65535,
+      doc: 'the number of worker threads the service runs (each has its own heap)',
+      readme: 'the number of worker threads the service runs (0 to 65535): turns the workers item into a check',
+      parse(v) {
+        if (!/^\d+$/.test(v)) return { error: `--workers must be a whole number (0 or more), got ${JSON.stringify(v)}` }
+        const n = Number(v)
+        if (!(n <= this.max)) return { error: `--workers must be at most ${this.max}, got ${JSON.stringify(v)}` }
+        return { value: n }
+      },
     },
-  },
-  {
-    flag: '--root',
-    key: 'root',
-    arg: 'DIR',
-    doc: 'read a fixture tree that stands in for /',
-    readme: 'read a fixture tree that stands in for `/` (tests)',
-    parse(v) {
-      let st = null
-      try {
-        if (!v.includes('\0')) st = fs.statSync(v)
-      } catch {}
-      return st !== null && st.isDirectory() ? { value: v } : { error: `--root ${v}: not a directory` }
+    {
+      flag: '--root',
+      key: 'root',
+      arg: 'DIR',
+      doc: 'read a fixture tree that stands in for /',
+      readme: 'read a fixture tree that stands in for `/` (tests)',
+      parse(v) {
+        let st = null
+        try {
+          if (!v.includes('\0')) st = fs.statSync(v)
+        } catch {}
+        return st !== null && st.isDirectory() ? { value: v } : { error: `--root ${v}: not a directory` }
+      },
     },
-  },
-  {
-    flag: '--node-version',
-    key: 'nodeVersion',
-    arg: 'V',
-    doc: "the service's Node version, when it differs from this doctor's\n(the heap advice is then modelled for it, not measured)",
-    parse(v) {
-      if (!/^v?\d{1,4}\.\d{1,4}\.\d{1,4}$/.test(v)) return { error: `--node-version must look like 24.19.0, got ${JSON.stringify(v)}` }
-      return { value: v.startsWith('v') ? v : `v${v}` }
+    {
+      flag: '--node-version',
+      key: 'nodeVersion',
+      arg: 'V',
+      doc: "the service's Node version, when it differs from this doctor's\n(the heap advice is then modelled for it, not measured)",
+      parse(v) {
+        if (!/^v?\d{1,4}\.\d{1,4}\.\d{1,4}$/.test(v)) return { error: `--node-version must look like 24.19.0, got ${JSON.stringify(v)}` }
+        return { value: v.startsWith('v') ? v : `v${v}` }
+      },
     },
-  },
-  { flag: '--strict', key: 'strict', doc: 'exit with status 1 when a check fails', readme: 'exit with status 1 when a check fails (warnings and checks by hand do not fail)' },
-  { flag: '--help', short: '-h', key: 'help', doc: 'print this help', readme: 'the usage' },
-])
+    { flag: '--strict', key: 'strict', doc: 'exit with status 1 when a check fails', readme: 'exit with status 1 when a check fails (warnings and checks by hand do not fail)' },
+    { flag: '--help', short: '-h', key: 'help', doc: 'print this help', readme: 'the usage' },
+  ]),
+)
 
 /** The flags' lines of the usage text. */
 function cliFlagsUsage() {
   const lines = []
-  for (const f of CLI_FLAGS) {
+  for (const f of cliFlags()) {
     const label = `${f.short ? `${f.short}, ` : ''}${f.flag}${f.arg ? ` ${f.arg}` : ''}`
     const [first, ...rest] = f.doc.split('\n')
     lines.push(`  ${label.padEnd(19)}${first}`)
@@ -921,29 +928,31 @@ function diagnoseMetrics(metrics) {
 }
 
 /** The doctor's description of the service: diagnose()'s `env`, own properties copied. */
-const DOCTOR_ENV = table([
-  { name: 'heapLimitFrom', values: ['process', 'flag'], doc: "'process': the heap limit is the doctor's own; 'flag': given with --heap-limit" },
-  { name: 'nodeVersion', doc: 'the node version the heap limit is from (a string)' },
-  { name: 'nodeOptions', doc: 'the NODE_OPTIONS the heap limit is from (a string)' },
-  { name: 'workers', min: 0, max: 65535, doc: 'the number of worker threads the service runs' },
-  { name: 'heapAdvice', object: true, doc: 'the heap advice (oomguard doctor measures it; lib/heap-probe.js)' },
-  { name: 'defaultHeapLimitBytes', bytes: true, doc: "node's default heap limit, bytes, where there is no container limit" },
-  {
-    name: 'own',
-    own: true,
-    doc: "the doctor's own processes in the cgroup it reads (it, and the npm/npx that started it): { bytes, processes: [{ pid, command, bytes }] }, resident anonymous memory (RssAnon); the report counts the service without them",
-  },
-  {
-    name: 'earlier',
-    metrics: true,
-    doc: 'an earlier getMemoryMetrics() result of the same cgroup: failed charges, pressure and refaults since then (the CLI takes one half a second before, on the live system)',
-  },
-])
+const doctorEnv = once(() =>
+  table([
+    { name: 'heapLimitFrom', values: ['process', 'flag'], doc: "'process': the heap limit is the doctor's own; 'flag': given with --heap-limit" },
+    { name: 'nodeVersion', doc: 'the node version the heap limit is from (a string)' },
+    { name: 'nodeOptions', doc: 'the NODE_OPTIONS the heap limit is from (a string)' },
+    { name: 'workers', min: 0, max: 65535, doc: 'the number of worker threads the service runs' },
+    { name: 'heapAdvice', object: true, doc: 'the heap advice (oomguard doctor measures it; lib/heap-probe.js)' },
+    { name: 'defaultHeapLimitBytes', bytes: true, doc: "node's default heap limit, bytes, where there is no container limit" },
+    {
+      name: 'own',
+      own: true,
+      doc: "the doctor's own processes in the cgroup it reads (it, and the npm/npx that started it): { bytes, processes: [{ pid, command, bytes }] }, resident anonymous memory (RssAnon); the report counts the service without them",
+    },
+    {
+      name: 'earlier',
+      metrics: true,
+      doc: 'an earlier getMemoryMetrics() result of the same cgroup: failed charges, pressure and refaults since then (the CLI takes one half a second before, on the live system)',
+    },
+  ]),
+)
 
 function diagnoseEnv(env) {
   const o = optionsObject(env, 'env')
   const c = Object.create(null)
-  for (const spec of DOCTOR_ENV) {
+  for (const spec of doctorEnv()) {
     const v = own(o, spec.name)
     const name = `env.${spec.name}`
     if (v === undefined || v === null) {
@@ -1039,17 +1048,58 @@ function watchTable() {
   return rows.join('\n')
 }
 
-/** lib/index.d.ts's `WatchOptions`: each option's type and JSDoc (its bounds and default filled in). */
-function watchInterface() {
-  const lines = ['export interface WatchOptions {']
-  for (const o of WATCH_OPTIONS) {
+/** An interface's members: each option's JSDoc (its bounds and default filled in) and type. */
+function members(list) {
+  const lines = []
+  for (const o of list) {
     const doc = fill(o.tsDoc, o).split('\n')
     if (doc.length === 1) lines.push(`  /** ${doc[0]} */`)
     else lines.push('  /**', ...doc.map((l) => `   * ${l}`), '   */')
     lines.push(`  ${o.name}?: ${fill(o.ts, o)}`)
   }
-  lines.push('}')
+  return lines
+}
+
+/** lib/index.d.ts's `WatchBasis` and `WatchOptions`. */
+function watchInterface() {
+  const basis = WATCH.basis
+  return [
+    `/** What a monitor compares with the limit (\`basis\`). */`,
+    `export type WatchBasis = ${FILTERS.union(basis.values)}`,
+    '',
+    'export interface WatchOptions {',
+    ...members(WATCH_OPTIONS),
+    '}',
+  ].join('\n')
+}
+
+/** The type of a default value, as `WATCH_DEFAULTS` declares it. */
+function defaultType(v) {
+  if (Array.isArray(v)) return `readonly ${typeof v[0]}[]`
+  if (typeof v === 'string') return `'${v}'`
+  if (v !== null && typeof v === 'object')
+    return `Readonly<{ ${Object.entries(v)
+      .map(([k, x]) => `${k}: ${defaultType(x)}`)
+      .join('; ')} }>`
+  return typeof v
+}
+
+/** lib/index.d.ts's `WATCH_DEFAULTS`. */
+function watchDefaults() {
+  const lines = ['/** The defaults of `watch()`. */', 'export declare const WATCH_DEFAULTS: Readonly<{']
+  for (const [k, v] of Object.entries(WATCH_DEFAULTS)) lines.push(`  ${k}: ${defaultType(v)}`)
+  lines.push('}>')
   return lines.join('\n')
+}
+
+/** lib/index.d.ts's `ShedOptions`. */
+function shedInterface() {
+  return [
+    '/** Options of `shed()` (and of the Fastify plugin, `oomguard/fastify`). */',
+    'export interface ShedOptions<Req = IncomingMessage, Res = ServerResponse> {',
+    ...members(shedDeclared().list),
+    '}',
+  ].join('\n')
 }
 
 function variablesTable() {
@@ -1069,14 +1119,22 @@ function shedTable() {
 
 function cliTable() {
   const rows = ['| flag | |', '| --- | --- |']
-  for (const f of CLI_FLAGS) {
+  for (const f of cliFlags()) {
     const label = f.short ? `\`${f.short}\`, \`${f.flag}\`` : `\`${f.flag}${f.arg ? ` ${f.arg}` : ''}\``
     rows.push(`| ${label} | ${f.readme !== undefined ? f.readme : f.doc.replace(/\n/g, ' ')} |`)
   }
   return rows.join('\n')
 }
 
-const README_TABLES = { 'watch-options': watchTable, 'register-variables': variablesTable, 'shed-options': shedTable, 'doctor-flags': cliTable, 'watch-interface': watchInterface }
+const README_TABLES = {
+  'watch-options': watchTable,
+  'register-variables': variablesTable,
+  'shed-options': shedTable,
+  'doctor-flags': cliTable,
+  'watch-interface': watchInterface,
+  'watch-defaults': watchDefaults,
+  'shed-interface': shedInterface,
+}
 
 /** The files that hold the generated sections, by section: each section is in one file. */
 const DOC_TABLE_PAGES = {
@@ -1085,6 +1143,8 @@ const DOC_TABLE_PAGES = {
   'shed-options': 'docs/shedding.md',
   'doctor-flags': 'docs/doctor.md',
   'watch-interface': 'lib/index.d.ts',
+  'watch-defaults': 'lib/index.d.ts',
+  'shed-interface': 'lib/index.d.ts',
 }
 
 /**
@@ -1114,7 +1174,6 @@ module.exports = {
   WATCH_OPTIONS,
   WATCH_DEFAULTS,
   REGISTER_VARIABLES,
-  CLI_FLAGS,
   cliFlagsUsage,
   BASES,
   TRUE_WORDS,
@@ -1138,21 +1197,22 @@ module.exports = {
   ownCopy,
   renderOptions,
   colorEnv,
-  DOCTOR_ENV,
 }
 
-// The tables only shed(), the exporters and the documentation read: made on first use.
+// The tables only shed(), the exporters, the doctor and the documentation read: made on first use.
 Object.defineProperties(module.exports, {
   SHED_OPTIONS: { enumerable: true, get: () => shedDeclared().list },
   SHED_DEFAULTS: { enumerable: true, get: () => shedDeclared().defaults },
   MAX_RETRY_AFTER: { enumerable: true, get: () => shedDeclared().byName.retryAfter.max },
   METRICS_OPTIONS: { enumerable: true, get: metricsDeclared },
+  CLI_FLAGS: { enumerable: true, get: cliFlags },
+  DOCTOR_ENV: { enumerable: true, get: doctorEnv },
   DEFAULT_PREFIX: { enumerable: true, get: () => metricsDeclared().find((o) => o.name === 'prefix').default },
 })
 
 if (require.main === module && process.argv[2] === '--readme') {
   // Rewrite the generated tables of the documentation pages in place.
-  for (const page of Object.values(DOC_TABLE_PAGES)) {
+  for (const page of new Set(Object.values(DOC_TABLE_PAGES))) {
     const file = nodePath.join(__dirname, '..', page)
     const before = fs.readFileSync(file, 'utf8')
     const after = renderReadme(before)
