@@ -5,16 +5,21 @@
 // must refuse it, or both accept it. The cases come from the declarations in
 // lib/options.json: each bound, one step (the next double) inside and
 // outside, one whole unit outside, wrong types, NaN and the infinities, too
-// few and too many thresholds, thresholds that do not ascend, a hole.
+// few and too many thresholds, thresholds that do not ascend, a hole; and
+// last-words paths (a directory, a file in no directory, empty, a NUL byte).
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const os = require('node:os')
 const path = require('node:path')
 const { watch } = require('..')
 const native = require('../lib/native.js')
 const { WATCH_OPTIONS, watchConfig } = require('../lib/options.js')
 
 const ROOT = path.join(__dirname, 'fixtures', 'v2-busy')
+const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-options-native-'))
+test.after(() => fs.rmSync(WORK, { recursive: true, force: true }))
 
 // The next double above / below x.
 const f64 = new Float64Array(1)
@@ -147,6 +152,18 @@ function cases() {
   for (const v of [true, false, 1, 'yes', null]) {
     add(`lastWords.stderr = ${JSON.stringify(v)}`, { lastWords: { stderr: v } }, (c) => {
       c.lastWordsStderr = v
+    })
+  }
+  // lastWords.path: a file, existing or not, in an existing directory.
+  for (const [label, p] of [
+    ['a file in an existing directory', path.join(WORK, 'last-words')],
+    ['a directory', WORK],
+    ['a file in no directory', path.join(WORK, 'no-such-dir', 'last-words')],
+    ['empty', ''],
+    ['with a NUL byte', path.join(WORK, 'a\0b')],
+  ]) {
+    add(`lastWords.path: ${label}`, { lastWords: { path: p, stderr: false } }, (c) => {
+      c.lastWordsPath = p
     })
   }
   return list

@@ -183,6 +183,27 @@ impl Config {
             if b.is_empty() || b.contains(&0) {
                 return err("options.lastWords.path must be a non-empty path without NUL".into());
             }
+            // A file, existing or not, in an existing directory: as watch()
+            // checks it, with stat, which opens nothing (a FIFO cannot block).
+            match std::fs::metadata(p) {
+                Ok(m) if m.is_dir() => {
+                    return err(format!(
+                        "options.lastWords.path must be a file, not a directory, got {p:?}"
+                    ))
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    let dir = match p.parent() {
+                        Some(d) if !d.as_os_str().is_empty() => d,
+                        _ => Path::new("."),
+                    };
+                    if !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
+                        return err(format!(
+                            "options.lastWords.path must be a file in an existing directory, got {p:?}"
+                        ));
+                    }
+                }
+            }
         }
         if let Some(c) = &s.stall {
             in_range(

@@ -192,6 +192,22 @@ fn config_new_refuses_what_the_sampler_cannot_work_with() {
         ..Settings::default()
     });
     assert!(nul.unwrap_err().0.contains("options.lastWords.path"));
+    // A directory, or a file in no directory, is refused as watch() refuses it.
+    let dir = std::env::temp_dir();
+    for (path, ok) in [
+        (dir.clone(), false),
+        (dir.join("oomguard-no-such-dir").join("lw"), false),
+        (dir.join("oomguard-config-test-lw"), true),
+    ] {
+        let r = Config::new(Settings {
+            last_words: Some(LastWordsConfig {
+                stderr: false,
+                path: Some(path.clone()),
+            }),
+            ..Settings::default()
+        });
+        assert_eq!(r.is_ok(), ok, "{path:?}: {:?}", r.err());
+    }
     // The edges are accepted.
     let edges = ok(&[1e-9, 0.5, 1.0 - 1e-9], 0.0, 0.1, 3_600_000.0).unwrap();
     assert_eq!(edges.thresholds(), &[1e-9, 0.5, 1.0 - 1e-9]);
