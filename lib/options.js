@@ -4,10 +4,10 @@
 // and each OOMGUARD_* variable of the preload is declared once, in
 // lib/options.json (name, kind, default, bounds, documentation); this module
 // checks the caller's values against those declarations, with a `kind` per
-// check. build.rs reads the same file for the sampler's bounds
-// (src/watch/config.rs), and `node lib/options.js --readme` writes the option
-// tables of docs/*.md and lib/index.d.ts's WatchOptions from it (checked by
-// __test__/options.test.js). The doctor CLI's flags and the doctor's inputs
+// check. build.rs reads the same file for the sampler's bounds and defaults
+// (src/options.rs), and `node lib/options.js --readme` writes the option
+// tables of docs/*.md and the option types of lib/index.d.ts from it
+// (checked by __test__/options.test.js). The doctor CLI's flags and the doctor's inputs
 // are declared below.
 //
 // The snapshot rule: a public function copies the options it knows from the
