@@ -9,6 +9,8 @@
 //! - lib/core/diagnoses.json: the files the diagnoses name (src/named.rs), the
 //!   heap-limit wording and `NO_MEMORY_CGROUP` (src/diagnose.rs;
 //!   lib/integrations/doctor.js, lib/core/portable.js).
+//! - lib/core/options.json: the bounds and defaults of watch()'s options
+//!   (src/options.rs; lib/core/options.js validates from the same declarations).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -59,6 +61,11 @@ fn heap_band() {
 
 /// `stat.kernelStack` as `STAT_KERNEL_STACK`; the empty name is `RAW_COUNT`.
 fn slot_ident(name: &str) -> String {
+    ident("lib/core/slots.json", name)
+}
+
+/// A property path (`stall.sustainMs`) as a constant's name (`STALL_SUSTAIN_MS`).
+fn ident(file: &str, name: &str) -> String {
     if name.is_empty() {
         return "RAW_COUNT".to_string();
     }
@@ -71,7 +78,7 @@ fn slot_ident(name: &str) -> String {
         for c in part.chars() {
             assert!(
                 c.is_ascii_alphanumeric(),
-                "lib/core/slots.json: {name:?} is not a property path"
+                "{file}: {name:?} is not a property path"
             );
             if c.is_ascii_uppercase() && prev_lower {
                 out.push('_');
@@ -182,9 +189,101 @@ fn diagnoses() {
     write("named_files.rs", files_text);
 }
 
+/// One declaration's numbers as constants: `{id}_MIN`, `_MAX`, `_DEFAULT`
+/// (f64, or a list of them), `_MIN_LENGTH`, `_MAX_LENGTH` (usize), `_VALUES`
+/// and a string `_DEFAULT`.
+fn declared_consts(text: &mut String, file: &str, path: &str, v: &Value) {
+    let id = ident(file, path);
+    let number = |n: &Value| {
+        n.as_f64()
+            .unwrap_or_else(|| panic!("{file}: {path}: {n} is not a number"))
+    };
+    for (key, suffix) in [("min", "MIN"), ("max", "MAX"), ("default", "DEFAULT")] {
+        match &v[key] {
+            Value::Null => {}
+            Value::Number(_) => {
+                let n = number(&v[key]);
+                writeln!(
+                    text,
+                    "/// `{path}.{key}`\npub const {id}_{suffix}: f64 = {n:?};"
+                )
+                .unwrap()
+            }
+            Value::String(s) => writeln!(
+                text,
+                "/// `{path}.{key}`\npub const {id}_{suffix}: &str = {s:?};"
+            )
+            .unwrap(),
+            Value::Array(list) => {
+                let list: Vec<String> = list.iter().map(|n| format!("{:?}", number(n))).collect();
+                writeln!(
+                    text,
+                    "/// `{path}.{key}`\npub const {id}_{suffix}: &[f64] = &[{}];",
+                    list.join(", ")
+                )
+                .unwrap()
+            }
+            Value::Bool(b) => writeln!(
+                text,
+                "/// `{path}.{key}`\npub const {id}_{suffix}: bool = {b};"
+            )
+            .unwrap(),
+            other => {
+                panic!("{file}: {path}.{key}: {other} is not a number, string, boolean or list")
+            }
+        }
+    }
+    for (key, suffix) in [("minLength", "MIN_LENGTH"), ("maxLength", "MAX_LENGTH")] {
+        if let Some(n) = v[key].as_u64() {
+            writeln!(
+                text,
+                "/// `{path}.{key}`\npub const {id}_{suffix}: usize = {n};"
+            )
+            .unwrap();
+        }
+    }
+    if let Some(values) = v["values"].as_array() {
+        let values: Vec<String> = values
+            .iter()
+            .map(|s| {
+                format!(
+                    "{:?}",
+                    s.as_str()
+                        .unwrap_or_else(|| panic!("{file}: {path}.values: not strings"))
+                )
+            })
+            .collect();
+        writeln!(
+            text,
+            "/// `{path}.values`\npub const {id}_VALUES: &[&str] = &[{}];",
+            values.join(", ")
+        )
+        .unwrap();
+    }
+}
+
+fn options() {
+    const FILE: &str = "lib/core/options.json";
+    let json = read_json(FILE);
+    let mut text = String::from("// Generated from lib/core/options.json by build.rs.\n");
+    for opt in json["watch"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{FILE}: \"watch\" must be a list"))
+    {
+        let name = string(FILE, opt, &["name"]);
+        declared_consts(&mut text, FILE, name, opt);
+        for field in opt["fields"].as_array().into_iter().flatten() {
+            let key = string(FILE, field, &["key"]);
+            declared_consts(&mut text, FILE, &format!("{name}.{key}"), field);
+        }
+    }
+    write("options.rs", text);
+}
+
 fn main() {
     napi_build::setup();
     heap_band();
     slots();
     diagnoses();
+    options();
 }

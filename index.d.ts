@@ -333,7 +333,8 @@ export declare function watchBlock(id: number): Float64Array
 export interface WatchConfig {
   thresholds: Array<number>
   hysteresis: number
-  basis: 'workingSet' | 'usage' | 'rss'
+  /** One of lib/core/options.json's `basis.values`. */
+  basis: string
   minIntervalMs: number
   maxIntervalMs: number
   lastWordsStderr: boolean
@@ -347,7 +348,7 @@ export interface WatchConfig {
 
 /**
  * The layout of a monitor's block (internal): declared once in
- * `watch::block`, read by lib/watch.js.
+ * `watch::block`, read by lib/core/watch.js.
  */
 export interface WatchLayout {
   /** Slot names, as [name, index] pairs. */

@@ -29,15 +29,22 @@ const named = (Type, re) => (err) => {
   return true
 }
 
-test('the documentation tables are the ones lib/core/options.js generates (node lib/core/options.js --readme)', () => {
+test("the documentation tables and lib/index.d.ts's WatchOptions are the ones lib/core/options.js generates from lib/core/options.json (node lib/core/options.js --readme)", () => {
   const page = (name) => fs.readFileSync(path.join(__dirname, '..', options.DOC_TABLE_PAGES[name]), 'utf8')
   assert.match(page('watch-options'), /<!-- options:watch-options -->/)
   assert.match(page('register-variables'), /<!-- options:register-variables -->/)
+  assert.match(page('watch-interface'), /^\/\/ options:watch-interface\n[\s\S]*?^export interface WatchOptions \{[\s\S]*?^\/\/ \/options:watch-interface$/m)
   for (const [name, file] of Object.entries(options.DOC_TABLE_PAGES)) {
     const text = page(name)
-    assert.match(text, new RegExp(`<!-- options:${name} -->`), `${file} holds the ${name} table`)
+    const marker = file.endsWith('.md') ? `<!-- options:${name} -->` : `// options:${name}`
+    assert.ok(text.includes(marker), `${file} holds the ${name} section`)
     assert.equal(options.renderReadme(text), text, `${file}: run \`node lib/core/options.js --readme\` after changing an option`)
   }
+  // A stale section is found: one bound changed in the text is rewritten back.
+  const dts = page('watch-interface')
+  const stale = dts.replace('; 1 to 16 of them', '; 1 to 15 of them')
+  assert.notEqual(stale, dts)
+  assert.equal(options.renderReadme(stale), dts)
   // Each table on one page: none left in the README or on another page.
   for (const file of ['README.md', ...fs.readdirSync(path.join(__dirname, '..', 'docs')).map((f) => `docs/${f}`)]) {
     const text = fs.readFileSync(path.join(__dirname, '..', file), 'utf8')

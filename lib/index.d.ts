@@ -322,6 +322,11 @@ export declare function getMemoryMetrics(usage?: MemoryUsageInput | null, option
 
 import type { EventEmitter } from 'node:events'
 
+// Generated from lib/core/options.json (node lib/core/options.js --readme):
+// options:watch-interface
+/** What a monitor compares with the limit (`basis`). */
+export type WatchBasis = 'workingSet' | 'usage' | 'rss'
+
 export interface WatchOptions {
   /** Ratios of the limit, ascending, each in (0, 1); 1 to 16 of them, no holes. Default `[0.8, 0.9, 0.95]`. */
   thresholds?: readonly number[]
@@ -331,12 +336,12 @@ export interface WatchOptions {
    * (`memory.current` / `memory.usage_in_bytes`), page cache included;
    * `rss`: this process's resident set (`/proc/self/statm`).
    */
-  basis?: 'workingSet' | 'usage' | 'rss'
-  /** A level is left only when the ratio falls this far below its threshold. Default 0.05. */
+  basis?: WatchBasis
+  /** A level is left only when the ratio falls this far below its threshold: 0 to 0.5, below the lowest threshold. Default `0.05`, at most half the lowest threshold. */
   hysteresis?: number
-  /** Shortest sampling interval, ms, used close to a threshold. Default 1. */
+  /** Shortest sampling interval, ms (0.1 to 60000), used close to a threshold. Default `1`. */
   minIntervalMs?: number
-  /** Longest sampling interval, ms, used far from every threshold or where the kernel wakes the sampler (v1). Default 5000. */
+  /** Longest sampling interval, ms (`minIntervalMs` to 3600000), used far from every threshold or where the kernel wakes the sampler (v1). Default `5000`. */
   maxIntervalMs?: number
   /**
    * The line the sampler thread writes itself when the highest threshold is
@@ -351,11 +356,12 @@ export interface WatchOptions {
    * Stall detection: the cgroup stuck at its limit while the kernel does not
    * OOM-kill (working set within `margin` of the limit, charges failing,
    * memory pressure or refaults, for `sustainMs`). `false` turns it off.
+   * `sustainMs`: 0 to 600000; `margin`: 0 to 0.49.
    * Default `{ sustainMs: 3000, margin: 0.1 }`.
    */
   stall?: boolean | { sustainMs?: number; margin?: number }
   /**
-   * End the process when a stall has lasted `afterMs` (default 30000): the
+   * End the process when a stall has lasted `afterMs` (0 to 86400000, default 30000): the
    * sampler thread itself writes the final record (verdict `stall`) and
    * exits with status 75, even while JavaScript is stuck. Default: report only.
    */
@@ -366,13 +372,14 @@ export interface WatchOptions {
    * reaches its first threshold; `'start'`: at once; `'off'` or `false`: never.
    * The top allocation sites go on `threshold` and `stall` events and into
    * the last-words record; with `dir`, a gzipped pprof file is written at
-   * each level and stall. `intervalBytes` (default 524288): mean bytes
-   * between samples. `maxFiles` (20) and `maxBytes` (64 MiB) bound `dir`.
+   * each level and stall. `intervalBytes` (default 524288, 1024 to 1073741824): mean bytes
+   * between samples. `maxFiles` (20; 1 to 10000) and `maxBytes` (64 MiB; 4096 to 2^40) bound `dir`.
    */
   heapProfile?: boolean | 'threshold' | 'start' | 'off' | { start?: 'threshold' | 'start' | 'off'; intervalBytes?: number; dir?: string; maxFiles?: number; maxBytes?: number }
   /** A directory that stands in for `/` (fixture trees). Default `/`. */
   root?: string
 }
+// /options:watch-interface
 
 /** One allocation site of the memory still live, from the sampling heap profile. */
 export interface HeapSite {
@@ -601,7 +608,7 @@ export declare class Monitor extends EventEmitter {
   constructor(options?: WatchOptions | null)
   /** The thresholds in force. */
   readonly thresholds: readonly number[]
-  readonly basis: 'workingSet' | 'usage' | 'rss'
+  readonly basis: WatchBasis
   /** How many thresholds the basis is at or above (0 = below all). No I/O: nanoseconds. */
   readonly level: number
   /** True at or above the highest threshold. */
@@ -651,6 +658,7 @@ export declare class Monitor extends EventEmitter {
 export declare function watch(listener?: (event: ThresholdEvent) => void): Monitor
 export declare function watch(options?: WatchOptions | null, listener?: (event: ThresholdEvent) => void): Monitor
 
+// options:watch-defaults
 /** The defaults of `watch()`. */
 export declare const WATCH_DEFAULTS: Readonly<{
   thresholds: readonly number[]
@@ -658,9 +666,11 @@ export declare const WATCH_DEFAULTS: Readonly<{
   hysteresis: number
   minIntervalMs: number
   maxIntervalMs: number
-  lastWords: Readonly<{ stderr: boolean; path: undefined }>
+  lastWords: Readonly<{ path: undefined; stderr: boolean }>
   stall: Readonly<{ sustainMs: number; margin: number }>
+  heapProfile: Readonly<{ start: 'threshold'; intervalBytes: number; dir: undefined; maxFiles: number; maxBytes: number }>
 }>
+// /options:watch-defaults
 
 /** One file or package the loader tried, and why it did not load. */
 export interface NativeAddonAttempt {
@@ -711,7 +721,7 @@ export interface ShedHealth {
   /** The monitor's thresholds (ratios of the limit). */
   thresholds: number[]
   /** What the ratio measures: `workingSet` unless the monitor was made otherwise. */
-  basis: 'workingSet' | 'usage' | 'rss' | null
+  basis: WatchBasis | null
   /** basis / limit; `null` before the first sample. */
   ratio: number | null
   limitBytes: number | null
@@ -734,6 +744,7 @@ export interface ShedHealth {
   retryAfter: number | null
 }
 
+// options:shed-interface
 /** Options of `shed()` (and of the Fastify plugin, `oomguard/fastify`). */
 export interface ShedOptions<Req = IncomingMessage, Res = ServerResponse> {
   /**
@@ -756,10 +767,9 @@ export interface ShedOptions<Req = IncomingMessage, Res = ServerResponse> {
   /** The `Retry-After` header, whole seconds (0 to 2^31-1). Default 10. */
   retryAfter?: number
   /**
-   * Requests that are never shed. Paths are compared with the request's path
+   * Requests that are never shed (at most 1024 paths). Paths are compared with the request's path
    * (query string ignored), as prefixes at a `/` boundary: `/health` covers
-   * `/health` and `/health/db`, not `/healthy`. Default: `/health`,
-   * `/healthz`, `/ready`, `/readyz`, `/live`, `/livez`, `/metrics`. `[]`
+   * `/health` and `/health/db`, not `/healthy`. Default: `/health`, `/healthz`, `/ready`, `/readyz`, `/live`, `/livez`, `/metrics`. `[]`
    * excludes nothing. A function decides per request instead (it receives
    * the framework's request object; it runs only while shedding).
    */
@@ -773,6 +783,7 @@ export interface ShedOptions<Req = IncomingMessage, Res = ServerResponse> {
   /** Called after each 503 is sent (for logs, metrics). It must not throw. */
   onShed?: (req: Req, res: Res) => void
 }
+// /options:shed-interface
 
 /** Connect/Express-style middleware with the shedding state attached. */
 /** The state of a load-shedding guard (middleware or Fastify plugin). */

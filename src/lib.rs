@@ -15,6 +15,7 @@ pub mod guard;
 pub mod json;
 pub mod locate;
 pub mod named;
+pub mod options;
 pub mod parse;
 pub mod procs;
 pub mod reader;

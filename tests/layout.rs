@@ -61,6 +61,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "error",
             "file",
             "json",
+            "options",
             "parse",
             "watch::pin",
             "watch::trace",

@@ -1,10 +1,14 @@
 'use strict'
-// Every option of the public API, declared once: its name, type, range,
-// default, environment variable and documentation. watch(), the readers'
-// `root`, shed(), the Fastify plugin, the metrics exporters, the register
-// (OOMGUARD_* variables) and the doctor CLI all read their options through
-// this module, and the README's option tables are generated from it
-// (`node lib/core/options.js --readme`, checked by __test__/options.test.js).
+// The validator of every option of the public API. Each option of watch()
+// (stall, onStall and heapProfile included), shed(), the metrics exporters
+// and each OOMGUARD_* variable of the preload is declared once, in
+// lib/core/options.json (name, kind, default, bounds, documentation); this module
+// checks the caller's values against those declarations, with a `kind` per
+// check. build.rs reads the same file for the sampler's bounds and defaults
+// (src/options.rs), and `node lib/core/options.js --readme` writes the option
+// tables of docs/*.md and the option types of lib/index.d.ts from it
+// (checked by __test__/options.test.js). The doctor CLI's flags and the doctor's inputs
+// are declared below.
 //
 // The snapshot rule: a public function copies the options it knows from the
 // caller's object, OWN properties only (never the prototype chain, so a
@@ -110,6 +114,12 @@ const ENTRY_KEYS = [
   'expected',
   'unit',
   'values',
+  'kind',
+  'atLeast',
+  'rule',
+  'maxText',
+  'ts',
+  'tsDoc',
   'minLength',
   'maxLength',
   'copy',
@@ -207,30 +217,110 @@ function checkLastWordsPath(name, v) {
   return abs
 }
 
-// ---------------------------------------------------------------- the table
+// ---------------------------------------------------------------- the declarations (lib/core/options.json)
 
-const BASES = ['workingSet', 'usage', 'rss']
+// Read as text and parsed: cheaper at start than require() of a .json (measured ~0.4 ms against ~1.5 ms).
+const DECLARED = JSON.parse(fs.readFileSync(nodePath.join(__dirname, 'options.json'), 'utf8'))
+
+/** A value made on first use, then kept: the tables the preload does not need are not built at load. */
+function once(make) {
+  let value
+  return () => {
+    if (value === undefined) value = make()
+    return value
+  }
+}
+
 const quoteList = (list) => list.map((b) => `'${b}'`).join(', ')
 const wordList = (list) => `${list.slice(0, -1).join(', ')} or ${list[list.length - 1]}`
 
+/** How a `{name|filter}` of a declaration's text writes the value it names. */
+const FILTERS = {
+  code: (v) => `\`${JSON.stringify(v).replace(/,/g, ', ').replace(/"/g, "'")}\``,
+  list: (v) => v.join(','),
+  words: (v) => wordList(v),
+  wordsCode: (v) => wordList(v.map((b) => `\`${b}\``)),
+  union: (v) => v.map((b) => `'${b}'`).join(' | '),
+  codeEach: (v) => v.map((b) => `\`${b}\``).join(', '),
+  size: (v) => (v % 2 ** 20 === 0 ? `${v / 2 ** 20} MiB` : `${v / 1024} KiB`),
+}
+
+/** `path` (`max`, `afterMs.default`) in a declaration: a key, or a field's key. */
+function lookup(entry, path) {
+  let at = entry
+  for (const p of path.split('.')) {
+    if (at === undefined || at === null) return undefined
+    at = Object.hasOwn(at, p) && at[p] !== undefined ? at[p] : Array.isArray(at.fields) ? at.fields.find((f) => f.key === p) : undefined
+  }
+  return at
+}
+
 /**
- * watch()'s options, in the order they are checked. Each entry:
- * - `name`, `default` (what WATCH_DEFAULTS shows; `effectiveDefault(out)`
- *   when the default depends on an option before it), `doc` (README);
- * - `copy(value, name)`: the snapshot of the caller's value (arrays copied);
- * - `check(value, name, out)`: validate the copy, return what goes on;
- * - `env`, `envDoc`, `fromEnv(text)`: the register's variable, parsed into
- *   a value `check` then validates like any other; `envExpected` and
- *   `envDefault` for its one-line complaint; `envCheck(value, out)` for what
- *   only the environment needs.
+ * A declaration's text with each `{path}` or `{path|filter}` replaced by the
+ * value it names (`extra` first: values known only at the check, `{lo}`).
+ * A brace that names nothing (`{pid}`, `{ path }`) stays as written.
  */
-const WATCH_OPTIONS = table([
-  {
-    name: 'thresholds',
-    default: Object.freeze([0.8, 0.9, 0.95]),
-    minLength: 1,
-    maxLength: 16,
-    doc: 'ratios of the limit, ascending, in (0, 1)',
+function fill(text, entry, extra) {
+  if (typeof text !== 'string' || !text.includes('{')) return text
+  return text.replace(/\{([A-Za-z]+(?:\.[A-Za-z]+)*)(?:\|([A-Za-z]+))?\}/g, (all, path, filter) => {
+    const v = extra !== undefined && Object.hasOwn(extra, path) ? extra[path] : lookup(entry, path)
+    if (v === undefined) return all
+    if (filter !== undefined) return Object.hasOwn(FILTERS, filter) ? FILTERS[filter](v) : all
+    return typeof v === 'object' ? all : String(v)
+  })
+}
+
+// ---------------------------------------------------------------- what each kind of option does
+
+/** The fields of an object option, each checked by its own kind; an unset one takes its default. */
+function checkFields(v, name) {
+  const out = {}
+  for (const f of this.fields) out[f.key] = v[f.key] === undefined ? f.default : f.check(v[f.key], `${name}.${f.key}`)
+  return out
+}
+
+/**
+ * What a `kind` in lib/core/options.json does: `copy(value, name)` (the snapshot
+ * of the caller's value), `check(value, name, out)` (validate the copy,
+ * return what goes on; `out` holds the options checked before it), and
+ * `fromEnv(text)` (the preload's variable, parsed into a value `check` then
+ * validates like any other).
+ */
+const KINDS = {
+  number: {
+    check(v, name, out) {
+      if (this.atLeast === undefined) checkNumber(this, name, v)
+      else checkNumber(this, name, v, out[this.atLeast], fill(this.expected, this, { lo: out[this.atLeast] }))
+      return this.rule === undefined ? v : this.rule(v, name, out)
+    },
+    fromEnv: envNumber,
+  },
+  integer: {
+    check(v, name) {
+      checkNumber(this, name, v)
+      if (!Number.isInteger(v)) throw outOfRange(name, this.expected, v)
+      return v
+    },
+    fromEnv: envNumber,
+  },
+  enum: {
+    check(v, name) {
+      if (typeof v !== 'string') throw invalidType(name, 'a string', v)
+      if (!this.values.includes(v)) throw outOfRange(name, `one of ${quoteList(this.values)}`, JSON.stringify(v))
+      return v
+    },
+    fromEnv(text) {
+      return this.values.find((b) => b.toLowerCase() === text.toLowerCase()) ?? text
+    },
+  },
+  boolean: {
+    check(v, name) {
+      if (typeof v !== 'boolean') throw invalidType(name, 'a boolean', v)
+      return v
+    },
+    fromEnv: envBoolean,
+  },
+  ratios: {
     copy(v, name) {
       return copyArray(v, name, 'an array of ratios', this.minLength, this.maxLength)
     },
@@ -245,151 +335,32 @@ const WATCH_OPTIONS = table([
       }
       return list
     },
-    env: 'OOMGUARD_THRESHOLDS',
-    envDoc: '1 to 16 ascending ratios of the limit, comma-separated',
-    get envExpected() {
-      return `${this.minLength} to ${this.maxLength} ascending ratios between 0 and 1, comma-separated, e.g. ${this.default.join(',')}`
-    },
-    get envDefault() {
-      return this.default.join(',')
-    },
     fromEnv: (text) => text.split(',').map((s) => envNumber(s.trim())),
   },
-  {
-    name: 'basis',
-    default: 'workingSet',
-    values: BASES,
-    doc: '`workingSet` (usage − inactive file, what kubelet and the OOM decision track best), `usage`, or `rss`',
+  lastWordsPath: { check: (v, name) => checkLastWordsPath(name, v), fromEnv: (text) => text },
+  dir: {
     check(v, name) {
-      if (typeof v !== 'string') throw invalidType(name, 'a string', v)
-      if (!this.values.includes(v)) throw outOfRange(name, `one of ${quoteList(this.values)}`, JSON.stringify(v))
-      return v
+      const abs = nodePath.resolve(checkPath(name, v))
+      let ok = false
+      try {
+        ok = fs.statSync(abs).isDirectory()
+      } catch {}
+      if (!ok) throw outOfRange(name, 'an existing directory', JSON.stringify(v))
+      return abs
     },
-    env: 'OOMGUARD_BASIS',
-    get envDoc() {
-      return `what the ratio measures: ${wordList(this.values.map((b) => `\`${b}\``))}`
-    },
-    get envExpected() {
-      return wordList(this.values)
-    },
-    fromEnv(text) {
-      return this.values.find((b) => b.toLowerCase() === text.toLowerCase()) ?? text
-    },
+    fromEnv: (text) => text,
   },
-  {
-    name: 'hysteresis',
-    default: 0.05,
-    min: 0,
-    max: 0.5,
-    expected: 'a ratio from 0 to 0.5',
-    doc: 'how far below a threshold the ratio must fall to leave its level (at most half the lowest threshold by default)',
-    // The default never exceeds half the lowest threshold, so that level can be left.
-    effectiveDefault(out) {
-      return Math.min(this.default, out.thresholds[0] / 2)
-    },
-    check(v, name, out) {
-      checkNumber(this, name, v)
-      if (v >= out.thresholds[0]) {
-        throw outOfRange(name, `below the lowest threshold (${out.thresholds[0]}), or that level could never be left`, v)
-      }
-      return v
-    },
-    env: 'OOMGUARD_HYSTERESIS',
-    envDoc: 'how far below a threshold the basis must fall to recover (0 to 0.5)',
-    fromEnv: envNumber,
-  },
-  {
-    name: 'minIntervalMs',
-    default: 1,
-    min: 0.1,
-    max: 60_000,
-    unit: 'ms',
-    expected: 'between 0.1 and 60000 ms',
-    doc: 'the fastest sampling interval, used near a threshold',
-    check(v, name) {
-      return checkNumber(this, name, v)
-    },
-    env: 'OOMGUARD_MIN_INTERVAL_MS',
-    envDoc: 'the fastest sampling interval, ms',
-    get envExpected() {
-      return `milliseconds from ${this.min} to ${this.max}`
-    },
-    fromEnv: envNumber,
-  },
-  {
-    name: 'maxIntervalMs',
-    default: 5000,
-    min: 0.1, // and at least minIntervalMs
-    max: 3_600_000,
-    unit: 'ms',
-    doc: 'the slowest sampling interval; used only where the kernel will wake the sampler itself (v1 usage thresholds armed and usage below the next one), or far from every threshold',
-    effectiveDefault(out) {
-      return Math.max(this.default, out.minIntervalMs)
-    },
-    check(v, name, out) {
-      return checkNumber(this, name, v, out.minIntervalMs, `between minIntervalMs (${out.minIntervalMs}) and ${this.max} ms`)
-    },
-    env: 'OOMGUARD_MAX_INTERVAL_MS',
-    envDoc: 'the slowest sampling interval, ms',
-    get envExpected() {
-      return `milliseconds from ${this.min} to ${this.max}`
-    },
-    fromEnv: envNumber,
-    envCheck(v, out) {
-      if (!(typeof v === 'number' && v >= this.min && v <= this.max)) return this.envExpected
-      if (v < out.minIntervalMs) return `at least the minimum interval (${out.minIntervalMs} ms)`
-      return null
-    },
-  },
-  {
-    name: 'lastWords',
-    default: Object.freeze({ stderr: true, path: undefined }),
-    doc: "`false`, or `{ path, stderr }`; `path` (e.g. `/dev/termination-log`) must be a file in an existing directory (`{pid}` in it is the process's pid); the first process to open it owns its record (`monitor.lastWordsFile`)",
-    docDefault: '`true` (stderr)',
+  root: { check: (v, name) => rootPath(v, name), fromEnv: (text) => text },
+  lastWords: {
     copy(v, name) {
       if (v === true) return { stderr: undefined, path: undefined }
       if (v === false || v === null) return { stderr: false, path: undefined }
       if (typeof v !== 'object' || Array.isArray(v)) throw invalidType(name, 'a boolean or { path?, stderr? }', v)
       return { stderr: own(v, 'stderr'), path: own(v, 'path') }
     },
-    check(v, name) {
-      const out = {}
-      for (const f of this.fields) out[f.key] = v[f.key] === undefined ? f.default : f.check(v[f.key], `${name}.${f.key}`)
-      return out
-    },
-    // Two variables fill this one option.
-    fields: [
-      {
-        key: 'path',
-        default: undefined,
-        check: (v, name) => checkLastWordsPath(name, v),
-        env: 'OOMGUARD_LAST_WORDS_PATH',
-        envDoc:
-          "also write the last-words line to this file, e.g. `/dev/termination-log` (Kubernetes' `terminationMessagePath`); its directory must exist; `{pid}` in it is the process's pid. The first process to open it owns its record",
-        envDefault: 'none',
-        envDocDefault: 'none',
-        fromEnv: (text) => text,
-      },
-      {
-        key: 'stderr',
-        default: true,
-        check(v, name) {
-          if (typeof v !== 'boolean') throw invalidType(name, 'a boolean', v)
-          return v
-        },
-        env: 'OOMGUARD_LAST_WORDS_STDERR',
-        envDoc: 'write the last-words line to stderr: `1`/`0` (also `true`/`false`, `yes`/`no`, `on`/`off`)',
-        envExpected: '1 or 0',
-        envDefault: '1',
-        fromEnv: envBoolean,
-      },
-    ],
+    check: checkFields,
   },
-  {
-    name: 'stall',
-    default: Object.freeze({ sustainMs: 3000, margin: 0.1 }),
-    docDefault: '`{ sustainMs: 3000, margin: 0.1 }`',
-    doc: 'detect a stall at the limit (the kernel reclaims and faults back, and never OOM-kills): `false` turns it off; `sustainMs`: how long the signs must hold; `margin`: how close to the limit the working set must be (a ratio of the limit)',
+  stall: {
     copy(v, name) {
       if (v === true) return { sustainMs: undefined, margin: undefined }
       if (v === false || v === null) return null
@@ -397,51 +368,10 @@ const WATCH_OPTIONS = table([
       return { sustainMs: own(v, 'sustainMs'), margin: own(v, 'margin') }
     },
     check(v, name) {
-      if (v === null) return null
-      const out = {}
-      for (const f of this.fields) out[f.key] = v[f.key] === undefined ? f.default : f.check(v[f.key], `${name}.${f.key}`)
-      return out
+      return v === null ? null : checkFields.call(this, v, name)
     },
-    fields: [
-      {
-        key: 'sustainMs',
-        default: 3000,
-        min: 0,
-        max: 600_000,
-        expected: 'between 0 and 600000 ms',
-        check(v, name) {
-          return checkNumber(this, name, v)
-        },
-        env: 'OOMGUARD_STALL_SUSTAIN_MS',
-        envDoc: 'how long the signs of a stall at the limit must hold before it is reported, ms',
-        envExpected: 'milliseconds from 0 to 600000',
-        envDefault: '3000',
-        fromEnv: envNumber,
-      },
-      {
-        key: 'margin',
-        default: 0.1,
-        min: 0,
-        max: 0.49,
-        expected: 'a ratio from 0 to 0.49',
-        check(v, name) {
-          return checkNumber(this, name, v)
-        },
-        env: 'OOMGUARD_STALL_MARGIN',
-        envDoc: 'how close to the limit the working set must be for a stall, as a ratio of the limit',
-        envExpected: 'a ratio from 0 to 0.49',
-        envDefault: '0.1',
-        fromEnv: envNumber,
-      },
-    ],
   },
-  {
-    name: 'onStall',
-    min: 0,
-    max: 86_400_000,
-    defaultAfterMs: 30_000,
-    doc: "`{ action: 'exit', afterMs }` (`afterMs` default 30000): when a stall has lasted `afterMs`, the sampler thread itself writes the final record and ends the process with exit status 75, which is not a kernel OOM kill (137) and which every restart policy restarts; without it a stall is only reported",
-    docDefault: 'none: report only',
+  onStall: {
     copy(v, name) {
       if (v === false || v === null) return null
       if (typeof v !== 'object' || Array.isArray(v)) throw invalidType(name, "an object { action: 'exit', afterMs? }", v)
@@ -451,14 +381,11 @@ const WATCH_OPTIONS = table([
       if (v === null) return null
       if (typeof v.action !== 'string') throw invalidType(`${name}.action`, "the string 'exit'", v.action)
       if (v.action !== 'exit') throw outOfRange(`${name}.action`, "'exit'", JSON.stringify(v.action))
-      const afterMs = v.afterMs === undefined ? this.defaultAfterMs : checkNumber(this, `${name}.afterMs`, v.afterMs, this.min, `between ${this.min} and ${this.max} ms`)
+      const [after] = this.fields
+      const afterMs = v.afterMs === undefined ? after.default : after.check(v.afterMs, `${name}.afterMs`, out)
       if (out.stall === null) throw outOfRange(name, 'left unset while stall detection is off (stall: false)', `{ action: 'exit' }`)
       return { action: 'exit', afterMs }
     },
-    env: 'OOMGUARD_ON_STALL',
-    envDoc: '`exit:MS`: end the process with exit status 75 once a stall has lasted MS ms (`exit` alone: 30000); `off`: report only',
-    envExpected: 'exit:MS (milliseconds), exit, or off',
-    envDefault: 'off',
     fromEnv(text) {
       const m = /^exit(?::(\d+))?$/i.exec(text)
       if (m) return { action: 'exit', afterMs: m[1] === undefined ? undefined : Number(m[1]) }
@@ -466,11 +393,7 @@ const WATCH_OPTIONS = table([
       return text
     },
   },
-  {
-    name: 'heapProfile',
-    default: Object.freeze({ start: 'threshold', intervalBytes: 512 * 1024, dir: undefined, maxFiles: 20, maxBytes: 64 * 1024 * 1024 }),
-    docDefault: "`'threshold'`",
-    doc: "where the memory went (V8's sampling heap profiler, in this thread's isolate): `'threshold'` starts sampling when the monitor first reaches its first threshold, `'start'` at once, `'off'` (or `false`) never; or `{ start, intervalBytes, dir, maxFiles, maxBytes }`: `intervalBytes` the mean bytes between samples (512 KiB), `dir` an existing directory for gzipped pprof files (none by default), kept to `maxFiles` (20) and `maxBytes` (64 MiB), oldest first out",
+  heapProfile: {
     copy(v, name) {
       if (v === true) return { start: undefined }
       if (v === false || v === null) return { start: 'off' }
@@ -480,109 +403,35 @@ const WATCH_OPTIONS = table([
       for (const f of this.fields) out[f.key] = own(v, f.key)
       return out
     },
-    check(v, name) {
-      const out = {}
-      for (const f of this.fields) out[f.key] = v[f.key] === undefined ? f.default : f.check(v[f.key], `${name}.${f.key}`)
-      return out
-    },
-    fields: [
-      {
-        key: 'start',
-        default: 'threshold',
-        values: ['threshold', 'start', 'off'],
-        check(v, name) {
-          if (typeof v !== 'string') throw invalidType(name, 'a string', v)
-          if (!this.values.includes(v)) throw outOfRange(name, `one of ${quoteList(this.values)}`, JSON.stringify(v))
-          return v
-        },
-        env: 'OOMGUARD_HEAP_PROFILE',
-        envDoc: 'when the sampling heap profiler starts: `threshold` (at the first threshold), `start` (at load) or `off`',
-        envExpected: 'threshold, start or off',
-        envDefault: 'threshold',
-        fromEnv: (text) => text.toLowerCase(),
-      },
-      {
-        key: 'intervalBytes',
-        default: 512 * 1024,
-        min: 1024,
-        max: 1024 * 1024 * 1024,
-        expected: 'a whole number of bytes from 1024 to 1073741824',
-        check(v, name) {
-          checkNumber(this, name, v)
-          if (!Number.isInteger(v)) throw outOfRange(name, this.expected, v)
-          return v
-        },
-        env: 'OOMGUARD_HEAP_PROFILE_INTERVAL',
-        envDoc: 'the mean bytes allocated between two heap samples',
-        envExpected: 'bytes from 1024 to 1073741824',
-        envDefault: '524288',
-        fromEnv: envNumber,
-      },
-      {
-        key: 'dir',
-        default: undefined,
-        check(v, name) {
-          const abs = nodePath.resolve(checkPath(name, v))
-          let ok = false
-          try {
-            ok = fs.statSync(abs).isDirectory()
-          } catch {}
-          if (!ok) throw outOfRange(name, 'an existing directory', JSON.stringify(v))
-          return abs
-        },
-        env: 'OOMGUARD_HEAP_PROFILE_DIR',
-        envDoc: 'write a gzipped pprof file of the heap profile here at each level and each stall (an existing directory; on a tmpfs the files count against the memory limit)',
-        envExpected: 'an existing directory',
-        envDefault: 'none',
-        envDocDefault: 'none: no files',
-        fromEnv: (text) => text,
-      },
-      {
-        key: 'maxFiles',
-        default: 20,
-        min: 1,
-        max: 10_000,
-        expected: 'a whole number from 1 to 10000',
-        check(v, name) {
-          checkNumber(this, name, v)
-          if (!Number.isInteger(v)) throw outOfRange(name, this.expected, v)
-          return v
-        },
-        env: 'OOMGUARD_HEAP_PROFILE_MAX_FILES',
-        envDoc: 'the most pprof files kept in the directory (oldest first out)',
-        envExpected: 'a whole number from 1 to 10000',
-        envDefault: '20',
-        fromEnv: envNumber,
-      },
-      {
-        key: 'maxBytes',
-        default: 64 * 1024 * 1024,
-        min: 4096,
-        max: 2 ** 40,
-        expected: 'a whole number of bytes from 4096 to 2^40',
-        check(v, name) {
-          checkNumber(this, name, v)
-          if (!Number.isInteger(v)) throw outOfRange(name, this.expected, v)
-          return v
-        },
-        env: 'OOMGUARD_HEAP_PROFILE_MAX_BYTES',
-        envDoc: 'the most bytes of pprof files kept in the directory (oldest first out)',
-        envExpected: 'bytes from 4096 to 1099511627776',
-        envDefault: '67108864',
-        fromEnv: envNumber,
-      },
-    ],
+    check: checkFields,
   },
-  {
-    name: 'root',
-    doc: 'a directory that stands in for `/`',
-    docDefault: "`'/'`",
-    check: (v, name) => rootPath(v, name),
-    env: 'OOMGUARD_ROOT',
-    envDoc: 'for tests: a fixture tree that stands in for `/`',
-    envExpected: 'an existing directory',
-    envDefault: '/',
-    fromEnv: (text) => text,
+}
+
+/** What no kind says: the rules of single options, by name. */
+const RULES = {
+  hysteresis: {
+    // The default never exceeds half the lowest threshold, so that level can be left.
+    effectiveDefault(out) {
+      return Math.min(this.default, out.thresholds[0] / 2)
+    },
+    rule(v, name, out) {
+      if (v >= out.thresholds[0]) {
+        throw outOfRange(name, `below the lowest threshold (${out.thresholds[0]}), or that level could never be left`, v)
+      }
+      return v
+    },
+  },
+  maxIntervalMs: {
+    effectiveDefault(out) {
+      return Math.max(this.default, out[this.atLeast])
+    },
+    envCheck(v, out) {
+      if (!(typeof v === 'number' && v >= this.min && v <= this.max)) return this.envExpected
+      if (v < out[this.atLeast]) return `at least the minimum interval (${out[this.atLeast]} ms)`
+      return null
+    },
+  },
+  root: {
     envCheck(v) {
       let isDir = false
       try {
@@ -591,7 +440,42 @@ const WATCH_OPTIONS = table([
       return isDir ? null : this.envExpected
     },
   },
-])
+}
+
+// The texts the checks quote, filled where they are read (a refusal, a problem line), not at load.
+const CHECK_TEXTS = ['expected', 'envExpected', 'envDefault']
+
+/**
+ * A declaration of lib/core/options.json with what its kind and its name add: the
+ * texts the checks quote filled in where they are read, an object option's
+ * default made of its fields' defaults. Only the declaration's own keys are
+ * read (a polluted Object.prototype adds none).
+ */
+function declaration(raw) {
+  const kind = own(raw, 'kind')
+  const name = own(raw, 'name')
+  const fields = own(raw, 'fields')
+  const entry = { ...raw, ...(Object.hasOwn(KINDS, kind) ? KINDS[kind] : null), ...(Object.hasOwn(RULES, name) ? RULES[name] : null) }
+  if (Array.isArray(fields)) entry.fields = fields.map(declaration)
+  for (const k of CHECK_TEXTS) {
+    const text = own(raw, k)
+    if (typeof text === 'string' && text.includes('{')) Object.defineProperty(entry, k, { enumerable: true, get: () => fill(text, entry) })
+  }
+  for (const k of ['default', 'values']) if (Array.isArray(own(raw, k))) entry[k] = Object.freeze([...raw[k]])
+  if (Array.isArray(fields) && kind !== 'onStall') entry.default = Object.freeze(Object.fromEntries(entry.fields.map((f) => [f.key, own(f, 'default')])))
+  return entry
+}
+
+/**
+ * watch()'s options, in the order they are checked: lib/core/options.json's
+ * `watch`, each with its kind's `copy`, `check` and `fromEnv`; `default`
+ * (what WATCH_DEFAULTS shows; `effectiveDefault(out)` when the default
+ * depends on an option before it); `envCheck(value, out)` for what only the
+ * environment needs.
+ */
+const WATCH_OPTIONS = table(DECLARED.watch.map(declaration))
+
+const BASES = WATCH_OPTIONS.find((o) => o.name === 'basis').values
 
 /** `root` as every reader takes it: an absolute path, `undefined` for `/`. */
 function rootPath(v, name) {
@@ -640,7 +524,7 @@ function watchConfig(options, name = 'options') {
   config.lastWordsPath = out.lastWords.path
   config.root = out.root
   for (const spec of WATCH_OPTIONS) {
-    // Options added to the table after the ones above go on under their own name.
+    // The options after these go on under their own name.
     if (!(spec.name in config) && spec.name !== 'lastWords') config[spec.name] = out[spec.name]
   }
   Object.freeze(config)
@@ -657,57 +541,8 @@ function rootOption(options, name = 'options') {
 
 // ---------------------------------------------------------------- the register's variables
 
-/** Variables that are not watch() options. */
-const REGISTER_VARIABLES = table([
-  {
-    env: 'OOMGUARD_LOG_FORMAT',
-    key: 'logFormat',
-    default: 'json',
-    values: ['json', 'text', 'none'],
-    envDoc: 'the transition lines: `json`, `text`, or `none` (no lines)',
-    get envExpected() {
-      return wordList(this.values)
-    },
-  },
-  {
-    env: 'OOMGUARD_METRICS_PORT',
-    key: 'port',
-    min: 0,
-    max: 65535,
-    envDoc: 'serve Prometheus `/metrics` on this TCP port (`0`: a free port, announced on stderr)',
-    envExpected: 'a TCP port from 0 to 65535',
-    envDefault: 'no /metrics server',
-    envDocDefault: 'none: no server',
-  },
-  {
-    env: 'OOMGUARD_METRICS_HOST',
-    key: 'host',
-    default: '127.0.0.1',
-    envDoc: 'the address `/metrics` binds to; `0.0.0.0` (or `::`) for every interface',
-  },
-  {
-    env: 'OOMGUARD_DISABLE',
-    envDoc: '`1` loads nothing (for a child process that inherits `NODE_OPTIONS`)',
-    envDocDefault: 'unset',
-  },
-  {
-    env: 'OOMGUARD_HEAP_WARNING',
-    key: 'heapWarning',
-    default: true,
-    envDoc:
-      'one line at start where the V8 heap limit is at or near the container limit (`HEAP_LIMIT_ABOVE_CONTAINER_LIMIT`, `HEAP_LIMIT_NEAR_CONTAINER_LIMIT`), with the `NODE_OPTIONS` that fixes it: `1`/`0`',
-    envExpected: '1 or 0',
-    envDefault: '1',
-    fromEnv: envBoolean,
-  },
-  {
-    env: 'OOMGUARD_SERVICE_PID',
-    key: 'servicePid',
-    envDoc:
-      "set by the register in the service's own environment, so that its children inherit it: a process that finds it naming another live process is that service's descendant, and monitors and logs but neither writes the last-words file nor serves `/metrics`. Unset it for a child that is a service of its own",
-    envDocDefault: 'set by the register',
-  },
-])
+/** Variables that are not watch() options: lib/core/options.json's `variables`. */
+const REGISTER_VARIABLES = table(DECLARED.variables.map(declaration))
 /** A register variable's declaration, by its name. */
 const REGISTER = Object.fromEntries(REGISTER_VARIABLES.map((v) => [v.env, v]))
 
@@ -717,7 +552,7 @@ function variables() {
   for (const spec of WATCH_OPTIONS) {
     if (spec.name === 'root') continue // last: it is for tests
     if (spec.env !== undefined) list.push({ ...envView(spec), option: spec.name })
-    for (const f of spec.fields || []) list.push({ ...envView(f), option: `${spec.name}.${f.key}` })
+    else for (const f of spec.fields || []) list.push({ ...envView(f), option: `${spec.name}.${f.key}` })
   }
   for (const v of REGISTER_VARIABLES) list.push(envView(v))
   list.push({ ...envView(WATCH.root), option: 'root' })
@@ -728,7 +563,7 @@ function envView(spec) {
   const def = spec.envDefault !== undefined ? spec.envDefault : spec.default
   return {
     name: spec.env,
-    doc: spec.envDoc,
+    doc: fill(spec.envDoc, spec),
     default: def === undefined ? null : String(def),
     docDefault: spec.envDocDefault !== undefined ? spec.envDocDefault : def === undefined ? 'none' : `\`${def}\``,
   }
@@ -781,8 +616,8 @@ function parseEnv(env) {
   }
 
   for (const spec of WATCH_OPTIONS) {
-    if (spec.fields !== undefined) {
-      // lastWords, heapProfile: one variable per field.
+    if (spec.env === undefined && spec.fields !== undefined) {
+      // lastWords, stall, heapProfile: one variable per field.
       const lw = {}
       const value = {}
       for (const f of spec.fields) {
@@ -838,26 +673,14 @@ function parseEnv(env) {
 
 // ---------------------------------------------------------------- shed() and the Fastify plugin
 
-const MAX_RETRY_AFTER = 2 ** 31 - 1
-
-const SHED_OPTIONS = table([
-  { name: 'monitor', doc: 'a Monitor from `watch()`; without it `shed()` starts its own (with the `watch` options) and `guard.close()` stops it', docDefault: 'its own' },
-  { name: 'watch', doc: 'options for the monitor `shed()` starts when `monitor` is not given', docDefault: '`{}`' },
-  { name: 'level', doc: 'shed while `monitor.level` is at or above this (1 to the number of thresholds)', docDefault: 'the highest' },
-  { name: 'retryAfter', default: 10, min: 0, max: MAX_RETRY_AFTER, doc: 'the `Retry-After` header of the 503, seconds' },
-  {
-    name: 'exclude',
-    default: Object.freeze(['/health', '/healthz', '/ready', '/readyz', '/live', '/livez', '/metrics']),
-    maxLength: 1024,
-    doc: 'path prefixes that always pass (health and metrics routes), or a function `(req) => boolean`',
-  },
-  { name: 'healthPath', default: '/health/memory', doc: 'the health route; `false` turns it off' },
-  { name: 'onShed', doc: 'called with `(req, res)` after each 503', docDefault: 'none' },
-])
-const SHED = Object.create(null)
-for (const o of SHED_OPTIONS) SHED[o.name] = o
-
-const SHED_DEFAULTS = Object.freeze(Object.fromEntries(SHED_OPTIONS.filter((o) => o.default !== undefined).map((o) => [o.name, o.default])))
+/** shed()'s options: lib/core/options.json's `shed`. */
+const shedDeclared = once(() => {
+  const list = table(DECLARED.shed.map(declaration))
+  const byName = Object.create(null)
+  for (const o of list) byName[o.name] = o
+  const defaults = Object.freeze(Object.fromEntries(list.filter((o) => o.default !== undefined).map((o) => [o.name, o.default])))
+  return { list, byName, defaults }
+})
 
 function checkRoutePath(name, v) {
   if (typeof v !== 'string') throw invalidType(name, 'a path string', v)
@@ -882,7 +705,7 @@ function monitorSnapshot(m, name, expected) {
   if (!Array.isArray(raw)) throw invalidType(name, expected, m)
   let thresholds
   try {
-    thresholds = WATCH.thresholds.check(copyArray(raw, `${name}.thresholds`, 'an array of ratios', 1, 16), `${name}.thresholds`)
+    thresholds = WATCH.thresholds.check(WATCH.thresholds.copy(raw, `${name}.thresholds`), `${name}.thresholds`)
   } catch (err) {
     if (err.code === 'ERR_OUT_OF_RANGE' && /entries$/.test(err.message)) throw invalidType(name, expected, m)
     throw err
@@ -921,10 +744,11 @@ function shedConfig(options, name = 'options') {
     throw invalidType(`${name}.watch`, 'an object (options for watch())', watchOptions)
   }
 
+  const SHED = shedDeclared().byName
   const retryAfter = own(o, 'retryAfter') ?? SHED.retryAfter.default
   if (typeof retryAfter !== 'number') throw invalidType(`${name}.retryAfter`, 'a number of seconds', retryAfter)
   if (!Number.isInteger(retryAfter) || retryAfter < SHED.retryAfter.min || retryAfter > SHED.retryAfter.max) {
-    throw outOfRange(`${name}.retryAfter`, `a whole number of seconds from ${SHED.retryAfter.min} to ${SHED.retryAfter.max}`, retryAfter)
+    throw outOfRange(`${name}.retryAfter`, SHED.retryAfter.expected, retryAfter)
   }
   c.retryAfter = retryAfter
 
@@ -964,15 +788,8 @@ function shedLevel(level, thresholds, name = 'options') {
 
 // ---------------------------------------------------------------- prometheus(), prom-client, OpenTelemetry
 
-const DEFAULT_PREFIX = 'oomguard_'
-
-const METRICS_OPTIONS = table([
-  { name: 'prefix', default: DEFAULT_PREFIX, doc: 'prefix of every family name (prometheus(), registerPromClient())' },
-  { name: 'monitor', doc: 'a watch() Monitor: adds its level and thresholds' },
-  { name: 'root', doc: 'passed to getMemoryMetrics()' },
-  { name: 'metrics', doc: 'a getMemoryMetrics() result to format instead of reading one (prometheus())' },
-  { name: 'register', doc: 'a prom-client Registry (registerPromClient(); default: the global one)' },
-])
+/** The metrics exporters' options: lib/core/options.json's `metrics`. */
+const metricsDeclared = once(() => table(DECLARED.metrics.map(declaration)))
 
 /**
  * Snapshot the options of the metrics exporters: a null-prototype object
@@ -982,7 +799,7 @@ const METRICS_OPTIONS = table([
 function metricsConfig(options, name = 'options') {
   const o = optionsObject(options, name)
   const c = Object.create(null)
-  for (const spec of METRICS_OPTIONS) c[spec.name] = own(o, spec.name)
+  for (const spec of metricsDeclared()) c[spec.name] = own(o, spec.name)
   c.root = rootPath(c.root, `${name}.root`)
   const m = c.monitor
   c.monitor = m === undefined || m === null ? undefined : monitorSnapshot(m, `${name}.monitor`, 'a Monitor from watch()')
@@ -996,70 +813,72 @@ function metricsConfig(options, name = 'options') {
  * or `{ error }`: the one line that says why the value is refused (exit 2). The
  * usage text is built from this list.
  */
-const CLI_FLAGS = table([
-  { flag: '--json', key: 'json', doc: 'print the report as JSON', readme: 'print the report as JSON (never coloured)' },
-  {
-    flag: '--heap-limit',
-    key: 'heapLimitMib',
-    arg: 'MIB',
-    max: 2 ** 30, // MiB: 1 PiB, far above any V8 heap
-    doc: 'the service\'s V8 heap limit in MiB, when it differs from this\ndoctor\'s own (node -p "v8.getHeapStatistics().heap_size_limit/2**20")',
-    readme: "the service's V8 heap limit in MiB, when it differs from the doctor's own; decimal digits, up to 1 PiB",
-    parse(v) {
-      // Decimal digits only: no hex, no exponent, no sign, no NaN or Infinity.
-      const n = DECIMAL.test(v) ? Number(v) : NaN
-      if (n !== n && Number(v) > 0 && Number.isFinite(Number(v))) return { error: `--heap-limit must be written in decimal digits (MiB, such as 512 or 1.5), got ${JSON.stringify(v)}` }
-      if (!(n > 0)) return { error: `--heap-limit must be a positive number of MiB, got ${JSON.stringify(v)}` }
-      if (!(n <= this.max)) return { error: `--heap-limit must be at most ${this.max} MiB (1 PiB), got ${JSON.stringify(v)}` }
-      return { value: n }
+const cliFlags = once(() =>
+  table([
+    { flag: '--json', key: 'json', doc: 'print the report as JSON', readme: 'print the report as JSON (never coloured)' },
+    {
+      flag: '--heap-limit',
+      key: 'heapLimitMib',
+      arg: 'MIB',
+      max: 2 ** 30, // MiB: 1 PiB, far above any V8 heap
+      doc: 'the service\'s V8 heap limit in MiB, when it differs from this\ndoctor\'s own (node -p "v8.getHeapStatistics().heap_size_limit/2**20")',
+      readme: "the service's V8 heap limit in MiB, when it differs from the doctor's own; decimal digits, up to 1 PiB",
+      parse(v) {
+        // Decimal digits only: no hex, no exponent, no sign, no NaN or Infinity.
+        const n = DECIMAL.test(v) ? Number(v) : NaN
+        if (n !== n && Number(v) > 0 && Number.isFinite(Number(v))) return { error: `--heap-limit must be written in decimal digits (MiB, such as 512 or 1.5), got ${JSON.stringify(v)}` }
+        if (!(n > 0)) return { error: `--heap-limit must be a positive number of MiB, got ${JSON.stringify(v)}` }
+        if (!(n <= this.max)) return { error: `--heap-limit must be at most ${this.max} MiB (1 PiB), got ${JSON.stringify(v)}` }
+        return { value: n }
+      },
     },
-  },
-  {
-    flag: '--workers',
-    key: 'workers',
-    arg: 'N',
-    max: 65535,
-    doc: 'the number of worker threads the service runs (each has its own heap)',
-    readme: 'the number of worker threads the service runs (0 to 65535): turns the workers item into a check',
-    parse(v) {
-      if (!/^\d+$/.test(v)) return { error: `--workers must be a whole number (0 or more), got ${JSON.stringify(v)}` }
-      const n = Number(v)
-      if (!(n <= this.max)) return { error: `--workers must be at most ${this.max}, got ${JSON.stringify(v)}` }
-      return { value: n }
+    {
+      flag: '--workers',
+      key: 'workers',
+      arg: 'N',
+      max: 65535,
+      doc: 'the number of worker threads the service runs (each has its own heap)',
+      readme: 'the number of worker threads the service runs (0 to 65535): turns the workers item into a check',
+      parse(v) {
+        if (!/^\d+$/.test(v)) return { error: `--workers must be a whole number (0 or more), got ${JSON.stringify(v)}` }
+        const n = Number(v)
+        if (!(n <= this.max)) return { error: `--workers must be at most ${this.max}, got ${JSON.stringify(v)}` }
+        return { value: n }
+      },
     },
-  },
-  {
-    flag: '--root',
-    key: 'root',
-    arg: 'DIR',
-    doc: 'read a fixture tree that stands in for /',
-    readme: 'read a fixture tree that stands in for `/` (tests)',
-    parse(v) {
-      let st = null
-      try {
-        if (!v.includes('\0')) st = fs.statSync(v)
-      } catch {}
-      return st !== null && st.isDirectory() ? { value: v } : { error: `--root ${v}: not a directory` }
+    {
+      flag: '--root',
+      key: 'root',
+      arg: 'DIR',
+      doc: 'read a fixture tree that stands in for /',
+      readme: 'read a fixture tree that stands in for `/` (tests)',
+      parse(v) {
+        let st = null
+        try {
+          if (!v.includes('\0')) st = fs.statSync(v)
+        } catch {}
+        return st !== null && st.isDirectory() ? { value: v } : { error: `--root ${v}: not a directory` }
+      },
     },
-  },
-  {
-    flag: '--node-version',
-    key: 'nodeVersion',
-    arg: 'V',
-    doc: "the service's Node version, when it differs from this doctor's\n(the heap advice is then modelled for it, not measured)",
-    parse(v) {
-      if (!/^v?\d{1,4}\.\d{1,4}\.\d{1,4}$/.test(v)) return { error: `--node-version must look like 24.19.0, got ${JSON.stringify(v)}` }
-      return { value: v.startsWith('v') ? v : `v${v}` }
+    {
+      flag: '--node-version',
+      key: 'nodeVersion',
+      arg: 'V',
+      doc: "the service's Node version, when it differs from this doctor's\n(the heap advice is then modelled for it, not measured)",
+      parse(v) {
+        if (!/^v?\d{1,4}\.\d{1,4}\.\d{1,4}$/.test(v)) return { error: `--node-version must look like 24.19.0, got ${JSON.stringify(v)}` }
+        return { value: v.startsWith('v') ? v : `v${v}` }
+      },
     },
-  },
-  { flag: '--strict', key: 'strict', doc: 'exit with status 1 when a check fails', readme: 'exit with status 1 when a check fails (warnings and checks by hand do not fail)' },
-  { flag: '--help', short: '-h', key: 'help', doc: 'print this help', readme: 'the usage' },
-])
+    { flag: '--strict', key: 'strict', doc: 'exit with status 1 when a check fails', readme: 'exit with status 1 when a check fails (warnings and checks by hand do not fail)' },
+    { flag: '--help', short: '-h', key: 'help', doc: 'print this help', readme: 'the usage' },
+  ]),
+)
 
 /** The flags' lines of the usage text. */
 function cliFlagsUsage() {
   const lines = []
-  for (const f of CLI_FLAGS) {
+  for (const f of cliFlags()) {
     const label = `${f.short ? `${f.short}, ` : ''}${f.flag}${f.arg ? ` ${f.arg}` : ''}`
     const [first, ...rest] = f.doc.split('\n')
     lines.push(`  ${label.padEnd(19)}${first}`)
@@ -1109,29 +928,31 @@ function diagnoseMetrics(metrics) {
 }
 
 /** The doctor's description of the service: diagnose()'s `env`, own properties copied. */
-const DOCTOR_ENV = table([
-  { name: 'heapLimitFrom', values: ['process', 'flag'], doc: "'process': the heap limit is the doctor's own; 'flag': given with --heap-limit" },
-  { name: 'nodeVersion', doc: 'the node version the heap limit is from (a string)' },
-  { name: 'nodeOptions', doc: 'the NODE_OPTIONS the heap limit is from (a string)' },
-  { name: 'workers', min: 0, max: 65535, doc: 'the number of worker threads the service runs' },
-  { name: 'heapAdvice', object: true, doc: 'the heap advice (oomguard doctor measures it; lib/integrations/heap-probe.js)' },
-  { name: 'defaultHeapLimitBytes', bytes: true, doc: "node's default heap limit, bytes, where there is no container limit" },
-  {
-    name: 'own',
-    own: true,
-    doc: "the doctor's own processes in the cgroup it reads (it, and the npm/npx that started it): { bytes, processes: [{ pid, command, bytes }] }, resident anonymous memory (RssAnon); the report counts the service without them",
-  },
-  {
-    name: 'earlier',
-    metrics: true,
-    doc: 'an earlier getMemoryMetrics() result of the same cgroup: failed charges, pressure and refaults since then (the CLI takes one half a second before, on the live system)',
-  },
-])
+const doctorEnv = once(() =>
+  table([
+    { name: 'heapLimitFrom', values: ['process', 'flag'], doc: "'process': the heap limit is the doctor's own; 'flag': given with --heap-limit" },
+    { name: 'nodeVersion', doc: 'the node version the heap limit is from (a string)' },
+    { name: 'nodeOptions', doc: 'the NODE_OPTIONS the heap limit is from (a string)' },
+    { name: 'workers', min: 0, max: 65535, doc: 'the number of worker threads the service runs' },
+    { name: 'heapAdvice', object: true, doc: 'the heap advice (oomguard doctor measures it; lib/integrations/heap-probe.js)' },
+    { name: 'defaultHeapLimitBytes', bytes: true, doc: "node's default heap limit, bytes, where there is no container limit" },
+    {
+      name: 'own',
+      own: true,
+      doc: "the doctor's own processes in the cgroup it reads (it, and the npm/npx that started it): { bytes, processes: [{ pid, command, bytes }] }, resident anonymous memory (RssAnon); the report counts the service without them",
+    },
+    {
+      name: 'earlier',
+      metrics: true,
+      doc: 'an earlier getMemoryMetrics() result of the same cgroup: failed charges, pressure and refaults since then (the CLI takes one half a second before, on the live system)',
+    },
+  ]),
+)
 
 function diagnoseEnv(env) {
   const o = optionsObject(env, 'env')
   const c = Object.create(null)
-  for (const spec of DOCTOR_ENV) {
+  for (const spec of doctorEnv()) {
     const v = own(o, spec.name)
     const name = `env.${spec.name}`
     if (v === undefined || v === null) {
@@ -1216,15 +1037,69 @@ function renderOptions(options) {
   return c
 }
 
-// ---------------------------------------------------------------- README tables
+// ---------------------------------------------------------------- generated documentation: docs/*.md tables, lib/index.d.ts
 
 function watchTable() {
   const rows = ['| option | default | meaning |', '| --- | --- | --- |']
   for (const o of WATCH_OPTIONS) {
-    const def = o.docDefault !== undefined ? o.docDefault : `\`${JSON.stringify(o.default).replace(/,/g, ', ').replace(/"/g, "'")}\``
-    rows.push(`| \`${o.name}\` | ${def} | ${o.doc} |`)
+    const def = o.docDefault !== undefined ? fill(o.docDefault, o) : FILTERS.code(o.default)
+    rows.push(`| \`${o.name}\` | ${def} | ${fill(o.doc, o)} |`)
   }
   return rows.join('\n')
+}
+
+/** An interface's members: each option's JSDoc (its bounds and default filled in) and type. */
+function members(list) {
+  const lines = []
+  for (const o of list) {
+    const doc = fill(o.tsDoc, o).split('\n')
+    if (doc.length === 1) lines.push(`  /** ${doc[0]} */`)
+    else lines.push('  /**', ...doc.map((l) => `   * ${l}`), '   */')
+    lines.push(`  ${o.name}?: ${fill(o.ts, o)}`)
+  }
+  return lines
+}
+
+/** lib/index.d.ts's `WatchBasis` and `WatchOptions`. */
+function watchInterface() {
+  const basis = WATCH.basis
+  return [
+    `/** What a monitor compares with the limit (\`basis\`). */`,
+    `export type WatchBasis = ${FILTERS.union(basis.values)}`,
+    '',
+    'export interface WatchOptions {',
+    ...members(WATCH_OPTIONS),
+    '}',
+  ].join('\n')
+}
+
+/** The type of a default value, as `WATCH_DEFAULTS` declares it. */
+function defaultType(v) {
+  if (Array.isArray(v)) return `readonly ${typeof v[0]}[]`
+  if (typeof v === 'string') return `'${v}'`
+  if (v !== null && typeof v === 'object')
+    return `Readonly<{ ${Object.entries(v)
+      .map(([k, x]) => `${k}: ${defaultType(x)}`)
+      .join('; ')} }>`
+  return typeof v
+}
+
+/** lib/index.d.ts's `WATCH_DEFAULTS`. */
+function watchDefaults() {
+  const lines = ['/** The defaults of `watch()`. */', 'export declare const WATCH_DEFAULTS: Readonly<{']
+  for (const [k, v] of Object.entries(WATCH_DEFAULTS)) lines.push(`  ${k}: ${defaultType(v)}`)
+  lines.push('}>')
+  return lines.join('\n')
+}
+
+/** lib/index.d.ts's `ShedOptions`. */
+function shedInterface() {
+  return [
+    '/** Options of `shed()` (and of the Fastify plugin, `oomguard/fastify`). */',
+    'export interface ShedOptions<Req = IncomingMessage, Res = ServerResponse> {',
+    ...members(shedDeclared().list),
+    '}',
+  ].join('\n')
 }
 
 function variablesTable() {
@@ -1235,7 +1110,7 @@ function variablesTable() {
 
 function shedTable() {
   const rows = ['| option | default | meaning |', '| --- | --- | --- |']
-  for (const o of SHED_OPTIONS) {
+  for (const o of shedDeclared().list) {
     const def = o.docDefault !== undefined ? o.docDefault : Array.isArray(o.default) ? o.default.map((p) => `\`${p}\``).join(', ') : `\`${o.default}\``
     rows.push(`| \`${o.name}\` | ${def} | ${o.doc} |`)
   }
@@ -1244,21 +1119,41 @@ function shedTable() {
 
 function cliTable() {
   const rows = ['| flag | |', '| --- | --- |']
-  for (const f of CLI_FLAGS) {
+  for (const f of cliFlags()) {
     const label = f.short ? `\`${f.short}\`, \`${f.flag}\`` : `\`${f.flag}${f.arg ? ` ${f.arg}` : ''}\``
     rows.push(`| ${label} | ${f.readme !== undefined ? f.readme : f.doc.replace(/\n/g, ' ')} |`)
   }
   return rows.join('\n')
 }
 
-const README_TABLES = { 'watch-options': watchTable, 'register-variables': variablesTable, 'shed-options': shedTable, 'doctor-flags': cliTable }
+const README_TABLES = {
+  'watch-options': watchTable,
+  'register-variables': variablesTable,
+  'shed-options': shedTable,
+  'doctor-flags': cliTable,
+  'watch-interface': watchInterface,
+  'watch-defaults': watchDefaults,
+  'shed-interface': shedInterface,
+}
 
-/** The documentation pages that hold the generated tables, by table: each table is on one page. */
-const DOC_TABLE_PAGES = { 'watch-options': 'docs/watch.md', 'register-variables': 'docs/preload.md', 'shed-options': 'docs/shedding.md', 'doctor-flags': 'docs/doctor.md' }
+/** The files that hold the generated sections, by section: each section is in one file. */
+const DOC_TABLE_PAGES = {
+  'watch-options': 'docs/watch.md',
+  'register-variables': 'docs/preload.md',
+  'shed-options': 'docs/shedding.md',
+  'doctor-flags': 'docs/doctor.md',
+  'watch-interface': 'lib/index.d.ts',
+  'watch-defaults': 'lib/index.d.ts',
+  'shed-interface': 'lib/index.d.ts',
+}
 
-/** A documentation page with every generated table between its `<!-- options:NAME -->` markers replaced. */
+/**
+ * A file with every generated section between its markers replaced:
+ * `<!-- options:NAME -->` and `<!-- /options:NAME -->` on a page,
+ * `// options:NAME` and `// /options:NAME` in a declaration file.
+ */
 function renderReadme(text) {
-  return text.replace(/(<!-- options:([a-z-]+) -->\n)[\s\S]*?(<!-- \/options:\2 -->)/g, (all, open, name, close) => {
+  return text.replace(/((?:<!--|\/\/) options:([a-z-]+)(?: -->)?\n)[\s\S]*?((?:<!--|\/\/) \/options:\2(?: -->)?)/g, (all, open, name, close) => {
     const make = README_TABLES[name]
     return make === undefined ? all : `${open}${make()}\n${close}`
   })
@@ -1278,17 +1173,11 @@ module.exports = {
   // the tables
   WATCH_OPTIONS,
   WATCH_DEFAULTS,
-  SHED_OPTIONS,
-  SHED_DEFAULTS,
-  METRICS_OPTIONS,
   REGISTER_VARIABLES,
-  CLI_FLAGS,
   cliFlagsUsage,
   BASES,
   TRUE_WORDS,
   FALSE_WORDS,
-  DEFAULT_PREFIX,
-  MAX_RETRY_AFTER,
   // snapshot and validate
   watchConfig,
   rootOption,
@@ -1308,16 +1197,26 @@ module.exports = {
   ownCopy,
   renderOptions,
   colorEnv,
-  DOCTOR_ENV,
 }
+
+// The tables only shed(), the exporters, the doctor and the documentation read: made on first use.
+Object.defineProperties(module.exports, {
+  SHED_OPTIONS: { enumerable: true, get: () => shedDeclared().list },
+  SHED_DEFAULTS: { enumerable: true, get: () => shedDeclared().defaults },
+  MAX_RETRY_AFTER: { enumerable: true, get: () => shedDeclared().byName.retryAfter.max },
+  METRICS_OPTIONS: { enumerable: true, get: metricsDeclared },
+  CLI_FLAGS: { enumerable: true, get: cliFlags },
+  DOCTOR_ENV: { enumerable: true, get: doctorEnv },
+  DEFAULT_PREFIX: { enumerable: true, get: () => metricsDeclared().find((o) => o.name === 'prefix').default },
+})
 
 if (require.main === module && process.argv[2] === '--readme') {
   // Rewrite the generated tables of the documentation pages in place.
-  for (const page of Object.values(DOC_TABLE_PAGES)) {
+  for (const page of new Set(Object.values(DOC_TABLE_PAGES))) {
     const file = nodePath.join(__dirname, '..', '..', page)
     const before = fs.readFileSync(file, 'utf8')
     const after = renderReadme(before)
     if (after !== before) fs.writeFileSync(file, after)
-    process.stdout.write(after === before ? `${page}: tables up to date\n` : `${page}: tables rewritten\n`)
+    process.stdout.write(after === before ? `${page}: generated sections up to date\n` : `${page}: generated sections rewritten\n`)
   }
 }

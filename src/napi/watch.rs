@@ -25,7 +25,7 @@ use crate::watch::{self, alloc, pin, stall};
 pub struct WatchConfig {
     pub thresholds: Vec<f64>,
     pub hysteresis: f64,
-    #[napi(ts_type = "'workingSet' | 'usage' | 'rss'")]
+    /// One of lib/core/options.json's `basis.values`.
     pub basis: String,
     pub min_interval_ms: f64,
     pub max_interval_ms: f64,
@@ -130,29 +130,17 @@ impl watch::Sink for TsfnSink {
     }
 }
 
-/// The stall settings as the sampler takes them (`Config::with_stall`
-/// checks their ranges).
-fn stall_settings(
-    stall: Option<StallOptions>,
-    on_stall: Option<OnStallOptions>,
-) -> Result<(Option<stall::StallConfig>, Option<f64>)> {
-    let after = match on_stall {
-        None => None,
-        Some(o) if o.action != "exit" => {
-            return Err(Error::new(
-                Status::InvalidArg,
-                format!("options.onStall.action must be 'exit', got {:?}", o.action),
-            ))
-        }
-        Some(o) => Some(o.after_ms),
-    };
-    Ok((
-        stall.map(|s| stall::StallConfig {
-            margin: s.margin,
-            sustain_ms: s.sustain_ms,
-        }),
-        after,
-    ))
+/// What to do about a stall: `Some(afterMs)` to end the process after a
+/// stall that long (`Config::new` checks the range), None to report only.
+fn on_stall_exit_after(on_stall: Option<OnStallOptions>) -> Result<Option<f64>> {
+    match on_stall {
+        None => Ok(None),
+        Some(o) if o.action != "exit" => Err(Error::new(
+            Status::InvalidArg,
+            format!("options.onStall.action must be 'exit', got {:?}", o.action),
+        )),
+        Some(o) => Ok(Some(o.after_ms)),
+    }
 }
 
 /// Start a monitor on the shared sampler thread. `dispatch(id, kind, event)`
@@ -171,30 +159,38 @@ pub fn watch_start(
     dispatch: Function<DispatchArgs, ()>,
 ) -> Result<u32> {
     let basis = watch::Basis::parse(&config.basis).ok_or_else(|| {
+        let values: Vec<String> = crate::options::BASIS_VALUES
+            .iter()
+            .map(|b| format!("'{b}'"))
+            .collect();
         Error::new(
             Status::InvalidArg,
             format!(
-                "options.basis must be one of 'workingSet', 'usage', 'rss', got {:?}",
+                "options.basis must be one of {}, got {:?}",
+                values.join(", "),
                 config.basis
             ),
         )
     })?;
     running_node(&env);
-    let (stall, exit_after_ms) = stall_settings(config.stall, config.on_stall)?;
-    let config = watch::Config::new(
-        config.thresholds,
-        config.hysteresis,
+    let settings = watch::Settings {
+        thresholds: config.thresholds,
+        hysteresis: config.hysteresis,
         basis,
-        config.min_interval_ms,
-        config.max_interval_ms,
-        Some(watch::LastWordsConfig {
+        min_interval_ms: config.min_interval_ms,
+        max_interval_ms: config.max_interval_ms,
+        last_words: Some(watch::LastWordsConfig {
             stderr: config.last_words_stderr,
             path: config.last_words_path.map(PathBuf::from),
         }),
-        PathBuf::from(config.root.unwrap_or_else(|| "/".into())),
-    )
-    .and_then(|c| c.with_stall(stall, exit_after_ms))
-    .map_err(|e| Error::new(Status::InvalidArg, e.0))?;
+        root: PathBuf::from(config.root.unwrap_or_else(|| "/".into())),
+        stall: config.stall.map(|s| stall::StallConfig {
+            margin: s.margin,
+            sustain_ms: s.sustain_ms,
+        }),
+        on_stall_exit_after_ms: on_stall_exit_after(config.on_stall)?,
+    };
+    let config = watch::Config::new(settings).map_err(|e| Error::new(Status::InvalidArg, e.0))?;
     let env_id = env.raw() as usize;
     if !watch::SAMPLER.has_sink(env_id) {
         let tsfn: Dispatch = dispatch
@@ -275,7 +271,7 @@ pub fn watch_block(env: &Env, id: u32) -> Result<Float64ArraySlice<'_>> {
 }
 
 /// The layout of a monitor's block (internal): declared once in
-/// `watch::block`, read by lib/watch.js.
+/// `watch::block`, read by lib/core/watch.js.
 #[napi(object, object_from_js = false)]
 pub struct WatchLayout {
     /// Slot names, as [name, index] pairs.

@@ -2,11 +2,7 @@
 
 use super::*;
 
-/// The bounds `Config::new` enforces (the JavaScript options say the same).
-pub const MAX_THRESHOLDS: usize = 16;
-pub const MAX_HYSTERESIS: f64 = 0.5;
-pub const MIN_INTERVAL_MS: (f64, f64) = (0.1, 60_000.0);
-pub const MAX_INTERVAL_MS_LIMIT: f64 = 3_600_000.0;
+use crate::options::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Basis {
@@ -16,21 +12,18 @@ pub enum Basis {
 }
 
 impl Basis {
+    /// In the order of `BASIS_VALUES` (lib/core/options.json's `basis.values`).
+    const ALL: [Basis; 3] = [Basis::WorkingSet, Basis::Usage, Basis::Rss];
+
     pub fn parse(s: &str) -> Option<Basis> {
-        match s {
-            "workingSet" => Some(Basis::WorkingSet),
-            "usage" => Some(Basis::Usage),
-            "rss" => Some(Basis::Rss),
-            _ => None,
-        }
+        BASIS_VALUES
+            .iter()
+            .position(|v| *v == s)
+            .map(|i| Basis::ALL[i])
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Basis::WorkingSet => "workingSet",
-            Basis::Usage => "usage",
-            Basis::Rss => "rss",
-        }
+        BASIS_VALUES[self as usize]
     }
 
     /// The bytes this basis measures in a snapshot; None when a file it
@@ -55,9 +48,9 @@ pub struct LastWordsConfig {
 /// what the sampler relies on (the fields are private to this module).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// 1 to 16 finite ratios in (0, 1), strictly ascending.
+    /// `THRESHOLDS_MIN_LENGTH` to `THRESHOLDS_MAX_LENGTH` finite ratios in (0, 1), strictly ascending.
     pub(super) thresholds: Vec<f64>,
-    /// In [0, 0.5], below the lowest threshold (so that level can be left).
+    /// In [`HYSTERESIS_MIN`, `HYSTERESIS_MAX`], below the lowest threshold (so that level can be left).
     pub(super) hysteresis: f64,
     pub(super) basis: Basis,
     pub(super) min_interval: Duration,
@@ -65,7 +58,7 @@ pub struct Config {
     pub(super) max_interval: Duration,
     pub(super) last_words: Option<LastWordsConfig>,
     pub(super) root: PathBuf,
-    /// Stall detection; None when off (see [`Config::with_stall`]).
+    /// Stall detection; None when off.
     pub(super) stall: Option<stall::StallConfig>,
     /// End the process when a stall has lasted this long, ms; None: report only.
     pub(super) on_stall_exit_after_ms: Option<f64>,
@@ -81,21 +74,63 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
+/// What a monitor is asked for, as the caller gives it; [`Config::new`]
+/// checks it. `Settings::default()` is watch()'s defaults (lib/core/options.json).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub thresholds: Vec<f64>,
+    pub hysteresis: f64,
+    pub basis: Basis,
+    pub min_interval_ms: f64,
+    pub max_interval_ms: f64,
+    /// None: no last words at all.
+    pub last_words: Option<LastWordsConfig>,
+    pub root: PathBuf,
+    /// Stall detection; None: off.
+    pub stall: Option<stall::StallConfig>,
+    /// End the process when a stall has lasted this long, ms; None: report only.
+    pub on_stall_exit_after_ms: Option<f64>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            thresholds: THRESHOLDS_DEFAULT.to_vec(),
+            hysteresis: HYSTERESIS_DEFAULT,
+            basis: Basis::parse(BASIS_DEFAULT)
+                .expect("lib/core/options.json: basis.default is one of its values"),
+            min_interval_ms: MIN_INTERVAL_MS_DEFAULT,
+            max_interval_ms: MAX_INTERVAL_MS_DEFAULT,
+            last_words: Some(LastWordsConfig {
+                stderr: LAST_WORDS_STDERR_DEFAULT,
+                path: None,
+            }),
+            root: PathBuf::from("/"),
+            stall: Some(stall::StallConfig::default()),
+            on_stall_exit_after_ms: None,
+        }
+    }
+}
+
+/// `name` must be in `[lo, hi]` (NaN is not).
+fn in_range(v: f64, lo: f64, hi: f64, name: &str, expected: String) -> Result<(), ConfigError> {
+    if v >= lo && v <= hi {
+        Ok(())
+    } else {
+        Err(ConfigError(format!(
+            "options.{name} must be {expected}, got {v}"
+        )))
+    }
+}
+
 impl Config {
     /// Check every invariant the sampler relies on; never trusts the caller.
-    pub fn new(
-        thresholds: Vec<f64>,
-        hysteresis: f64,
-        basis: Basis,
-        min_interval_ms: f64,
-        max_interval_ms: f64,
-        last_words: Option<LastWordsConfig>,
-        root: PathBuf,
-    ) -> Result<Config, ConfigError> {
+    pub fn new(s: Settings) -> Result<Config, ConfigError> {
         let err = |m: String| Err(ConfigError(m));
-        if thresholds.is_empty() || thresholds.len() > MAX_THRESHOLDS {
+        let thresholds = s.thresholds;
+        if thresholds.len() < THRESHOLDS_MIN_LENGTH || thresholds.len() > THRESHOLDS_MAX_LENGTH {
             return err(format!(
-                "options.thresholds must be an array of 1 to {MAX_THRESHOLDS} ratios, got {} entries",
+                "options.thresholds must be an array of {THRESHOLDS_MIN_LENGTH} to {THRESHOLDS_MAX_LENGTH} ratios, got {} entries",
                 thresholds.len()
             ));
         }
@@ -113,89 +148,105 @@ impl Config {
                 ));
             }
         }
-        if !(hysteresis.is_finite() && (0.0..=MAX_HYSTERESIS).contains(&hysteresis)) {
+        let h = s.hysteresis;
+        in_range(
+            h,
+            HYSTERESIS_MIN,
+            HYSTERESIS_MAX,
+            "hysteresis",
+            format!("a ratio from {HYSTERESIS_MIN} to {HYSTERESIS_MAX}"),
+        )?;
+        if h >= thresholds[0] {
             return err(format!(
-                "options.hysteresis must be a ratio from 0 to {MAX_HYSTERESIS}, got {hysteresis}"
-            ));
-        }
-        if hysteresis >= thresholds[0] {
-            return err(format!(
-                "options.hysteresis must be below the lowest threshold ({}), got {hysteresis}",
+                "options.hysteresis must be below the lowest threshold ({}), got {h}",
                 thresholds[0]
             ));
         }
-        let (lo, hi) = MIN_INTERVAL_MS;
-        if !(min_interval_ms >= lo && min_interval_ms <= hi) {
-            return err(format!(
-                "options.minIntervalMs must be between {lo} and {hi} ms, got {min_interval_ms}"
-            ));
-        }
-        if !(max_interval_ms >= min_interval_ms && max_interval_ms <= MAX_INTERVAL_MS_LIMIT) {
-            return err(format!(
-                "options.maxIntervalMs must be between minIntervalMs ({min_interval_ms}) and {MAX_INTERVAL_MS_LIMIT} ms, got {max_interval_ms}"
-            ));
-        }
-        if let Some(LastWordsConfig { path: Some(p), .. }) = &last_words {
+        let (min, max) = (s.min_interval_ms, s.max_interval_ms);
+        in_range(
+            min,
+            MIN_INTERVAL_MS_MIN,
+            MIN_INTERVAL_MS_MAX,
+            "minIntervalMs",
+            format!("between {MIN_INTERVAL_MS_MIN} and {MIN_INTERVAL_MS_MAX} ms"),
+        )?;
+        in_range(
+            max,
+            min,
+            MAX_INTERVAL_MS_MAX,
+            "maxIntervalMs",
+            format!("between minIntervalMs ({min}) and {MAX_INTERVAL_MS_MAX} ms"),
+        )?;
+        if let Some(LastWordsConfig { path: Some(p), .. }) = &s.last_words {
             use std::os::unix::ffi::OsStrExt;
             let b = p.as_os_str().as_bytes();
             if b.is_empty() || b.contains(&0) {
                 return err("options.lastWords.path must be a non-empty path without NUL".into());
             }
-        }
-        let ms = |v: f64| Duration::from_secs_f64(v / 1000.0);
-        Ok(Config {
-            thresholds,
-            hysteresis,
-            basis,
-            min_interval: ms(min_interval_ms),
-            max_interval: ms(max_interval_ms),
-            last_words: last_words.filter(|l| l.stderr || l.path.is_some()),
-            root,
-            stall: None,
-            on_stall_exit_after_ms: None,
-        })
-    }
-
-    /// Turn on stall detection (and, with `exit_after_ms`, ending the
-    /// process after a stall that long), checking the ranges.
-    pub fn with_stall(
-        mut self,
-        stall: Option<stall::StallConfig>,
-        exit_after_ms: Option<f64>,
-    ) -> Result<Config, ConfigError> {
-        let err = |m: String| Err(ConfigError(m));
-        if let Some(c) = &stall {
-            if !(0.0..=stall::MAX_SUSTAIN_MS).contains(&c.sustain_ms) {
-                return err(format!(
-                    "options.stall.sustainMs must be between 0 and {} ms, got {}",
-                    stall::MAX_SUSTAIN_MS,
-                    c.sustain_ms
-                ));
-            }
-            if !(0.0..=stall::MAX_MARGIN).contains(&c.margin) {
-                return err(format!(
-                    "options.stall.margin must be a ratio from 0 to {}, got {}",
-                    stall::MAX_MARGIN,
-                    c.margin
-                ));
+            // A file, existing or not, in an existing directory: as watch()
+            // checks it, with stat, which opens nothing (a FIFO cannot block).
+            match std::fs::metadata(p) {
+                Ok(m) if m.is_dir() => {
+                    return err(format!(
+                        "options.lastWords.path must be a file, not a directory, got {p:?}"
+                    ))
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    let dir = match p.parent() {
+                        Some(d) if !d.as_os_str().is_empty() => d,
+                        _ => Path::new("."),
+                    };
+                    if !std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
+                        return err(format!(
+                            "options.lastWords.path must be a file in an existing directory, got {p:?}"
+                        ));
+                    }
+                }
             }
         }
-        if let Some(ms) = exit_after_ms {
-            if stall.is_none() {
+        if let Some(c) = &s.stall {
+            in_range(
+                c.sustain_ms,
+                STALL_SUSTAIN_MS_MIN,
+                STALL_SUSTAIN_MS_MAX,
+                "stall.sustainMs",
+                format!("between {STALL_SUSTAIN_MS_MIN} and {STALL_SUSTAIN_MS_MAX} ms"),
+            )?;
+            in_range(
+                c.margin,
+                STALL_MARGIN_MIN,
+                STALL_MARGIN_MAX,
+                "stall.margin",
+                format!("a ratio from {STALL_MARGIN_MIN} to {STALL_MARGIN_MAX}"),
+            )?;
+        }
+        if let Some(ms) = s.on_stall_exit_after_ms {
+            if s.stall.is_none() {
                 return err(
                     "options.onStall must be left unset while stall detection is off".into(),
                 );
             }
-            if !(0.0..=stall::MAX_AFTER_MS).contains(&ms) {
-                return err(format!(
-                    "options.onStall.afterMs must be between 0 and {} ms, got {ms}",
-                    stall::MAX_AFTER_MS
-                ));
-            }
+            in_range(
+                ms,
+                ON_STALL_AFTER_MS_MIN,
+                ON_STALL_AFTER_MS_MAX,
+                "onStall.afterMs",
+                format!("between {ON_STALL_AFTER_MS_MIN} and {ON_STALL_AFTER_MS_MAX} ms"),
+            )?;
         }
-        self.stall = stall;
-        self.on_stall_exit_after_ms = exit_after_ms;
-        Ok(self)
+        let ms = |v: f64| Duration::from_secs_f64(v / 1000.0);
+        Ok(Config {
+            thresholds,
+            hysteresis: h,
+            basis: s.basis,
+            min_interval: ms(min),
+            max_interval: ms(max),
+            last_words: s.last_words.filter(|l| l.stderr || l.path.is_some()),
+            root: s.root,
+            stall: s.stall,
+            on_stall_exit_after_ms: s.on_stall_exit_after_ms,
+        })
     }
 
     pub(super) fn path(&self) -> Option<&Path> {

@@ -57,10 +57,6 @@ pub const CLEAR_MS: f64 = 2000.0;
 /// While a stall is suspected, calm windows shorter than this in all do not
 /// start the count again (the rates of a real stall dip now and then).
 pub const GRACE_MS: f64 = 750.0;
-/// Default for [`StallConfig::sustain_ms`].
-pub const DEFAULT_SUSTAIN_MS: f64 = 3000.0;
-/// Default for [`StallConfig::margin`].
-pub const DEFAULT_MARGIN: f64 = 0.1;
 /// Pressure (share of the window some or all tasks stalled on memory) at or
 /// above which a window counts as stalling.
 pub const MIN_PRESSURE: f64 = 0.05;
@@ -71,11 +67,6 @@ pub const MIN_REFAULTS_PER_SEC: f64 = 1000.0;
 /// limit binds and no failed charge is counted (see the module doc): 80 MiB/s
 /// of 4 KiB pages.
 pub const MEMSW_MIN_REFAULTS_PER_SEC: f64 = 20_000.0;
-/// The bounds [`crate::watch::Config::with_stall`] enforces (lib/core/options.js
-/// says the same).
-pub const MAX_SUSTAIN_MS: f64 = 600_000.0;
-pub const MAX_MARGIN: f64 = 0.49;
-pub const MAX_AFTER_MS: f64 = 86_400_000.0;
 /// The exit status of a process ended by `onStall: { action: 'exit' }`:
 /// `EX_TEMPFAIL` from sysexits.h. Not 137 (SIGKILL, which Kubernetes reports
 /// as `OOMKilled`) nor 134 (SIGABRT, V8's own heap exhaustion), and not zero,
@@ -95,8 +86,8 @@ pub struct StallConfig {
 impl Default for StallConfig {
     fn default() -> Self {
         StallConfig {
-            margin: DEFAULT_MARGIN,
-            sustain_ms: DEFAULT_SUSTAIN_MS,
+            margin: crate::options::STALL_MARGIN_DEFAULT,
+            sustain_ms: crate::options::STALL_SUSTAIN_MS_DEFAULT,
         }
     }
 }

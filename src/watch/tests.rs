@@ -63,25 +63,35 @@ fn wait_until(what: &str, ms: u64, f: impl Fn() -> bool) {
 }
 
 fn config(thresholds: &[f64], root: &Path, path: Option<PathBuf>) -> Config {
-    Config::new(
-        thresholds.to_vec(),
-        0.05f64.min(thresholds[0] / 2.0),
-        Basis::WorkingSet,
-        1.0,
-        20.0,
-        Some(LastWordsConfig {
+    Config::new(Settings {
+        thresholds: thresholds.to_vec(),
+        hysteresis: 0.05f64.min(thresholds[0] / 2.0),
+        min_interval_ms: 1.0,
+        max_interval_ms: 20.0,
+        last_words: Some(LastWordsConfig {
             stderr: false,
             path,
         }),
-        root.to_path_buf(),
-    )
+        root: root.to_path_buf(),
+        stall: None,
+        ..Settings::default()
+    })
     .unwrap()
 }
 
 #[test]
 fn config_new_refuses_what_the_sampler_cannot_work_with() {
     let ok = |t: &[f64], h: f64, min: f64, max: f64| {
-        Config::new(t.to_vec(), h, Basis::Usage, min, max, None, "/".into())
+        Config::new(Settings {
+            thresholds: t.to_vec(),
+            hysteresis: h,
+            basis: Basis::Usage,
+            min_interval_ms: min,
+            max_interval_ms: max,
+            last_words: None,
+            stall: None,
+            ..Settings::default()
+        })
     };
     let bad: &[(&str, Result<Config, ConfigError>, &str)] = &[
         (
@@ -172,19 +182,32 @@ fn config_new_refuses_what_the_sampler_cannot_work_with() {
             Ok(_) => panic!("case {name}: accepted"),
         }
     }
-    let nul = Config::new(
-        vec![0.8],
-        0.0,
-        Basis::Usage,
-        1.0,
-        10.0,
-        Some(LastWordsConfig {
+    let nul = Config::new(Settings {
+        thresholds: vec![0.8],
+        hysteresis: 0.0,
+        last_words: Some(LastWordsConfig {
             stderr: false,
             path: Some("/tmp/a\0b".into()),
         }),
-        "/".into(),
-    );
+        ..Settings::default()
+    });
     assert!(nul.unwrap_err().0.contains("options.lastWords.path"));
+    // A directory, or a file in no directory, is refused as watch() refuses it.
+    let dir = std::env::temp_dir();
+    for (path, ok) in [
+        (dir.clone(), false),
+        (dir.join("oomguard-no-such-dir").join("lw"), false),
+        (dir.join("oomguard-config-test-lw"), true),
+    ] {
+        let r = Config::new(Settings {
+            last_words: Some(LastWordsConfig {
+                stderr: false,
+                path: Some(path.clone()),
+            }),
+            ..Settings::default()
+        });
+        assert_eq!(r.is_ok(), ok, "{path:?}: {:?}", r.err());
+    }
     // The edges are accepted.
     let edges = ok(&[1e-9, 0.5, 1.0 - 1e-9], 0.0, 0.1, 3_600_000.0).unwrap();
     assert_eq!(edges.thresholds(), &[1e-9, 0.5, 1.0 - 1e-9]);
@@ -315,18 +338,18 @@ fn flight_record_in_the_file_from_the_first_crossing() {
     sampler.stop(id);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
     // Closed below every threshold, after writing: emptied.
-    let slow = Config::new(
-        vec![0.5, 0.9],
-        0.05,
-        Basis::WorkingSet,
-        60_000.0,
-        60_000.0,
-        Some(LastWordsConfig {
+    let slow = Config::new(Settings {
+        thresholds: vec![0.5, 0.9],
+        min_interval_ms: 60_000.0,
+        max_interval_ms: 60_000.0,
+        last_words: Some(LastWordsConfig {
             stderr: false,
             path: Some(file.clone()),
         }),
-        root.clone(),
-    )
+        root: root.clone(),
+        stall: None,
+        ..Settings::default()
+    })
     .unwrap();
     let (id, block) = sampler.start(1, slow).unwrap();
     assert_eq!(block.get(block::LEVEL), 1.0);
@@ -484,10 +507,8 @@ fn no_quiet_while_a_limiting_parent_is_in_the_stall_zone() {
     let root = Path::new("/");
     let mut cfg = config(&[0.8, 0.9], root, None);
     cfg.last_words = None;
-    let stalls = cfg
-        .clone()
-        .with_stall(Some(stall::StallConfig::default()), None)
-        .unwrap();
+    let mut stalls = cfg.clone();
+    stalls.stall = Some(stall::StallConfig::default());
     let snap = |parent_usage: Option<u64>| Snapshot {
         location: Some(Location {
             version: CgroupVersion::V1,
@@ -526,4 +547,15 @@ fn no_quiet_while_a_limiting_parent_is_in_the_stall_zone() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn the_declared_defaults_pass_and_every_declared_basis_parses() {
+    // lib/core/options.json's defaults are a configuration Config::new accepts.
+    let c = Config::new(Settings::default()).unwrap();
+    assert_eq!(c.thresholds(), crate::options::THRESHOLDS_DEFAULT);
+    for v in crate::options::BASIS_VALUES {
+        assert_eq!(Basis::parse(v).map(Basis::as_str), Some(*v));
+    }
+    assert_eq!(Basis::parse("nope"), None);
 }
