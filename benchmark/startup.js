@@ -27,6 +27,15 @@
 //   preload + metrics + last words
 //                         the same with OOMGUARD_METRICS_PORT=0 (a free port)
 //                         and OOMGUARD_LAST_WORDS_PATH set
+//   bare, ES module       node main.mjs (the main script as an ES module)
+//   import                `import 'oomguard'` in main.mjs (through the package's
+//                         "exports", from a node_modules link to the copy)
+//   --import + metrics + last words
+//                         node --import .../register.mjs main.mjs, with the
+//                         variables of the preload row
+//
+// The ES module rows are paired with `bare, ES module`, not `bare`: node's
+// ES module loader is the same cost with or without oomguard.
 //
 // `node benchmark/startup.js [--runs 30] [--json out.json] [--baseline DIR]`
 // (--baseline: another copy of the package, say an older commit with its
@@ -36,6 +45,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
+const { pathToFileURL } = require('node:url')
 const { parseArgs, summary, median, fmt, table, machineInfo, versions, describeMachine, ROOT } = require('./util.js')
 
 const opts = parseArgs(
@@ -63,8 +73,18 @@ fs.writeFileSync(mark, 'const c = process.cpuUsage(); globalThis.startupMark = [
 const REPORT =
   "const c = process.cpuUsage(); const t = performance.now(); const u = (c.user + c.system) / 1000; const [t0, u0] = globalThis.startupMark; process.on('exit', () => { const e = process.cpuUsage(); process.stdout.write(JSON.stringify([t, u, t - t0, u - u0, (e.user + e.system) / 1000 - u])) })"
 const main = (before = '') => ['-r', mark, '-e', `${before}${REPORT}`]
+// The same as ES modules: a main.mjs, bare or importing the package by name.
+const bareModule = path.join(dir, 'bare.mjs')
+fs.writeFileSync(bareModule, `${REPORT}\n`)
+const ES_BARE = 'bare, ES module'
+let copies = 0
 function variantsOf(root, label) {
   const register = path.join(root, 'register.js')
+  const app = path.join(dir, `app-${copies++}`)
+  fs.mkdirSync(path.join(app, 'node_modules'), { recursive: true })
+  fs.symlinkSync(root, path.join(app, 'node_modules', 'oomguard'))
+  const importing = path.join(app, 'import.mjs')
+  fs.writeFileSync(importing, `import 'oomguard'\n${REPORT}\n`)
   return [
     { name: `require${label}`, args: main(`require(${JSON.stringify(root)});`), env: {} },
     { name: `require, OOMGUARD_NATIVE=0${label}`, args: main(`require(${JSON.stringify(root)});`), env: { OOMGUARD_NATIVE: '0' } },
@@ -74,9 +94,16 @@ function variantsOf(root, label) {
       args: ['-r', mark, '-r', register, ...main().slice(2)],
       env: { OOMGUARD_METRICS_PORT: '0', OOMGUARD_LAST_WORDS_PATH: lastWords },
     },
+    { name: `import${label}`, args: ['-r', mark, importing], env: {}, against: ES_BARE },
+    {
+      name: `--import + metrics + last words${label}`,
+      args: ['-r', mark, '--import', pathToFileURL(path.join(root, 'register.mjs')).href, bareModule],
+      env: { OOMGUARD_METRICS_PORT: '0', OOMGUARD_LAST_WORDS_PATH: lastWords },
+      against: ES_BARE,
+    },
   ]
 }
-const VARIANTS = [{ name: 'bare', args: main(), env: {} }, ...variantsOf(ROOT, ''), ...(opts.baseline ? variantsOf(path.resolve(opts.baseline), ' (baseline)') : [])]
+const VARIANTS = [{ name: 'bare', args: main(), env: {} }, { name: ES_BARE, args: ['-r', mark, bareModule], env: {} }, ...variantsOf(ROOT, ''), ...(opts.baseline ? variantsOf(path.resolve(opts.baseline), ' (baseline)') : [])]
 const CLOCKS = ['wall', 'ready', 'cpu', 'load', 'load cpu', 'after cpu']
 
 function once(v) {
@@ -98,9 +125,10 @@ try {
       times[i].push(once(VARIANTS[i]))
     }
   }
-  const bare = times[0]
   const results = VARIANTS.map((v, i) => {
-    const out = { name: v.name }
+    const against = v.against || 'bare'
+    const bare = times[VARIANTS.findIndex((w) => w.name === against)]
+    const out = { name: v.name, against }
     for (const c of CLOCKS) {
       const values = times[i].map((t) => t[c])
       out[c] = { ...summary(values), addedMs: median(values.map((t, r) => t - bare[r][c])) }
@@ -114,10 +142,10 @@ try {
   console.log(
     table(
       ['variant', ...CLOCKS.flatMap((c) => [`${c} ms`, `${c} added`])],
-      results.map((r) => [r.name, ...CLOCKS.flatMap((c) => [fmt(r[c].median), r.name === 'bare' ? '–' : fmt(r[c].addedMs)])]),
+      results.map((r) => [r.name, ...CLOCKS.flatMap((c) => [fmt(r[c].median), r.name === r.against ? '–' : fmt(r[c].addedMs)])]),
     ),
   )
-  console.log('\nms: medians; added: the median of the paired differences with the bare run of the same round.')
+  console.log(`\nms: medians; added: the median of the paired differences with the bare run of the same round (\`${ES_BARE}\` for the ES module rows).`)
   if (opts.baseline) {
     // Each variant against its baseline copy, paired by round: the direct comparison.
     const rows = []
