@@ -203,3 +203,38 @@ test('the ES module exports what the CommonJS one does, the doctor’s functions
   assert.deepEqual(r.esmDoctor, r.cjsDoctor)
   assert.ok(r.esmDoctor.includes('buildReport'))
 })
+
+test('WATCH_DEFAULTS and SHED_DEFAULTS: the same frozen objects from the ES module and from require(), and what the options declare', () => {
+  const { execFileSync } = require('node:child_process')
+  const url = require('node:url').pathToFileURL(path.join(__dirname, '..', 'lib', 'index.mjs')).href
+  const code = `import { WATCH_DEFAULTS, SHED_DEFAULTS } from ${JSON.stringify(url)}
+    import { createRequire } from 'node:module'
+    import { isDeepStrictEqual } from 'node:util'
+    const require = createRequire(import.meta.url)
+    const cjs = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'index.js'))})
+    const options = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'core', 'options.js'))})
+    const frozen = (v) => v === null || typeof v !== 'object' || (Object.isFrozen(v) && Object.values(v).every(frozen))
+    console.log(JSON.stringify({
+      same: [WATCH_DEFAULTS === cjs.WATCH_DEFAULTS, SHED_DEFAULTS === cjs.SHED_DEFAULTS, WATCH_DEFAULTS === options.WATCH_DEFAULTS, SHED_DEFAULTS === options.SHED_DEFAULTS],
+      equal: [isDeepStrictEqual(WATCH_DEFAULTS, cjs.WATCH_DEFAULTS), isDeepStrictEqual(SHED_DEFAULTS, cjs.SHED_DEFAULTS)],
+      frozen: frozen(WATCH_DEFAULTS) && frozen(SHED_DEFAULTS),
+      keys: Object.keys(WATCH_DEFAULTS),
+      shedKeys: Object.keys(SHED_DEFAULTS),
+      watch: WATCH_DEFAULTS,
+      shed: SHED_DEFAULTS,
+    }))`
+  const r = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8' }))
+  assert.deepEqual(r.same, [true, true, true, true])
+  assert.deepEqual(r.equal, [true, true])
+  assert.equal(r.frozen, true)
+  // And in this process, the CommonJS values deep-equal the ES module's (through JSON) and the declarations.
+  assert.deepEqual(r.keys, Object.keys(oomguard.WATCH_DEFAULTS))
+  assert.deepEqual(r.shedKeys, Object.keys(oomguard.SHED_DEFAULTS))
+  assert.deepEqual(r.watch, JSON.parse(JSON.stringify(oomguard.WATCH_DEFAULTS)))
+  assert.deepEqual(r.shed, JSON.parse(JSON.stringify(oomguard.SHED_DEFAULTS)))
+  const declared = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'lib', 'core', 'options.json'), 'utf8'))
+  assert.deepEqual(r.watch.thresholds, declared.watch.find((o) => o.name === 'thresholds').default)
+  assert.deepEqual(r.shed.exclude, declared.shed.find((o) => o.name === 'exclude').default)
+  assert.deepEqual(r.watch.stall, { sustainMs: 3000, margin: 0.1 })
+  assert.ok(!('onStall' in r.watch), 'onStall has no default')
+})

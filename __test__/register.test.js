@@ -381,7 +381,7 @@ test('start-up: before the main module, only the core is loaded; /metrics (node:
   // heap profiler (until a threshold) and no node:http before the main module.
   const last = path.join(WORK, 'startup-last-words')
   const pre = run(['-r', REGISTER_CJS], { OOMGUARD_METRICS_PORT: '0', OOMGUARD_LAST_WORDS_PATH: last })
-  assert.deepEqual(pre.atMain.lib, ['loader.js', 'native.js', 'options.js', 'register.js', 'usage.js', 'watch.js'])
+  assert.deepEqual(pre.atMain.lib, ['declared.js', 'loader.js', 'native.js', 'options.js', 'register.js', 'usage.js', 'watch.js'])
   assert.equal(pre.atMain.http, false, 'node:http is not loaded before the main module')
   assert.equal(pre.httpByFirstTurn, true, '/metrics started on the first turn')
 })

@@ -35,12 +35,13 @@ function lazy(name, load) {
   })
 }
 
-// watch()'s defaults (lib/core/options.js, loaded on first use).
-lazy('WATCH_DEFAULTS', () => require('./core/watch.js').DEFAULTS)
+// watch()'s and shed()'s defaults, from the declarations alone (lib/core/declared.js,
+// loaded on first use; not the validator, nor shed()).
+lazy('WATCH_DEFAULTS', () => require('./core/declared.js').WATCH_DEFAULTS)
+lazy('SHED_DEFAULTS', () => require('./core/declared.js').SHED_DEFAULTS)
 
 // Load shedding (lib/integrations/shed.js): 503 + Retry-After while memory is near the limit.
 lazy('shed', () => require('./integrations/shed.js').shed)
-lazy('SHED_DEFAULTS', () => require('./integrations/shed.js').SHED_DEFAULTS)
 
 // Metrics (/metrics): Prometheus text, prom-client and OpenTelemetry. None of
 // them loads prom-client or @opentelemetry/api here.

@@ -1,7 +1,15 @@
-import oomguard from './index.js'
+// The CommonJS entry point through require(), not `import ... from './index.js'`:
+// node's import of a CommonJS file first scans its source for the names it
+// exports, a parser whose start costs about 4 ms (benchmark/startup.js).
+import { createRequire } from 'node:module'
+
+const oomguard = createRequire(import.meta.url)('./index.js')
 
 export default oomguard
-export const { getMemoryMetrics, watch, Monitor, WATCH_DEFAULTS, nativeAddon } = oomguard
+export const { getMemoryMetrics, watch, Monitor, nativeAddon } = oomguard
+// A constant has no lazy form: these are read at import, from lib/core/declared.js
+// (the declarations alone: neither the validator nor shed() loads with them).
+export const { WATCH_DEFAULTS, SHED_DEFAULTS } = oomguard
 
 // The integrations stay lazy for ES modules too: these wrappers load them on
 // first call. (Their constants and objects are read from the default export.)
@@ -24,5 +32,3 @@ export const doctor = Object.freeze({
   render: (...args) => oomguard.doctor.render(...args),
   useColor: (...args) => oomguard.doctor.useColor(...args),
 })
-// A constant has no lazy form: reading it loads lib/integrations/shed.js.
-export const SHED_DEFAULTS = oomguard.SHED_DEFAULTS

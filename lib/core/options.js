@@ -219,8 +219,10 @@ function checkLastWordsPath(name, v) {
 
 // ---------------------------------------------------------------- the declarations (lib/core/options.json)
 
-// Read as text and parsed: cheaper at start than require() of a .json (measured ~0.4 ms against ~1.5 ms).
-const DECLARED = JSON.parse(fs.readFileSync(nodePath.join(__dirname, 'options.json'), 'utf8'))
+// The declarations and their defaults (WATCH_DEFAULTS, SHED_DEFAULTS) come from
+// lib/core/declared.js, which reads the file; the ES module front door loads
+// only that one.
+const { DECLARED, defaultOf, WATCH_DEFAULTS, SHED_DEFAULTS } = require('./declared.js')
 
 /** A value made on first use, then kept: the tables the preload does not need are not built at load. */
 function once(make) {
@@ -447,22 +449,23 @@ const CHECK_TEXTS = ['expected', 'envExpected', 'envDefault']
 
 /**
  * A declaration of lib/core/options.json with what its kind and its name add: the
- * texts the checks quote filled in where they are read, an object option's
- * default made of its fields' defaults. Only the declaration's own keys are
- * read (a polluted Object.prototype adds none).
+ * texts the checks quote filled in where they are read, its default
+ * (lib/core/declared.js's defaultOf(): an object option's is made of its
+ * fields' defaults), the very value of `defaults` where that names it. Only
+ * the declaration's own keys are read (a polluted Object.prototype adds none).
  */
-function declaration(raw) {
+function declaration(raw, defaults) {
   const kind = own(raw, 'kind')
   const name = own(raw, 'name')
   const fields = own(raw, 'fields')
   const entry = { ...raw, ...(Object.hasOwn(KINDS, kind) ? KINDS[kind] : null), ...(Object.hasOwn(RULES, name) ? RULES[name] : null) }
-  if (Array.isArray(fields)) entry.fields = fields.map(declaration)
+  if (Array.isArray(fields)) entry.fields = fields.map((f) => declaration(f))
   for (const k of CHECK_TEXTS) {
     const text = own(raw, k)
     if (typeof text === 'string' && text.includes('{')) Object.defineProperty(entry, k, { enumerable: true, get: () => fill(text, entry) })
   }
-  for (const k of ['default', 'values']) if (Array.isArray(own(raw, k))) entry[k] = Object.freeze([...raw[k]])
-  if (Array.isArray(fields) && kind !== 'onStall') entry.default = Object.freeze(Object.fromEntries(entry.fields.map((f) => [f.key, own(f, 'default')])))
+  if (Array.isArray(own(raw, 'values'))) entry.values = Object.freeze([...raw.values])
+  entry.default = defaults !== undefined && Object.hasOwn(defaults, name) ? defaults[name] : defaultOf(raw)
   return entry
 }
 
@@ -473,7 +476,7 @@ function declaration(raw) {
  * depends on an option before it); `envCheck(value, out)` for what only the
  * environment needs.
  */
-const WATCH_OPTIONS = table(DECLARED.watch.map(declaration))
+const WATCH_OPTIONS = table(DECLARED.watch.map((raw) => declaration(raw, WATCH_DEFAULTS)))
 
 const BASES = WATCH_OPTIONS.find((o) => o.name === 'basis').values
 
@@ -489,9 +492,6 @@ for (const o of WATCH_OPTIONS) WATCH[o.name] = o
 
 // The settings watchConfig() made (frozen): handed to it again, they pass as they are.
 const CONFIGS = new WeakSet()
-
-/** watch()'s defaults (WATCH_DEFAULTS), from the table. */
-const WATCH_DEFAULTS = Object.freeze(Object.fromEntries(WATCH_OPTIONS.filter((o) => o.default !== undefined).map((o) => [o.name, o.default])))
 
 /**
  * Snapshot and validate watch() options. Returns the monitor's settings in
@@ -542,7 +542,7 @@ function rootOption(options, name = 'options') {
 // ---------------------------------------------------------------- the register's variables
 
 /** Variables that are not watch() options: lib/core/options.json's `variables`. */
-const REGISTER_VARIABLES = table(DECLARED.variables.map(declaration))
+const REGISTER_VARIABLES = table(DECLARED.variables.map((raw) => declaration(raw)))
 /** A register variable's declaration, by its name. */
 const REGISTER = Object.fromEntries(REGISTER_VARIABLES.map((v) => [v.env, v]))
 
@@ -675,11 +675,10 @@ function parseEnv(env) {
 
 /** shed()'s options: lib/core/options.json's `shed`. */
 const shedDeclared = once(() => {
-  const list = table(DECLARED.shed.map(declaration))
+  const list = table(DECLARED.shed.map((raw) => declaration(raw, SHED_DEFAULTS)))
   const byName = Object.create(null)
   for (const o of list) byName[o.name] = o
-  const defaults = Object.freeze(Object.fromEntries(list.filter((o) => o.default !== undefined).map((o) => [o.name, o.default])))
-  return { list, byName, defaults }
+  return { list, byName }
 })
 
 function checkRoutePath(name, v) {
@@ -789,7 +788,7 @@ function shedLevel(level, thresholds, name = 'options') {
 // ---------------------------------------------------------------- prometheus(), prom-client, OpenTelemetry
 
 /** The metrics exporters' options: lib/core/options.json's `metrics`. */
-const metricsDeclared = once(() => table(DECLARED.metrics.map(declaration)))
+const metricsDeclared = once(() => table(DECLARED.metrics.map((raw) => declaration(raw))))
 
 /**
  * Snapshot the options of the metrics exporters: a null-prototype object
@@ -1202,7 +1201,7 @@ module.exports = {
 // The tables only shed(), the exporters, the doctor and the documentation read: made on first use.
 Object.defineProperties(module.exports, {
   SHED_OPTIONS: { enumerable: true, get: () => shedDeclared().list },
-  SHED_DEFAULTS: { enumerable: true, get: () => shedDeclared().defaults },
+  SHED_DEFAULTS: { enumerable: true, get: () => SHED_DEFAULTS },
   MAX_RETRY_AFTER: { enumerable: true, get: () => shedDeclared().byName.retryAfter.max },
   METRICS_OPTIONS: { enumerable: true, get: metricsDeclared },
   CLI_FLAGS: { enumerable: true, get: cliFlags },
