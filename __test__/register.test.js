@@ -14,6 +14,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const http = require('node:http')
+const url = require('node:url')
 const { spawn, spawnSync } = require('node:child_process')
 const driven = require('./helpers/driven.js')
 
@@ -381,9 +382,60 @@ test('start-up: before the main module, only the core is loaded; /metrics (node:
   // heap profiler (until a threshold) and no node:http before the main module.
   const last = path.join(WORK, 'startup-last-words')
   const pre = run(['-r', REGISTER_CJS], { OOMGUARD_METRICS_PORT: '0', OOMGUARD_LAST_WORDS_PATH: last })
-  assert.deepEqual(pre.atMain.lib, ['declared.js', 'loader.js', 'native.js', 'options.js', 'register.js', 'usage.js', 'watch.js'])
+  const PRELOADED = ['after-main.js', 'declared.js', 'loader.js', 'native.js', 'options.js', 'register.js', 'usage.js', 'watch.js']
+  assert.deepEqual(pre.atMain.lib, PRELOADED)
   assert.equal(pre.atMain.http, false, 'node:http is not loaded before the main module')
   assert.equal(pre.httpByFirstTurn, true, '/metrics started on the first turn')
+})
+
+// The same for an ES module main (main.mjs): what it sees when it runs, then
+// (after the main module, whose loading takes several turns of the event
+// loop) whether /metrics came and what had loaded by then.
+const LOADED_ESM = `import { createRequire } from 'node:module'
+const require = createRequire(import.meta.url)
+const path = require('node:path')
+const loaded = () => Object.keys(require.cache).filter((f) => f.startsWith(${JSON.stringify(path.join(REPO, 'lib') + path.sep)}) && f.endsWith('.js')).map((f) => path.basename(f)).sort()
+const http = () => process.moduleLoadList.includes('NativeModule http')
+const state = globalThis[Symbol.for('oomguard.register')]
+const atMain = { lib: loaded(), http: http(), server: state !== undefined && state.server !== null }
+const t0 = Date.now()
+const done = () => console.log(JSON.stringify({ atMain, metrics: state !== undefined && state.metricsAddress !== null, ms: Date.now() - t0, http: http(), later: loaded() }))
+const wait = setInterval(() => {
+  if (state === undefined || state.metricsAddress !== null || Date.now() - t0 > 10_000) {
+    clearInterval(wait)
+    done()
+  }
+}, 5)`
+
+test('start-up with ES modules: import loads the core and the defaults, not the validator nor an integration; --import waits for the main module', () => {
+  const main = path.join(WORK, 'startup-main.mjs')
+  const run = (args, env, before = '', after = '') => {
+    fs.writeFileSync(main, `${before}${LOADED_ESM}\n${after}`)
+    const r = spawnSync(process.execPath, [...args, main], { encoding: 'utf8', env: childEnv({ OOMGUARD_ROOT: makeRoot(), ...env }), timeout: 20_000 })
+    assert.equal(r.status, 0, r.stderr)
+    return JSON.parse(r.stdout.split('\n').find((l) => l.startsWith('{"atMain"')))
+  }
+  // import 'oomguard' (lib/index.mjs): WATCH_DEFAULTS and SHED_DEFAULTS from lib/core/declared.js only.
+  const esm = run([], {}, `import ${JSON.stringify(url.pathToFileURL(path.join(REPO, 'lib', 'index.mjs')).href)}\n`)
+  assert.deepEqual(esm.atMain.lib, ['declared.js', 'index.js', 'loader.js', 'native.js', 'usage.js', 'watch.js'])
+  assert.equal(esm.atMain.http, false)
+  // --import oomguard/register with /metrics and last words: the preload's modules, and
+  // node:http only after the main module has run (not while node's loader reads its files).
+  const last = path.join(WORK, 'startup-last-words-esm')
+  const pre = run(['--import', url.pathToFileURL(REGISTER_MJS).href], { OOMGUARD_METRICS_PORT: '0', OOMGUARD_LAST_WORDS_PATH: last })
+  assert.deepEqual(pre.atMain.lib, ['after-main.js', 'declared.js', 'loader.js', 'native.js', 'options.js', 'register.js', 'usage.js', 'watch.js'])
+  assert.equal(pre.atMain.http, false, 'node:http is not loaded before the main module')
+  assert.equal(pre.atMain.server, false, '/metrics is not started before the main module')
+  assert.equal(pre.metrics, true, '/metrics served once the main module has run')
+  assert.equal(pre.http, true)
+  assert.ok(!pre.later.includes('shed.js') && !pre.later.includes('prometheus.js'), pre.later.join(' '))
+  // -r with an ES module main: node's loader starts after the preload; the same wait.
+  const r = run(['-r', REGISTER_CJS], { OOMGUARD_METRICS_PORT: '0' })
+  assert.deepEqual([r.atMain.http, r.atMain.server, r.metrics], [false, false, true])
+  // A top-level await that outlasts the wait (1 s): /metrics comes while the main module still awaits.
+  const tla = run(['--import', url.pathToFileURL(REGISTER_MJS).href], { OOMGUARD_METRICS_PORT: '0' }, '', 'await new Promise((resolve) => setTimeout(resolve, 4000))\n')
+  assert.deepEqual([tla.atMain.http, tla.atMain.server, tla.metrics], [false, false, true])
+  assert.ok(tla.ms >= 500 && tla.ms < 3500, `served ${tla.ms} ms after the main module started, before its await ended`)
 })
 
 // ---------------------------------------------------------------- /metrics

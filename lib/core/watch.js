@@ -368,9 +368,10 @@ class Monitor extends EventEmitter {
     attachHeapProfile(this._id, config.heapProfile)
     closeAllOnExit()
     // The heap limit (node:v8, ~2 ms) right after the caller's code runs on,
-    // not in its start-up: a preloaded monitor does not delay the service.
+    // not in its start-up: a preloaded monitor does not delay the service
+    // (an ES module main included: lib/core/after-main.js).
     refreshV8(true)
-    if (!heapLimitKnown()) setImmediate(refreshV8)
+    if (!heapLimitKnown()) require('./after-main.js').afterMain(() => refreshV8(), true)
     restartRefresh()
   }
 

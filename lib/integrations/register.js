@@ -24,6 +24,8 @@ const MiB = 1024 * 1024
 // The variables, their defaults and what they mean: declared with the options
 // they set in lib/core/options.js (also the README table).
 const { parseEnv, variableDescriptions, TRUE_WORDS, REGISTER_VARIABLES } = require('../core/options.js')
+// The /metrics server and the heap-limit line wait until the main module has run.
+const { afterMain } = require('../core/after-main.js')
 
 // The service's mark for its children (declared in lib/core/options.js).
 const REGISTER_MARK = REGISTER_VARIABLES.find((v) => v.key === 'servicePid').env
@@ -385,26 +387,26 @@ function start() {
       warn(`could not start the monitor (${err && err.message}); the service runs on without it`)
     }
     if (state.role.role === 'service' && settings.heapWarning && state.monitor !== null) {
-      setTimeout(() => {
+      afterMain(() => {
         try {
           warnHeapLimit(state, settings)
         } catch {}
-      }, 0).unref()
+      }, false)
     }
     if (settings.metrics && state.role.role === 'service') {
-      // On the next turn of the event loop, after the main module has run:
+      // On a turn of the event loop after the main module has run:
       // node:http and the listening socket are about 5 ms of start-up that
       // the service's own code need not wait for (benchmark/startup.js).
-      // `state.server` is set then. A ref'd immediate: an unref'd one would
-      // not run until some other event wakes the loop; it keeps the process
-      // for that one turn only (the server is unref'd).
-      setImmediate(() => {
+      // `state.server` is set then. A ref'd immediate first: an unref'd one
+      // would not run until some other event wakes the loop; it keeps the
+      // process for that one turn only (the server is unref'd).
+      afterMain(() => {
         try {
           startMetrics(state, settings)
         } catch (err) {
           warn(`could not serve /metrics (${err && err.message}); the service runs on without it`)
         }
-      })
+      }, true)
     }
     state.started = state.monitor !== null
   } catch (err) {
