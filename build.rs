@@ -189,16 +189,23 @@ fn diagnoses() {
     write("named_files.rs", files_text);
 }
 
-/// One declaration's numbers as constants: `{id}_MIN`, `_MAX`, `_DEFAULT`
-/// (f64, or a list of them), `_MIN_LENGTH`, `_MAX_LENGTH` (usize), `_VALUES`
-/// and a string `_DEFAULT`.
+/// One declaration's numbers as constants: `{id}_MIN`, `_MAX` (inclusive
+/// bounds), `_ABOVE`, `_BELOW` (exclusive ones), `_DEFAULT` (f64, or a list
+/// of them), `_MIN_LENGTH`, `_MAX_LENGTH` (usize), `_VALUES` and a string
+/// `_DEFAULT`.
 fn declared_consts(text: &mut String, file: &str, path: &str, v: &Value) {
     let id = ident(file, path);
     let number = |n: &Value| {
         n.as_f64()
             .unwrap_or_else(|| panic!("{file}: {path}: {n} is not a number"))
     };
-    for (key, suffix) in [("min", "MIN"), ("max", "MAX"), ("default", "DEFAULT")] {
+    for (key, suffix) in [
+        ("min", "MIN"),
+        ("max", "MAX"),
+        ("above", "ABOVE"),
+        ("below", "BELOW"),
+        ("default", "DEFAULT"),
+    ] {
         match &v[key] {
             Value::Null => {}
             Value::Number(_) => {

@@ -106,9 +106,9 @@ function cases() {
     c.onStall = { action: 'exit', afterMs: 1000 }
   })
 
-  // Thresholds: the declared count, each ratio in (0, 1), ascending.
+  // Thresholds: the declared count, each ratio in the declared open interval (0, 1), ascending.
   const t = spec('thresholds')
-  const ascending = (n) => Array.from({ length: n }, (_, i) => (i + 1) / (n + 1))
+  const ascending = (n) => Array.from({ length: n }, (_, i) => t.above + ((t.below - t.above) * (i + 1)) / (n + 1))
   const lists = [
     ['too few', ascending(t.minLength - 1)],
     ['the fewest', ascending(t.minLength)],
@@ -116,12 +116,13 @@ function cases() {
     ['too many', ascending(t.maxLength + 1)],
     ['not ascending', [0.9, 0.8]],
     ['equal', [0.8, 0.8]],
-    ['0', [0]],
-    ['1', [1]],
-    ['just above 0', [nextUp(0)]],
-    ['just below 1', [nextDown(1)]],
-    ['just above 1', [nextUp(1)]],
-    ['negative', [-0.5]],
+    ['the lower bound', [t.above]],
+    ['the upper bound', [t.below]],
+    ['just above the lower bound', [nextUp(t.above)]],
+    ['just below the lower bound', [nextDown(t.above)]],
+    ['just below the upper bound', [nextDown(t.below)]],
+    ['just above the upper bound', [nextUp(t.below)]],
+    ['negative', [t.above - 0.5]],
     ['NaN', [Number.NaN]],
     ['Infinity', [Number.POSITIVE_INFINITY]],
     ['a string', ['0.5']],
@@ -216,4 +217,30 @@ test('watch() and the addon refuse exactly the same options, and accept the same
   // Both sides saw refusals and acceptances: the cases test something.
   assert.ok(refused > all.length / 2, `${refused} of ${all.length} refused`)
   assert.ok(all.length - refused >= 15, `${all.length - refused} of ${all.length} accepted`)
+})
+
+test('a threshold out of its bounds: the same message from watch() and the addon, both bounds from lib/core/options.json', () => {
+  assert.ok(native !== null, 'the addon loads (npm run build)')
+  const t = spec('thresholds')
+  assert.deepEqual([t.above, t.below], [0, 1])
+  const base = watchConfig(BASE)
+  // Values both sides write alike: not an infinity (Infinity, inf) nor a subnormal (5e-324, 0.000…5).
+  for (const v of [t.above, t.below, t.above - 0.5, t.below + 0.5, nextUp(t.below)]) {
+    let js = null
+    let nat = null
+    try {
+      watchConfig({ thresholds: [v], hysteresis: 0 })
+    } catch (err) {
+      js = err.message
+    }
+    let id
+    try {
+      id = native.watchStart({ ...base, stall: base.stall ?? undefined, onStall: base.onStall ?? undefined, thresholds: [v], hysteresis: 0 }, dispatch)
+    } catch (err) {
+      nat = err.message
+    }
+    if (id !== undefined) native.watchStop(id)
+    assert.equal(js, `options.thresholds[0] must be a ratio between ${t.above} and ${t.below} (exclusive), got ${v}`)
+    assert.equal(nat, js, String(v))
+  }
 })

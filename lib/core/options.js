@@ -111,6 +111,8 @@ const ENTRY_KEYS = [
   'docDefault',
   'min',
   'max',
+  'above',
+  'below',
   'expected',
   'unit',
   'values',
@@ -330,7 +332,7 @@ const KINDS = {
       for (let i = 0; i < list.length; i++) {
         const t = list[i]
         if (typeof t !== 'number') throw notANumber(`${name}[${i}]`, t)
-        if (!(t > 0 && t < 1)) throw outOfRange(`${name}[${i}]`, 'a ratio between 0 and 1 (exclusive)', t)
+        if (!(t > this.above && t < this.below)) throw outOfRange(`${name}[${i}]`, this.expected, t)
         if (i > 0 && !(t > list[i - 1])) {
           throw outOfRange(`${name}[${i}]`, `above ${name}[${i - 1}] (${list[i - 1]}): thresholds must ascend`, t)
         }

@@ -48,7 +48,7 @@ pub struct LastWordsConfig {
 /// what the sampler relies on (the fields are private to this module).
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `THRESHOLDS_MIN_LENGTH` to `THRESHOLDS_MAX_LENGTH` finite ratios in (0, 1), strictly ascending.
+    /// `THRESHOLDS_MIN_LENGTH` to `THRESHOLDS_MAX_LENGTH` finite ratios in (`THRESHOLDS_ABOVE`, `THRESHOLDS_BELOW`), strictly ascending.
     pub(super) thresholds: Vec<f64>,
     /// In [`HYSTERESIS_MIN`, `HYSTERESIS_MAX`], below the lowest threshold (so that level can be left).
     pub(super) hysteresis: f64,
@@ -135,9 +135,9 @@ impl Config {
             ));
         }
         for (i, t) in thresholds.iter().enumerate() {
-            if !(t.is_finite() && *t > 0.0 && *t < 1.0) {
+            if !(t.is_finite() && *t > THRESHOLDS_ABOVE && *t < THRESHOLDS_BELOW) {
                 return err(format!(
-                    "options.thresholds[{i}] must be a ratio between 0 and 1 (exclusive), got {t}"
+                    "options.thresholds[{i}] must be a ratio between {THRESHOLDS_ABOVE} and {THRESHOLDS_BELOW} (exclusive), got {t}"
                 ));
             }
             if i > 0 && *t <= thresholds[i - 1] {

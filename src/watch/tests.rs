@@ -107,7 +107,7 @@ fn config_new_refuses_what_the_sampler_cannot_work_with() {
         (
             "NaN",
             ok(&[f64::NAN], 0.0, 1.0, 10.0),
-            "options.thresholds[0] must be a ratio",
+            "options.thresholds[0] must be a ratio between 0 and 1 (exclusive), got NaN",
         ),
         (
             "infinite",
