@@ -382,8 +382,7 @@ test('start-up: before the main module, only the core is loaded; /metrics (node:
   // heap profiler (until a threshold) and no node:http before the main module.
   const last = path.join(WORK, 'startup-last-words')
   const pre = run(['-r', REGISTER_CJS], { OOMGUARD_METRICS_PORT: '0', OOMGUARD_LAST_WORDS_PATH: last })
-  const PRELOADED = ['after-main.js', 'declared.js', 'loader.js', 'native.js', 'options.js', 'register.js', 'usage.js', 'watch.js']
-  assert.deepEqual(pre.atMain.lib, PRELOADED)
+  assert.deepEqual(pre.atMain.lib, ['declared.js', 'loader.js', 'native.js', 'options.js', 'register.js', 'usage.js', 'watch.js'])
   assert.equal(pre.atMain.http, false, 'node:http is not loaded before the main module')
   assert.equal(pre.httpByFirstTurn, true, '/metrics started on the first turn')
 })
@@ -423,7 +422,7 @@ test('start-up with ES modules: import loads the core and the defaults, not the 
   // node:http only after the main module has run (not while node's loader reads its files).
   const last = path.join(WORK, 'startup-last-words-esm')
   const pre = run(['--import', url.pathToFileURL(REGISTER_MJS).href], { OOMGUARD_METRICS_PORT: '0', OOMGUARD_LAST_WORDS_PATH: last })
-  assert.deepEqual(pre.atMain.lib, ['after-main.js', 'declared.js', 'loader.js', 'native.js', 'options.js', 'register.js', 'usage.js', 'watch.js'])
+  assert.deepEqual(pre.atMain.lib, ['declared.js', 'loader.js', 'native.js', 'options.js', 'register.js', 'usage.js', 'watch.js'])
   assert.equal(pre.atMain.http, false, 'node:http is not loaded before the main module')
   assert.equal(pre.atMain.server, false, '/metrics is not started before the main module')
   assert.equal(pre.metrics, true, '/metrics served once the main module has run')

@@ -103,7 +103,12 @@ function variantsOf(root, label) {
     },
   ]
 }
-const VARIANTS = [{ name: 'bare', args: main(), env: {} }, { name: ES_BARE, args: ['-r', mark, bareModule], env: {} }, ...variantsOf(ROOT, ''), ...(opts.baseline ? variantsOf(path.resolve(opts.baseline), ' (baseline)') : [])]
+const VARIANTS = [
+  { name: 'bare', args: main(), env: {} },
+  { name: ES_BARE, args: ['-r', mark, bareModule], env: {} },
+  ...variantsOf(ROOT, ''),
+  ...(opts.baseline ? variantsOf(path.resolve(opts.baseline), ' (baseline)') : []),
+]
 const CLOCKS = ['wall', 'ready', 'cpu', 'load', 'load cpu', 'after cpu']
 
 function once(v) {

@@ -24,8 +24,6 @@ const MiB = 1024 * 1024
 // The variables, their defaults and what they mean: declared with the options
 // they set in lib/core/options.js (also the README table).
 const { parseEnv, variableDescriptions, TRUE_WORDS, REGISTER_VARIABLES } = require('../core/options.js')
-// The /metrics server and the heap-limit line wait until the main module has run.
-const { afterMain } = require('../core/after-main.js')
 
 // The service's mark for its children (declared in lib/core/options.js).
 const REGISTER_MARK = REGISTER_VARIABLES.find((v) => v.key === 'servicePid').env
@@ -386,6 +384,8 @@ function start() {
     } catch (err) {
       warn(`could not start the monitor (${err && err.message}); the service runs on without it`)
     }
+    // The /metrics server and the heap-limit line wait until the main module has run (lib/core/watch.js).
+    const { afterMain } = require('../core/watch.js')
     if (state.role.role === 'service' && settings.heapWarning && state.monitor !== null) {
       afterMain(() => {
         try {
