@@ -21,10 +21,10 @@ const optionsModule = () => require('./options.js')
 // after it. An ES module main (a .mjs, or any main under `--import`) is
 // loaded over many turns, its files read asynchronously: a plain immediate
 // runs in between, before the main module (benchmark/startup.js: the
-// preload's /metrics server and heap-limit line, about 9 ms, landed there).
-// (Here rather than in a module of its own: each require() is about 16
+// preload's /metrics server and heap-limit line, about 11 ms, landed there).
+// (Here rather than in a module of its own: each require() is about 17
 // calls into node:path, and a few dozen more make V8 optimize its
-// normalizeString on a worker thread, about 3 ms of CPU at start.)
+// normalizeString on a worker thread, about 4 ms of CPU at start.)
 
 // Past this, the work runs even if the main module has not finished (a
 // top-level await that takes long, or never settles).
