@@ -37,9 +37,11 @@ const isLoaderListener = (event, listener) => event === 'exit' && typeof listene
  * Is node's ES module loader still loading or running the main module? It
  * adds its `handleProcessExit` listener on 'exit' before the first
  * `--import` and removes it once the main module has run; a CommonJS main
- * run without `--import` has none (node's lib/internal/modules/run_main.js;
- * tested on Node 20). Where the name is not found, nothing waits: the next
- * turn, as before.
+ * run without `--import` has none (node's lib/internal/modules/run_main.js).
+ * This is Node 20's case: there the first turn comes while the loader is
+ * still reading the main module's files. Node 22 and 24 run an ES main
+ * before the first turn and have no such listener then (both checked), so
+ * nothing waits: the next turn, as with a CommonJS main.
  */
 function mainLoading() {
   const listeners = process.listeners('exit')
