@@ -14,14 +14,9 @@ const { spawnSync } = require('node:child_process')
 const h = require('./helpers/cgroup')
 const hp = require('../lib/heap-profile.js')
 const options = require('../lib/options.js')
-const { lineOf, pprofTop, goPprofTop } = require('./helpers/heap-leak-run')
+const { lineOf, pprofTop, goPprofTop, EXPECTED_ROUTE } = require('./helpers/heap-leak-run')
 
 const FIXTURE_CHILD = path.join(__dirname, 'helpers', 'heap-fixture-child.js')
-// The route to V8's sampler: its own API from the addon where the running
-// V8's profile layout was checked (Node 20, 22 and 24 on 64-bit Linux, the
-// versions CI runs this file under), else node:inspector.
-const NODE_MAJOR = Number(process.versions.node.split('.')[0])
-const EXPECTED_ROUTE = [20, 22, 24].includes(NODE_MAJOR) && process.platform === 'linux' ? 'v8' : 'inspector'
 const BUSY = path.join(__dirname, 'fixtures', 'v2-busy')
 
 // ------------------------------------------------------------------ units
