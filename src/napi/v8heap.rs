@@ -51,11 +51,15 @@ use napi::bindgen_prelude::*;
 use napi::{sys, Env, Unknown};
 use napi_derive::napi;
 
-use super::internal_error;
+use super::{internal_error, running_node};
 use crate::guard;
 
-/// The V8 majors whose `v8-profiler.h` layout is checked (see the module's comment).
-const VERIFIED_V8_MAJORS: &[u32] = &[11, 12, 13];
+/// The (Node major, V8 major) pairs whose `v8-profiler.h` layout is checked
+/// (see the module's comment). Both must match: the V8 version comes from
+/// JavaScript (`process.versions.v8`, which code can redefine), the Node
+/// version from N-API (which it cannot), and a Node major keeps its V8 major
+/// for its whole release line.
+const VERIFIED: &[(u32, u32)] = &[(20, 11), (22, 12), (24, 13)];
 
 /// `HeapProfiler::kSamplingNoFlags`: no forced GC before a read; samples of
 /// objects the GC has freed are dropped (the live heap only).
@@ -140,22 +144,23 @@ fn v8_major(version: &str) -> Option<u32> {
 }
 
 /// Why this route cannot be used in this process, or `None`.
-fn why_not(v8_version: &str) -> Option<String> {
+fn why_not(node_major: u32, v8_version: &str) -> Option<String> {
     if !cfg!(all(target_os = "linux", target_pointer_width = "64")) {
         return Some("the V8 route is checked on 64-bit Linux only".into());
     }
-    match v8_major(v8_version) {
-        Some(m) if VERIFIED_V8_MAJORS.contains(&m) => {}
-        _ => {
-            return Some(format!(
-                "V8 {v8_version}: its AllocationProfile layout is not one oomguard checked (V8 {})",
-                VERIFIED_V8_MAJORS
-                    .iter()
-                    .map(|m| m.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        }
+    let v8 = v8_major(v8_version);
+    if !VERIFIED
+        .iter()
+        .any(|&(n, v)| n == node_major && Some(v) == v8)
+    {
+        return Some(format!(
+            "node {node_major} with V8 {v8_version}: its AllocationProfile layout is not one oomguard checked ({})",
+            VERIFIED
+                .iter()
+                .map(|(n, v)| format!("node {n} with V8 {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     match api() {
         Ok(_) => None,
@@ -164,8 +169,11 @@ fn why_not(v8_version: &str) -> Option<String> {
 }
 
 /// This thread's isolate's heap profiler, or why not.
-fn profiler(v8_version: &str) -> std::result::Result<(&'static Api, *mut c_void), String> {
-    if let Some(why) = why_not(v8_version) {
+fn profiler(
+    node_major: u32,
+    v8_version: &str,
+) -> std::result::Result<(&'static Api, *mut c_void), String> {
+    if let Some(why) = why_not(node_major, v8_version) {
         return Err(why);
     }
     let Ok(api) = api() else {
@@ -187,8 +195,9 @@ fn profiler(v8_version: &str) -> std::result::Result<(&'static Api, *mut c_void)
 /// Why the V8 route cannot be used here (this `process.versions.v8`, this
 /// node's exports), or `null` (internal).
 #[napi]
-pub fn v8_heap_unavailable(v8_version: String) -> Option<String> {
-    guard::catch("v8HeapUnavailable", || why_not(&v8_version))
+pub fn v8_heap_unavailable(env: &Env, v8_version: String) -> Option<String> {
+    let node = running_node(env).major;
+    guard::catch("v8HeapUnavailable", || why_not(node, &v8_version))
         .unwrap_or_else(|p| Some(p.to_string()))
 }
 
@@ -196,9 +205,15 @@ pub fn v8_heap_unavailable(v8_version: String) -> Option<String> {
 /// when one already runs (V8 has one per isolate: another profiler's,
 /// read but never stopped here). Throws why not (internal).
 #[napi]
-pub fn v8_heap_start(v8_version: String, interval_bytes: f64, stack_depth: u32) -> Result<String> {
+pub fn v8_heap_start(
+    env: &Env,
+    v8_version: String,
+    interval_bytes: f64,
+    stack_depth: u32,
+) -> Result<String> {
+    let node = running_node(env).major;
     guard::catch("v8HeapStart", || {
-        let (api, hp) = profiler(&v8_version)?;
+        let (api, hp) = profiler(node, &v8_version)?;
         let interval = if interval_bytes.is_finite() && interval_bytes >= 1.0 {
             interval_bytes as u64
         } else {
@@ -216,8 +231,9 @@ pub fn v8_heap_start(v8_version: String, interval_bytes: f64, stack_depth: u32) 
 /// Stop V8's sampler in this thread's isolate (only one this route started:
 /// lib/heap-profile.js keeps track); no profile is built (internal).
 #[napi]
-pub fn v8_heap_stop(v8_version: String) -> bool {
-    guard::catch("v8HeapStop", || match profiler(&v8_version) {
+pub fn v8_heap_stop(env: &Env, v8_version: String) -> bool {
+    let node = running_node(env).major;
+    guard::catch("v8HeapStop", || match profiler(node, &v8_version) {
         Ok((api, hp)) => {
             // SAFETY: this isolate's profiler, on its thread.
             unsafe { (api.stop)(hp) };
@@ -441,8 +457,12 @@ impl Js {
 
 /// Read the profile of this thread's isolate in the inspector's shape; `null`
 /// when no sampler runs; throws when the profile does not look as checked.
-fn read(env: sys::napi_env, v8_version: &str) -> std::result::Result<sys::napi_value, String> {
-    let (api, hp) = profiler(v8_version)?;
+fn read(
+    env: sys::napi_env,
+    node_major: u32,
+    v8_version: &str,
+) -> std::result::Result<sys::napi_value, String> {
+    let (api, hp) = profiler(node_major, v8_version)?;
     let js = Js::new(env)?;
     // SAFETY: this isolate's profiler, on its thread; the profile is ours to delete (Profile's drop).
     let raw = unsafe { (api.get_profile)(hp) };
@@ -517,10 +537,40 @@ fn read(env: sys::napi_env, v8_version: &str) -> std::result::Result<sys::napi_v
 /// sampler runs (internal).
 #[napi]
 pub fn v8_heap_read(env: &Env, v8_version: String) -> Result<Unknown<'_>> {
+    let node = running_node(env).major;
     let raw = env.raw();
-    let v = guard::catch("v8HeapRead", || read(raw, &v8_version))
+    let v = guard::catch("v8HeapRead", || read(raw, node, &v8_version))
         .map_err(internal_error)?
         .map_err(|why| Error::new(Status::GenericFailure, why))?;
     // SAFETY: a value of this env, made in this call.
     Ok(unsafe { Unknown::from_raw_unchecked(raw, v) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_checked_pair_of_node_and_v8_majors_passes_the_version_gate() {
+        let checked = |node, v8: &str| {
+            why_not(node, v8).is_none_or(|why| !why.contains("not one oomguard checked"))
+        };
+        assert!(checked(20, "11.3.244.8-node.38"));
+        assert!(checked(22, "12.4.254.21-node.33"));
+        assert!(checked(24, "13.6.233.17-node.51"));
+        // A newer V8, an odd one, and a V8 string that does not match node's own major.
+        assert!(!checked(26, "14.1.146.11-node.14"));
+        assert!(!checked(21, "11.8.172.17-node.18"));
+        assert!(!checked(20, "13.6.233.17-node.51"));
+        assert!(!checked(24, "v13.6"));
+        assert!(!checked(24, ""));
+        assert!(!checked(0, "garbage"));
+    }
+
+    #[test]
+    fn outside_node_the_symbols_are_missing_and_said_so() {
+        // This test binary is not node: no V8 API to find.
+        let why = why_not(24, "13.6.233.17-node.51").unwrap();
+        assert!(why.contains("is not exported by this node"), "{why}");
+    }
 }
