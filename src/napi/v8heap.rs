@@ -3,7 +3,7 @@
 //! without `kSamplingForceGC`, so reading the profile is a walk of the
 //! sampled tree, not a full garbage collection first (what the inspector's
 //! `HeapProfiler.getSamplingProfile` costs: about 0.9 ms per MiB of live
-//! heap). lib/heap-profile.js uses it where [`unavailable`] says nothing
+//! heap). lib/heap-profile.js uses it where [`v8_heap_unavailable`] says nothing
 //! against it, else the inspector.
 //!
 //! Five functions, looked up in the running executable with `dlsym`
