@@ -314,6 +314,32 @@ export interface StallOptions {
 }
 
 /**
+ * This thread's sampling heap profile, in the shape of the inspector's
+ * `HeapProfiler.getSamplingProfile` result's `profile`, or `null` when no
+ * sampler runs (internal).
+ */
+export declare function v8HeapRead(v8Version: string): unknown
+
+/**
+ * Start V8's sampler in this thread's isolate: `'started'`, or `'peer'`
+ * when one already runs (V8 has one per isolate: another profiler's,
+ * read but never stopped here). Throws why not (internal).
+ */
+export declare function v8HeapStart(v8Version: string, intervalBytes: number, stackDepth: number): string
+
+/**
+ * Stop V8's sampler in this thread's isolate (only one this route started:
+ * lib/core/heap-profile.js keeps track); no profile is built (internal).
+ */
+export declare function v8HeapStop(v8Version: string): boolean
+
+/**
+ * Why the V8 route cannot be used here (this `process.versions.v8`, this
+ * node's exports), or `null` (internal).
+ */
+export declare function v8HeapUnavailable(v8Version: string): string | null
+
+/**
  * Hand a monitor's records an appendix (internal; lib/core/heap-profile.js):
  * candidate JSON members, longest first, of which each record takes the
  * first that fits (`lastwords::with_appendix`); an empty list clears it.

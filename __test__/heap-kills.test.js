@@ -16,7 +16,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
 const h = require('./helpers/cgroup')
-const { leakToDeath, lineOf, pprofTop, goPprofTop } = require('./helpers/heap-leak-run')
+const { leakToDeath, lineOf, pprofTop, goPprofTop, EXPECTED_ROUTE } = require('./helpers/heap-leak-run')
 
 const SERVER = path.join(__dirname, 'helpers', 'heap-leak-server.js')
 const BIN = path.join(__dirname, '..', 'bin', 'oomguard.js')
@@ -33,6 +33,7 @@ function checkKill(t, r, isolate) {
   const p = r.record.heapProfile
   assert.ok(p, `the record has sites\n${desc}`)
   assert.equal(p.isolate, isolate)
+  assert.equal(p.route, EXPECTED_ROUTE)
   const top = p.sites[0]
   assert.equal(top.fn, 'retainOrders', desc)
   assert.match(top.at, new RegExp(`^__test__/helpers/heap-leak-server\\.js:${line}:\\d+$`))

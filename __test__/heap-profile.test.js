@@ -14,7 +14,7 @@ const { spawnSync } = require('node:child_process')
 const h = require('./helpers/cgroup')
 const hp = require('../lib/core/heap-profile.js')
 const options = require('../lib/core/options.js')
-const { lineOf, pprofTop, goPprofTop } = require('./helpers/heap-leak-run')
+const { lineOf, pprofTop, goPprofTop, EXPECTED_ROUTE } = require('./helpers/heap-leak-run')
 
 const FIXTURE_CHILD = path.join(__dirname, 'helpers', 'heap-fixture-child.js')
 const BUSY = path.join(__dirname, 'fixtures', 'v2-busy')
@@ -136,21 +136,22 @@ test('the pprof directory is kept to its count and bytes, oldest first out; stal
 // ------------------------------------------------------------------ a fixture tree, a child node
 
 /** Run the fixture child with `start`; returns its events, the record text and the pprof files. */
-function runFixtureChild(t, start) {
+function runFixtureChild(t, start, env = process.env) {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-hp-'))
   t.after(() => fs.rmSync(root, { recursive: true, force: true }))
   fs.cpSync(BUSY, root, { recursive: true })
   const dir = path.join(root, 'profiles')
   fs.mkdirSync(dir)
   const lw = path.join(root, 'termination-log')
-  const r = spawnSync(process.execPath, [FIXTURE_CHILD, root, path.join(root, 'sys/fs/cgroup/fxcap/busy'), lw, dir, h.REPO_ROOT, start], { encoding: 'utf8', timeout: 60_000 })
+  const r = spawnSync(process.execPath, [FIXTURE_CHILD, root, path.join(root, 'sys/fs/cgroup/fxcap/busy'), lw, dir, h.REPO_ROOT, start], { encoding: 'utf8', timeout: 60_000, env })
   const desc = `exit ${r.status} ${r.signal}\n${r.stdout}\n${r.stderr}`
   assert.equal(r.status, 0, desc)
   return { events: h.parsePrefixed(r.stdout, 'OOMGUARD_HP '), text: fs.readFileSync(lw, 'utf8'), files: fs.readdirSync(dir).map((f) => path.join(dir, f)), desc, lw }
 }
 
-test("heapProfile 'start' on a fixture tree: every level's event, the record and a pprof file per level name the leaking function", { timeout: 120_000 }, async (t) => {
-  const r = runFixtureChild(t, 'start')
+/** heapProfile 'start' on a fixture tree, read through `route`: the events, the record and the files name the leak. */
+function checkStart(t, route, env) {
+  const r = runFixtureChild(t, 'start', env)
   const line = lineOf(FIXTURE_CHILD, 'function hoardFixtures')
   const levels = r.events.filter((e) => e.kind === 'threshold')
   assert.deepEqual(
@@ -161,6 +162,7 @@ test("heapProfile 'start' on a fixture tree: every level's event, the record and
   for (const e of levels) {
     const top = e.heapProfile.sites[0]
     assert.equal(e.heapProfile.isolate, 'main')
+    assert.equal(e.heapProfile.route, route)
     assert.equal(top.functionName, 'hoardFixtures', JSON.stringify(e.heapProfile))
     assert.equal(top.file, '__test__/helpers/heap-fixture-child.js')
     assert.equal(top.line, line, "the function's line: V8's sampler records functions, not lines")
@@ -177,6 +179,7 @@ test("heapProfile 'start' on a fixture tree: every level's event, the record and
   assert.equal(rec.heapProfile.sites[0].at, `__test__/helpers/heap-fixture-child.js:${line}:${levels[2].heapProfile.sites[0].column}`)
   assert.ok(rec.heapProfile.sites[0].share >= 0.5)
   assert.equal(rec.heapProfile.covers, 'v8-heap')
+  assert.equal(rec.heapProfile.route, route)
   assert.ok(rec.heapProfile.outsideHeapBytes > 0)
   assert.equal(rec.heapProfile.file, levels[2].heapProfile.file, "the record names the last level's file")
   // A file per level, none left under a temporary name; each names the leak.
@@ -192,6 +195,14 @@ test("heapProfile 'start' on a fixture tree: every level's event, the record and
   assert.equal(labels3.verdict, rec.verdict, "the last file is labelled with the record's verdict")
   const go = goPprofTop(t, rec.heapProfile.file)
   if (go !== null) assert.equal(go.name, 'hoardFixtures', go.text)
+}
+
+test("heapProfile 'start' on a fixture tree: every level's event, the record and a pprof file per level name the leaking function", { timeout: 120_000 }, (t) => {
+  checkStart(t, EXPECTED_ROUTE, process.env)
+})
+
+test("the same through node:inspector (the route where V8's own is not checked; forced with OOMGUARD_HEAP_PROFILE_ROUTE=inspector)", { timeout: 120_000 }, (t) => {
+  checkStart(t, 'inspector', { ...process.env, OOMGUARD_HEAP_PROFILE_ROUTE: 'inspector' })
 })
 
 test("heapProfile 'threshold' (the default): nothing sampled below the first threshold; sampling starts there", { timeout: 120_000 }, async (t) => {
@@ -269,4 +280,121 @@ test("another heap profiler already sampling (@datadog/pprof's): read, not resta
   const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 50_000 })
   assert.equal(r.status, 0, r.stderr)
   assert.deepEqual(JSON.parse(r.stdout), { sampling: true, peer: true, peerStillRuns: true })
+})
+
+// ------------------------------------------------------------------ the two routes
+
+/**
+ * A child node with a monitor sampling from the start, a heap of `mib` MiB
+ * of small live objects, then one refresh of the sites (a read): the route,
+ * the read's pause, and the full (mark-compact) collections that ran during it.
+ */
+function readAtHeap(t, mib, env) {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-hppause-'))
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }))
+  fs.cpSync(BUSY, root, { recursive: true })
+  const code = `
+    const { PerformanceObserver, performance, constants } = require('node:perf_hooks')
+    const oomguard = require(${JSON.stringify(h.REPO_ROOT)})
+    const hp = require(${JSON.stringify(path.join(h.REPO_ROOT, 'lib', 'core', 'heap-profile.js'))})
+    const m = oomguard.watch({ root: ${JSON.stringify(root)}, lastWords: false, heapProfile: 'start' })
+    globalThis.keep = []
+    function hoardPause() { const a = new Array(10000); for (let i = 0; i < a.length; i++) a[i] = { i, s: 'k' + i + '-' + keep.length }; keep.push(a) }
+    while (process.memoryUsage().heapUsed < ${mib} * 1048576) hoardPause()
+    const majors = []
+    new PerformanceObserver((list) => { for (const e of list.getEntries()) if (e.detail.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majors.push([e.startTime, e.duration]) }).observe({ entryTypes: ['gc'] })
+    setTimeout(() => {
+      const t0 = performance.now()
+      hp.refresh(() => 1, () => null)
+      const t1 = performance.now()
+      const info = hp.info()
+      setTimeout(() => {
+        m.close()
+        const during = majors.filter(([s]) => s >= t0 - 1 && s <= t1)
+        console.log(JSON.stringify({ route: info.route, routeNote: info.routeNote, lastPauseMs: info.lastPauseMs, wallMs: t1 - t0, majorGcs: during.length, heapMiB: Math.round(process.memoryUsage().heapUsed / 1048576) }))
+      }, 50)
+    }, 600)`
+  const r = spawnSync(process.execPath, ['--max-old-space-size=2048', '-e', code], { encoding: 'utf8', timeout: 90_000, env })
+  assert.equal(r.status, 0, r.stderr)
+  return JSON.parse(r.stdout)
+}
+
+test('a read at a ~200 MiB heap: the V8 route pauses a few ms and runs no full GC; the inspector forces one', { timeout: 120_000 }, (t) => {
+  const v8 = readAtHeap(t, 200, process.env)
+  const insp = readAtHeap(t, 200, { ...process.env, OOMGUARD_HEAP_PROFILE_ROUTE: 'inspector' })
+  t.diagnostic(
+    `node ${process.version}: ${v8.route} ${v8.lastPauseMs.toFixed(1)} ms (${v8.majorGcs} full GCs), inspector ${insp.lastPauseMs.toFixed(0)} ms (${insp.majorGcs} full GCs), heap ${v8.heapMiB} / ${insp.heapMiB} MiB`,
+  )
+  assert.equal(insp.route, 'inspector')
+  assert.equal(insp.routeNote, 'OOMGUARD_HEAP_PROFILE_ROUTE=inspector')
+  // The control: the inspector's read is a full GC, seen by the observer.
+  assert.ok(insp.majorGcs >= 1, JSON.stringify(insp))
+  assert.equal(v8.route, EXPECTED_ROUTE, JSON.stringify(v8))
+  if (EXPECTED_ROUTE !== 'v8') return
+  assert.equal(v8.routeNote, null)
+  assert.ok(v8.lastPauseMs > 0 && v8.lastPauseMs < 50, `V8 route: ${v8.lastPauseMs} ms`)
+  assert.ok(v8.lastPauseMs < insp.lastPauseMs / 4, `V8 route ${v8.lastPauseMs} ms, inspector ${insp.lastPauseMs} ms`)
+  assert.equal(v8.majorGcs, 0, JSON.stringify(v8))
+})
+
+test("the V8 route's profile is the inspector's, node for node, and each worker's isolate samples itself", {
+  timeout: 60_000,
+  skip: EXPECTED_ROUTE !== 'v8' && 'the V8 route is not used here',
+}, () => {
+  // The inspector reads the same sampler (one per isolate, started here without a forced GC).
+  const code = `
+    const assert = require('node:assert/strict')
+    const native = require(${JSON.stringify(path.join(h.REPO_ROOT, 'lib', 'core', 'native.js'))})
+    const hp = require(${JSON.stringify(path.join(h.REPO_ROOT, 'lib', 'core', 'heap-profile.js'))})
+    const v = process.versions.v8
+    assert.equal(native.v8HeapStart(v, 65536, 64), 'started')
+    assert.equal(native.v8HeapStart(v, 65536, 64), 'peer', 'one sampler per isolate')
+    globalThis.keep = []
+    function mainHoard() { for (let i = 0; i < 300000; i++) keep.push({ i, s: 'm' + i }) }
+    const arrays = () => { for (let i = 0; i < 100000; i++) keep.push([i]) }
+    mainHoard(); arrays()
+    const mine = native.v8HeapRead(v)
+    let theirs = null
+    const s = new (require('node:inspector').Session)()
+    s.connect()
+    s.post('HeapProfiler.getSamplingProfile', (err, r) => { theirs = r.profile })
+    // The path to each node of the two functions with its own bytes (what ran between the reads may be sampled too).
+    const flat = (p) => {
+      const out = {}
+      const walk = (n, at) => {
+        const cf = n.callFrame
+        const here = at + '/' + [cf.functionName, cf.url, cf.lineNumber, cf.columnNumber, cf.scriptId, n.id].join(':')
+        if (n.selfSize > 0 && (cf.functionName === 'mainHoard' || cf.functionName === 'arrays')) out[here] = n.selfSize
+        n.children.forEach((c) => walk(c, here))
+      }
+      walk(p.head, '')
+      return out
+    }
+    assert.deepEqual(flat(mine), flat(theirs))
+    assert.equal(Object.keys(flat(mine)).length, 2)
+    const top = hp.topSites(mine, 2, 1).sites.map((x) => [x.functionName, x.line])
+    const { Worker } = require('node:worker_threads')
+    const w = new Worker(\`
+      const { parentPort } = require('node:worker_threads')
+      const native = require(\${JSON.stringify(${JSON.stringify(path.join(h.REPO_ROOT, 'lib', 'core', 'native.js'))})})
+      const hp = require(\${JSON.stringify(${JSON.stringify(path.join(h.REPO_ROOT, 'lib', 'core', 'heap-profile.js'))})})
+      const v = process.versions.v8
+      const started = native.v8HeapStart(v, 65536, 64)
+      globalThis.k = []
+      function workerHoard() { for (let i = 0; i < 200000; i++) k.push({ i }) }
+      workerHoard()
+      const sites = hp.topSites(native.v8HeapRead(v), 1, 0).sites
+      native.v8HeapStop(v)
+      parentPort.postMessage({ started, top: sites[0].functionName })\`, { eval: true })
+    w.on('message', (msg) => {
+      const after = hp.topSites(native.v8HeapRead(v), 1, 0).sites[0].functionName
+      console.log(JSON.stringify({ top, samples: mine.samples.length, worker: msg, mainAfterWorker: after }))
+    })`
+  const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 50_000 })
+  assert.equal(r.status, 0, r.stderr)
+  const x = JSON.parse(r.stdout)
+  assert.deepEqual(x.top[0], ['mainHoard', 9], 'line 1-based, as the inspector route gives it')
+  assert.ok(x.samples > 100, `${x.samples} samples`)
+  assert.deepEqual(x.worker, { started: 'started', top: 'workerHoard' }, "a worker's isolate has its own sampler")
+  assert.equal(x.mainAfterWorker, 'mainHoard', "the worker's stop left the main thread's sampler running")
 })

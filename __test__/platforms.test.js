@@ -90,6 +90,7 @@ for (const platform of Object.keys(PLATFORMS)) {
       assert.equal(p.arch, spec.cpu)
       assert.equal(p.glibc === null, spec.libc === 'musl', `libc: glibc ${p.glibc}`)
       assert.deepEqual(p.loaded, [n.binary], "the only .node mapped is the platform's own")
+      assert.deepEqual({ ...p.heapProfile, pauseMs: undefined }, { unavailable: null, top: 'platformHoard', pauseMs: undefined }, "the heap profile's V8 route")
 
       // getMemoryMetrics() is the cgroup's files.
       const m = p.metrics

@@ -2,9 +2,13 @@
 // How long taking the heap profile's sites stops the JavaScript thread,
 // against the size of the live heap, per Node version and per route:
 //
-// - inspector: node:inspector HeapProfiler.getSamplingProfile, what
-//   lib/core/heap-profile.js uses (V8 forces a full GC before it builds the
-//   profile: kSamplingForceGC, set by the inspector's startSampling);
+// - v8: oomguard's V8 route (src/napi/v8heap.rs: V8's GetAllocationProfile
+//   through the V8 API node exports, sampling started without
+//   kSamplingForceGC, the profile built into the inspector's shape), what
+//   lib/core/heap-profile.js uses where the running V8 is one it checked;
+// - inspector: node:inspector HeapProfiler.getSamplingProfile, its fallback
+//   (V8 forces a full GC before it builds the profile: kSamplingForceGC, set
+//   by the inspector's startSampling);
 // - gc: a full GC alone (--expose-gc), the part of the above the heap sets;
 // - datadog: @datadog/pprof's heap.profile() (V8's GetAllocationProfile
 //   from a native addon, sampling started without kSamplingForceGC), a
@@ -34,7 +38,16 @@ if (process.argv[2] === '--child') {
   const mib = Number(mibArg)
   const v8 = require('node:v8')
   let read
-  if (route === 'inspector') {
+  if (route === 'v8') {
+    const native = require(path.join(__dirname, '..', 'lib', 'core', 'native.js'))
+    const why = native === null ? 'no native addon' : native.v8HeapUnavailable(process.versions.v8)
+    if (why !== null) {
+      process.stdout.write(JSON.stringify({ absent: why }))
+      process.exit(0)
+    }
+    native.v8HeapStart(process.versions.v8, INTERVAL, 64)
+    read = () => native.v8HeapRead(process.versions.v8).samples.length
+  } else if (route === 'inspector') {
     const s = new (require('node:inspector').Session)()
     s.connect()
     s.post('HeapProfiler.startSampling', { samplingInterval: INTERVAL })
@@ -91,7 +104,7 @@ if (process.argv[2] === '--child') {
   process.exit(0)
 }
 
-const sizes = (process.argv[2] && /^[\d,]+$/.test(process.argv[2]) ? process.argv[2] : '50,100,200,400').split(',').map(Number)
+const sizes = (process.argv[2] && /^[\d,]+$/.test(process.argv[2]) ? process.argv[2] : '50,200,500').split(',').map(Number)
 let nodes = process.argv.slice(process.argv[2] && /^[\d,]+$/.test(process.argv[2]) ? 3 : 2)
 if (nodes.length === 0) {
   nodes = [process.execPath]
@@ -101,7 +114,7 @@ if (nodes.length === 0) {
     if (fs.existsSync(bin)) nodes.push(bin)
   }
 }
-const ROUTES = ['inspector', 'gc', 'datadog', 'v8.startHeapProfile']
+const ROUTES = ['v8', 'inspector', 'gc', 'datadog', 'v8.startHeapProfile']
 console.log(`heap-pause: ${READS} reads per cell, sampling interval ${INTERVAL} bytes, load ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs`)
 console.log(`| node | route | ${sizes.map((s) => `${s} MiB heap`).join(' | ')} |`)
 console.log(`| --- | --- | ${sizes.map(() => '---').join(' | ')} |`)
@@ -120,7 +133,10 @@ for (const node of nodes) {
         cells.push('absent')
         if (mib === sizes[0]) console.error(`  ${version} ${route}: ${out.absent}`)
         break
-      } else cells.push(`${out.medianMs.toFixed(0)} ms (${out.minMs.toFixed(0)}-${out.maxMs.toFixed(0)})`)
+      } else {
+        const f = (x) => x.toFixed(out.medianMs < 10 ? 1 : 0)
+        cells.push(`${f(out.medianMs)} ms (${f(out.minMs)}-${f(out.maxMs)})`)
+      }
     }
     console.log(`| ${version} | ${route} | ${cells.join(' | ')} |`)
   }

@@ -401,6 +401,8 @@ export interface HeapSite {
 export interface HeapProfileSites {
   /** `main`, or `worker N` (the worker's threadId). */
   isolate?: string
+  /** How the profile is read: `'v8'` (V8's API from the addon, no forced GC) or `'inspector'` (node:inspector, a full GC per read). */
+  route?: 'v8' | 'inspector'
   /** When the profile was read (ISO 8601), and its age at the event, ms. */
   takenAt?: string
   ageMs?: number

@@ -129,4 +129,11 @@ function goPprofTop(t, file) {
   }
 }
 
-module.exports = { leakToDeath, lineOf, pprofTop, goPprofTop }
+/**
+ * The route lib/core/heap-profile.js is expected to take in this node: V8's own
+ * API where the running V8's profile layout was checked (Node 20, 22 and 24
+ * on Linux, the versions CI runs), else node:inspector.
+ */
+const EXPECTED_ROUTE = [20, 22, 24].includes(Number(process.versions.node.split('.')[0])) && process.platform === 'linux' ? 'v8' : 'inspector'
+
+module.exports = { leakToDeath, lineOf, pprofTop, goPprofTop, EXPECTED_ROUTE }

@@ -1,20 +1,29 @@
 'use strict'
 // Where the memory went: V8's sampling heap profiler in this thread's
-// isolate (node:inspector, HeapProfiler.startSampling), read into the top
-// allocation sites of the memory still live. lib/core/watch.js starts it (at the
-// first threshold by default, or at once) and asks for sites at each level,
-// at a stall, and at a bounded rate while at or above the first threshold.
-// The sites go on the `threshold` and `stall` events and, pre-encoded and
-// bounded, to the native side, which appends them to the monitor's flight
-// records where they fit (src/watch/lastwords.rs, `with_appendix`). At each level
-// and stall the whole profile can also be written as gzipped pprof.
+// isolate, read into the top allocation sites of the memory still live.
+// lib/core/watch.js starts it (at the first threshold by default, or at once) and
+// asks for sites at each level, at a stall, and at a bounded rate while at or
+// above the first threshold. The sites go on the `threshold` and `stall`
+// events and, pre-encoded and bounded, to the native side, which appends them
+// to the monitor's flight records where they fit (src/watch/lastwords.rs,
+// `with_appendix`). At each level and stall the whole profile can also be
+// written as gzipped pprof.
 //
-// Reading the profile stops the JavaScript thread: the inspector's
-// getSamplingProfile forces a full garbage collection first (V8's
-// kSamplingForceGC), so the pause grows with the live heap. Hence the
-// bounds: no read more often than every MIN_GAP_MS nor than PAUSE_DUTY of
-// the time, and none when the limit is nearer (at the current growth) than
-// the read's expected pause.
+// Two routes to the same sampler, the profile in the same shape:
+// - 'v8': V8's own API, which node exports, called from the addon
+//   (src/napi/v8heap.rs), sampling started without kSamplingForceGC, so a
+//   read is a walk of the sampled tree (about a millisecond), whatever the
+//   heap's size. Used where the addon loaded and the running V8's major is one
+//   whose layout was checked (V8 11-13: Node 20, 22, 24).
+// - 'inspector': node:inspector's HeapProfiler.startSampling and
+//   getSamplingProfile, everywhere else (or with
+//   OOMGUARD_HEAP_PROFILE_ROUTE=inspector). The inspector starts sampling
+//   with kSamplingForceGC, so each read first runs a full garbage collection
+//   and the pause grows with the live heap (about 0.9 ms per MiB).
+// Reading stops the JavaScript thread either way. Hence the bounds: no read
+// more often than every MIN_GAP_MS nor than PAUSE_DUTY of the time, and none
+// when the limit is nearer (at the current growth) than the read's expected
+// pause, which each route estimates from its own reads.
 
 const fs = require('node:fs')
 const nodePath = require('node:path')
@@ -38,8 +47,12 @@ const MIN_GAP_MS = 2000
 const START_GAP_MS = 500
 /** ...and pauses at most this share of the time (a 500 ms read: every 2.5 s at most). */
 const PAUSE_DUTY = 0.2
-/** Expected pause per MiB of used heap before the first read measured one (ms). */
+/** The inspector's expected pause per MiB of used heap before the first read measured one (ms). */
 const PRIOR_MS_PER_MIB = 3
+/** The V8 route's expected pause before the first read measured one (ms): a tree walk, not a GC. */
+const PRIOR_V8_MS = 20
+/** The V8 route's stack depth per sample (@datadog/pprof's; the inspector's is 128). */
+const STACK_DEPTH = 64
 /** Sites in an event; the record keeps fewer (see candidates()). */
 const EVENT_SITES = 10
 /** Calling frames kept per site in an event. */
@@ -63,12 +76,15 @@ const state =
   globalThis[kState] ||
   (globalThis[kState] = {
     session: null,
+    route: null, // 'v8' or 'inspector', while sampling
+    routeNote: null, // why not 'v8', when the inspector is used
     sampling: false,
     startedAtMs: null,
     intervalBytes: null,
     // id -> { config, monitor }
     monitors: new Map(),
-    msPerMiB: null,
+    msPerMiB: null, // the inspector route's expected pause per MiB
+    pauseMs: null, // the V8 route's expected pause
     lastReadAt: 0,
     lastPauseMs: 0,
     last: null, // the latest summary (see take())
@@ -87,9 +103,45 @@ function inspector() {
   }
 }
 
-/** Start sampling in this isolate (idempotent). Returns why not, or null. */
+/** Why the V8 route is not used in this process, or null. */
+function v8RouteUnavailable() {
+  if (process.env.OOMGUARD_HEAP_PROFILE_ROUTE === 'inspector') return 'OOMGUARD_HEAP_PROFILE_ROUTE=inspector'
+  if (native === null || typeof native.v8HeapUnavailable !== 'function') return 'no native addon'
+  try {
+    return native.v8HeapUnavailable(process.versions.v8)
+  } catch (err) {
+    return err && err.message ? err.message : String(err)
+  }
+}
+
+/** Start sampling in this isolate (idempotent): V8's API where it can, else the inspector. Returns why not, or null. */
 function startSampling(intervalBytes) {
   if (state.sampling) return null
+  let why = v8RouteUnavailable()
+  if (why === null) {
+    try {
+      // V8 has one sampling heap profiler per isolate: 'peer' when another
+      // profiler runs it (@datadog/pprof's, dd-trace's), read but never stopped here.
+      const started = native.v8HeapStart(process.versions.v8, intervalBytes, STACK_DEPTH)
+      return started === 'started' || started === 'peer' ? begin('v8', started === 'peer', intervalBytes, null) : `V8 route: ${started}`
+    } catch (err) {
+      why = err && err.message ? err.message : String(err)
+    }
+  }
+  return startInspector(intervalBytes, why)
+}
+
+function begin(route, peer, intervalBytes, note) {
+  state.route = route
+  state.routeNote = note
+  state.peer = peer
+  state.sampling = true
+  state.startedAtMs = Date.now()
+  state.intervalBytes = intervalBytes
+  return null
+}
+
+function startInspector(intervalBytes, note) {
   const insp = inspector()
   if (insp === null || typeof insp.Session !== 'function') return 'node:inspector is not available in this build of node'
   let error = null
@@ -100,8 +152,7 @@ function startSampling(intervalBytes) {
       s.connect()
       state.session = s
     }
-    // V8 has one sampling heap profiler per isolate. Another profiler may run
-    // it already (@datadog/pprof's, dd-trace's): then it is read, never
+    // Another profiler may run V8's sampler already: then it is read, never
     // started or stopped here (a session that started it stops it when it
     // disconnects, which would end the other's profile). Asking answers at
     // once when none runs.
@@ -117,24 +168,30 @@ function startSampling(intervalBytes) {
     error = err && err.message ? err.message : String(err)
   }
   if (error !== null) return error
-  state.peer = peer
-  state.sampling = true
-  state.startedAtMs = Date.now()
-  state.intervalBytes = intervalBytes
-  return null
+  return begin('inspector', peer, intervalBytes, note)
 }
 
 function stopSampling() {
   if (!state.sampling) return
   state.sampling = false
-  // Disconnecting disables the session's HeapProfiler, which stops the
-  // sampling this session started (not another profiler's) without building
-  // a profile (HeapProfiler.stopSampling would: a full GC, 284 ms at a 200
-  // MiB heap, measured, on every clean exit).
-  try {
-    state.session.disconnect()
-  } catch {}
-  state.session = null
+  if (state.route === 'v8') {
+    // Stopping builds no profile (no GC); another profiler's sampler is left running.
+    if (!state.peer) {
+      try {
+        native.v8HeapStop(process.versions.v8)
+      } catch {}
+    }
+  } else {
+    // Disconnecting disables the session's HeapProfiler, which stops the
+    // sampling this session started (not another profiler's) without building
+    // a profile (HeapProfiler.stopSampling would: a full GC, 284 ms at a 200
+    // MiB heap, measured, on every clean exit).
+    try {
+      state.session.disconnect()
+    } catch {}
+    state.session = null
+  }
+  state.route = null
   state.last = null
   state.lastProfile = null
   state.file = null
@@ -145,9 +202,12 @@ function readProfile() {
   let out = null
   const t0 = process.hrtime.bigint()
   try {
-    state.session.post('HeapProfiler.getSamplingProfile', (err, res) => {
-      if (!err && res && res.profile) out = res.profile
-    })
+    if (state.route === 'v8') out = native.v8HeapRead(process.versions.v8)
+    else {
+      state.session.post('HeapProfiler.getSamplingProfile', (err, res) => {
+        if (!err && res && res.profile) out = res.profile
+      })
+    }
   } catch {}
   const pauseMs = Number(process.hrtime.bigint() - t0) / 1e6
   return out === null ? null : { profile: out, pauseMs }
@@ -363,6 +423,7 @@ function candidates(summary) {
   for (const [nSites, nCallers, cap] of RECORD_SHAPES) {
     const v = {
       isolate: summary.isolate,
+      route: summary.route,
       covers: 'v8-heap',
       takenAt: summary.takenAt,
       sinceMs: summary.sinceMs,
@@ -390,7 +451,16 @@ function candidates(summary) {
 
 /** The pause the next read is expected to take, ms, for the heap in use now. */
 function expectedPauseMs(heapUsedBytes) {
+  // The V8 route walks the sampled tree (its size follows the sampled stacks, not the heap).
+  if (state.route === 'v8') return state.pauseMs ?? PRIOR_V8_MS
   return (heapUsedBytes / MiB) * (state.msPerMiB ?? PRIOR_MS_PER_MIB)
+}
+
+/** The expectation follows the worst recent read (a pause is what the guard must not underestimate). */
+function learnPause(pauseMs, heapUsedBytes) {
+  const worst = (prior, x) => (prior === null ? x : Math.max(x, 0.7 * prior + 0.3 * x))
+  if (state.route === 'v8') state.pauseMs = worst(state.pauseMs, pauseMs)
+  else state.msPerMiB = worst(state.msPerMiB, pauseMs / Math.max(1, heapUsedBytes / MiB))
 }
 
 /**
@@ -420,13 +490,12 @@ function take({ timeToLimitMs, event, verdict, cfg }) {
   state.lastReadAt = Date.now()
   if (read === null) return state.last === null ? { skipped: 'read-failed' } : { ...state.last, ageMs: now - state.last.takenAtMs, skipped: 'read-failed' }
   state.lastPauseMs = read.pauseMs
-  const perMiB = read.pauseMs / Math.max(1, u.heapUsed / MiB)
-  // The expectation follows the worst recent read (a pause is what the guard must not underestimate).
-  state.msPerMiB = state.msPerMiB === null ? perMiB : Math.max(perMiB, 0.7 * state.msPerMiB + 0.3 * perMiB)
+  learnPause(read.pauseMs, u.heapUsed)
   const { sampledBytes, sites } = topSites(read.profile)
   const after = process.memoryUsage()
   state.last = {
     isolate: isolate(),
+    route: state.route,
     takenAtMs: now,
     takenAt: new Date(now).toISOString(),
     sinceMs: now - state.startedAtMs,
@@ -541,6 +610,7 @@ function eventView(s) {
   if (s.isolate === undefined) return { skipped: s.skipped, error: s.error ?? null, sites: [] }
   return {
     isolate: s.isolate,
+    route: s.route,
     takenAt: s.takenAt,
     ageMs: s.ageMs,
     sinceMs: s.sinceMs,
@@ -556,9 +626,28 @@ function eventView(s) {
   }
 }
 
+/** The heap in use (from node:v8: process.memoryUsage() also reads RSS, which needs a free file descriptor). */
+function v8HeapUsed() {
+  try {
+    return require('node:v8').getHeapStatistics().used_heap_size
+  } catch {
+    return 0
+  }
+}
+
 /** For tests and the benchmark: the state of this thread's profiler. */
 function info() {
-  return { isolate: isolate(), sampling: state.sampling, peer: state.peer, monitors: state.monitors.size, msPerMiB: state.msPerMiB, lastPauseMs: state.lastPauseMs, file: state.file }
+  return {
+    isolate: isolate(),
+    sampling: state.sampling,
+    route: state.route,
+    routeNote: state.routeNote,
+    peer: state.peer,
+    monitors: state.monitors.size,
+    expectedPauseMs: state.sampling ? expectedPauseMs(v8HeapUsed()) : null,
+    lastPauseMs: state.lastPauseMs,
+    file: state.file,
+  }
 }
 
 module.exports = { attach, detach, onEvent, refresh, info, topSites, encodePprof, candidates, prune, MIN_GAP_MS, PAUSE_DUTY }

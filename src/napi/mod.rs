@@ -16,6 +16,7 @@ pub mod owner;
 pub mod reading;
 pub mod slots;
 pub mod types;
+pub mod v8heap;
 pub mod watch;
 
 use std::sync::{Mutex, MutexGuard};
