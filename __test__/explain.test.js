@@ -103,3 +103,20 @@ test('explain: a record cut at 2048 bytes, garbage, another version, no record, 
   assert.equal(bad.status, 2)
   assert.match(bad.stderr, /^oomguard explain: unknown option: --bogus/)
 })
+
+test("explain: the Buffers' sites in their own list, and with the verdict outside the heap the fix names the top one", { timeout: 120_000 }, (t) => {
+  const rec = realRecord(t)
+  const out = explain([rec.file]).stdout
+  assert.match(out, /^Top Buffer allocation sites \(sampled apart, .*: \d+(\.\d)? MiB sampled live\):\n {2}1\. hoardUploads \(__test__\/helpers\/heap-fixture-child\.js:\d+:\d+\)/m)
+  // The same record as if the verdict had been outside the heap (the record's own member, edited).
+  const r = JSON.parse(rec.text)
+  r.verdict = 'outside-heap'
+  const x = JSON.parse(explain(['--json', '-'], JSON.stringify(r)).stdout)
+  assert.equal(x.heapProfile.buffers.sites[0].functionName, 'hoardUploads')
+  assert.match(x.fix[0], /^Look at hoardUploads \(__test__\/helpers\/heap-fixture-child\.js:\d+:\d+\): it allocated [\d.]+% of the sampled live Buffer memory/)
+  assert.ok(!x.fix.some((f) => f.startsWith('Look at hoardFixtures')), 'not the heap site')
+  // Without the Buffers' list, the fix says what the profile cannot see.
+  delete r.heapProfile.buffers
+  const y = JSON.parse(explain(['--json', '-'], JSON.stringify(r)).stdout)
+  assert.ok(y.fix.some((f) => f.startsWith('The V8 heap profile cannot see Buffer')))
+})

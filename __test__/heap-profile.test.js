@@ -179,6 +179,17 @@ function checkStart(t, route, env) {
   assert.equal(rec.heapProfile.sites[0].at, `__test__/helpers/heap-fixture-child.js:${line}:${levels[2].heapProfile.sites[0].column}`)
   assert.ok(rec.heapProfile.sites[0].share >= 0.5)
   assert.equal(rec.heapProfile.covers, 'v8-heap')
+  // The Buffers' own sites (sampled apart from V8's heap): the leak of 20 MiB of Buffers, at its function.
+  // Its line is the allocating call's (a JavaScript stack), not the function's start as V8's heap sites give.
+  const uploads = lineOf(FIXTURE_CHILD, 'uploads.push(Buffer.alloc(')
+  for (const e of levels.slice(1)) {
+    const b = e.heapProfile.buffers
+    assert.ok(b && b.sites.length > 0, JSON.stringify(e.heapProfile.buffers))
+    assert.equal(b.sites[0].functionName, 'hoardUploads')
+    assert.equal(b.sites[0].line, uploads)
+    assert.ok(Math.abs(b.sampledBytes - 20 * 1048576) < 0.3 * 20 * 1048576, `Buffers sampled ${b.sampledBytes}`)
+  }
+  assert.equal(rec.heapProfile.buffers.sites[0].fn, 'hoardUploads')
   assert.equal(rec.heapProfile.route, route)
   assert.ok(rec.heapProfile.outsideHeapBytes > 0)
   assert.equal(rec.heapProfile.file, levels[2].heapProfile.file, "the record names the last level's file")
@@ -240,7 +251,7 @@ test('closing the last monitor stops the sampling without reading a profile (no 
   const code = `
     const oomguard = require(${JSON.stringify(h.REPO_ROOT)})
     const hp = require(${JSON.stringify(path.join(h.REPO_ROOT, 'lib', 'core', 'heap-profile.js'))})
-    const m = oomguard.watch({ root: ${JSON.stringify(root)}, lastWords: false, heapProfile: 'start' })
+    const m = oomguard.watch({ root: ${JSON.stringify(root)}, lastWords: false, heapProfile: { start: 'start', route: process.env.OOMGUARD_HEAP_PROFILE_ROUTE || 'auto' } })
     globalThis.keep = []
     while (process.memoryUsage().heapUsed < 150 * 1048576) { const a = new Array(10000); for (let i = 0; i < a.length; i++) a[i] = { i, s: 'k' + i }; keep.push(a) }
     const sampling = hp.info().sampling
@@ -269,7 +280,7 @@ test("another heap profiler already sampling (@datadog/pprof's): read, not resta
     globalThis.keep = []
     function peerHoard() { for (let i = 0; i < 300000; i++) keep.push({ i, s: 'p' + i }) }
     peerHoard()
-    const m = oomguard.watch({ root: ${JSON.stringify(root)}, lastWords: false, heapProfile: 'start' })
+    const m = oomguard.watch({ root: ${JSON.stringify(root)}, lastWords: false, heapProfile: { start: 'start', route: process.env.OOMGUARD_HEAP_PROFILE_ROUTE || 'auto' } })
     const info = hp.info()
     m.close()
     peerHoard()
@@ -297,7 +308,7 @@ function readAtHeap(t, mib, env) {
     const { PerformanceObserver, performance, constants } = require('node:perf_hooks')
     const oomguard = require(${JSON.stringify(h.REPO_ROOT)})
     const hp = require(${JSON.stringify(path.join(h.REPO_ROOT, 'lib', 'core', 'heap-profile.js'))})
-    const m = oomguard.watch({ root: ${JSON.stringify(root)}, lastWords: false, heapProfile: 'start' })
+    const m = oomguard.watch({ root: ${JSON.stringify(root)}, lastWords: false, heapProfile: { start: 'start', route: process.env.OOMGUARD_HEAP_PROFILE_ROUTE || 'auto' } })
     globalThis.keep = []
     function hoardPause() { const a = new Array(10000); for (let i = 0; i < a.length; i++) a[i] = { i, s: 'k' + i + '-' + keep.length }; keep.push(a) }
     while (process.memoryUsage().heapUsed < ${mib} * 1048576) hoardPause()
@@ -326,7 +337,7 @@ test('a read at a ~200 MiB heap: the V8 route pauses a few ms and runs no full G
     `node ${process.version}: ${v8.route} ${v8.lastPauseMs.toFixed(1)} ms (${v8.majorGcs} full GCs), inspector ${insp.lastPauseMs.toFixed(0)} ms (${insp.majorGcs} full GCs), heap ${v8.heapMiB} / ${insp.heapMiB} MiB`,
   )
   assert.equal(insp.route, 'inspector')
-  assert.equal(insp.routeNote, 'OOMGUARD_HEAP_PROFILE_ROUTE=inspector')
+  assert.equal(insp.routeNote, "heapProfile.route is 'inspector'")
   // The control: the inspector's read is a full GC, seen by the observer.
   assert.ok(insp.majorGcs >= 1, JSON.stringify(insp))
   assert.equal(v8.route, EXPECTED_ROUTE, JSON.stringify(v8))

@@ -17,6 +17,8 @@ const os = require('node:os')
 const path = require('node:path')
 const { spawn } = require('node:child_process')
 
+const { cpuTicks, TICK_MS } = require('./util.js')
+
 const ROOT = path.join(__dirname, '..')
 const sites = () => require(path.join(ROOT, 'lib', 'core', 'buffer-sites.js'))
 const INTERVAL = 512 * 1024
@@ -93,8 +95,10 @@ async function http() {
       const { child, port } = await startServer(mode)
       try {
         await autocannon({ url: `http://127.0.0.1:${port}/items`, connections: 10, duration: 2 })
+        const cpu0 = cpuTicks(child.pid)
         const r = await autocannon({ url: `http://127.0.0.1:${port}/items`, connections: 10, duration: SECONDS })
-        results[mode].push({ rps: r.requests.average, p99: r.latency.p99 })
+        const cpuMs = (cpuTicks(child.pid) - cpu0) * TICK_MS
+        results[mode].push({ rps: r.requests.average, p99: r.latency.p99, cpuUs: (cpuMs * 1000) / r.requests.total })
       } finally {
         child.removeAllListeners('exit')
         child.kill('SIGKILL')
@@ -105,12 +109,13 @@ async function http() {
   console.log(
     `\nHTTP: express /items (Buffer.from, Buffer.concat, Buffer.alloc per request), autocannon 10 connections, ${SECONDS} s per cell, ${ROUNDS} rounds, load ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs:`,
   )
-  console.log('| Buffer sites | requests/s (median) | vs off | p99 ms (median) | per round on/off |')
-  console.log('| --- | ---: | ---: | ---: | --- |')
+  console.log('| Buffer sites | requests/s (median) | vs off | server CPU µs per request (median) | vs off, paired by round (median; each) | p99 ms (median) |')
+  console.log('| --- | ---: | ---: | ---: | --- | ---: |')
   for (const mode of ['off', 'on']) {
     const rps = median(results[mode].map((r) => r.rps))
-    const per = results.on.map((r, i) => (r.rps / results.off[i].rps).toFixed(3)).join(', ')
-    console.log(`| ${mode} | ${rps.toFixed(0)} | ${(rps / base).toFixed(3)} | ${median(results[mode].map((r) => r.p99))} | ${mode === 'on' ? per : ''} |`)
+    const ratios = results.on.map((r, i) => r.cpuUs / results.off[i].cpuUs)
+    const paired = mode === 'on' ? `${median(ratios).toFixed(3)}; ${ratios.map((x) => x.toFixed(3)).join(', ')}` : '1.000'
+    console.log(`| ${mode} | ${rps.toFixed(0)} | ${(rps / base).toFixed(3)} | ${median(results[mode].map((r) => r.cpuUs)).toFixed(0)} | ${paired} | ${median(results[mode].map((r) => r.p99))} |`)
   }
 }
 

@@ -10,7 +10,7 @@
 // - start:     heapProfile: 'start' below every threshold: sampling on
 //              (the route lib/core/heap-profile.js picks: V8's API where checked)
 // - start-inspector: the same through node:inspector
-//              (OOMGUARD_HEAP_PROFILE_ROUTE=inspector)
+//              (heapProfile.route 'inspector')
 // - datadog:   @datadog/pprof's heap profiler at the same interval (512
 //              KiB, stack depth 64), no reads; the monitor's profile off
 //
@@ -39,7 +39,7 @@ const INACTIVE_FILE = 42819584
 function serve(mode, root) {
   const oomguard = require(ROOT)
   const heapProfile = mode === 'threshold' || mode.startsWith('start') ? mode.replace(/-.*/, '') : 'off'
-  const m = oomguard.watch({ root, lastWords: false, heapProfile })
+  const m = oomguard.watch({ root, lastWords: false, heapProfile: { start: heapProfile, route: mode === 'start-inspector' ? 'inspector' : 'auto' } })
   if (mode === 'datadog') require(path.join(ROOT, 'node_modules', '@datadog', 'pprof')).heap.start(512 * 1024, 64)
   // sampler:INTERVAL:DEPTH: V8's sampler alone, started through oomguard's V8 route with that interval and stack depth.
   if (mode.startsWith('sampler:')) {
@@ -76,7 +76,7 @@ function fixture(ratio) {
 function start(mode, root) {
   return new Promise((resolve, reject) => {
     const args = [__filename, '--child', mode, root]
-    const env = { ...process.env, OOMGUARD_HEAP_PROFILE_ROUTE: mode === 'start-inspector' ? 'inspector' : '' }
+    const env = process.env
     const child = PIN
       ? spawn('taskset', ['-c', '0', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env })
       : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env })
@@ -106,14 +106,9 @@ async function cell(mode, roots) {
   }
 }
 
-// The server's CPU time (user + system, all its threads: the GC's helpers
-// too), from /proc: steadier than requests/s where other work shares the
-// CPUs (`taskset` execs node, so the pid is the server's).
-const TICK_MS = 1000 / (Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100)
-function cpuTicks(pid) {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
-  return Number(f[11]) + Number(f[12])
-}
+// The server's CPU time: steadier than requests/s where other work shares
+// the CPUs (`taskset` execs node, so the pid is the server's).
+const { cpuTicks, TICK_MS } = require('./util.js')
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 

@@ -312,7 +312,17 @@ function buildFloor(exe) {
   execFileSync('cc', ['-O2', '-o', exe, path.join(__dirname, 'floor.c')], { stdio: 'pipe', timeout: 60000 })
 }
 
+// A process's CPU time (user + system, all its threads: the GC's helpers
+// too), from /proc, in clock ticks of TICK_MS.
+const TICK_MS = 1000 / (Number(require('node:child_process').spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100)
+function cpuTicks(pid) {
+  const f = require('node:fs').readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return Number(f[11]) + Number(f[12])
+}
+
 module.exports = {
+  TICK_MS,
+  cpuTicks,
   ROOT,
   floorLevels,
   buildFloor,

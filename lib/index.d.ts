@@ -374,8 +374,18 @@ export interface WatchOptions {
    * the last-words record; with `dir`, a gzipped pprof file is written at
    * each level and stall. `intervalBytes` (default 524288, 1024 to 1073741824): mean bytes
    * between samples. `maxFiles` (20; 1 to 10000) and `maxBytes` (64 MiB; 4096 to 2^40) bound `dir`.
+   * `buffers` (default true): while sampling, also sample where Buffers
+   * are allocated (Buffer.alloc, allocUnsafe, allocUnsafeSlow, from, concat
+   * wrapped), which V8's sampler cannot see. `route`: `'auto'` (default: V8's
+   * own API where this Node version's layout was checked, else node:inspector)
+   * or `'inspector'` (a full GC before each read).
    */
-  heapProfile?: boolean | 'threshold' | 'start' | 'off' | { start?: 'threshold' | 'start' | 'off'; intervalBytes?: number; dir?: string; maxFiles?: number; maxBytes?: number }
+  heapProfile?:
+    | boolean
+    | 'threshold'
+    | 'start'
+    | 'off'
+    | { start?: 'threshold' | 'start' | 'off'; intervalBytes?: number; dir?: string; maxFiles?: number; maxBytes?: number; buffers?: boolean; route?: 'auto' | 'inspector' }
   /** A directory that stands in for `/` (fixture trees). Default `/`. */
   root?: string
 }
@@ -414,8 +424,8 @@ export interface HeapProfileSites {
   /** The sampled live heap, bytes (allocations since sampling started). */
   sampledBytes?: number
   heapUsedBytes?: number
-  /** The process's memory outside the V8 heap (rss − heapUsed): Buffers, ArrayBuffers, native; the profile cannot see it. */
-  outsideHeapBytes?: number
+  /** The process's memory outside the V8 heap (rss − heapUsed): Buffers, ArrayBuffers, native; V8's profile cannot see it. null where the RSS could not be read. */
+  outsideHeapBytes?: number | null
   /** The pprof file of this level or stall, if `dir` is set. */
   file?: string | null
   fileError?: string | null
@@ -427,6 +437,13 @@ export interface HeapProfileSites {
   error?: string | null
   /** Heaviest first. */
   sites: HeapSite[]
+  /**
+   * Where the live Buffers were allocated, sampled apart (`heapProfile.buffers`,
+   * on by default): Buffer.alloc, allocUnsafe, allocUnsafeSlow, from and
+   * concat, each sample's JavaScript stack; `line` is the allocating call's.
+   * `share` is of `sampledBytes`, the estimated live Buffer bytes. null when off.
+   */
+  buffers?: { sampledBytes: number; sites: HeapSite[] } | null
 }
 
 /** What `stall` and `stall-end` events carry. */
@@ -670,7 +687,7 @@ export declare const WATCH_DEFAULTS: Readonly<{
   maxIntervalMs: number
   lastWords: Readonly<{ path: undefined; stderr: boolean }>
   stall: Readonly<{ sustainMs: number; margin: number }>
-  heapProfile: Readonly<{ start: 'threshold'; intervalBytes: number; dir: undefined; maxFiles: number; maxBytes: number }>
+  heapProfile: Readonly<{ start: 'threshold'; intervalBytes: number; dir: undefined; maxFiles: number; maxBytes: number; buffers: boolean; route: 'auto' }>
 }>
 // /options:watch-defaults
 

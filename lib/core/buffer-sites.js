@@ -165,12 +165,13 @@ function stop() {
 /**
  * The live samples as a profile tree of the inspector's shape, its root
  * named `(Buffer backing stores)`: children are the outermost frames, and
- * each sample's estimated bytes sit on its innermost frame. Ids start at
+ * each sample's estimated bytes (`selfSize`) and count (`count`, the live
+ * samples) sit on its innermost frame. Ids start at
  * `firstId` so they do not collide with the profile it is grafted into.
  */
 function tree(firstId = 1) {
   let id = firstId
-  const node = (cf) => ({ callFrame: { scriptId: '0', ...cf }, selfSize: 0, id: id++, children: [], kids: new Map() })
+  const node = (cf) => ({ callFrame: { scriptId: '0', ...cf }, selfSize: 0, count: 0, id: id++, children: [], kids: new Map() })
   const root = node({ functionName: '(Buffer backing stores)', url: '', lineNumber: -1, columnNumber: -1 })
   let total = 0
   for (const { frames, bytes } of state.live.values()) {
@@ -187,6 +188,7 @@ function tree(firstId = 1) {
       at = next
     }
     at.selfSize += bytes
+    at.count += 1
     total += bytes
   }
   const strip = (n) => {

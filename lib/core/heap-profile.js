@@ -16,8 +16,8 @@
 //   heap's size. Used where the addon loaded and the running V8's major is one
 //   whose layout was checked (V8 11-13: Node 20, 22, 24).
 // - 'inspector': node:inspector's HeapProfiler.startSampling and
-//   getSamplingProfile, everywhere else (or with
-//   OOMGUARD_HEAP_PROFILE_ROUTE=inspector). The inspector starts sampling
+//   getSamplingProfile, everywhere else (or with heapProfile.route
+//   'inspector', OOMGUARD_HEAP_PROFILE_ROUTE=inspector). The inspector starts sampling
 //   with kSamplingForceGC, so each read first runs a full garbage collection
 //   and the pause grows with the live heap (about 0.9 ms per MiB).
 // Reading stops the JavaScript thread either way. Hence the bounds: no read
@@ -28,6 +28,8 @@
 const fs = require('node:fs')
 const nodePath = require('node:path')
 const native = require('./native.js')
+const bufferSites = require('./buffer-sites.js')
+const { usageNow } = require('./usage.js')
 
 /** This isolate's name in records and pprof labels. */
 // This isolate's name ('main', 'worker <threadId>'): node:worker_threads
@@ -104,8 +106,8 @@ function inspector() {
 }
 
 /** Why the V8 route is not used in this process, or null. */
-function v8RouteUnavailable() {
-  if (process.env.OOMGUARD_HEAP_PROFILE_ROUTE === 'inspector') return 'OOMGUARD_HEAP_PROFILE_ROUTE=inspector'
+function v8RouteUnavailable(route) {
+  if (route === 'inspector') return "heapProfile.route is 'inspector'"
   if (native === null || typeof native.v8HeapUnavailable !== 'function') return 'no native addon'
   try {
     return native.v8HeapUnavailable(process.versions.v8)
@@ -114,10 +116,20 @@ function v8RouteUnavailable() {
   }
 }
 
-/** Start sampling in this isolate (idempotent): V8's API where it can, else the inspector. Returns why not, or null. */
-function startSampling(intervalBytes) {
+/**
+ * Start sampling in this isolate (idempotent): V8's API where it can, else
+ * the inspector; and Buffers' allocation sites (lib/core/buffer-sites.js)
+ * unless `buffers` is false. Returns why not, or null.
+ */
+function startSampling({ intervalBytes, buffers, route }) {
   if (state.sampling) return null
-  let why = v8RouteUnavailable()
+  const why = startV8Sampler(intervalBytes, route)
+  if (why === null && buffers !== false) bufferSites.start(intervalBytes)
+  return why
+}
+
+function startV8Sampler(intervalBytes, route) {
+  let why = v8RouteUnavailable(route)
   if (why === null) {
     try {
       // V8 has one sampling heap profiler per isolate: 'peer' when another
@@ -174,6 +186,7 @@ function startInspector(intervalBytes, note) {
 function stopSampling() {
   if (!state.sampling) return
   state.sampling = false
+  bufferSites.stop()
   if (state.route === 'v8') {
     // Stopping builds no profile (no GC); another profiler's sampler is left running.
     if (!state.peer) {
@@ -273,7 +286,8 @@ function topSites(profile, n = EVENT_SITES, callers = EVENT_CALLERS) {
     sites: sites.map((s) => {
       const stackFrames = []
       for (let p = parent.get(s.node); p !== undefined && stackFrames.length < callers; p = parent.get(p)) {
-        if (p.callFrame.functionName === '(root)') break
+        // The head is no frame: V8's '(root)', or the Buffers' tree's own.
+        if (p === profile.head || p.callFrame.functionName === '(root)') break
         stackFrames.push(frameText(frame(p.callFrame)))
       }
       return { ...frame(s.node.callFrame), bytes: Math.round(s.bytes), share: total > 0 ? round3(s.bytes / total) : 0, stack: stackFrames }
@@ -325,7 +339,9 @@ function encodePprof(profile, { intervalBytes, labels, timeMs }) {
     const here = node.callFrame.functionName === '(root)' ? above : [location(node.callFrame), ...above]
     for (const c of Array.isArray(node.children) ? node.children : []) stack.push([c, here])
     if (node.selfSize > 0 && here.length > 0) {
-      samples.push(new Sample({ locationId: here, value: [Math.round(counts.get(node.id) || 0), Math.round(node.selfSize)], label }))
+      // A Buffers' tree node counts its own live samples (it has no entry in V8's samples).
+      const n = typeof node.count === 'number' ? node.count : counts.get(node.id) || 0
+      samples.push(new Sample({ locationId: here, value: [Math.round(n), Math.round(node.selfSize)], label }))
     }
   }
   const p = new Profile({
@@ -413,6 +429,17 @@ function cutHead(s, max) {
   return s.length <= max ? s : `${s.slice(0, max - 1)}…`
 }
 
+/** A site as the record keeps it: short keys, cut names. */
+function recordSite(s, nCallers, cap) {
+  return {
+    fn: cutHead(s.functionName, 60),
+    at: cutTail(`${s.file}${s.line === null ? '' : `:${s.line}`}${s.column === null ? '' : `:${s.column}`}`, cap - 20),
+    bytes: s.bytes,
+    share: s.share,
+    stack: s.stack.slice(0, nCallers).map((f) => cutTail(f, cap)),
+  }
+}
+
 /**
  * The record's `heapProfile` member in each shape of RECORD_SHAPES,
  * longest first: the native side appends the first that fits under the
@@ -433,14 +460,10 @@ function candidates(summary) {
       heapUsedBytes: summary.heapUsedBytes,
       outsideHeapBytes: summary.outsideHeapBytes,
       file: summary.file === null ? null : cutTail(summary.file, 200),
-      sites: summary.sites.slice(0, nSites).map((s) => ({
-        fn: cutHead(s.functionName, 60),
-        at: cutTail(`${s.file}${s.line === null ? '' : `:${s.line}`}${s.column === null ? '' : `:${s.column}`}`, cap - 20),
-        bytes: s.bytes,
-        share: s.share,
-        stack: s.stack.slice(0, nCallers).map((f) => cutTail(f, cap)),
-      })),
+      sites: summary.sites.slice(0, nSites).map((s) => recordSite(s, nCallers, cap)),
     }
+    // The Buffers' sites (sampled apart), as many as the heap's at most 3: the verdict outside the heap needs them.
+    if (summary.buffers) v.buffers = { sampledBytes: summary.buffers.sampledBytes, sites: summary.buffers.sites.slice(0, Math.min(nSites, 3)).map((s) => recordSite(s, nCallers, cap)) }
     const text = `"heapProfile":${JSON.stringify(v)}`
     if (Buffer.byteLength(text) < 1400) out.push(text)
   }
@@ -463,6 +486,18 @@ function learnPause(pauseMs, heapUsedBytes) {
   else state.msPerMiB = worst(state.msPerMiB, pauseMs / Math.max(1, heapUsedBytes / MiB))
 }
 
+/** The live Buffer samples as a tree whose node ids follow the profile's (for the pprof file). */
+function bufferTree(profile) {
+  let maxId = 0
+  const stack = [profile.head]
+  while (stack.length > 0) {
+    const n = stack.pop()
+    if (n.id > maxId) maxId = n.id
+    if (Array.isArray(n.children)) for (const c of n.children) stack.push(c)
+  }
+  return bufferSites.tree(maxId + 1)
+}
+
 /**
  * Take sites now, if the bounds allow: `force` (a level or a stall) still
  * keeps the rate bound, but takes them where a refresh would wait; never
@@ -473,7 +508,8 @@ function learnPause(pauseMs, heapUsedBytes) {
 function take({ timeToLimitMs, event, verdict, cfg }) {
   if (!state.sampling) return null
   const now = Date.now()
-  const u = process.memoryUsage()
+  // Never throws (no descriptor left: the heap from node:v8, the RSS unknown).
+  const u = usageNow(true)
   const gap = Math.max(MIN_GAP_MS, state.lastPauseMs / PAUSE_DUTY)
   let skipped = null
   // A refresh also waits a while after the start (little is sampled before); a level or a stall does not.
@@ -492,7 +528,8 @@ function take({ timeToLimitMs, event, verdict, cfg }) {
   state.lastPauseMs = read.pauseMs
   learnPause(read.pauseMs, u.heapUsed)
   const { sampledBytes, sites } = topSites(read.profile)
-  const after = process.memoryUsage()
+  const buffers = bufferSites.status().on ? bufferTree(read.profile) : null
+  const after = usageNow(true)
   state.last = {
     isolate: isolate(),
     route: state.route,
@@ -505,14 +542,17 @@ function take({ timeToLimitMs, event, verdict, cfg }) {
     heapUsedBytes: after.heapUsed,
     // What the profile cannot see: the process's memory outside the V8 heap
     // (Buffer and ArrayBuffer backing stores, native allocations, code).
-    outsideHeapBytes: Math.max(0, after.rss - after.heapUsed),
+    outsideHeapBytes: Number.isFinite(after.rss) ? Math.max(0, after.rss - after.heapUsed) : null,
     file: state.file,
     sites,
+    // Where the live Buffers were allocated (sampled apart: V8's sampler sees only their wrappers).
+    buffers: buffers === null ? null : { sampledBytes: Math.round(buffers.bytes), sites: topSites({ head: buffers.root }).sites },
   }
-  state.lastProfile = read.profile
+  // The file's profile: the Buffers' tree beside V8's, under its own root frame.
+  state.lastProfile = buffers === null ? read.profile : { ...read.profile, head: { ...read.profile.head, children: [...(read.profile.head.children || []), buffers.root] } }
   // The records get the sites at once.
   publish()
-  const fileError = event !== 'refresh' ? writeFile(cfg, read.profile, event, verdict, now) : null
+  const fileError = event !== 'refresh' ? writeFile(cfg, state.lastProfile, event, verdict, now) : null
   return { ...state.last, ageMs: 0, skipped: null, fileError }
 }
 
@@ -559,7 +599,7 @@ function attach(id, cfg) {
       native.watchAppendix(id, state.last === null ? [] : candidates(state.last))
     } catch {}
   }
-  if (cfg.start === 'start') startSampling(cfg.intervalBytes)
+  if (cfg.start === 'start') startSampling(cfg)
 }
 
 /** A monitor closed (the native side forgets its appendix); the last monitor stops the sampling. */
@@ -577,7 +617,7 @@ function onEvent(id, kind, e) {
   const cfg = state.monitors.get(id)
   if (cfg === undefined) return null
   if (!state.sampling && e.level > 0) {
-    const why = startSampling(cfg.intervalBytes)
+    const why = startSampling(cfg)
     // Nothing is sampled yet: the refreshes take the first sites.
     return why === null ? { skipped: 'just-started', error: null, sites: [] } : { skipped: 'unavailable', error: why, sites: [] }
   }
@@ -623,6 +663,7 @@ function eventView(s) {
     fileError: s.fileError ?? null,
     skipped: s.skipped,
     sites: s.sites,
+    buffers: s.buffers ?? null,
   }
 }
 

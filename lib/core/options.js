@@ -402,7 +402,7 @@ const KINDS = {
       if (v === true) return { start: undefined }
       if (v === false || v === null) return { start: 'off' }
       if (typeof v === 'string') return { start: v }
-      if (typeof v !== 'object' || Array.isArray(v)) throw invalidType(name, "'threshold', 'start', 'off', a boolean or { start?, intervalBytes?, dir?, maxFiles?, maxBytes? }", v)
+      if (typeof v !== 'object' || Array.isArray(v)) throw invalidType(name, `'threshold', 'start', 'off', a boolean or { ${this.fields.map((f) => `${f.key}?`).join(', ')} }`, v)
       const out = {}
       for (const f of this.fields) out[f.key] = own(v, f.key)
       return out
@@ -1056,9 +1056,33 @@ function members(list) {
     const doc = fill(o.tsDoc, o).split('\n')
     if (doc.length === 1) lines.push(`  /** ${doc[0]} */`)
     else lines.push('  /**', ...doc.map((l) => `   * ${l}`), '   */')
-    lines.push(`  ${o.name}?: ${fill(o.ts, o)}`)
+    const type = fill(o.ts, o)
+    const line = `  ${o.name}?: ${type}`
+    // As the formatter (biome.jsonc's line width) lays out a union too long for one line: a member a line.
+    if (line.length <= TS_LINE_WIDTH) lines.push(line)
+    else lines.push(`  ${o.name}?:`, ...unionMembers(type).map((m) => `    | ${m}`))
   }
   return lines
+}
+
+const TS_LINE_WIDTH = 200
+
+/** A TypeScript union's members at its top level (not inside braces, brackets, parentheses or type arguments). */
+function unionMembers(type) {
+  const out = []
+  let depth = 0
+  let start = 0
+  for (let i = 0; i < type.length; i++) {
+    const c = type[i]
+    if (c === '{' || c === '(' || c === '[' || c === '<') depth++
+    else if (c === '}' || c === ')' || c === ']' || (c === '>' && type[i - 1] !== '=')) depth--
+    else if (c === '|' && depth === 0) {
+      out.push(type.slice(start, i).trim())
+      start = i + 1
+    }
+  }
+  out.push(type.slice(start).trim())
+  return out.filter((m) => m !== '')
 }
 
 /** lib/index.d.ts's `WatchBasis` and `WatchOptions`. */

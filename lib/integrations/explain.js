@@ -103,6 +103,8 @@ function explain(records) {
   const b = isObj(r.breakdown) ? r.breakdown : null
   const hp = isObj(r.heapProfile) ? r.heapProfile : null
   const sites = hp && Array.isArray(hp.sites) ? hp.sites.filter(isObj) : []
+  const buffers = hp && isObj(hp.buffers) ? hp.buffers : null
+  const bufferSites = buffers && Array.isArray(buffers.sites) ? buffers.sites.filter(isObj) : []
   const limit = num(r, 'limitBytes')
 
   const filled = []
@@ -146,8 +148,18 @@ function explain(records) {
       fix.push(`If the heap grows by design, raise the limit; node --max-old-space-size=${target} keeps the heap at ${Math.round(HEAP_BAND.target * 100)}% of this one.`)
     }
   }
+  const topBuffer = bufferSites[0]
+  if (outside && topBuffer) {
+    fix.push(
+      `Look at ${topBuffer.fn} (${topBuffer.at}): it allocated ${pct(topBuffer.share)} of the sampled live Buffer memory (${mib(topBuffer.bytes)}), still live${Array.isArray(topBuffer.stack) && topBuffer.stack.length ? `, called from ${topBuffer.stack[0]}` : ''}.`,
+    )
+  }
   if (outside) {
-    fix.push('The V8 heap profile cannot see Buffer and ArrayBuffer backing stores or native memory; look for Buffers, streams and native modules that hold memory (external and arrayBuffers above).')
+    fix.push(
+      topBuffer
+        ? "Buffers are sampled where Buffer.alloc, allocUnsafe, allocUnsafeSlow, from and concat make them; a stream's or socket's chunks, new ArrayBuffer and native modules' memory are not: if the site above does not explain the figures, look there (external and arrayBuffers above)."
+        : 'The V8 heap profile cannot see Buffer and ArrayBuffer backing stores or native memory; look for Buffers, streams and native modules that hold memory (external and arrayBuffers above).',
+    )
     if (hp && num(hp, 'outsideHeapBytes') !== null) fix.push(`At the last profile, ${mib(num(hp, 'outsideHeapBytes'))} of the process was outside the V8 heap.`)
   }
   if (verdict === 'page-cache') fix.push('Files in tmpfs (/dev/shm, an emptyDir with medium: Memory) count against the limit: write them to disk, or raise the limit.')
@@ -185,16 +197,29 @@ function explain(records) {
             heapUsedBytes: num(hp, 'heapUsedBytes'),
             outsideHeapBytes: num(hp, 'outsideHeapBytes'),
             file: str(hp, 'file'),
-            sites: sites.map((s) => ({
-              functionName: str(s, 'fn'),
-              at: str(s, 'at'),
-              bytes: num(s, 'bytes'),
-              share: num(s, 'share'),
-              stack: Array.isArray(s.stack) ? s.stack.filter((x) => typeof x === 'string') : [],
-            })),
+            sites: sites.map(siteView),
+            buffers: buffers === null ? null : { sampledBytes: num(buffers, 'sampledBytes'), sites: bufferSites.map(siteView) },
           },
     fix,
   }
+}
+
+function siteView(s) {
+  return {
+    functionName: str(s, 'fn'),
+    at: str(s, 'at'),
+    bytes: num(s, 'bytes'),
+    share: num(s, 'share'),
+    stack: Array.isArray(s.stack) ? s.stack.filter((x) => typeof x === 'string') : [],
+  }
+}
+
+/** Sites as numbered lines, each with its calling frames. */
+function siteLines(out, sites) {
+  sites.forEach((s, i) => {
+    out.push(`  ${i + 1}. ${s.functionName ?? '?'} (${s.at ?? '?'})  ${mib(s.bytes)}, ${pct(s.share)}`)
+    for (const f of s.stack) out.push(`       < ${f}`)
+  })
 }
 
 /** The explanation in words. */
@@ -218,13 +243,15 @@ function render(x) {
   if (hp === null) out.push('Top allocation sites: none in the record (heapProfile off, or the profile was not read before the end).')
   else {
     out.push(
-      `Top allocation sites (${hp.isolate ?? '?'}, ${hp.covers ?? 'v8-heap'} only: ${mib(hp.sampledBytes)} sampled live of ${mib(hp.heapUsedBytes)} heap used; ${mib(hp.outsideHeapBytes)} outside the heap, not profiled; read ${hp.takenAt ?? '?'}):`,
+      `Top allocation sites (${hp.isolate ?? '?'}, ${hp.covers ?? 'v8-heap'} only: ${mib(hp.sampledBytes)} sampled live of ${mib(hp.heapUsedBytes)} heap used; ${mib(hp.outsideHeapBytes)} outside the heap, ${hp.buffers ? 'its Buffers sampled below' : 'not profiled'}; read ${hp.takenAt ?? '?'}):`,
     )
     if (hp.sites.length === 0) out.push('  none sampled yet')
-    hp.sites.forEach((s, i) => {
-      out.push(`  ${i + 1}. ${s.functionName ?? '?'} (${s.at ?? '?'})  ${mib(s.bytes)}, ${pct(s.share)}`)
-      for (const f of s.stack) out.push(`       < ${f}`)
-    })
+    siteLines(out, hp.sites)
+    if (hp.buffers) {
+      out.push(`Top Buffer allocation sites (sampled apart, where Buffer.alloc/allocUnsafe/allocUnsafeSlow/from/concat made them: ${mib(hp.buffers.sampledBytes)} sampled live):`)
+      if (hp.buffers.sites.length === 0) out.push('  none sampled yet')
+      siteLines(out, hp.buffers.sites)
+    }
     if (hp.file) out.push(`  pprof: ${hp.file} (go tool pprof -top FILE)`)
   }
   out.push('')
