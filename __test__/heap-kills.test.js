@@ -74,3 +74,38 @@ for (const [framework, isolate] of [
     )
   })
 }
+
+test('real v1 kill of an express server leaking Buffers: the verdict is outside the heap, and the record and the pprof file name the Buffers\' allocating line', { timeout: 200_000 * KILLS }, async (t) => {
+  const support = h.v1Support()
+  if (support.reason) return h.privileged(t, support.reason)
+  const line = lineOf(SERVER, 'receipts.push(Buffer.concat(')
+  for (let i = 0; i < KILLS; i++) {
+    const r = await leakToDeath(support.own.dir, { framework: 'express-buffers', rate: 100 })
+    try {
+      const desc = `${JSON.stringify({ end: r.end, ms: r.ms, requests: r.requests, oomKills: r.oomKills, events: r.events })}\n${r.text}\n${r.stderr.slice(-3000)}`
+      assert.ok(r.end.signal === 'SIGKILL', `killed by the kernel\n${desc}`)
+      assert.equal(r.oomKills, 1, desc)
+      assert.ok(r.record, `a record\n${desc}`)
+      assert.ok(Buffer.byteLength(r.text.trimEnd()) < 2048, `${Buffer.byteLength(r.text)} bytes`)
+      assert.equal(r.record.verdict, 'outside-heap', desc)
+      const b = r.record.heapProfile && r.record.heapProfile.buffers
+      assert.ok(b && b.sites.length > 0, `the record has the Buffers' sites\n${desc}`)
+      assert.equal(b.sites[0].fn, 'retainReceipts', desc)
+      assert.match(b.sites[0].at, new RegExp(`^__test__/helpers/heap-leak-server\\.js:${line}:\\d+$`))
+      assert.ok(b.sites[0].share >= 0.5, `share ${b.sites[0].share}\n${desc}`)
+      // The pprof file: the Buffers under their own frame, retainReceipts the top function by live bytes.
+      const file = r.record.heapProfile.file
+      assert.ok(file && fs.existsSync(file), `the record names an existing pprof file: ${file}`)
+      assert.equal(pprofTop(file).top[0][0], 'retainReceipts')
+      const go = goPprofTop(t, file)
+      if (go !== null) assert.equal(go.name, 'retainReceipts', go.text)
+      // explain: the fix names it.
+      const x = spawnSync(process.execPath, [BIN, 'explain', '--json', r.lastWords], { encoding: 'utf8', timeout: 30_000 })
+      assert.equal(x.status, 0, x.stderr)
+      assert.match(JSON.parse(x.stdout).fix[0], /^Look at retainReceipts /)
+      t.diagnostic(`kill ${i + 1}: Buffers sampled ${b.sampledBytes}, top share ${b.sites[0].share}, ${r.ms} ms`)
+    } finally {
+      fs.rmSync(r.work, { recursive: true, force: true })
+    }
+  }
+})

@@ -7,7 +7,7 @@
 //
 // FRAMEWORK: express | fastify | worker (an express server whose /orders
 //   route hands the work to a worker thread, which leaks; the worker has the
-//   monitor)
+//   monitor) | express-buffers (the leak is of Buffers: retainReceipts)
 // START: the heap profile's start mode (default: threshold)
 //
 // Prints `OOMGUARD_LEAK {"port":N}` once listening.
@@ -46,6 +46,15 @@ function retainOrders(n, customer = 'anonymous', region = 'eu-west') {
   if (cache.length > 0 && cache.length % 1000 === 0) process.stdout.write(`cached ${cache.length}\n`)
   cache.push(batch)
   return batch.length
+}
+
+// The leak outside the heap (FRAMEWORK express-buffers): each order's
+// receipt kept as a Buffer, about 64 KiB of backing store per call.
+const receipts = []
+function retainReceipts(n) {
+  const head = Buffer.from(JSON.stringify({ n, at: Date.now(), seq: receipts.length }))
+  receipts.push(Buffer.concat([head, Buffer.alloc(65536 - head.length, receipts.length & 255)]))
+  return receipts.length
 }
 
 // Each other route allocates and drops: garbage the profile must not name.
@@ -95,10 +104,11 @@ if (!isMainThread) {
 } else {
   const oomguard = require(path.resolve(pkgDir))
   report(oomguard.watch({ lastWords: { path: lastWords }, heapProfile: { start, dir } }))
-  if (framework === 'express') {
+  if (framework === 'express' || framework === 'express-buffers') {
     const express = require('express')
     const app = express()
-    app.get('/orders', (req, res) => res.json({ n: retainOrders(PER_REQUEST) }))
+    const leak = framework === 'express' ? () => retainOrders(PER_REQUEST) : () => retainReceipts(PER_REQUEST)
+    app.get('/orders', (req, res) => res.json({ n: leak() }))
     app.get('/ping', (req, res) => res.json({ n: shortLived() }))
     const server = app.listen(0, '127.0.0.1', () => announce(server.address().port))
   } else {
