@@ -75,7 +75,9 @@ for (const [framework, isolate] of [
   })
 }
 
-test('real v1 kill of an express server leaking Buffers: the verdict is outside the heap, and the record and the pprof file name the Buffers\' allocating line', { timeout: 200_000 * KILLS }, async (t) => {
+test("real v1 kill of an express server leaking Buffers: the verdict is outside the heap, and the record and the pprof file name the Buffers' allocating line", {
+  timeout: 200_000 * KILLS,
+}, async (t) => {
   const support = h.v1Support()
   if (support.reason) return h.privileged(t, support.reason)
   const line = lineOf(SERVER, 'receipts.push(Buffer.concat(')
