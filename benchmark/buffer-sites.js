@@ -15,9 +15,9 @@
 
 const os = require('node:os')
 const path = require('node:path')
-const { spawn } = require('node:child_process')
 
-const { cpuTicks, TICK_MS } = require('./util.js')
+const { spawnSync } = require('node:child_process')
+const { cpuTicks, TICK_MS, serveChild, CAN_PIN } = require('./util.js')
 
 const ROOT = path.join(__dirname, '..')
 const sites = () => require(path.join(ROOT, 'lib', 'core', 'buffer-sites.js'))
@@ -75,20 +75,13 @@ function serve(mode) {
 }
 
 function startServer(mode) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [__filename, '--child', mode], { stdio: ['ignore', 'pipe', 'inherit'] })
-    let out = ''
-    child.stdout.on('data', (d) => {
-      out += d
-      const m = /READY (\d+)/.exec(out)
-      if (m) resolve({ child, port: Number(m[1]) })
-    })
-    child.on('exit', (code) => reject(new Error(`${mode} server exited ${code}`)))
-  })
+  return serveChild([__filename, '--child', mode], { pin: CAN_PIN })
 }
 
 async function http() {
   const autocannon = require('autocannon')
+  // The load generator (this process) on the other CPU.
+  if (CAN_PIN) spawnSync('taskset', ['-cp', '1', String(process.pid)])
   const results = { off: [], on: [] }
   for (let round = 0; round < ROUNDS; round++) {
     for (const mode of round % 2 ? ['on', 'off'] : ['off', 'on']) {

@@ -28,7 +28,10 @@
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { spawn, spawnSync } = require('node:child_process')
+const { spawnSync } = require('node:child_process')
+// The server's CPU time: steadier than requests/s where other work shares
+// the CPUs (`taskset` execs node, so the pid is the server's).
+const { cpuTicks, TICK_MS, serveChild, CAN_PIN } = require('./util.js')
 
 const ROOT = path.join(__dirname, '..')
 const BUSY = path.join(ROOT, '__test__', 'fixtures', 'v2-busy')
@@ -63,7 +66,7 @@ function serve(mode, root) {
 const SECONDS = Number(process.argv[2]) || 8
 const ROUNDS = Number(process.argv[3]) || 3
 const MODES = process.argv[4] ? process.argv[4].split(',') : ['off', 'threshold', 'start', 'start-inspector', 'datadog']
-const PIN = spawnSync('taskset', ['-c', '0', 'true']).status === 0
+const PIN = CAN_PIN
 
 function fixture(ratio) {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'oomguard-hpbench-'))
@@ -74,20 +77,7 @@ function fixture(ratio) {
 }
 
 function start(mode, root) {
-  return new Promise((resolve, reject) => {
-    const args = [__filename, '--child', mode, root]
-    const env = process.env
-    const child = PIN
-      ? spawn('taskset', ['-c', '0', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env })
-      : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env })
-    let out = ''
-    child.stdout.on('data', (d) => {
-      out += d
-      const m = /READY (\d+)/.exec(out)
-      if (m) resolve({ child, port: Number(m[1]) })
-    })
-    child.on('exit', (code) => reject(new Error(`${mode} server exited ${code}`)))
-  })
+  return serveChild([__filename, '--child', mode, root], { pin: PIN })
 }
 
 async function cell(mode, roots) {
@@ -105,10 +95,6 @@ async function cell(mode, roots) {
     child.kill('SIGKILL')
   }
 }
-
-// The server's CPU time: steadier than requests/s where other work shares
-// the CPUs (`taskset` execs node, so the pid is the server's).
-const { cpuTicks, TICK_MS } = require('./util.js')
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 

@@ -320,7 +320,32 @@ function cpuTicks(pid) {
   return Number(f[11]) + Number(f[12])
 }
 
+/** Whether `taskset` can pin processes here (a server on one CPU, its load generator on the other). */
+const CAN_PIN = require('node:child_process').spawnSync('taskset', ['-c', '0', 'true']).status === 0
+
+/**
+ * A server in its own process (node ARGS, on CPU 0 with `pin`), resolved
+ * with { child, port } once it prints `READY <port>`.
+ */
+function serveChild(args, { pin = false, env = process.env } = {}) {
+  const { spawn } = require('node:child_process')
+  return new Promise((resolve, reject) => {
+    const child = pin
+      ? spawn('taskset', ['-c', '0', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env })
+      : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env })
+    let out = ''
+    child.stdout.on('data', (d) => {
+      out += d
+      const m = /READY (\d+)/.exec(out)
+      if (m) resolve({ child, port: Number(m[1]) })
+    })
+    child.on('exit', (code) => reject(new Error(`${args.join(' ')}: the server exited ${code}`)))
+  })
+}
+
 module.exports = {
+  CAN_PIN,
+  serveChild,
   TICK_MS,
   cpuTicks,
   ROOT,
