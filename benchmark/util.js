@@ -121,12 +121,13 @@ function machineInfo() {
   }
 }
 
-/** The built addon measured: others may rebuild it between runs, so say which. */
+/** The built addon measured (the one the loader loads here): others may rebuild it between runs, so say which. */
 function addonInfo() {
   try {
-    const file = fs.readdirSync(ROOT).find((f) => f.endsWith('.node'))
-    if (!file) return null
-    const full = path.join(ROOT, file)
+    // The one this machine loads (the tree may hold every platform's, after npm run build:all).
+    const full = require(path.join(ROOT, 'lib', 'core', 'loader.js')).status.file
+    if (!full) return null
+    const file = path.basename(full)
     const hash = require('node:crypto').createHash('sha256').update(fs.readFileSync(full)).digest('hex').slice(0, 12)
     let commit = null
     try {
