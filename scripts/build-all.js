@@ -18,7 +18,7 @@ const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const { GLIBC, napi, zigPath, haveZigbuild } = require('./build.js')
-const { CACHE, PLATFORMS, compilerEnv } = require('./toolchain.js')
+const { CACHE, PLATFORMS, compilerEnv, runMain } = require('./toolchain.js')
 
 const REPO = path.join(__dirname, '..')
 const { binaryName } = require('../package.json').napi
@@ -59,11 +59,4 @@ function main(args) {
   return 0
 }
 
-if (require.main === module) {
-  try {
-    process.exitCode = main(process.argv.slice(2))
-  } catch (e) {
-    say(e.message)
-    process.exitCode = 1
-  }
-}
+if (require.main === module) runMain(main, say)

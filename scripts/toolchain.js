@@ -282,13 +282,16 @@ function main(args) {
   return 0
 }
 
-module.exports = { CACHE, PLATFORMS, NODE_VERSIONS, compilerEnv, runner }
-
-if (require.main === module) {
+/** A script's entry: main(argv)'s exit status, or its error as one line and status 1. */
+function runMain(mainFn, sayFn) {
   try {
-    process.exitCode = main(process.argv.slice(2))
+    process.exitCode = mainFn(process.argv.slice(2))
   } catch (e) {
-    say(e.message)
+    sayFn(e.message)
     process.exitCode = 1
   }
 }
+
+module.exports = { CACHE, PLATFORMS, NODE_VERSIONS, compilerEnv, runner, runMain }
+
+if (require.main === module) runMain(main, say)

@@ -148,15 +148,12 @@ class Poller {
     this.level = level
     const next = level < thresholds.length ? thresholds[level] : null
     this.intervalMs = next === null || next - ratio <= NEAR ? Math.max(minIntervalMs, MIN_POLL_MS) : maxIntervalMs
+    // What the sample and a threshold event both give, in the native order.
+    const figures = { ratio, basisBytes: basis, limitBytes: limit, headroomBytes: headroom, growthBytesPerSec: growth, timeToLimitMs: timeToLimit }
     this.sample = {
       level,
       timestampMs: now,
-      ratio,
-      basisBytes: basis,
-      limitBytes: limit,
-      headroomBytes: headroom,
-      growthBytesPerSec: growth,
-      timeToLimitMs: timeToLimit,
+      ...figures,
       usageBytes: r.usageBytes,
       workingSetBytes: r.workingSetBytes,
       rssBytes: r.rssBytes,
@@ -193,12 +190,7 @@ class Poller {
           m.emit(kind, {
             level: x,
             threshold: thresholds[i],
-            ratio,
-            basisBytes: basis,
-            limitBytes: limit,
-            headroomBytes: headroom,
-            growthBytesPerSec: growth,
-            timeToLimitMs: timeToLimit,
+            ...figures,
             timestampMs: now,
             lastWords: null,
             lastWordsError: this.config.lastWordsPath !== undefined ? NO_LAST_WORDS : null,
