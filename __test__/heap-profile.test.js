@@ -70,18 +70,26 @@ test("the record's candidates: valid JSON members, longest first, each well unde
     file: `/${long}/f.pb.gz`,
     sites: Array.from({ length: 10 }, (_, i) => ({ functionName: `${long}"\n${i}`, file: `/${long}/a.js`, line: 1, column: 2, bytes: 5, share: 0.5, stack: [long, long, long, long] })),
   }
-  // Names of ordinary length: every shape, 5 sites down to none.
-  const plain = hp.candidates({ ...summary, file: '/p/f.pb.gz', sites: summary.sites.map((s) => ({ ...s, functionName: 'leak', file: 'app.js', stack: ['handler (app.js:9:1)'] })) })
+  // Names of ordinary length: every shape, 5 sites down to none, and the Buffers' sites down to none.
+  const ordinary = summary.sites.map((s) => ({ ...s, functionName: 'leak', file: 'app.js', stack: ['handler (app.js:9:1)'] }))
+  const plain = hp.candidates({ ...summary, file: '/p/f.pb.gz', sites: ordinary, buffers: { sampledBytes: 40, sites: ordinary } })
   assert.deepEqual(
     plain.map((c) => JSON.parse(`{${c}}`).heapProfile.sites.length),
-    [5, 3, 1, 0],
+    [5, 3, 1, 1, 1, 0],
   )
-  // At their longest the bigger shapes are left out, never one site and none.
-  const list = hp.candidates(summary)
+  assert.deepEqual(
+    plain.map((c) => JSON.parse(`{${c}}`).heapProfile.buffers?.sites.length ?? 0),
+    [3, 2, 1, 1, 0, 0],
+  )
+  // No Buffer sampled: no member for it (a record's line has no bytes to spare).
+  assert.ok(hp.candidates({ ...summary, sites: ordinary, buffers: { sampledBytes: 0, sites: [] } }).every((c) => !c.includes('"buffers"')))
+  // At their longest the bigger shapes are left out, never one site and none; the one site alone is short.
+  const list = hp.candidates({ ...summary, buffers: { sampledBytes: 40, sites: summary.sites } })
   assert.deepEqual(
     list.slice(-2).map((c) => JSON.parse(`{${c}}`).heapProfile.sites.length),
     [1, 0],
   )
+  assert.ok(Buffer.byteLength(list.at(-2)) < Buffer.byteLength(list.at(-1)) + 200, `one site in ${Buffer.byteLength(list.at(-2)) - Buffer.byteLength(list.at(-1))} more bytes`)
   for (let i = 0; i < list.length; i++) {
     assert.ok(list[i].startsWith('"heapProfile":{'))
     assert.ok(Buffer.byteLength(list[i]) < 1400, `${Buffer.byteLength(list[i])} bytes`)

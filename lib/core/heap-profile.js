@@ -61,14 +61,19 @@ const EVENT_SITES = 10
 const EVENT_CALLERS = 8
 const MiB = 1048576
 
-// The record's candidates, longest first: [sites, callers per site, byte cap of a frame].
-// With the longest names the first two may be over the bound (they are
-// then left out); the last two never are.
+// The record's candidates, longest first: [heap sites, Buffer sites, callers
+// per site, byte cap of a frame]. Each is under 1400 bytes or left out; the
+// native side appends the first that fits the record's line (2048 bytes),
+// which a long cgroup path and a stall's member leave short: hence the small
+// shapes, down to one site and its place alone, and none. (The native side
+// takes at most MAX_APPENDIX_CANDIDATES of them: src/watch/lastwords/appendix.rs.)
 const RECORD_SHAPES = [
-  [5, 3, 100],
-  [3, 2, 80],
-  [1, 1, 100],
-  [0, 0, 0],
+  [5, 3, 3, 100],
+  [3, 2, 2, 80],
+  [1, 1, 1, 100],
+  [1, 1, 0, 60],
+  [1, 0, 0, 60],
+  [0, 0, 0, 0],
 ]
 
 // One profiler per thread, shared by this thread's monitors (kept on the
@@ -447,7 +452,7 @@ function recordSite(s, nCallers, cap) {
  */
 function candidates(summary) {
   const out = []
-  for (const [nSites, nCallers, cap] of RECORD_SHAPES) {
+  for (const [nSites, nBuffers, nCallers, cap] of RECORD_SHAPES) {
     const v = {
       isolate: summary.isolate,
       route: summary.route,
@@ -462,8 +467,10 @@ function candidates(summary) {
       file: summary.file === null ? null : cutTail(summary.file, 200),
       sites: summary.sites.slice(0, nSites).map((s) => recordSite(s, nCallers, cap)),
     }
-    // The Buffers' sites (sampled apart), as many as the heap's at most 3: the verdict outside the heap needs them.
-    if (summary.buffers) v.buffers = { sampledBytes: summary.buffers.sampledBytes, sites: summary.buffers.sites.slice(0, Math.min(nSites, 3)).map((s) => recordSite(s, nCallers, cap)) }
+    // The Buffers' sites (sampled apart; the verdict outside the heap needs them), where there are any.
+    if (summary.buffers && summary.buffers.sites.length > 0 && nBuffers > 0) {
+      v.buffers = { sampledBytes: summary.buffers.sampledBytes, sites: summary.buffers.sites.slice(0, nBuffers).map((s) => recordSite(s, nCallers, cap)) }
+    }
     const text = `"heapProfile":${JSON.stringify(v)}`
     if (Buffer.byteLength(text) < 1400) out.push(text)
   }

@@ -4,8 +4,9 @@
 
 use super::*;
 
-/// The most candidates one monitor may hand over.
-pub const MAX_APPENDIX_CANDIDATES: usize = 4;
+/// The most candidates one monitor may hand over (lib/core/heap-profile.js
+/// hands one per record shape: 6 today).
+pub const MAX_APPENDIX_CANDIDATES: usize = 8;
 
 /// Per monitor: its candidates (JSON members `"key":value`, longest first)
 /// and the verdict of its last record.
