@@ -61,7 +61,7 @@ async function main() {
   // More of the leak (what 'threshold' mode samples), then past the other
   // two, more than the rate bound later: a fresh read each.
   for (let k = 0; k < 10; k++) hoardFixtures(20_000)
-  hoardUploads(320)
+  hoardUploads(640)
   await sleep(2100)
   setRatio(0.75)
   while (seen.length < 2) await sleep(5)
