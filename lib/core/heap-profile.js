@@ -674,15 +674,6 @@ function eventView(s) {
   }
 }
 
-/** The heap in use (from node:v8: process.memoryUsage() also reads RSS, which needs a free file descriptor). */
-function v8HeapUsed() {
-  try {
-    return require('node:v8').getHeapStatistics().used_heap_size
-  } catch {
-    return 0
-  }
-}
-
 /** For tests and the benchmark: the state of this thread's profiler. */
 function info() {
   return {
@@ -692,7 +683,7 @@ function info() {
     routeNote: state.routeNote,
     peer: state.peer,
     monitors: state.monitors.size,
-    expectedPauseMs: state.sampling ? expectedPauseMs(v8HeapUsed()) : null,
+    expectedPauseMs: state.sampling ? expectedPauseMs(usageNow(true).heapUsed) : null,
     lastPauseMs: state.lastPauseMs,
     file: state.file,
   }
